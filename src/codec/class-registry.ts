@@ -1,0 +1,119 @@
+/**
+ * The class registry: stable names for the classes whose instances trove stores. Records
+ * carry the name, never the constructor's `name`, so minifiers and renames do not break
+ * stored data; aliases let data written under an old name load as the new class.
+ *
+ * @module
+ */
+
+import { InvalidArgumentError } from '../errors.js';
+import { describe, expectNonEmptyString, expectOptions } from '../util/validate.js';
+
+/** Any class trove can store (persistent classes and value classes). */
+export type AnyClass = abstract new (...args: any[]) => object;
+
+/** Options of {@link registerClass}. */
+export interface RegisterClassOptions {
+  /** Older names under which stored records of this class may exist. */
+  aliases?: readonly string[];
+}
+
+const classByName = new Map<string, AnyClass>();
+const nameByClass = new Map<AnyClass, string>();
+
+/** A name is dotted words, like `app.User` or `billing.v2.Invoice`. */
+const NAME_PATTERN = /^[A-Za-z_$][\w$]*(?:[.:/-][A-Za-z_$][\w$]*)*$/;
+
+function checkName(name: unknown, argument: string): string {
+  const value = expectNonEmptyString(name, argument);
+  if (!NAME_PATTERN.test(value)) {
+    throw new InvalidArgumentError(
+      `${argument} must be a dotted name like 'app.User', got ${describe(value)}`,
+      { argument },
+    );
+  }
+  return value;
+}
+
+function claim(name: string, cls: AnyClass, argument: string): void {
+  const holder = classByName.get(name);
+  if (holder !== undefined && holder !== cls) {
+    throw new InvalidArgumentError(
+      `${argument} '${name}' is already registered for class ${holder.name || '(anonymous)'}`,
+      { argument },
+    );
+  }
+}
+
+/**
+ * Registers `cls` under the stable `name` (and `aliases` for names it was stored under
+ * before). Persistent classes must be registered before their instances are committed;
+ * other classes (value classes) must be registered before their instances can be stored
+ * inside persistent objects. Registering the same class under the same name again is
+ * allowed (module reloads); anything else that would make a name ambiguous throws
+ * InvalidArgumentError.
+ */
+export function registerClass<C extends AnyClass>(
+  cls: C,
+  name: string,
+  options?: RegisterClassOptions,
+): C {
+  if (typeof cls !== 'function' || cls.prototype === undefined) {
+    throw new InvalidArgumentError(`cls must be a class, got ${describe(cls)}`, {
+      argument: 'cls',
+    });
+  }
+  const stableName = checkName(name, 'name');
+  const opts = expectOptions<RegisterClassOptions>(options, 'options');
+  const aliases = opts.aliases ?? [];
+  if (!Array.isArray(aliases)) {
+    throw new InvalidArgumentError(`options.aliases must be an array of names`, {
+      argument: 'options.aliases',
+    });
+  }
+  aliases.forEach((alias, i) => {
+    checkName(alias, `options.aliases[${i}]`);
+  });
+  const previous = nameByClass.get(cls);
+  if (previous !== undefined && previous !== stableName) {
+    throw new InvalidArgumentError(
+      `class ${cls.name || '(anonymous)'} is already registered as '${previous}'`,
+      { argument: 'name' },
+    );
+  }
+  claim(stableName, cls, 'name');
+  aliases.forEach((alias, i) => {
+    claim(alias, cls, `options.aliases[${i}]`);
+  });
+
+  classByName.set(stableName, cls);
+  for (const alias of aliases) classByName.set(alias, cls);
+  nameByClass.set(cls, stableName);
+  for (const listener of listeners) listener(cls, stableName);
+  return cls;
+}
+
+/** The class registered under `name` (or an alias of it), if any. */
+export function classForName(name: string): AnyClass | undefined {
+  return classByName.get(name);
+}
+
+/**
+ * The stable name `cls` is registered under. Only the class itself counts: a subclass of a
+ * registered class needs a name of its own, or its instances would load as the parent.
+ */
+export function nameOfClass(cls: AnyClass): string | undefined {
+  return nameByClass.get(cls);
+}
+
+type RegistrationListener = (cls: AnyClass, name: string) => void;
+const listeners: RegistrationListener[] = [];
+
+/**
+ * Calls `listener` for every class registered from now on.
+ *
+ * @internal
+ */
+export function onClassRegistered(listener: RegistrationListener): void {
+  listeners.push(listener);
+}

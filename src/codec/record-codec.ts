@@ -1,0 +1,134 @@
+/**
+ * The record codec: an object's class name and state to bytes and back, with msgpackr.
+ *
+ * A record is the msgpack array `[FORMAT_VERSION, className, state]`. Inside the state,
+ * references to other persistent objects are a msgpack extension holding the oid, and
+ * instances of registered value classes an extension holding `[name, properties]`. Each
+ * record is self-contained (msgpackr's record structures are defined inline, never shared
+ * between records), so any record can be read alone, by any process, in any order.
+ *
+ * @internal
+ * @module
+ */
+
+import { addExtension, Packr, Unpackr } from 'msgpackr';
+import { CorruptionError } from '../errors.js';
+import type { Oid } from '../storage/types.js';
+import { BrokenValue } from './broken-value.js';
+import { type AnyClass, classForName, onClassRegistered } from './class-registry.js';
+import { isPersistentClass, type ReferenceType, setReferenceType } from './reference-type.js';
+
+/** The version of the record layout; a reader refuses versions it does not know. */
+export const RECORD_FORMAT_VERSION = 1;
+
+/** msgpack extension type of a reference to a persistent object (its oid). */
+const REFERENCE_EXTENSION = 0x1e;
+/** msgpack extension type of a value-class instance (`[name, properties]`). */
+const VALUE_EXTENSION = 0x1f;
+
+// Record structures are defined inline in each record (maxSharedStructures 0): shared
+// structures would make a record unreadable without the structure table it was written with.
+const fastPackr = new Packr({ moreTypes: true, maxSharedStructures: 0 });
+const clonePackr = new Packr({ structuredClone: true, moreTypes: true, maxSharedStructures: 0 });
+const unpackr = new Unpackr({
+  structuredClone: true,
+  moreTypes: true,
+  maxSharedStructures: 0,
+  // 64-bit integers come only from bigints (msgpackr writes large numbers as floats), so
+  // reading them back as bigints round-trips both exactly.
+  int64AsType: 'bigint',
+});
+
+type Resolver = (oid: Oid) => object;
+let resolveReference: Resolver | undefined;
+
+function readValue([name, properties]: [string, Record<string, unknown>]): object {
+  const cls = classForName(name);
+  if (cls === undefined || isPersistentClass(cls)) return new BrokenValue(name, properties);
+  return Object.assign(Object.create(cls.prototype) as object, properties);
+}
+
+function addValueExtension(cls: AnyClass, write: (value: object) => unknown): void {
+  addExtension({ Class: cls, type: VALUE_EXTENSION, write, read: readValue });
+}
+
+addValueExtension(BrokenValue, (value) => {
+  const broken = value as BrokenValue;
+  return [broken.className, broken.state];
+});
+
+onClassRegistered((cls, name) => {
+  if (!isPersistentClass(cls)) addValueExtension(cls, (value) => [name, { ...value }]);
+});
+
+/**
+ * Installs the persistent layer's base class as the class stored by reference.
+ */
+export function installReferenceType(type: ReferenceType): void {
+  setReferenceType(type);
+  addExtension({
+    Class: type.base,
+    type: REFERENCE_EXTENSION,
+    write: (obj: object) => type.oidOf(obj),
+    read: (oid: Oid) => {
+      if (resolveReference === undefined) throw new Error('trove: no reference resolver');
+      return resolveReference(oid);
+    },
+  });
+}
+
+/**
+ * Encodes a record. `sharedValues` (from the scan) selects msgpackr's structured-clone mode,
+ * which keeps shared and cyclic values intact but is slower.
+ */
+export function encodeRecord(
+  className: string,
+  state: Record<string, unknown>,
+  sharedValues: boolean,
+): Uint8Array {
+  const packr = sharedValues ? clonePackr : fastPackr;
+  return packr.pack([RECORD_FORMAT_VERSION, className, state]);
+}
+
+/** A decoded record. */
+export interface DecodedRecord {
+  /** The stable name of the object's class. */
+  readonly className: string;
+  /** The object's persisted properties. */
+  readonly state: Record<string, unknown>;
+}
+
+/**
+ * Decodes a record. References to persistent objects become whatever `resolve` returns for
+ * their oid (the connection's object for it). Throws CorruptionError for bytes that are not
+ * a record this version can read.
+ */
+export function decodeRecord(data: Uint8Array, resolve: Resolver, oid?: Oid): DecodedRecord {
+  const outer = resolveReference;
+  resolveReference = resolve;
+  let decoded: unknown;
+  try {
+    decoded = unpackr.unpack(data);
+  } catch (error) {
+    throw new CorruptionError(`record of object ${oid ?? '?'} cannot be decoded`, {
+      cause: error,
+    });
+  } finally {
+    resolveReference = outer;
+  }
+  if (
+    !Array.isArray(decoded) ||
+    decoded.length !== 3 ||
+    typeof decoded[1] !== 'string' ||
+    typeof decoded[2] !== 'object' ||
+    decoded[2] === null
+  ) {
+    throw new CorruptionError(`record of object ${oid ?? '?'} is not a trove record`);
+  }
+  if (decoded[0] !== RECORD_FORMAT_VERSION) {
+    throw new CorruptionError(
+      `record of object ${oid ?? '?'} has format version ${String(decoded[0])}, this trove reads ${RECORD_FORMAT_VERSION}`,
+    );
+  }
+  return { className: decoded[1], state: decoded[2] as Record<string, unknown> };
+}

@@ -1,0 +1,504 @@
+/**
+ * A Connection is one view of the database: its own object cache, its own snapshot, its own
+ * uncommitted changes. It runs one transaction at a time; the Database keeps a pool of them
+ * for concurrent transactions and one default connection for the Durus-style API.
+ *
+ * @internal
+ * @module
+ */
+
+import { classForName, nameOfClass } from '../codec/class-registry.js';
+import { decodeRecord, encodeRecord } from '../codec/record-codec.js';
+import { isPersistentClass, whileEncoding } from '../codec/reference-type.js';
+import { scanState } from '../codec/state-scanner.js';
+import {
+  ClosedError,
+  ConflictError,
+  InvalidArgumentError,
+  NotFoundError,
+  ReadOnlyError,
+} from '../errors.js';
+import { BROKEN_CLASS_NAME, Broken } from '../persistent/broken.js';
+import {
+  type Jar,
+  JarStatus,
+  META,
+  type ObjectMeta,
+  ObjectState,
+} from '../persistent/object-meta.js';
+import { createGhost, expectPersistent, installState, stateOf } from '../persistent/persistent.js';
+import { type ConflictInfo, type Storage, StorageConflictError } from '../storage/storage.js';
+import {
+  type Oid,
+  type ReadGuard,
+  type RecordWrite,
+  ROOT_OID,
+  type Tid,
+  type TransactionMeta,
+} from '../storage/types.js';
+import { type CacheLimits, ObjectCache } from './object-cache.js';
+import { describePath } from './object-path.js';
+
+/** In-memory overhead of a loaded object beyond its record bytes, for the byte budget. */
+const OBJECT_OVERHEAD_BYTES = 160;
+/** How many times one commit re-resolves conflicts before giving up. */
+const MAX_RESOLUTION_ROUNDS = 32;
+/** Oids fetched from the storage at a time, so most commits need no extra round trip. */
+const OID_BATCH = 64;
+
+/** The signature of a class's `resolveConflict`. */
+type ResolveConflict = (
+  oldState: Record<string, unknown>,
+  committedState: Record<string, unknown>,
+  myState: Record<string, unknown>,
+) => Record<string, unknown> | undefined | null;
+
+/** One object to be written by a commit. */
+interface PendingWrite {
+  readonly meta: ObjectMeta;
+  readonly className: string;
+  readonly isNew: boolean;
+  write: RecordWrite;
+  /** Set when conflict resolution replaced the state: installed into the object on success. */
+  resolved: Uint8Array | undefined;
+}
+
+/** Everything one commit writes. */
+interface CommitBatch {
+  readonly pending: PendingWrite[];
+  readonly byOid: Map<Oid, PendingWrite>;
+  readonly guards: ReadGuard[];
+}
+
+function classOf(meta: ObjectMeta): Function {
+  return (Object.getPrototypeOf(meta.target) as { constructor: Function }).constructor;
+}
+
+function uniqueOids(metas: readonly ObjectMeta[]): Oid[] {
+  if (metas.length === 0) return [];
+  if (metas.length === 1) return [metas[0]!.oid!];
+  return [...new Set(metas.map((meta) => meta.oid!))];
+}
+
+/** Options of a connection. */
+export interface ConnectionOptions {
+  /** Cache limits. */
+  readonly cache: CacheLimits;
+}
+
+export class Connection implements Jar {
+  status: JarStatus = JarStatus.Closed;
+  clock = 0;
+  readonly storage: Storage;
+  readonly cache: ObjectCache;
+  #snapshot: Tid = 0;
+  #changed = new Set<ObjectMeta>();
+  readonly #readGuards = new Map<Oid, Tid>();
+  readonly #oidPool: Oid[] = [];
+  #closedReason = 'the transaction these objects belong to has ended';
+  #committing = false;
+
+  constructor(storage: Storage, options: ConnectionOptions) {
+    this.storage = storage;
+    this.cache = new ObjectCache(options.cache);
+  }
+
+  /** The tid this connection reads as of. */
+  get snapshot(): Tid {
+    return this.#snapshot;
+  }
+
+  /** True when the current transaction changed something. */
+  get hasChanges(): boolean {
+    return this.#changed.size > 0;
+  }
+
+  // ---- Jar ---------------------------------------------------------------------------
+
+  activate(meta: ObjectMeta): void {
+    const oid = meta.oid!;
+    let record = this.storage.load(oid);
+    if (record.tid > this.#snapshot) {
+      const before = this.storage.loadBefore(oid, this.#snapshot + 1);
+      if (before === undefined) {
+        throw new NotFoundError(`object ${oid} does not exist as of this transaction's snapshot`);
+      }
+      record = before;
+    }
+    const { className, state } = decodeRecord(record.data, this.#resolve, oid);
+    const cls = classForName(className);
+    if (cls === undefined || !isPersistentClass(cls)) {
+      installState(meta, Broken, state);
+      (meta.target as { [BROKEN_CLASS_NAME]: string })[BROKEN_CLASS_NAME] = className;
+    } else {
+      installState(meta, cls, state);
+    }
+    meta.serial = record.tid;
+    meta.size = record.data.byteLength + OBJECT_OVERHEAD_BYTES;
+    meta.state = ObjectState.Saved;
+    this.cache.loaded(meta);
+    this.cache.counters.misses++;
+  }
+
+  registerChange(meta: ObjectMeta): void {
+    this.#changed.add(meta);
+  }
+
+  refuse(write: boolean): never {
+    if (this.status === JarStatus.Closed) throw new ClosedError(this.#closedReason);
+    throw new ReadOnlyError(
+      write
+        ? 'this transaction is read-only: it cannot change objects'
+        : 'reading is not allowed now',
+    );
+  }
+
+  // ---- transactions --------------------------------------------------------------------
+
+  /** Starts a transaction: a new snapshot, with changes committed elsewhere invalidated. */
+  begin(status: JarStatus.Writable | JarStatus.ReadOnly): void {
+    this.cache.shrink();
+    this.sync();
+    this.status = status;
+  }
+
+  /** Ends the transaction: objects of this connection refuse use until the next begin. */
+  end(): void {
+    this.abort();
+    this.status = JarStatus.Closed;
+  }
+
+  /** Takes a new snapshot, turning objects changed elsewhere since the last one into ghosts. */
+  sync(): void {
+    const changes = this.storage.changesSince(this.#snapshot);
+    if (changes === 'flush') {
+      this.cache.unloadAll();
+    } else {
+      for (const { tid, oids } of changes) {
+        for (const oid of oids) {
+          const meta = this.cache.get(oid);
+          // An object whose state is already that revision (this connection wrote it) stays.
+          if (meta !== undefined && meta.state === ObjectState.Saved && meta.serial < tid) {
+            this.cache.unload(meta);
+          }
+        }
+      }
+    }
+    this.#snapshot = this.storage.lastTid();
+  }
+
+  /** Discards the current transaction's changes: changed objects reload their committed state. */
+  abort(): void {
+    for (const meta of this.#changed) {
+      if (meta.state === ObjectState.Changed) this.cache.unload(meta);
+    }
+    this.#changed = new Set();
+    this.#readGuards.clear();
+  }
+
+  /** Closes the connection for good. */
+  close(reason: string): void {
+    this.#closedReason = reason;
+    this.status = JarStatus.Closed;
+    this.#changed = new Set();
+    this.cache.clear();
+  }
+
+  // ---- objects -------------------------------------------------------------------------
+
+  readonly #resolve = (oid: Oid): object => this.objectFor(oid).proxy;
+
+  /** The object for `oid`: from the cache, or a new ghost. */
+  objectFor(oid: Oid): ObjectMeta {
+    let meta = this.cache.get(oid);
+    if (meta === undefined) {
+      meta = createGhost(this, oid);
+      this.cache.add(meta);
+    }
+    return meta;
+  }
+
+  /** The object for `oid`, loaded (NotFoundError if it does not exist in this snapshot). */
+  getObject(oid: Oid): object {
+    if (this.status === JarStatus.Closed) this.refuse(false);
+    const meta = this.objectFor(oid);
+    if (meta.state === ObjectState.Ghost) this.activate(meta);
+    else this.cache.counters.hits++;
+    meta.access = ++this.clock;
+    return meta.proxy;
+  }
+
+  /** The root object. */
+  root(): object {
+    return this.getObject(ROOT_OID);
+  }
+
+  /** Guards `obj` against change by others until this transaction commits. */
+  readCurrent(obj: unknown): void {
+    const meta = expectPersistent(obj, 'obj');
+    if (meta.jar !== this || meta.oid === undefined) {
+      throw new InvalidArgumentError(
+        'obj must be a stored object of this transaction (read through it, not created in it)',
+        { argument: 'obj' },
+      );
+    }
+    if (this.status === JarStatus.Closed) this.refuse(false);
+    if (meta.state === ObjectState.Ghost) this.activate(meta);
+    this.#readGuards.set(meta.oid, meta.serial);
+  }
+
+  // ---- commit --------------------------------------------------------------------------
+
+  /**
+   * Writes every change of the current transaction (and every new object they reach) as one
+   * storage transaction. On failure nothing is stored and the changes stay pending (so an
+   * InvalidArgumentError can be fixed and the commit retried); a ConflictError leaves it to
+   * the caller to abort.
+   */
+  async commit(meta?: TransactionMeta): Promise<Tid> {
+    if (this.status !== JarStatus.Writable) this.refuse(true);
+    if (this.#committing) {
+      throw new InvalidArgumentError('a commit of this transaction is already in progress');
+    }
+    this.#committing = true;
+    try {
+      const batch = await this.#prepare();
+      if (batch.pending.length === 0 && batch.guards.length === 0) return this.#snapshot;
+      let tid: Tid;
+      try {
+        tid = await this.#store(batch, meta);
+      } catch (error) {
+        this.#rollBack(batch);
+        throw error;
+      }
+      this.#finish(batch, tid);
+      return tid;
+    } finally {
+      this.#committing = false;
+    }
+  }
+
+  /**
+   * Collects what to write and encodes it. The walk and the encoding run synchronously
+   * together, so the records are one consistent picture of the objects; if the walk finds
+   * more new objects than there are oids at hand, it fetches oids and starts over.
+   */
+  async #prepare(): Promise<CommitBatch> {
+    for (;;) {
+      const { entries, fresh } = this.#collect();
+      if (fresh.length > this.#oidPool.length) {
+        const needed = fresh.length - this.#oidPool.length;
+        this.#oidPool.push(...(await this.storage.newOids(Math.max(needed, OID_BATCH))));
+        continue;
+      }
+      for (const meta of fresh) {
+        meta.oid = this.#oidPool.shift()!;
+        meta.jar = this;
+        meta.serial = 0;
+      }
+      const pending: PendingWrite[] = [];
+      const byOid = new Map<Oid, PendingWrite>();
+      whileEncoding(() => {
+        for (const { meta, className, state, refs, shared } of entries) {
+          const isNew = meta.state === ObjectState.Unsaved;
+          const write: RecordWrite = {
+            oid: meta.oid!,
+            data: encodeRecord(className, state, shared),
+            refs: uniqueOids(refs),
+            expectedTid: isNew ? 0 : meta.serial,
+          };
+          const entry: PendingWrite = { meta, className, isNew, write, resolved: undefined };
+          pending.push(entry);
+          byOid.set(write.oid, entry);
+        }
+      });
+      // From here on, a write to one of these objects is a change for the next commit.
+      for (const { meta } of pending) meta.state = ObjectState.Saved;
+      this.#changed = new Set();
+      const guards = [...this.#readGuards]
+        .filter(([oid]) => !byOid.has(oid))
+        .map(([oid, tid]) => ({ oid, tid }));
+      return { pending, byOid, guards };
+    }
+  }
+
+  /** Walks the changed objects and the new objects they reach. Changes nothing. */
+  #collect() {
+    const rootMeta = this.cache.get(ROOT_OID);
+    const queue = [...this.#changed].filter((meta) => meta.state === ObjectState.Changed);
+    const fresh: ObjectMeta[] = [];
+    const seen = new Set<ObjectMeta>();
+    const entries = [];
+    for (let i = 0; i < queue.length; i++) {
+      const meta = queue[i]!;
+      const where = () => describePath(rootMeta, meta);
+      const cls = classOf(meta);
+      const className = nameOfClass(cls as never);
+      if (className === undefined) {
+        const name = cls.name || 'Anonymous';
+        throw new InvalidArgumentError(
+          `cannot store an instance of class ${name} at ${where()}: the class is not registered; register it with @persistent('app.${name}') or registerClass(${name}, 'app.${name}')`,
+          { path: where() },
+        );
+      }
+      const state = stateOf(meta);
+      const refs: ObjectMeta[] = [];
+      const scan = whileEncoding(() =>
+        scanState(
+          state,
+          (obj) => {
+            const child = (obj as { [META]: ObjectMeta })[META];
+            refs.push(child);
+            if (child.jar === undefined) {
+              if (!seen.has(child)) {
+                seen.add(child);
+                fresh.push(child);
+                queue.push(child);
+              }
+            } else if (child.jar !== this) {
+              throw new InvalidArgumentError(
+                `cannot store a reference at ${where()} to an object of another transaction or database`,
+                { path: where() },
+              );
+            }
+          },
+          where,
+        ),
+      );
+      entries.push({ meta, className, state, refs, shared: scan.sharedValues });
+    }
+    return { entries, fresh };
+  }
+
+  /** Commits the batch, resolving conflicts the classes know how to resolve. */
+  async #store(batch: CommitBatch, meta: TransactionMeta | undefined): Promise<Tid> {
+    for (let round = 0; ; round++) {
+      try {
+        return await this.storage.commit({
+          baseTid: this.#snapshot,
+          writes: batch.pending.map((entry) => entry.write),
+          readCurrent: batch.guards,
+          ...(meta === undefined ? {} : { meta }),
+        });
+      } catch (error) {
+        if (!(error instanceof StorageConflictError)) throw error;
+        if (round >= MAX_RESOLUTION_ROUNDS) {
+          throw new ConflictError(error.message, {
+            oid: error.conflicts[0]?.oid ?? -1,
+            kind: error.kind,
+            cause: error,
+          });
+        }
+        for (const conflict of error.conflicts) this.#resolveConflict(batch, conflict, error);
+      }
+    }
+  }
+
+  /** Replaces one conflicting write by its class's resolution, or throws ConflictError. */
+  #resolveConflict(batch: CommitBatch, conflict: ConflictInfo, error: StorageConflictError): void {
+    const entry = batch.byOid.get(conflict.oid);
+    const fail: (why: string, cause?: unknown) => never = (why, cause = error) => {
+      throw new ConflictError(
+        `${conflict.kind} conflict on object ${conflict.oid}${entry ? ` (${entry.className})` : ''}: ${why}`,
+        {
+          oid: conflict.oid,
+          kind: conflict.kind,
+          cause,
+          ...(entry ? { className: entry.className } : {}),
+        },
+      );
+    };
+    if (conflict.kind === 'read' || entry === undefined) {
+      fail('it was changed by another transaction after this one read it');
+    }
+    const cls = classOf(entry.meta) as Function & { resolveConflict?: ResolveConflict };
+    const committed = conflict.committed;
+    if (typeof cls.resolveConflict !== 'function') {
+      fail('another transaction changed it, and its class has no resolveConflict');
+    }
+    if (committed === undefined || entry.write.expectedTid === 0) {
+      fail('it was created or removed concurrently');
+    }
+    const old = this.storage.loadBefore(conflict.oid, entry.write.expectedTid + 1);
+    if (old === undefined || old.tid !== entry.write.expectedTid) {
+      fail('the revision it was changed from is no longer kept');
+    }
+    const decode = (data: Uint8Array) => decodeRecord(data, this.#resolve, conflict.oid).state;
+    let merged: Record<string, unknown> | undefined | null;
+    try {
+      merged = cls.resolveConflict(
+        decode(old.data),
+        decode(committed.data),
+        decode(entry.write.data),
+      );
+    } catch (cause) {
+      fail('resolveConflict threw', cause);
+    }
+    if (typeof merged !== 'object' || merged === null) {
+      fail('resolveConflict could not merge the changes');
+    }
+    const refs: ObjectMeta[] = [];
+    let shared = false;
+    let data: Uint8Array;
+    try {
+      data = whileEncoding(() => {
+        shared = scanState(
+          merged,
+          (obj) => {
+            const child = (obj as { [META]: ObjectMeta })[META];
+            if (child.jar !== this || child.oid === undefined) {
+              throw new InvalidArgumentError('a resolved state may only refer to stored objects');
+            }
+            refs.push(child);
+          },
+          () => `resolveConflict of ${entry.className}`,
+        ).sharedValues;
+        return encodeRecord(entry.className, merged, shared);
+      });
+    } catch (cause) {
+      fail('the state resolveConflict returned cannot be stored', cause);
+    }
+    entry.write = {
+      oid: conflict.oid,
+      data,
+      refs: uniqueOids(refs),
+      expectedTid: committed.tid,
+    };
+    entry.resolved = data;
+  }
+
+  /** Makes a committed batch the objects' saved state. */
+  #finish(batch: CommitBatch, tid: Tid): void {
+    for (const entry of batch.pending) {
+      const meta = entry.meta;
+      meta.serial = tid;
+      meta.size = entry.write.data.byteLength + OBJECT_OVERHEAD_BYTES;
+      if (entry.resolved !== undefined) {
+        const { state } = decodeRecord(entry.resolved, this.#resolve, meta.oid);
+        installState(meta, classOf(meta), state);
+      }
+      if (entry.isNew) this.cache.add(meta);
+      else this.cache.loaded(meta);
+    }
+    this.#readGuards.clear();
+  }
+
+  /** Undoes the bookkeeping of a batch that was not committed. */
+  #rollBack(batch: CommitBatch): void {
+    const oids: Oid[] = [];
+    for (const { meta, isNew } of batch.pending) {
+      if (isNew) {
+        oids.push(meta.oid!);
+        this.#changed.delete(meta);
+        meta.oid = undefined;
+        meta.jar = undefined;
+        meta.state = ObjectState.Unsaved;
+      } else {
+        meta.state = ObjectState.Changed;
+        this.#changed.add(meta);
+      }
+    }
+    // Oids of objects that were not stored were never used: hand them out again.
+    this.#oidPool.unshift(...oids.sort((a, b) => a - b));
+  }
+}

@@ -1,0 +1,368 @@
+/**
+ * Database: the handle `open()` returns. Two APIs over one model:
+ *
+ * - Durus style, on one default connection: `db.root`, `await db.commit()`, `db.abort()`.
+ *   A transaction is always open on it; commit and abort end it and start the next, which
+ *   sees what others committed in the meantime.
+ * - Concurrent style: `db.transaction(fn)` runs `fn` on a pooled connection and commits,
+ *   retrying on a fresh snapshot when another transaction conflicts; `db.read(fn)` runs a
+ *   read-only snapshot.
+ *
+ * @module
+ */
+
+import { nameOfClass } from '../codec/class-registry.js';
+import { encodeRecord } from '../codec/record-codec.js';
+import { ClosedError, ConflictError, NotFoundError, ReadOnlyError } from '../errors.js';
+import { JarStatus, metaOf } from '../persistent/object-meta.js';
+import { stateOf } from '../persistent/persistent.js';
+import { PersistentMap } from '../persistent/persistent-map.js';
+import type { IntegrityReport, Storage } from '../storage/storage.js';
+import { StorageConflictError } from '../storage/storage.js';
+import {
+  type Oid,
+  type PackOptions,
+  type PackResult,
+  ROOT_OID,
+  type StorageStats,
+  type Tid,
+  type TransactionMeta,
+} from '../storage/types.js';
+import {
+  expectFunction,
+  expectOptionalString,
+  expectOptions,
+  expectPositiveInteger,
+} from '../util/validate.js';
+import { Connection } from './connection.js';
+import type { CacheCounters, CacheLimits } from './object-cache.js';
+import { END_TRANSACTION, expectObjectId, Transaction } from './transaction.js';
+
+/** Options of a database handle (the storage-independent part of `open`'s options). */
+export interface DatabaseOptions {
+  /** Loaded objects each connection keeps in its cache (default 100,000). */
+  cacheSize?: number;
+  /** Bytes of loaded state each connection keeps in its cache (default 256 MiB). */
+  cacheBytes?: number;
+  /** Idle connections kept for `transaction` and `read` (default 4). */
+  poolSize?: number;
+}
+
+/** Options of `db.transaction`. */
+export interface TransactionOptions extends TransactionMeta {
+  /**
+   * How many times to run `fn` in all when commits conflict (default 3). Each retry runs on a
+   * fresh snapshot. `Infinity` retries until the commit succeeds.
+   */
+  attempts?: number;
+}
+
+/** Options of `db.commit`. */
+export type CommitOptions = TransactionMeta;
+
+/** What `db.stats()` reports. */
+export interface DatabaseStats {
+  /** Object caches of all connections together. */
+  readonly cache: CacheCounters & {
+    /** Loaded objects held now. */
+    readonly objects: number;
+    /** Bytes of loaded state held now. */
+    readonly bytes: number;
+  };
+  /** Connections: in use by a transaction, and idle in the pool. */
+  readonly connections: { readonly active: number; readonly idle: number };
+  /** The storage's counters. */
+  readonly storage: StorageStats;
+}
+
+const DEFAULT_CACHE_SIZE = 100_000;
+const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
+const DEFAULT_POOL_SIZE = 4;
+const DEFAULT_ATTEMPTS = 3;
+
+function checkTransactionMeta(options: TransactionMeta): TransactionMeta {
+  const note = expectOptionalString(options.note, 'options.note');
+  const user = expectOptionalString(options.user, 'options.user');
+  return { ...(note === undefined ? {} : { note }), ...(user === undefined ? {} : { user }) };
+}
+
+/** Waits a little, longer after each failed attempt, so contending writers spread out. */
+function backOff(attempt: number): Promise<void> {
+  const ms = Math.random() * Math.min(2 ** attempt, 64);
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** An open database. Create one with `open()`. */
+export class Database {
+  /** The storage this database reads and writes. */
+  readonly storage: Storage;
+  readonly #limits: CacheLimits;
+  readonly #poolSize: number;
+  readonly #default: Connection;
+  readonly #idle: Connection[] = [];
+  readonly #active = new Set<Connection>();
+  readonly #retired: CacheCounters = { hits: 0, misses: 0, evictions: 0 };
+  #defaultCommit: Promise<unknown> = Promise.resolve();
+  #closing: Promise<void> | undefined;
+
+  /** @internal Use `open()`. */
+  constructor(storage: Storage, options: DatabaseOptions = {}) {
+    this.storage = storage;
+    this.#limits = {
+      objects:
+        options.cacheSize === undefined
+          ? DEFAULT_CACHE_SIZE
+          : expectPositiveInteger(options.cacheSize, 'options.cacheSize'),
+      bytes:
+        options.cacheBytes === undefined
+          ? DEFAULT_CACHE_BYTES
+          : expectPositiveInteger(options.cacheBytes, 'options.cacheBytes'),
+    };
+    this.#poolSize =
+      options.poolSize === undefined
+        ? DEFAULT_POOL_SIZE
+        : expectPositiveInteger(options.poolSize, 'options.poolSize');
+    this.#default = new Connection(storage, { cache: this.#limits });
+  }
+
+  /** @internal Creates the root if the storage has none, and opens the default transaction. */
+  async start(): Promise<this> {
+    if (!this.storage.readOnly) await this.#ensureRoot();
+    this.#default.begin(this.storage.readOnly ? JarStatus.ReadOnly : JarStatus.Writable);
+    return this;
+  }
+
+  /** True when the database refuses writes. */
+  get readOnly(): boolean {
+    return this.storage.readOnly;
+  }
+
+  /** True once `close()` was called. */
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  // ---- Durus style -----------------------------------------------------------------------
+
+  /** The root object (a PersistentMap) of the default connection. */
+  get root(): PersistentMap<string, any> {
+    this.#checkOpen();
+    return this.#default.root() as PersistentMap<string, any>;
+  }
+
+  /** The stored object with this oid, loaded, on the default connection. */
+  getObject<T extends object = object>(oid: Oid): T {
+    this.#checkOpen();
+    return this.#default.getObject(expectObjectId(oid)) as T;
+  }
+
+  /**
+   * Commits the default connection's changes and starts its next transaction. If another
+   * transaction committed a conflicting change, this throws ConflictError and the changes
+   * are discarded (objects show the newest committed state, as after `abort()`); any other
+   * failure leaves the changes pending, so they can be fixed and committed again.
+   */
+  commit(options?: CommitOptions): Promise<Tid> {
+    this.#checkOpen();
+    const meta = checkTransactionMeta(expectOptions<CommitOptions>(options, 'options'));
+    // Commits of the default connection run one after another, in call order.
+    const run = this.#defaultCommit.then(async () => {
+      this.#checkOpen();
+      try {
+        const tid = await this.#default.commit(meta);
+        this.#default.sync();
+        return tid;
+      } catch (error) {
+        if (error instanceof ConflictError && !this.closed) {
+          this.#default.abort();
+          this.#default.sync();
+        }
+        throw error;
+      }
+    });
+    this.#defaultCommit = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Discards the default connection's changes (changed objects go back to their committed
+   * state) and starts its next transaction, which sees what others committed meanwhile.
+   */
+  abort(): void {
+    this.#checkOpen();
+    this.#default.abort();
+    this.#default.sync();
+  }
+
+  // ---- concurrent style ------------------------------------------------------------------
+
+  /**
+   * Runs `fn` in a new transaction on a pooled connection and commits what it changed.
+   * When the commit conflicts with another transaction, `fn` runs again on a fresh snapshot,
+   * up to `attempts` times in all; other errors abort the transaction and propagate.
+   * Returns what `fn` returned.
+   */
+  async transaction<T>(
+    fn: (tx: Transaction) => T | Promise<T>,
+    options?: TransactionOptions,
+  ): Promise<T> {
+    this.#checkOpen();
+    expectFunction(fn, 'fn');
+    const opts = expectOptions<TransactionOptions>(options, 'options');
+    const meta = checkTransactionMeta(opts);
+    const attempts = opts.attempts ?? DEFAULT_ATTEMPTS;
+    if (attempts !== Number.POSITIVE_INFINITY) expectPositiveInteger(attempts, 'options.attempts');
+    if (this.storage.readOnly) throw new ReadOnlyError('the database is read-only; use db.read');
+    for (let attempt = 1; ; attempt++) {
+      const connection = this.#acquire(JarStatus.Writable);
+      const tx = new Transaction(connection, false);
+      let retry = false;
+      try {
+        const result = await fn(tx);
+        await connection.commit(meta);
+        return result;
+      } catch (error) {
+        retry = error instanceof ConflictError && attempt < attempts && !this.closed;
+        if (!retry) throw error;
+      } finally {
+        tx[END_TRANSACTION]();
+        this.#release(connection);
+      }
+      await backOff(attempt);
+    }
+  }
+
+  /** Runs `fn` on a read-only snapshot and returns what it returned. */
+  async read<T>(fn: (tx: Transaction) => T | Promise<T>): Promise<T> {
+    this.#checkOpen();
+    expectFunction(fn, 'fn');
+    const connection = this.#acquire(JarStatus.ReadOnly);
+    const tx = new Transaction(connection, true);
+    try {
+      return await fn(tx);
+    } finally {
+      tx[END_TRANSACTION]();
+      this.#release(connection);
+    }
+  }
+
+  // ---- maintenance -----------------------------------------------------------------------
+
+  /** Saves what makes the next open fast (a file storage's index). */
+  async checkpoint(): Promise<void> {
+    this.#checkOpen();
+    await this.storage.checkpoint();
+  }
+
+  /** Removes objects no longer reachable from the root, and old revisions. */
+  async pack(options?: PackOptions): Promise<PackResult> {
+    this.#checkOpen();
+    return this.storage.pack(options);
+  }
+
+  /** Checks the stored data; see IntegrityReport. */
+  async integrityCheck(): Promise<IntegrityReport> {
+    this.#checkOpen();
+    return this.storage.integrityCheck();
+  }
+
+  /** Counters of the caches, connections and storage. */
+  stats(): DatabaseStats {
+    this.#checkOpen();
+    const counters = { ...this.#retired };
+    let objects = 0;
+    let bytes = 0;
+    for (const connection of this.#connections()) {
+      const c = connection.cache.counters;
+      counters.hits += c.hits;
+      counters.misses += c.misses;
+      counters.evictions += c.evictions;
+      objects += connection.cache.loadedCount;
+      bytes += connection.cache.loadedBytes;
+    }
+    return {
+      cache: { ...counters, objects, bytes },
+      connections: { active: this.#active.size, idle: this.#idle.length },
+      storage: this.storage.stats(),
+    };
+  }
+
+  /**
+   * Closes the database: uncommitted changes of the default connection are discarded,
+   * transactions still running fail with ClosedError, and the storage is closed (a file
+   * storage saves its index, so the next open is fast). Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#closing = (async () => {
+        // Let a commit already under way on the default connection finish first.
+        await this.#defaultCommit;
+        for (const connection of this.#connections()) connection.close('the database is closed');
+        this.#idle.length = 0;
+        this.#active.clear();
+        await this.storage.close();
+      })();
+    }
+    return this.#closing;
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  *#connections(): Iterable<Connection> {
+    yield this.#default;
+    yield* this.#active;
+    yield* this.#idle;
+  }
+
+  #checkOpen(): void {
+    if (this.#closing !== undefined) throw new ClosedError('the database is closed');
+  }
+
+  #acquire(status: JarStatus.Writable | JarStatus.ReadOnly): Connection {
+    const connection = this.#idle.pop() ?? new Connection(this.storage, { cache: this.#limits });
+    this.#active.add(connection);
+    try {
+      connection.begin(status);
+    } catch (error) {
+      this.#active.delete(connection);
+      throw error;
+    }
+    return connection;
+  }
+
+  #release(connection: Connection): void {
+    this.#active.delete(connection);
+    if (this.closed) return;
+    connection.end();
+    if (this.#idle.length < this.#poolSize) {
+      this.#idle.push(connection);
+    } else {
+      const c = connection.cache.counters;
+      this.#retired.hits += c.hits;
+      this.#retired.misses += c.misses;
+      this.#retired.evictions += c.evictions;
+      connection.close('the transaction these objects belong to has ended');
+    }
+  }
+
+  async #ensureRoot(): Promise<void> {
+    try {
+      this.storage.load(ROOT_OID);
+      return;
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+    }
+    const root = new PersistentMap();
+    const data = encodeRecord(nameOfClass(PersistentMap)!, stateOf(metaOf(root)!), false);
+    try {
+      await this.storage.commit({
+        baseTid: this.storage.lastTid(),
+        writes: [{ oid: ROOT_OID, data, refs: [], expectedTid: 0 }],
+        meta: { note: 'trove: create the root' },
+      });
+    } catch (error) {
+      // Another process created the root at the same moment: use theirs.
+      if (!(error instanceof StorageConflictError)) throw error;
+    }
+  }
+}

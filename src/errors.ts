@@ -1,0 +1,195 @@
+/**
+ * The one error hierarchy of trove. Every error the library throws on purpose is a
+ * {@link TroveError} with a stable `code`; programs branch on the code (or the class), never
+ * on the message, which may be reworded between versions.
+ *
+ * @module
+ */
+
+/** The stable codes of trove's errors. */
+export const ErrorCode = {
+  notFound: 'TROVE_NOT_FOUND',
+  conflict: 'TROVE_CONFLICT',
+  busy: 'TROVE_BUSY',
+  corruption: 'TROVE_CORRUPTION',
+  integrity: 'TROVE_INTEGRITY',
+  invalidArgument: 'TROVE_INVALID_ARGUMENT',
+  closed: 'TROVE_CLOSED',
+  readOnly: 'TROVE_READ_ONLY',
+  io: 'TROVE_IO',
+} as const;
+
+/** One of the values of {@link ErrorCode}. */
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Options shared by every trove error. */
+export interface TroveErrorOptions {
+  /** The lower-level error that caused this one, if any. */
+  cause?: unknown;
+}
+
+/** The base class of every error trove throws on purpose. */
+export class TroveError extends Error {
+  /** A stable machine-readable code, for example `TROVE_CONFLICT`. */
+  readonly code: ErrorCodeValue;
+
+  constructor(code: ErrorCodeValue, message: string, options?: TroveErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    // Subclasses set their own name so stack traces and `console.log` say what failed.
+    this.name = new.target.name;
+  }
+}
+
+/** A requested object, document or record does not exist. */
+export class NotFoundError extends TroveError {
+  constructor(message: string, options?: TroveErrorOptions) {
+    super(ErrorCode.notFound, message, options);
+  }
+}
+
+/** What a {@link ConflictError} says about the object it is about. */
+export interface ConflictDetails extends TroveErrorOptions {
+  /** The oid of the object that was changed by another transaction, if known. */
+  oid?: number;
+  /**
+   * `write`: the object was written here and committed elsewhere since this transaction's
+   * snapshot. `read`: an object guarded with `readCurrent` was committed elsewhere.
+   */
+  kind?: 'write' | 'read';
+  /** The registered class name of the object, if known. */
+  className?: string;
+}
+
+/**
+ * Another transaction committed a change to an object this transaction changed (or guarded
+ * with `readCurrent`) after this transaction's snapshot was taken, and the change could not be
+ * resolved. Retrying the transaction on a fresh snapshot usually succeeds; `db.transaction`
+ * does that by itself.
+ */
+export class ConflictError extends TroveError {
+  /** The oid of the conflicting object, if known. */
+  readonly oid: number | undefined;
+  /** Whether a written or a read-guarded object conflicted. */
+  readonly kind: 'write' | 'read';
+  /** The class name of the conflicting object, if known. */
+  readonly className: string | undefined;
+
+  constructor(message: string, details: ConflictDetails = {}) {
+    super(ErrorCode.conflict, message, details);
+    this.oid = details.oid;
+    this.kind = details.kind ?? 'write';
+    this.className = details.className;
+  }
+}
+
+/** A lock could not be taken in time, for example the writer lock of a shared file. */
+export class BusyError extends TroveError {
+  constructor(message: string, options?: TroveErrorOptions) {
+    super(ErrorCode.busy, message, options);
+  }
+}
+
+/** Where a {@link CorruptionError} was found. */
+export interface CorruptionDetails extends TroveErrorOptions {
+  /** The byte offset in the file where the damage was found. */
+  offset?: number;
+  /** The file that is damaged. */
+  path?: string;
+}
+
+/**
+ * Stored data failed a checksum or structure check. trove refuses to return data it cannot
+ * vouch for, so reads of damaged records raise this instead of answering wrongly.
+ */
+export class CorruptionError extends TroveError {
+  /** The byte offset of the damage, if known. */
+  readonly offset: number | undefined;
+  /** The damaged file, if known. */
+  readonly path: string | undefined;
+
+  constructor(message: string, details: CorruptionDetails = {}) {
+    super(ErrorCode.corruption, message, details);
+    this.offset = details.offset;
+    this.path = details.path;
+  }
+}
+
+/** One problem found by an integrity check. */
+export interface IntegrityFailure {
+  /** What kind of problem: for example `checksum`, `structure`, `index`, `dangling-ref`. */
+  kind: string;
+  /** The object concerned, if the problem is about one object. */
+  oid?: number;
+  /** The byte offset concerned, if the problem is at a place in a file. */
+  offset?: number;
+  /** A human-readable description. */
+  detail: string;
+}
+
+/** An integrity check found problems; {@link IntegrityError.failures} lists them. */
+export class IntegrityError extends TroveError {
+  /** Every problem found. */
+  readonly failures: readonly IntegrityFailure[];
+
+  constructor(message: string, failures: readonly IntegrityFailure[], options?: TroveErrorOptions) {
+    super(ErrorCode.integrity, message, options);
+    this.failures = failures;
+  }
+}
+
+/** Where an {@link InvalidArgumentError} was found. */
+export interface InvalidArgumentDetails extends TroveErrorOptions {
+  /** The name of the argument that was wrong. */
+  argument?: string;
+  /** For a value that cannot be stored: the path from the root to it, like `root.users.ada.avatar`. */
+  path?: string;
+}
+
+/**
+ * The API was called with an argument of the wrong type or value, or asked to store a value
+ * that cannot be stored. The message names the argument (or the path to the value) and what
+ * was expected.
+ */
+export class InvalidArgumentError extends TroveError {
+  /** The name of the wrong argument, if the error is about one. */
+  readonly argument: string | undefined;
+  /** The path to a value that cannot be stored, if the error is about one. */
+  readonly path: string | undefined;
+
+  constructor(message: string, details: InvalidArgumentDetails = {}) {
+    super(ErrorCode.invalidArgument, message, details);
+    this.argument = details.argument;
+    this.path = details.path;
+  }
+}
+
+/** The database, connection, transaction or object was used after it was closed or ended. */
+export class ClosedError extends TroveError {
+  constructor(message: string, options?: TroveErrorOptions) {
+    super(ErrorCode.closed, message, options);
+  }
+}
+
+/** A write was attempted through a read-only database, view or transaction. */
+export class ReadOnlyError extends TroveError {
+  constructor(message: string, options?: TroveErrorOptions) {
+    super(ErrorCode.readOnly, message, options);
+  }
+}
+
+/**
+ * The operating system refused an input or output operation (disk full, permission denied,
+ * a failing device). The operation had no effect on the database; `cause` holds the system
+ * error, whose `code` (for example `ENOSPC`) tells what happened.
+ */
+export class StorageIOError extends TroveError {
+  /** The system error code, for example `ENOSPC`, if there was one. */
+  readonly systemCode: string | undefined;
+
+  constructor(message: string, options?: TroveErrorOptions) {
+    super(ErrorCode.io, message, options);
+    const cause = options?.cause as { code?: unknown } | undefined;
+    this.systemCode = typeof cause?.code === 'string' ? cause.code : undefined;
+  }
+}

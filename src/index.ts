@@ -1,0 +1,29 @@
+/**
+ * trove: a transactional object database for TypeScript and Node.js.
+ *
+ * @packageDocumentation
+ */
+
+export { BrokenValue } from './codec/broken-value.js';
+export { type AnyClass, type RegisterClassOptions, registerClass } from './codec/class-registry.js';
+export {
+  type CommitOptions,
+  Database,
+  type DatabaseOptions,
+  type DatabaseStats,
+  type TransactionOptions,
+} from './connection/database.js';
+export type { CacheCounters } from './connection/object-cache.js';
+export { type OpenStorageOptions, open } from './connection/open.js';
+export { Transaction } from './connection/transaction.js';
+export * from './errors.js';
+export { Broken } from './persistent/broken.js';
+export { Counter } from './persistent/counter.js';
+export { markChanged, oidOf, Persistent } from './persistent/persistent.js';
+export { persistent } from './persistent/persistent-decorator.js';
+export { PersistentList } from './persistent/persistent-list.js';
+export { PersistentMap } from './persistent/persistent-map.js';
+export { PersistentSet, type SetLike } from './persistent/persistent-set.js';
+export { MemoryStorage, type MemoryStorageOptions } from './storage/memory-storage.js';
+export { type IntegrityReport, Storage } from './storage/storage.js';
+export * from './storage/types.js';

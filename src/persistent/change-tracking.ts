@@ -1,0 +1,263 @@
+/**
+ * Change tracking: how writes to a persistent object, and to plain arrays, objects, Maps,
+ * Sets and Dates nested in its state, mark the object changed, so that no program ever has
+ * to remember a `_p_changed` ritual.
+ *
+ * A nested value is handed out as a view: a proxy over the raw value whose writes mark the
+ * owner changed and whose reads hand out views of deeper values. One raw value has one view
+ * per owner (so `obj.tags === obj.tags`), and stored data always holds raw values.
+ *
+ * @internal
+ * @module
+ */
+
+import { ClosedError } from '../errors.js';
+import { JarStatus, META, type ObjectMeta, ObjectState } from './object-meta.js';
+
+/** The raw value behind each view. */
+const rawByView = new WeakMap<object, object>();
+
+/** The raw value behind `value` if it is a change-tracking view, else undefined. */
+export function rawOfView(value: object): object | undefined {
+  return rawByView.get(value);
+}
+
+/** `value` itself, or the raw value behind it if it is a view. */
+export function unwrapView<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    return (rawByView.get(value) as T | undefined) ?? value;
+  }
+  return value;
+}
+
+/**
+ * Checks that the owner may be read now; throws ClosedError or ReadOnlyError otherwise.
+ */
+export function checkReadable(meta: ObjectMeta): void {
+  const jar = meta.jar;
+  if (jar !== undefined && jar.status === JarStatus.Closed) jar.refuse(false);
+}
+
+/**
+ * Marks the owner changed before a write to it or to a value nested in it; throws
+ * ClosedError or ReadOnlyError if the owner may not be written now.
+ */
+export function noteWrite(meta: ObjectMeta): void {
+  const jar = meta.jar;
+  if (jar === undefined) return; // never stored: its whole state is written when it is
+  if (jar.status !== JarStatus.Writable) jar.refuse(true);
+  if (meta.state === ObjectState.Saved) {
+    meta.state = ObjectState.Changed;
+    jar.registerChange(meta);
+  } else if (meta.state === ObjectState.Ghost) {
+    jar.activate(meta);
+    meta.state = ObjectState.Changed;
+    jar.registerChange(meta);
+  }
+}
+
+/** Kinds of values that get views. */
+enum ViewKind {
+  Plain = 0,
+  Map = 1,
+  Set = 2,
+  Date = 3,
+}
+
+function viewKind(value: object): ViewKind | undefined {
+  const proto = Object.getPrototypeOf(value);
+  if (proto === Object.prototype || proto === Array.prototype || proto === null) {
+    return ViewKind.Plain;
+  }
+  if (proto === Map.prototype) return ViewKind.Map;
+  if (proto === Set.prototype) return ViewKind.Set;
+  if (proto === Date.prototype) return ViewKind.Date;
+  return undefined;
+}
+
+/**
+ * What `owner` hands out for a value read from its state: a view for trackable nested
+ * values, the value itself for everything else (persistent objects, primitives, binary).
+ */
+export function track(meta: ObjectMeta, value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  // Persistent objects answer META without loading; everything else has no such key.
+  if ((value as { [META]?: unknown })[META] !== undefined) return value;
+  if (rawByView.has(value)) return value;
+  let views = meta.views;
+  const existing = views?.get(value);
+  if (existing !== undefined) return existing;
+  const kind = viewKind(value);
+  if (kind === undefined) return value;
+  if (views === undefined) {
+    views = new WeakMap();
+    meta.views = views;
+  }
+  const handler =
+    kind === ViewKind.Plain ? new PlainViewHandler(meta) : new MethodViewHandler(meta, kind);
+  const view = new Proxy(value, handler);
+  rawByView.set(view, value);
+  views.set(value, view);
+  return view;
+}
+
+/** Drops the views of the current state (when the state is dropped or replaced). */
+export function forgetViews(meta: ObjectMeta): void {
+  meta.views = undefined;
+  meta.generation++;
+}
+
+abstract class ViewHandler {
+  readonly meta: ObjectMeta;
+  readonly generation: number;
+
+  constructor(meta: ObjectMeta) {
+    this.meta = meta;
+    this.generation = meta.generation;
+  }
+
+  /** Marks the owner changed, refusing writes through a view of a dropped state. */
+  write(): void {
+    const meta = this.meta;
+    if (meta.generation !== this.generation) {
+      throw new ClosedError(
+        'this nested value belongs to an earlier state of its object (reloaded after a commit, abort or invalidation); read it from the object again',
+      );
+    }
+    noteWrite(meta);
+  }
+}
+
+/** Views of plain objects and arrays: every write goes through a trap. */
+class PlainViewHandler extends ViewHandler implements ProxyHandler<object> {
+  get(target: object, key: string | symbol, receiver: unknown): unknown {
+    checkReadable(this.meta);
+    return track(this.meta, Reflect.get(target, key, receiver));
+  }
+
+  set(target: object, key: string | symbol, value: unknown, receiver: unknown): boolean {
+    this.write();
+    return Reflect.set(target, key, unwrapView(value), receiver);
+  }
+
+  defineProperty(target: object, key: string | symbol, descriptor: PropertyDescriptor): boolean {
+    this.write();
+    if ('value' in descriptor) descriptor.value = unwrapView(descriptor.value);
+    return Reflect.defineProperty(target, key, descriptor);
+  }
+
+  deleteProperty(target: object, key: string | symbol): boolean {
+    this.write();
+    return Reflect.deleteProperty(target, key);
+  }
+
+  setPrototypeOf(): boolean {
+    return false;
+  }
+}
+
+/** Methods of Maps, Sets and Dates that change them. */
+const MUTATORS: Record<number, ReadonlySet<string>> = {
+  [ViewKind.Map]: new Set(['set', 'delete', 'clear']),
+  [ViewKind.Set]: new Set(['add', 'delete', 'clear']),
+  [ViewKind.Date]: new Set(
+    Object.getOwnPropertyNames(Date.prototype).filter((name) => name.startsWith('set')),
+  ),
+};
+
+/** Methods of Maps and Sets whose results hand out stored values. */
+const VALUE_READERS = new Set<string | symbol>(['get', 'values', 'entries', Symbol.iterator]);
+
+/**
+ * Views of Maps, Sets and Dates. Their methods need the raw object as `this` (internal
+ * slots), so the view hands out bound methods; mutators mark the owner changed first.
+ */
+class MethodViewHandler extends ViewHandler implements ProxyHandler<object> {
+  readonly kind: ViewKind;
+  #methods: Map<string | symbol, Function> | undefined;
+
+  constructor(meta: ObjectMeta, kind: ViewKind) {
+    super(meta);
+    this.kind = kind;
+  }
+
+  get(target: object, key: string | symbol): unknown {
+    checkReadable(this.meta);
+    const value = Reflect.get(target, key, target);
+    if (typeof value !== 'function') return value;
+    let methods = this.#methods;
+    if (methods === undefined) {
+      methods = new Map();
+      this.#methods = methods;
+    }
+    let method = methods.get(key);
+    if (method === undefined) {
+      method = this.#wrap(target, key, value);
+      methods.set(key, method);
+    }
+    return method;
+  }
+
+  #wrap(target: object, key: string | symbol, fn: Function): Function {
+    const meta = this.meta;
+    if (typeof key === 'string' && MUTATORS[this.kind]!.has(key)) {
+      return (...args: unknown[]) => {
+        this.write();
+        return fn.apply(target, args.map(unwrapView));
+      };
+    }
+    if (this.kind === ViewKind.Date) return fn.bind(target);
+    if (key === 'forEach') {
+      return (callback: Function, thisArg?: unknown) =>
+        fn.call(target, (value: unknown, key2: unknown) =>
+          callback.call(thisArg, track(meta, value), key2, this.viewOf(target)),
+        );
+    }
+    if (VALUE_READERS.has(key)) {
+      const entries = key === 'entries' || (key === Symbol.iterator && this.kind === ViewKind.Map);
+      return (...args: unknown[]) => {
+        const result = fn.apply(target, args);
+        if (key === 'get') return track(meta, result);
+        return mapIterator(result as Iterator<unknown>, (item) =>
+          entries && this.kind === ViewKind.Map
+            ? [(item as [unknown, unknown])[0], track(meta, (item as [unknown, unknown])[1])]
+            : entries
+              ? [track(meta, (item as [unknown, unknown])[0]), track(meta, (item as unknown[])[1])]
+              : track(meta, item),
+        );
+      };
+    }
+    return fn.bind(target);
+  }
+
+  viewOf(target: object): unknown {
+    return this.meta.views?.get(target) ?? target;
+  }
+
+  set(target: object, key: string | symbol, value: unknown): boolean {
+    this.write();
+    return Reflect.set(target, key, unwrapView(value), target);
+  }
+
+  deleteProperty(target: object, key: string | symbol): boolean {
+    this.write();
+    return Reflect.deleteProperty(target, key);
+  }
+
+  setPrototypeOf(): boolean {
+    return false;
+  }
+}
+
+/** An iterator (and iterable) over `source` with each item passed through `map`. */
+function mapIterator<T, U>(source: Iterator<T>, map: (item: T) => U): IterableIterator<U> {
+  return {
+    next(): IteratorResult<U> {
+      const step = source.next();
+      return step.done ? step : { done: false, value: map(step.value) };
+    },
+    [Symbol.iterator]() {
+      return this;
+    },
+  };
+}

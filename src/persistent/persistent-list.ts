@@ -1,0 +1,136 @@
+/**
+ * PersistentList: a persistent object with the whole `Array` API, index access and
+ * `length` included.
+ *
+ * @module
+ */
+
+import { registerClass } from '../codec/class-registry.js';
+import { track, unwrapView } from './change-tracking.js';
+import { META } from './object-meta.js';
+import {
+  GET_STATE,
+  INDEXED,
+  ITEMS,
+  Persistent,
+  readTarget,
+  SET_STATE,
+  writeTarget,
+} from './persistent.js';
+
+const ITEMS_KEY = '@items';
+
+interface ListTarget<T> {
+  [ITEMS]: T[];
+}
+
+/**
+ * A persistent array. `list[i]`, `list.length` and every `Array.prototype` method work as
+ * on an array (`Array.isArray` is false: it is a persistent object). Methods that return
+ * a new array return a plain array; methods that return the array itself (`sort`,
+ * `reverse`, `fill`, `copyWithin`) return the list.
+ */
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the Array methods are installed on the prototype below
+export class PersistentList<T = any> extends Persistent {
+  declare [ITEMS]: T[];
+
+  /** A list holding `items`, like `Array.from(items)`. */
+  constructor(items?: Iterable<T> | null) {
+    super();
+    this[ITEMS] = items === undefined || items === null ? [] : Array.from(items, unwrapView);
+  }
+
+  /** The number of items; setting it truncates or extends the list, as for an array. */
+  get length(): number {
+    return readTarget<ListTarget<T>>(this)[ITEMS].length;
+  }
+
+  set length(length: number) {
+    writeTarget<ListTarget<T>>(this)[ITEMS].length = length;
+  }
+
+  /** Appends items; returns the new length. */
+  push(...items: T[]): number {
+    const list = writeTarget<ListTarget<T>>(this)[ITEMS];
+    for (const item of items) list.push(unwrapView(item));
+    return list.length;
+  }
+
+  /** Removes and returns the last item. */
+  pop(): T | undefined {
+    if (this.length === 0) return undefined;
+    const target = writeTarget<ListTarget<T>>(this);
+    return track(target[META], target[ITEMS].pop()) as T | undefined;
+  }
+
+  /** The items, in order. */
+  *[Symbol.iterator](): ArrayIterator<T> {
+    const target = readTarget<ListTarget<T>>(this);
+    const items = target[ITEMS];
+    for (let i = 0; i < items.length; i++) yield track(target[META], items[i]) as T;
+  }
+
+  /** `PersistentList`, for `Object.prototype.toString`. */
+  get [Symbol.toStringTag](): string {
+    return 'PersistentList';
+  }
+
+  /** The items as a plain array (for `JSON.stringify`). */
+  toJSON(): T[] {
+    return [...readTarget<ListTarget<T>>(this)[ITEMS]];
+  }
+
+  /** @internal */
+  override [GET_STATE](): Record<string, unknown> {
+    const state = super[GET_STATE]();
+    state[ITEMS_KEY] = this[ITEMS];
+    return state;
+  }
+
+  /** @internal */
+  override [SET_STATE](state: Record<string, unknown>): void {
+    const { [ITEMS_KEY]: items, ...attributes } = state;
+    this[ITEMS] = Array.isArray(items) ? (items as T[]) : [];
+    super[SET_STATE](attributes);
+  }
+}
+
+/** Every other method of the Array API, with the signatures of `Array`. */
+export interface PersistentList<T = any>
+  extends Omit<
+    Array<T>,
+    'length' | 'push' | 'pop' | typeof Symbol.iterator | typeof Symbol.unscopables
+  > {}
+
+/** Methods that return the array they were called on; on a list they return the list. */
+const RETURNS_RECEIVER = new Set(['copyWithin', 'fill', 'reverse', 'sort']);
+
+/**
+ * Installs the rest of the Array API. Each method runs `Array.prototype`'s own algorithm on
+ * a change-tracking view of the items, so reads hand out tracked values and writes mark the
+ * list changed, with the exact semantics of arrays.
+ */
+function installArrayMethods(): void {
+  const own = new Set(Object.getOwnPropertyNames(PersistentList.prototype));
+  for (const name of Object.getOwnPropertyNames(Array.prototype)) {
+    const method = (Array.prototype as unknown as Record<string, unknown>)[name];
+    if (typeof method !== 'function' || name === 'constructor' || own.has(name)) continue;
+    const returnsReceiver = RETURNS_RECEIVER.has(name);
+    Object.defineProperty(PersistentList.prototype, name, {
+      configurable: true,
+      writable: true,
+      value: function (this: PersistentList, ...args: unknown[]) {
+        const target = readTarget<ListTarget<unknown>>(this);
+        const view = track(target[META], target[ITEMS]);
+        const result = method.apply(view, args);
+        return returnsReceiver ? this : result;
+      },
+    });
+  }
+  Object.defineProperty(PersistentList.prototype, INDEXED, { value: true });
+  // `[...].concat(list)` spreads a list as it would an array.
+  Object.defineProperty(PersistentList.prototype, Symbol.isConcatSpreadable, { value: true });
+}
+
+installArrayMethods();
+registerClass(PersistentList, 'trove.PersistentList');

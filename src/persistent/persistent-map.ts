@@ -1,0 +1,134 @@
+/**
+ * PersistentMap: a persistent object with the whole `Map` API. The database root is one.
+ *
+ * @module
+ */
+
+import { registerClass } from '../codec/class-registry.js';
+import { unwrapView } from './change-tracking.js';
+import {
+  GET_STATE,
+  ITEMS,
+  Persistent,
+  readTarget,
+  SET_STATE,
+  trackItem,
+  writeTarget,
+} from './persistent.js';
+import { mergeStates } from './state-merge.js';
+
+/** The state key under which the entries are stored. */
+const ENTRIES_KEY = '@items';
+
+interface MapTarget<K, V> {
+  [ITEMS]: Map<K, V>;
+}
+
+/**
+ * A persistent `Map`. Keys are compared as in a `Map` (persistent objects by identity);
+ * values may be anything storable, including other persistent objects. Concurrent
+ * transactions that change different keys both commit (a key-by-key three-way merge).
+ */
+export class PersistentMap<K = any, V = any> extends Persistent implements Map<K, V> {
+  declare [ITEMS]: Map<K, V>;
+
+  /** A map holding `entries`, like `new Map(entries)`. */
+  constructor(entries?: Iterable<readonly [K, V]> | null) {
+    super();
+    const items = new Map<K, V>();
+    if (entries !== undefined && entries !== null) {
+      for (const [key, value] of entries) items.set(key, unwrapView(value));
+    }
+    this[ITEMS] = items;
+  }
+
+  /** The number of entries. */
+  get size(): number {
+    return readTarget<MapTarget<K, V>>(this)[ITEMS].size;
+  }
+
+  /** The value stored under `key`, or undefined. */
+  get(key: K): V | undefined {
+    const target = readTarget<MapTarget<K, V>>(this);
+    return trackItem(target, target[ITEMS].get(key)) as V | undefined;
+  }
+
+  /** Whether an entry exists for `key`. */
+  has(key: K): boolean {
+    return readTarget<MapTarget<K, V>>(this)[ITEMS].has(key);
+  }
+
+  /** Stores `value` under `key`. */
+  set(key: K, value: V): this {
+    writeTarget<MapTarget<K, V>>(this)[ITEMS].set(unwrapView(key), unwrapView(value));
+    return this;
+  }
+
+  /** Removes the entry for `key`; true if there was one. */
+  delete(key: K): boolean {
+    if (!this.has(key)) return false;
+    return writeTarget<MapTarget<K, V>>(this)[ITEMS].delete(key);
+  }
+
+  /** Removes every entry. */
+  clear(): void {
+    if (this.size > 0) writeTarget<MapTarget<K, V>>(this)[ITEMS].clear();
+  }
+
+  /** Calls `callback` for each entry, in insertion order. */
+  forEach(callback: (value: V, key: K, map: Map<K, V>) => void, thisArg?: unknown): void {
+    for (const [key, value] of this.entries()) callback.call(thisArg, value, key, this);
+  }
+
+  /** The entries, in insertion order. */
+  *entries(): MapIterator<[K, V]> {
+    const target = readTarget<MapTarget<K, V>>(this);
+    for (const [key, value] of target[ITEMS]) yield [key, trackItem(target, value) as V];
+  }
+
+  /** The keys, in insertion order. */
+  keys(): MapIterator<K> {
+    return readTarget<MapTarget<K, V>>(this)[ITEMS].keys();
+  }
+
+  /** The values, in insertion order. */
+  *values(): MapIterator<V> {
+    const target = readTarget<MapTarget<K, V>>(this);
+    for (const value of target[ITEMS].values()) yield trackItem(target, value) as V;
+  }
+
+  /** The entries, in insertion order. */
+  [Symbol.iterator](): MapIterator<[K, V]> {
+    return this.entries();
+  }
+
+  /** `PersistentMap`, for `Object.prototype.toString`. */
+  get [Symbol.toStringTag](): string {
+    return 'PersistentMap';
+  }
+
+  /** Resolves concurrent changes key by key; see {@link mergeStates}. */
+  static resolveConflict(
+    oldState: Record<string, unknown>,
+    committedState: Record<string, unknown>,
+    myState: Record<string, unknown>,
+  ): Record<string, unknown> | undefined {
+    return mergeStates(oldState, committedState, myState);
+  }
+
+  /** @internal */
+  override [GET_STATE](): Record<string, unknown> {
+    const state = super[GET_STATE]();
+    state[ENTRIES_KEY] = this[ITEMS];
+    return state;
+  }
+
+  /** @internal */
+  override [SET_STATE](state: Record<string, unknown>): void {
+    const { [ENTRIES_KEY]: items, ...attributes } = state;
+    this[ITEMS] = items instanceof Map ? (items as Map<K, V>) : new Map();
+    super[SET_STATE](attributes);
+  }
+}
+
+registerClass(PersistentMap, 'trove.PersistentMap');

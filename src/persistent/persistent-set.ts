@@ -1,0 +1,177 @@
+/**
+ * PersistentSet: a persistent object with the whole `Set` API.
+ *
+ * @module
+ */
+
+import { registerClass } from '../codec/class-registry.js';
+import { unwrapView } from './change-tracking.js';
+import {
+  GET_STATE,
+  ITEMS,
+  Persistent,
+  readTarget,
+  SET_STATE,
+  trackItem,
+  writeTarget,
+} from './persistent.js';
+import { mergeStates } from './state-merge.js';
+
+const VALUES_KEY = '@items';
+
+interface SetTarget<T> {
+  [ITEMS]: Set<T>;
+}
+
+/** What the set-algebra methods accept as the other operand (like ES2025's set methods). */
+export interface SetLike<T> {
+  /** The number of elements. */
+  readonly size: number;
+  /** Whether `value` is an element. */
+  has(value: T): boolean;
+  /** The elements. */
+  keys(): Iterator<T>;
+}
+
+function* iterate<T>(iterator: Iterator<T>): Generator<T> {
+  for (let step = iterator.next(); !step.done; step = iterator.next()) yield step.value;
+}
+
+/**
+ * A persistent `Set`. Concurrent transactions that add or remove different elements both
+ * commit (a three-way merge).
+ */
+export class PersistentSet<T = any> extends Persistent implements Set<T> {
+  declare [ITEMS]: Set<T>;
+
+  /** A set holding `values`, like `new Set(values)`. */
+  constructor(values?: Iterable<T> | null) {
+    super();
+    const items = new Set<T>();
+    if (values !== undefined && values !== null)
+      for (const value of values) items.add(unwrapView(value));
+    this[ITEMS] = items;
+  }
+
+  /** The number of elements. */
+  get size(): number {
+    return readTarget<SetTarget<T>>(this)[ITEMS].size;
+  }
+
+  /** Whether `value` is an element. */
+  has(value: T): boolean {
+    return readTarget<SetTarget<T>>(this)[ITEMS].has(value);
+  }
+
+  /** Adds `value`. */
+  add(value: T): this {
+    if (!this.has(value)) writeTarget<SetTarget<T>>(this)[ITEMS].add(unwrapView(value));
+    return this;
+  }
+
+  /** Removes `value`; true if it was an element. */
+  delete(value: T): boolean {
+    if (!this.has(value)) return false;
+    return writeTarget<SetTarget<T>>(this)[ITEMS].delete(value);
+  }
+
+  /** Removes every element. */
+  clear(): void {
+    if (this.size > 0) writeTarget<SetTarget<T>>(this)[ITEMS].clear();
+  }
+
+  /** Calls `callback` for each element, in insertion order. */
+  forEach(callback: (value: T, value2: T, set: Set<T>) => void, thisArg?: unknown): void {
+    for (const value of this.values()) callback.call(thisArg, value, value, this);
+  }
+
+  /** The elements, in insertion order. */
+  *values(): SetIterator<T> {
+    const target = readTarget<SetTarget<T>>(this);
+    for (const value of target[ITEMS]) yield trackItem(target, value) as T;
+  }
+
+  /** The elements (a Set's keys are its values). */
+  keys(): SetIterator<T> {
+    return this.values();
+  }
+
+  /** `[value, value]` for each element, as `Set.prototype.entries`. */
+  *entries(): SetIterator<[T, T]> {
+    for (const value of this.values()) yield [value, value];
+  }
+
+  /** The elements, in insertion order. */
+  [Symbol.iterator](): SetIterator<T> {
+    return this.values();
+  }
+
+  /** A new Set of the elements of this set and `other`. */
+  union<U>(other: SetLike<U>): Set<T | U> {
+    return new Set<T | U>([...this, ...iterate(other.keys())]);
+  }
+
+  /** A new Set of the elements in both this set and `other`. */
+  intersection<U>(other: SetLike<U>): Set<T & U> {
+    return new Set([...this].filter((value) => other.has(value as unknown as U))) as Set<T & U>;
+  }
+
+  /** A new Set of the elements of this set that are not in `other`. */
+  difference<U>(other: SetLike<U>): Set<T> {
+    return new Set([...this].filter((value) => !other.has(value as unknown as U)));
+  }
+
+  /** A new Set of the elements in exactly one of this set and `other`. */
+  symmetricDifference<U>(other: SetLike<U>): Set<T | U> {
+    const result = new Set<T | U>(this.difference(other));
+    for (const value of iterate(other.keys()))
+      if (!this.has(value as unknown as T)) result.add(value);
+    return result;
+  }
+
+  /** Whether every element of this set is in `other`. */
+  isSubsetOf(other: SetLike<unknown>): boolean {
+    return [...this].every((value) => other.has(value));
+  }
+
+  /** Whether every element of `other` is in this set. */
+  isSupersetOf(other: SetLike<unknown>): boolean {
+    for (const value of iterate(other.keys())) if (!this.has(value as T)) return false;
+    return true;
+  }
+
+  /** Whether this set and `other` have no element in common. */
+  isDisjointFrom(other: SetLike<unknown>): boolean {
+    return [...this].every((value) => !other.has(value));
+  }
+
+  /** `PersistentSet`, for `Object.prototype.toString`. */
+  get [Symbol.toStringTag](): string {
+    return 'PersistentSet';
+  }
+
+  /** Resolves concurrent changes element by element; see {@link mergeStates}. */
+  static resolveConflict(
+    oldState: Record<string, unknown>,
+    committedState: Record<string, unknown>,
+    myState: Record<string, unknown>,
+  ): Record<string, unknown> | undefined {
+    return mergeStates(oldState, committedState, myState);
+  }
+
+  /** @internal */
+  override [GET_STATE](): Record<string, unknown> {
+    const state = super[GET_STATE]();
+    state[VALUES_KEY] = this[ITEMS];
+    return state;
+  }
+
+  /** @internal */
+  override [SET_STATE](state: Record<string, unknown>): void {
+    const { [VALUES_KEY]: items, ...attributes } = state;
+    this[ITEMS] = items instanceof Set ? (items as Set<T>) : new Set();
+    super[SET_STATE](attributes);
+  }
+}
+
+registerClass(PersistentSet, 'trove.PersistentSet');

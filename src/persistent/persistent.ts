@@ -1,0 +1,332 @@
+/**
+ * The Persistent base class: subclass it and instances are stored by reachability, tracked
+ * for changes through a Proxy, and loaded lazily (as ghosts) when read back.
+ *
+ * Every persistent object is a Proxy over a raw object that holds its state. The constructor
+ * returns the proxy, so class fields and constructor assignments both go through the traps.
+ * Properties with string keys are the persisted state; symbol-keyed properties are volatile
+ * (kept in memory only, never stored, dropped when the object is unloaded), and so are
+ * `#private` fields, which live on the proxy itself and never reach the state.
+ *
+ * @module
+ */
+
+import { installReferenceType } from '../codec/record-codec.js';
+import { isEncoding } from '../codec/reference-type.js';
+import { InvalidArgumentError, ReadOnlyError } from '../errors.js';
+import type { Oid } from '../storage/types.js';
+import { describe } from '../util/validate.js';
+import { forgetViews, noteWrite, rawOfView, track, unwrapView } from './change-tracking.js';
+import { type Jar, JarStatus, META, metaOf, ObjectMeta, ObjectState } from './object-meta.js';
+
+/** Where list-like built-ins keep their items, and other built-ins their contents. */
+export const ITEMS: unique symbol = Symbol('trove.items');
+/** Set on the prototype of classes whose proxy answers index access (`list[3]`). */
+export const INDEXED: unique symbol = Symbol('trove.indexed');
+/** Set on the prototype of classes whose instances refuse writes (Broken). */
+export const FROZEN: unique symbol = Symbol('trove.frozen');
+/** The method that returns an object's persisted state as a plain object. */
+export const GET_STATE: unique symbol = Symbol('trove.getState');
+/** The method that installs a loaded state into an object. */
+export const SET_STATE: unique symbol = Symbol('trove.setState');
+
+type Target = Record<string | symbol, unknown> & { [META]: ObjectMeta };
+
+/** Parses a canonical array index ("0", "17"), or returns -1. */
+function arrayIndex(key: string): number {
+  const first = key.charCodeAt(0);
+  if (first < 48 || first > 57) return -1;
+  const index = Number(key);
+  return Number.isInteger(index) && index >= 0 && String(index) === key ? index : -1;
+}
+
+/** Brings an object up to date for a read: refuses closed jars, loads ghosts. */
+function beforeRead(meta: ObjectMeta): void {
+  const jar = meta.jar;
+  if (jar === undefined) return;
+  if (jar.status === JarStatus.Closed) jar.refuse(false);
+  meta.access = ++jar.clock;
+  if (meta.state === ObjectState.Ghost) jar.activate(meta);
+}
+
+/** Prepares an object for a write to its state. */
+function beforeWrite(meta: ObjectMeta): void {
+  if ((meta.target as Target)[FROZEN] === true) {
+    throw new ReadOnlyError(
+      `object ${meta.oid} is of a class that is not registered here and cannot be changed`,
+    );
+  }
+  noteWrite(meta);
+  if (meta.jar !== undefined) meta.access = ++meta.jar.clock;
+}
+
+const persistentHandler: ProxyHandler<Target> = {
+  get(target, key, receiver) {
+    const meta = target[META];
+    if (key === META) return meta;
+    if (meta.state === ObjectState.Ghost && isEncoding()) return Reflect.get(target, key);
+    beforeRead(meta);
+    if (typeof key === 'symbol') return Reflect.get(target, key, receiver);
+    if (meta.indexed) {
+      const index = arrayIndex(key);
+      if (index >= 0) return track(meta, (target[ITEMS] as unknown[])[index]);
+    }
+    const value = Reflect.get(target, key, receiver);
+    return typeof value === 'object' && value !== null ? track(meta, value) : value;
+  },
+
+  set(target, key, value, receiver) {
+    if (typeof key === 'symbol') return Reflect.set(target, key, value, receiver);
+    const meta = target[META];
+    beforeWrite(meta);
+    const raw = unwrapView(value);
+    if (meta.indexed) {
+      const index = arrayIndex(key);
+      if (index >= 0) {
+        (target[ITEMS] as unknown[])[index] = raw;
+        return true;
+      }
+    }
+    if (Object.hasOwn(target, key)) return Reflect.set(target, key, raw);
+    return Reflect.set(target, key, raw, receiver);
+  },
+
+  defineProperty(target, key, descriptor) {
+    if (typeof key !== 'symbol') {
+      beforeWrite(target[META]);
+      if ('value' in descriptor) descriptor.value = unwrapView(descriptor.value);
+    }
+    return Reflect.defineProperty(target, key, descriptor);
+  },
+
+  deleteProperty(target, key) {
+    if (typeof key !== 'symbol') beforeWrite(target[META]);
+    return Reflect.deleteProperty(target, key);
+  },
+
+  has(target, key) {
+    const meta = target[META];
+    if (key === META) return true;
+    beforeRead(meta);
+    if (meta.indexed && typeof key === 'string') {
+      const index = arrayIndex(key);
+      if (index >= 0) return index < (target[ITEMS] as unknown[]).length;
+    }
+    return Reflect.has(target, key);
+  },
+
+  ownKeys(target) {
+    const meta = target[META];
+    beforeRead(meta);
+    const keys = Reflect.ownKeys(target);
+    if (!meta.indexed) return keys;
+    const length = (target[ITEMS] as unknown[]).length;
+    return [...Array.from({ length }, (_, i) => String(i)), ...keys];
+  },
+
+  getOwnPropertyDescriptor(target, key) {
+    const meta = target[META];
+    if (key !== META) beforeRead(meta);
+    if (meta.indexed && typeof key === 'string') {
+      const index = arrayIndex(key);
+      const items = target[ITEMS] as unknown[];
+      if (index >= 0 && index < items.length) {
+        return {
+          value: track(meta, items[index]),
+          writable: true,
+          enumerable: true,
+          configurable: true,
+        };
+      }
+    }
+    return Reflect.getOwnPropertyDescriptor(target, key);
+  },
+
+  getPrototypeOf(target) {
+    const meta = target[META];
+    // A ghost made from a reference does not know its class until it loads; `instanceof`
+    // must answer for the real class, so it loads (except when the encoder asks).
+    if (!meta.classKnown && meta.state === ObjectState.Ghost && !isEncoding()) beforeRead(meta);
+    return Reflect.getPrototypeOf(target);
+  },
+
+  setPrototypeOf() {
+    // The class of a persistent object is part of its stored identity.
+    return false;
+  },
+
+  preventExtensions() {
+    // A frozen object could not be loaded again after being unloaded.
+    return false;
+  },
+};
+
+/**
+ * The base class of persistent objects. Subclass it, register the subclass under a stable
+ * name (`@persistent('app.User')` or `registerClass`), and instances reachable from the
+ * database root are stored on commit. Attribute writes and deletes, and changes to plain
+ * arrays, objects, Maps, Sets and Dates held in attributes, mark the object changed.
+ */
+export class Persistent {
+  constructor() {
+    const target = this as unknown as Target;
+    const meta = new ObjectMeta(target, ObjectState.Unsaved, true);
+    Object.defineProperty(target, META, { value: meta });
+    meta.indexed = target[INDEXED] === true;
+    const proxy = new Proxy(target, persistentHandler);
+    meta.proxy = proxy;
+    // biome-ignore lint/correctness/noConstructorReturn: the proxy is the object's identity
+    return proxy as unknown as this;
+  }
+
+  /** @internal The persisted state: the own string-keyed properties. */
+  [GET_STATE](): Record<string, unknown> {
+    const state: Record<string, unknown> = {};
+    for (const key of Object.keys(this)) state[key] = (this as Record<string, unknown>)[key];
+    return state;
+  }
+
+  /** @internal Installs a loaded state. */
+  [SET_STATE](state: Record<string, unknown>): void {
+    Object.assign(this, state);
+  }
+}
+
+/**
+ * Creates a ghost: an object known by oid whose state loads on first access. `cls` is its
+ * class if known; otherwise it learns its class when it loads.
+ *
+ * @internal
+ */
+export function createGhost(jar: Jar, oid: Oid, cls?: Function): ObjectMeta {
+  const target = Object.create((cls ?? Persistent).prototype) as Target;
+  const meta = new ObjectMeta(target, ObjectState.Ghost, cls !== undefined);
+  Object.defineProperty(target, META, { value: meta });
+  meta.oid = oid;
+  meta.jar = jar;
+  meta.indexed = target[INDEXED] === true;
+  meta.proxy = new Proxy(target, persistentHandler);
+  return meta;
+}
+
+/**
+ * Gives a loading ghost its class, then installs its state.
+ *
+ * @internal
+ */
+export function installState(
+  meta: ObjectMeta,
+  cls: Function,
+  state: Record<string, unknown>,
+): void {
+  const target = meta.target as Target;
+  if (Object.getPrototypeOf(target) !== cls.prototype) Object.setPrototypeOf(target, cls.prototype);
+  meta.classKnown = true;
+  meta.indexed = target[INDEXED] === true;
+  for (const key of Reflect.ownKeys(target)) {
+    if (key !== META) delete target[key];
+  }
+  forgetViews(meta);
+  (target[SET_STATE] as (state: Record<string, unknown>) => void).call(target, state);
+}
+
+/**
+ * The persisted state of an object as a fresh plain object (the values are shared).
+ *
+ * @internal
+ */
+export function stateOf(meta: ObjectMeta): Record<string, unknown> {
+  const target = meta.target as Target;
+  return (target[GET_STATE] as () => Record<string, unknown>).call(target);
+}
+
+/**
+ * Drops an object's state, making it a ghost that loads again on next access.
+ *
+ * @internal
+ */
+export function ghostify(meta: ObjectMeta): void {
+  const target = meta.target as Target;
+  for (const key of Reflect.ownKeys(target)) {
+    if (key !== META) delete target[key];
+  }
+  forgetViews(meta);
+  meta.state = ObjectState.Ghost;
+}
+
+/**
+ * The raw state holder of a persistent object, loaded and checked for reading. For the
+ * built-in collections' methods, which work on their items directly.
+ *
+ * @internal
+ */
+export function readTarget<T>(obj: object): T & Target {
+  const meta = (obj as Target)[META];
+  beforeRead(meta);
+  return meta.target as T & Target;
+}
+
+/**
+ * The raw state holder of a persistent object, loaded, checked for writing and marked
+ * changed.
+ *
+ * @internal
+ */
+export function writeTarget<T>(obj: object): T & Target {
+  const meta = (obj as Target)[META];
+  beforeWrite(meta);
+  return meta.target as T & Target;
+}
+
+/** The bookkeeping of a persistent object, or an InvalidArgumentError naming `argument`. */
+export function expectPersistent(value: unknown, argument: string): ObjectMeta {
+  const meta = metaOf(value);
+  if (meta !== undefined) return meta;
+  throw new InvalidArgumentError(
+    `${argument} must be a persistent object, got ${describe(value)}`,
+    {
+      argument,
+    },
+  );
+}
+
+/**
+ * The oid of a stored persistent object, or undefined if it has not been stored yet.
+ * Throws InvalidArgumentError for anything that is not a persistent object.
+ */
+export function oidOf(obj: object): Oid | undefined {
+  const meta = expectPersistent(obj, 'obj');
+  return meta.jar === undefined ? undefined : meta.oid;
+}
+
+/**
+ * Marks a persistent object changed, so its state is written at the next commit. Changes
+ * made through the object are noticed by themselves; this is for changes trove cannot see,
+ * such as writes into a typed array or Buffer held by the object.
+ */
+export function markChanged(obj: object): void {
+  const meta = expectPersistent(obj, 'obj');
+  beforeRead(meta);
+  beforeWrite(meta);
+}
+
+/**
+ * Reads a value from an object's items for handing out: nested plain values come back as
+ * change-tracking views.
+ *
+ * @internal
+ */
+export function trackItem(target: Target, value: unknown): unknown {
+  return typeof value === 'object' && value !== null ? track(target[META], value) : value;
+}
+
+installReferenceType({
+  base: Persistent,
+  oidOf(obj) {
+    const oid = (obj as Target)[META].oid;
+    if (oid === undefined)
+      throw new Error('trove: encoding a reference to an object without an oid');
+    return oid;
+  },
+  rawOf: rawOfView,
+});

@@ -1,0 +1,243 @@
+/**
+ * MemoryStorage: the storage contract held in memory, with full MVCC history until a pack.
+ * For tests, caches of other storages, and programs whose data need not outlive them.
+ *
+ * @module
+ */
+
+import { NotFoundError } from '../errors.js';
+import { danglingRefs, reachableFromRoot } from './reachability.js';
+import { snapshotTooOld } from './snapshot-too-old.js';
+import {
+  type ConflictInfo,
+  type IntegrityReport,
+  Storage,
+  StorageConflictError,
+} from './storage.js';
+import {
+  type ChangesSince,
+  type CommitRequest,
+  type HistoricalRecord,
+  nextTid,
+  type Oid,
+  type PackResult,
+  type StorageStats,
+  type StoredRecord,
+  type Tid,
+  type TransactionMeta,
+  type TransactionRecord,
+} from './types.js';
+
+interface MemoryTransaction {
+  readonly tid: Tid;
+  readonly meta: TransactionMeta;
+  records: StoredRecord[];
+}
+
+/** Options of {@link MemoryStorage}. */
+export interface MemoryStorageOptions {
+  /** Refuse writes. */
+  readOnly?: boolean;
+}
+
+/** The storage contract held in memory. Nothing survives the process. */
+export class MemoryStorage extends Storage {
+  readonly kind = 'memory';
+  /** Every kept revision of each object, oldest first. */
+  readonly #revisions = new Map<Oid, StoredRecord[]>();
+  /** Every kept transaction, oldest first. */
+  readonly #transactions: MemoryTransaction[] = [];
+  #lastTid: Tid = 0;
+  #nextOid: Oid = 1;
+  #commits = 0;
+  #bytes = 0;
+  /**
+   * Reads of snapshots at or before this tid may need revisions a pack removed; changes
+   * before it are no longer listed.
+   */
+  #horizon: Tid = 0;
+
+  constructor(options: MemoryStorageOptions = {}) {
+    super(options.readOnly === true);
+  }
+
+  protected _load(oid: Oid): StoredRecord {
+    const revisions = this.#revisions.get(oid);
+    if (revisions === undefined) throw new NotFoundError(`no object with oid ${oid}`);
+    return revisions[revisions.length - 1]!;
+  }
+
+  protected _loadBefore(oid: Oid, tid: Tid): HistoricalRecord | undefined {
+    const revisions = this.#revisions.get(oid);
+    if (revisions !== undefined) {
+      for (let i = revisions.length - 1; i >= 0; i--) {
+        const revision = revisions[i]!;
+        if (revision.tid < tid) return { ...revision, nextTid: revisions[i + 1]?.tid };
+      }
+    }
+    if (tid <= this.#horizon) throw snapshotTooOld(oid, tid);
+    return undefined;
+  }
+
+  protected _lastTid(): Tid {
+    return this.#lastTid;
+  }
+
+  protected async _newOids(count: number): Promise<Oid[]> {
+    const first = this.#nextOid;
+    this.#nextOid += count;
+    return Array.from({ length: count }, (_, i) => first + i);
+  }
+
+  protected async _commit(request: CommitRequest): Promise<Tid> {
+    const conflicts: ConflictInfo[] = [];
+    const currentTid = (oid: Oid) => this.#current(oid)?.tid ?? 0;
+    for (const write of request.writes) {
+      if (currentTid(write.oid) !== write.expectedTid) {
+        conflicts.push({
+          oid: write.oid,
+          kind: 'write',
+          expectedTid: write.expectedTid,
+          committed: this.#current(write.oid),
+        });
+      }
+    }
+    for (const guard of request.readCurrent ?? []) {
+      if (currentTid(guard.oid) !== guard.tid) {
+        conflicts.push({
+          oid: guard.oid,
+          kind: 'read',
+          expectedTid: guard.tid,
+          committed: this.#current(guard.oid),
+        });
+      }
+    }
+    // A ref to an object that no longer exists (removed by a pack after the writer's
+    // snapshot) would leave a dangling ref; refuse it as a read conflict so a retry on a
+    // fresh snapshot sees the object gone.
+    const written = new Set(request.writes.map((w) => w.oid));
+    for (const write of request.writes) {
+      for (const ref of write.refs) {
+        if (!written.has(ref) && !this.#revisions.has(ref)) {
+          conflicts.push({ oid: ref, kind: 'read', expectedTid: 0, committed: undefined });
+        }
+      }
+    }
+    if (conflicts.length > 0) throw new StorageConflictError(conflicts);
+
+    const tid = nextTid(this.#lastTid);
+    const records = request.writes.map((write) => {
+      // Copy: callers (the codec) reuse their buffers after the commit returns.
+      const record: StoredRecord = {
+        oid: write.oid,
+        tid,
+        data: write.data.slice(),
+        refs: [...write.refs],
+      };
+      let revisions = this.#revisions.get(write.oid);
+      if (revisions === undefined) {
+        revisions = [];
+        this.#revisions.set(write.oid, revisions);
+      }
+      revisions.push(record);
+      this.#bytes += record.data.byteLength;
+      if (write.oid >= this.#nextOid) this.#nextOid = write.oid + 1;
+      return record;
+    });
+    this.#transactions.push({ tid, meta: { ...request.meta }, records });
+    this.#lastTid = tid;
+    this.#commits++;
+    return tid;
+  }
+
+  protected _changesSince(tid: Tid): ChangesSince {
+    if (tid < this.#horizon) return 'flush';
+    const changes = [];
+    for (let i = this.#transactions.length - 1; i >= 0; i--) {
+      const transaction = this.#transactions[i]!;
+      if (transaction.tid <= tid) break;
+      changes.push({ tid: transaction.tid, oids: transaction.records.map((r) => r.oid) });
+    }
+    return changes.reverse();
+  }
+
+  protected async _pack(keepHistorySince: Tid | undefined): Promise<PackResult> {
+    const bytesBefore = this.#bytes;
+    const cut = Math.min(keepHistorySince ?? this.#lastTid, this.#lastTid);
+    const reachable = reachableFromRoot((oid) => this.#current(oid)?.refs);
+    let objectsRemoved = 0;
+    let revisionsRemoved = 0;
+    const kept = new Set<StoredRecord>();
+    for (const [oid, revisions] of this.#revisions) {
+      if (!reachable.has(oid)) {
+        objectsRemoved++;
+        revisionsRemoved += revisions.length;
+        this.#revisions.delete(oid);
+        continue;
+      }
+      // Keep every revision at or after the cut, and the one that was current at the cut.
+      let first = revisions.length - 1;
+      while (first > 0 && revisions[first]!.tid > cut) first--;
+      revisionsRemoved += first;
+      const keep = revisions.slice(first);
+      this.#revisions.set(oid, keep);
+      for (const record of keep) kept.add(record);
+    }
+    let bytesAfter = 0;
+    for (const record of kept) bytesAfter += record.data.byteLength;
+    for (const transaction of this.#transactions) {
+      transaction.records = transaction.records.filter((record) => kept.has(record));
+    }
+    const remaining = this.#transactions.filter((t) => t.records.length > 0);
+    this.#transactions.splice(0, this.#transactions.length, ...remaining);
+    this.#bytes = bytesAfter;
+    this.#horizon = Math.max(this.#horizon, cut);
+    return {
+      objectsKept: reachable.size,
+      objectsRemoved,
+      revisionsRemoved,
+      bytesBefore,
+      bytesAfter,
+    };
+  }
+
+  protected async *_iterator(fromTid: Tid): AsyncIterable<TransactionRecord> {
+    // A copy of the list, so commits during iteration do not shift it.
+    for (const transaction of [...this.#transactions]) {
+      if (transaction.tid < fromTid) continue;
+      yield { tid: transaction.tid, meta: transaction.meta, records: [...transaction.records] };
+    }
+  }
+
+  protected async _checkpoint(): Promise<void> {
+    // Nothing to save: a memory storage has no index file.
+  }
+
+  protected async _integrityCheck(): Promise<IntegrityReport> {
+    const current = [...this.#revisions].map(
+      ([oid, revisions]) => [oid, revisions[revisions.length - 1]!.refs] as const,
+    );
+    const failures = danglingRefs(current, (oid) => this.#revisions.has(oid));
+    return { ok: failures.length === 0, failures };
+  }
+
+  protected _stats(): StorageStats {
+    return {
+      kind: this.kind,
+      objects: this.#revisions.size,
+      lastTid: this.#lastTid,
+      commits: this.#commits,
+      bytes: this.#bytes,
+    };
+  }
+
+  protected async _close(): Promise<void> {
+    this.#revisions.clear();
+    this.#transactions.length = 0;
+  }
+
+  #current(oid: Oid): StoredRecord | undefined {
+    const revisions = this.#revisions.get(oid);
+    return revisions?.[revisions.length - 1];
+  }
+}

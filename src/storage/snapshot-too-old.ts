@@ -1,0 +1,15 @@
+import { ConflictError } from '../errors.js';
+import type { Oid, Tid } from './types.js';
+
+/**
+ * The error for a historical read that needs a revision a pack removed. It is a read
+ * conflict, so `db.transaction` retries on a fresh snapshot, where the read succeeds.
+ *
+ * @internal
+ */
+export function snapshotTooOld(oid: Oid, tid: Tid): ConflictError {
+  return new ConflictError(
+    `object ${oid} as of tid ${tid} is no longer kept (removed by a pack): the snapshot is too old`,
+    { oid, kind: 'read' },
+  );
+}

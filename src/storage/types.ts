@@ -1,0 +1,167 @@
+/**
+ * The data types of the storage contract. A storage keeps opaque records keyed by oid and
+ * versioned by tid; it knows nothing of classes. See {@link Storage}.
+ *
+ * @module
+ */
+
+/** An object id: a dense non-negative integer; oid 0 is the root object. */
+export type Oid = number;
+
+/**
+ * A transaction id: a positive integer that grows with every commit. trove's storages derive
+ * it from the commit time in microseconds since 1970 (never going backwards), so a tid can be
+ * turned into a time with {@link tidToDate} and a time into a tid with {@link dateToTid}.
+ * `0` means "before the first transaction".
+ */
+export type Tid = number;
+
+/** The oid of the root object. */
+export const ROOT_OID: Oid = 0;
+
+/** One stored revision of one object. */
+export interface StoredRecord {
+  /** The object this revision belongs to. */
+  readonly oid: Oid;
+  /** The transaction that wrote this revision. */
+  readonly tid: Tid;
+  /** The encoded state, opaque to the storage. */
+  readonly data: Uint8Array;
+  /** The oids this revision references, so pack and integrity checks need no classes. */
+  readonly refs: readonly Oid[];
+}
+
+/** A revision found by `loadBefore`, with the tid of the revision that replaced it, if any. */
+export interface HistoricalRecord extends StoredRecord {
+  /** The tid of the next revision of the object, or `undefined` if this one is still current. */
+  readonly nextTid: Tid | undefined;
+}
+
+/** One object written by a commit. */
+export interface RecordWrite {
+  /** The object written. */
+  readonly oid: Oid;
+  /** Its new encoded state. */
+  readonly data: Uint8Array;
+  /** The oids the new state references. */
+  readonly refs: readonly Oid[];
+  /**
+   * The tid of the revision this write replaces (the one the writer read), or 0 for a new
+   * object. If the current revision has another tid, the commit fails with a conflict.
+   */
+  readonly expectedTid: Tid;
+}
+
+/** An object that was only read, guarded against concurrent change (`tx.readCurrent`). */
+export interface ReadGuard {
+  /** The object read. */
+  readonly oid: Oid;
+  /** The tid of the revision that was read. */
+  readonly tid: Tid;
+}
+
+/** Descriptive data stored with a transaction. */
+export interface TransactionMeta {
+  /** A note from the application, for example what the transaction did. */
+  readonly note?: string;
+  /** Who made the change, as the application names users. */
+  readonly user?: string;
+}
+
+/** What a commit asks a storage to store atomically. */
+export interface CommitRequest {
+  /** The snapshot the writing transaction read from. */
+  readonly baseTid: Tid;
+  /** The objects written. */
+  readonly writes: readonly RecordWrite[];
+  /** Objects that were only read but must not have changed since they were read. */
+  readonly readCurrent?: readonly ReadGuard[];
+  /** Descriptive data kept with the transaction. */
+  readonly meta?: TransactionMeta;
+}
+
+/** The oids one committed transaction changed. */
+export interface TransactionChanges {
+  /** The committed transaction. */
+  readonly tid: Tid;
+  /** The objects it wrote. */
+  readonly oids: readonly Oid[];
+}
+
+/**
+ * The answer of `changesSince`: the transactions committed after the given tid, oldest first,
+ * or `'flush'` when the storage no longer knows them all and every cached object must be
+ * treated as changed.
+ */
+export type ChangesSince = readonly TransactionChanges[] | 'flush';
+
+/** One committed transaction, as the storage iterator yields it. */
+export interface TransactionRecord {
+  /** The transaction id. */
+  readonly tid: Tid;
+  /** Descriptive data stored with it. */
+  readonly meta: TransactionMeta;
+  /** The revisions it wrote. */
+  readonly records: readonly StoredRecord[];
+}
+
+/** Options of `pack`. */
+export interface PackOptions {
+  /**
+   * Keep every revision committed at or after this time (a tid or a Date), so that
+   * historical reads back to it still work. By default only current revisions are kept.
+   */
+  readonly keepHistorySince?: Tid | Date;
+}
+
+/** What a pack did. */
+export interface PackResult {
+  /** Objects reachable from the root (kept). */
+  readonly objectsKept: number;
+  /** Objects no longer reachable from the root (removed). */
+  readonly objectsRemoved: number;
+  /** Old revisions removed. */
+  readonly revisionsRemoved: number;
+  /** Size of the stored data before the pack, in bytes (estimated for storages without files). */
+  readonly bytesBefore: number;
+  /** Size after the pack, in bytes. */
+  readonly bytesAfter: number;
+}
+
+/** Counters a storage reports in `db.stats()`. */
+export interface StorageStats {
+  /** The kind of storage, for example `memory` or `file`. */
+  readonly kind: string;
+  /** Objects with a current revision. */
+  readonly objects: number;
+  /** The last committed transaction. */
+  readonly lastTid: Tid;
+  /** Commits done through this storage instance. */
+  readonly commits: number;
+  /** Bytes of stored data (file size for a file storage). */
+  readonly bytes: number;
+  /** Backend-specific counters. */
+  readonly [key: string]: unknown;
+}
+
+/** Microseconds per millisecond, the scale between tids and `Date` times. */
+const MICROS_PER_MS = 1000;
+
+/** The tid for a point in time: the first possible tid at or after `date`. */
+export function dateToTid(date: Date): Tid {
+  return date.getTime() * MICROS_PER_MS;
+}
+
+/** The time a tid was committed at (to the millisecond). */
+export function tidToDate(tid: Tid): Date {
+  return new Date(Math.floor(tid / MICROS_PER_MS));
+}
+
+/**
+ * The next tid after `last`: the current time in microseconds, or `last + 1` if the clock is
+ * behind (tids never go backwards, even when the system clock does).
+ */
+export function nextTid(last: Tid): Tid {
+  const now = Math.floor((performance.timeOrigin + performance.now()) * MICROS_PER_MS);
+  return now > last ? now : last + 1;
+}

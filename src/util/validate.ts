@@ -1,0 +1,114 @@
+/**
+ * Argument checks shared by the public entry points. Each throws an InvalidArgumentError whose
+ * message names the argument and what was expected, so misuse is reported at the call that
+ * made it rather than deep inside.
+ *
+ * @internal
+ * @module
+ */
+
+import { InvalidArgumentError } from '../errors.js';
+
+/** Describes a value for an error message without dumping large or cyclic structures. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  switch (typeof value) {
+    case 'undefined':
+      return 'undefined';
+    case 'string':
+      return value.length > 40 ? `a string of length ${value.length}` : JSON.stringify(value);
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+      return `${typeof value} ${String(value)}`;
+    case 'function':
+      return `a function${value.name ? ` (${value.name})` : ''}`;
+    case 'symbol':
+      return `a symbol (${value.description ?? ''})`;
+    default: {
+      const name = (value as object).constructor?.name;
+      return name && name !== 'Object' ? `an instance of ${name}` : 'an object';
+    }
+  }
+}
+
+function fail(argument: string, expected: string, value: unknown): never {
+  throw new InvalidArgumentError(`${argument} must be ${expected}, got ${describe(value)}`, {
+    argument,
+  });
+}
+
+/** A non-negative safe integer. */
+export function expectNonNegativeInteger(value: unknown, argument: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    fail(argument, 'a non-negative integer', value);
+  }
+  return value;
+}
+
+/** A positive safe integer. */
+export function expectPositiveInteger(value: unknown, argument: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    fail(argument, 'a positive integer', value);
+  }
+  return value;
+}
+
+/** A function. */
+export function expectFunction<T extends Function>(value: unknown, argument: string): T {
+  if (typeof value !== 'function') fail(argument, 'a function', value);
+  return value as T;
+}
+
+/** A non-empty string. */
+export function expectNonEmptyString(value: unknown, argument: string): string {
+  if (typeof value !== 'string' || value.length === 0) fail(argument, 'a non-empty string', value);
+  return value;
+}
+
+/** A string, if present. */
+export function expectOptionalString(value: unknown, argument: string): string | undefined {
+  if (value !== undefined && typeof value !== 'string') fail(argument, 'a string', value);
+  return value;
+}
+
+/** A plain options object, or undefined (returned as an empty object). */
+export function expectOptions<T extends object>(value: unknown, argument: string): Partial<T> {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    fail(argument, 'an options object', value);
+  }
+  return value as Partial<T>;
+}
+
+/** A Uint8Array (Buffer included). */
+export function expectBytes(value: unknown, argument: string): Uint8Array {
+  if (!(value instanceof Uint8Array)) fail(argument, 'a Uint8Array', value);
+  return value;
+}
+
+/** One of a fixed set of strings. */
+export function expectOneOf<const T extends string>(
+  value: unknown,
+  choices: readonly T[],
+  argument: string,
+): T {
+  if (typeof value !== 'string' || !choices.includes(value as T)) {
+    fail(argument, `one of ${choices.map((c) => `'${c}'`).join(', ')}`, value);
+  }
+  return value as T;
+}
+
+/** A boolean, if present. */
+export function expectOptionalBoolean(value: unknown, argument: string): boolean | undefined {
+  if (value !== undefined && typeof value !== 'boolean') fail(argument, 'a boolean', value);
+  return value;
+}
+
+/** A valid Date. */
+export function expectDate(value: unknown, argument: string): Date {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime()))
+    fail(argument, 'a valid Date', value);
+  return value;
+}
