@@ -14,7 +14,7 @@ export {
   type TransactionOptions,
 } from './connection/database.js';
 export type { CacheCounters } from './connection/object-cache.js';
-export { type OpenStorageOptions, open } from './connection/open.js';
+export { type OpenFileOptions, type OpenStorageOptions, open } from './connection/open.js';
 export { Transaction } from './connection/transaction.js';
 export * from './errors.js';
 export { Broken } from './persistent/broken.js';
@@ -24,6 +24,12 @@ export { persistent } from './persistent/persistent-decorator.js';
 export { PersistentList } from './persistent/persistent-list.js';
 export { PersistentMap } from './persistent/persistent-map.js';
 export { PersistentSet, type SetLike } from './persistent/persistent-set.js';
+export {
+  type Durability,
+  FileStorage,
+  type FileStorageOptions,
+} from './storage/file/file-storage.js';
 export { MemoryStorage, type MemoryStorageOptions } from './storage/memory-storage.js';
+export { SnapshotStorage } from './storage/snapshot-storage.js';
 export { type IntegrityReport, Storage } from './storage/storage.js';
 export * from './storage/types.js';

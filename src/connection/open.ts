@@ -5,8 +5,11 @@
  */
 
 import { InvalidArgumentError } from '../errors.js';
+import { FileStorage, type FileStorageOptions } from '../storage/file/file-storage.js';
+import { SnapshotStorage } from '../storage/snapshot-storage.js';
 import { Storage } from '../storage/storage.js';
-import { describe, expectOptions } from '../util/validate.js';
+import type { Tid } from '../storage/types.js';
+import { describe, expectDate, expectNonNegativeInteger, expectOptions } from '../util/validate.js';
 import { Database, type DatabaseOptions } from './database.js';
 
 /** Options of `open()` with a storage given explicitly. */
@@ -15,18 +18,73 @@ export interface OpenStorageOptions extends DatabaseOptions {
   storage: Storage;
 }
 
+/** Options of `open(path)`: the database handle's and the file storage's. */
+export interface OpenFileOptions extends DatabaseOptions, Omit<FileStorageOptions, 'fileOps'> {
+  /**
+   * Open a read-only view of the database as it was at this tid or time (everything
+   * committed at or before it). Implies `readOnly`.
+   */
+  at?: Tid | Date;
+}
+
+/** The tid that shows everything committed at or before `at`. */
+function snapshotTid(at: Tid | Date): Tid {
+  if (at instanceof Date) return expectDate(at, 'options.at').getTime() * 1000 + 999;
+  return expectNonNegativeInteger(at, 'options.at');
+}
+
 /**
  * Opens a database.
  *
- * - `open({ storage })` opens a database on the given storage.
+ * - `open('app.trove', options?)` opens (creating it if needed) the database file at that
+ *   path: the embedded default.
+ * - `open({ storage })` opens a database on the given storage, for example a MemoryStorage.
  */
-export async function open(target: OpenStorageOptions): Promise<Database> {
-  const options = expectOptions<OpenStorageOptions>(target, 'target');
-  if (!(options.storage instanceof Storage)) {
+export async function open(
+  target: string | OpenStorageOptions,
+  options?: OpenFileOptions,
+): Promise<Database> {
+  if (typeof target === 'string') {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
+      throw new InvalidArgumentError(
+        `target ${JSON.stringify(target)} is a URL; this version of trove opens database files and storages, not servers`,
+        { argument: 'target' },
+      );
+    }
+    const opts = expectOptions<OpenFileOptions>(options, 'options');
+    if (opts.at !== undefined && opts.readOnly === false) {
+      throw new InvalidArgumentError(
+        'options.at opens a historical view, which is read-only: drop readOnly: false',
+        {
+          argument: 'options.at',
+        },
+      );
+    }
+    const at = opts.at === undefined ? undefined : snapshotTid(opts.at);
+    const { at: _at, cacheSize: _cs, cacheBytes: _cb, poolSize: _ps, ...fileOptions } = opts;
+    const file = await FileStorage.open(target, {
+      ...fileOptions,
+      readOnly: at !== undefined || opts.readOnly === true,
+    });
+    const storage = at === undefined ? file : new SnapshotStorage(file, at);
+    try {
+      return await new Database(storage, opts).start();
+    } catch (error) {
+      await storage.close();
+      throw error;
+    }
+  }
+  if (options !== undefined) {
+    throw new InvalidArgumentError('options go inside the first argument when it is an object', {
+      argument: 'options',
+    });
+  }
+  const opts = expectOptions<OpenStorageOptions>(target, 'target');
+  if (!(opts.storage instanceof Storage)) {
     throw new InvalidArgumentError(
-      `options.storage must be a Storage (for example new MemoryStorage()), got ${describe(options.storage)}`,
+      `options.storage must be a Storage (for example new MemoryStorage()), got ${describe(opts.storage)}`,
       { argument: 'options.storage' },
     );
   }
-  return new Database(options.storage, options).start();
+  return new Database(opts.storage, opts).start();
 }

@@ -1,0 +1,49 @@
+/**
+ * The file operations FileStorage performs that can fail for reasons outside the program
+ * (disk full, device errors). They go through this seam so tests can make them fail and
+ * check that a failed commit leaves the database as it was.
+ *
+ * @internal
+ * @module
+ */
+
+import * as fs from 'node:fs';
+
+/** Writes, syncs and truncations of the data file. Reads stay synchronous and direct. */
+export interface FileOps {
+  /** Writes all of `buffer` at `position`. */
+  write(fd: number, buffer: Uint8Array, position: number): Promise<void>;
+  /** Flushes the file's data to stable storage (fdatasync). */
+  sync(fd: number): Promise<void>;
+  /** Cuts the file to `length` bytes. */
+  truncate(fd: number, length: number): Promise<void>;
+}
+
+function writeAll(fd: number, buffer: Uint8Array, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (done: number): void => {
+      if (done === buffer.byteLength) {
+        resolve();
+        return;
+      }
+      fs.write(fd, buffer, done, buffer.byteLength - done, position + done, (error, written) => {
+        if (error) reject(error);
+        else step(done + written);
+      });
+    };
+    step(0);
+  });
+}
+
+/** The real thing, on Node's threadpool (so the event loop never waits for the disk). */
+export const nodeFileOps: FileOps = {
+  write: writeAll,
+  sync: (fd) =>
+    new Promise((resolve, reject) => {
+      fs.fdatasync(fd, (error) => (error ? reject(error) : resolve()));
+    }),
+  truncate: (fd, length) =>
+    new Promise((resolve, reject) => {
+      fs.ftruncate(fd, length, (error) => (error ? reject(error) : resolve()));
+    }),
+};

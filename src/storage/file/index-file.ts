@@ -1,0 +1,115 @@
+/**
+ * The index checkpoint (`app.trove.index`): the newest-revision index saved with the data
+ * file offset it covers, so that an open reads it and scans only the log after that offset.
+ *
+ * Layout (little-endian): magic `TROVEIDX`, u32 version, u32 reserved, u64 data-file
+ * generation, u64 covered offset, u64 last tid, u64 oid high-water mark, u64 entry count n,
+ * u32 CRC32C of the header's first 56 bytes, u32 CRC32C of the entries; then n f64 offsets
+ * and n f64 tids (entry i is oid i; offset 0 means no record).
+ *
+ * It is a cache: written to a temporary name and renamed into place, and ignored (and
+ * rebuilt by a scan) when missing, damaged, or made for another generation of the file.
+ *
+ * @internal
+ * @module
+ */
+
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { crc32c } from '@node-rs/crc32';
+import { readU64, writeU64 } from './format.js';
+import { OidIndex } from './oid-index.js';
+
+const MAGIC = Buffer.from('TROVEIDX', 'latin1');
+const VERSION = 1;
+const HEADER_SIZE = 64;
+
+/** What an index file holds. */
+export interface SavedIndex {
+  readonly generation: bigint;
+  /** The data file offset up to which the index is complete (a transaction boundary). */
+  readonly coveredOffset: number;
+  readonly lastTid: number;
+  readonly nextOid: number;
+  readonly index: OidIndex;
+}
+
+/** The index file's path for a data file. */
+export function indexPath(dataPath: string): string {
+  return `${dataPath}.index`;
+}
+
+/**
+ * Writes the index file atomically (temporary file, fsync unless `sync` is false, rename).
+ */
+export function saveIndex(
+  dataPath: string,
+  saved: Omit<SavedIndex, 'index'> & { index: OidIndex },
+  sync: boolean,
+): void {
+  const { offsets, tids } = saved.index.arrays();
+  const n = offsets.length;
+  const header = Buffer.alloc(HEADER_SIZE);
+  MAGIC.copy(header, 0);
+  header.writeUInt32LE(VERSION, 8);
+  header.writeBigUInt64LE(saved.generation, 16);
+  writeU64(header, 24, saved.coveredOffset);
+  writeU64(header, 32, saved.lastTid);
+  writeU64(header, 40, saved.nextOid);
+  writeU64(header, 48, n);
+  const offsetBytes = Buffer.from(offsets.buffer, offsets.byteOffset, n * 8);
+  const tidBytes = Buffer.from(tids.buffer, tids.byteOffset, n * 8);
+  header.writeUInt32LE(crc32c(header.subarray(0, 56)), 56);
+  header.writeUInt32LE(crc32c(tidBytes, crc32c(offsetBytes)), 60);
+
+  const target = indexPath(dataPath);
+  const temporary = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const fd = fs.openSync(temporary, 'w');
+  try {
+    fs.writeSync(fd, header);
+    fs.writeSync(fd, offsetBytes);
+    fs.writeSync(fd, tidBytes);
+    if (sync) fs.fdatasyncSync(fd);
+  } catch (error) {
+    fs.closeSync(fd);
+    fs.rmSync(temporary, { force: true });
+    throw error;
+  }
+  fs.closeSync(fd);
+  try {
+    fs.renameSync(temporary, target);
+  } catch (error) {
+    fs.rmSync(temporary, { force: true });
+    throw error;
+  }
+}
+
+/** Reads the index file; undefined if it is missing or not valid. */
+export function loadIndex(dataPath: string): SavedIndex | undefined {
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(indexPath(dataPath));
+  } catch {
+    return undefined;
+  }
+  if (bytes.length < HEADER_SIZE || !bytes.subarray(0, 8).equals(MAGIC)) return undefined;
+  if (bytes.readUInt32LE(56) !== crc32c(bytes.subarray(0, 56))) return undefined;
+  if (bytes.readUInt32LE(8) !== VERSION) return undefined;
+  const n = readU64(bytes, 48);
+  if (bytes.length !== HEADER_SIZE + n * 16) return undefined;
+  const offsetBytes = bytes.subarray(HEADER_SIZE, HEADER_SIZE + n * 8);
+  const tidBytes = bytes.subarray(HEADER_SIZE + n * 8);
+  if (bytes.readUInt32LE(60) !== crc32c(tidBytes, crc32c(offsetBytes))) return undefined;
+  // Copy into aligned arrays: the file buffer's offset need not be a multiple of 8.
+  const offsets = new Float64Array(n);
+  const tids = new Float64Array(n);
+  Buffer.from(offsets.buffer).set(offsetBytes);
+  Buffer.from(tids.buffer).set(tidBytes);
+  return {
+    generation: bytes.readBigUInt64LE(16),
+    coveredOffset: readU64(bytes, 24),
+    lastTid: readU64(bytes, 32),
+    nextOid: readU64(bytes, 40),
+    index: OidIndex.fromArrays(offsets, tids),
+  };
+}

@@ -1,0 +1,120 @@
+/**
+ * What a transaction that fails its checks means, and cutting off a torn tail.
+ *
+ * A crash while appending leaves the last transaction (or the last group of transactions
+ * written together) incomplete or failing its checksum: that is a torn tail, and it was
+ * never acknowledged, so it is cut off (and kept aside in `app.trove.torn-<n>`). A bad
+ * transaction followed by a valid transaction of a later group is different: that later
+ * group was written after the bad one had been acknowledged, so the bad one is damage to
+ * committed data, and trove refuses to guess (CorruptionError).
+ *
+ * @internal
+ * @module
+ */
+
+import * as fs from 'node:fs';
+import { readU64, TX_HEADER_SIZE, TxStatus } from './format.js';
+import {
+  isTransaction,
+  type LogReader,
+  readFully,
+  type ScannedTransaction,
+  type ScanProblem,
+} from './log-reader.js';
+
+/** How far past a transaction with an unreadable header trove looks for later valid data. */
+const SEARCH_LIMIT = 64 * 1024 * 1024;
+
+const STATUSES = new Set<number>(Object.values(TxStatus));
+
+/** The verdict on a bad transaction. */
+export type Verdict =
+  | { readonly kind: 'torn' }
+  | { readonly kind: 'corrupt'; readonly detail: string };
+
+/** The offset of the group a transaction was written in. */
+function groupStart(tx: ScannedTransaction): number {
+  return typeof tx.meta.group === 'number' ? tx.meta.group : tx.offset;
+}
+
+/** The first valid transaction starting at or after `from`, searching a bounded stretch. */
+export function findNextTransaction(
+  reader: LogReader,
+  from: number,
+  fileSize: number,
+): ScannedTransaction | undefined {
+  const limit = Math.min(fileSize - TX_HEADER_SIZE, from + SEARCH_LIMIT);
+  const chunk = Buffer.allocUnsafe(1024 * 1024 + TX_HEADER_SIZE);
+  for (let base = from; base <= limit; base += 1024 * 1024) {
+    const read = readFully(reader.fd, chunk, 0, chunk.length, base);
+    for (let i = 0; i + TX_HEADER_SIZE <= read && base + i <= limit; i++) {
+      // Cheap plausibility checks first; the reader verifies checksums.
+      const status = chunk[i + 16]!;
+      if (!STATUSES.has(status)) continue;
+      const length = readU64(chunk, i);
+      if (length < TX_HEADER_SIZE || base + i + length > fileSize) continue;
+      const candidate = reader.readTransaction(base + i, fileSize);
+      if (isTransaction(candidate)) return candidate;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Judges the transaction at `offset`, which failed with `problem` in a file of `fileSize`
+ * bytes (read while holding the writer lock, so no append is in progress).
+ */
+export function judge(
+  reader: LogReader,
+  offset: number,
+  fileSize: number,
+  problem: ScanProblem,
+): Verdict {
+  if (problem.problem === 'incomplete') return { kind: 'torn' };
+  let next: ScannedTransaction | undefined;
+  if (problem.header !== undefined) {
+    const after = offset + problem.header.length;
+    if (after >= fileSize) return { kind: 'torn' };
+    const candidate = reader.readTransaction(after, fileSize);
+    next = isTransaction(candidate) ? candidate : findNextTransaction(reader, after + 1, fileSize);
+  } else {
+    next = findNextTransaction(reader, offset + 1, fileSize);
+  }
+  if (next === undefined || groupStart(next) <= offset) return { kind: 'torn' };
+  return {
+    kind: 'corrupt',
+    detail: `the transaction at offset ${offset} fails its checks (${problem.problem}) but a later transaction at offset ${next.offset} is valid`,
+  };
+}
+
+/**
+ * Moves the bytes from `offset` to the end of the file aside into `<path>.torn-<n>` and cuts
+ * the file there. Returns the name of the file the bytes were saved in.
+ */
+export function cutTornTail(
+  path: string,
+  fd: number,
+  offset: number,
+  fileSize: number,
+  sync: boolean,
+): string {
+  let n = 1;
+  while (fs.existsSync(`${path}.torn-${n}`)) n++;
+  const aside = `${path}.torn-${n}`;
+  const out = fs.openSync(aside, 'wx');
+  try {
+    const buffer = Buffer.allocUnsafe(1024 * 1024);
+    for (let at = offset; at < fileSize; ) {
+      const read = readFully(fd, buffer, 0, Math.min(buffer.length, fileSize - at), at);
+      if (read === 0) break;
+      fs.writeSync(out, buffer, 0, read);
+      at += read;
+    }
+    if (sync) fs.fsyncSync(out);
+  } finally {
+    fs.closeSync(out);
+  }
+  fs.ftruncateSync(fd, offset);
+  if (sync) fs.fsyncSync(fd);
+  return aside;
+}

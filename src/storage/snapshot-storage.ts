@@ -1,0 +1,104 @@
+/**
+ * SnapshotStorage: a read-only view of another storage as it was at one tid: the historical
+ * view behind `open(path, { at })`.
+ *
+ * @module
+ */
+
+import { NotFoundError } from '../errors.js';
+import { type IntegrityReport, Storage } from './storage.js';
+import type {
+  ChangesSince,
+  CommitRequest,
+  HistoricalRecord,
+  Oid,
+  PackResult,
+  StorageStats,
+  StoredRecord,
+  Tid,
+  TransactionRecord,
+} from './types.js';
+
+/** A read-only view of `inner` as of `tid`: later commits are invisible, nothing changes. */
+export class SnapshotStorage extends Storage {
+  readonly kind = 'snapshot';
+  readonly #inner: Storage;
+  readonly #tid: Tid;
+
+  /** A view of `inner` showing what was committed at or before `tid`. */
+  constructor(inner: Storage, tid: Tid) {
+    super(true);
+    this.#inner = inner;
+    this.#tid = tid;
+  }
+
+  /** The tid this view shows the storage as of. */
+  get tid(): Tid {
+    return this.#tid;
+  }
+
+  protected _load(oid: Oid): StoredRecord {
+    const record = this.#inner.loadBefore(oid, this.#tid + 1);
+    if (record === undefined)
+      throw new NotFoundError(`no object with oid ${oid} as of tid ${this.#tid}`);
+    return record;
+  }
+
+  protected _loadBefore(oid: Oid, tid: Tid): HistoricalRecord | undefined {
+    const record = this.#inner.loadBefore(oid, Math.min(tid, this.#tid + 1));
+    if (record === undefined) return undefined;
+    return {
+      ...record,
+      nextTid:
+        record.nextTid !== undefined && record.nextTid <= this.#tid ? record.nextTid : undefined,
+    };
+  }
+
+  protected _lastTid(): Tid {
+    return Math.min(this.#tid, this.#inner.lastTid());
+  }
+
+  protected _changesSince(): ChangesSince {
+    return [];
+  }
+
+  protected async _newOids(): Promise<Oid[]> {
+    throw new Error('unreachable: the base class refuses writes to a read-only storage');
+  }
+
+  protected async _commit(_request: CommitRequest): Promise<Tid> {
+    throw new Error('unreachable: the base class refuses writes to a read-only storage');
+  }
+
+  protected async _pack(): Promise<PackResult> {
+    throw new Error('unreachable: the base class refuses writes to a read-only storage');
+  }
+
+  protected async *_iterator(fromTid: Tid): AsyncIterable<TransactionRecord> {
+    for await (const transaction of this.#inner.iterator(fromTid)) {
+      if (transaction.tid > this.#tid) return;
+      yield transaction;
+    }
+  }
+
+  protected async _checkpoint(): Promise<void> {
+    // A view saves nothing.
+  }
+
+  protected _integrityCheck(): Promise<IntegrityReport> {
+    return this.#inner.integrityCheck();
+  }
+
+  protected _stats(): StorageStats {
+    return {
+      ...this.#inner.stats(),
+      kind: this.kind,
+      lastTid: this._lastTid(),
+      snapshotOf: this.#inner.kind,
+    };
+  }
+
+  protected _close(): Promise<void> {
+    return this.#inner.close();
+  }
+}
