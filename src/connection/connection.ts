@@ -370,14 +370,23 @@ export class Connection implements Jar {
     return { entries, fresh };
   }
 
-  /** Commits the batch, resolving conflicts the classes know how to resolve. */
+  /**
+   * Commits the batch. Conflicts are resolved by the classes that know how: inside the
+   * storage's commit when it offers that (no round trip, no retry), else by resubmitting.
+   */
   async #store(batch: CommitBatch, meta: TransactionMeta | undefined): Promise<Tid> {
+    const resolveConflicts = (conflicts: readonly ConflictInfo[]): RecordWrite[] =>
+      conflicts.map((conflict) => {
+        this.#resolveConflict(batch, conflict);
+        return batch.byOid.get(conflict.oid)!.write;
+      });
     for (let round = 0; ; round++) {
       try {
         return await this.storage.commit({
           baseTid: this.#snapshot,
           writes: batch.pending.map((entry) => entry.write),
           readCurrent: batch.guards,
+          resolveConflicts,
           ...(meta === undefined ? {} : { meta }),
         });
       } catch (error) {
@@ -395,7 +404,7 @@ export class Connection implements Jar {
   }
 
   /** Replaces one conflicting write by its class's resolution, or throws ConflictError. */
-  #resolveConflict(batch: CommitBatch, conflict: ConflictInfo, error: StorageConflictError): void {
+  #resolveConflict(batch: CommitBatch, conflict: ConflictInfo, error?: StorageConflictError): void {
     const entry = batch.byOid.get(conflict.oid);
     const fail: (why: string, cause?: unknown) => never = (why, cause = error) => {
       throw new ConflictError(

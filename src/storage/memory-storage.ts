@@ -5,14 +5,16 @@
  * @module
  */
 
-import { NotFoundError } from '../errors.js';
+import type { Readable } from 'node:stream';
+import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { danglingRefs, reachableFromRoot } from './reachability.js';
 import { snapshotTooOld } from './snapshot-too-old.js';
 import {
+  bytesStream,
   type ConflictInfo,
   type IntegrityReport,
   Storage,
-  StorageConflictError,
+  settleConflicts,
 } from './storage.js';
 import {
   type ChangesSince,
@@ -21,6 +23,8 @@ import {
   nextTid,
   type Oid,
   type PackResult,
+  type RecordWrite,
+  type StagedBlob,
   type StorageStats,
   type StoredRecord,
   type Tid,
@@ -64,7 +68,13 @@ export class MemoryStorage extends Storage {
   protected _load(oid: Oid): StoredRecord {
     const revisions = this.#revisions.get(oid);
     if (revisions === undefined) throw new NotFoundError(`no object with oid ${oid}`);
-    return revisions[revisions.length - 1]!;
+    const record = revisions[revisions.length - 1]!;
+    if (record.blob === true) {
+      throw new InvalidArgumentError(`object ${oid} is blob content; read it through its Blob`, {
+        argument: 'oid',
+      });
+    }
+    return record;
   }
 
   protected _loadBefore(oid: Oid, tid: Tid): HistoricalRecord | undefined {
@@ -90,49 +100,17 @@ export class MemoryStorage extends Storage {
   }
 
   protected async _commit(request: CommitRequest): Promise<Tid> {
-    const conflicts: ConflictInfo[] = [];
-    const currentTid = (oid: Oid) => this.#current(oid)?.tid ?? 0;
-    for (const write of request.writes) {
-      if (currentTid(write.oid) !== write.expectedTid) {
-        conflicts.push({
-          oid: write.oid,
-          kind: 'write',
-          expectedTid: write.expectedTid,
-          committed: this.#current(write.oid),
-        });
-      }
-    }
-    for (const guard of request.readCurrent ?? []) {
-      if (currentTid(guard.oid) !== guard.tid) {
-        conflicts.push({
-          oid: guard.oid,
-          kind: 'read',
-          expectedTid: guard.tid,
-          committed: this.#current(guard.oid),
-        });
-      }
-    }
-    // A ref to an object that no longer exists (removed by a pack after the writer's
-    // snapshot) would leave a dangling ref; refuse it as a read conflict so a retry on a
-    // fresh snapshot sees the object gone.
-    const written = new Set(request.writes.map((w) => w.oid));
-    for (const write of request.writes) {
-      for (const ref of write.refs) {
-        if (!written.has(ref) && !this.#revisions.has(ref)) {
-          conflicts.push({ oid: ref, kind: 'read', expectedTid: 0, committed: undefined });
-        }
-      }
-    }
-    if (conflicts.length > 0) throw new StorageConflictError(conflicts);
-
+    const writes = settleConflicts(request, (current) => this.#conflicts(current, request));
     const tid = nextTid(this.#lastTid);
-    const records = request.writes.map((write) => {
+    const records = writes.map((write) => {
       // Copy: callers (the codec) reuse their buffers after the commit returns.
+      const content = write.blob === undefined ? undefined : this.#blobs.get(write.blob);
       const record: StoredRecord = {
         oid: write.oid,
         tid,
-        data: write.data.slice(),
+        data: content ?? write.data.slice(),
         refs: [...write.refs],
+        ...(content === undefined ? {} : { blob: true }),
       };
       let revisions = this.#revisions.get(write.oid);
       if (revisions === undefined) {
@@ -234,6 +212,64 @@ export class MemoryStorage extends Storage {
   protected async _close(): Promise<void> {
     this.#revisions.clear();
     this.#transactions.length = 0;
+  }
+
+  #conflicts(writes: readonly RecordWrite[], request: CommitRequest): ConflictInfo[] {
+    const conflicts: ConflictInfo[] = [];
+    const currentTid = (oid: Oid) => this.#current(oid)?.tid ?? 0;
+    for (const write of writes) {
+      if (currentTid(write.oid) !== write.expectedTid) {
+        conflicts.push({
+          oid: write.oid,
+          kind: 'write',
+          expectedTid: write.expectedTid,
+          committed: this.#current(write.oid),
+        });
+      }
+    }
+    for (const guard of request.readCurrent ?? []) {
+      if (currentTid(guard.oid) !== guard.tid) {
+        conflicts.push({
+          oid: guard.oid,
+          kind: 'read',
+          expectedTid: guard.tid,
+          committed: this.#current(guard.oid),
+        });
+      }
+    }
+    // A ref to an object that no longer exists (removed by a pack after the writer's
+    // snapshot) would leave a dangling ref; refuse it as a read conflict so a retry on a
+    // fresh snapshot sees the object gone.
+    const written = new Set(writes.map((w) => w.oid));
+    for (const write of writes) {
+      for (const ref of write.refs) {
+        if (!written.has(ref) && !this.#revisions.has(ref)) {
+          conflicts.push({ oid: ref, kind: 'read', expectedTid: 0, committed: undefined });
+        }
+      }
+    }
+    return conflicts;
+  }
+
+  readonly #blobs = new WeakMap<StagedBlob, Uint8Array>();
+
+  protected async _stageBlob(chunks: AsyncIterable<Uint8Array>): Promise<StagedBlob> {
+    const parts: Uint8Array[] = [];
+    for await (const chunk of chunks) parts.push(Uint8Array.from(chunk));
+    const bytes = Buffer.concat(parts);
+    const staged: StagedBlob = { size: bytes.byteLength };
+    this.#blobs.set(staged, bytes);
+    return staged;
+  }
+
+  protected async _discardBlob(blob: StagedBlob): Promise<void> {
+    this.#blobs.delete(blob);
+  }
+
+  protected _openBlob(oid: Oid): Readable {
+    const record = this.#current(oid);
+    if (record?.blob !== true) throw new NotFoundError(`no blob content with oid ${oid}`);
+    return bytesStream(record.data);
   }
 
   #current(oid: Oid): StoredRecord | undefined {

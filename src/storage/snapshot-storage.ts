@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { Readable } from 'node:stream';
 import { NotFoundError } from '../errors.js';
 import { type IntegrityReport, Storage } from './storage.js';
 import type {
@@ -13,6 +14,7 @@ import type {
   HistoricalRecord,
   Oid,
   PackResult,
+  StagedBlob,
   StorageStats,
   StoredRecord,
   Tid,
@@ -96,6 +98,18 @@ export class SnapshotStorage extends Storage {
       lastTid: this._lastTid(),
       snapshotOf: this.#inner.kind,
     };
+  }
+
+  protected async _stageBlob(): Promise<StagedBlob> {
+    throw new Error('unreachable: the base class refuses writes to a read-only storage');
+  }
+
+  protected async _discardBlob(): Promise<void> {
+    // Nothing is ever staged on a read-only view.
+  }
+
+  protected _openBlob(oid: Oid): Readable {
+    return this.#inner.openBlob(oid);
   }
 
   protected _close(): Promise<void> {

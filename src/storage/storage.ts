@@ -14,6 +14,7 @@
  * @module
  */
 
+import { Readable } from 'node:stream';
 import {
   ClosedError,
   type ConflictDetails,
@@ -32,12 +33,14 @@ import {
 import {
   type ChangesSince,
   type CommitRequest,
+  type ConflictInfo,
   dateToTid,
   type HistoricalRecord,
   type Oid,
   type PackOptions,
   type PackResult,
   type RecordWrite,
+  type StagedBlob,
   type StorageStats,
   type StoredRecord,
   type Tid,
@@ -50,18 +53,6 @@ export interface IntegrityReport {
   readonly ok: boolean;
   /** Every problem found, in the order found. */
   readonly failures: readonly IntegrityFailure[];
-}
-
-/** One object whose commit conflicted, with what is committed now. */
-export interface ConflictInfo {
-  /** The conflicting object. */
-  readonly oid: Oid;
-  /** `write` for a written object, `read` for a `readCurrent` guard. */
-  readonly kind: 'write' | 'read';
-  /** The tid the committing transaction expected. */
-  readonly expectedTid: Tid;
-  /** The current committed revision, or undefined if the object has none. */
-  readonly committed: StoredRecord | undefined;
 }
 
 /**
@@ -107,8 +98,13 @@ function expectRefs(value: unknown, argument: string): readonly Oid[] {
   return value;
 }
 
+export type { ConflictInfo };
+
 /** Checks a commit request's shape; returns nothing, throws InvalidArgumentError. */
-function checkCommitRequest(request: unknown): asserts request is CommitRequest {
+function checkCommitRequest(
+  request: unknown,
+  isStaged: (blob: unknown) => boolean,
+): asserts request is CommitRequest {
   const req = expectOptions<CommitRequest>(request, 'commit request');
   expectNonNegativeInteger(req.baseTid, 'commit request baseTid');
   if (!Array.isArray(req.writes)) {
@@ -125,6 +121,24 @@ function checkCommitRequest(request: unknown): asserts request is CommitRequest 
     expectBytes(write.data, `${where}.data`);
     expectRefs(write.refs, `${where}.refs`);
     expectNonNegativeInteger(write.expectedTid, `${where}.expectedTid`);
+    if (write.blob !== undefined) {
+      if (!isStaged(write.blob)) {
+        throw new InvalidArgumentError(
+          `${where}.blob must be a blob staged on this storage and not yet stored`,
+          {
+            argument: `${where}.blob`,
+          },
+        );
+      }
+      if (write.data.byteLength !== 0 || write.refs.length !== 0 || write.expectedTid !== 0) {
+        throw new InvalidArgumentError(
+          `${where} stores blob content: data and refs must be empty, expectedTid 0`,
+          {
+            argument: where,
+          },
+        );
+      }
+    }
     if (seen.has(write.oid)) {
       throw new InvalidArgumentError(`${where}.oid ${write.oid} is written twice in one commit`, {
         argument: `${where}.oid`,
@@ -141,6 +155,11 @@ function checkCommitRequest(request: unknown): asserts request is CommitRequest 
     req.readCurrent.forEach((guard, i) => {
       expectOid(guard?.oid, `readCurrent[${i}].oid`);
       expectNonNegativeInteger(guard?.tid, `readCurrent[${i}].tid`);
+    });
+  }
+  if (req.resolveConflicts !== undefined && typeof req.resolveConflicts !== 'function') {
+    throw new InvalidArgumentError('commit request resolveConflicts must be a function', {
+      argument: 'resolveConflicts',
     });
   }
   if (req.meta !== undefined) {
@@ -171,6 +190,8 @@ export abstract class Storage {
   readonly readOnly: boolean;
   #closed = false;
   #closing: Promise<void> | undefined;
+  /** Blobs staged and not yet stored or discarded. */
+  readonly #staged = new Set<StagedBlob>();
 
   protected constructor(readOnly: boolean) {
     this.readOnly = readOnly;
@@ -219,8 +240,38 @@ export abstract class Storage {
    */
   async commit(request: CommitRequest): Promise<Tid> {
     this.checkWritable();
-    checkCommitRequest(request);
-    return this._commit(request);
+    checkCommitRequest(request, (blob) => this.#staged.has(blob as StagedBlob));
+    const tid = await this._commit(request);
+    for (const write of request.writes) {
+      if (write.blob !== undefined && this.#staged.delete(write.blob))
+        await this._discardBlob(write.blob);
+    }
+    return tid;
+  }
+
+  /**
+   * Stages the bytes of a blob (streamed, never held whole in memory by file storages) for a
+   * later commit that writes them as an object's record (`RecordWrite.blob`).
+   */
+  async stageBlob(
+    source: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  ): Promise<StagedBlob> {
+    this.checkWritable();
+    const chunks = toChunks(source);
+    const staged = await this._stageBlob(chunks);
+    this.#staged.add(staged);
+    return staged;
+  }
+
+  /** Frees a staged blob that will not be committed. Idempotent. */
+  async discardBlob(blob: StagedBlob): Promise<void> {
+    if (this.#staged.delete(blob)) await this._discardBlob(blob);
+  }
+
+  /** Streams the content of the blob stored as object `oid`. NotFoundError if there is none. */
+  openBlob(oid: Oid): Readable {
+    this.checkOpen();
+    return this._openBlob(expectOid(oid, 'oid'));
   }
 
   /**
@@ -268,7 +319,14 @@ export abstract class Storage {
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
-    this.#closing = this._close();
+    this.#closing = (async () => {
+      try {
+        await this._close();
+      } finally {
+        for (const blob of this.#staged) await this._discardBlob(blob).catch(() => undefined);
+        this.#staged.clear();
+      }
+    })();
     return this.#closing;
   }
 
@@ -307,4 +365,82 @@ export abstract class Storage {
   protected abstract _stats(): StorageStats;
   /** @internal */
   protected abstract _close(): Promise<void>;
+  /** @internal */
+  protected abstract _stageBlob(chunks: AsyncIterable<Uint8Array>): Promise<StagedBlob>;
+  /** @internal */
+  protected abstract _discardBlob(blob: StagedBlob): Promise<void>;
+  /** @internal */
+  protected abstract _openBlob(oid: Oid): Readable;
 }
+
+/** Any accepted blob source as an async iterable of byte chunks. */
+function toChunks(source: unknown): AsyncIterable<Uint8Array> {
+  if (source instanceof Uint8Array) {
+    return (async function* () {
+      yield source;
+    })();
+  }
+  const iterable = source as {
+    [Symbol.asyncIterator]?: unknown;
+    [Symbol.iterator]?: unknown;
+  } | null;
+  if (
+    typeof iterable?.[Symbol.asyncIterator] === 'function' ||
+    typeof iterable?.[Symbol.iterator] === 'function'
+  ) {
+    return (async function* () {
+      for await (const chunk of source as AsyncIterable<unknown>) {
+        if (typeof chunk === 'string') yield Buffer.from(chunk);
+        else if (chunk instanceof Uint8Array) yield chunk;
+        else
+          throw new InvalidArgumentError(`a blob source yielded ${describe(chunk)}, not bytes`, {
+            argument: 'source',
+          });
+      }
+    })();
+  }
+  throw new InvalidArgumentError(
+    `source must be bytes, a readable stream or an iterable of bytes, got ${describe(source)}`,
+    {
+      argument: 'source',
+    },
+  );
+}
+
+/** A readable stream over one chunk of bytes (memory-held blob content). */
+export function bytesStream(bytes: Uint8Array): Readable {
+  return Readable.from([bytes], { objectMode: false });
+}
+
+/**
+ * Finds the conflicts of a commit and lets its resolver replace the conflicting writes,
+ * until none are left; then returns the writes to store. Throws StorageConflictError when
+ * conflicts remain and there is no resolver (or it gives up), and whatever the resolver
+ * throws. `findConflicts` sees the current writes each round.
+ *
+ * @internal
+ */
+export function settleConflicts(
+  request: CommitRequest,
+  findConflicts: (writes: readonly RecordWrite[]) => ConflictInfo[],
+): readonly RecordWrite[] {
+  let writes = request.writes;
+  for (let round = 0; ; round++) {
+    const conflicts = findConflicts(writes);
+    if (conflicts.length === 0) return writes;
+    const resolve = request.resolveConflicts;
+    if (
+      resolve === undefined ||
+      round >= MAX_RESOLUTION_ROUNDS ||
+      conflicts.some((c) => c.kind === 'read')
+    ) {
+      throw new StorageConflictError(conflicts);
+    }
+    const replacements = new Map(resolve(conflicts).map((write) => [write.oid, write]));
+    writes = writes.map((write) => replacements.get(write.oid) ?? write);
+  }
+}
+
+/** Rounds of resolution one commit may take inside a storage (each sees newer data only
+ * if another writer slipped in, which the commit lock prevents; so one round is usual). */
+const MAX_RESOLUTION_ROUNDS = 4;

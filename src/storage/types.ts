@@ -29,6 +29,8 @@ export interface StoredRecord {
   readonly data: Uint8Array;
   /** The oids this revision references, so pack and integrity checks need no classes. */
   readonly refs: readonly Oid[];
+  /** True for blob content (then `data` is the blob's bytes). */
+  readonly blob?: boolean;
 }
 
 /** A revision found by `loadBefore`, with the tid of the revision that replaced it, if any. */
@@ -37,12 +39,23 @@ export interface HistoricalRecord extends StoredRecord {
   readonly nextTid: Tid | undefined;
 }
 
+/** Bytes staged by `storage.stageBlob`, waiting for the commit that stores them. */
+export interface StagedBlob {
+  /** The number of bytes. */
+  readonly size: number;
+}
+
 /** One object written by a commit. */
 export interface RecordWrite {
   /** The object written. */
   readonly oid: Oid;
-  /** Its new encoded state. */
+  /** Its new encoded state (empty for blob content). */
   readonly data: Uint8Array;
+  /**
+   * Set for blob content: the staged bytes become the object's record (raw bytes, read
+   * back with `openBlob`). Blob content is written once and never changed.
+   */
+  readonly blob?: StagedBlob;
   /** The oids the new state references. */
   readonly refs: readonly Oid[];
   /**
@@ -68,6 +81,25 @@ export interface TransactionMeta {
   readonly user?: string;
 }
 
+/** One object whose commit conflicted, with what is committed now. */
+export interface ConflictInfo {
+  /** The conflicting object. */
+  readonly oid: Oid;
+  /** `write` for a written object, `read` for a `readCurrent` guard. */
+  readonly kind: 'write' | 'read';
+  /** The tid the committing transaction expected. */
+  readonly expectedTid: Tid;
+  /** The current committed revision, or undefined if the object has none. */
+  readonly committed: StoredRecord | undefined;
+}
+
+/**
+ * Resolves write conflicts while the storage holds its commit lock: returns a replacement
+ * write (with `expectedTid` set to the committed tid) for every conflict, or throws (a
+ * ConflictError) when they cannot be resolved. Must be synchronous and quick.
+ */
+export type ConflictResolver = (conflicts: readonly ConflictInfo[]) => readonly RecordWrite[];
+
 /** What a commit asks a storage to store atomically. */
 export interface CommitRequest {
   /** The snapshot the writing transaction read from. */
@@ -78,6 +110,11 @@ export interface CommitRequest {
   readonly readCurrent?: readonly ReadGuard[];
   /** Descriptive data kept with the transaction. */
   readonly meta?: TransactionMeta;
+  /**
+   * Resolves conflicts in place instead of failing the commit (storages that cannot call
+   * back, such as a remote one, may ignore it and report the conflicts).
+   */
+  readonly resolveConflicts?: ConflictResolver;
 }
 
 /** The oids one committed transaction changed. */

@@ -10,6 +10,8 @@
  *   read the transactions other writers appended.
  * - The newest-revision index (oid to offset and tid) lives in typed arrays and is saved to
  *   `<path>.index` by checkpoints and a clean close, so an open scans only the log after it.
+ * - A pack writes a new file and swaps it in; other handles notice the marker the packer
+ *   leaves at the end of the old file and reopen the path.
  *
  * @module
  */
@@ -17,6 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { Readable } from 'node:stream';
 import { crc32c } from '@node-rs/crc32';
 import {
   CorruptionError,
@@ -35,19 +38,17 @@ import {
   expectOptions,
 } from '../../util/validate.js';
 import { snapshotTooOld } from '../snapshot-too-old.js';
-import {
-  type ConflictInfo,
-  type IntegrityReport,
-  Storage,
-  StorageConflictError,
-} from '../storage.js';
+import { type IntegrityReport, Storage, settleConflicts } from '../storage.js';
 import {
   type ChangesSince,
   type CommitRequest,
+  type ConflictInfo,
   type HistoricalRecord,
   nextTid,
   type Oid,
   type PackResult,
+  type RecordWrite,
+  type StagedBlob,
   type StorageStats,
   type StoredRecord,
   type Tid,
@@ -71,8 +72,14 @@ import { loadIndex, saveIndex } from './index-file.js';
 import { checkFile } from './integrity.js';
 import { isTransaction, LogReader, readFully, type ScannedTransaction } from './log-reader.js';
 import { OidIndex } from './oid-index.js';
+import { OpenFile } from './open-file.js';
+import { type PackHost, packFile } from './pack.js';
 import { cutTornTail, judge } from './recovery.js';
-import { buildTransaction, type RecordInput } from './tx-builder.js';
+import { applyToState, type ScanState } from './scan-state.js';
+import { removeStaleFiles, temporaryPath } from './stale-files.js';
+import { type StreamedRecord, writeStreamedTransaction } from './streamed-transaction.js';
+import { syncDirectory } from './sync-directory.js';
+import { buildTransaction } from './tx-builder.js';
 import { WriterLock } from './writer-lock.js';
 
 /** How hard a commit works to survive a crash. */
@@ -111,6 +118,9 @@ interface PendingCommit {
   readonly reject: (error: unknown) => void;
 }
 
+/** Thrown inside a locked section when the file was replaced by a pack: retry on the new one. */
+class FileReplaced {}
+
 /** Recent transactions kept for changesSince; older snapshots are told to flush. */
 const MAX_RECENT_TRANSACTIONS = 10_000;
 const MAX_RECENT_OIDS = 1_000_000;
@@ -120,6 +130,8 @@ const MAX_OID_BLOCK = 65_536;
 /** Bytes read at once for a record load (most records fit). */
 const LOAD_READ = 4096;
 const DEFAULT_BUSY_TIMEOUT = 5000;
+/** Chunk size of blob streams. */
+const BLOB_CHUNK = 1024 * 1024;
 
 function ioError(action: string, path: string, cause: unknown): TroveError {
   if (cause instanceof TroveError) return cause;
@@ -137,11 +149,11 @@ export class FileStorage extends Storage {
   readonly #ops: FileOps;
   readonly #lock: WriterLock;
   readonly #logger: (message: string) => void;
-  #fd: number;
+  readonly #progress: boolean | undefined;
+  #file: OpenFile;
   #reader: LogReader;
   #header: FileHeader;
-  /** The index, and how far the log has been read and applied. */
-  readonly #log: ScanState;
+  #log: ScanState;
   #recent: RecentTransaction[] = [];
   #recentOids = 0;
   /** Every transaction after this tid is in #recent. */
@@ -151,8 +163,10 @@ export class FileStorage extends Storage {
   #oidBlock = { next: 0, end: 0 };
   #oidBlockSize = FIRST_OID_BLOCK;
   #commits = 0;
-  /** Set while this process appends: the tail scan must not read a group being written. */
+  /** Set while this handle appends: its own tail scan must not read a group being written. */
   #appending = false;
+  /** Staged blob files, by staged blob. */
+  readonly #stagedFiles = new WeakMap<StagedBlob, string>();
   readonly #scratch = Buffer.allocUnsafe(LOAD_READ);
 
   private constructor(
@@ -167,8 +181,9 @@ export class FileStorage extends Storage {
     this.durability = options.durability ?? 'full';
     this.#ops = options.fileOps ?? nodeFileOps;
     this.#logger = options.logger ?? ((message) => console.warn(message));
+    this.#progress = options.progress;
     this.#lock = new WriterLock(options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT, () => this.path);
-    this.#fd = fd;
+    this.#file = new OpenFile(fd);
     this.#reader = new LogReader(fd);
     this.#header = header;
     this.#log = state;
@@ -183,9 +198,8 @@ export class FileStorage extends Storage {
     const file = resolve(expectNonEmptyString(path, 'path'));
     const opts = expectOptions<FileStorageOptions>(options, 'options');
     const readOnly = expectOptionalBoolean(opts.readOnly, 'options.readOnly') === true;
-    if (opts.durability !== undefined) {
+    if (opts.durability !== undefined)
       expectOneOf(opts.durability, ['full', 'os', 'none'], 'options.durability');
-    }
     if (opts.busyTimeout !== undefined)
       expectNonNegativeInteger(opts.busyTimeout, 'options.busyTimeout');
     expectOptionalBoolean(opts.progress, 'options.progress');
@@ -208,9 +222,13 @@ export class FileStorage extends Storage {
       throw ioError('opening', file, error);
     }
     try {
-      const header = await FileStorage.#openHeader(file, fd, opts, readOnly);
-      const state = FileStorage.#loadState(file, fd, header, opts.progress);
+      const header = await openHeader(file, fd, opts, readOnly);
+      const state = loadState(file, fd, header, opts.progress);
       const storage = new FileStorage(file, opts, fd, header, state);
+      if (!readOnly) {
+        for (const stale of removeStaleFiles(file))
+          storage.#logger(`trove: removed ${stale}, left by a process that died`);
+      }
       await storage.#recoverTail();
       return storage;
     } catch (error) {
@@ -219,111 +237,9 @@ export class FileStorage extends Storage {
     }
   }
 
-  /** Reads the file header, writing it first if the file is new. */
-  static async #openHeader(
-    file: string,
-    fd: number,
-    options: FileStorageOptions,
-    readOnly: boolean,
-  ): Promise<FileHeader> {
-    const read = () => {
-      const bytes = Buffer.alloc(FILE_HEADER_SIZE);
-      const n = readFully(fd, bytes, 0, FILE_HEADER_SIZE, 0);
-      return { bytes, n, size: fs.fstatSync(fd).size };
-    };
-    let { bytes, n, size } = read();
-    if (size < FILE_HEADER_SIZE && !readOnly) {
-      // A new file (or one whose creation was cut short before any data): write the header
-      // under the writer lock, so two processes creating it at once agree on one header.
-      const lock = new WriterLock(options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT, () => file);
-      await lock.run(
-        () => fd,
-        async () => {
-          ({ bytes, n, size } = read());
-          if (size >= FILE_HEADER_SIZE) return;
-          const header = encodeFileHeader({
-            version: FORMAT_VERSION,
-            generation: randomBytes(8).readBigUInt64LE(0),
-            createdAt: Date.now() * 1000,
-            historyHorizon: 0,
-          });
-          fs.ftruncateSync(fd, 0);
-          fs.writeSync(fd, header, 0, header.length, 0);
-          if (options.durability !== 'none') {
-            fs.fsyncSync(fd);
-            syncDirectory(dirname(file));
-          }
-          ({ bytes, n, size } = read());
-        },
-      );
-    }
-    if (n < FILE_HEADER_SIZE) {
-      throw new InvalidArgumentError(`${file} is not a trove database (it is empty or too short)`, {
-        argument: 'path',
-      });
-    }
-    const header = decodeFileHeader(bytes);
-    if (header === 'magic' || header === 'short') {
-      throw new InvalidArgumentError(`${file} is not a trove database`, { argument: 'path' });
-    }
-    if (header === 'version') {
-      throw new InvalidArgumentError(
-        `${file} was written in format version ${bytes.readUInt32LE(8)}; this trove reads version ${FORMAT_VERSION}`,
-        { argument: 'path' },
-      );
-    }
-    if (header === 'checksum') {
-      throw new CorruptionError(`the header of ${file} fails its checksum`, {
-        offset: 0,
-        path: file,
-      });
-    }
-    return header;
-  }
-
-  /** The index and log position: from the saved index if it is valid, else by a full scan. */
-  static #loadState(
-    file: string,
-    fd: number,
-    header: FileHeader,
-    progress: boolean | undefined,
-  ): ScanState {
-    const size = fs.fstatSync(fd).size;
-    const saved = loadIndex(file);
-    const reader = new LogReader(fd);
-    if (
-      saved !== undefined &&
-      saved.generation === header.generation &&
-      saved.coveredOffset >= FILE_HEADER_SIZE &&
-      saved.coveredOffset <= size &&
-      endsTransaction(reader, saved.coveredOffset, saved.lastTid, size)
-    ) {
-      return {
-        index: saved.index,
-        end: saved.coveredOffset,
-        lastTid: saved.lastTid,
-        nextOid: saved.nextOid,
-      };
-    }
-    // No usable index: rebuild it by reading the whole log.
-    const state: ScanState = {
-      index: new OidIndex(),
-      end: FILE_HEADER_SIZE,
-      lastTid: 0,
-      nextOid: 1,
-    };
-    const bar = startProgress('trove: rebuilding the index', size, progress);
-    try {
-      for (;;) {
-        const tx = reader.readTransaction(state.end, size);
-        if (!isTransaction(tx)) break;
-        applyToState(state, tx);
-        bar.update(state.end);
-      }
-    } finally {
-      bar.stop();
-    }
-    return state;
+  /** The current file descriptor. */
+  get #fd(): number {
+    return this.#file.fd;
   }
 
   // ---- reading -----------------------------------------------------------------------------
@@ -337,15 +253,25 @@ export class FileStorage extends Storage {
         argument: 'oid',
       });
     }
-    return record;
+    return { oid, tid: record.tid, data: record.data, refs: record.refs };
   }
 
   protected _loadBefore(oid: Oid, tid: Tid): HistoricalRecord | undefined {
-    let offset = this.#log.index.offset(oid);
+    const found = this.#revisionBefore(oid, tid);
+    if (found === undefined) return undefined;
+    const record = this.#readRecord(found.offset, oid);
+    return { oid, tid: record.tid, data: record.data, refs: record.refs, nextTid: found.nextTid };
+  }
+
+  /**
+   * The offset of the newest revision of `oid` with a tid below `tid` (and the tid of the
+   * revision after it), or undefined if the object did not exist then.
+   */
+  #revisionBefore(oid: Oid, tid: Tid): { offset: number; nextTid: Tid | undefined } | undefined {
+    const index = this.#log.index;
+    let offset = index.offset(oid);
+    if (offset !== 0 && index.tid(oid) < tid) return { offset, nextTid: undefined };
     let nextTid: Tid | undefined;
-    if (offset !== 0 && this.#log.index.tid(oid) < tid) {
-      return { ...this.#readRecord(offset, oid), nextTid: undefined };
-    }
     const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
     while (offset !== 0) {
       if (
@@ -361,7 +287,7 @@ export class FileStorage extends Storage {
         );
       }
       const revisionTid = readU64(head, 8);
-      if (revisionTid < tid) return { ...this.#readRecord(offset, oid), nextTid };
+      if (revisionTid < tid) return { offset, nextTid };
       nextTid = revisionTid;
       offset = readU64(head, 16);
     }
@@ -388,7 +314,10 @@ export class FileStorage extends Storage {
   }
 
   /** Reads and checks the record at `offset`. */
-  #readRecord(offset: number, oid: Oid): StoredRecord & { flags: number; prev: number } {
+  #readRecord(
+    offset: number,
+    oid: Oid,
+  ): { tid: Tid; prev: number; flags: number; refs: Oid[]; data: Uint8Array } {
     const scratch = this.#scratch;
     const got = readFully(this.#fd, scratch, 0, LOAD_READ, offset);
     const damaged = (what: string): never => {
@@ -410,12 +339,10 @@ export class FileStorage extends Storage {
       if (readFully(this.#fd, bytes, got, size - got, offset + got) < size - got)
         damaged('is cut short');
     }
-    const checksum = bytes.readUInt32LE(44);
-    const crc = crc32cChain(bytes.subarray(0, 44), bytes.subarray(RECORD_HEADER_SIZE, size));
-    if (crc !== checksum) damaged('fails its checksum');
+    const crc = crc32c(bytes.subarray(RECORD_HEADER_SIZE, size), crc32c(bytes.subarray(0, 44)));
+    if (crc !== bytes.readUInt32LE(44)) damaged('fails its checksum');
     const dataStart = RECORD_HEADER_SIZE + refCount * 4;
     return {
-      oid,
       tid: readU64(bytes, 8),
       prev: readU64(bytes, 16),
       flags: bytes.readUInt16LE(36),
@@ -427,37 +354,91 @@ export class FileStorage extends Storage {
 
   // ---- following the log -------------------------------------------------------------------
 
-  /** Reads transactions other writers appended since the last look. */
+  /** Reads the transactions other writers appended since the last look. */
   #poll(): void {
     if (this.#appending) return;
     const size = fs.fstatSync(this.#fd).size;
-    if (size > this.#log.end) this.#scan(size);
+    if (size <= this.#log.end) return;
+    const stop = this.#scan(size);
+    if (stop?.moved !== undefined && this.#followMove(stop.moved)) this.#poll();
   }
 
   /**
-   * Applies complete transactions from #end up to `size`; returns the first transaction that
-   * failed its checks, if any (not repaired here: a writer may still be appending it).
+   * Applies complete transactions from the read position up to `size`. Stops at the first
+   * transaction that fails its checks (not repaired here: a writer may still be appending
+   * it) and at a marker saying a pack replaced the file.
    */
-  #scan(size: number) {
+  #scan(
+    size: number,
+  ): { offset: number; problem?: ScannedProblem; moved?: ScannedTransaction } | undefined {
     for (;;) {
-      if (this.#log.end >= size) return undefined;
-      const tx = this.#reader.readTransaction(this.#log.end, size);
-      if (!isTransaction(tx)) return { offset: this.#log.end, problem: tx };
+      const offset = this.#log.end;
+      if (offset >= size) return undefined;
+      const tx = this.#reader.readTransaction(offset, size);
+      if (!isTransaction(tx)) return { offset, problem: tx };
+      if (tx.status === TxStatus.moved) return { offset, moved: tx };
       this.#apply(tx);
     }
   }
 
   #apply(tx: ScannedTransaction): void {
     applyToState(this.#log, tx);
-    if (tx.records.length > 0) {
-      this.#recent.push({ tid: tx.tid, oids: tx.records.map((record) => record.oid) });
-      this.#recentOids += tx.records.length;
-      while (this.#recent.length > MAX_RECENT_TRANSACTIONS || this.#recentOids > MAX_RECENT_OIDS) {
-        const dropped = this.#recent.shift()!;
-        this.#recentOids -= dropped.oids.length;
-        this.#knownSince = dropped.tid;
-      }
+    if (tx.records.length === 0) return;
+    this.#recent.push({ tid: tx.tid, oids: tx.records.map((record) => record.oid) });
+    this.#recentOids += tx.records.length;
+    while (this.#recent.length > MAX_RECENT_TRANSACTIONS || this.#recentOids > MAX_RECENT_OIDS) {
+      const dropped = this.#recent.shift()!;
+      this.#recentOids -= dropped.oids.length;
+      this.#knownSince = dropped.tid;
     }
+  }
+
+  /**
+   * Follows a pack: if the file at the path is the one the marker names, switch to it.
+   * Returns false when it is not there (yet, or the pack failed): look again later.
+   */
+  #followMove(marker: ScannedTransaction): boolean {
+    const generation = marker.meta.generation;
+    let fd: number;
+    try {
+      fd = fs.openSync(this.path, this.readOnly ? 'r' : 'r+');
+    } catch {
+      return false;
+    }
+    try {
+      const bytes = Buffer.alloc(FILE_HEADER_SIZE);
+      const header = decodeFileHeader(
+        bytes.subarray(0, readFully(fd, bytes, 0, FILE_HEADER_SIZE, 0)),
+      );
+      if (typeof header === 'string' || header.generation.toString() !== String(generation)) {
+        fs.closeSync(fd);
+        return false;
+      }
+      const state = loadState(this.path, fd, header, this.#progress);
+      const caughtUp = state.lastTid === this.#log.lastTid;
+      this.#switchTo(new OpenFile(fd), header, state);
+      // Transactions between this handle's last one and the index's are folded into the
+      // new file: snapshots older than that must reload everything.
+      if (!caughtUp) {
+        this.#recent = [];
+        this.#recentOids = 0;
+        this.#knownSince = state.lastTid;
+      }
+      return true;
+    } catch (error) {
+      fs.closeSync(fd);
+      throw error;
+    }
+  }
+
+  /** Makes `file` the data file; the old one closes once no blob stream reads it. */
+  #switchTo(file: OpenFile, header: FileHeader, state: ScanState): OpenFile {
+    const old = this.#file;
+    this.#file = file;
+    this.#reader = new LogReader(file.fd);
+    this.#header = header;
+    this.#log = { ...state, nextOid: Math.max(state.nextOid, this.#log.nextOid) };
+    return old;
   }
 
   /**
@@ -466,34 +447,67 @@ export class FileStorage extends Storage {
    */
   async #recoverTail(): Promise<void> {
     const size = fs.fstatSync(this.#fd).size;
-    const bad = this.#scan(size);
-    if (bad === undefined) return;
-    if (this.readOnly) {
-      const verdict = judge(this.#reader, bad.offset, size, bad.problem);
-      if (verdict.kind === 'corrupt')
-        throw new CorruptionError(verdict.detail, { offset: bad.offset, path: this.path });
+    const stop = this.#scan(size);
+    if (stop === undefined) return;
+    if (stop.moved !== undefined) {
+      if (this.#followMove(stop.moved)) return this.#recoverTail();
+      if (this.readOnly) return;
+    } else if (this.readOnly) {
+      const verdict = judge(this.#reader, stop.offset, size, stop.problem!);
+      if (verdict.kind === 'corrupt') {
+        throw new CorruptionError(verdict.detail, { offset: stop.offset, path: this.path });
+      }
       return; // a torn tail (or a writer still appending): read up to it
     }
-    await this.#lock.run(
-      () => this.#fd,
-      async () => this.#catchUpLocked(),
+    await this.#withLock(async () => undefined);
+  }
+
+  /**
+   * With the writer lock held: read the whole log, cutting off a torn tail (or a marker a
+   * packer left when it died before swapping files). Throws FileReplaced when a pack
+   * replaced the file.
+   */
+  #catchUpLocked(): void {
+    for (;;) {
+      const size = fs.fstatSync(this.#fd).size;
+      const stop = this.#scan(size);
+      if (stop === undefined) return;
+      if (stop.moved !== undefined) {
+        if (this.#followMove(stop.moved)) throw new FileReplaced();
+        this.#cut(stop.offset, size, 'a pack marker whose new file never replaced this one');
+        continue;
+      }
+      const verdict = judge(this.#reader, stop.offset, size, stop.problem!);
+      if (verdict.kind === 'corrupt') {
+        throw new CorruptionError(verdict.detail, { offset: stop.offset, path: this.path });
+      }
+      this.#cut(stop.offset, size, 'an incomplete last transaction (never acknowledged)');
+    }
+  }
+
+  #cut(offset: number, size: number, what: string): void {
+    const aside = cutTornTail(this.path, this.#fd, offset, size, this.durability !== 'none');
+    this.#reader.invalidate();
+    this.#logger(
+      `trove: ${this.path}: cut off ${what} at offset ${offset} (${size - offset} bytes); the bytes are kept in ${aside}`,
     );
   }
 
-  /** With the writer lock held: read the whole log, cutting off a torn tail. */
-  #catchUpLocked(): void {
-    const size = fs.fstatSync(this.#fd).size;
-    const bad = this.#scan(size);
-    if (bad === undefined) return;
-    const verdict = judge(this.#reader, bad.offset, size, bad.problem);
-    if (verdict.kind === 'corrupt') {
-      throw new CorruptionError(verdict.detail, { offset: bad.offset, path: this.path });
+  /** Runs `fn` holding the writer lock of the current file, with the log read to its end. */
+  async #withLock<T>(fn: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        return await this.#lock.run(
+          () => this.#fd,
+          async () => {
+            this.#catchUpLocked();
+            return fn();
+          },
+        );
+      } catch (error) {
+        if (!(error instanceof FileReplaced)) throw error;
+      }
     }
-    const aside = cutTornTail(this.path, this.#fd, bad.offset, size, this.durability !== 'none');
-    this.#reader.invalidate();
-    this.#logger(
-      `trove: ${this.path}: cut off an incomplete last transaction at offset ${bad.offset} (${size - bad.offset} bytes, never acknowledged); the bytes are kept in ${aside}`,
-    );
   }
 
   // ---- writing -----------------------------------------------------------------------------
@@ -522,7 +536,7 @@ export class FileStorage extends Storage {
       );
       // No sync: a reservation only matters once a commit using its oids is durable, and
       // that commit's sync makes the reservation (earlier in the file) durable too.
-      await this.#append(bytes, false);
+      await this.#append(async () => this.#ops.write(this.#fd, bytes, this.#log.end), false);
       this.#apply(scanned);
       this.#oidBlock = { next: first, end: high };
     });
@@ -554,105 +568,170 @@ export class FileStorage extends Storage {
     }
   }
 
-  /** Runs `fn` holding the writer lock, with the log read up to its end. */
-  #withLock<T>(fn: () => Promise<T>): Promise<T> {
-    return this.#lock.run(
-      () => this.#fd,
-      async () => {
-        this.#catchUpLocked();
-        return fn();
-      },
-    );
-  }
-
   /** Checks, writes and syncs one group of commits; settles each of them. */
   async #writeGroup(group: PendingCommit[]): Promise<void> {
     const groupStart = this.#log.end;
-    const accepted: Array<{ pending: PendingCommit; scanned: ScannedTransaction; bytes: Buffer }> =
+    /** Writes accepted earlier in this group, by oid: what a later conflict reports. */
+    const written = new Map<Oid, StoredRecord>();
+    const accepted: Array<{ pending: PendingCommit; writes: readonly RecordWrite[]; tid: Tid }> =
       [];
-    /** Writes earlier in this group: oid to [offset, tid]. */
-    const written = new Map<Oid, [number, Tid]>();
     let tid = this.#log.lastTid;
-    let offset = groupStart;
     for (const pending of group) {
-      const conflicts = this.#conflicts(pending.request, written);
-      if (conflicts.length > 0) {
-        pending.reject(new StorageConflictError(conflicts));
+      let writes: readonly RecordWrite[];
+      try {
+        writes = settleConflicts(pending.request, (current) =>
+          this.#conflicts(current, pending.request, written),
+        );
+      } catch (error) {
+        pending.reject(error);
         continue;
       }
       tid = nextTid(tid);
-      const records: RecordInput[] = pending.request.writes.map((write) => ({
-        oid: write.oid,
-        tid,
-        prev: written.get(write.oid)?.[0] ?? this.#log.index.offset(write.oid),
-        flags: 0,
-        refs: write.refs,
-        data: write.data,
-      }));
-      const { note, user } = pending.request.meta ?? {};
-      const meta = {
-        ...(note === undefined ? {} : { note }),
-        ...(user === undefined ? {} : { user }),
-        ...(offset === groupStart ? {} : { group: groupStart }),
-      };
-      const { bytes, scanned } = buildTransaction(
-        { tid, status: TxStatus.committed, meta, records },
-        offset,
-      );
-      for (const record of scanned.records) written.set(record.oid, [record.offset, tid]);
-      accepted.push({ pending, scanned, bytes });
-      offset += bytes.length;
+      for (const write of writes)
+        written.set(write.oid, { oid: write.oid, tid, data: write.data, refs: write.refs });
+      accepted.push({ pending, writes, tid });
     }
     if (accepted.length === 0) return;
-    const bytes =
-      accepted.length === 1 ? accepted[0]!.bytes : Buffer.concat(accepted.map((a) => a.bytes));
+
+    const done: ScannedTransaction[] = [];
     try {
-      await this.#append(bytes, this.durability === 'full');
+      await this.#append(async () => {
+        let offset = groupStart;
+        const latest = new Map<Oid, number>();
+        let buffers: Buffer[] = [];
+        let buffered = offset;
+        const flush = async () => {
+          if (buffers.length === 0) return;
+          const bytes = buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers);
+          await this.#ops.write(this.#fd, bytes, buffered);
+          buffers = [];
+        };
+        for (const { pending, writes, tid: txTid } of accepted) {
+          const { note, user } = pending.request.meta ?? {};
+          const meta = {
+            ...(note === undefined ? {} : { note }),
+            ...(user === undefined ? {} : { user }),
+            ...(offset === groupStart ? {} : { group: groupStart }),
+          };
+          const prev = (oid: Oid) => latest.get(oid) ?? this.#log.index.offset(oid);
+          let scanned: ScannedTransaction;
+          if (writes.some((write) => write.blob !== undefined)) {
+            await flush();
+            scanned = await this.#writeWithBlobs(offset, txTid, meta, writes, prev);
+            buffered = offset + scanned.length;
+          } else {
+            const built = buildTransaction(
+              {
+                tid: txTid,
+                status: TxStatus.committed,
+                meta,
+                records: writes.map((write) => ({
+                  oid: write.oid,
+                  tid: txTid,
+                  prev: prev(write.oid),
+                  flags: 0,
+                  refs: write.refs,
+                  data: write.data,
+                })),
+              },
+              offset,
+            );
+            if (buffers.length === 0) buffered = offset;
+            buffers.push(built.bytes);
+            scanned = built.scanned;
+          }
+          for (const record of scanned.records) latest.set(record.oid, record.offset);
+          offset += scanned.length;
+          done.push(scanned);
+        }
+        await flush();
+      }, this.durability === 'full');
     } catch (error) {
       for (const { pending } of accepted) pending.reject(error);
       return;
     }
-    for (const { pending, scanned } of accepted) {
-      this.#apply(scanned);
+    accepted.forEach(({ pending }, i) => {
+      this.#apply(done[i]!);
       this.#commits++;
-      pending.resolve(scanned.tid);
+      pending.resolve(done[i]!.tid);
+    });
+  }
+
+  /** Writes one transaction whose blob content streams from staged files. */
+  async #writeWithBlobs(
+    offset: number,
+    tid: Tid,
+    meta: Record<string, unknown>,
+    writes: readonly RecordWrite[],
+    prev: (oid: Oid) => number,
+  ): Promise<ScannedTransaction> {
+    const opened: number[] = [];
+    try {
+      const records: StreamedRecord[] = writes.map((write) => {
+        const base = { oid: write.oid, tid, prev: prev(write.oid), refs: write.refs };
+        if (write.blob === undefined) return { ...base, flags: 0, source: { bytes: write.data } };
+        const fd = fs.openSync(this.#stagedFiles.get(write.blob)!, 'r');
+        opened.push(fd);
+        return {
+          ...base,
+          flags: RecordFlag.blob,
+          source: { fd, offset: 0, length: write.blob.size },
+        };
+      });
+      return await writeStreamedTransaction(this.#ops, this.#fd, offset, {
+        tid,
+        status: TxStatus.committed,
+        meta,
+        records,
+      });
+    } finally {
+      for (const fd of opened) fs.closeSync(fd);
     }
   }
 
   /**
-   * Appends `bytes` at the end of the log (and syncs if asked). On failure the file is cut
-   * back to where it was, so a failed append leaves nothing behind.
+   * Runs `write` (which appends at the end of the log) and syncs if asked. On failure the
+   * file is cut back to where it was, so a failed append leaves nothing behind.
    */
-  async #append(bytes: Buffer, sync: boolean): Promise<void> {
+  async #append(write: () => Promise<void>, sync: boolean): Promise<void> {
     const start = this.#log.end;
     this.#appending = true;
     try {
-      await this.#ops.write(this.#fd, bytes, start);
+      await write();
       if (sync) await this.#ops.sync(this.#fd);
     } catch (error) {
       try {
         await this.#ops.truncate(this.#fd, start);
-        this.#reader.invalidate();
       } catch (truncateError) {
         this.#logger(
           `trove: ${this.path}: could not cut back a failed append at offset ${start}: ${String(truncateError)}; the next writer will cut it off`,
         );
       }
+      this.#reader.invalidate();
       throw ioError('appending to', this.path, error);
     } finally {
       this.#appending = false;
     }
   }
 
-  /** The conflicts of a commit against the log and the writes earlier in its group. */
-  #conflicts(request: CommitRequest, written: Map<Oid, [number, Tid]>): ConflictInfo[] {
+  /** The conflicts of `writes` against the log and the writes earlier in the group. */
+  #conflicts(
+    writes: readonly RecordWrite[],
+    request: CommitRequest,
+    written: Map<Oid, StoredRecord>,
+  ): ConflictInfo[] {
     const conflicts: ConflictInfo[] = [];
-    const currentTid = (oid: Oid) => written.get(oid)?.[1] ?? this.#log.index.tid(oid);
+    const index = this.#log.index;
+    const currentTid = (oid: Oid) => written.get(oid)?.tid ?? index.tid(oid);
     const committed = (oid: Oid): StoredRecord | undefined => {
-      const offset = written.get(oid)?.[0] ?? this.#log.index.offset(oid);
-      return offset === 0 ? undefined : this.#readCommitted(offset, oid);
+      const inGroup = written.get(oid);
+      if (inGroup !== undefined) return inGroup;
+      const offset = index.offset(oid);
+      if (offset === 0) return undefined;
+      const record = this.#readRecord(offset, oid);
+      return { oid, tid: record.tid, data: record.data, refs: record.refs };
     };
-    for (const write of request.writes) {
+    for (const write of writes) {
       if (currentTid(write.oid) !== write.expectedTid) {
         conflicts.push({
           oid: write.oid,
@@ -675,10 +754,10 @@ export class FileStorage extends Storage {
     // A ref to an object without a record (one a pack removed after the writer's snapshot)
     // would dangle: refuse it as a read conflict, so a retry sees the object gone.
     let writtenHere: Set<Oid> | undefined;
-    for (const write of request.writes) {
+    for (const write of writes) {
       for (const ref of write.refs) {
-        if (this.#log.index.offset(ref) !== 0 || written.has(ref)) continue;
-        writtenHere ??= new Set(request.writes.map((w) => w.oid));
+        if (index.offset(ref) !== 0 || written.has(ref)) continue;
+        writtenHere ??= new Set(writes.map((w) => w.oid));
         if (!writtenHere.has(ref))
           conflicts.push({ oid: ref, kind: 'read', expectedTid: 0, committed: undefined });
       }
@@ -686,41 +765,163 @@ export class FileStorage extends Storage {
     return conflicts;
   }
 
-  /** A committed record for a conflict report (written earlier in this group or in the log). */
-  #readCommitted(offset: number, oid: Oid): StoredRecord | undefined {
-    if (offset >= this.#log.end) return undefined; // written earlier in this group: not readable yet
-    const record = this.#readRecord(offset, oid);
-    return { oid: record.oid, tid: record.tid, data: record.data, refs: record.refs };
+  // ---- blobs -----------------------------------------------------------------------------------
+
+  protected async _stageBlob(chunks: AsyncIterable<Uint8Array>): Promise<StagedBlob> {
+    const file = temporaryPath(this.path, 'blob', randomBytes(6).toString('hex'));
+    const handle = await fs.promises.open(file, 'wx');
+    let size = 0;
+    try {
+      for await (const chunk of chunks) {
+        await handle.write(chunk);
+        size += chunk.byteLength;
+      }
+    } catch (error) {
+      await handle.close();
+      await fs.promises.rm(file, { force: true });
+      throw error instanceof TroveError ? error : ioError('staging a blob for', this.path, error);
+    }
+    await handle.close();
+    const staged: StagedBlob = { size };
+    this.#stagedFiles.set(staged, file);
+    return staged;
+  }
+
+  protected async _discardBlob(blob: StagedBlob): Promise<void> {
+    const file = this.#stagedFiles.get(blob);
+    this.#stagedFiles.delete(blob);
+    if (file !== undefined) await fs.promises.rm(file, { force: true });
+  }
+
+  protected _openBlob(oid: Oid): Readable {
+    const offset = this.#log.index.offset(oid);
+    const file = this.#file;
+    const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
+    if (
+      offset === 0 ||
+      readFully(file.fd, head, 0, RECORD_HEADER_SIZE, offset) < RECORD_HEADER_SIZE ||
+      readU64(head, 0) !== oid ||
+      (head.readUInt16LE(36) & RecordFlag.blob) === 0
+    ) {
+      throw new NotFoundError(`no blob content with oid ${oid}`);
+    }
+    const refsBytes = head.readUInt32LE(32) * 4;
+    const length = readU64(head, 24);
+    const start = offset + RECORD_HEADER_SIZE + refsBytes;
+    const expected = head.readUInt32LE(44);
+    let crc = crc32c(head.subarray(0, 44));
+    if (refsBytes > 0) {
+      const refs = Buffer.allocUnsafe(refsBytes);
+      readFully(file.fd, refs, 0, refsBytes, offset + RECORD_HEADER_SIZE);
+      crc = crc32c(refs, crc);
+    }
+    file.acquire();
+    let position = 0;
+    let released = false;
+    const release = () => {
+      if (!released) {
+        released = true;
+        file.release();
+      }
+    };
+    const path = this.path;
+    return new Readable({
+      highWaterMark: BLOB_CHUNK,
+      read() {
+        if (position >= length) {
+          release();
+          if (crc !== expected) {
+            this.destroy(
+              new CorruptionError(`blob content ${oid} at offset ${offset} fails its checksum`, {
+                offset,
+                path,
+              }),
+            );
+          } else {
+            this.push(null);
+          }
+          return;
+        }
+        const chunk = Buffer.allocUnsafe(Math.min(BLOB_CHUNK, length - position));
+        fs.read(file.fd, chunk, 0, chunk.length, start + position, (error, bytesRead) => {
+          if (error || bytesRead < chunk.length) {
+            release();
+            this.destroy(
+              error ?? new CorruptionError(`blob content ${oid} is cut short`, { offset, path }),
+            );
+            return;
+          }
+          position += bytesRead;
+          crc = crc32c(chunk, crc);
+          this.push(chunk);
+        });
+      },
+      destroy(error, callback) {
+        release();
+        callback(error);
+      },
+    });
   }
 
   // ---- maintenance ---------------------------------------------------------------------------
 
-  protected async _pack(_keepHistorySince: Tid | undefined): Promise<PackResult> {
-    throw new InvalidArgumentError('pack is not available yet');
+  protected async _pack(keepHistorySince: Tid | undefined): Promise<PackResult> {
+    const host: PackHost = {
+      path: this.path,
+      ops: this.#ops,
+      sync: this.durability !== 'none',
+      progress: this.#progress,
+      fd: () => this.#fd,
+      header: () => this.#header,
+      log: () => this.#log,
+      poll: () => this.#poll(),
+      withLock: (fn) => this.#withLock(fn),
+      revisionAt: (oid, tid) => this.#revisionBefore(oid, tid + 1)?.offset,
+      switchTo: (fd, header, state) => this.#switchTo(new OpenFile(fd), header, state),
+    };
+    const { result, old } = await packFile(host, keepHistorySince);
+    old.retire();
+    return result;
   }
 
   protected async *_iterator(fromTid: Tid): AsyncIterable<TransactionRecord> {
     const end = this.#log.end;
-    const reader = new LogReader(this.#fd);
-    for (let offset = FILE_HEADER_SIZE; offset < end; ) {
-      const tx = reader.readTransaction(offset, end);
-      if (!isTransaction(tx)) {
-        throw new CorruptionError(`the transaction at offset ${offset} fails its checks`, {
-          offset,
-          path: this.path,
-        });
+    const file = this.#file;
+    file.acquire();
+    try {
+      const reader = new LogReader(file.fd);
+      for (let offset = FILE_HEADER_SIZE; offset < end; ) {
+        const tx = reader.readTransaction(offset, end);
+        if (!isTransaction(tx)) {
+          throw new CorruptionError(`the transaction at offset ${offset} fails its checks`, {
+            offset,
+            path: this.path,
+          });
+        }
+        offset += tx.length;
+        if (tx.tid < fromTid || tx.records.length === 0) continue;
+        const { note, user } = tx.meta;
+        yield {
+          tid: tx.tid,
+          meta: {
+            ...(note === undefined ? {} : { note }),
+            ...(user === undefined ? {} : { user }),
+          },
+          records: tx.records.map((record) => {
+            const read = this.#readRecord(record.offset, record.oid);
+            const blob = (read.flags & RecordFlag.blob) !== 0;
+            return {
+              oid: record.oid,
+              tid: read.tid,
+              data: read.data,
+              refs: read.refs,
+              ...(blob ? { blob } : {}),
+            };
+          }),
+        };
       }
-      offset += tx.length;
-      if (tx.tid < fromTid || tx.records.length === 0) continue;
-      const { note, user } = tx.meta;
-      yield {
-        tid: tx.tid,
-        meta: { ...(note === undefined ? {} : { note }), ...(user === undefined ? {} : { user }) },
-        records: tx.records.map((record) => {
-          const { oid, tid, data, refs } = this.#readRecord(record.offset, record.oid);
-          return { oid, tid, data, refs };
-        }),
-      };
+    } finally {
+      file.release();
     }
   }
 
@@ -776,32 +977,113 @@ export class FileStorage extends Storage {
         }
       }
     } finally {
-      fs.closeSync(this.#fd);
+      this.#file.retire();
     }
   }
 }
 
-/** The scan state a transaction is applied to. */
-interface ScanState {
-  index: OidIndex;
-  end: number;
-  lastTid: Tid;
-  nextOid: Oid;
+type ScannedProblem = Exclude<ReturnType<LogReader['readTransaction']>, ScannedTransaction>;
+
+/** Reads the file header, writing it first if the file is new. */
+async function openHeader(
+  file: string,
+  fd: number,
+  options: FileStorageOptions,
+  readOnly: boolean,
+): Promise<FileHeader> {
+  const read = () => {
+    const bytes = Buffer.alloc(FILE_HEADER_SIZE);
+    const n = readFully(fd, bytes, 0, FILE_HEADER_SIZE, 0);
+    return { bytes, n, size: fs.fstatSync(fd).size };
+  };
+  let { bytes, n, size } = read();
+  if (size < FILE_HEADER_SIZE && !readOnly) {
+    // A new file (or one whose creation was cut short before any data): write the header
+    // under the writer lock, so two processes creating it at once agree on one header.
+    const lock = new WriterLock(options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT, () => file);
+    await lock.run(
+      () => fd,
+      async () => {
+        ({ bytes, n, size } = read());
+        if (size >= FILE_HEADER_SIZE) return;
+        const header = encodeFileHeader({
+          version: FORMAT_VERSION,
+          generation: randomBytes(8).readBigUInt64LE(0),
+          createdAt: Date.now() * 1000,
+          historyHorizon: 0,
+        });
+        fs.ftruncateSync(fd, 0);
+        fs.writeSync(fd, header, 0, header.length, 0);
+        if (options.durability !== 'none') {
+          fs.fsyncSync(fd);
+          syncDirectory(dirname(file));
+        }
+        ({ bytes, n, size } = read());
+      },
+    );
+  }
+  if (n < FILE_HEADER_SIZE) {
+    throw new InvalidArgumentError(`${file} is not a trove database (it is empty or too short)`, {
+      argument: 'path',
+    });
+  }
+  const header = decodeFileHeader(bytes);
+  if (header === 'magic' || header === 'short') {
+    throw new InvalidArgumentError(`${file} is not a trove database`, { argument: 'path' });
+  }
+  if (header === 'version') {
+    throw new InvalidArgumentError(
+      `${file} was written in format version ${bytes.readUInt32LE(8)}; this trove reads version ${FORMAT_VERSION}`,
+      { argument: 'path' },
+    );
+  }
+  if (header === 'checksum') {
+    throw new CorruptionError(`the header of ${file} fails its checksum`, {
+      offset: 0,
+      path: file,
+    });
+  }
+  return header;
 }
 
-/** Applies a valid transaction to the index and log position. */
-function applyToState(state: ScanState, tx: ScannedTransaction): void {
-  const index = state.index;
-  let nextOid = state.nextOid;
-  for (const record of tx.records) {
-    index.set(record.oid, record.offset, record.tid);
-    if (record.oid >= nextOid) nextOid = record.oid + 1;
+/** The index and log position: from the saved index if it is valid, else by a full scan. */
+function loadState(
+  file: string,
+  fd: number,
+  header: FileHeader,
+  progress: boolean | undefined,
+): ScanState {
+  const size = fs.fstatSync(fd).size;
+  const saved = loadIndex(file);
+  const reader = new LogReader(fd);
+  if (
+    saved !== undefined &&
+    saved.generation === header.generation &&
+    saved.coveredOffset >= FILE_HEADER_SIZE &&
+    saved.coveredOffset <= size &&
+    endsTransaction(reader, saved.coveredOffset, saved.lastTid, size)
+  ) {
+    return {
+      index: saved.index,
+      end: saved.coveredOffset,
+      lastTid: saved.lastTid,
+      nextOid: saved.nextOid,
+    };
   }
-  const high = tx.meta.oidHigh;
-  if (typeof high === 'number' && high > nextOid) nextOid = high;
-  state.nextOid = nextOid;
-  if (tx.tid > state.lastTid) state.lastTid = tx.tid;
-  state.end = tx.offset + tx.length;
+  // No usable index: rebuild it by reading the whole log.
+  const state: ScanState = { index: new OidIndex(), end: FILE_HEADER_SIZE, lastTid: 0, nextOid: 1 };
+  const bar = startProgress('trove: rebuilding the index', size, progress);
+  try {
+    for (;;) {
+      const tx = reader.readTransaction(state.end, size);
+      if (!isTransaction(tx) || tx.status === TxStatus.moved) break;
+      applyToState(state, tx);
+      bar.update(state.end);
+    }
+  } finally {
+    bar.stop();
+  }
+  return state;
 }
 
 /** True when a valid transaction with tid `lastTid` ends exactly at `offset`. */
@@ -813,21 +1095,4 @@ function endsTransaction(reader: LogReader, offset: number, lastTid: Tid, size: 
   if (start < FILE_HEADER_SIZE) return false;
   const tx = reader.readTransaction(start, size);
   return isTransaction(tx) && tx.length === length && tx.tid === lastTid;
-}
-
-function crc32cChain(first: Uint8Array, second: Uint8Array): number {
-  return crc32c(second, crc32c(first));
-}
-
-/** Makes a new directory entry durable (after creating or renaming a file in it). */
-export function syncDirectory(directory: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(directory, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // Some platforms cannot open or sync a directory; the file's own sync is all they offer.
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
 }

@@ -19,6 +19,7 @@ import * as fs from 'node:fs';
 import { crc32c } from '@node-rs/crc32';
 import { readU64, writeU64 } from './format.js';
 import { OidIndex } from './oid-index.js';
+import { temporaryPath } from './stale-files.js';
 
 const MAGIC = Buffer.from('TROVEIDX', 'latin1');
 const VERSION = 1;
@@ -63,7 +64,7 @@ export function saveIndex(
   header.writeUInt32LE(crc32c(tidBytes, crc32c(offsetBytes)), 60);
 
   const target = indexPath(dataPath);
-  const temporary = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const temporary = temporaryPath(dataPath, 'index.tmp', randomBytes(4).toString('hex'));
   const fd = fs.openSync(temporary, 'w');
   try {
     fs.writeSync(fd, header);

@@ -1,0 +1,410 @@
+/**
+ * Online pack of a data file: copy what is reachable from the root (following stored refs,
+ * so no class is needed) and the history newer than the cut into a new file, then swap it
+ * in atomically. Commits go on meanwhile, from this process and others; they are copied in
+ * rounds, the last one under the writer lock, right before the swap.
+ *
+ * The swap: the new file is synced and its index saved; a marker naming the new file is
+ * appended to the old one and synced; the new file is renamed over the old path. Handles
+ * reading the old file find the marker at its end and reopen the path. If anything fails
+ * before the rename, the temporary file is removed (the marker too, if written) and the
+ * database is as it was; a packer that dies leaves a temporary file the next open removes.
+ *
+ * A commit after the pack's snapshot may refer to an object that was unreachable at the
+ * snapshot (it held a reference from an older snapshot): such objects are copied too, right
+ * before the commit that needs them, so nothing is ever left dangling.
+ *
+ * @internal
+ * @module
+ */
+
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { dirname } from 'node:path';
+import { crc32c } from '@node-rs/crc32';
+import fsx from 'fs-native-extensions';
+import { BusyError, CorruptionError, StorageIOError, TroveError } from '../../errors.js';
+import { startProgress } from '../../util/progress.js';
+import type { PackResult, Tid } from '../types.js';
+import type { FileOps } from './file-ops.js';
+import {
+  encodeFileHeader,
+  FILE_HEADER_SIZE,
+  type FileHeader,
+  FORMAT_VERSION,
+  RECORD_HEADER_SIZE,
+  readU64,
+  TxStatus,
+} from './format.js';
+import { saveIndex } from './index-file.js';
+import {
+  isTransaction,
+  LogReader,
+  readFully,
+  type ScannedTransaction,
+  type TxMeta,
+} from './log-reader.js';
+import { OidIndex } from './oid-index.js';
+import type { OpenFile } from './open-file.js';
+import { applyToState, type ScanState } from './scan-state.js';
+import { temporaryPath } from './stale-files.js';
+import { type StreamedRecord, writeStreamedTransaction } from './streamed-transaction.js';
+import { syncDirectory } from './sync-directory.js';
+import { buildTransaction } from './tx-builder.js';
+
+/** What the packer needs from the storage it packs. */
+export interface PackHost {
+  readonly path: string;
+  readonly ops: FileOps;
+  /** Whether to fsync (false for durability `none`). */
+  readonly sync: boolean;
+  readonly progress: boolean | undefined;
+  fd(): number;
+  header(): FileHeader;
+  log(): ScanState;
+  /** Reads what other writers appended. */
+  poll(): void;
+  /** Runs `fn` holding the writer lock, the log read to its end. */
+  withLock<T>(fn: () => Promise<T>): Promise<T>;
+  /** Offset of the revision of `oid` current at `tid` (tid <= `tid`), if it existed. */
+  revisionAt(oid: number, tid: Tid): number | undefined;
+  /** Makes the new file the storage's; returns the old one. */
+  switchTo(fd: number, header: FileHeader, state: ScanState): OpenFile;
+}
+
+/** Records up to this size are copied through memory, larger ones streamed. */
+const SMALL_RECORD = 1024 * 1024;
+/** Bytes of records gathered into one packed transaction. */
+const BATCH_BYTES = 8 * 1024 * 1024;
+/** The tail is copied without the lock until what is left is this small. */
+const FINAL_TAIL_BYTES = 1024 * 1024;
+const MAX_UNLOCKED_ROUNDS = 8;
+
+/** A record read for copying: header fields, refs, and its data or where the data is. */
+interface RawRecord {
+  readonly oid: number;
+  readonly tid: Tid;
+  readonly flags: number;
+  readonly refs: number[];
+  readonly source: StreamedRecord['source'];
+}
+
+/** Reads the record at `offset` of `fd` for copying, verifying its checksum. */
+function readRaw(fd: number, offset: number, path: string): RawRecord {
+  const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
+  const damaged = (): never => {
+    throw new CorruptionError(`the record at offset ${offset} fails its checks; pack stopped`, {
+      offset,
+      path,
+    });
+  };
+  if (readFully(fd, head, 0, RECORD_HEADER_SIZE, offset) < RECORD_HEADER_SIZE) damaged();
+  const refCount = head.readUInt32LE(32);
+  const dataLength = readU64(head, 24);
+  const refBytes = Buffer.allocUnsafe(refCount * 4);
+  if (readFully(fd, refBytes, 0, refBytes.length, offset + RECORD_HEADER_SIZE) < refBytes.length)
+    damaged();
+  const dataOffset = offset + RECORD_HEADER_SIZE + refBytes.length;
+  let crc = crc32c(refBytes, crc32c(head.subarray(0, 44)));
+  let source: StreamedRecord['source'];
+  if (dataLength <= SMALL_RECORD) {
+    const data = Buffer.allocUnsafe(dataLength);
+    if (readFully(fd, data, 0, dataLength, dataOffset) < dataLength) damaged();
+    crc = crc32c(data, crc);
+    source = { bytes: data };
+  } else {
+    const piece = Buffer.allocUnsafe(8 * 1024 * 1024);
+    for (let done = 0; done < dataLength; ) {
+      const n = Math.min(piece.length, dataLength - done);
+      if (readFully(fd, piece, 0, n, dataOffset + done) < n) damaged();
+      crc = crc32c(piece.subarray(0, n), crc);
+      done += n;
+    }
+    source = { fd, offset: dataOffset, length: dataLength };
+  }
+  if (crc !== head.readUInt32LE(44)) damaged();
+  const refs = new Array<number>(refCount);
+  for (let i = 0; i < refCount; i++) refs[i] = refBytes.readUInt32LE(i * 4);
+  return {
+    oid: readU64(head, 0),
+    tid: readU64(head, 8),
+    flags: head.readUInt16LE(36),
+    refs,
+    source,
+  };
+}
+
+/** The refs of the record at `offset` (no checksum check: used for reachability only). */
+function readRefs(fd: number, offset: number): number[] {
+  const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
+  readFully(fd, head, 0, RECORD_HEADER_SIZE, offset);
+  const count = head.readUInt32LE(32);
+  if (count === 0) return [];
+  const bytes = Buffer.allocUnsafe(count * 4);
+  readFully(fd, bytes, 0, bytes.length, offset + RECORD_HEADER_SIZE);
+  const refs = new Array<number>(count);
+  for (let i = 0; i < count; i++) refs[i] = bytes.readUInt32LE(i * 4);
+  return refs;
+}
+
+function metaOf(tx: ScannedTransaction): TxMeta {
+  const { note, user } = tx.meta;
+  return { ...(note === undefined ? {} : { note }), ...(user === undefined ? {} : { user }) };
+}
+
+/** Packs the host's file; returns the result and the old file (for the caller to retire). */
+export async function packFile(
+  host: PackHost,
+  keepHistorySince: Tid | undefined,
+): Promise<{ result: PackResult; old: OpenFile }> {
+  host.poll();
+  const oldFd = host.fd();
+  // Byte 1 of the data file marks a running pack: one at a time, across processes.
+  if (!fsx.tryLock(oldFd, 1, 1)) throw new BusyError(`another pack of ${host.path} is running`);
+  const temp = temporaryPath(host.path, 'pack', randomBytes(6).toString('hex'));
+  let newFd: number | undefined;
+  let renamed = false;
+  try {
+    newFd = fs.openSync(temp, 'wx+', 0o644);
+    fsx.tryLock(newFd, 0, 1); // marks the temporary file as in use (see stale-files)
+    return await copyAndSwap(host, oldFd, newFd, temp, keepHistorySince, () => {
+      renamed = true;
+    });
+  } catch (error) {
+    if (!renamed) {
+      if (newFd !== undefined) fs.closeSync(newFd);
+      fs.rmSync(temp, { force: true });
+    }
+    if (error instanceof TroveError) throw error;
+    const code = (error as { code?: string }).code;
+    throw new StorageIOError(
+      `packing ${host.path} failed${code ? ` (${code})` : ''}; the database is unchanged`,
+      {
+        cause: error,
+      },
+    );
+  } finally {
+    fsx.unlock(oldFd, 1, 1);
+  }
+}
+
+async function copyAndSwap(
+  host: PackHost,
+  oldFd: number,
+  newFd: number,
+  temp: string,
+  keepHistorySince: Tid | undefined,
+  onRenamed: () => void,
+): Promise<{ result: PackResult; old: OpenFile }> {
+  const start = host.log();
+  const snapshot = start.lastTid;
+  const snapshotEnd = start.end;
+  const cut =
+    keepHistorySince === undefined
+      ? snapshot
+      : Math.max(Math.min(keepHistorySince, snapshot), host.header().historyHorizon);
+  const bar = startProgress('trove: packing', snapshotEnd * 2, host.progress);
+
+  // Which objects are reachable from the root as of the snapshot.
+  const length = start.index.length;
+  const reachable = new Uint8Array(length);
+  let existing = 0;
+  for (let oid = 0; oid < length; oid++)
+    if (host.revisionAt(oid, snapshot) !== undefined) existing++;
+  let kept = 0;
+  const stack: number[] = [];
+  const mark = (oid: number) => {
+    if (oid < length && reachable[oid] === 0 && host.revisionAt(oid, snapshot) !== undefined) {
+      reachable[oid] = 1;
+      kept++;
+      stack.push(oid);
+    }
+  };
+  mark(0);
+  while (stack.length > 0) {
+    const oid = stack.pop()!;
+    for (const ref of readRefs(oldFd, host.revisionAt(oid, snapshot)!)) mark(ref);
+  }
+
+  const generation = randomBytes(8).readBigUInt64LE(0);
+  const header: FileHeader = {
+    version: FORMAT_VERSION,
+    generation,
+    createdAt: Date.now() * 1000,
+    historyHorizon: cut,
+  };
+  fs.writeSync(newFd, encodeFileHeader(header), 0, FILE_HEADER_SIZE, 0);
+  const state: ScanState = {
+    index: new OidIndex(),
+    end: FILE_HEADER_SIZE,
+    lastTid: 0,
+    nextOid: start.nextOid,
+  };
+  let written = 0;
+  const writeTx = async (tid: Tid, status: number, meta: TxMeta, records: StreamedRecord[]) => {
+    const tx = await writeStreamedTransaction(host.ops, newFd, state.end, {
+      tid,
+      status,
+      meta,
+      records,
+    });
+    applyToState(state, tx);
+    written += records.length;
+  };
+  const copy = (raw: RawRecord): StreamedRecord => ({
+    oid: raw.oid,
+    tid: raw.tid,
+    prev: state.index.offset(raw.oid),
+    flags: raw.flags,
+    refs: raw.refs,
+    source: raw.source,
+  });
+
+  // The base: each reachable object as it was at the cut.
+  let batch: StreamedRecord[] = [];
+  let batchBytes = 0;
+  for (let oid = 0; oid < length; oid++) {
+    if (reachable[oid] === 0) continue;
+    const offset = host.revisionAt(oid, cut);
+    if (offset === undefined) continue; // created after the cut: comes with its transaction
+    const record = copy(readRaw(oldFd, offset, host.path));
+    batch.push(record);
+    batchBytes += 'bytes' in record.source ? record.source.bytes.byteLength : SMALL_RECORD;
+    if (batchBytes >= BATCH_BYTES) {
+      await writeTx(cut, TxStatus.packed, {}, batch);
+      batch = [];
+      batchBytes = 0;
+      bar.update(state.end);
+    }
+  }
+  if (batch.length > 0 || state.end === FILE_HEADER_SIZE)
+    await writeTx(cut, TxStatus.packed, {}, batch);
+
+  // History after the cut, up to the snapshot: each transaction, reachable objects only.
+  let oldRecords = 0;
+  const reader = new LogReader(oldFd);
+  for (let offset = FILE_HEADER_SIZE; offset < snapshotEnd; ) {
+    const tx = reader.readTransaction(offset, snapshotEnd);
+    if (!isTransaction(tx)) {
+      throw new CorruptionError(
+        `the transaction at offset ${offset} fails its checks; pack stopped`,
+        {
+          offset,
+          path: host.path,
+        },
+      );
+    }
+    offset += tx.length;
+    oldRecords += tx.records.length;
+    if (tx.tid <= cut || tx.records.length === 0) continue;
+    const records = tx.records
+      .filter((record) => record.oid < length && reachable[record.oid] === 1)
+      .map((record) => copy(readRaw(oldFd, record.offset, host.path)));
+    if (records.length > 0) await writeTx(tx.tid, tx.status, metaOf(tx), records);
+    bar.update(snapshotEnd + offset);
+  }
+  const historyWritten = written;
+
+  // Commits made since the snapshot, in rounds; the last under the lock.
+  const copyTail = async (from: number, to: number) => {
+    const tail = new LogReader(oldFd);
+    for (let offset = from; offset < to; ) {
+      const tx = tail.readTransaction(offset, to);
+      if (!isTransaction(tx)) {
+        throw new CorruptionError(
+          `the transaction at offset ${offset} fails its checks; pack stopped`,
+          {
+            offset,
+            path: host.path,
+          },
+        );
+      }
+      offset += tx.length;
+      if (tx.records.length === 0) continue;
+      const records = tx.records.map((record) => readRaw(oldFd, record.offset, host.path));
+      await rescue(records);
+      await writeTx(tx.tid, tx.status, metaOf(tx), records.map(copy));
+    }
+  };
+  // Objects the tail refers to that the pack left out: copy them (as of the snapshot) first.
+  const rescue = async (records: RawRecord[]) => {
+    const here = new Set(records.map((record) => record.oid));
+    const missing: RawRecord[] = [];
+    const queue = records.flatMap((record) => record.refs);
+    const seen = new Set<number>();
+    while (queue.length > 0) {
+      const oid = queue.pop()!;
+      if (here.has(oid) || seen.has(oid) || state.index.offset(oid) !== 0) continue;
+      seen.add(oid);
+      const offset = host.revisionAt(oid, snapshot);
+      if (offset === undefined) continue;
+      const raw = readRaw(oldFd, offset, host.path);
+      missing.push(raw);
+      queue.push(...raw.refs);
+    }
+    if (missing.length > 0) await writeTx(snapshot, TxStatus.packed, {}, missing.map(copy));
+  };
+
+  let copied = snapshotEnd;
+  for (let round = 0; round < MAX_UNLOCKED_ROUNDS; round++) {
+    host.poll();
+    const end = host.log().end;
+    if (end - copied < FINAL_TAIL_BYTES) break;
+    await copyTail(copied, end);
+    copied = end;
+  }
+
+  let bytesBefore = 0;
+  const old = await host.withLock(async () => {
+    const log = host.log();
+    await copyTail(copied, log.end);
+    // The oid high-water mark, at the last tid: the new file ends with it.
+    await writeTx(log.lastTid, TxStatus.oids, { oidHigh: log.nextOid }, []);
+    if (host.sync) await host.ops.sync(newFd);
+    saveIndex(
+      host.path,
+      {
+        generation,
+        coveredOffset: state.end,
+        lastTid: state.lastTid,
+        nextOid: state.nextOid,
+        index: state.index,
+      },
+      host.sync,
+    );
+    bytesBefore = log.end;
+    const marker = buildTransaction(
+      {
+        tid: log.lastTid,
+        status: TxStatus.moved,
+        meta: { generation: generation.toString() },
+        records: [],
+      },
+      log.end,
+    );
+    await host.ops.write(oldFd, marker.bytes, log.end);
+    if (host.sync) await host.ops.sync(oldFd);
+    try {
+      fs.renameSync(temp, host.path);
+    } catch (error) {
+      await host.ops.truncate(oldFd, log.end);
+      throw error;
+    }
+    onRenamed();
+    // The new file is the data file now: its writer lock is the one other writers take.
+    fsx.unlock(newFd, 0, 1);
+    if (host.sync) syncDirectory(dirname(host.path));
+    return host.switchTo(newFd, header, { ...state });
+  });
+  bar.stop();
+  return {
+    result: {
+      objectsKept: kept,
+      objectsRemoved: existing - kept,
+      revisionsRemoved: Math.max(0, oldRecords - historyWritten),
+      bytesBefore,
+      bytesAfter: state.end,
+    },
+    old,
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * Leftovers of processes that died mid-operation: temporary pack files, staged blobs and
+ * index files being written. Their names carry the writer's pid; a pack file is also locked
+ * by its packer. They are removed at open when their writer is gone.
+ *
+ * @internal
+ * @module
+ */
+
+import * as fs from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import fsx from 'fs-native-extensions';
+
+/** The suffixes of temporary files next to a data file, each followed by `-<pid>-<random>`. */
+export const TEMPORARY_KINDS = ['pack', 'blob', 'index.tmp'] as const;
+
+/** The name of a new temporary file of `kind` for the data file at `path`. */
+export function temporaryPath(
+  path: string,
+  kind: (typeof TEMPORARY_KINDS)[number],
+  random: string,
+): string {
+  return `${path}.${kind}-${process.pid}-${random}`;
+}
+
+function alive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === 'EPERM';
+  }
+}
+
+/** Removes temporary files of `path` whose writers are gone; returns their names. */
+export function removeStaleFiles(path: string): string[] {
+  const directory = dirname(path);
+  const prefix = `${basename(path)}.`;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(directory);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const rest = name.slice(prefix.length);
+    const kind = TEMPORARY_KINDS.find((k) => rest.startsWith(`${k}-`));
+    if (kind === undefined) continue;
+    const pid = Number(rest.slice(kind.length + 1).split('-')[0]);
+    if (!Number.isInteger(pid) || alive(pid)) continue;
+    const file = join(directory, name);
+    if (kind === 'pack' && !unlocked(file)) continue;
+    try {
+      fs.rmSync(file, { force: true });
+      removed.push(file);
+    } catch {
+      // Someone else removed it, or it cannot be removed: either way not ours to worry about.
+    }
+  }
+  return removed;
+}
+
+/** True if nobody holds the lock on the file's first byte. */
+function unlocked(file: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r+');
+    if (!fsx.tryLock(fd, 0, 1)) return false;
+    fsx.unlock(fd, 0, 1);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
