@@ -17,6 +17,7 @@ export type { CacheCounters } from './connection/object-cache.js';
 export { type OpenFileOptions, type OpenStorageOptions, open } from './connection/open.js';
 export { Transaction } from './connection/transaction.js';
 export * from './errors.js';
+export { Blob, type BlobSource } from './persistent/blob.js';
 export { Broken } from './persistent/broken.js';
 export { Counter } from './persistent/counter.js';
 export { markChanged, oidOf, Persistent } from './persistent/persistent.js';

@@ -18,6 +18,8 @@ import {
   NotFoundError,
   ReadOnlyError,
 } from '../errors.js';
+import type { Readable } from 'node:stream';
+import { Blob, BlobContent, pendingBlob, STAGED } from '../persistent/blob.js';
 import { BROKEN_CLASS_NAME, Broken } from '../persistent/broken.js';
 import {
   type Jar,
@@ -33,6 +35,7 @@ import {
   type ReadGuard,
   type RecordWrite,
   ROOT_OID,
+  type StagedBlob,
   type Tid,
   type TransactionMeta,
 } from '../storage/types.js';
@@ -61,7 +64,21 @@ interface PendingWrite {
   write: RecordWrite;
   /** Set when conflict resolution replaced the state: installed into the object on success. */
   resolved: Uint8Array | undefined;
+  /** Set for blob content: the staged bytes the write stores. */
+  readonly staged: StagedBlob | undefined;
 }
+
+/** One object found by the walk before a commit. */
+interface CollectedEntry {
+  readonly meta: ObjectMeta;
+  readonly className: string;
+  readonly state: Record<string, unknown> | undefined;
+  readonly refs: ObjectMeta[];
+  readonly shared: boolean;
+  readonly staged: StagedBlob | undefined;
+}
+
+const NO_BYTES = new Uint8Array(0);
 
 /** Everything one commit writes. */
 interface CommitBatch {
@@ -142,6 +159,11 @@ export class Connection implements Jar {
 
   registerChange(meta: ObjectMeta): void {
     this.#changed.add(meta);
+  }
+
+  openBlob(oid: Oid): Readable {
+    if (this.status === JarStatus.Closed) this.refuse(false);
+    return this.storage.openBlob(oid);
   }
 
   refuse(write: boolean): never {
@@ -285,7 +307,20 @@ export class Connection implements Jar {
    */
   async #prepare(): Promise<CommitBatch> {
     for (;;) {
-      const { entries, fresh } = this.#collect();
+      const { entries, fresh, toStage } = this.#collect();
+      if (toStage.length > 0) {
+        // Blob content is copied aside first (streams are read now); then start over, since
+        // the objects may have changed while the copy was made.
+        for (const meta of toStage) {
+          const pending = pendingBlob(meta);
+          if (pending === undefined) continue;
+          const staged = await this.storage.stageBlob(pending.source);
+          const content = new BlobContent();
+          (content as unknown as { [META]: ObjectMeta })[META].target[STAGED as never] = staged as never;
+          pending.settle(staged.size, content);
+        }
+        continue;
+      }
       if (fresh.length > this.#oidPool.length) {
         const needed = fresh.length - this.#oidPool.length;
         this.#oidPool.push(...(await this.storage.newOids(Math.max(needed, OID_BATCH))));
@@ -299,15 +334,18 @@ export class Connection implements Jar {
       const pending: PendingWrite[] = [];
       const byOid = new Map<Oid, PendingWrite>();
       whileEncoding(() => {
-        for (const { meta, className, state, refs, shared } of entries) {
+        for (const { meta, className, state, refs, shared, staged } of entries) {
           const isNew = meta.state === ObjectState.Unsaved;
-          const write: RecordWrite = {
-            oid: meta.oid!,
-            data: encodeRecord(className, state, shared),
-            refs: uniqueOids(refs),
-            expectedTid: isNew ? 0 : meta.serial,
-          };
-          const entry: PendingWrite = { meta, className, isNew, write, resolved: undefined };
+          const write: RecordWrite =
+            staged === undefined
+              ? {
+                  oid: meta.oid!,
+                  data: encodeRecord(className, state!, shared),
+                  refs: uniqueOids(refs),
+                  expectedTid: isNew ? 0 : meta.serial,
+                }
+              : { oid: meta.oid!, data: NO_BYTES, refs: [], expectedTid: 0, blob: staged };
+          const entry: PendingWrite = { meta, className, isNew, write, resolved: undefined, staged };
           pending.push(entry);
           byOid.set(write.oid, entry);
         }
@@ -328,11 +366,22 @@ export class Connection implements Jar {
     const queue = [...this.#changed].filter((meta) => meta.state === ObjectState.Changed);
     const fresh: ObjectMeta[] = [];
     const seen = new Set<ObjectMeta>();
-    const entries = [];
+    const entries: CollectedEntry[] = [];
+    const toStage: ObjectMeta[] = [];
     for (let i = 0; i < queue.length; i++) {
       const meta = queue[i]!;
       const where = () => describePath(rootMeta, meta);
       const cls = classOf(meta);
+      if (cls === BlobContent) {
+        const staged = (meta.target as { [STAGED]?: StagedBlob })[STAGED];
+        if (staged === undefined) throw new Error('trove: blob content without staged bytes');
+        entries.push({ meta, className: 'trove.BlobContent', state: undefined, refs: [], shared: false, staged });
+        continue;
+      }
+      if (cls === Blob && pendingBlob(meta) !== undefined) {
+        toStage.push(meta);
+        continue;
+      }
       const className = nameOfClass(cls as never);
       if (className === undefined) {
         const name = cls.name || 'Anonymous';
@@ -365,9 +414,9 @@ export class Connection implements Jar {
           where,
         ),
       );
-      entries.push({ meta, className, state, refs, shared: scan.sharedValues });
+      entries.push({ meta, className, state, refs, shared: scan.sharedValues, staged: undefined });
     }
-    return { entries, fresh };
+    return { entries, fresh, toStage };
   }
 
   /**
@@ -485,6 +534,11 @@ export class Connection implements Jar {
       if (entry.resolved !== undefined) {
         const { state } = decodeRecord(entry.resolved, this.#resolve, meta.oid);
         installState(meta, classOf(meta), state);
+      }
+      if (entry.staged !== undefined) {
+        // The storage has taken the staged bytes; the content object is a ghost for good.
+        delete (meta.target as { [STAGED]?: StagedBlob })[STAGED];
+        meta.size = 0;
       }
       if (entry.isNew) this.cache.add(meta);
       else this.cache.loaded(meta);

@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { Readable } from 'node:stream';
 import type { Oid, Tid } from '../storage/types.js';
 
 /** The key under which an object's {@link ObjectMeta} hangs on the raw object. */
@@ -46,6 +47,8 @@ export interface Jar {
   registerChange(meta: ObjectMeta): void;
   /** Throws the error for the current status (ClosedError or ReadOnlyError). */
   refuse(write: boolean): never;
+  /** Streams the content of the blob content object `oid`. */
+  openBlob(oid: Oid): Readable;
 }
 
 /** The bookkeeping of one persistent object. */

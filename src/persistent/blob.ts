@@ -1,0 +1,139 @@
+/**
+ * Blob: binary content stored in the database, streamed in and out, never held whole in
+ * memory.
+ *
+ * A Blob is a small persistent object (its size, and a reference to its content); the
+ * content is a separate record of raw bytes that the storage writes from a staged copy and
+ * reads back as a stream. Blobs are immutable: new content is a new Blob.
+ *
+ * @module
+ */
+
+import { Readable } from 'node:stream';
+import { registerClass } from '../codec/class-registry.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { StagedBlob } from '../storage/types.js';
+import { describe } from '../util/validate.js';
+import { META, type ObjectMeta } from './object-meta.js';
+import { FROZEN, Persistent, readTarget } from './persistent.js';
+
+/** What a blob's content is made from before it is stored. */
+export type BlobSource = Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+
+/** Where an unsaved Blob keeps its source (volatile: never stored). */
+export const BLOB_SOURCE: unique symbol = Symbol('trove.blobSource');
+/** Where new blob content keeps its staged bytes until the commit stores them. */
+export const STAGED: unique symbol = Symbol('trove.staged');
+
+/** The raw-bytes record of a blob's content. Only the storage reads it, as a stream. */
+export class BlobContent extends Persistent {
+  declare [STAGED]: StagedBlob | undefined;
+}
+
+interface BlobTarget {
+  /** Named so that it does not shadow the `size` getter, which checks it is known. */
+  sizeInBytes: number;
+  content: BlobContent | undefined;
+  [BLOB_SOURCE]?: BlobSource | undefined;
+}
+
+/**
+ * Binary content of any size, stored in the database and read back as a stream. Create one
+ * with {@link Blob.from} and store it like any value of a persistent object.
+ */
+export class Blob extends Persistent {
+  /** @internal Use {@link Blob.from}: a blob without content cannot be stored. */
+  constructor() {
+    super();
+  }
+
+  /**
+   * A new blob with the bytes of `source`: a Uint8Array, or a Node Readable (or any
+   * iterable or async iterable) of byte chunks. A stream is read when the blob is committed.
+   */
+  static from(source: BlobSource): Blob {
+    const isBytes = source instanceof Uint8Array;
+    const isIterable =
+      typeof source === 'object' &&
+      source !== null &&
+      (Symbol.asyncIterator in source || Symbol.iterator in (source as object));
+    if (!isBytes && !isIterable) {
+      throw new InvalidArgumentError(
+        `source must be a Uint8Array, a readable stream or an iterable of bytes, got ${describe(source)}`,
+        { argument: 'source' },
+      );
+    }
+    const blob = new Blob();
+    const target = (blob as unknown as { [META]: ObjectMeta })[META].target as BlobTarget;
+    // The blob is immutable, so its state is set on the raw object, not through the proxy.
+    target.sizeInBytes = isBytes ? (source as Uint8Array).byteLength : -1;
+    target[BLOB_SOURCE] = isBytes ? Uint8Array.from(source as Uint8Array) : source;
+    return blob;
+  }
+
+  /**
+   * The size in bytes. For a blob made from a stream, known once it is stored; before that,
+   * reading it throws InvalidArgumentError.
+   */
+  get size(): number {
+    const size = readTarget<BlobTarget>(this).sizeInBytes;
+    if (size < 0) {
+      throw new InvalidArgumentError('the size of a blob made from a stream is known once it is committed');
+    }
+    return size;
+  }
+
+  /** The content as a Node Readable stream of byte chunks. */
+  stream(): Readable {
+    const target = readTarget<BlobTarget>(this);
+    const meta = (target as unknown as { [META]: ObjectMeta })[META];
+    const content = target.content;
+    if (content !== undefined) {
+      const contentMeta = (content as unknown as { [META]: ObjectMeta })[META];
+      if (contentMeta.jar !== undefined && contentMeta.oid !== undefined) {
+        return contentMeta.jar.openBlob(contentMeta.oid);
+      }
+    }
+    const source = target[BLOB_SOURCE];
+    if (source instanceof Uint8Array && meta.jar === undefined) {
+      return Readable.from([source], { objectMode: false });
+    }
+    throw new InvalidArgumentError('this blob was made from a stream and is not stored yet: commit it first');
+  }
+
+  /** The whole content in memory (for small blobs; use stream() for large ones). */
+  async bytes(): Promise<Uint8Array> {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of this.stream()) chunks.push(chunk as Uint8Array);
+    return Buffer.concat(chunks);
+  }
+
+  /** `Blob`, for `Object.prototype.toString`. */
+  get [Symbol.toStringTag](): string {
+    return 'Blob';
+  }
+}
+
+/**
+ * The source of a blob not yet stored, and a setter for what staging learned: the size and
+ * the content object to store.
+ *
+ * @internal
+ */
+export function pendingBlob(meta: ObjectMeta): { source: BlobSource; settle(size: number, content: BlobContent): void } | undefined {
+  const target = meta.target as BlobTarget;
+  if (target.content !== undefined || target[BLOB_SOURCE] === undefined) return undefined;
+  return {
+    source: target[BLOB_SOURCE],
+    settle(size, content) {
+      target.sizeInBytes = size;
+      target.content = content;
+      delete target[BLOB_SOURCE];
+    },
+  };
+}
+
+Object.defineProperty(Blob.prototype, FROZEN, { value: true });
+Object.defineProperty(BlobContent.prototype, FROZEN, { value: true });
+registerClass(Blob, 'trove.Blob');
+registerClass(BlobContent, 'trove.BlobContent');
