@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { Readable } from 'node:stream';
 import { classForName, nameOfClass } from '../codec/class-registry.js';
 import { decodeRecord, encodeRecord } from '../codec/record-codec.js';
 import { isPersistentClass, whileEncoding } from '../codec/reference-type.js';
@@ -18,7 +19,6 @@ import {
   NotFoundError,
   ReadOnlyError,
 } from '../errors.js';
-import type { Readable } from 'node:stream';
 import { Blob, BlobContent, pendingBlob, STAGED } from '../persistent/blob.js';
 import { BROKEN_CLASS_NAME, Broken } from '../persistent/broken.js';
 import {
@@ -316,7 +316,8 @@ export class Connection implements Jar {
           if (pending === undefined) continue;
           const staged = await this.storage.stageBlob(pending.source);
           const content = new BlobContent();
-          (content as unknown as { [META]: ObjectMeta })[META].target[STAGED as never] = staged as never;
+          (content as unknown as { [META]: ObjectMeta })[META].target[STAGED as never] =
+            staged as never;
           pending.settle(staged.size, content);
         }
         continue;
@@ -345,7 +346,14 @@ export class Connection implements Jar {
                   expectedTid: isNew ? 0 : meta.serial,
                 }
               : { oid: meta.oid!, data: NO_BYTES, refs: [], expectedTid: 0, blob: staged };
-          const entry: PendingWrite = { meta, className, isNew, write, resolved: undefined, staged };
+          const entry: PendingWrite = {
+            meta,
+            className,
+            isNew,
+            write,
+            resolved: undefined,
+            staged,
+          };
           pending.push(entry);
           byOid.set(write.oid, entry);
         }
@@ -375,7 +383,14 @@ export class Connection implements Jar {
       if (cls === BlobContent) {
         const staged = (meta.target as { [STAGED]?: StagedBlob })[STAGED];
         if (staged === undefined) throw new Error('trove: blob content without staged bytes');
-        entries.push({ meta, className: 'trove.BlobContent', state: undefined, refs: [], shared: false, staged });
+        entries.push({
+          meta,
+          className: 'trove.BlobContent',
+          state: undefined,
+          refs: [],
+          shared: false,
+          staged,
+        });
         continue;
       }
       if (cls === Blob && pendingBlob(meta) !== undefined) {

@@ -20,6 +20,8 @@ import { PersistentMap } from '../persistent/persistent-map.js';
 import type { IntegrityReport, Storage } from '../storage/storage.js';
 import { StorageConflictError } from '../storage/storage.js';
 import {
+  type BackupOptions,
+  type BackupResult,
   type Oid,
   type PackOptions,
   type PackResult,
@@ -258,6 +260,15 @@ export class Database {
   async pack(options?: PackOptions): Promise<PackResult> {
     this.#checkOpen();
     return this.storage.pack(options);
+  }
+
+  /**
+   * Writes a consistent copy of the database to a new file at `target` while commits go on
+   * (hot backup); with `{ at }`, the database as it was at that tid or time.
+   */
+  async backup(target: string, options?: BackupOptions): Promise<BackupResult> {
+    this.#checkOpen();
+    return this.storage.backup(target, options);
   }
 
   /** Checks the stored data; see IntegrityReport. */

@@ -7,9 +7,9 @@
 import { InvalidArgumentError } from '../errors.js';
 import { FileStorage, type FileStorageOptions } from '../storage/file/file-storage.js';
 import { SnapshotStorage } from '../storage/snapshot-storage.js';
-import { Storage } from '../storage/storage.js';
+import { Storage, snapshotTid } from '../storage/storage.js';
 import type { Tid } from '../storage/types.js';
-import { describe, expectDate, expectNonNegativeInteger, expectOptions } from '../util/validate.js';
+import { describe, expectOptions } from '../util/validate.js';
 import { Database, type DatabaseOptions } from './database.js';
 
 /** Options of `open()` with a storage given explicitly. */
@@ -25,12 +25,6 @@ export interface OpenFileOptions extends DatabaseOptions, Omit<FileStorageOption
    * committed at or before it). Implies `readOnly`.
    */
   at?: Tid | Date;
-}
-
-/** The tid that shows everything committed at or before `at`. */
-function snapshotTid(at: Tid | Date): Tid {
-  if (at instanceof Date) return expectDate(at, 'options.at').getTime() * 1000 + 999;
-  return expectNonNegativeInteger(at, 'options.at');
 }
 
 /**
@@ -60,7 +54,7 @@ export async function open(
         },
       );
     }
-    const at = opts.at === undefined ? undefined : snapshotTid(opts.at);
+    const at = opts.at === undefined ? undefined : snapshotTid(opts.at, 'options.at');
     const { at: _at, cacheSize: _cs, cacheBytes: _cb, poolSize: _ps, ...fileOptions } = opts;
     const file = await FileStorage.open(target, {
       ...fileOptions,

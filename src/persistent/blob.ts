@@ -78,7 +78,9 @@ export class Blob extends Persistent {
   get size(): number {
     const size = readTarget<BlobTarget>(this).sizeInBytes;
     if (size < 0) {
-      throw new InvalidArgumentError('the size of a blob made from a stream is known once it is committed');
+      throw new InvalidArgumentError(
+        'the size of a blob made from a stream is known once it is committed',
+      );
     }
     return size;
   }
@@ -98,7 +100,9 @@ export class Blob extends Persistent {
     if (source instanceof Uint8Array && meta.jar === undefined) {
       return Readable.from([source], { objectMode: false });
     }
-    throw new InvalidArgumentError('this blob was made from a stream and is not stored yet: commit it first');
+    throw new InvalidArgumentError(
+      'this blob was made from a stream and is not stored yet: commit it first',
+    );
   }
 
   /** The whole content in memory (for small blobs; use stream() for large ones). */
@@ -120,7 +124,9 @@ export class Blob extends Persistent {
  *
  * @internal
  */
-export function pendingBlob(meta: ObjectMeta): { source: BlobSource; settle(size: number, content: BlobContent): void } | undefined {
+export function pendingBlob(
+  meta: ObjectMeta,
+): { source: BlobSource; settle(size: number, content: BlobContent): void } | undefined {
   const target = meta.target as BlobTarget;
   if (target.content !== undefined || target[BLOB_SOURCE] === undefined) return undefined;
   return {

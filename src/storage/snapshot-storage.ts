@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { NotFoundError } from '../errors.js';
 import { type IntegrityReport, Storage } from './storage.js';
 import type {
+  BackupResult,
   ChangesSince,
   CommitRequest,
   HistoricalRecord,
@@ -98,6 +99,10 @@ export class SnapshotStorage extends Storage {
       lastTid: this._lastTid(),
       snapshotOf: this.#inner.kind,
     };
+  }
+
+  protected override _backup(path: string, at: Tid | undefined): Promise<BackupResult> {
+    return this.#inner.backup(path, { at: Math.min(at ?? this.#tid, this.#tid) });
   }
 
   protected async _stageBlob(): Promise<StagedBlob> {

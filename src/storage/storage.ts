@@ -14,6 +14,8 @@
  * @module
  */
 
+import * as fs from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { Readable } from 'node:stream';
 import {
   ClosedError,
@@ -22,15 +24,21 @@ import {
   type IntegrityFailure,
   InvalidArgumentError,
   ReadOnlyError,
+  StorageIOError,
+  TroveError,
 } from '../errors.js';
 import {
   describe,
   expectBytes,
   expectDate,
+  expectNonEmptyString,
   expectNonNegativeInteger,
   expectOptions,
 } from '../util/validate.js';
+import { writeLogFile } from './file/log-writer.js';
 import {
+  type BackupOptions,
+  type BackupResult,
   type ChangesSince,
   type CommitRequest,
   type ConflictInfo,
@@ -172,6 +180,12 @@ function checkCommitRequest(
   }
 }
 
+/** The tid that shows everything committed at or before `at` (a tid, or a time). */
+export function snapshotTid(at: Tid | Date, argument: string): Tid {
+  if (at instanceof Date) return expectDate(at, argument).getTime() * 1000 + 999;
+  return expectNonNegativeInteger(at, argument);
+}
+
 /** Resolves `keepHistorySince` (tid or Date) to a tid; undefined keeps no history. */
 export function historyCutTid(options: PackOptions): Tid | undefined {
   const since = options.keepHistorySince;
@@ -297,6 +311,38 @@ export abstract class Storage {
     return this._iterator(expectNonNegativeInteger(fromTid, 'fromTid'));
   }
 
+  /**
+   * Writes a consistent copy of the database to a new trove file at `target` (which must not
+   * exist), while commits go on; with `at`, the database as it was then. Returns what it
+   * wrote. Open the copy like any database file.
+   */
+  async backup(target: string, options?: BackupOptions): Promise<BackupResult> {
+    this.checkOpen();
+    const path = resolvePath(expectNonEmptyString(target, 'target'));
+    const opts = expectOptions<BackupOptions>(options, 'options');
+    const at = opts.at === undefined ? undefined : snapshotTid(opts.at, 'options.at');
+    if (fs.existsSync(path)) {
+      throw new InvalidArgumentError(`target ${path} exists; a backup never replaces a file`, {
+        argument: 'target',
+      });
+    }
+    try {
+      return await this._backup(path, at);
+    } catch (error) {
+      if (error instanceof TroveError) throw error;
+      const code = (error as { code?: string }).code;
+      if (code === 'EEXIST') {
+        throw new InvalidArgumentError(`target ${path} exists; a backup never replaces a file`, {
+          argument: 'target',
+          cause: error,
+        });
+      }
+      throw new StorageIOError(`backing up to ${path} failed${code ? ` (${code})` : ''}`, {
+        cause: error,
+      });
+    }
+  }
+
   /** Saves whatever makes the next open fast (a file storage's index). */
   async checkpoint(): Promise<void> {
     this.checkOpen();
@@ -365,6 +411,21 @@ export abstract class Storage {
   protected abstract _stats(): StorageStats;
   /** @internal */
   protected abstract _close(): Promise<void>;
+  /**
+   * @internal Writes the backup; by default by replaying the iterator into a new file.
+   */
+  protected async _backup(path: string, at: Tid | undefined): Promise<BackupResult> {
+    const source = this._iterator(0);
+    async function* upTo(): AsyncIterable<TransactionRecord> {
+      for await (const transaction of source) {
+        if (at !== undefined && transaction.tid > at) return;
+        yield transaction;
+      }
+    }
+    const { lastTid, bytes } = await writeLogFile(path, upTo(), true);
+    return { path, tid: lastTid, bytes };
+  }
+
   /** @internal */
   protected abstract _stageBlob(chunks: AsyncIterable<Uint8Array>): Promise<StagedBlob>;
   /** @internal */

@@ -202,3 +202,19 @@ export function nextTid(last: Tid): Tid {
   const now = Math.floor((performance.timeOrigin + performance.now()) * MICROS_PER_MS);
   return now > last ? now : last + 1;
 }
+
+/** Options of `backup`. */
+export interface BackupOptions {
+  /** Copy the database as it was at this tid or time (everything committed at or before it). */
+  readonly at?: Tid | Date;
+}
+
+/** What a backup wrote. */
+export interface BackupResult {
+  /** The file written. */
+  readonly path: string;
+  /** The last transaction the copy holds. */
+  readonly tid: Tid;
+  /** Its size in bytes. */
+  readonly bytes: number;
+}

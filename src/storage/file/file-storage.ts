@@ -40,6 +40,7 @@ import {
 import { snapshotTooOld } from '../snapshot-too-old.js';
 import { type IntegrityReport, Storage, settleConflicts } from '../storage.js';
 import {
+  type BackupResult,
   type ChangesSince,
   type CommitRequest,
   type ConflictInfo,
@@ -71,6 +72,7 @@ import {
 import { loadIndex, saveIndex } from './index-file.js';
 import { checkFile } from './integrity.js';
 import { isTransaction, LogReader, readFully, type ScannedTransaction } from './log-reader.js';
+import { publish } from './log-writer.js';
 import { OidIndex } from './oid-index.js';
 import { OpenFile } from './open-file.js';
 import { type PackHost, packFile } from './pack.js';
@@ -884,6 +886,65 @@ export class FileStorage extends Storage {
     return result;
   }
 
+  /**
+   * A backup is a copy of a prefix of the log: the log only grows, so the bytes up to any
+   * transaction boundary are a consistent database (as of that transaction). The copy gets
+   * a generation of its own.
+   */
+  protected override async _backup(path: string, at: Tid | undefined): Promise<BackupResult> {
+    this.#poll();
+    const file = this.#file;
+    file.acquire();
+    const temporary = `${path}.backup-${process.pid}-${randomBytes(4).toString('hex')}`;
+    let out: number | undefined;
+    try {
+      let cut = this.#log.end;
+      let lastTid = this.#log.lastTid;
+      if (at !== undefined && at < lastTid) {
+        if (at < this.#header.historyHorizon) {
+          throw new InvalidArgumentError(
+            `the history before tid ${this.#header.historyHorizon} was removed by a pack; options.at ${at} is older`,
+            { argument: 'options.at' },
+          );
+        }
+        const reader = new LogReader(file.fd);
+        cut = FILE_HEADER_SIZE;
+        lastTid = 0;
+        for (let offset = FILE_HEADER_SIZE; offset < this.#log.end; ) {
+          const tx = reader.readTransaction(offset, this.#log.end);
+          if (!isTransaction(tx) || tx.tid > at) break;
+          offset += tx.length;
+          cut = offset;
+          lastTid = Math.max(lastTid, tx.tid);
+        }
+      }
+      out = fs.openSync(temporary, 'wx', 0o644);
+      await copyRange(file.fd, out, cut);
+      const generation = randomBytes(8).readBigUInt64LE(0);
+      fs.writeSync(
+        out,
+        encodeFileHeader({ ...this.#header, generation, createdAt: Date.now() * 1000 }),
+        0,
+        FILE_HEADER_SIZE,
+        0,
+      );
+      fs.fsyncSync(out);
+      fs.closeSync(out);
+      out = undefined;
+      publish(temporary, path);
+      syncDirectory(dirname(path));
+      if (cut === this.#log.end) {
+        const { index, nextOid } = this.#log;
+        saveIndex(path, { generation, coveredOffset: cut, lastTid, nextOid, index }, true);
+      }
+      return { path, tid: lastTid, bytes: cut };
+    } finally {
+      if (out !== undefined) fs.closeSync(out);
+      fs.rmSync(temporary, { force: true });
+      file.release();
+    }
+  }
+
   protected async *_iterator(fromTid: Tid): AsyncIterable<TransactionRecord> {
     const end = this.#log.end;
     const file = this.#file;
@@ -1095,4 +1156,19 @@ function endsTransaction(reader: LogReader, offset: number, lastTid: Tid, size: 
   if (start < FILE_HEADER_SIZE) return false;
   const tx = reader.readTransaction(start, size);
   return isTransaction(tx) && tx.length === length && tx.tid === lastTid;
+}
+
+/** Copies the first `length` bytes of `from` to `to`, in pieces, off the event loop. */
+async function copyRange(from: number, to: number, length: number): Promise<void> {
+  const piece = Buffer.allocUnsafe(8 * 1024 * 1024);
+  const read = (position: number, size: number) =>
+    new Promise<number>((resolve, reject) => {
+      fs.read(from, piece, 0, size, position, (error, n) => (error ? reject(error) : resolve(n)));
+    });
+  for (let done = 0; done < length; ) {
+    const n = await read(done, Math.min(piece.length, length - done));
+    if (n === 0) throw new Error(`the data file ended at ${done} bytes while copying ${length}`);
+    await nodeFileOps.write(to, piece.subarray(0, n), done);
+    done += n;
+  }
 }

@@ -1,0 +1,105 @@
+/**
+ * Writing a new data file from a sequence of transactions (keeping their tids): how a
+ * storage that is not a file (memory, a historical view) is backed up into one.
+ *
+ * @internal
+ * @module
+ */
+
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { dirname } from 'node:path';
+import type { TransactionRecord } from '../types.js';
+import { nodeFileOps } from './file-ops.js';
+import {
+  encodeFileHeader,
+  FILE_HEADER_SIZE,
+  FORMAT_VERSION,
+  RecordFlag,
+  TxStatus,
+} from './format.js';
+import { saveIndex } from './index-file.js';
+import { OidIndex } from './oid-index.js';
+import { applyToState, type ScanState } from './scan-state.js';
+import { writeStreamedTransaction } from './streamed-transaction.js';
+import { syncDirectory } from './sync-directory.js';
+
+/** Writes `transactions` into a new data file at `path` (which must not exist). */
+export async function writeLogFile(
+  path: string,
+  transactions: AsyncIterable<TransactionRecord>,
+  sync: boolean,
+): Promise<{ lastTid: number; bytes: number }> {
+  const temporary = `${path}.backup-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const fd = fs.openSync(temporary, 'wx', 0o644);
+  try {
+    const generation = randomBytes(8).readBigUInt64LE(0);
+    fs.writeSync(
+      fd,
+      encodeFileHeader({
+        version: FORMAT_VERSION,
+        generation,
+        createdAt: Date.now() * 1000,
+        historyHorizon: 0,
+      }),
+      0,
+      FILE_HEADER_SIZE,
+      0,
+    );
+    const state: ScanState = {
+      index: new OidIndex(),
+      end: FILE_HEADER_SIZE,
+      lastTid: 0,
+      nextOid: 1,
+    };
+    for await (const transaction of transactions) {
+      const tx = await writeStreamedTransaction(nodeFileOps, fd, state.end, {
+        tid: transaction.tid,
+        status: TxStatus.committed,
+        meta: { ...transaction.meta },
+        records: transaction.records.map((record) => ({
+          oid: record.oid,
+          tid: record.tid,
+          prev: state.index.offset(record.oid),
+          flags: record.blob === true ? RecordFlag.blob : 0,
+          refs: record.refs,
+          source: { bytes: record.data },
+        })),
+      });
+      applyToState(state, tx);
+    }
+    if (sync) fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    publish(temporary, path);
+    if (sync) syncDirectory(dirname(path));
+    saveIndex(
+      path,
+      {
+        generation,
+        coveredOffset: state.end,
+        lastTid: state.lastTid,
+        nextOid: state.nextOid,
+        index: state.index,
+      },
+      sync,
+    );
+    return { lastTid: state.lastTid, bytes: state.end };
+  } catch (error) {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // already closed
+    }
+    fs.rmSync(temporary, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * Gives a finished file its final name, never replacing an existing file (a hard link
+ * fails if the name is taken, where a rename would silently replace it).
+ */
+export function publish(temporary: string, path: string): void {
+  fs.linkSync(temporary, path);
+  fs.rmSync(temporary, { force: true });
+}
