@@ -39,14 +39,10 @@ interface BlobTarget {
 
 /**
  * Binary content of any size, stored in the database and read back as a stream. Create one
- * with {@link Blob.from} and store it like any value of a persistent object.
+ * with {@link Blob.from} (a Blob made with `new` has no content) and store it like any value
+ * of a persistent object.
  */
 export class Blob extends Persistent {
-  /** @internal Use {@link Blob.from}: a blob without content cannot be stored. */
-  constructor() {
-    super();
-  }
-
   /**
    * A new blob with the bytes of `source`: a Uint8Array, or a Node Readable (or any
    * iterable or async iterable) of byte chunks. A stream is read when the blob is committed.
