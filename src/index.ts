@@ -11,6 +11,7 @@ export {
   Database,
   type DatabaseOptions,
   type DatabaseStats,
+  type IntegrityCheckOptions,
   type TransactionOptions,
 } from './connection/database.js';
 export type { CacheCounters } from './connection/object-cache.js';

@@ -13,7 +13,13 @@
 
 import { nameOfClass } from '../codec/class-registry.js';
 import { encodeRecord } from '../codec/record-codec.js';
-import { ClosedError, ConflictError, NotFoundError, ReadOnlyError } from '../errors.js';
+import {
+  ClosedError,
+  ConflictError,
+  IntegrityError,
+  NotFoundError,
+  ReadOnlyError,
+} from '../errors.js';
 import { JarStatus, metaOf } from '../persistent/object-meta.js';
 import { stateOf } from '../persistent/persistent.js';
 import { PersistentMap } from '../persistent/persistent-map.js';
@@ -32,6 +38,7 @@ import {
 } from '../storage/types.js';
 import {
   expectFunction,
+  expectOptionalBoolean,
   expectOptionalString,
   expectOptions,
   expectPositiveInteger,
@@ -57,6 +64,12 @@ export interface TransactionOptions extends TransactionMeta {
    * fresh snapshot. `Infinity` retries until the commit succeeds.
    */
   attempts?: number;
+}
+
+/** Options of `db.integrityCheck`. */
+export interface IntegrityCheckOptions {
+  /** Throw an IntegrityError (listing the failures) instead of returning a failed report. */
+  throwOnFailure?: boolean;
 }
 
 /** Options of `db.commit`. */
@@ -271,10 +284,23 @@ export class Database {
     return this.storage.backup(target, options);
   }
 
-  /** Checks the stored data; see IntegrityReport. */
-  async integrityCheck(): Promise<IntegrityReport> {
+  /**
+   * Checks the stored data (for a file: every checksum, the structure, the index, dangling
+   * refs) and reports what it found. It does not throw for damage it can report, unless
+   * `throwOnFailure` asks for an IntegrityError when anything was found.
+   */
+  async integrityCheck(options?: IntegrityCheckOptions): Promise<IntegrityReport> {
     this.#checkOpen();
-    return this.storage.integrityCheck();
+    const opts = expectOptions<IntegrityCheckOptions>(options, 'options');
+    const throwOnFailure = expectOptionalBoolean(opts.throwOnFailure, 'options.throwOnFailure');
+    const report = await this.storage.integrityCheck();
+    if (throwOnFailure === true && !report.ok) {
+      throw new IntegrityError(
+        `the integrity check found ${report.failures.length} failure(s); the first: ${report.failures[0]!.detail}`,
+        report.failures,
+      );
+    }
+    return report;
   }
 
   /** Counters of the caches, connections and storage. */
