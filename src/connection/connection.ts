@@ -324,14 +324,17 @@ export class Connection implements Jar {
       }
       if (fresh.length > this.#oidPool.length) {
         const needed = fresh.length - this.#oidPool.length;
-        this.#oidPool.push(...(await this.storage.newOids(Math.max(needed, OID_BATCH))));
+        for (const oid of await this.storage.newOids(Math.max(needed, OID_BATCH))) this.#oidPool.push(oid);
         continue;
       }
-      for (const meta of fresh) {
-        meta.oid = this.#oidPool.shift()!;
+      // The pool is handed out from its front (ascending oids) in one slice, not shift by
+      // shift, which would be quadratic in a large commit.
+      const oids = this.#oidPool.splice(0, fresh.length);
+      fresh.forEach((meta, i) => {
+        meta.oid = oids[i]!;
         meta.jar = this;
         meta.serial = 0;
-      }
+      });
       const pending: PendingWrite[] = [];
       const byOid = new Map<Oid, PendingWrite>();
       whileEncoding(() => {
@@ -577,6 +580,6 @@ export class Connection implements Jar {
       }
     }
     // Oids of objects that were not stored were never used: hand them out again.
-    this.#oidPool.unshift(...oids.sort((a, b) => a - b));
+    this.#oidPool.splice(0, 0, ...oids.sort((a, b) => a - b));
   }
 }

@@ -72,6 +72,8 @@ export class ObjectMeta {
   generation = 0;
   /** True for list-like classes whose proxy answers index access. */
   indexed = false;
+  /** True for classes whose stored instances refuse writes (Blob, Broken). */
+  frozen = false;
   /** Whether the class is known: ghosts made from a reference learn it when they load. */
   classKnown: boolean;
   /** Change-tracking views of nested values, by raw value. */

@@ -51,13 +51,70 @@ function beforeRead(meta: ObjectMeta): void {
 
 /** Prepares an object for a write to its state. */
 function beforeWrite(meta: ObjectMeta): void {
-  if ((meta.target as Target)[FROZEN] === true) {
-    throw new ReadOnlyError(
-      `object ${meta.oid} is of a class that is not registered here and cannot be changed`,
-    );
+  if (meta.frozen) {
+    throw new ReadOnlyError(`object ${meta.oid} is of a class whose instances cannot be changed`);
   }
   noteWrite(meta);
   if (meta.jar !== undefined) meta.access = ++meta.jar.clock;
+}
+
+/** Class flags kept on the bookkeeping, so the traps need no prototype lookups. */
+function readClassFlags(meta: ObjectMeta, target: Target): void {
+  meta.indexed = target[INDEXED] === true;
+  meta.frozen = target[FROZEN] === true;
+}
+
+/**
+ * Per prototype and key: whether an assignment must go through the prototype chain (an
+ * accessor or a read-only property is there). If not, the traps assign to the raw object
+ * directly, which is several times faster than letting the engine forward the write.
+ */
+const slowKeys = new WeakMap<object, Map<string | symbol, boolean>>();
+
+function needsSlowSet(target: object, key: string | symbol): boolean {
+  const proto = Object.getPrototypeOf(target) as object | null;
+  if (proto === null) return false;
+  let keys = slowKeys.get(proto);
+  if (keys === undefined) {
+    keys = new Map();
+    slowKeys.set(proto, keys);
+  }
+  let slow = keys.get(key);
+  if (slow === undefined) {
+    slow = false;
+    for (let p: object | null = proto; p !== null && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+      const descriptor = Object.getOwnPropertyDescriptor(p, key);
+      if (descriptor !== undefined) {
+        slow = descriptor.get !== undefined || descriptor.set !== undefined || descriptor.writable === false;
+        break;
+      }
+    }
+    keys.set(key, slow);
+  }
+  return slow;
+}
+
+/** A descriptor as class fields and plain assignments create them. */
+function isPlainData(descriptor: PropertyDescriptor): boolean {
+  return (
+    descriptor.writable === true &&
+    descriptor.enumerable === true &&
+    descriptor.configurable === true &&
+    descriptor.get === undefined &&
+    descriptor.set === undefined
+  );
+}
+
+/** Stores `value` under `key` of a raw object the fast way when that is the same thing. */
+function assign(target: Target, key: string | symbol, value: unknown, receiver: unknown): boolean {
+  if (!needsSlowSet(target, key)) {
+    const existing = Object.getOwnPropertyDescriptor(target, key);
+    if (existing === undefined || (existing.writable === true && existing.get === undefined)) {
+      target[key] = value;
+      return true;
+    }
+  }
+  return Reflect.set(target, key, value, receiver);
 }
 
 const persistentHandler: ProxyHandler<Target> = {
@@ -76,10 +133,10 @@ const persistentHandler: ProxyHandler<Target> = {
   },
 
   set(target, key, value, receiver) {
-    if (typeof key === 'symbol') return Reflect.set(target, key, value, receiver);
+    if (typeof key === 'symbol') return assign(target, key, value, receiver);
     const meta = target[META];
-    beforeWrite(meta);
-    const raw = unwrapView(value);
+    if (meta.jar !== undefined || meta.frozen) beforeWrite(meta);
+    const raw = typeof value === 'object' && value !== null ? unwrapView(value) : value;
     if (meta.indexed) {
       const index = arrayIndex(key);
       if (index >= 0) {
@@ -87,14 +144,22 @@ const persistentHandler: ProxyHandler<Target> = {
         return true;
       }
     }
-    if (Object.hasOwn(target, key)) return Reflect.set(target, key, raw);
-    return Reflect.set(target, key, raw, receiver);
+    return assign(target, key, raw, receiver);
   },
 
   defineProperty(target, key, descriptor) {
     if (typeof key !== 'symbol') {
-      beforeWrite(target[META]);
-      if ('value' in descriptor) descriptor.value = unwrapView(descriptor.value);
+      const meta = target[META];
+      if (meta.jar !== undefined || meta.frozen) beforeWrite(meta);
+      if ('value' in descriptor && typeof descriptor.value === 'object' && descriptor.value !== null) {
+        descriptor.value = unwrapView(descriptor.value);
+      }
+    }
+    // A class field on a new object: define it directly unless something in the way
+    // (a prototype accessor, an existing property) needs the full algorithm.
+    if (isPlainData(descriptor) && !needsSlowSet(target, key) && !Object.hasOwn(target, key)) {
+      target[key] = descriptor.value;
+      return true;
     }
     return Reflect.defineProperty(target, key, descriptor);
   },
@@ -172,7 +237,7 @@ export class Persistent {
     const target = this as unknown as Target;
     const meta = new ObjectMeta(target, ObjectState.Unsaved, true);
     Object.defineProperty(target, META, { value: meta });
-    meta.indexed = target[INDEXED] === true;
+    readClassFlags(meta, target);
     const proxy = new Proxy(target, persistentHandler);
     meta.proxy = proxy;
     // biome-ignore lint/correctness/noConstructorReturn: the proxy is the object's identity
@@ -204,7 +269,7 @@ export function createGhost(jar: Jar, oid: Oid, cls?: Function): ObjectMeta {
   Object.defineProperty(target, META, { value: meta });
   meta.oid = oid;
   meta.jar = jar;
-  meta.indexed = target[INDEXED] === true;
+  readClassFlags(meta, target);
   meta.proxy = new Proxy(target, persistentHandler);
   return meta;
 }
@@ -222,7 +287,7 @@ export function installState(
   const target = meta.target as Target;
   if (Object.getPrototypeOf(target) !== cls.prototype) Object.setPrototypeOf(target, cls.prototype);
   meta.classKnown = true;
-  meta.indexed = target[INDEXED] === true;
+  readClassFlags(meta, target);
   for (const key of Reflect.ownKeys(target)) {
     if (key !== META) delete target[key];
   }
