@@ -324,7 +324,8 @@ export class Connection implements Jar {
       }
       if (fresh.length > this.#oidPool.length) {
         const needed = fresh.length - this.#oidPool.length;
-        for (const oid of await this.storage.newOids(Math.max(needed, OID_BATCH))) this.#oidPool.push(oid);
+        for (const oid of await this.storage.newOids(Math.max(needed, OID_BATCH)))
+          this.#oidPool.push(oid);
         continue;
       }
       // The pool is handed out from its front (ascending oids) in one slice, not shift by

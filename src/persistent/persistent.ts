@@ -82,10 +82,17 @@ function needsSlowSet(target: object, key: string | symbol): boolean {
   let slow = keys.get(key);
   if (slow === undefined) {
     slow = false;
-    for (let p: object | null = proto; p !== null && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+    for (
+      let p: object | null = proto;
+      p !== null && p !== Object.prototype;
+      p = Object.getPrototypeOf(p)
+    ) {
       const descriptor = Object.getOwnPropertyDescriptor(p, key);
       if (descriptor !== undefined) {
-        slow = descriptor.get !== undefined || descriptor.set !== undefined || descriptor.writable === false;
+        slow =
+          descriptor.get !== undefined ||
+          descriptor.set !== undefined ||
+          descriptor.writable === false;
         break;
       }
     }
@@ -151,7 +158,11 @@ const persistentHandler: ProxyHandler<Target> = {
     if (typeof key !== 'symbol') {
       const meta = target[META];
       if (meta.jar !== undefined || meta.frozen) beforeWrite(meta);
-      if ('value' in descriptor && typeof descriptor.value === 'object' && descriptor.value !== null) {
+      if (
+        'value' in descriptor &&
+        typeof descriptor.value === 'object' &&
+        descriptor.value !== null
+      ) {
         descriptor.value = unwrapView(descriptor.value);
       }
     }
