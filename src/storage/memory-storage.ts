@@ -7,11 +7,13 @@
 
 import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { expectOptionalBoolean, expectOptions } from '../util/validate.js';
 import { danglingRefs, reachableFromRoot } from './reachability.js';
 import { snapshotTooOld } from './snapshot-too-old.js';
 import {
   bytesStream,
   type ConflictInfo,
+  checkOidSpace,
   type IntegrityReport,
   Storage,
   settleConflicts,
@@ -61,8 +63,9 @@ export class MemoryStorage extends Storage {
    */
   #horizon: Tid = 0;
 
-  constructor(options: MemoryStorageOptions = {}) {
-    super(options.readOnly === true);
+  constructor(options?: MemoryStorageOptions) {
+    const opts = expectOptions<MemoryStorageOptions>(options, 'options');
+    super(expectOptionalBoolean(opts.readOnly, 'options.readOnly') === true);
   }
 
   protected _load(oid: Oid): StoredRecord {
@@ -85,7 +88,7 @@ export class MemoryStorage extends Storage {
         if (revision.tid < tid) return { ...revision, nextTid: revisions[i + 1]?.tid };
       }
     }
-    if (tid <= this.#horizon) throw snapshotTooOld(oid, tid);
+    if (this.#horizon > 0 && tid <= this.#horizon) throw snapshotTooOld(oid, tid);
     return undefined;
   }
 
@@ -94,6 +97,7 @@ export class MemoryStorage extends Storage {
   }
 
   protected async _newOids(count: number): Promise<Oid[]> {
+    checkOidSpace(this.#nextOid, count);
     const first = this.#nextOid;
     this.#nextOid += count;
     return Array.from({ length: count }, (_, i) => first + i);
@@ -142,7 +146,18 @@ export class MemoryStorage extends Storage {
   protected async _pack(keepHistorySince: Tid | undefined): Promise<PackResult> {
     const bytesBefore = this.#bytes;
     const cut = Math.min(keepHistorySince ?? this.#lastTid, this.#lastTid);
-    const reachable = reachableFromRoot((oid) => this.#current(oid)?.refs);
+    /** The revisions a pack keeps: those after the cut, and the one current at the cut. */
+    const keptRevisions = (revisions: StoredRecord[]): StoredRecord[] => {
+      let first = revisions.length - 1;
+      while (first > 0 && revisions[first]!.tid > cut) first--;
+      return revisions.slice(first);
+    };
+    // Reachable from the root in any kept revision: a snapshot after the cut must find
+    // every object it could reach then, even one unreachable now.
+    const reachable = reachableFromRoot((oid) => {
+      const revisions = this.#revisions.get(oid);
+      return revisions === undefined ? undefined : keptRevisions(revisions).flatMap((r) => r.refs);
+    });
     let objectsRemoved = 0;
     let revisionsRemoved = 0;
     const kept = new Set<StoredRecord>();
@@ -153,11 +168,8 @@ export class MemoryStorage extends Storage {
         this.#revisions.delete(oid);
         continue;
       }
-      // Keep every revision at or after the cut, and the one that was current at the cut.
-      let first = revisions.length - 1;
-      while (first > 0 && revisions[first]!.tid > cut) first--;
-      revisionsRemoved += first;
-      const keep = revisions.slice(first);
+      const keep = keptRevisions(revisions);
+      revisionsRemoved += revisions.length - keep.length;
       this.#revisions.set(oid, keep);
       for (const record of keep) kept.add(record);
     }

@@ -86,6 +86,20 @@ export class StorageConflictError extends ConflictError {
 /** The largest oid trove stores: oids index typed-array tables, so they stay 32-bit. */
 export const MAX_OID: Oid = 0xffff_fffe;
 
+/**
+ * Throws InvalidArgumentError if `count` new oids starting at `next` would pass MAX_OID.
+ *
+ * @internal
+ */
+export function checkOidSpace(next: Oid, count: number): void {
+  if (next + count > MAX_OID + 1) {
+    throw new InvalidArgumentError(
+      `cannot allocate ${count} more oids: only ${Math.max(0, MAX_OID + 1 - next)} are left below ${MAX_OID}`,
+      { argument: 'count' },
+    );
+  }
+}
+
 function expectOid(value: unknown, argument: string): Oid {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_OID) {
     throw new InvalidArgumentError(

@@ -38,7 +38,13 @@ import {
   expectOptions,
 } from '../../util/validate.js';
 import { snapshotTooOld } from '../snapshot-too-old.js';
-import { type IntegrityReport, Storage, settleConflicts } from '../storage.js';
+import {
+  checkOidSpace,
+  type IntegrityReport,
+  MAX_OID,
+  Storage,
+  settleConflicts,
+} from '../storage.js';
 import {
   type BackupResult,
   type ChangesSince,
@@ -293,7 +299,8 @@ export class FileStorage extends Storage {
       nextTid = revisionTid;
       offset = readU64(head, 16);
     }
-    if (tid <= this.#header.historyHorizon) throw snapshotTooOld(oid, tid);
+    const horizon = this.#header.historyHorizon;
+    if (horizon > 0 && tid <= horizon) throw snapshotTooOld(oid, tid);
     return undefined;
   }
 
@@ -522,11 +529,13 @@ export class FileStorage extends Storage {
     };
     take();
     if (oids.length === count) return oids;
-    const want = Math.max(count - oids.length, this.#oidBlockSize);
+    const missing = count - oids.length;
+    const want = Math.max(missing, this.#oidBlockSize);
     this.#oidBlockSize = Math.min(this.#oidBlockSize * 2, MAX_OID_BLOCK);
     await this.#withLock(async () => {
       const first = this.#log.nextOid;
-      const high = first + want;
+      checkOidSpace(first, missing);
+      const high = Math.min(first + want, MAX_OID + 1);
       const { bytes, scanned } = buildTransaction(
         {
           tid: nextTid(this.#log.lastTid),

@@ -205,12 +205,25 @@ async function copyAndSwap(
       : Math.max(Math.min(keepHistorySince, snapshot), host.header().historyHorizon);
   const bar = startProgress('trove: packing', snapshotEnd * 2, host.progress);
 
-  // Which objects are reachable from the root as of the snapshot.
+  // Which objects are reachable from the root in any revision the pack keeps (the one
+  // current at the cut and every later one up to the snapshot): a historical read after
+  // the cut must find every object it could reach then, even one unreachable now.
   const length = start.index.length;
   const reachable = new Uint8Array(length);
   let existing = 0;
   for (let oid = 0; oid < length; oid++)
     if (host.revisionAt(oid, snapshot) !== undefined) existing++;
+  const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
+  const keptRefs = (oid: number): number[] => {
+    const refs: number[] = [];
+    for (let offset = host.revisionAt(oid, snapshot) ?? 0; offset !== 0; ) {
+      readFully(oldFd, head, 0, RECORD_HEADER_SIZE, offset);
+      for (const ref of readRefs(oldFd, offset)) refs.push(ref);
+      if (readU64(head, 8) <= cut) break;
+      offset = readU64(head, 16);
+    }
+    return refs;
+  };
   let kept = 0;
   const stack: number[] = [];
   const mark = (oid: number) => {
@@ -222,8 +235,7 @@ async function copyAndSwap(
   };
   mark(0);
   while (stack.length > 0) {
-    const oid = stack.pop()!;
-    for (const ref of readRefs(oldFd, host.revisionAt(oid, snapshot)!)) mark(ref);
+    for (const ref of keptRefs(stack.pop()!)) mark(ref);
   }
 
   const generation = randomBytes(8).readBigUInt64LE(0);
