@@ -1,0 +1,643 @@
+/**
+ * Bad input: every error class produced by a real misuse of the public API, asserting its
+ * stable code, and that the database is unchanged afterwards (nothing committed, the
+ * committed state still readable by a fresh handle).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  ClosedError,
+  ConflictError,
+  CorruptionError,
+  Counter,
+  type Database,
+  InvalidArgumentError,
+  MemoryStorage,
+  markChanged,
+  NotFoundError,
+  oidOf,
+  open,
+  Persistent,
+  PersistentMap,
+  persistent,
+  ReadOnlyError,
+  registerClass,
+  type TroveError,
+} from 'trove';
+import { gate, reopen } from '../support/handles.js';
+
+@persistent('badInput.User')
+class User extends Persistent {
+  avatar: any;
+  constructor(public name: string) {
+    super();
+  }
+}
+
+/** A persistent class nobody registered. */
+class Unregistered extends Persistent {
+  x = 1;
+}
+
+/** A subclass of a registered class, not registered itself. */
+class Admin extends User {}
+
+/** A plain class nobody registered. */
+class Image {
+  constructor(public src: string) {}
+}
+
+/** An error matcher for assert.throws / assert.rejects: class, code, and optional details. */
+function is(
+  cls: new (...args: any[]) => TroveError,
+  code: string,
+  details: Record<string, unknown> = {},
+) {
+  return (error: unknown) => {
+    assert.ok(error instanceof cls, `expected ${cls.name}, got ${String(error)}`);
+    assert.equal(error.code, code);
+    for (const [key, value] of Object.entries(details)) {
+      assert.equal((error as any)[key], value, `error.${key}`);
+    }
+    return true;
+  };
+}
+const invalid = (details?: Record<string, unknown>) =>
+  is(InvalidArgumentError, 'TROVE_INVALID_ARGUMENT', details);
+const closed = () => is(ClosedError, 'TROVE_CLOSED');
+const readOnly = () => is(ReadOnlyError, 'TROVE_READ_ONLY');
+
+/** A database with root.users.ada committed, and a way to check nothing changed since. */
+async function fixture() {
+  const storage = new MemoryStorage();
+  const db = await open({ storage });
+  const users = new PersistentMap<string, User>();
+  const ada = new User('Ada');
+  users.set('ada', ada);
+  db.root.set('users', users);
+  await db.commit();
+  const tid = storage.lastTid();
+  const objects = storage.stats().objects;
+  const assertUnchanged = async () => {
+    assert.equal(storage.lastTid(), tid, 'no transaction was committed');
+    assert.equal(storage.stats().objects, objects, 'no object was stored');
+    const fresh = await reopen(storage);
+    const freshUsers = fresh.root.get('users') as PersistentMap<string, User>;
+    assert.deepEqual([...freshUsers.keys()], ['ada']);
+    assert.equal(freshUsers.get('ada')!.name, 'Ada');
+    assert.equal(freshUsers.get('ada')!.avatar, undefined);
+  };
+  return { storage, db, users, ada, assertUnchanged };
+}
+
+/** Calls a promise-returning API; a synchronous throw is reported as such. */
+function call(fn: () => Promise<unknown>): Promise<unknown> {
+  let promise: Promise<unknown>;
+  try {
+    promise = fn();
+  } catch (error) {
+    assert.fail(`threw synchronously instead of returning a rejected promise: ${String(error)}`);
+  }
+  return promise;
+}
+
+describe('bad input', () => {
+  describe('InvalidArgumentError (TROVE_INVALID_ARGUMENT)', () => {
+    it('open with wrong arguments', async () => {
+      await assert.rejects(open(undefined as any), invalid({ argument: 'options.storage' }));
+      await assert.rejects(open(42 as any), invalid());
+      await assert.rejects(open({ storage: {} as any }), invalid({ argument: 'options.storage' }));
+      await assert.rejects(open({ storage: 'memory' as any }), invalid());
+      const storage = new MemoryStorage();
+      await assert.rejects(
+        open({ storage, cacheSize: -1 }),
+        invalid({ argument: 'options.cacheSize' }),
+      );
+      await assert.rejects(open({ storage, cacheSize: 1.5 }), invalid());
+      await assert.rejects(open({ storage, cacheBytes: '1mb' as any }), invalid());
+      await assert.rejects(
+        open({ storage, poolSize: 0 }),
+        invalid({ argument: 'options.poolSize' }),
+      );
+      assert.equal(storage.lastTid(), 0, 'a failed open writes nothing, not even the root');
+    });
+
+    it('transaction, read and commit with wrong arguments', async () => {
+      const { db, assertUnchanged } = await fixture();
+      await assert.rejects(db.transaction(42 as any), invalid({ argument: 'fn' }));
+      await assert.rejects(
+        db.transaction(() => {}, 'x' as any),
+        invalid({ argument: 'options' }),
+      );
+      await assert.rejects(
+        db.transaction(() => {}, { attempts: 0 }),
+        invalid(),
+      );
+      await assert.rejects(
+        db.transaction(() => {}, { attempts: 1.5 }),
+        invalid(),
+      );
+      await assert.rejects(
+        db.transaction(() => {}, { attempts: '3' as any }),
+        invalid(),
+      );
+      await assert.rejects(
+        db.transaction(() => {}, { note: 5 as any }),
+        invalid(),
+      );
+      await assert.rejects(
+        db.transaction(() => {}, { user: {} as any }),
+        invalid(),
+      );
+      await assert.rejects(db.read(undefined as any), invalid({ argument: 'fn' }));
+      await assert.rejects(async () => db.commit('x' as any), invalid());
+      await assert.rejects(async () => db.commit({ note: 1 as any }), invalid());
+      await assertUnchanged();
+    });
+
+    it('db.commit reports misuse as a rejected promise, never a synchronous throw', async () => {
+      const { db, assertUnchanged } = await fixture();
+      await assert.rejects(
+        call(() => db.commit('x' as any)),
+        invalid(),
+      );
+      await assert.rejects(
+        call(() => db.commit({ note: 1 as any })),
+        invalid(),
+      );
+      await assertUnchanged();
+      await db.close();
+      await assert.rejects(
+        call(() => db.commit()),
+        closed(),
+      );
+    });
+
+    it('getObject with something that is not an oid', async () => {
+      const { db, assertUnchanged } = await fixture();
+      for (const bad of ['1', -1, 1.5, Number.NaN, null, undefined, 2 ** 40, 1n, {}]) {
+        assert.throws(() => db.getObject(bad as any), invalid({ argument: 'oid' }), String(bad));
+      }
+      await db.read((tx) => {
+        assert.throws(() => tx.getObject('0' as any), invalid({ argument: 'oid' }));
+      });
+      await assertUnchanged();
+    });
+
+    it('registerClass and @persistent with wrong arguments', () => {
+      class Fine extends Persistent {}
+      assert.throws(() => registerClass('Fine' as any, 'badInput.X'), invalid({ argument: 'cls' }));
+      assert.throws(() => registerClass(Fine, '' as any), invalid({ argument: 'name' }));
+      assert.throws(() => registerClass(Fine, 42 as any), invalid({ argument: 'name' }));
+      assert.throws(() => registerClass(Fine, 'has spaces'), invalid({ argument: 'name' }));
+      assert.throws(() => registerClass(Fine, 'badInput.Fine', 'x' as any), invalid());
+      assert.throws(
+        () => registerClass(Fine, 'badInput.Fine', { aliases: 'old' as any }),
+        invalid({ argument: 'options.aliases' }),
+      );
+      assert.throws(
+        () => registerClass(Fine, 'badInput.Fine', { aliases: ['not ok'] }),
+        invalid({ argument: 'options.aliases[0]' }),
+      );
+      // A name taken by another class, an alias taken by another class.
+      assert.throws(() => registerClass(Fine, 'badInput.User'), invalid({ argument: 'name' }));
+      assert.throws(
+        () => registerClass(Fine, 'badInput.Fine2', { aliases: ['badInput.User'] }),
+        invalid({ argument: 'options.aliases[0]' }),
+      );
+      // A class already registered under another name.
+      registerClass(Fine, 'badInput.Fine');
+      assert.throws(() => registerClass(Fine, 'badInput.Fine3'), invalid({ argument: 'name' }));
+      // The decorator is for persistent classes only.
+      class Value {}
+      assert.throws(() => persistent('badInput.Value')(Value), invalid({ argument: 'cls' }));
+    });
+
+    it('oidOf, markChanged and readCurrent of things that are not persistent objects', async () => {
+      const { db, assertUnchanged } = await fixture();
+      for (const bad of [{}, [], 42, null, undefined, new Map(), 'x']) {
+        assert.throws(() => oidOf(bad as any), invalid({ argument: 'obj' }), String(bad));
+        assert.throws(() => markChanged(bad as any), invalid({ argument: 'obj' }), String(bad));
+      }
+      await db.transaction((tx) => {
+        assert.throws(() => tx.readCurrent({}), invalid({ argument: 'obj' }));
+        assert.throws(() => tx.readCurrent(new User('new')), invalid({ argument: 'obj' }));
+      });
+      await assertUnchanged();
+    });
+
+    it('Counter with a value that is not a finite number', () => {
+      assert.throws(() => new Counter('1' as any), invalid({ argument: 'initial' }));
+      assert.throws(() => new Counter(Number.NaN), invalid({ argument: 'initial' }));
+      const counter = new Counter();
+      assert.throws(() => counter.increment('2' as any), invalid({ argument: 'by' }));
+      assert.throws(() => counter.increment(Number.POSITIVE_INFINITY), invalid({ argument: 'by' }));
+      assert.equal(counter.value, 0);
+    });
+
+    it('storing a function fails the commit with the path to it; nothing is written', async () => {
+      const { db, users, ada, assertUnchanged } = await fixture();
+      ada.avatar = { src: 'ada.png', onload: () => {} };
+      const eve = new User('Eve');
+      users.set('eve', eve);
+      await assert.rejects(
+        call(() => db.commit()),
+        invalid({ path: 'root.users.ada.avatar.onload' }),
+      );
+      await assertUnchanged();
+      assert.equal(oidOf(eve), undefined, 'the new object did not keep an oid');
+      // The changes stay pending: fixed, they commit.
+      delete ada.avatar.onload;
+      await db.commit();
+      const fresh = (await reopen(db.storage as MemoryStorage)).root.get('users');
+      assert.deepEqual({ ...fresh.get('ada').avatar }, { src: 'ada.png' });
+      assert.equal(fresh.get('eve').name, 'Eve');
+    });
+
+    it('the message names the path to the value', async () => {
+      const { db, ada } = await fixture();
+      ada.avatar = { onload: function onload() {} };
+      await assert.rejects(
+        call(() => db.commit()),
+        (error: unknown) => {
+          assert.ok(error instanceof InvalidArgumentError);
+          assert.match(error.message, /root\.users\.ada\.avatar\.onload/);
+          return true;
+        },
+      );
+    });
+
+    it('storing a symbol fails the commit with the path to it', async () => {
+      const { db, ada, assertUnchanged } = await fixture();
+      ada.avatar = { kinds: ['png', Symbol('svg')] };
+      await assert.rejects(
+        call(() => db.commit()),
+        invalid({ path: 'root.users.ada.avatar.kinds[1]' }),
+      );
+      await assertUnchanged();
+    });
+
+    it('storing a plain object with symbol keys fails the commit', async () => {
+      const { db, ada, assertUnchanged } = await fixture();
+      ada.avatar = { [Symbol('hidden')]: 1, shown: 2 };
+      await assert.rejects(
+        call(() => db.commit()),
+        invalid({ path: 'root.users.ada.avatar' }),
+      );
+      await assertUnchanged();
+    });
+
+    it('storing an instance of an unregistered class fails the commit with the path to it', async () => {
+      const { db, ada, assertUnchanged } = await fixture();
+      ada.avatar = new Image('ada.png');
+      await assert.rejects(
+        call(() => db.commit()),
+        (error: unknown) => {
+          invalid({ path: 'root.users.ada.avatar' })(error);
+          assert.match((error as Error).message, /Image/);
+          return true;
+        },
+      );
+      await assertUnchanged();
+      ada.avatar = { nested: new Map([['img', new Image('x')]]) };
+      await assert.rejects(
+        call(() => db.commit()),
+        invalid({ path: 'root.users.ada.avatar.nested.img' }),
+      );
+      ada.avatar = Promise.resolve(1);
+      await assert.rejects(
+        call(() => db.commit()),
+        invalid({ path: 'root.users.ada.avatar' }),
+      );
+      await assertUnchanged();
+    });
+
+    it('an unregistered persistent class fails the commit naming the class', async () => {
+      const { db, users, assertUnchanged } = await fixture();
+      db.root.set('thing', new Unregistered());
+      await assert.rejects(
+        call(() => db.commit()),
+        (error: unknown) => {
+          invalid()(error);
+          assert.match((error as Error).message, /Unregistered/);
+          return true;
+        },
+      );
+      await assertUnchanged();
+      db.abort();
+
+      users.set('root', new Admin('Root')); // a subclass of a registered class needs its own name
+      await assert.rejects(
+        call(() => db.commit()),
+        (error: unknown) => {
+          invalid()(error);
+          assert.match((error as Error).message, /Admin/);
+          return true;
+        },
+      );
+      await assertUnchanged();
+    });
+
+    it('bad values fail db.transaction without retries and without writing', async () => {
+      const { db, assertUnchanged } = await fixture();
+      let runs = 0;
+      await assert.rejects(
+        db.transaction((tx) => {
+          runs++;
+          (tx.root.get('users') as PersistentMap<string, User>).get('ada')!.avatar = () => {};
+        }),
+        invalid({ path: 'root.users.ada.avatar' }),
+      );
+      assert.equal(runs, 1);
+      await assertUnchanged();
+    });
+
+    it('a reference to an object of another database fails the commit', async () => {
+      const { db, assertUnchanged } = await fixture();
+      const other = await open({ storage: new MemoryStorage() });
+      other.root.set('u', new User('elsewhere'));
+      await other.commit();
+      db.root.set('foreign', other.root.get('u'));
+      await assert.rejects(
+        call(() => db.commit()),
+        invalid(),
+      );
+      await assertUnchanged();
+    });
+  });
+
+  describe('NotFoundError (TROVE_NOT_FOUND)', () => {
+    it('getObject of an oid that has no object', async () => {
+      const { db, assertUnchanged } = await fixture();
+      assert.throws(() => db.getObject(123_456), is(NotFoundError, 'TROVE_NOT_FOUND'));
+      await db.read((tx) => {
+        assert.throws(() => tx.getObject(99), is(NotFoundError, 'TROVE_NOT_FOUND'));
+      });
+      await assertUnchanged();
+    });
+
+    it('getObject of an object created after the snapshot', async () => {
+      const { db } = await fixture();
+      const flag = gate();
+      let oid = -1;
+      const reader = db.read(async (tx) => {
+        await flag.promise;
+        assert.throws(() => tx.getObject(oid), is(NotFoundError, 'TROVE_NOT_FOUND'));
+        return true;
+      });
+      const late = new User('late');
+      db.root.set('late', late);
+      await db.commit();
+      oid = oidOf(late)!;
+      flag.open();
+      assert.equal(await reader, true, 'an older snapshot does not see the object');
+      assert.equal(await db.read((tx) => tx.getObject<User>(oid).name), 'late');
+    });
+  });
+
+  describe('ConflictError (TROVE_CONFLICT)', () => {
+    it('a write conflict writes nothing of the losing transaction', async () => {
+      const { storage, db, ada } = await fixture();
+      const db2 = await reopen(storage);
+      const ada2 = (db2.root.get('users') as PersistentMap<string, User>).get('ada')!;
+      ada2.name = 'Ada (db2)';
+      await db2.commit();
+      const tid = storage.lastTid();
+      ada.name = 'Ada (db)';
+      db.root.set('alsoWritten', 1); // a second object in the losing commit
+      await assert.rejects(
+        call(() => db.commit()),
+        is(ConflictError, 'TROVE_CONFLICT'),
+      );
+      assert.equal(storage.lastTid(), tid);
+      const fresh = await reopen(storage);
+      assert.equal(fresh.root.has('alsoWritten'), false, 'the losing commit wrote nothing');
+      assert.equal(
+        (fresh.root.get('users') as PersistentMap<string, User>).get('ada')!.name,
+        'Ada (db2)',
+      );
+      assert.equal(ada.name, 'Ada (db2)');
+      assert.equal(db.root.has('alsoWritten'), false);
+    });
+  });
+
+  describe('ClosedError (TROVE_CLOSED)', () => {
+    it("using a transaction's objects after it ended", async () => {
+      const { db } = await fixture();
+      let saved: User | undefined;
+      let savedTx: any;
+      let savedTags: any;
+      await db.transaction((tx) => {
+        savedTx = tx;
+        saved = (tx.root.get('users') as PersistentMap<string, User>).get('ada')!;
+        saved.avatar = { tags: ['t'] };
+        savedTags = saved.avatar.tags;
+      });
+      assert.throws(() => saved!.name, closed());
+      assert.throws(() => {
+        saved!.name = 'late';
+      }, closed());
+      assert.throws(() => savedTags.push('late'), closed());
+      assert.throws(() => savedTx.root, closed());
+      assert.throws(() => savedTx.getObject(0), closed());
+      assert.throws(() => savedTx.readCurrent(saved), closed());
+      // The transaction committed what it did before it ended, nothing after.
+      const fresh = await reopen(db.storage as MemoryStorage);
+      const ada = (fresh.root.get('users') as PersistentMap<string, User>).get('ada')!;
+      assert.deepEqual([...ada.avatar.tags], ['t']);
+      assert.equal(ada.name, 'Ada');
+    });
+
+    it("using a read-only transaction's objects after it ended", async () => {
+      const { db, assertUnchanged } = await fixture();
+      let users: PersistentMap<string, User> | undefined;
+      await db.read((tx) => {
+        users = tx.root.get('users') as PersistentMap<string, User>;
+      });
+      assert.throws(() => users!.get('ada'), closed());
+      assert.throws(() => users!.size, closed());
+      assert.throws(() => users!.set('x', new User('x')), closed());
+      await assertUnchanged();
+    });
+
+    it('db.read resolves with a persistent object fn returns; the object is closed after', async () => {
+      const { db } = await fixture();
+      const users = await db.read((tx) => tx.root.get('users') as PersistentMap<string, User>);
+      assert.ok(users instanceof PersistentMap);
+      assert.throws(() => users.get('ada'), closed());
+    });
+
+    it('db.transaction that committed resolves even when fn returns a persistent object', async () => {
+      const { storage, db } = await fixture();
+      let runs = 0;
+      const eve = await db.transaction((tx) => {
+        runs++;
+        const user = new User('Eve');
+        (tx.root.get('users') as PersistentMap<string, User>).set('eve', user);
+        return user;
+      });
+      assert.equal(runs, 1);
+      assert.ok(eve instanceof User);
+      assert.throws(() => eve.name, closed());
+      const fresh = (await reopen(storage)).root.get('users') as PersistentMap<string, User>;
+      assert.equal(fresh.get('eve')!.name, 'Eve');
+    });
+
+    it('using a closed database and its objects', async () => {
+      const { db, ada } = await fixture();
+      const root = db.root;
+      await db.close();
+      await db.close(); // idempotent
+      assert.equal(db.closed, true);
+      assert.throws(() => db.root, closed());
+      assert.throws(() => db.getObject(0), closed());
+      assert.throws(() => db.abort(), closed());
+      assert.throws(() => db.stats(), closed());
+      await assert.rejects(async () => db.commit(), closed());
+      await assert.rejects(
+        db.transaction(() => {}),
+        closed(),
+      );
+      await assert.rejects(
+        db.read(() => {}),
+        closed(),
+      );
+      await assert.rejects(db.pack(), closed());
+      await assert.rejects(db.checkpoint(), closed());
+      await assert.rejects(db.integrityCheck(), closed());
+      assert.throws(() => ada.name, closed());
+      assert.throws(() => root.get('users'), closed());
+      assert.throws(() => {
+        ada.name = 'x';
+      }, closed());
+    });
+
+    it('a transaction still running when the database closes fails with ClosedError', async () => {
+      const { db } = await fixture();
+      const flag = gate();
+      const running = db.transaction(
+        async (tx) => {
+          (tx.root.get('users') as PersistentMap<string, User>).get('ada')!.name = 'too late';
+          await flag.promise;
+        },
+        { attempts: 1 },
+      );
+      await db.close();
+      flag.open();
+      await assert.rejects(running, closed());
+    });
+  });
+
+  describe('ReadOnlyError (TROVE_READ_ONLY)', () => {
+    it('writes in db.read are refused and change nothing', async () => {
+      const { db, assertUnchanged } = await fixture();
+      await db.read((tx) => {
+        const users = tx.root.get('users') as PersistentMap<string, User>;
+        const ada = users.get('ada')!;
+        assert.throws(() => {
+          ada.name = 'x';
+        }, readOnly());
+        assert.throws(() => {
+          delete (ada as any).name;
+        }, readOnly());
+        assert.throws(() => users.set('eve', new User('Eve')), readOnly());
+        assert.throws(() => users.delete('ada'), readOnly());
+        assert.throws(() => users.clear(), readOnly());
+        assert.throws(() => tx.root.set('x', 1), readOnly());
+        assert.throws(() => markChanged(ada), readOnly());
+        assert.equal(ada.name, 'Ada');
+        assert.equal(users.size, 1);
+        assert.equal(tx.readOnly, true);
+      });
+      await assertUnchanged();
+    });
+
+    it('nested writes in db.read are refused too', async () => {
+      const { db, ada } = await fixture();
+      ada.avatar = { tags: ['a'], map: new Map(), when: new Date(0) };
+      await db.commit();
+      await db.read((tx) => {
+        const user = (tx.root.get('users') as PersistentMap<string, User>).get('ada')!;
+        assert.throws(() => user.avatar.tags.push('b'), readOnly());
+        assert.throws(() => user.avatar.map.set('k', 1), readOnly());
+        assert.throws(() => user.avatar.when.setTime(5), readOnly());
+        assert.throws(() => {
+          user.avatar.src = 'x';
+        }, readOnly());
+        assert.deepEqual([...user.avatar.tags], ['a']);
+      });
+    });
+
+    it('a read-only storage refuses db.transaction', async () => {
+      const source = new MemoryStorage({ readOnly: true });
+      const db: Database = await open({ storage: source });
+      assert.equal(db.readOnly, true);
+      await assert.rejects(
+        db.transaction(() => {}),
+        readOnly(),
+      );
+    });
+  });
+
+  describe('CorruptionError (TROVE_CORRUPTION)', () => {
+    /** Stores raw bytes as the record of a new object referenced from the root's items. */
+    async function withRawRecord(data: Uint8Array) {
+      const { storage, db, assertUnchanged } = await fixture();
+      const [oid] = await storage.newOids(1);
+      await storage.commit({
+        baseTid: storage.lastTid(),
+        writes: [{ oid: oid!, data, refs: [], expectedTid: 0 }],
+      });
+      db.abort(); // see the new transaction
+      return { storage, db, oid: oid!, assertUnchanged };
+    }
+
+    it('a record of garbage bytes', async () => {
+      const { db, oid } = await withRawRecord(new Uint8Array([0xc1, 0xff, 0x00, 0x13]));
+      assert.throws(() => db.getObject(oid), is(CorruptionError, 'TROVE_CORRUPTION'));
+      await db.read((tx) => {
+        assert.throws(() => tx.getObject(oid), is(CorruptionError, 'TROVE_CORRUPTION'));
+      });
+      // The rest of the database still works.
+      assert.equal((db.root.get('users') as PersistentMap<string, User>).get('ada')!.name, 'Ada');
+    });
+
+    it('a truncated record', async () => {
+      // msgpack: an array of 3 that ends after its first item.
+      const { db, oid } = await withRawRecord(new Uint8Array([0x93, 0x01]));
+      assert.throws(() => db.getObject(oid), is(CorruptionError, 'TROVE_CORRUPTION'));
+    });
+
+    it('valid msgpack that is not a trove record', async () => {
+      // msgpack: the string "hello".
+      const { db, oid } = await withRawRecord(new Uint8Array([0xa5, 0x68, 0x65, 0x6c, 0x6c, 0x6f]));
+      assert.throws(() => db.getObject(oid), is(CorruptionError, 'TROVE_CORRUPTION'));
+    });
+
+    it('a record of a format version this trove does not know', async () => {
+      // msgpack: [99, "x", {}].
+      const { db, oid } = await withRawRecord(new Uint8Array([0x93, 0x63, 0xa1, 0x78, 0x80]));
+      assert.throws(() => db.getObject(oid), is(CorruptionError, 'TROVE_CORRUPTION'));
+    });
+
+    it('an empty record', async () => {
+      const { db, oid } = await withRawRecord(new Uint8Array(0));
+      assert.throws(() => db.getObject(oid), is(CorruptionError, 'TROVE_CORRUPTION'));
+    });
+
+    it('a damaged root', async () => {
+      const storage = new MemoryStorage();
+      await storage.commit({
+        baseTid: 0,
+        writes: [{ oid: 0, data: new Uint8Array([0xde, 0xad]), refs: [], expectedTid: 0 }],
+      });
+      const db = await open({ storage });
+      assert.throws(() => db.root, is(CorruptionError, 'TROVE_CORRUPTION'));
+      await assert.rejects(
+        db.read((tx) => tx.root.size),
+        is(CorruptionError, 'TROVE_CORRUPTION'),
+      );
+      assert.equal(storage.stats().objects, 1, 'opening did not overwrite the damaged root');
+    });
+  });
+});

@@ -1,0 +1,262 @@
+/**
+ * PersistentList against the native Array: every Array.prototype method, index access and
+ * `length`, applied to a list and an array holding the same items, gives the same answer and
+ * leaves the same contents, in memory and after commit and reload through another handle.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MemoryStorage, open, Persistent, PersistentList, registerClass } from 'trove';
+import { reopen } from '../support/handles.js';
+
+class Thing extends Persistent {
+  constructor(public n: number) {
+    super();
+  }
+}
+registerClass(Thing, 'persistentList.Thing');
+
+const BASE = [3, 1, 4, 1, 5, 9, 2, 6];
+const NESTED = [1, [2, [3, [4]]], 5, [6]];
+const MIXED = ['b', 10, 'a', 2, undefined, 1, 'c'];
+
+type Call = (a: any) => unknown;
+interface Case {
+  name: string;
+  items: unknown[];
+  call: Call;
+}
+
+const c = (name: string, call: Call, items: unknown[] = BASE): Case => ({ name, items, call });
+
+const CASES: Case[] = [
+  c('at(0)', (a) => a.at(0)),
+  c('at(-1)', (a) => a.at(-1)),
+  c('at(100)', (a) => a.at(100)),
+  c('concat', (a) => a.concat([7, 8], 9, [[10]])),
+  c('copyWithin', (a) => a.copyWithin(0, 3, 5)),
+  c('copyWithin negative', (a) => a.copyWithin(-2, 0)),
+  c('entries', (a) => a.entries()),
+  c('every', (a) => a.every((x: number) => x > 0)),
+  c('every with index', (a) => a.every((_: number, i: number) => i < 3)),
+  c('fill', (a) => a.fill(0, 2, 4)),
+  c('fill all', (a) => a.fill('z')),
+  c('filter', (a) => a.filter((x: number) => x % 2 === 1)),
+  c('find', (a) => a.find((x: number) => x > 3)),
+  c('findIndex', (a) => a.findIndex((x: number) => x > 3)),
+  c('findLast', (a) => a.findLast((x: number) => x < 3)),
+  c('findLastIndex', (a) => a.findLastIndex((x: number) => x < 3)),
+  c('flat', (a) => a.flat(), NESTED),
+  c('flat(Infinity)', (a) => a.flat(Number.POSITIVE_INFINITY), NESTED),
+  c('flatMap', (a) => a.flatMap((x: number) => [x, x * 2])),
+  c('forEach', (a) => {
+    const seen: unknown[] = [];
+    a.forEach((x: number, i: number) => {
+      seen.push([i, x]);
+    });
+    return seen;
+  }),
+  c('includes', (a) => [a.includes(4), a.includes(7), a.includes(1, 4)]),
+  c('includes NaN', (a) => a.includes(Number.NaN), [1, Number.NaN]),
+  c('indexOf', (a) => [a.indexOf(1), a.indexOf(1, 2), a.indexOf(42)]),
+  c('lastIndexOf', (a) => [a.lastIndexOf(1), a.lastIndexOf(1, 2), a.lastIndexOf(42)]),
+  c('join', (a) => [a.join(), a.join('-'), a.join('')]),
+  c('keys', (a) => a.keys()),
+  c('values', (a) => a.values()),
+  c('map', (a) => a.map((x: number, i: number) => x * i)),
+  c('pop', (a) => a.pop()),
+  c('pop empty', (a) => a.pop(), []),
+  c('push', (a) => a.push(7, 8)),
+  c('reduce', (a) => a.reduce((sum: number, x: number) => sum + x)),
+  c('reduce with initial', (a) => a.reduce((acc: string, x: number) => acc + x, '>')),
+  c('reduceRight', (a) => a.reduceRight((acc: string, x: number) => acc + x, '')),
+  c('reverse', (a) => a.reverse()),
+  c('shift', (a) => a.shift()),
+  c('shift empty', (a) => a.shift(), []),
+  c('slice', (a) => [a.slice(), a.slice(2), a.slice(1, -2), a.slice(-3)]),
+  c('some', (a) => [a.some((x: number) => x > 8), a.some((x: number) => x > 9)]),
+  c('sort default', (a) => a.sort()),
+  c('sort default mixed', (a) => a.sort(), MIXED),
+  c('sort comparator', (a) => a.sort((x: number, y: number) => y - x)),
+  c('splice insert', (a) => a.splice(1, 2, 'x', 'y', 'z')),
+  c('splice to end', (a) => a.splice(2)),
+  c('splice negative', (a) => a.splice(-2, 1)),
+  c('splice nothing', (a) => a.splice(0, 0)),
+  c('toLocaleString', (a) => a.toLocaleString()),
+  c('toString', (a) => a.toString()),
+  c('toReversed', (a) => a.toReversed()),
+  c('toSorted', (a) => a.toSorted((x: number, y: number) => x - y)),
+  c('toSorted default', (a) => a.toSorted(), MIXED),
+  c('toSpliced', (a) => a.toSpliced(1, 2, 'q')),
+  c('with', (a) => a.with(0, 99)),
+  c('with negative', (a) => a.with(-1, 99)),
+  c('unshift', (a) => a.unshift(0, -1)),
+  c('spread', (a) => [...a]),
+  c('Array.from', (a) => Array.from(a)),
+  c('for...of', (a) => {
+    const seen: unknown[] = [];
+    for (const x of a) seen.push(x);
+    return seen;
+  }),
+  c('index read', (a) => [a[0], a[7], a[8], a[-1], a['1']]),
+  c('index write', (a) => {
+    a[0] = 'first';
+    a[a.length - 1] = 'last';
+    return a[0];
+  }),
+  c('index append', (a) => {
+    a[a.length] = 'appended';
+    return a.length;
+  }),
+  c('in', (a) => [0 in a, 7 in a, 8 in a]),
+  c('length truncates', (a) => {
+    a.length = 3;
+    return a.length;
+  }),
+  c('length to 0', (a) => {
+    a.length = 0;
+    return a.length;
+  }),
+  c('Object.keys', (a) => Object.keys(a)),
+  c('JSON.stringify', (a) => JSON.stringify(a)),
+  c('[].concat spreads it', (a) => [0].concat(a)),
+  c('delete index', (a) => {
+    delete a[1];
+    return [a.length, 1 in a];
+  }),
+  c('Array.prototype method called generically', (a) =>
+    Array.prototype.map.call(a, (x: number) => x + 1),
+  ),
+];
+
+/** The answer of a call, with "returned itself" and iterators made comparable. */
+function describeResult(result: unknown, receiver: unknown): unknown {
+  if (result === receiver) return 'self';
+  if (result !== null && typeof result === 'object' && typeof (result as any).next === 'function') {
+    return [...(result as Iterable<unknown>)];
+  }
+  return result;
+}
+
+describe('PersistentList', () => {
+  for (const { name, items, call } of CASES) {
+    it(`${name} behaves as on an Array, and the result is stored`, async () => {
+      const storage = new MemoryStorage();
+      const db = await open({ storage });
+      const list = new PersistentList(structuredClone(items));
+      db.root.set('list', list);
+      await db.commit();
+      const array = structuredClone(items);
+
+      const got = describeResult(call(list), list);
+      const want = describeResult(call(array), array);
+      assert.deepEqual(got, want);
+      assert.equal(list.length, array.length);
+      assert.deepEqual([...list], [...array]);
+
+      await db.commit();
+      const reloaded = (await reopen(storage)).root.get('list') as PersistentList;
+      assert.equal(reloaded.length, array.length);
+      assert.deepEqual([...reloaded], [...array]);
+    });
+  }
+
+  it('constructs like Array.from and is not an Array', () => {
+    assert.deepEqual([...new PersistentList([1, 2])], [1, 2]);
+    assert.deepEqual([...new PersistentList(new Set(['a', 'b']))], ['a', 'b']);
+    assert.equal(new PersistentList().length, 0);
+    const list = new PersistentList();
+    assert.equal(Array.isArray(list), false);
+    assert.ok(list instanceof Persistent);
+    assert.equal(Object.prototype.toString.call(list), '[object PersistentList]');
+  });
+
+  it('methods returning the array return the list; the others return plain arrays', () => {
+    const list = new PersistentList([2, 1]);
+    assert.equal(list.sort(), list);
+    assert.equal(list.reverse(), list);
+    assert.equal(list.fill(0), list);
+    assert.equal(list.copyWithin(0, 1), list);
+    for (const result of [
+      list.slice(),
+      list.map((x) => x),
+      list.filter(() => true),
+      list.concat(),
+    ]) {
+      assert.ok(Array.isArray(result));
+      assert.notEqual(result, list as unknown);
+    }
+  });
+
+  it('callbacks receive the list itself as their third argument, as for an array', () => {
+    const list = new PersistentList([1, 2]);
+    const thirds: unknown[] = [];
+    list.forEach((_x, _i, a) => {
+      thirds.push(a);
+    });
+    list.map((_x, _i, a) => thirds.push(a));
+    list.filter((_x, _i, a) => thirds.push(a));
+    assert.ok(thirds.length === 6);
+    for (const third of thirds) assert.equal(third, list);
+  });
+
+  it('keeps persistent items by reference, with identity across reload', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const a = new Thing(1);
+    const list = new PersistentList<Thing>([a, new Thing(2), a]);
+    db.root.set('list', list);
+    await db.commit();
+    assert.equal(list[0], a);
+    assert.equal(list.indexOf(a), 0);
+    assert.equal(list.lastIndexOf(a), 2);
+
+    const reloaded = (await reopen(storage)).root.get('list') as PersistentList<Thing>;
+    assert.equal(reloaded[0], reloaded[2]);
+    assert.ok(reloaded[1] instanceof Thing);
+    assert.deepEqual(
+      reloaded.map((thing) => thing.n),
+      [1, 2, 1],
+    );
+    assert.equal(reloaded.includes(reloaded[1]!), true);
+  });
+
+  it('nested plain items are tracked, whichever method hands them out', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const list = new PersistentList<any>([{ n: 1 }, { n: 2 }, [0]]);
+    db.root.set('list', list);
+    await db.commit();
+    list[0].n = 10;
+    list.find((x) => x.n === 2).n = 20;
+    list.at(-1).push(1);
+    await db.commit();
+    const reloaded = (await reopen(storage)).root.get('list') as PersistentList;
+    assert.deepEqual([...reloaded], [{ n: 10 }, { n: 20 }, [0, 1]]);
+  });
+
+  it('attributes of a list are stored beside its items', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const list = new PersistentList([1]) as PersistentList<number> & { title?: string };
+    list.title = 'numbers';
+    db.root.set('list', list);
+    await db.commit();
+    const reloaded = (await reopen(storage)).root.get('list') as typeof list;
+    assert.equal(reloaded.title, 'numbers');
+    assert.deepEqual([...reloaded], [1]);
+    assert.equal(reloaded.length, 1);
+  });
+
+  it('abort reverts index writes, length changes and mutating methods', async () => {
+    const db = await open({ storage: new MemoryStorage() });
+    const list = new PersistentList([1, 2, 3]);
+    db.root.set('list', list);
+    await db.commit();
+    list[0] = 100;
+    list.length = 1;
+    list.push(7);
+    list.sort();
+    db.abort();
+    assert.deepEqual([...list], [1, 2, 3]);
+  });
+});

@@ -1,0 +1,302 @@
+/**
+ * PersistentMap against the native Map: the same operation sequences on both give the same
+ * answers and contents, in memory and after commit and reload through another handle. Then
+ * the built-in three-way merge of concurrent changes.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  ConflictError,
+  InvalidArgumentError,
+  MemoryStorage,
+  oidOf,
+  open,
+  Persistent,
+  PersistentMap,
+  registerClass,
+} from 'trove';
+import { gate, reopen, twoHandles } from '../support/handles.js';
+
+class Item extends Persistent {
+  constructor(public name: string) {
+    super();
+  }
+}
+registerClass(Item, 'persistentMap.Item');
+
+type Op = [string, ...unknown[]];
+
+/** Applies `op` to a Map-like and describes the answer (iterators are spread). */
+function apply(map: Map<unknown, unknown>, [name, ...args]: Op): unknown {
+  const result = (map as any)[name](...args);
+  if (result === map) return 'self';
+  if (result !== null && typeof result === 'object' && typeof result.next === 'function') {
+    return [...result];
+  }
+  return result;
+}
+
+function snapshot(map: Map<unknown, unknown>) {
+  const forEach: unknown[] = [];
+  map.forEach((value, key, m) => {
+    forEach.push([key, value, m === map]);
+  });
+  return {
+    size: map.size,
+    entries: [...map],
+    keys: [...map.keys()],
+    values: [...map.values()],
+    entriesMethod: [...map.entries()],
+    forEach,
+  };
+}
+
+const SEQUENCES: Op[][] = [
+  [
+    ['set', 'a', 1],
+    ['set', 'b', 2],
+    ['get', 'a'],
+    ['get', 'missing'],
+    ['has', 'b'],
+    ['has', 'zz'],
+    ['set', 'a', 3], // overwriting keeps the insertion position
+    ['delete', 'b'],
+    ['delete', 'b'],
+    ['set', 'b', 4], // re-inserted at the end
+    ['entries'],
+    ['keys'],
+    ['values'],
+  ],
+  [
+    ['set', 1, 'one'],
+    ['set', '1', 'string one'],
+    ['set', -0, 'zero'],
+    ['get', 0],
+    ['set', Number.NaN, 'nan'],
+    ['get', Number.NaN],
+    ['set', true, null],
+    ['set', undefined, undefined],
+    ['has', undefined],
+    ['get', undefined],
+    ['set', 10n, 'big'],
+    ['get', 10n],
+  ],
+  [
+    ['set', 'x', 1],
+    ['set', 'y', 2],
+    ['clear'],
+    ['get', 'x'],
+    ['set', 'z', [1, { a: 2 }]],
+    ['get', 'z'],
+  ],
+];
+
+describe('PersistentMap', () => {
+  for (const [i, ops] of SEQUENCES.entries()) {
+    it(`answers like Map for operation sequence ${i + 1}, before and after reload`, async () => {
+      const storage = new MemoryStorage();
+      const db = await open({ storage });
+      const native = new Map();
+      const pmap = new PersistentMap();
+      db.root.set('map', pmap);
+      await db.commit();
+      for (const op of ops) {
+        assert.deepEqual(apply(pmap, op), apply(native, op), `${String(op[0])} answers as Map`);
+      }
+      assert.deepEqual(snapshot(pmap), snapshot(native));
+      await db.commit();
+      const reloaded = (await reopen(storage)).root.get('map') as PersistentMap;
+      assert.deepEqual(snapshot(reloaded), snapshot(native));
+      for (const [key] of native) assert.equal(reloaded.has(key), true);
+    });
+  }
+
+  it('constructs from entries like new Map(entries)', () => {
+    const entries: [string, number][] = [
+      ['a', 1],
+      ['b', 2],
+      ['a', 3],
+    ];
+    assert.deepEqual([...new PersistentMap(entries)], [...new Map(entries)]);
+    assert.equal(new PersistentMap().size, 0);
+    assert.equal(new PersistentMap(null).size, 0);
+  });
+
+  it('is a Persistent, not a Map; toStringTag says PersistentMap', () => {
+    const pmap = new PersistentMap();
+    assert.ok(pmap instanceof Persistent);
+    assert.equal(Object.prototype.toString.call(pmap), '[object PersistentMap]');
+    assert.deepEqual(new Map(new PersistentMap([['k', 1]])), new Map([['k', 1]]));
+  });
+
+  it('keys persistent objects by identity, across reload', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const ada = new Item('ada');
+    const bob = new Item('bob');
+    const byItem = new PersistentMap<Item, number>([
+      [ada, 1],
+      [bob, 2],
+    ]);
+    db.root.set('items', [ada, bob]);
+    db.root.set('byItem', byItem);
+    await db.commit();
+    assert.equal(byItem.get(ada), 1);
+    assert.equal(byItem.get(new Item('ada')), undefined);
+
+    const root2 = (await reopen(storage)).root;
+    const [ada2, bob2] = root2.get('items') as Item[];
+    const byItem2 = root2.get('byItem') as PersistentMap<Item, number>;
+    assert.equal(byItem2.get(ada2!), 1);
+    assert.equal(byItem2.get(bob2!), 2);
+    assert.deepEqual(
+      [...byItem2.keys()].map((item) => item.name),
+      ['ada', 'bob'],
+    );
+    assert.equal([...byItem2.keys()][0], ada2);
+  });
+
+  it('values read from the map are tracked: nested mutations are stored', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const pmap = new PersistentMap<string, any>([['cfg', { list: [1] }]]);
+    db.root.set('map', pmap);
+    await db.commit();
+    pmap.get('cfg').list.push(2);
+    for (const value of pmap.values()) value.seen = true;
+    await db.commit();
+    const reloaded = (await reopen(storage)).root.get('map') as PersistentMap<string, any>;
+    assert.deepEqual(reloaded.get('cfg'), { list: [1, 2], seen: true });
+  });
+
+  it('delete and clear of missing entries are no changes', async () => {
+    const db = await open({ storage: new MemoryStorage() });
+    const pmap = new PersistentMap([['a', 1]]);
+    db.root.set('map', pmap);
+    await db.commit();
+    const commits = db.stats().storage.commits;
+    assert.equal(pmap.delete('zz'), false);
+    await db.commit();
+    assert.equal(db.stats().storage.commits, commits);
+    pmap.clear();
+    await db.commit();
+    assert.equal(db.stats().storage.commits, commits + 1);
+    pmap.clear();
+    await db.commit();
+    assert.equal(db.stats().storage.commits, commits + 1);
+  });
+
+  it("an attribute named like the entries' state key is stored, or refused, never dropped", async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const pmap = new PersistentMap([['k', 1]]) as PersistentMap & Record<string, unknown>;
+    pmap['@items'] = 'an attribute';
+    db.root.set('map', pmap);
+    try {
+      await db.commit();
+    } catch (error) {
+      assert.ok(error instanceof InvalidArgumentError, String(error));
+      return;
+    }
+    const reloaded = (await reopen(storage)).root.get('map') as typeof pmap;
+    assert.deepEqual([...reloaded], [['k', 1]]);
+    assert.equal(reloaded['@items'], 'an attribute');
+  });
+
+  it('concurrent changes to different keys both commit (three-way merge)', async () => {
+    const { db, db2 } = await twoHandles();
+    db.root.set('m', new PersistentMap([['shared', 0]]));
+    await db.commit();
+    db2.abort();
+    const m1 = db.root.get('m') as PersistentMap;
+    const m2 = db2.root.get('m') as PersistentMap;
+    m1.set('a', 1);
+    m1.delete('shared');
+    m2.set('b', 2);
+    await db.commit();
+    await db2.commit();
+    assert.deepEqual(Object.fromEntries(m2), { a: 1, b: 2 });
+    db.abort();
+    assert.deepEqual(Object.fromEntries(m1), { a: 1, b: 2 });
+  });
+
+  it('concurrent changes to different keys of the root both commit in db.transaction', async () => {
+    const db = await open({ storage: new MemoryStorage() });
+    const flag = gate();
+    let runs = 0;
+    const slow = db.transaction(
+      async (tx) => {
+        runs++;
+        tx.root.set('slow', new Item('slow'));
+        await flag.promise;
+      },
+      { attempts: 1 },
+    );
+    await db.transaction((tx) => {
+      tx.root.set('fast', new Item('fast'));
+    });
+    flag.open();
+    await slow;
+    assert.equal(runs, 1);
+    const names = await db.read((tx) =>
+      [...tx.root.entries()].map(([key, item]) => [key, (item as Item).name]),
+    );
+    assert.deepEqual(Object.fromEntries(names), { slow: 'slow', fast: 'fast' });
+  });
+
+  it('concurrent changes to the same key conflict', async () => {
+    const { db, db2 } = await twoHandles();
+    db.root.set('m', new PersistentMap([['k', 0]]));
+    await db.commit();
+    db2.abort();
+    const m1 = db.root.get('m') as PersistentMap;
+    const m2 = db2.root.get('m') as PersistentMap;
+    m1.set('k', 1);
+    m2.set('k', 2);
+    await db.commit();
+    await assert.rejects(db2.commit(), (error: unknown) => {
+      assert.ok(error instanceof ConflictError);
+      assert.equal(error.code, 'TROVE_CONFLICT');
+      assert.equal(error.oid, oidOf(m1));
+      return true;
+    });
+    assert.equal(m2.get('k'), 1, 'the loser shows the committed state');
+  });
+
+  it('the same change made concurrently by both is no conflict', async () => {
+    const { db, db2 } = await twoHandles();
+    db.root.set('m', new PersistentMap([['k', 0]]));
+    await db.commit();
+    db2.abort();
+    (db.root.get('m') as PersistentMap).set('k', 5);
+    (db2.root.get('m') as PersistentMap).set('k', 5);
+    await db.commit();
+    await db2.commit();
+    assert.equal((db2.root.get('m') as PersistentMap).get('k'), 5);
+  });
+
+  it('a key changed concurrently with a delete of the same key conflicts', async () => {
+    const { db, db2 } = await twoHandles();
+    db.root.set('m', new PersistentMap([['k', 0]]));
+    await db.commit();
+    db2.abort();
+    (db.root.get('m') as PersistentMap).delete('k');
+    (db2.root.get('m') as PersistentMap).set('k', 1);
+    await db.commit();
+    await assert.rejects(db2.commit(), ConflictError);
+  });
+
+  it('concurrent changes to different attributes of a map merge too', async () => {
+    const { db, db2 } = await twoHandles();
+    db.root.set('m', new PersistentMap());
+    await db.commit();
+    db2.abort();
+    (db.root.get('m') as any).title = 'one';
+    (db2.root.get('m') as any).owner = 'two';
+    await db.commit();
+    await db2.commit();
+    const m = db2.root.get('m') as any;
+    assert.equal(m.title, 'one');
+    assert.equal(m.owner, 'two');
+  });
+});

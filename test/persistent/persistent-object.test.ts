@@ -1,0 +1,403 @@
+/**
+ * Persistent object semantics: what is tracked, what is stored, ghosts, identity, volatile
+ * properties. Every "is stored" claim is checked by committing and reading the object back
+ * through another database handle on the same storage.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  ClosedError,
+  type Database,
+  MemoryStorage,
+  markChanged,
+  oidOf,
+  open,
+  Persistent,
+  persistent,
+  registerClass,
+} from 'trove';
+import { reopen } from '../support/handles.js';
+
+class Note extends Persistent {
+  // A class field with an initializer, one without, and one assigned in the constructor.
+  title = 'untitled';
+  body: string | undefined;
+  tags: string[] = [];
+  meta: Record<string, any> = {};
+  created: Date;
+  lookup = new Map<string, any>();
+  labels = new Set<string>();
+  constructor(created = new Date(0)) {
+    super();
+    this.created = created;
+  }
+  get shout(): string {
+    return this.title.toUpperCase();
+  }
+  rename(title: string): void {
+    this.title = title;
+  }
+}
+registerClass(Note, 'persistentObject.Note');
+
+@persistent('persistentObject.Special')
+class SpecialNote extends Note {
+  level = 1;
+}
+
+class WithSecrets extends Persistent {
+  #secret = 'hidden';
+  visible = 'shown';
+  get secret(): string {
+    return this.#secret;
+  }
+  setSecret(value: string): void {
+    this.#secret = value;
+  }
+}
+registerClass(WithSecrets, 'persistentObject.WithSecrets');
+
+class Blobby extends Persistent {
+  bytes = new Uint8Array(4);
+  floats = new Float64Array(2);
+}
+registerClass(Blobby, 'persistentObject.Blobby');
+
+/** Stores `value` under root['it'], commits, and returns a function reading it back fresh. */
+async function stored<T extends object>(value: T) {
+  const storage = new MemoryStorage();
+  const db = await open({ storage });
+  db.root.set('it', value);
+  await db.commit();
+  const fresh = async (): Promise<T> => (await reopen(storage)).root.get('it') as T;
+  return { db, storage, obj: value, fresh };
+}
+
+/** Asserts that the change `mutate` makes is stored by a plain commit. */
+async function assertTracked(mutate: (note: Note) => void, check: (note: Note) => void) {
+  const { db, obj, fresh } = await stored(new Note());
+  mutate(obj);
+  await db.commit();
+  check(await fresh());
+  // And the change was part of the commit, not left pending: abort keeps it.
+  db.abort();
+  check(obj);
+}
+
+describe('Persistent objects', () => {
+  it('stores class fields and constructor assignments', async () => {
+    const { fresh } = await stored(new Note(new Date(5)));
+    const note = await fresh();
+    assert.ok(note instanceof Note);
+    assert.equal(note.title, 'untitled');
+    assert.equal(note.body, undefined);
+    assert.ok(Object.hasOwn(note, 'body'), 'a declared field without initializer is a property');
+    assert.deepEqual(note.tags, []);
+    assert.equal(note.created.getTime(), 5);
+    assert.equal(note.shout, 'UNTITLED', 'getters of the class work on a loaded object');
+  });
+
+  it('tracks attribute writes, including through methods and setters of the class', async () => {
+    await assertTracked(
+      (n) => {
+        n.title = 'direct';
+        n.body = 'text';
+      },
+      (n) => {
+        assert.equal(n.title, 'direct');
+        assert.equal(n.body, 'text');
+      },
+    );
+    await assertTracked(
+      (n) => n.rename('by method'),
+      (n) => assert.equal(n.title, 'by method'),
+    );
+  });
+
+  it('tracks new attributes and Object.defineProperty', async () => {
+    await assertTracked(
+      (n) => {
+        (n as any).extra = 42;
+        Object.defineProperty(n, 'defined', { value: 'yes', enumerable: true, writable: true });
+      },
+      (n) => {
+        assert.equal((n as any).extra, 42);
+        assert.equal((n as any).defined, 'yes');
+      },
+    );
+  });
+
+  it('tracks attribute deletes', async () => {
+    await assertTracked(
+      (n) => {
+        delete (n as any).body;
+      },
+      (n) => {
+        assert.equal(Object.hasOwn(n, 'body'), false);
+        assert.equal('body' in n, false);
+      },
+    );
+  });
+
+  it('tracks mutations of nested plain arrays and objects, at any depth', async () => {
+    await assertTracked(
+      (n) => {
+        n.tags.push('a', 'b');
+        n.tags[0] = 'A';
+        n.meta.author = { name: 'Ada', langs: ['en'] };
+      },
+      (n) => {
+        assert.deepEqual(n.tags, ['A', 'b']);
+        assert.deepEqual(n.meta, { author: { name: 'Ada', langs: ['en'] } });
+      },
+    );
+    const { db, obj, fresh } = await stored(new Note());
+    obj.meta.deep = { list: [{ x: 1 }] };
+    await db.commit();
+    obj.meta.deep.list[0].x = 2;
+    obj.meta.deep.list.push({ x: 3 });
+    await db.commit();
+    assert.deepEqual((await fresh()).meta.deep.list, [{ x: 2 }, { x: 3 }]);
+    obj.meta.deep.list.splice(0, 1);
+    delete obj.meta.deep.extra;
+    obj.meta.deep.list.sort((a: any, b: any) => b.x - a.x);
+    await db.commit();
+    assert.deepEqual((await fresh()).meta.deep.list, [{ x: 3 }]);
+  });
+
+  it('tracks mutations of nested Maps and Sets, and of values inside them', async () => {
+    await assertTracked(
+      (n) => {
+        n.lookup.set('k', { count: 1 });
+        n.labels.add('red');
+      },
+      (n) => {
+        assert.deepEqual(n.lookup.get('k'), { count: 1 });
+        assert.deepEqual([...n.labels], ['red']);
+      },
+    );
+    const { db, obj, fresh } = await stored(new Note());
+    obj.lookup.set('k', { count: 1, list: [] as number[] });
+    obj.labels.add('red').add('green');
+    await db.commit();
+    obj.lookup.get('k').count = 2; // a value read from a nested Map
+    for (const [, value] of obj.lookup) value.list.push(1); // a value from its iterator
+    obj.labels.delete('red');
+    await db.commit();
+    let read = await fresh();
+    assert.deepEqual(read.lookup.get('k'), { count: 2, list: [1] });
+    assert.deepEqual([...read.labels], ['green']);
+    obj.lookup.clear();
+    obj.labels.clear();
+    await db.commit();
+    read = await fresh();
+    assert.equal(read.lookup.size, 0);
+    assert.equal(read.labels.size, 0);
+  });
+
+  it('tracks mutations of nested Dates', async () => {
+    await assertTracked(
+      (n) => {
+        n.created.setTime(123456);
+      },
+      (n) => assert.equal(n.created.getTime(), 123456),
+    );
+    await assertTracked(
+      (n) => {
+        n.meta.when = new Date(0);
+      },
+      (n) => assert.equal(n.meta.when.getTime(), 0),
+    );
+    const { db, obj, fresh } = await stored(new Note());
+    obj.meta.when = new Date(0);
+    await db.commit();
+    obj.meta.when.setUTCFullYear(2001);
+    await db.commit();
+    assert.equal((await fresh()).meta.when.getUTCFullYear(), 2001);
+  });
+
+  it('one nested value has one view: obj.tags === obj.tags', async () => {
+    const { obj } = await stored(new Note());
+    assert.equal(obj.tags, obj.tags);
+    assert.equal(obj.lookup, obj.lookup);
+    assert.ok(Array.isArray(obj.tags));
+    assert.ok(obj.lookup instanceof Map);
+    assert.ok(obj.labels instanceof Set);
+    assert.ok(obj.created instanceof Date);
+  });
+
+  it('a nested value assigned from one object to another: the writer sees what was stored', async () => {
+    const { db, obj, fresh } = await stored(new Note());
+    const other = new Note();
+    db.root.set('other', other);
+    other.tags = obj.tags; // a view of obj's array assigned to other
+    other.tags.push('shared');
+    await db.commit();
+    const readBack = await fresh();
+    const otherBack = (await reopen(db.storage as MemoryStorage)).root.get('other') as Note;
+    assert.deepEqual(otherBack.tags, ['shared']);
+    // After a successful commit, the committing connection and a fresh reader agree.
+    assert.deepEqual([...obj.tags], [...readBack.tags]);
+  });
+
+  it('markChanged stores writes trove cannot see (typed arrays)', async () => {
+    const { db, obj, fresh } = await stored(new Blobby());
+    obj.bytes[0] = 7;
+    obj.floats[1] = 2.5;
+    markChanged(obj);
+    await db.commit();
+    const read = await fresh();
+    assert.deepEqual([...read.bytes], [7, 0, 0, 0]);
+    assert.deepEqual([...read.floats], [0, 2.5]);
+    assert.ok(read.bytes instanceof Uint8Array);
+    assert.ok(read.floats instanceof Float64Array);
+  });
+
+  it('markChanged on a loaded object from another handle stores its state', async () => {
+    const { storage } = await stored(new Blobby());
+    const db2 = await reopen(storage);
+    const obj = db2.root.get('it') as Blobby;
+    obj.bytes.set([1, 2, 3, 4]);
+    markChanged(obj);
+    await db2.commit();
+    assert.deepEqual([...((await reopen(storage)).root.get('it') as Blobby).bytes], [1, 2, 3, 4]);
+  });
+
+  it('loads referenced objects as ghosts, on first access', async () => {
+    const { storage } = await stored(new Note());
+    const db2 = await reopen(storage);
+    const root = db2.root; // loads the root, whose state references the note
+    const missesBefore = db2.stats().cache.misses;
+    const note = root.get('it') as Note; // a reference: not loaded yet
+    const afterRef = db2.stats().cache.misses;
+    assert.equal(afterRef, missesBefore, 'taking a reference loads nothing');
+    assert.equal(note.title, 'untitled'); // first access loads it
+    const afterLoad = db2.stats().cache.misses;
+    assert.equal(afterLoad, afterRef + 1);
+    assert.equal(note.body, undefined);
+    assert.equal(db2.stats().cache.misses, afterLoad, 'a loaded object is not loaded again');
+  });
+
+  it('instanceof works for loaded objects and ghosts of subclasses', async () => {
+    const { storage, db } = await stored(new SpecialNote());
+    db.root.set('plain', new Note());
+    await db.commit();
+    const db2 = await reopen(storage);
+    const special = db2.root.get('it');
+    assert.ok(special instanceof SpecialNote);
+    assert.ok(special instanceof Note);
+    assert.ok(special instanceof Persistent);
+    assert.equal(special.level, 1);
+    const plain = db2.root.get('plain');
+    assert.ok(plain instanceof Note);
+    assert.equal(plain instanceof SpecialNote, false);
+    assert.equal(Object.getPrototypeOf(plain), Note.prototype);
+  });
+
+  it('keeps identity within a connection: one oid, one object', async () => {
+    const { storage, db, obj } = await stored(new Note());
+    assert.equal(db.root.get('it'), obj);
+    assert.equal(db.getObject(oidOf(obj)!), obj);
+    obj.title = 'changed';
+    db.abort();
+    assert.equal(db.root.get('it'), obj, 'abort keeps identity');
+    const db2 = await reopen(storage);
+    const a = db2.root.get('it');
+    assert.equal(db2.root.get('it'), a);
+    assert.equal(db2.getObject(oidOf(obj)!), a);
+    assert.notEqual(a, obj, 'another connection has other objects');
+  });
+
+  it('symbol-keyed properties are volatile: not stored, not a change', async () => {
+    const secret = Symbol('secret');
+    const { db, storage, obj, fresh } = await stored(new Note());
+    const commits = db.stats().storage.commits;
+    (obj as any)[secret] = 'memory only';
+    assert.equal((obj as any)[secret], 'memory only');
+    await db.commit();
+    assert.equal(db.stats().storage.commits, commits, 'a symbol-keyed write is not a change');
+    obj.title = 'stored';
+    await db.commit();
+    const read = await fresh();
+    assert.equal(read.title, 'stored');
+    assert.equal((read as any)[secret], undefined);
+    assert.equal(Object.getOwnPropertySymbols(read).includes(secret), false);
+    assert.ok(storage);
+  });
+
+  it('#private fields are volatile too, and work on new and loaded objects', async () => {
+    const { db, obj, fresh } = await stored(new WithSecrets());
+    assert.equal(obj.secret, 'hidden');
+    obj.setSecret('changed');
+    assert.equal(obj.secret, 'changed');
+    await db.commit();
+    const read = await fresh();
+    assert.equal(read.visible, 'shown');
+    assert.deepEqual(Object.keys(read), ['visible']);
+  });
+
+  it('Object.keys, in, spread and JSON see the persisted attributes', async () => {
+    const { fresh } = await stored(new Note());
+    const note = await fresh();
+    assert.deepEqual(Object.keys(note).sort(), [
+      'body',
+      'created',
+      'labels',
+      'lookup',
+      'meta',
+      'tags',
+      'title',
+    ]);
+    assert.ok('title' in note);
+    assert.ok('rename' in note);
+    assert.equal({ ...note }.title, 'untitled');
+    assert.equal(JSON.parse(JSON.stringify(note)).title, 'untitled');
+  });
+
+  it('a nested value read before the object was reloaded refuses writes', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const db2 = await open({ storage });
+    db.root.set('it', new Note());
+    await db.commit();
+    db2.abort();
+    const note = db.root.get('it') as Note;
+    const oldTags = note.tags;
+    (db2.root.get('it') as Note).tags.push('from db2');
+    await db2.commit();
+    db.abort(); // the note is invalidated and reloads its new state
+    assert.deepEqual(note.tags, ['from db2']);
+    assert.throws(() => oldTags.push('lost'), ClosedError);
+    assert.deepEqual(note.tags, ['from db2']);
+  });
+
+  it('changes made in one transaction are visible in the next without reload', async () => {
+    const { db, obj } = await stored(new Note());
+    obj.tags.push('x');
+    await db.commit();
+    obj.tags.push('y');
+    await db.commit();
+    assert.deepEqual(obj.tags, ['x', 'y']);
+    assert.deepEqual(await readFrom(db, (n) => [...n.tags]), ['x', 'y']);
+  });
+
+  it('abort reverts nested changes and deletes', async () => {
+    const { db, obj } = await stored(new Note());
+    obj.tags.push('kept');
+    obj.lookup.set('a', 1);
+    await db.commit();
+    obj.tags.push('dropped');
+    obj.lookup.delete('a');
+    delete (obj as any).title;
+    obj.created.setTime(99);
+    db.abort();
+    assert.deepEqual(obj.tags, ['kept']);
+    assert.equal(obj.lookup.get('a'), 1);
+    assert.equal(obj.title, 'untitled');
+    assert.equal(obj.created.getTime(), 0);
+  });
+});
+
+function readFrom<T>(db: Database, fn: (note: Note) => T): Promise<T> {
+  return db.read((tx) => fn(tx.root.get('it') as Note));
+}

@@ -1,0 +1,196 @@
+/**
+ * PersistentSet against the native Set: the same operation sequences give the same answers
+ * and contents, in memory and after commit and reload through another handle; the set
+ * algebra methods (ES2025) against their definitions; the built-in merge of concurrent
+ * changes.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MemoryStorage, open, Persistent, PersistentSet, registerClass } from 'trove';
+import { reopen, twoHandles } from '../support/handles.js';
+
+class Tag extends Persistent {
+  constructor(public label: string) {
+    super();
+  }
+}
+registerClass(Tag, 'persistentSet.Tag');
+
+type Op = [string, ...unknown[]];
+
+function apply(set: Set<unknown>, [name, ...args]: Op): unknown {
+  const result = (set as any)[name](...args);
+  if (result === set) return 'self';
+  if (result !== null && typeof result === 'object' && typeof result.next === 'function') {
+    return [...result];
+  }
+  return result;
+}
+
+function snapshot(set: Set<unknown>) {
+  const forEach: unknown[] = [];
+  set.forEach((value, value2, s) => {
+    forEach.push([value, value2, s === set]);
+  });
+  return {
+    size: set.size,
+    spread: [...set],
+    values: [...set.values()],
+    keys: [...set.keys()],
+    entries: [...set.entries()],
+    forEach,
+  };
+}
+
+const SEQUENCES: Op[][] = [
+  [
+    ['add', 'a'],
+    ['add', 'b'],
+    ['add', 'a'],
+    ['has', 'a'],
+    ['has', 'z'],
+    ['delete', 'a'],
+    ['delete', 'a'],
+    ['add', 'a'], // re-added at the end
+    ['values'],
+    ['entries'],
+  ],
+  [
+    ['add', 1],
+    ['add', '1'],
+    ['add', -0],
+    ['has', 0],
+    ['add', Number.NaN],
+    ['has', Number.NaN],
+    ['add', null],
+    ['add', undefined],
+    ['add', 5n],
+    ['has', 5n],
+    ['add', true],
+  ],
+  [['add', 'x'], ['add', 'y'], ['clear'], ['has', 'x'], ['add', 'z'], ['keys']],
+];
+
+describe('PersistentSet', () => {
+  for (const [i, ops] of SEQUENCES.entries()) {
+    it(`answers like Set for operation sequence ${i + 1}, before and after reload`, async () => {
+      const storage = new MemoryStorage();
+      const db = await open({ storage });
+      const native = new Set();
+      const pset = new PersistentSet();
+      db.root.set('set', pset);
+      await db.commit();
+      for (const op of ops) {
+        assert.deepEqual(apply(pset, op), apply(native, op), `${String(op[0])} answers as Set`);
+      }
+      assert.deepEqual(snapshot(pset), snapshot(native));
+      await db.commit();
+      const reloaded = (await reopen(storage)).root.get('set') as PersistentSet;
+      assert.deepEqual(snapshot(reloaded), snapshot(native));
+    });
+  }
+
+  it('constructs like new Set(values), and is a Persistent', () => {
+    assert.deepEqual([...new PersistentSet([1, 2, 1])], [...new Set([1, 2, 1])]);
+    assert.equal(new PersistentSet().size, 0);
+    const pset = new PersistentSet();
+    assert.ok(pset instanceof Persistent);
+    assert.equal(Object.prototype.toString.call(pset), '[object PersistentSet]');
+    assert.deepEqual(new Set(new PersistentSet(['a'])), new Set(['a']));
+  });
+
+  it('offers the set algebra of ES2025 with its definitions', () => {
+    const a = new PersistentSet([1, 2, 3, 4]);
+    const b = new Set([3, 4, 5]);
+    assert.deepEqual([...a.union(b)], [1, 2, 3, 4, 5]);
+    assert.deepEqual([...a.intersection(b)], [3, 4]);
+    assert.deepEqual([...a.difference(b)], [1, 2]);
+    assert.deepEqual([...a.symmetricDifference(b)], [1, 2, 5]);
+    assert.equal(a.isSubsetOf(b), false);
+    assert.equal(new PersistentSet([3]).isSubsetOf(b), true);
+    assert.equal(a.isSupersetOf(new Set([1, 4])), true);
+    assert.equal(a.isSupersetOf(b), false);
+    assert.equal(a.isDisjointFrom(new Set([9])), true);
+    assert.equal(a.isDisjointFrom(b), false);
+    // The other operand may be another PersistentSet (any set-like).
+    assert.deepEqual([...a.intersection(new PersistentSet([2, 9]))], [2]);
+    // The results are new native Sets; the receiver is unchanged.
+    assert.ok(a.union(b) instanceof Set);
+    assert.deepEqual([...a], [1, 2, 3, 4]);
+  });
+
+  it('holds persistent objects by identity, across reload', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const red = new Tag('red');
+    const tags = new PersistentSet<Tag>([red, new Tag('blue')]);
+    db.root.set('red', red);
+    db.root.set('tags', tags);
+    await db.commit();
+    assert.equal(tags.has(red), true);
+    assert.equal(tags.has(new Tag('red')), false);
+    const root2 = (await reopen(storage)).root;
+    const tags2 = root2.get('tags') as PersistentSet<Tag>;
+    assert.equal(tags2.has(root2.get('red')), true);
+    assert.deepEqual(
+      [...tags2].map((t) => t.label),
+      ['red', 'blue'],
+    );
+  });
+
+  it('plain object elements handed out are tracked', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const pset = new PersistentSet<any>([{ n: 1 }]);
+    db.root.set('set', pset);
+    await db.commit();
+    for (const element of pset) element.n = 2;
+    await db.commit();
+    const reloaded = (await reopen(storage)).root.get('set') as PersistentSet<any>;
+    assert.deepEqual([...reloaded], [{ n: 2 }]);
+  });
+
+  it('adding an element already present and deleting a missing one are no changes', async () => {
+    const db = await open({ storage: new MemoryStorage() });
+    const pset = new PersistentSet(['a']);
+    db.root.set('set', pset);
+    await db.commit();
+    const commits = db.stats().storage.commits;
+    pset.add('a');
+    pset.delete('zz');
+    await db.commit();
+    assert.equal(db.stats().storage.commits, commits);
+  });
+
+  it('concurrent adds and removes of different elements both commit', async () => {
+    const { db, db2 } = await twoHandles();
+    db.root.set('s', new PersistentSet(['keep', 'drop1', 'drop2']));
+    await db.commit();
+    db2.abort();
+    const s1 = db.root.get('s') as PersistentSet<string>;
+    const s2 = db2.root.get('s') as PersistentSet<string>;
+    s1.add('one');
+    s1.delete('drop1');
+    s2.add('two');
+    s2.delete('drop2');
+    await db.commit();
+    await db2.commit();
+    assert.deepEqual(new Set(s2), new Set(['keep', 'one', 'two']));
+    db.abort();
+    assert.deepEqual(new Set(s1), new Set(['keep', 'one', 'two']));
+  });
+
+  it('abort reverts adds, deletes and clear', async () => {
+    const db = await open({ storage: new MemoryStorage() });
+    const pset = new PersistentSet([1, 2]);
+    db.root.set('set', pset);
+    await db.commit();
+    pset.add(3);
+    pset.delete(1);
+    db.abort();
+    assert.deepEqual([...pset], [1, 2]);
+    pset.clear();
+    db.abort();
+    assert.deepEqual([...pset], [1, 2]);
+  });
+});
