@@ -16,7 +16,9 @@ import { CorruptionError } from '../errors.js';
 import type { Oid } from '../storage/types.js';
 import { BrokenValue } from './broken-value.js';
 import { type AnyClass, classForName, onClassRegistered } from './class-registry.js';
+import { faithfulCopy } from './exotic-values.js';
 import { isPersistentClass, type ReferenceType, setReferenceType } from './reference-type.js';
+import type { ScanResult } from './state-scanner.js';
 
 /** The version of the record layout; a reader refuses versions it does not know. */
 export const RECORD_FORMAT_VERSION = 1;
@@ -78,16 +80,18 @@ export function installReferenceType(type: ReferenceType): void {
 }
 
 /**
- * Encodes a record. `sharedValues` (from the scan) selects msgpackr's structured-clone mode,
- * which keeps shared and cyclic values intact but is slower.
+ * Encodes a record, as the scan of its state found it: shared or cyclic values select
+ * msgpackr's structured-clone mode (slower, keeps them intact); exotic values are stored
+ * through a faithful copy.
  */
 export function encodeRecord(
   className: string,
   state: Record<string, unknown>,
-  sharedValues: boolean,
+  scan: ScanResult,
 ): Uint8Array {
-  const packr = sharedValues ? clonePackr : fastPackr;
-  return packr.pack([RECORD_FORMAT_VERSION, className, state]);
+  const packr = scan.sharedValues ? clonePackr : fastPackr;
+  const stored = scan.exoticValues ? faithfulCopy(state) : state;
+  return packr.pack([RECORD_FORMAT_VERSION, className, stored]);
 }
 
 /** A decoded record. */

@@ -17,12 +17,15 @@ import { InvalidArgumentError } from '../errors.js';
 import { describe } from '../util/validate.js';
 import { BrokenValue } from './broken-value.js';
 import { type AnyClass, nameOfClass } from './class-registry.js';
+import { isExoticPrimitive, isExoticString } from './exotic-values.js';
 import { isPersistentClass, referenceType } from './reference-type.js';
 
 /** What the scan found. */
 export interface ScanResult {
   /** True when some non-persistent value is reachable twice (shared or cyclic). */
   readonly sharedValues: boolean;
+  /** True when some value needs a marker to be stored exactly (see exotic-values). */
+  readonly exoticValues: boolean;
 }
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
@@ -59,6 +62,7 @@ export function scanState(
   const visited = new Set<object>();
   const path: unknown[] = [];
   let shared = false;
+  let exotic = false;
 
   const fail = (what: string, hint = ''): never => {
     const at = where() + path.map(pathSegment).join('');
@@ -70,6 +74,7 @@ export function scanState(
     if (typeof value !== 'object') {
       if (typeof value === 'function') fail(describe(value));
       if (typeof value === 'symbol') fail(describe(value));
+      if (!exotic && isExoticPrimitive(value)) exotic = true;
       return value;
     }
     if (value === null) return value;
@@ -133,6 +138,7 @@ export function scanState(
       fail('an object with symbol-keyed properties', ' (symbol keys cannot be stored)');
     }
     for (const key of Object.keys(obj)) {
+      if (!exotic && (key === '__proto__' || isExoticString(key))) exotic = true;
       path.push(key);
       const item = obj[key];
       const stored = scan(item);
@@ -148,5 +154,5 @@ export function scanState(
     if (stored !== item) state[key] = stored;
     path.pop();
   }
-  return { sharedValues: shared };
+  return { sharedValues: shared, exoticValues: exotic };
 }

@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import { classForName, nameOfClass } from '../codec/class-registry.js';
 import { decodeRecord, encodeRecord } from '../codec/record-codec.js';
 import { isPersistentClass, whileEncoding } from '../codec/reference-type.js';
-import { scanState } from '../codec/state-scanner.js';
+import { type ScanResult, scanState } from '../codec/state-scanner.js';
 import {
   ClosedError,
   ConflictError,
@@ -74,7 +74,7 @@ interface CollectedEntry {
   readonly className: string;
   readonly state: Record<string, unknown> | undefined;
   readonly refs: ObjectMeta[];
-  readonly shared: boolean;
+  readonly scan: ScanResult | undefined;
   readonly staged: StagedBlob | undefined;
 }
 
@@ -179,7 +179,6 @@ export class Connection implements Jar {
 
   /** Starts a transaction: a new snapshot, with changes committed elsewhere invalidated. */
   begin(status: JarStatus.Writable | JarStatus.ReadOnly): void {
-    this.cache.shrink();
     this.sync();
     this.status = status;
   }
@@ -190,8 +189,12 @@ export class Connection implements Jar {
     this.status = JarStatus.Closed;
   }
 
-  /** Takes a new snapshot, turning objects changed elsewhere since the last one into ghosts. */
+  /**
+   * Takes a new snapshot (at a transaction boundary): objects changed elsewhere since the
+   * last one become ghosts, and the cache gives back what exceeds its limits.
+   */
   sync(): void {
+    this.cache.shrink();
     const changes = this.storage.changesSince(this.#snapshot);
     if (changes === 'flush') {
       this.cache.unloadAll();
@@ -339,13 +342,13 @@ export class Connection implements Jar {
       const pending: PendingWrite[] = [];
       const byOid = new Map<Oid, PendingWrite>();
       whileEncoding(() => {
-        for (const { meta, className, state, refs, shared, staged } of entries) {
+        for (const { meta, className, state, refs, scan, staged } of entries) {
           const isNew = meta.state === ObjectState.Unsaved;
           const write: RecordWrite =
             staged === undefined
               ? {
                   oid: meta.oid!,
-                  data: encodeRecord(className, state!, shared),
+                  data: encodeRecord(className, state!, scan!),
                   refs: uniqueOids(refs),
                   expectedTid: isNew ? 0 : meta.serial,
                 }
@@ -392,7 +395,7 @@ export class Connection implements Jar {
           className: 'trove.BlobContent',
           state: undefined,
           refs: [],
-          shared: false,
+          scan: undefined,
           staged,
         });
         continue;
@@ -433,7 +436,7 @@ export class Connection implements Jar {
           where,
         ),
       );
-      entries.push({ meta, className, state, refs, shared: scan.sharedValues, staged: undefined });
+      entries.push({ meta, className, state, refs, scan, staged: undefined });
     }
     return { entries, fresh, toStage };
   }
@@ -515,11 +518,10 @@ export class Connection implements Jar {
       fail('resolveConflict could not merge the changes');
     }
     const refs: ObjectMeta[] = [];
-    let shared = false;
     let data: Uint8Array;
     try {
       data = whileEncoding(() => {
-        shared = scanState(
+        const scan = scanState(
           merged,
           (obj) => {
             const child = (obj as { [META]: ObjectMeta })[META];
@@ -529,8 +531,8 @@ export class Connection implements Jar {
             refs.push(child);
           },
           () => `resolveConflict of ${entry.className}`,
-        ).sharedValues;
-        return encodeRecord(entry.className, merged, shared);
+        );
+        return encodeRecord(entry.className, merged, scan);
       });
     } catch (cause) {
       fail('the state resolveConflict returned cannot be stored', cause);

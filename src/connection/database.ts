@@ -90,6 +90,13 @@ export interface DatabaseStats {
   readonly storage: StorageStats;
 }
 
+/**
+ * How many open databases use each storage: several handles may share one (two handles on
+ * one MemoryStorage are how one process sees what "another process" committed); the
+ * storage closes when the last of them does.
+ */
+const storageUsers = new WeakMap<Storage, number>();
+
 const DEFAULT_CACHE_SIZE = 100_000;
 const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
 const DEFAULT_POOL_SIZE = 4;
@@ -138,6 +145,7 @@ export class Database {
         ? DEFAULT_POOL_SIZE
         : expectPositiveInteger(options.poolSize, 'options.poolSize');
     this.#default = new Connection(storage, { cache: this.#limits });
+    storageUsers.set(storage, (storageUsers.get(storage) ?? 0) + 1);
   }
 
   /** @internal Creates the root if the storage has none, and opens the default transaction. */
@@ -177,7 +185,7 @@ export class Database {
    * are discarded (objects show the newest committed state, as after `abort()`); any other
    * failure leaves the changes pending, so they can be fixed and committed again.
    */
-  commit(options?: CommitOptions): Promise<Tid> {
+  async commit(options?: CommitOptions): Promise<Tid> {
     this.#checkOpen();
     const meta = checkTransactionMeta(expectOptions<CommitOptions>(options, 'options'));
     // Commits of the default connection run one after another, in call order.
@@ -326,8 +334,9 @@ export class Database {
 
   /**
    * Closes the database: uncommitted changes of the default connection are discarded,
-   * transactions still running fail with ClosedError, and the storage is closed (a file
-   * storage saves its index, so the next open is fast). Idempotent.
+   * transactions still running fail with ClosedError, and the storage is closed once no
+   * other open database uses it (a file storage saves its index, so the next open is
+   * fast). Idempotent.
    */
   close(): Promise<void> {
     if (this.#closing === undefined) {
@@ -337,7 +346,9 @@ export class Database {
         for (const connection of this.#connections()) connection.close('the database is closed');
         this.#idle.length = 0;
         this.#active.clear();
-        await this.storage.close();
+        const users = (storageUsers.get(this.storage) ?? 1) - 1;
+        storageUsers.set(this.storage, users);
+        if (users === 0) await this.storage.close();
       })();
     }
     return this.#closing;
@@ -390,7 +401,10 @@ export class Database {
       if (!(error instanceof NotFoundError)) throw error;
     }
     const root = new PersistentMap();
-    const data = encodeRecord(nameOfClass(PersistentMap)!, stateOf(metaOf(root)!), false);
+    const data = encodeRecord(nameOfClass(PersistentMap)!, stateOf(metaOf(root)!), {
+      sharedValues: false,
+      exoticValues: false,
+    });
     try {
       await this.storage.commit({
         baseTid: this.storage.lastTid(),

@@ -11,23 +11,25 @@
  * @module
  */
 
-import { ClosedError } from '../errors.js';
+import { ClosedError, ReadOnlyError } from '../errors.js';
 import { JarStatus, META, type ObjectMeta, ObjectState } from './object-meta.js';
 
 /** The raw value behind each view. */
 const rawByView = new WeakMap<object, object>();
+/** The object each view belongs to. */
+const ownerOfView = new WeakMap<object, ObjectMeta>();
 
 /** The raw value behind `value` if it is a change-tracking view, else undefined. */
 export function rawOfView(value: object): object | undefined {
   return rawByView.get(value);
 }
 
-/** `value` itself, or the raw value behind it if it is a view. */
-export function unwrapView<T>(value: T): T {
-  if (typeof value === 'object' && value !== null) {
-    return (rawByView.get(value) as T | undefined) ?? value;
-  }
-  return value;
+/**
+ * True when the owner's transaction has ended. `then` is answered (undefined) even then: a
+ * promise resolving to an object looks it up, and that must not fail after the transaction.
+ */
+export function isClosed(meta: ObjectMeta): boolean {
+  return meta.jar !== undefined && meta.jar.status === JarStatus.Closed;
 }
 
 /**
@@ -44,16 +46,72 @@ export function checkReadable(meta: ObjectMeta): void {
  */
 export function noteWrite(meta: ObjectMeta): void {
   const jar = meta.jar;
-  if (jar === undefined) return; // never stored: its whole state is written when it is
-  if (jar.status !== JarStatus.Writable) jar.refuse(true);
-  if (meta.state === ObjectState.Saved) {
-    meta.state = ObjectState.Changed;
-    jar.registerChange(meta);
-  } else if (meta.state === ObjectState.Ghost) {
-    jar.activate(meta);
+  if (jar !== undefined) {
+    if (jar.status !== JarStatus.Writable) jar.refuse(true);
+    // Load first: a ghost learns its class (and whether it may change) when it loads.
+    if (meta.state === ObjectState.Ghost) jar.activate(meta);
+  }
+  if (meta.frozen) {
+    throw new ReadOnlyError(
+      `object ${meta.oid ?? '(new)'} is of a class whose instances cannot be changed`,
+    );
+  }
+  if (jar !== undefined && meta.state === ObjectState.Saved) {
     meta.state = ObjectState.Changed;
     jar.registerChange(meta);
   }
+  // An object never stored has nothing to record: its whole state is written when it is.
+}
+
+/**
+ * The value to store in `owner` for `value`: raw values as they are; a view of a value of
+ * the same owner, its raw value (sharing inside one object is kept); a view of a value of
+ * another object, a copy, because a nested value belongs to one object's record and sharing
+ * it would let a change through one object show in the other without being stored.
+ */
+export function adopt(owner: ObjectMeta, value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  const raw = rawByView.get(value);
+  if (raw === undefined) return value;
+  const from = ownerOfView.get(value);
+  return from === owner ? raw : copyValue(raw, new Map());
+}
+
+/** A deep copy of a nested value; persistent objects are kept by reference. */
+function copyValue(value: unknown, copies: Map<object, unknown>): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if ((value as { [META]?: unknown })[META] !== undefined) return value;
+  const done = copies.get(value);
+  if (done !== undefined) return done;
+  const proto = Object.getPrototypeOf(value);
+  if (Array.isArray(value)) {
+    const copy: unknown[] = [];
+    copies.set(value, copy);
+    for (const item of value) copy.push(copyValue(item, copies));
+    return copy;
+  }
+  if (value instanceof Map) {
+    const copy = new Map();
+    copies.set(value, copy);
+    for (const [key, item] of value) copy.set(copyValue(key, copies), copyValue(item, copies));
+    return copy;
+  }
+  if (value instanceof Set) {
+    const copy = new Set();
+    copies.set(value, copy);
+    for (const item of value) copy.add(copyValue(item, copies));
+    return copy;
+  }
+  if (value instanceof Date) return new Date(value.getTime());
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return structuredClone(value);
+  if (proto === Object.prototype || proto === null) {
+    const copy = Object.create(proto) as Record<string, unknown>;
+    copies.set(value, copy);
+    for (const key of Object.keys(value))
+      copy[key] = copyValue((value as Record<string, unknown>)[key], copies);
+    return copy;
+  }
+  return value;
 }
 
 /** Kinds of values that get views. */
@@ -97,6 +155,7 @@ export function track(meta: ObjectMeta, value: unknown): unknown {
     kind === ViewKind.Plain ? new PlainViewHandler(meta) : new MethodViewHandler(meta, kind);
   const view = new Proxy(value, handler);
   rawByView.set(view, value);
+  ownerOfView.set(view, meta);
   views.set(value, view);
   return view;
 }
@@ -131,18 +190,19 @@ abstract class ViewHandler {
 /** Views of plain objects and arrays: every write goes through a trap. */
 class PlainViewHandler extends ViewHandler implements ProxyHandler<object> {
   get(target: object, key: string | symbol, receiver: unknown): unknown {
+    if (key === 'then' && isClosed(this.meta)) return undefined;
     checkReadable(this.meta);
     return track(this.meta, Reflect.get(target, key, receiver));
   }
 
   set(target: object, key: string | symbol, value: unknown, receiver: unknown): boolean {
     this.write();
-    return Reflect.set(target, key, unwrapView(value), receiver);
+    return Reflect.set(target, key, adopt(this.meta, value), receiver);
   }
 
   defineProperty(target: object, key: string | symbol, descriptor: PropertyDescriptor): boolean {
     this.write();
-    if ('value' in descriptor) descriptor.value = unwrapView(descriptor.value);
+    if ('value' in descriptor) descriptor.value = adopt(this.meta, descriptor.value);
     return Reflect.defineProperty(target, key, descriptor);
   }
 
@@ -182,6 +242,7 @@ class MethodViewHandler extends ViewHandler implements ProxyHandler<object> {
   }
 
   get(target: object, key: string | symbol): unknown {
+    if (key === 'then' && isClosed(this.meta)) return undefined;
     checkReadable(this.meta);
     const value = Reflect.get(target, key, target);
     if (typeof value !== 'function') return value;
@@ -203,7 +264,10 @@ class MethodViewHandler extends ViewHandler implements ProxyHandler<object> {
     if (typeof key === 'string' && MUTATORS[this.kind]!.has(key)) {
       return (...args: unknown[]) => {
         this.write();
-        return fn.apply(target, args.map(unwrapView));
+        return fn.apply(
+          target,
+          args.map((arg) => adopt(meta, arg)),
+        );
       };
     }
     if (this.kind === ViewKind.Date) return fn.bind(target);
@@ -236,7 +300,7 @@ class MethodViewHandler extends ViewHandler implements ProxyHandler<object> {
 
   set(target: object, key: string | symbol, value: unknown): boolean {
     this.write();
-    return Reflect.set(target, key, unwrapView(value), target);
+    return Reflect.set(target, key, adopt(this.meta, value), target);
   }
 
   deleteProperty(target: object, key: string | symbol): boolean {

@@ -6,14 +6,15 @@
  */
 
 import { registerClass } from '../codec/class-registry.js';
-import { track, unwrapView } from './change-tracking.js';
-import { META } from './object-meta.js';
+import { adopt, track } from './change-tracking.js';
+import { META, type ObjectMeta } from './object-meta.js';
 import {
   GET_STATE,
   INDEXED,
   ITEMS,
   Persistent,
   readTarget,
+  refuseReservedKey,
   SET_STATE,
   writeTarget,
 } from './persistent.js';
@@ -37,7 +38,11 @@ export class PersistentList<T = any> extends Persistent {
   /** A list holding `items`, like `Array.from(items)`. */
   constructor(items?: Iterable<T> | null) {
     super();
-    this[ITEMS] = items === undefined || items === null ? [] : Array.from(items, unwrapView);
+    const meta = (this as unknown as { [META]: ObjectMeta })[META];
+    this[ITEMS] =
+      items === undefined || items === null
+        ? []
+        : Array.from(items, (item) => adopt(meta, item) as T);
   }
 
   /** The number of items; setting it truncates or extends the list, as for an array. */
@@ -51,8 +56,9 @@ export class PersistentList<T = any> extends Persistent {
 
   /** Appends items; returns the new length. */
   push(...items: T[]): number {
-    const list = writeTarget<ListTarget<T>>(this)[ITEMS];
-    for (const item of items) list.push(unwrapView(item));
+    const target = writeTarget<ListTarget<T>>(this);
+    const list = target[ITEMS];
+    for (const item of items) list.push(adopt(target[META], item) as T);
     return list.length;
   }
 
@@ -83,6 +89,7 @@ export class PersistentList<T = any> extends Persistent {
   /** @internal */
   override [GET_STATE](): Record<string, unknown> {
     const state = super[GET_STATE]();
+    refuseReservedKey(state, ITEMS_KEY);
     state[ITEMS_KEY] = this[ITEMS];
     return state;
   }
@@ -122,7 +129,19 @@ function installArrayMethods(): void {
       value: function (this: PersistentList, ...args: unknown[]) {
         const target = readTarget<ListTarget<unknown>>(this);
         const view = track(target[META], target[ITEMS]);
-        const result = method.apply(view, args);
+        // Callbacks are given the list itself where an array's would get the array.
+        const list = this;
+        const callArgs = args.map((arg) =>
+          typeof arg === 'function'
+            ? function (this: unknown, ...callbackArgs: unknown[]) {
+                return (arg as Function).apply(
+                  this,
+                  callbackArgs.map((each) => (each === view ? list : each)),
+                );
+              }
+            : arg,
+        );
+        const result = method.apply(view, callArgs);
         return returnsReceiver ? this : result;
       },
     });

@@ -5,12 +5,14 @@
  */
 
 import { registerClass } from '../codec/class-registry.js';
-import { unwrapView } from './change-tracking.js';
+import { adopt } from './change-tracking.js';
+import { META, type ObjectMeta } from './object-meta.js';
 import {
   GET_STATE,
   ITEMS,
   Persistent,
   readTarget,
+  refuseReservedKey,
   SET_STATE,
   trackItem,
   writeTarget,
@@ -37,7 +39,8 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
     super();
     const items = new Map<K, V>();
     if (entries !== undefined && entries !== null) {
-      for (const [key, value] of entries) items.set(key, unwrapView(value));
+      const meta = (this as unknown as { [META]: ObjectMeta })[META];
+      for (const [key, value] of entries) items.set(adopt(meta, key) as K, adopt(meta, value) as V);
     }
     this[ITEMS] = items;
   }
@@ -60,7 +63,8 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
 
   /** Stores `value` under `key`. */
   set(key: K, value: V): this {
-    writeTarget<MapTarget<K, V>>(this)[ITEMS].set(unwrapView(key), unwrapView(value));
+    const target = writeTarget<MapTarget<K, V>>(this);
+    target[ITEMS].set(adopt(target[META], key) as K, adopt(target[META], value) as V);
     return this;
   }
 
@@ -119,6 +123,7 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
   /** @internal */
   override [GET_STATE](): Record<string, unknown> {
     const state = super[GET_STATE]();
+    refuseReservedKey(state, ENTRIES_KEY);
     state[ENTRIES_KEY] = this[ITEMS];
     return state;
   }

@@ -5,12 +5,14 @@
  */
 
 import { registerClass } from '../codec/class-registry.js';
-import { unwrapView } from './change-tracking.js';
+import { adopt } from './change-tracking.js';
+import { META, type ObjectMeta } from './object-meta.js';
 import {
   GET_STATE,
   ITEMS,
   Persistent,
   readTarget,
+  refuseReservedKey,
   SET_STATE,
   trackItem,
   writeTarget,
@@ -48,8 +50,10 @@ export class PersistentSet<T = any> extends Persistent implements Set<T> {
   constructor(values?: Iterable<T> | null) {
     super();
     const items = new Set<T>();
-    if (values !== undefined && values !== null)
-      for (const value of values) items.add(unwrapView(value));
+    if (values !== undefined && values !== null) {
+      const meta = (this as unknown as { [META]: ObjectMeta })[META];
+      for (const value of values) items.add(adopt(meta, value) as T);
+    }
     this[ITEMS] = items;
   }
 
@@ -65,7 +69,10 @@ export class PersistentSet<T = any> extends Persistent implements Set<T> {
 
   /** Adds `value`. */
   add(value: T): this {
-    if (!this.has(value)) writeTarget<SetTarget<T>>(this)[ITEMS].add(unwrapView(value));
+    if (!this.has(value)) {
+      const target = writeTarget<SetTarget<T>>(this);
+      target[ITEMS].add(adopt(target[META], value) as T);
+    }
     return this;
   }
 
@@ -162,6 +169,7 @@ export class PersistentSet<T = any> extends Persistent implements Set<T> {
   /** @internal */
   override [GET_STATE](): Record<string, unknown> {
     const state = super[GET_STATE]();
+    refuseReservedKey(state, VALUES_KEY);
     state[VALUES_KEY] = this[ITEMS];
     return state;
   }

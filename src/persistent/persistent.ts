@@ -13,10 +13,10 @@
 
 import { installReferenceType } from '../codec/record-codec.js';
 import { isEncoding } from '../codec/reference-type.js';
-import { InvalidArgumentError, ReadOnlyError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import type { Oid } from '../storage/types.js';
 import { describe } from '../util/validate.js';
-import { forgetViews, noteWrite, rawOfView, track, unwrapView } from './change-tracking.js';
+import { adopt, forgetViews, isClosed, noteWrite, rawOfView, track } from './change-tracking.js';
 import { type Jar, JarStatus, META, metaOf, ObjectMeta, ObjectState } from './object-meta.js';
 
 /** Where list-like built-ins keep their items, and other built-ins their contents. */
@@ -49,11 +49,8 @@ function beforeRead(meta: ObjectMeta): void {
   if (meta.state === ObjectState.Ghost) jar.activate(meta);
 }
 
-/** Prepares an object for a write to its state. */
+/** Prepares an object for a write to its state (loading it, refusing what must be). */
 function beforeWrite(meta: ObjectMeta): void {
-  if (meta.frozen) {
-    throw new ReadOnlyError(`object ${meta.oid} is of a class whose instances cannot be changed`);
-  }
   noteWrite(meta);
   if (meta.jar !== undefined) meta.access = ++meta.jar.clock;
 }
@@ -129,6 +126,7 @@ const persistentHandler: ProxyHandler<Target> = {
     const meta = target[META];
     if (key === META) return meta;
     if (meta.state === ObjectState.Ghost && isEncoding()) return Reflect.get(target, key);
+    if (key === 'then' && isClosed(meta)) return undefined;
     beforeRead(meta);
     if (typeof key === 'symbol') return Reflect.get(target, key, receiver);
     if (meta.indexed) {
@@ -143,7 +141,7 @@ const persistentHandler: ProxyHandler<Target> = {
     if (typeof key === 'symbol') return assign(target, key, value, receiver);
     const meta = target[META];
     if (meta.jar !== undefined || meta.frozen) beforeWrite(meta);
-    const raw = typeof value === 'object' && value !== null ? unwrapView(value) : value;
+    const raw = typeof value === 'object' && value !== null ? adopt(meta, value) : value;
     if (meta.indexed) {
       const index = arrayIndex(key);
       if (index >= 0) {
@@ -163,7 +161,7 @@ const persistentHandler: ProxyHandler<Target> = {
         typeof descriptor.value === 'object' &&
         descriptor.value !== null
       ) {
-        descriptor.value = unwrapView(descriptor.value);
+        descriptor.value = adopt(meta, descriptor.value);
       }
     }
     // A class field on a new object: define it directly unless something in the way
@@ -176,7 +174,14 @@ const persistentHandler: ProxyHandler<Target> = {
   },
 
   deleteProperty(target, key) {
-    if (typeof key !== 'symbol') beforeWrite(target[META]);
+    if (typeof key === 'symbol') return Reflect.deleteProperty(target, key);
+    const meta = target[META];
+    beforeWrite(meta);
+    if (meta.indexed) {
+      const index = arrayIndex(key);
+      // As on an array: the item becomes a hole (stored as undefined), the length stays.
+      if (index >= 0) return delete (target[ITEMS] as unknown[])[index];
+    }
     return Reflect.deleteProperty(target, key);
   },
 
@@ -186,7 +191,7 @@ const persistentHandler: ProxyHandler<Target> = {
     beforeRead(meta);
     if (meta.indexed && typeof key === 'string') {
       const index = arrayIndex(key);
-      if (index >= 0) return index < (target[ITEMS] as unknown[]).length;
+      if (index >= 0) return index in (target[ITEMS] as unknown[]);
     }
     return Reflect.has(target, key);
   },
@@ -196,8 +201,8 @@ const persistentHandler: ProxyHandler<Target> = {
     beforeRead(meta);
     const keys = Reflect.ownKeys(target);
     if (!meta.indexed) return keys;
-    const length = (target[ITEMS] as unknown[]).length;
-    return [...Array.from({ length }, (_, i) => String(i)), ...keys];
+    // The indexes present (a deleted item is a hole, as in an array), then the attributes.
+    return [...Object.keys(target[ITEMS] as unknown[]), ...keys];
   },
 
   getOwnPropertyDescriptor(target, key) {
@@ -206,7 +211,7 @@ const persistentHandler: ProxyHandler<Target> = {
     if (meta.indexed && typeof key === 'string') {
       const index = arrayIndex(key);
       const items = target[ITEMS] as unknown[];
-      if (index >= 0 && index < items.length) {
+      if (index >= 0 && index in items) {
         return {
           value: track(meta, items[index]),
           writable: true,
@@ -406,3 +411,18 @@ installReferenceType({
   },
   rawOf: rawOfView,
 });
+
+/**
+ * Refuses an attribute whose name is the state key a built-in collection keeps its items
+ * under: storing it would overwrite the items (or be overwritten by them).
+ *
+ * @internal
+ */
+export function refuseReservedKey(state: Record<string, unknown>, key: string): void {
+  if (Object.hasOwn(state, key)) {
+    throw new InvalidArgumentError(
+      `an attribute named '${key}' cannot be stored on a built-in collection: the name is where it keeps its items`,
+      { argument: key },
+    );
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * Values MessagePack cannot carry as they are, kept exactly anyway: `-0` (MessagePack has
+ * one integer zero), strings with unpaired UTF-16 surrogates (MessagePack strings are UTF-8,
+ * which cannot hold them) and objects with an own property named `__proto__` (decoders drop
+ * it, to keep the prototype safe). The state scan flags records holding any; only those are
+ * copied with such values replaced by extension markers, so ordinary records cost nothing.
+ *
+ * @internal
+ * @module
+ */
+
+import { addExtension } from 'msgpackr';
+import { BrokenValue } from './broken-value.js';
+import { referenceType } from './reference-type.js';
+
+const NEGATIVE_ZERO_EXTENSION = 0x1a;
+const UTF16_STRING_EXTENSION = 0x1b;
+const PROTO_KEY_OBJECT_EXTENSION = 0x1c;
+
+class NegativeZero {}
+class Utf16String {
+  constructor(readonly units: Uint16Array) {}
+}
+class ProtoKeyObject {
+  constructor(
+    readonly entries: Array<[string, unknown]>,
+    readonly nullPrototype: boolean,
+  ) {}
+}
+
+addExtension({
+  Class: NegativeZero,
+  type: NEGATIVE_ZERO_EXTENSION,
+  write: () => 0,
+  read: () => -0,
+});
+addExtension({
+  Class: Utf16String,
+  type: UTF16_STRING_EXTENSION,
+  write: (value: Utf16String) =>
+    Buffer.from(value.units.buffer, value.units.byteOffset, value.units.byteLength),
+  read: (bytes: Uint8Array) => {
+    const units = new Uint16Array(bytes.byteLength / 2);
+    new Uint8Array(units.buffer).set(bytes);
+    let text = '';
+    for (let i = 0; i < units.length; i += 8192)
+      text += String.fromCharCode(...units.subarray(i, i + 8192));
+    return text;
+  },
+});
+addExtension({
+  Class: ProtoKeyObject,
+  type: PROTO_KEY_OBJECT_EXTENSION,
+  write: (value: ProtoKeyObject) => [value.nullPrototype, value.entries],
+  read: ([nullPrototype, entries]: [boolean, Array<[string, unknown]>]) => {
+    const object = nullPrototype ? Object.create(null) : {};
+    // defineProperty keeps `__proto__` an ordinary own property instead of the prototype.
+    for (const [key, value] of entries) {
+      Object.defineProperty(object, key, {
+        value,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    }
+    return object;
+  },
+});
+
+const isWellFormed = (text: string): boolean =>
+  (text as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+/** True for a value that needs a marker of its own (not for containers holding one). */
+export function isExoticPrimitive(value: unknown): boolean {
+  return (
+    (value === 0 && Object.is(value, -0)) || (typeof value === 'string' && !isWellFormed(value))
+  );
+}
+
+/** True for a string that needs a marker as a key or value. */
+export function isExoticString(text: string): boolean {
+  return !isWellFormed(text);
+}
+
+/**
+ * A copy of a state with exotic values replaced by markers. Containers are copied (shared
+ * and cyclic ones once, so structure is kept); persistent objects and leaf values (dates,
+ * binary) are kept as they are.
+ */
+export function faithfulCopy(state: Record<string, unknown>): Record<string, unknown> {
+  const base = referenceType().base;
+  const copies = new Map<object, unknown>();
+  const copy = (value: unknown): unknown => {
+    if (typeof value === 'number') return Object.is(value, -0) ? new NegativeZero() : value;
+    if (typeof value === 'string')
+      return isWellFormed(value) ? value : new Utf16String(unitsOf(value));
+    if (typeof value !== 'object' || value === null || value instanceof base) return value;
+    const done = copies.get(value);
+    if (done !== undefined) return done;
+    const proto = Object.getPrototypeOf(value) as object | null;
+    if (proto === Array.prototype) {
+      const out: unknown[] = [];
+      copies.set(value, out);
+      for (const item of value as unknown[]) out.push(copy(item));
+      return out;
+    }
+    if (proto === Map.prototype) {
+      const out = new Map();
+      copies.set(value, out);
+      for (const [key, item] of value as Map<unknown, unknown>) out.set(copy(key), copy(item));
+      return out;
+    }
+    if (proto === Set.prototype) {
+      const out = new Set();
+      copies.set(value, out);
+      for (const item of value as Set<unknown>) out.add(copy(item));
+      return out;
+    }
+    if (value instanceof BrokenValue) {
+      const out = new BrokenValue(value.className, {});
+      copies.set(value, out);
+      Object.assign(out.state, copyProperties(value.state).object);
+      return out;
+    }
+    if (proto === Object.prototype || proto === null || isValueClassInstance(value, proto)) {
+      const { object, protoKey } = copyProperties(value as Record<string, unknown>);
+      if (protoKey) {
+        const entries = Object.keys(object).map((key): [string, unknown] => [
+          copy(key) as string,
+          object[key],
+        ]);
+        const marker = new ProtoKeyObject(entries, proto === null);
+        copies.set(value, marker);
+        return marker;
+      }
+      const out =
+        proto === Object.prototype || proto === null
+          ? object
+          : Object.assign(Object.create(proto), object);
+      copies.set(value, out);
+      return out;
+    }
+    return value; // dates, binary, regular expressions, errors
+  };
+  const copyProperties = (source: Record<string, unknown>) => {
+    const object: Record<string, unknown> = {};
+    let protoKey = false;
+    for (const key of Object.keys(source)) {
+      const item = copy(source[key]);
+      if (key === '__proto__' || !isWellFormed(key)) protoKey = true;
+      Object.defineProperty(object, key, {
+        value: item,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    }
+    return { object, protoKey };
+  };
+  return copyProperties(state).object;
+}
+
+function isValueClassInstance(value: object, proto: object | null): boolean {
+  return (
+    proto !== null &&
+    !ArrayBuffer.isView(value) &&
+    !(value instanceof Date) &&
+    !(value instanceof RegExp) &&
+    !(value instanceof Error)
+  );
+}
+
+function unitsOf(text: string): Uint16Array {
+  const units = new Uint16Array(text.length);
+  for (let i = 0; i < text.length; i++) units[i] = text.charCodeAt(i);
+  return units;
+}
