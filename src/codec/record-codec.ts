@@ -136,3 +136,33 @@ export function decodeRecord(data: Uint8Array, resolve: Resolver, oid?: Oid): De
   }
   return { className: decoded[1], state: decoded[2] as Record<string, unknown> };
 }
+
+/**
+ * The class name of a record, read from its first bytes without decoding the state (so a
+ * loaded object can be made with its class from the start). Undefined if the record does
+ * not start the usual way; decode it then.
+ */
+export function peekClassName(data: Uint8Array): string | undefined {
+  // [version, className, state]: a 3-array, a positive fixint, then a fixstr or str8.
+  if (data[0] !== 0x93 || data[1]! > 0x7f) return undefined;
+  const tag = data[2]!;
+  let start: number;
+  let length: number;
+  if (tag >= 0xa0 && tag <= 0xbf) {
+    start = 3;
+    length = tag & 0x1f;
+  } else if (tag === 0xd9) {
+    start = 4;
+    length = data[3]!;
+  } else {
+    return undefined;
+  }
+  if (start + length > data.length) return undefined;
+  let name = '';
+  for (let i = start; i < start + length; i++) {
+    const code = data[i]!;
+    if (code > 0x7f) return undefined; // registered names are ASCII; decode anything else fully
+    name += String.fromCharCode(code);
+  }
+  return name;
+}

@@ -9,7 +9,7 @@
 
 import type { Readable } from 'node:stream';
 import { classForName, nameOfClass } from '../codec/class-registry.js';
-import { decodeRecord, encodeRecord } from '../codec/record-codec.js';
+import { decodeRecord, encodeRecord, peekClassName } from '../codec/record-codec.js';
 import { isPersistentClass, whileEncoding } from '../codec/reference-type.js';
 import { type ScanResult, scanState } from '../codec/state-scanner.js';
 import {
@@ -36,6 +36,7 @@ import {
   type RecordWrite,
   ROOT_OID,
   type StagedBlob,
+  type StoredRecord,
   type Tid,
   type TransactionMeta,
 } from '../storage/types.js';
@@ -133,15 +134,23 @@ export class Connection implements Jar {
   // ---- Jar ---------------------------------------------------------------------------
 
   activate(meta: ObjectMeta): void {
-    const oid = meta.oid!;
-    let record = this.storage.load(oid);
-    if (record.tid > this.#snapshot) {
-      const before = this.storage.loadBefore(oid, this.#snapshot + 1);
-      if (before === undefined) {
-        throw new NotFoundError(`object ${oid} does not exist as of this transaction's snapshot`);
-      }
-      record = before;
+    this.#install(meta, this.#snapshotRecord(meta.oid!));
+  }
+
+  /** The revision of `oid` this connection's snapshot sees. */
+  #snapshotRecord(oid: Oid): StoredRecord {
+    const record = this.storage.load(oid);
+    if (record.tid <= this.#snapshot) return record;
+    const before = this.storage.loadBefore(oid, this.#snapshot + 1);
+    if (before === undefined) {
+      throw new NotFoundError(`object ${oid} does not exist as of this transaction's snapshot`);
     }
+    return before;
+  }
+
+  /** Decodes a record into an object (a ghost being loaded). */
+  #install(meta: ObjectMeta, record: StoredRecord): void {
+    const oid = meta.oid!;
     const { className, state } = decodeRecord(record.data, this.#resolve, oid);
     const cls = classForName(className);
     if (cls === undefined || !isPersistentClass(cls)) {
@@ -155,6 +164,21 @@ export class Connection implements Jar {
     meta.state = ObjectState.Saved;
     this.cache.loaded(meta);
     this.cache.counters.misses++;
+  }
+
+  /** Loads an object the cache does not have, made with its class from the start. */
+  #loadNew(oid: Oid): ObjectMeta {
+    const record = this.#snapshotRecord(oid);
+    const name = peekClassName(record.data);
+    const cls = name === undefined ? undefined : classForName(name);
+    const meta = createGhost(
+      this,
+      oid,
+      cls !== undefined && isPersistentClass(cls) ? cls : undefined,
+    );
+    this.cache.add(meta);
+    this.#install(meta, record);
+    return meta;
   }
 
   registerChange(meta: ObjectMeta): void {
@@ -246,8 +270,9 @@ export class Connection implements Jar {
   /** The object for `oid`, loaded (NotFoundError if it does not exist in this snapshot). */
   getObject(oid: Oid): object {
     if (this.status === JarStatus.Closed) this.refuse(false);
-    const meta = this.objectFor(oid);
-    if (meta.state === ObjectState.Ghost) this.activate(meta);
+    let meta = this.cache.get(oid);
+    if (meta === undefined) meta = this.#loadNew(oid);
+    else if (meta.state === ObjectState.Ghost) this.activate(meta);
     else this.cache.counters.hits++;
     meta.access = ++this.clock;
     return meta.proxy;
@@ -550,6 +575,7 @@ export class Connection implements Jar {
   #finish(batch: CommitBatch, tid: Tid): void {
     for (const entry of batch.pending) {
       const meta = entry.meta;
+      const previousSize = meta.size;
       meta.serial = tid;
       meta.size = entry.write.data.byteLength + OBJECT_OVERHEAD_BYTES;
       if (entry.resolved !== undefined) {
@@ -562,7 +588,7 @@ export class Connection implements Jar {
         meta.size = 0;
       }
       if (entry.isNew) this.cache.add(meta);
-      else this.cache.loaded(meta);
+      else this.cache.resized(meta, previousSize);
     }
     this.#readGuards.clear();
   }

@@ -2,11 +2,13 @@
  * A connection's object cache: the identity map (one oid, one object) and the budget of
  * loaded states.
  *
- * Loaded objects are held strongly and counted against the budget (objects and bytes);
- * ghosts are held weakly, so an object nobody references any more can be collected, while
- * as long as something references it, looking up its oid finds that same object. When the
- * budget is exceeded, the least recently used loaded objects are turned back into ghosts;
- * that happens at transaction boundaries, never in the middle of a transaction's work.
+ * Oids are dense, so the map is an array indexed by oid: a lookup is one array read. It
+ * holds its objects strongly, ghosts included, until the cache shrinks (at transaction
+ * boundaries, never in the middle of a transaction's work): then the least recently used
+ * loaded objects beyond the budget (objects and bytes) are turned back into ghosts, and,
+ * when there are many ghosts, ghosts are moved to a table of weak references, so an object
+ * nobody references any more can be collected while one that is still referenced keeps its
+ * identity. Weak references are costly to make, so only that move makes them.
  *
  * @internal
  * @module
@@ -34,18 +36,20 @@ export interface CacheCounters {
   evictions: number;
 }
 
+const INITIAL_SLOTS = 1024;
+
 export class ObjectCache {
   readonly limits: CacheLimits;
   readonly counters: CacheCounters = { hits: 0, misses: 0, evictions: 0 };
-  /** Objects with loaded state (and new objects just stored). */
-  readonly #loaded = new Map<Oid, ObjectMeta>();
-  /** Every object of the connection, ghosts included, held weakly. */
-  readonly #all = new Map<Oid, WeakRef<ObjectMeta>>();
-  readonly #collected = new FinalizationRegistry<Oid>((oid) => {
-    const ref = this.#all.get(oid);
-    if (ref !== undefined && ref.deref() === undefined) this.#all.delete(oid);
-  });
+  /** Objects held strongly, by oid. */
+  #slots: Array<ObjectMeta | undefined> = new Array(INITIAL_SLOTS);
+  /** Objects held strongly (loaded and ghosts). */
+  #held = 0;
+  /** Loaded objects and their bytes. */
+  #loaded = 0;
   #bytes = 0;
+  /** Ghosts released to weak references, by oid. */
+  readonly #released = new Map<Oid, WeakRef<ObjectMeta>>();
 
   constructor(limits: CacheLimits) {
     this.limits = limits;
@@ -53,7 +57,7 @@ export class ObjectCache {
 
   /** Loaded objects. */
   get loadedCount(): number {
-    return this.#loaded.size;
+    return this.#loaded;
   }
 
   /** Bytes of loaded state. */
@@ -63,78 +67,125 @@ export class ObjectCache {
 
   /** The object for `oid` if the cache has it. */
   get(oid: Oid): ObjectMeta | undefined {
-    return this.#loaded.get(oid) ?? this.#all.get(oid)?.deref();
+    const meta = this.#slots[oid];
+    if (meta !== undefined || this.#released.size === 0) return meta;
+    const released = this.#released.get(oid)?.deref();
+    if (released !== undefined) {
+      // Found again while still alive: hold it strongly again.
+      this.#released.delete(oid);
+      this.#hold(released);
+    }
+    return released;
   }
 
   /** Adds an object (ghost or loaded) under its oid. */
   add(meta: ObjectMeta): void {
-    const oid = meta.oid!;
-    this.#all.set(oid, new WeakRef(meta));
-    // The registry is keyed on the proxy: the meta lives exactly as long as it does.
-    this.#collected.register(meta.proxy, oid);
-    if (meta.state !== ObjectState.Ghost) this.loaded(meta);
+    this.#hold(meta);
+    if (meta.state !== ObjectState.Ghost) {
+      this.#loaded++;
+      this.#bytes += meta.size;
+    }
   }
 
-  /** Records that an object's state was loaded (or replaced). */
+  /** Records that a ghost in the cache was loaded. */
   loaded(meta: ObjectMeta): void {
-    const previous = this.#loaded.get(meta.oid!);
-    if (previous !== undefined) this.#bytes -= previous.size;
-    this.#loaded.set(meta.oid!, meta);
+    this.#loaded++;
     this.#bytes += meta.size;
   }
 
-  /** Turns an object back into a ghost (its state reloads on next access). */
+  /** Records that a loaded object's record size changed (it was committed). */
+  resized(meta: ObjectMeta, previousSize: number): void {
+    this.#bytes += meta.size - previousSize;
+  }
+
+  /** Turns a loaded object back into a ghost (its state reloads on next access). */
   unload(meta: ObjectMeta): void {
     if (meta.state === ObjectState.Ghost) return;
     ghostify(meta);
-    if (this.#loaded.delete(meta.oid!)) this.#bytes -= meta.size;
+    this.#loaded--;
+    this.#bytes -= meta.size;
   }
 
   /** Removes an object from the cache entirely (a new object whose commit failed). */
   remove(meta: ObjectMeta): void {
     const oid = meta.oid!;
-    if (this.#loaded.get(oid) === meta) {
-      this.#loaded.delete(oid);
+    if (this.#slots[oid] !== meta) return;
+    this.#slots[oid] = undefined;
+    this.#held--;
+    if (meta.state !== ObjectState.Ghost) {
+      this.#loaded--;
       this.#bytes -= meta.size;
     }
-    if (this.#all.get(oid)?.deref() === meta) this.#all.delete(oid);
   }
 
   /** Every loaded object. */
-  loadedObjects(): IterableIterator<ObjectMeta> {
-    return this.#loaded.values();
+  *loadedObjects(): IterableIterator<ObjectMeta> {
+    for (const meta of this.#slots)
+      if (meta !== undefined && meta.state !== ObjectState.Ghost) yield meta;
   }
 
   /**
    * Ghosts the least recently used unchanged objects until the cache is within its limits
-   * (with a tenth of headroom, so the next transaction does not evict again at once).
+   * (with a tenth of headroom, so the next transaction does not evict again at once), then
+   * releases ghosts to weak references if more are held than the object budget allows.
    */
   shrink(): void {
     const { objects, bytes } = this.limits;
-    if (this.#loaded.size <= objects && this.#bytes <= bytes) return;
-    const targetObjects = Math.floor(objects * 0.9);
-    const targetBytes = Math.floor(bytes * 0.9);
-    const candidates = [...this.#loaded.values()]
-      .filter((meta) => meta.state === ObjectState.Saved)
-      .sort((a, b) => a.access - b.access);
-    for (const meta of candidates) {
-      if (this.#loaded.size <= targetObjects && this.#bytes <= targetBytes) break;
-      this.unload(meta);
-      this.counters.evictions++;
+    if (this.#loaded > objects || this.#bytes > bytes) {
+      const targetObjects = Math.floor(objects * 0.9);
+      const targetBytes = Math.floor(bytes * 0.9);
+      const candidates: ObjectMeta[] = [];
+      for (const meta of this.#slots) if (meta?.state === ObjectState.Saved) candidates.push(meta);
+      candidates.sort((a, b) => a.access - b.access);
+      for (const meta of candidates) {
+        if (this.#loaded <= targetObjects && this.#bytes <= targetBytes) break;
+        this.unload(meta);
+        this.counters.evictions++;
+      }
     }
+    if (this.#held - this.#loaded > objects) this.#releaseGhosts();
   }
 
   /** Ghosts every unchanged loaded object (after the storage said to flush). */
   unloadAll(): void {
-    for (const meta of [...this.#loaded.values()]) {
-      if (meta.state === ObjectState.Saved) this.unload(meta);
-    }
+    for (const meta of this.#slots) if (meta?.state === ObjectState.Saved) this.unload(meta);
   }
 
   /** Forgets everything (the connection closes). */
   clear(): void {
-    this.#loaded.clear();
-    this.#all.clear();
+    this.#slots = new Array(INITIAL_SLOTS);
+    this.#released.clear();
+    this.#held = 0;
+    this.#loaded = 0;
     this.#bytes = 0;
+  }
+
+  #hold(meta: ObjectMeta): void {
+    const oid = meta.oid!;
+    let slots = this.#slots;
+    if (oid >= slots.length) {
+      let capacity = slots.length * 2;
+      while (capacity <= oid) capacity *= 2;
+      const grown = new Array<ObjectMeta | undefined>(capacity);
+      for (let i = 0; i < slots.length; i++) grown[i] = slots[i];
+      this.#slots = slots = grown;
+    }
+    if (slots[oid] === undefined) this.#held++;
+    slots[oid] = meta;
+  }
+
+  /** Moves every ghost to a weak reference, and forgets the references that died. */
+  #releaseGhosts(): void {
+    for (const [oid, ref] of this.#released)
+      if (ref.deref() === undefined) this.#released.delete(oid);
+    const slots = this.#slots;
+    for (let oid = 0; oid < slots.length; oid++) {
+      const meta = slots[oid];
+      if (meta?.state === ObjectState.Ghost) {
+        this.#released.set(oid, new WeakRef(meta));
+        slots[oid] = undefined;
+        this.#held--;
+      }
+    }
   }
 }

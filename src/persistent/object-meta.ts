@@ -74,6 +74,11 @@ export class ObjectMeta {
   indexed = false;
   /** True for classes whose stored instances refuse writes (Blob, Broken). */
   frozen = false;
+  /**
+   * Keys that must be read and written through the prototype chain (accessors, read-only
+   * properties) rather than on the raw object directly; undefined when there are none.
+   */
+  slowKeys: ReadonlySet<string | symbol> | undefined = undefined;
   /** Whether the class is known: ghosts made from a reference learn it when they load. */
   classKnown: boolean;
   /** Change-tracking views of nested values, by raw value. */

@@ -16,7 +16,7 @@ import { isEncoding } from '../codec/reference-type.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Oid } from '../storage/types.js';
 import { describe } from '../util/validate.js';
-import { adopt, forgetViews, isClosed, noteWrite, rawOfView, track } from './change-tracking.js';
+import { adopt, forgetViews, noteWrite, rawOfView, track } from './change-tracking.js';
 import { type Jar, JarStatus, META, metaOf, ObjectMeta, ObjectState } from './object-meta.js';
 
 /** Where list-like built-ins keep their items, and other built-ins their contents. */
@@ -55,47 +55,58 @@ function beforeWrite(meta: ObjectMeta): void {
   if (meta.jar !== undefined) meta.access = ++meta.jar.clock;
 }
 
-/** Class flags kept on the bookkeeping, so the traps need no prototype lookups. */
-function readClassFlags(meta: ObjectMeta, target: Target): void {
-  meta.indexed = target[INDEXED] === true;
-  meta.frozen = target[FROZEN] === true;
+/** What the traps need to know about a class, computed once per prototype. */
+interface ClassInfo {
+  readonly indexed: boolean;
+  readonly frozen: boolean;
+  readonly slowKeys: ReadonlySet<string | symbol> | undefined;
 }
 
-/**
- * Per prototype and key: whether an assignment must go through the prototype chain (an
- * accessor or a read-only property is there). If not, the traps assign to the raw object
- * directly, which is several times faster than letting the engine forward the write.
- */
-const slowKeys = new WeakMap<object, Map<string | symbol, boolean>>();
+const classInfos = new WeakMap<object, ClassInfo>();
 
-function needsSlowSet(target: object, key: string | symbol): boolean {
-  const proto = Object.getPrototypeOf(target) as object | null;
-  if (proto === null) return false;
-  let keys = slowKeys.get(proto);
-  if (keys === undefined) {
-    keys = new Map();
-    slowKeys.set(proto, keys);
-  }
-  let slow = keys.get(key);
-  if (slow === undefined) {
-    slow = false;
+/**
+ * The class information of a prototype. `slowKeys` are the keys with an accessor or a
+ * read-only property somewhere on the prototype chain: for them the traps use the full
+ * algorithm (so getters and setters run with the proxy as `this`); every other key is read
+ * and written on the raw object directly, several times faster.
+ */
+function classInfo(proto: object): ClassInfo {
+  let info = classInfos.get(proto);
+  if (info === undefined) {
+    const slow = new Set<string | symbol>();
     for (
       let p: object | null = proto;
       p !== null && p !== Object.prototype;
       p = Object.getPrototypeOf(p)
     ) {
-      const descriptor = Object.getOwnPropertyDescriptor(p, key);
-      if (descriptor !== undefined) {
-        slow =
+      for (const key of Reflect.ownKeys(p)) {
+        const descriptor = Object.getOwnPropertyDescriptor(p, key)!;
+        if (
           descriptor.get !== undefined ||
           descriptor.set !== undefined ||
-          descriptor.writable === false;
-        break;
+          descriptor.writable === false
+        ) {
+          slow.add(key);
+        }
       }
     }
-    keys.set(key, slow);
+    const flags = proto as { [INDEXED]?: boolean; [FROZEN]?: boolean };
+    info = {
+      indexed: flags[INDEXED] === true,
+      frozen: flags[FROZEN] === true,
+      slowKeys: slow.size > 0 ? slow : undefined,
+    };
+    classInfos.set(proto, info);
   }
-  return slow;
+  return info;
+}
+
+/** Copies the class information of the target's prototype onto its bookkeeping. */
+function readClassFlags(meta: ObjectMeta, target: Target): void {
+  const info = classInfo(Object.getPrototypeOf(target) as object);
+  meta.indexed = info.indexed;
+  meta.frozen = info.frozen;
+  meta.slowKeys = info.slowKeys;
 }
 
 /** A descriptor as class fields and plain assignments create them. */
@@ -109,36 +120,48 @@ function isPlainData(descriptor: PropertyDescriptor): boolean {
   );
 }
 
-/** Stores `value` under `key` of a raw object the fast way when that is the same thing. */
-function assign(target: Target, key: string | symbol, value: unknown, receiver: unknown): boolean {
-  if (!needsSlowSet(target, key)) {
-    const existing = Object.getOwnPropertyDescriptor(target, key);
-    if (existing === undefined || (existing.writable === true && existing.get === undefined)) {
-      target[key] = value;
-      return true;
-    }
-  }
-  return Reflect.set(target, key, value, receiver);
+/** Stores `value` under `key`: directly on the raw object unless the key needs the chain. */
+function assign(
+  meta: ObjectMeta,
+  target: Target,
+  key: string | symbol,
+  value: unknown,
+  receiver: unknown,
+): boolean {
+  if (meta.slowKeys?.has(key) === true) return Reflect.set(target, key, value, receiver);
+  target[key] = value;
+  return true;
 }
 
 const persistentHandler: ProxyHandler<Target> = {
   get(target, key, receiver) {
     const meta = target[META];
     if (key === META) return meta;
-    if (meta.state === ObjectState.Ghost && isEncoding()) return Reflect.get(target, key);
-    if (key === 'then' && isClosed(meta)) return undefined;
-    beforeRead(meta);
+    const jar = meta.jar;
+    if (jar !== undefined) {
+      if (jar.status === JarStatus.Closed) {
+        // A promise resolving to an object looks up `then`: answer it even then.
+        if (key === 'then') return undefined;
+        jar.refuse(false);
+      }
+      if (meta.state === ObjectState.Ghost) {
+        if (isEncoding()) return Reflect.get(target, key);
+        jar.activate(meta);
+      }
+      meta.access = ++jar.clock;
+    }
     if (typeof key === 'symbol') return Reflect.get(target, key, receiver);
     if (meta.indexed) {
       const index = arrayIndex(key);
       if (index >= 0) return track(meta, (target[ITEMS] as unknown[])[index]);
     }
-    const value = Reflect.get(target, key, receiver);
+    const value =
+      meta.slowKeys?.has(key) === true ? Reflect.get(target, key, receiver) : target[key];
     return typeof value === 'object' && value !== null ? track(meta, value) : value;
   },
 
   set(target, key, value, receiver) {
-    if (typeof key === 'symbol') return assign(target, key, value, receiver);
+    if (typeof key === 'symbol') return assign(target[META], target, key, value, receiver);
     const meta = target[META];
     if (meta.jar !== undefined || meta.frozen) beforeWrite(meta);
     const raw = typeof value === 'object' && value !== null ? adopt(meta, value) : value;
@@ -149,7 +172,7 @@ const persistentHandler: ProxyHandler<Target> = {
         return true;
       }
     }
-    return assign(target, key, raw, receiver);
+    return assign(meta, target, key, raw, receiver);
   },
 
   defineProperty(target, key, descriptor) {
@@ -166,7 +189,11 @@ const persistentHandler: ProxyHandler<Target> = {
     }
     // A class field on a new object: define it directly unless something in the way
     // (a prototype accessor, an existing property) needs the full algorithm.
-    if (isPlainData(descriptor) && !needsSlowSet(target, key) && !Object.hasOwn(target, key)) {
+    if (
+      isPlainData(descriptor) &&
+      target[META].slowKeys?.has(key) !== true &&
+      !Object.hasOwn(target, key)
+    ) {
       target[key] = descriptor.value;
       return true;
     }

@@ -62,6 +62,7 @@ import {
   type TransactionChanges,
   type TransactionRecord,
 } from '../types.js';
+import { BLOCK_SIZE, BlockCache } from './block-cache.js';
 import { type FileOps, nodeFileOps } from './file-ops.js';
 import {
   decodeFileHeader,
@@ -109,6 +110,8 @@ export interface FileStorageOptions {
   progress?: boolean;
   /** Where recovery and maintenance messages go (default: console.warn). */
   logger?: (message: string) => void;
+  /** Bytes of the file kept in memory for reads, in 64 KiB blocks (default 32 MiB; 0 = none). */
+  readCacheBytes?: number;
   /** @internal Replaces the file operations that can fail, for failure tests. */
   fileOps?: FileOps;
 }
@@ -138,6 +141,7 @@ const MAX_OID_BLOCK = 65_536;
 /** Bytes read at once for a record load (most records fit). */
 const LOAD_READ = 4096;
 const DEFAULT_BUSY_TIMEOUT = 5000;
+const DEFAULT_READ_CACHE_BYTES = 32 * 1024 * 1024;
 /** Chunk size of blob streams. */
 const BLOB_CHUNK = 1024 * 1024;
 
@@ -176,6 +180,8 @@ export class FileStorage extends Storage {
   /** Staged blob files, by staged blob. */
   readonly #stagedFiles = new WeakMap<StagedBlob, string>();
   readonly #scratch = Buffer.allocUnsafe(LOAD_READ);
+  readonly #blockCacheBytes: number;
+  #blocks: BlockCache;
 
   private constructor(
     path: string,
@@ -193,6 +199,8 @@ export class FileStorage extends Storage {
     this.#lock = new WriterLock(options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT, () => this.path);
     this.#file = new OpenFile(fd);
     this.#reader = new LogReader(fd);
+    this.#blockCacheBytes = options.readCacheBytes ?? DEFAULT_READ_CACHE_BYTES;
+    this.#blocks = new BlockCache(fd, this.#blockCacheBytes);
     this.#header = header;
     this.#log = state;
     this.#knownSince = state.lastTid;
@@ -327,37 +335,49 @@ export class FileStorage extends Storage {
     offset: number,
     oid: Oid,
   ): { tid: Tid; prev: number; flags: number; refs: Oid[]; data: Uint8Array } {
-    const scratch = this.#scratch;
-    const got = readFully(this.#fd, scratch, 0, LOAD_READ, offset);
     const damaged = (what: string): never => {
       throw new CorruptionError(`the record of object ${oid} at offset ${offset} ${what}`, {
         offset,
         path: this.path,
       });
     };
-    if (got < RECORD_HEADER_SIZE) damaged('is cut short');
-    const refCount = scratch.readUInt32LE(32);
-    const dataLength = readU64(scratch, 24);
-    const size = RECORD_HEADER_SIZE + refCount * 4 + dataLength;
-    if (offset + size > this.#log.end || readU64(scratch, 0) !== oid)
-      damaged('is not a record of it');
-    let bytes = scratch;
-    if (size > got) {
-      bytes = Buffer.allocUnsafe(size);
-      scratch.copy(bytes, 0, 0, got);
-      if (readFully(this.#fd, bytes, got, size - got, offset + got) < size - got)
+    // From a cached block when the whole record lies in one, else straight from the file.
+    let bytes: Buffer;
+    let at: number;
+    const block = this.#blocks.block(offset, this.#log.end);
+    const within = offset % BLOCK_SIZE;
+    if (block !== undefined && within + RECORD_HEADER_SIZE <= BLOCK_SIZE) {
+      bytes = block;
+      at = within;
+    } else {
+      bytes = this.#scratch;
+      at = 0;
+      if (readFully(this.#fd, bytes, 0, LOAD_READ, offset) < RECORD_HEADER_SIZE)
         damaged('is cut short');
     }
-    const crc = crc32c(bytes.subarray(RECORD_HEADER_SIZE, size), crc32c(bytes.subarray(0, 44)));
-    if (crc !== bytes.readUInt32LE(44)) damaged('fails its checksum');
-    const dataStart = RECORD_HEADER_SIZE + refCount * 4;
+    const refCount = bytes.readUInt32LE(at + 32);
+    const dataLength = readU64(bytes, at + 24);
+    const size = RECORD_HEADER_SIZE + refCount * 4 + dataLength;
+    if (offset + size > this.#log.end || readU64(bytes, at) !== oid)
+      damaged('is not a record of it');
+    if (at + size > bytes.length || (bytes === this.#scratch && size > LOAD_READ)) {
+      bytes = Buffer.allocUnsafe(size);
+      at = 0;
+      if (readFully(this.#fd, bytes, 0, size, offset) < size) damaged('is cut short');
+    }
+    const crc = crc32c(
+      bytes.subarray(at + RECORD_HEADER_SIZE, at + size),
+      crc32c(bytes.subarray(at, at + 44)),
+    );
+    if (crc !== bytes.readUInt32LE(at + 44)) damaged('fails its checksum');
+    const dataStart = at + RECORD_HEADER_SIZE + refCount * 4;
     return {
-      tid: readU64(bytes, 8),
-      prev: readU64(bytes, 16),
-      flags: bytes.readUInt16LE(36),
-      refs: refCount === 0 ? [] : decodeRefs(bytes, RECORD_HEADER_SIZE, refCount),
-      // A copy: decoded values may keep views of it, and the scratch buffer is reused.
-      data: Buffer.from(bytes.subarray(dataStart, size)),
+      tid: readU64(bytes, at + 8),
+      prev: readU64(bytes, at + 16),
+      flags: bytes.readUInt16LE(at + 36),
+      refs: refCount === 0 ? [] : decodeRefs(bytes, at + RECORD_HEADER_SIZE, refCount),
+      // A copy: decoded values may keep views of it, and the buffers are reused.
+      data: Buffer.from(bytes.subarray(dataStart, at + size)),
     };
   }
 
@@ -445,6 +465,7 @@ export class FileStorage extends Storage {
     const old = this.#file;
     this.#file = file;
     this.#reader = new LogReader(file.fd);
+    this.#blocks = new BlockCache(file.fd, this.#blockCacheBytes);
     this.#header = header;
     this.#log = { ...state, nextOid: Math.max(state.nextOid, this.#log.nextOid) };
     return old;
