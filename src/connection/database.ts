@@ -53,7 +53,7 @@ export interface DatabaseOptions {
   cacheSize?: number;
   /** Bytes of loaded state each connection keeps in its cache (default 256 MiB). */
   cacheBytes?: number;
-  /** Idle connections kept for `transaction` and `read` (default 4). */
+  /** Idle connections kept for `transaction` and `read` (default 16): size it to the concurrency. */
   poolSize?: number;
 }
 
@@ -99,7 +99,7 @@ const storageUsers = new WeakMap<Storage, number>();
 
 const DEFAULT_CACHE_SIZE = 100_000;
 const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
-const DEFAULT_POOL_SIZE = 4;
+const DEFAULT_POOL_SIZE = 16;
 const DEFAULT_ATTEMPTS = 3;
 
 function checkTransactionMeta(options: TransactionMeta): TransactionMeta {

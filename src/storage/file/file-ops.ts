@@ -35,9 +35,27 @@ function writeAll(fd: number, buffer: Uint8Array, position: number): Promise<voi
   });
 }
 
-/** The real thing, on Node's threadpool (so the event loop never waits for the disk). */
+/**
+ * Appends up to this size are written synchronously: copying a few kilobytes into the page
+ * cache takes microseconds, far less than a round trip through the threadpool. Larger ones
+ * (and every sync) go to the threadpool, so the event loop never waits for the disk.
+ */
+const SYNC_WRITE_LIMIT = 256 * 1024;
+
+/** The real thing. */
 export const nodeFileOps: FileOps = {
-  write: writeAll,
+  write: (fd, buffer, position) => {
+    if (buffer.byteLength > SYNC_WRITE_LIMIT) return writeAll(fd, buffer, position);
+    try {
+      let done = 0;
+      while (done < buffer.byteLength) {
+        done += fs.writeSync(fd, buffer, done, buffer.byteLength - done, position + done);
+      }
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  },
   sync: (fd) =>
     new Promise((resolve, reject) => {
       fs.fdatasync(fd, (error) => (error ? reject(error) : resolve()));

@@ -177,6 +177,8 @@ export class FileStorage extends Storage {
   #commits = 0;
   /** Set while this handle appends: its own tail scan must not read a group being written. */
   #appending = false;
+  /** Set once the file was looked at in this turn of the event loop. */
+  #lookedThisTurn = false;
   /** Staged blob files, by staged blob. */
   readonly #stagedFiles = new WeakMap<StagedBlob, string>();
   readonly #scratch = Buffer.allocUnsafe(LOAD_READ);
@@ -383,13 +385,24 @@ export class FileStorage extends Storage {
 
   // ---- following the log -------------------------------------------------------------------
 
-  /** Reads the transactions other writers appended since the last look. */
+  /**
+   * Reads the transactions other writers appended since the last look. Transactions that
+   * start in the same turn of the event loop share one look (one fstat): each still gets a
+   * consistent snapshot, and this handle's own commits are applied as they are written.
+   */
   #poll(): void {
-    if (this.#appending) return;
+    if (this.#appending || this.#lookedThisTurn) return;
+    this.#lookedThisTurn = true;
+    setImmediate(() => {
+      this.#lookedThisTurn = false;
+    });
     const size = fs.fstatSync(this.#fd).size;
     if (size <= this.#log.end) return;
     const stop = this.#scan(size);
-    if (stop?.moved !== undefined && this.#followMove(stop.moved)) this.#poll();
+    if (stop?.moved !== undefined && this.#followMove(stop.moved)) {
+      this.#lookedThisTurn = false;
+      this.#poll();
+    }
   }
 
   /**
