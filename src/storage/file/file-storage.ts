@@ -67,6 +67,7 @@ import { type FileOps, nodeFileOps } from './file-ops.js';
 import {
   decodeFileHeader,
   decodeRefs,
+  decodeTxHeader,
   encodeFileHeader,
   FILE_HEADER_SIZE,
   type FileHeader,
@@ -74,6 +75,7 @@ import {
   RECORD_HEADER_SIZE,
   RecordFlag,
   readU64,
+  TX_HEADER_SIZE,
   TxStatus,
 } from './format.js';
 import { loadIndex, saveIndex } from './index-file.js';
@@ -1176,10 +1178,15 @@ function loadState(
   }
   // No usable index: rebuild it by reading the whole log.
   const state: ScanState = { index: new OidIndex(), end: FILE_HEADER_SIZE, lastTid: 0, nextOid: 1 };
+  const index = state.index;
   const bar = startProgress('trove: rebuilding the index', size, progress);
+  const onRecord = (oid: number, offset: number, tid: number) => {
+    index.set(oid, offset, tid);
+    if (oid >= state.nextOid) state.nextOid = oid + 1;
+  };
   try {
     for (;;) {
-      const tx = reader.readTransaction(state.end, size);
+      const tx = reader.readTransaction(state.end, size, onRecord);
       if (!isTransaction(tx) || tx.status === TxStatus.moved) break;
       applyToState(state, tx);
       bar.update(state.end);
@@ -1190,15 +1197,19 @@ function loadState(
   return state;
 }
 
-/** True when a valid transaction with tid `lastTid` ends exactly at `offset`. */
+/**
+ * True when a transaction with tid `lastTid` ends exactly at `offset`: its trailer's length
+ * leads back to a header with a good checksum, the same length and that tid. (The body is
+ * not read: the index file has its own checksum; this only ties it to this data file.)
+ */
 function endsTransaction(reader: LogReader, offset: number, lastTid: Tid, size: number): boolean {
   if (offset === FILE_HEADER_SIZE) return lastTid === 0;
-  if (offset < FILE_HEADER_SIZE + 8) return false;
+  if (offset < FILE_HEADER_SIZE + TX_HEADER_SIZE + 8 || offset > size) return false;
   const length = readU64(reader.bytes(offset - 8, 8), 0);
   const start = offset - length;
   if (start < FILE_HEADER_SIZE) return false;
-  const tx = reader.readTransaction(start, size);
-  return isTransaction(tx) && tx.length === length && tx.tid === lastTid;
+  const header = decodeTxHeader(reader.bytes(start, TX_HEADER_SIZE), 0);
+  return header !== undefined && header.length === length && header.tid === lastTid;
 }
 
 /** Copies the first `length` bytes of `from` to `to`, in pieces, off the event loop. */

@@ -87,30 +87,45 @@ export function saveIndex(
 
 /** Reads the index file; undefined if it is missing or not valid. */
 export function loadIndex(dataPath: string): SavedIndex | undefined {
-  let bytes: Buffer;
+  let fd: number;
   try {
-    bytes = fs.readFileSync(indexPath(dataPath));
+    fd = fs.openSync(indexPath(dataPath), 'r');
   } catch {
     return undefined;
   }
-  if (bytes.length < HEADER_SIZE || !bytes.subarray(0, 8).equals(MAGIC)) return undefined;
-  if (bytes.readUInt32LE(56) !== crc32c(bytes.subarray(0, 56))) return undefined;
-  if (bytes.readUInt32LE(8) !== VERSION) return undefined;
-  const n = readU64(bytes, 48);
-  if (bytes.length !== HEADER_SIZE + n * 16) return undefined;
-  const offsetBytes = bytes.subarray(HEADER_SIZE, HEADER_SIZE + n * 8);
-  const tidBytes = bytes.subarray(HEADER_SIZE + n * 8);
-  if (bytes.readUInt32LE(60) !== crc32c(tidBytes, crc32c(offsetBytes))) return undefined;
-  // Copy into aligned arrays: the file buffer's offset need not be a multiple of 8.
-  const offsets = new Float64Array(n);
-  const tids = new Float64Array(n);
-  Buffer.from(offsets.buffer).set(offsetBytes);
-  Buffer.from(tids.buffer).set(tidBytes);
-  return {
-    generation: bytes.readBigUInt64LE(16),
-    coveredOffset: readU64(bytes, 24),
-    lastTid: readU64(bytes, 32),
-    nextOid: readU64(bytes, 40),
-    index: OidIndex.fromArrays(offsets, tids),
-  };
+  try {
+    const header = Buffer.alloc(HEADER_SIZE);
+    if (fs.readSync(fd, header, 0, HEADER_SIZE, 0) < HEADER_SIZE || !header.subarray(0, 8).equals(MAGIC)) return undefined;
+    if (header.readUInt32LE(56) !== crc32c(header.subarray(0, 56))) return undefined;
+    if (header.readUInt32LE(8) !== VERSION) return undefined;
+    const n = readU64(header, 48);
+    if (fs.fstatSync(fd).size !== HEADER_SIZE + n * 16) return undefined;
+    // Read straight into the arrays the index will use: no intermediate copy.
+    const offsets = new Float64Array(n);
+    const tids = new Float64Array(n);
+    const offsetBytes = Buffer.from(offsets.buffer);
+    const tidBytes = Buffer.from(tids.buffer);
+    if (readAll(fd, offsetBytes, HEADER_SIZE) < offsetBytes.length) return undefined;
+    if (readAll(fd, tidBytes, HEADER_SIZE + offsetBytes.length) < tidBytes.length) return undefined;
+    if (header.readUInt32LE(60) !== crc32c(tidBytes, crc32c(offsetBytes))) return undefined;
+    return {
+      generation: header.readBigUInt64LE(16),
+      coveredOffset: readU64(header, 24),
+      lastTid: readU64(header, 32),
+      nextOid: readU64(header, 40),
+      index: OidIndex.fromArrays(offsets, tids),
+    };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function readAll(fd: number, target: Buffer, position: number): number {
+  let done = 0;
+  while (done < target.length) {
+    const n = fs.readSync(fd, target, done, target.length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
 }

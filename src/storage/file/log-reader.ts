@@ -14,6 +14,7 @@ import { Packr } from 'msgpackr';
 import {
   decodeTxHeader,
   RECORD_HEADER_SIZE,
+  readU32,
   readU64,
   TX_HEADER_SIZE,
   TX_TRAILER_SIZE,
@@ -54,6 +55,9 @@ export interface ScannedRecord {
   readonly dataLength: number;
   readonly refCount: number;
 }
+
+/** Receives each record of a scanned transaction instead of a record object. */
+export type RecordSink = (oid: number, offset: number, tid: number) => void;
 
 /** A transaction that passed its checks. */
 export interface ScannedTransaction {
@@ -140,14 +144,14 @@ export class LogReader {
   }
 
   /** Reads and checks the transaction at `offset` of a file of `fileSize` bytes. */
-  readTransaction(offset: number, fileSize: number): ScanResult {
+  readTransaction(offset: number, fileSize: number, onRecord?: RecordSink): ScanResult {
     if (offset + TX_HEADER_SIZE > fileSize) return { problem: 'incomplete' };
     const head = this.bytes(offset, TX_HEADER_SIZE);
     if (head.length < TX_HEADER_SIZE) return { problem: 'incomplete' };
     const header = decodeTxHeader(head, 0);
     if (header === undefined) return { problem: 'header' };
     if (offset + header.length > fileSize) return { problem: 'incomplete', header };
-    if (header.length > WHOLE_READ_LIMIT) return this.#readLarge(offset, header);
+    if (header.length > WHOLE_READ_LIMIT) return this.#readLarge(offset, header, onRecord);
     const body = this.bytes(offset, header.length);
     if (body.length < header.length) return { problem: 'incomplete', header };
     const trailer = header.length - TX_TRAILER_SIZE;
@@ -155,11 +159,11 @@ export class LogReader {
     if (body.readUInt32LE(trailer) !== crc32c(body.subarray(0, trailer))) {
       return { problem: 'body', header };
     }
-    return this.#parse(offset, header, body);
+    return this.#parse(offset, header, body, onRecord);
   }
 
   /** A transaction too large to read whole: checksummed in chunks, then parsed. */
-  #readLarge(offset: number, header: TxHeader): ScanResult {
+  #readLarge(offset: number, header: TxHeader, onRecord: RecordSink | undefined): ScanResult {
     const trailerAt = offset + header.length - TX_TRAILER_SIZE;
     const chunk = Buffer.allocUnsafe(CHUNK);
     let crc = 0;
@@ -177,52 +181,79 @@ export class LogReader {
     if (trailer.readUInt32LE(0) !== crc || readU64(trailer, 4) !== header.length) {
       return { problem: 'body', header };
     }
-    return this.#parse(offset, header, undefined);
+    return this.#parse(offset, header, undefined, onRecord);
   }
 
   /**
    * Parses metadata and record headers of a checksummed transaction: from `body` (the whole
-   * transaction) when given, else with small reads from the file.
+   * transaction) when given, else through the read window. The layout is checked in full
+   * first; then each record is passed to `onRecord` when given (no record objects are made:
+   * the scan of a large log makes millions), else collected into `records`.
    */
-  #parse(offset: number, header: TxHeader, body: Buffer | undefined): ScanResult {
-    const piece = (at: number, length: number): [Buffer, number] => {
-      if (body !== undefined) return [body, at - offset];
-      const bytes = Buffer.allocUnsafe(length);
-      readFully(this.fd, bytes, 0, length, at);
-      return [bytes, 0];
-    };
+  #parse(offset: number, header: TxHeader, body: Buffer | undefined, onRecord: RecordSink | undefined): ScanResult {
     let meta: TxMeta = {};
     if (header.metaLength > 0) {
       try {
-        const [buf, base] = piece(offset + TX_HEADER_SIZE, header.metaLength);
-        const decoded = metaPackr.unpack(buf.subarray(base, base + header.metaLength));
+        const start = offset + TX_HEADER_SIZE;
+        const bytes =
+          body !== undefined
+            ? body.subarray(TX_HEADER_SIZE, TX_HEADER_SIZE + header.metaLength)
+            : this.bytes(start, header.metaLength);
+        const decoded = metaPackr.unpack(bytes);
         if (typeof decoded === 'object' && decoded !== null) meta = decoded as TxMeta;
       } catch {
         return { problem: 'body', header };
       }
     }
-    const records: ScannedRecord[] = new Array(header.recordCount);
-    let at = offset + TX_HEADER_SIZE + header.metaLength;
+    const first = offset + TX_HEADER_SIZE + header.metaLength;
     const end = offset + header.length - TX_TRAILER_SIZE;
+    let position = first;
+    // (No tuples in these loops: they run once per record, millions of times in a scan.)
+    let buf: Buffer;
+    let base: number;
     for (let i = 0; i < header.recordCount; i++) {
-      if (at + RECORD_HEADER_SIZE > end) return { problem: 'body', header };
-      const [buf, base] = piece(at, RECORD_HEADER_SIZE);
-      const refCount = buf.readUInt32LE(base + 32);
-      const dataLength = readU64(buf, base + 24);
-      const size = RECORD_HEADER_SIZE + refCount * 4 + dataLength;
-      if (at + size > end) return { problem: 'body', header };
-      records[i] = {
-        oid: readU64(buf, base),
-        tid: readU64(buf, base + 8),
-        offset: at,
-        prev: readU64(buf, base + 16),
-        flags: buf.readUInt16LE(base + 36),
-        dataLength,
-        refCount,
-      };
-      at += size;
+      if (position + RECORD_HEADER_SIZE > end) return { problem: 'body', header };
+      if (body !== undefined) {
+        buf = body;
+        base = position - offset;
+      } else {
+        buf = this.bytes(position, RECORD_HEADER_SIZE);
+        base = 0;
+      }
+      position += RECORD_HEADER_SIZE + readU32(buf, base + 32) * 4 + readU64(buf, base + 24);
+      if (position > end) return { problem: 'body', header };
     }
-    if (at !== end) return { problem: 'body', header };
+    if (position !== end) return { problem: 'body', header };
+
+    const records: ScannedRecord[] = onRecord === undefined ? new Array(header.recordCount) : [];
+    position = first;
+    for (let i = 0; i < header.recordCount; i++) {
+      if (body !== undefined) {
+        buf = body;
+        base = position - offset;
+      } else {
+        buf = this.bytes(position, RECORD_HEADER_SIZE);
+        base = 0;
+      }
+      const refCount = readU32(buf, base + 32);
+      const dataLength = readU64(buf, base + 24);
+      const oid = readU64(buf, base);
+      const tid = readU64(buf, base + 8);
+      if (onRecord !== undefined) {
+        onRecord(oid, position, tid);
+      } else {
+        records[i] = {
+          oid,
+          tid,
+          offset: position,
+          prev: readU64(buf, base + 16),
+          flags: buf[base + 36]! + buf[base + 37]! * 0x100,
+          dataLength,
+          refCount,
+        };
+      }
+      position += RECORD_HEADER_SIZE + refCount * 4 + dataLength;
+    }
     return {
       offset,
       length: header.length,
