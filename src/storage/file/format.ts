@@ -215,12 +215,25 @@ export function writeU64(buf: Buffer, offset: number, value: number): void {
 
 export function readU64(buf: Uint8Array, offset: number): number {
   // Plain arithmetic on bytes: the scan of a large log calls this millions of times.
-  const low = buf[offset]! + buf[offset + 1]! * 0x100 + buf[offset + 2]! * 0x1_0000 + buf[offset + 3]! * 0x100_0000;
-  const high = buf[offset + 4]! + buf[offset + 5]! * 0x100 + buf[offset + 6]! * 0x1_0000 + buf[offset + 7]! * 0x100_0000;
+  const low =
+    buf[offset]! +
+    buf[offset + 1]! * 0x100 +
+    buf[offset + 2]! * 0x1_0000 +
+    buf[offset + 3]! * 0x100_0000;
+  const high =
+    buf[offset + 4]! +
+    buf[offset + 5]! * 0x100 +
+    buf[offset + 6]! * 0x1_0000 +
+    buf[offset + 7]! * 0x100_0000;
   return low + high * 0x1_0000_0000;
 }
 
 /** A 32-bit little-endian unsigned integer (as readU64, without Buffer's checks). */
 export function readU32(buf: Uint8Array, offset: number): number {
-  return buf[offset]! + buf[offset + 1]! * 0x100 + buf[offset + 2]! * 0x1_0000 + buf[offset + 3]! * 0x100_0000;
+  return (
+    buf[offset]! +
+    buf[offset + 1]! * 0x100 +
+    buf[offset + 2]! * 0x1_0000 +
+    buf[offset + 3]! * 0x100_0000
+  );
 }

@@ -95,7 +95,11 @@ export function loadIndex(dataPath: string): SavedIndex | undefined {
   }
   try {
     const header = Buffer.alloc(HEADER_SIZE);
-    if (fs.readSync(fd, header, 0, HEADER_SIZE, 0) < HEADER_SIZE || !header.subarray(0, 8).equals(MAGIC)) return undefined;
+    if (
+      fs.readSync(fd, header, 0, HEADER_SIZE, 0) < HEADER_SIZE ||
+      !header.subarray(0, 8).equals(MAGIC)
+    )
+      return undefined;
     if (header.readUInt32LE(56) !== crc32c(header.subarray(0, 56))) return undefined;
     if (header.readUInt32LE(8) !== VERSION) return undefined;
     const n = readU64(header, 48);

@@ -190,7 +190,12 @@ export class LogReader {
    * first; then each record is passed to `onRecord` when given (no record objects are made:
    * the scan of a large log makes millions), else collected into `records`.
    */
-  #parse(offset: number, header: TxHeader, body: Buffer | undefined, onRecord: RecordSink | undefined): ScanResult {
+  #parse(
+    offset: number,
+    header: TxHeader,
+    body: Buffer | undefined,
+    onRecord: RecordSink | undefined,
+  ): ScanResult {
     let meta: TxMeta = {};
     if (header.metaLength > 0) {
       try {
