@@ -20,24 +20,34 @@ import { faithfulCopy } from './exotic-values.js';
 import { isPersistentClass, type ReferenceType, setReferenceType } from './reference-type.js';
 import type { ScanResult } from './state-scanner.js';
 
-/** The version of the record layout; a reader refuses versions it does not know. */
-export const RECORD_FORMAT_VERSION = 1;
+/**
+ * The first element of a record says how it was encoded (so a reader picks the decoder):
+ * - `1`: plain MessagePack maps for objects (fastest; records without Maps or sharing);
+ * - `2`: msgpackr record structures, defined inline, for records holding a Map (plain maps
+ *   could not tell a Map from an object);
+ * - `3`: record structures with msgpackr's structured clone, for records whose values are
+ *   shared or cyclic.
+ * Any other first element is a version this trove cannot read.
+ */
+export const RecordKind = { plain: 1, structured: 2, cloned: 3 } as const;
 
 /** msgpack extension type of a reference to a persistent object (its oid). */
 const REFERENCE_EXTENSION = 0x1e;
 /** msgpack extension type of a value-class instance (`[name, properties]`). */
 const VALUE_EXTENSION = 0x1f;
 
+const plainPackr = new Packr({ useRecords: false, moreTypes: true });
 // Record structures are defined inline in each record (maxSharedStructures 0): shared
 // structures would make a record unreadable without the structure table it was written with.
-const fastPackr = new Packr({ moreTypes: true, maxSharedStructures: 0 });
+const structuredPackr = new Packr({ moreTypes: true, maxSharedStructures: 0 });
 const clonePackr = new Packr({ structuredClone: true, moreTypes: true, maxSharedStructures: 0 });
-const unpackr = new Unpackr({
+// 64-bit integers come only from bigints (msgpackr writes large numbers as floats), so
+// reading them back as bigints round-trips both exactly.
+const plainUnpackr = new Unpackr({ useRecords: false, moreTypes: true, int64AsType: 'bigint' });
+const structuredUnpackr = new Unpackr({
   structuredClone: true,
   moreTypes: true,
   maxSharedStructures: 0,
-  // 64-bit integers come only from bigints (msgpackr writes large numbers as floats), so
-  // reading them back as bigints round-trips both exactly.
   int64AsType: 'bigint',
 });
 
@@ -80,18 +90,18 @@ export function installReferenceType(type: ReferenceType): void {
 }
 
 /**
- * Encodes a record, as the scan of its state found it: shared or cyclic values select
- * msgpackr's structured-clone mode (slower, keeps them intact); exotic values are stored
- * through a faithful copy.
+ * Encodes a record in the cheapest kind its state allows (see RecordKind), as the scan of
+ * the state found it; exotic values are stored through a faithful copy.
  */
 export function encodeRecord(
   className: string,
   state: Record<string, unknown>,
   scan: ScanResult,
 ): Uint8Array {
-  const packr = scan.sharedValues ? clonePackr : fastPackr;
   const stored = scan.exoticValues ? faithfulCopy(state) : state;
-  return packr.pack([RECORD_FORMAT_VERSION, className, stored]);
+  if (scan.sharedValues) return clonePackr.pack([RecordKind.cloned, className, stored]);
+  if (scan.maps) return structuredPackr.pack([RecordKind.structured, className, stored]);
+  return plainPackr.pack([RecordKind.plain, className, stored]);
 }
 
 /** A decoded record. */
@@ -112,7 +122,8 @@ export function decodeRecord(data: Uint8Array, resolve: Resolver, oid?: Oid): De
   resolveReference = resolve;
   let decoded: unknown;
   try {
-    decoded = unpackr.unpack(data);
+    // Byte 1 is the kind (the first element of the 3-array), a positive fixint.
+    decoded = (data[1] === RecordKind.plain ? plainUnpackr : structuredUnpackr).unpack(data);
   } catch (error) {
     throw new CorruptionError(`record of object ${oid ?? '?'} cannot be decoded`, {
       cause: error,
@@ -129,9 +140,13 @@ export function decodeRecord(data: Uint8Array, resolve: Resolver, oid?: Oid): De
   ) {
     throw new CorruptionError(`record of object ${oid ?? '?'} is not a trove record`);
   }
-  if (decoded[0] !== RECORD_FORMAT_VERSION) {
+  if (
+    decoded[0] !== RecordKind.plain &&
+    decoded[0] !== RecordKind.structured &&
+    decoded[0] !== RecordKind.cloned
+  ) {
     throw new CorruptionError(
-      `record of object ${oid ?? '?'} has format version ${String(decoded[0])}, this trove reads ${RECORD_FORMAT_VERSION}`,
+      `record of object ${oid ?? '?'} has kind ${String(decoded[0])}, which this trove cannot read`,
     );
   }
   return { className: decoded[1], state: decoded[2] as Record<string, unknown> };

@@ -26,6 +26,8 @@ export interface ScanResult {
   readonly sharedValues: boolean;
   /** True when some value needs a marker to be stored exactly (see exotic-values). */
   readonly exoticValues: boolean;
+  /** True when the state holds a Map (plain MessagePack maps cannot tell one from an object). */
+  readonly maps: boolean;
 }
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
@@ -63,6 +65,7 @@ export function scanState(
   const path: unknown[] = [];
   let shared = false;
   let exotic = false;
+  let maps = false;
 
   const fail = (what: string, hint = ''): never => {
     const at = where() + path.map(pathSegment).join('');
@@ -101,6 +104,7 @@ export function scanState(
         path.pop();
       }
     } else if (proto === Map.prototype) {
+      maps = true;
       const map = obj as Map<unknown, unknown>;
       for (const [key, item] of map) {
         path.push(key);
@@ -154,5 +158,5 @@ export function scanState(
     if (stored !== item) state[key] = stored;
     path.pop();
   }
-  return { sharedValues: shared, exoticValues: exotic };
+  return { sharedValues: shared, exoticValues: exotic, maps };
 }

@@ -404,6 +404,7 @@ export class Database {
     const data = encodeRecord(nameOfClass(PersistentMap)!, stateOf(metaOf(root)!), {
       sharedValues: false,
       exoticValues: false,
+      maps: true,
     });
     try {
       await this.storage.commit({
