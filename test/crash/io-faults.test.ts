@@ -6,6 +6,7 @@ import { Blob, type Database, open, PersistentMap, StorageIOError } from 'trove'
 import {
   closeQuietly,
   deferred,
+  dump,
   type FileOps,
   fileOps,
   openFileStorage,
@@ -26,8 +27,8 @@ function systemError(code: string, syscall: string): NodeJS.ErrnoException {
 class FaultyOps {
   /** `enospc`: throw before writing; `partial`: write half the bytes, then throw. */
   write: 'ok' | 'enospc' | 'partial' = 'ok';
-  /** Only writes this predicate accepts fail (default: all). */
-  failIf: (buffer: Uint8Array, position: number) => boolean = () => true;
+  /** Only writes and syncs this predicate accepts fail (default: all). */
+  failIf: (fd: number, position?: number) => boolean = () => true;
   /** `eio`: fail at once; `gated`: wait for `openGate()`, then fail with EIO. */
   sync: 'ok' | 'eio' | 'gated' = 'ok';
   #gate = deferred();
@@ -38,7 +39,7 @@ class FaultyOps {
 
   readonly ops: FileOps = {
     write: async (fd, buffer, position) => {
-      if (this.write === 'ok' || !this.failIf(buffer, position)) {
+      if (this.write === 'ok' || !this.failIf(fd, position)) {
         return real.write(fd, buffer, position);
       }
       this.failures++;
@@ -48,7 +49,7 @@ class FaultyOps {
       throw systemError('ENOSPC', 'write');
     },
     sync: async (fd) => {
-      if (this.sync === 'ok') return real.sync(fd);
+      if (this.sync === 'ok' || !this.failIf(fd)) return real.sync(fd);
       if (this.sync === 'gated') {
         this.syncStarted.resolve();
         await this.#gate.promise;
@@ -302,7 +303,7 @@ describe('disk full and failing writes (injected through fileOps)', () => {
       const content = Buffer.alloc(20 * 1024 * 1024);
       for (let i = 0; i < content.length; i += 4096) content.writeUInt32LE(i, i);
       faults.write = 'partial';
-      faults.failIf = (_buffer, position) => position > size;
+      faults.failIf = (_fd, position) => position! > size;
       db.root.set('blob', Blob.from(content));
       assertIOError(await rejection(() => db.commit()), 'ENOSPC');
       assert.equal(fs.statSync(path).size, size);
@@ -325,6 +326,87 @@ describe('disk full and failing writes (injected through fileOps)', () => {
       }
     } finally {
       await closeQuietly(db);
+    }
+  });
+
+  describe('a pack that fails leaves the database as it was, and no files behind', () => {
+    /** True for a descriptor of the file at `path` (not of a pack's new file). */
+    const isFileAt = (path: string) => (fd: number) =>
+      fs.fstatSync(fd).ino === fs.statSync(path).ino;
+
+    const packCases: Array<[string, (faults: FaultyOps, path: string) => void, string]> = [
+      [
+        'disk full while writing the new file',
+        (f, path) => {
+          f.write = 'partial';
+          f.failIf = (fd) => !isFileAt(path)(fd);
+        },
+        'ENOSPC',
+      ],
+      [
+        'a failing sync of the new file',
+        (f, path) => {
+          f.sync = 'eio';
+          f.failIf = (fd) => !isFileAt(path)(fd);
+        },
+        'EIO',
+      ],
+      [
+        'disk full while writing the marker at the end of the old file',
+        (f, path) => {
+          f.write = 'partial';
+          f.failIf = isFileAt(path);
+        },
+        'ENOSPC',
+      ],
+      [
+        'a failing sync of the old file after the marker',
+        (f, path) => {
+          f.sync = 'eio';
+          f.failIf = isFileAt(path);
+        },
+        'EIO',
+      ],
+    ];
+    for (const [name, inject, systemCode] of packCases) {
+      it(name, async () => {
+        const { path, faults, db } = await setup();
+        try {
+          // Garbage for the pack to drop: old revisions and an unreachable object.
+          for (let n = 2; n <= 6; n++) {
+            change(db, n);
+            await db.commit();
+          }
+          db.root.delete('new2');
+          await db.commit();
+          await db.checkpoint();
+          const index = fs.readFileSync(`${path}.index`);
+          const size = fs.statSync(path).size;
+          const before = await dump(db.storage);
+          const files = fs.readdirSync(dir.path).sort();
+
+          inject(faults, path);
+          assertIOError(await rejection(() => db.pack()), systemCode);
+          assert.ok(faults.failures > 0, 'the fault was hit');
+          faults.heal();
+
+          assert.equal(fs.statSync(path).size, size, 'the data file is as it was');
+          assert.deepEqual(fs.readdirSync(dir.path).sort(), files, 'no files left behind');
+          assert.ok(
+            fs.readFileSync(`${path}.index`).equals(index),
+            "the index file is as it was (not the failed new file's)",
+          );
+          assert.deepEqual(await dump(db.storage), before);
+          assert.deepEqual(await db.integrityCheck(), { ok: true, failures: [] });
+          change(db, 7);
+          await db.commit();
+          await db.close();
+          await assertOnDisk(path, 7);
+          assert.deepEqual(tornFiles(path), [], 'nothing was cut off as torn');
+        } finally {
+          await closeQuietly(db);
+        }
+      });
     }
   });
 });

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { BusyError, type Database, open, PersistentMap } from 'trove';
-import { Child, closeQuietly, quiet, rejection, tempDir, tornFiles } from './support.js';
+import { Child, closeQuietly, dump, quiet, rejection, tempDir, tornFiles } from './support.js';
 
 describe('the writer lock of a killed holder, and of a live one', () => {
   const dir = tempDir();
@@ -22,7 +22,10 @@ describe('the writer lock of a killed holder, and of a live one', () => {
   }
 
   /** Starts a child that stops inside a commit (in `mode`) holding the writer lock. */
-  async function holder(path: string, mode: 'sync' | 'write'): Promise<Child> {
+  async function holder(
+    path: string,
+    mode: 'sync' | 'write' | 'pack-copy' | 'pack-marker',
+  ): Promise<Child> {
     const child = new Child('./lock-child.js', [path, mode]);
     await child.waitFor((line) => line === 'holding');
     return child;
@@ -155,4 +158,38 @@ describe('the writer lock of a killed holder, and of a live one', () => {
       await closeQuietly(db);
     }
   });
+
+  for (const mode of ['pack-copy', 'pack-marker'] as const) {
+    const where = mode === 'pack-copy' ? 'while copying' : 'after writing its marker';
+    it(`a pack killed ${where}: the database is as it was, no files behind`, async () => {
+      const path = await setup();
+      let db = await open(path, { logger: quiet });
+      for (let i = 0; i < 10; i++) {
+        db.root.get('parent').set('v', `revision ${i}`);
+        db.root.set('garbage', new PersistentMap([['i', i]]));
+        await db.commit();
+      }
+      const before = await dump(db.storage);
+      await db.close();
+      const size = fs.statSync(path).size;
+      const files = fs.readdirSync(dir.path).sort();
+
+      const child = await holder(path, mode);
+      await child.kill();
+      try {
+        db = await open(path, { logger: quiet });
+        assert.deepEqual(await dump(db.storage), before);
+        assert.deepEqual(await db.integrityCheck(), { ok: true, failures: [] });
+        assert.equal(fs.statSync(path).size, size, 'the data file is as it was');
+        assert.deepEqual(fs.readdirSync(dir.path).sort(), files, 'no files left behind');
+        db.root.get('parent').set('v', 'after the pack');
+        await db.commit();
+        await db.close();
+        await assertCommitted(path, 'after the pack');
+      } finally {
+        await child.kill();
+        await closeQuietly(db);
+      }
+    });
+  }
 });
