@@ -1,0 +1,204 @@
+/**
+ * Helpers shared by the crash-safety and recovery tests: temporary directories, access to
+ * FileStorage internals (byte layout, log reader, the file-operations seam), and a full
+ * dump of a database to compare two opens of it.
+ */
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Database, FileStorage, type FileStorageOptions, type Storage } from 'trove';
+import type * as FileOpsModule from '../../dist/storage/file/file-ops.js';
+import type * as FormatModule from '../../dist/storage/file/format.js';
+import type * as LogReaderModule from '../../dist/storage/file/log-reader.js';
+
+// Tests run from build/test/crash/, the package from dist/: internal modules are loaded by
+// their place in the built package (the types come from the same files at compile time).
+const dist = new URL('../../../dist/', import.meta.url);
+const internal = <T>(path: string): Promise<T> => import(new URL(path, dist).href);
+
+export const format = await internal<typeof FormatModule>('storage/file/format.js');
+export const logReader = await internal<typeof LogReaderModule>('storage/file/log-reader.js');
+export const fileOps = await internal<typeof FileOpsModule>('storage/file/file-ops.js');
+export type FileOps = FileOpsModule.FileOps;
+export type ScannedTransaction = LogReaderModule.ScannedTransaction;
+
+/** A fresh temporary directory; `remove()` deletes it with everything in it. */
+export function tempDir(prefix = 'trove-crash-'): { path: string; remove: () => void } {
+  const path = fs.mkdtempSync(join(os.tmpdir(), prefix));
+  return { path, remove: () => fs.rmSync(path, { recursive: true, force: true }) };
+}
+
+/** Opens a FileStorage with internal options (`fileOps`), which the public types omit. */
+export function openFileStorage(
+  path: string,
+  options: FileStorageOptions & { fileOps?: FileOps },
+): Promise<FileStorage> {
+  return (FileStorage.open as (path: string, options: object) => Promise<FileStorage>)(
+    path,
+    options,
+  );
+}
+
+/** Every valid transaction of a data file, in order (stops at the first invalid one). */
+export function transactions(path: string): ScannedTransaction[] {
+  const fd = fs.openSync(path, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const reader = new logReader.LogReader(fd);
+    const found: ScannedTransaction[] = [];
+    for (let offset = format.FILE_HEADER_SIZE; offset < size; ) {
+      const tx = reader.readTransaction(offset, size);
+      if (!logReader.isTransaction(tx)) break;
+      found.push(tx);
+      offset += tx.length;
+    }
+    return found;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The committed transactions (those with records: not oid reservations). */
+export function commits(path: string): ScannedTransaction[] {
+  return transactions(path).filter((tx) => tx.status === format.TxStatus.committed);
+}
+
+/** Flips bit `bit` of the byte at `offset` of the file. */
+export function flipBit(path: string, offset: number, bit: number): void {
+  const fd = fs.openSync(path, 'r+');
+  try {
+    const byte = Buffer.alloc(1);
+    fs.readSync(fd, byte, 0, 1, offset);
+    byte[0]! ^= 1 << bit;
+    fs.writeSync(fd, byte, 0, 1, offset);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The `<path>.torn-<n>` files beside a data file, sorted by n. */
+export function tornFiles(path: string): string[] {
+  const dir = join(path, '..');
+  const base = path.slice(dir.length + 1);
+  return fs
+    .readdirSync(dir)
+    .filter((name) => name.startsWith(`${base}.torn-`))
+    .sort((a, b) => Number(a.slice(base.length + 6)) - Number(b.slice(base.length + 6)))
+    .map((name) => join(dir, name));
+}
+
+/** What a storage holds, in full: every transaction's records, and each object's newest state. */
+export interface Dump {
+  readonly lastTid: number;
+  readonly transactions: Array<{ tid: number; records: string[] }>;
+  readonly objects: Record<number, string>;
+}
+
+function describeRecord(record: {
+  oid: number;
+  tid: number;
+  data: Uint8Array;
+  refs: readonly number[];
+}): string {
+  return `${record.oid}@${record.tid} [${record.refs.join(',')}] ${Buffer.from(record.data).toString('hex')}`;
+}
+
+/** Reads everything a storage holds, through its public reading API. */
+export async function dump(storage: Storage): Promise<Dump> {
+  const txs: Dump['transactions'] = [];
+  const oids = new Set<number>();
+  for await (const tx of storage.iterator()) {
+    txs.push({ tid: tx.tid, records: tx.records.map(describeRecord) });
+    for (const record of tx.records) oids.add(record.oid);
+  }
+  const objects: Record<number, string> = {};
+  for (const oid of [...oids].sort((a, b) => a - b))
+    objects[oid] = describeRecord(storage.load(oid));
+  return { lastTid: storage.lastTid(), transactions: txs, objects };
+}
+
+/** Runs `fn` and returns what it threw (fails if it did not throw). */
+export async function rejection(fn: () => unknown): Promise<any> {
+  try {
+    await fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a rejection, but the operation succeeded');
+}
+
+/** Closes a database, ignoring errors (cleanup after a failed assertion). */
+export async function closeQuietly(db: Database | undefined): Promise<void> {
+  try {
+    await db?.close();
+  } catch {
+    // already reported by the test
+  }
+}
+
+/** A logger that keeps recovery messages out of the test output. */
+export const quiet = (): void => undefined;
+
+/** A promise with its resolve function, for tests that hold an operation at a point. */
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+/** A child process running a script of this directory, with its stdout read line by line. */
+export class Child {
+  readonly process: ChildProcess;
+  readonly lines: string[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  #partial = '';
+  #waiters: Array<() => void> = [];
+
+  constructor(script: string, args: string[]) {
+    this.process = spawn(
+      process.execPath,
+      [fileURLToPath(new URL(script, import.meta.url)), ...args],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    this.process.stdout!.setEncoding('utf8');
+    this.process.stdout!.on('data', (text: string) => {
+      const parts = (this.#partial + text).split('\n');
+      this.#partial = parts.pop()!;
+      this.lines.push(...parts);
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
+    this.exited = new Promise((resolve) => {
+      this.process.on('exit', (code, signal) => {
+        for (const wake of this.#waiters.splice(0)) wake();
+        resolve({ code, signal });
+      });
+    });
+  }
+
+  /** Resolves once a line satisfies `test`; rejects if the child exits first. */
+  async waitFor(test: (line: string) => boolean): Promise<string> {
+    for (;;) {
+      const found = this.lines.find(test);
+      if (found !== undefined) return found;
+      if (this.process.exitCode !== null || this.process.signalCode !== null) {
+        throw new Error(`the child exited (${this.process.exitCode ?? this.process.signalCode})`);
+      }
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+  }
+
+  /** Kills the child with SIGKILL and waits until it is gone. */
+  async kill(): Promise<void> {
+    if (this.process.exitCode === null && this.process.signalCode === null) {
+      this.process.kill('SIGKILL');
+    }
+    await this.exited;
+  }
+}

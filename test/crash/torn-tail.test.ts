@@ -1,0 +1,191 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type Database, open, PersistentList, PersistentMap } from 'trove';
+import {
+  closeQuietly,
+  type Dump,
+  dump,
+  quiet,
+  type ScannedTransaction,
+  tempDir,
+  tornFiles,
+  transactions,
+} from './support.js';
+
+describe('torn tail: a cut or garbage at the end of the log', () => {
+  const dir = tempDir();
+  const source = join(dir.path, 'source.trove');
+  let bytes: Buffer;
+  /** The last transaction of the source file, and the state just before it. */
+  let last: ScannedTransaction;
+  let previous: ScannedTransaction;
+  let beforeLast: Dump;
+  let full: Dump;
+  /** The index as saved before the last transaction (valid for every cut copy). */
+  let indexBeforeLast: Buffer;
+  /** The index as saved at close (covers the whole file: too far for a cut copy). */
+  let indexAtClose: Buffer;
+
+  before(async () => {
+    const db = await open(source, { durability: 'none', logger: quiet });
+    db.root.set('list', new PersistentList<number>());
+    await db.commit();
+    for (let k = 1; k <= 4; k++) {
+      db.root.set(`k${k}`, new PersistentMap([['v', k]]));
+      db.root.get('list').push(k);
+      await db.commit({ note: `commit ${k}` });
+    }
+    await db.checkpoint();
+    indexBeforeLast = fs.readFileSync(`${source}.index`);
+    beforeLast = await dump(db.storage);
+    // The last transaction writes four records: a new object, two changed ones, the root.
+    db.root.set('last', new PersistentMap([['text', 'x'.repeat(40)]]));
+    db.root.get('k1').set('v', 'changed');
+    db.root.get('list').push(5);
+    await db.commit({ note: 'the last one' });
+    full = await dump(db.storage);
+    await db.close();
+    bytes = fs.readFileSync(source);
+    indexAtClose = fs.readFileSync(`${source}.index`);
+    const txs = transactions(source);
+    last = txs.at(-1)!;
+    previous = txs.at(-2)!;
+    assert.equal(last.offset + last.length, bytes.length, 'the source ends with its last commit');
+    assert.equal(last.records.length, 4);
+  });
+
+  after(() => dir.remove());
+
+  /** Checks a database opened on a copy cut at (or garbage-extended past) the last commit. */
+  function assertAtPreviousTransaction(db: Database, expected: Dump, got: Dump): void {
+    assert.deepEqual(got, expected);
+    assert.equal(db.root.get('last'), undefined);
+    assert.equal(db.root.get('k1').get('v'), 1);
+    assert.deepEqual([...db.root.get('list')], [1, 2, 3, 4]);
+    for (let k = 2; k <= 4; k++) assert.equal(db.root.get(`k${k}`).get('v'), k);
+  }
+
+  it('reopens at the previous transaction for a cut at every byte inside the last one', async () => {
+    const copy = join(dir.path, 'cut.trove');
+    let checked = 0;
+    for (let cut = last.offset + 1; cut < last.offset + last.length; cut++) {
+      fs.writeFileSync(copy, bytes.subarray(0, cut));
+      // Open with no index, with the index that covers the previous transaction, and with the
+      // index saved at close (which covers more than the cut file has): all three must agree.
+      const variant = cut % 3;
+      if (variant === 1) fs.writeFileSync(`${copy}.index`, indexBeforeLast);
+      if (variant === 2) fs.writeFileSync(`${copy}.index`, indexAtClose);
+      let db: Database | undefined;
+      try {
+        db = await open(copy, { durability: 'none', logger: quiet });
+        assertAtPreviousTransaction(db, beforeLast, await dump(db.storage));
+        assert.equal(db.storage.lastTid(), previous.tid);
+        assert.equal(fs.statSync(copy).size, last.offset, `cut at ${cut}: file cut back`);
+        const torn = tornFiles(copy);
+        assert.deepEqual(torn, [`${copy}.torn-1`], `cut at ${cut}: one torn file`);
+        assert.deepEqual(
+          fs.readFileSync(torn[0]!),
+          bytes.subarray(last.offset, cut),
+          `cut at ${cut}: the torn file holds the cut bytes`,
+        );
+        const report = await db.integrityCheck();
+        assert.deepEqual(report, { ok: true, failures: [] }, `cut at ${cut}`);
+        checked++;
+      } finally {
+        await closeQuietly(db);
+        for (const name of fs.readdirSync(dir.path)) {
+          if (name.startsWith('cut.trove')) fs.rmSync(join(dir.path, name));
+        }
+      }
+    }
+    assert.equal(checked, last.length - 1);
+  });
+
+  it('keeps every earlier commit and accepts new commits after a cut (durability full)', async () => {
+    const copy = join(dir.path, 'full.trove');
+    const cut = last.offset + Math.floor(last.length / 2);
+    fs.writeFileSync(copy, bytes.subarray(0, cut));
+    let db = await open(copy, { logger: quiet });
+    try {
+      assertAtPreviousTransaction(db, beforeLast, await dump(db.storage));
+      db.root.set('after', 'recovery');
+      await db.commit();
+      await db.close();
+      db = await open(copy, { logger: quiet });
+      assert.equal(db.root.get('after'), 'recovery');
+      assert.deepEqual([...db.root.get('list')], [1, 2, 3, 4]);
+      assert.deepEqual(await db.integrityCheck(), { ok: true, failures: [] });
+      assert.equal(tornFiles(copy).length, 1);
+    } finally {
+      await closeQuietly(db);
+    }
+  });
+
+  it('a read-only open reads up to a torn tail and changes nothing', async () => {
+    const copy = join(dir.path, 'ro.trove');
+    const cut = last.offset + last.length - 1;
+    fs.writeFileSync(copy, bytes.subarray(0, cut));
+    const db = await open(copy, { readOnly: true, logger: quiet });
+    try {
+      assertAtPreviousTransaction(db, beforeLast, await dump(db.storage));
+      assert.equal(fs.statSync(copy).size, cut);
+      assert.deepEqual(tornFiles(copy), []);
+      assert.equal((await db.integrityCheck()).ok, true);
+    } finally {
+      await db.close();
+    }
+  });
+
+  const garbageKinds: Array<[string, () => Buffer]> = [
+    ['random bytes', () => randomBytes(100)],
+    ['zeros (a file extended but never written)', () => Buffer.alloc(4096)],
+    // A valid transaction header with nothing after it.
+    ['a lone transaction header', () => bytes.subarray(last.offset, last.offset + 32)],
+    // A complete copy of the last transaction but for its final byte.
+    ['a copy of the last transaction, one byte short', () => bytes.subarray(last.offset, -1)],
+  ];
+  for (const [name, garbage] of garbageKinds) {
+    it(`cuts off ${name} appended after the last commit`, async () => {
+      const copy = join(dir.path, 'garbage.trove');
+      const tail = garbage();
+      fs.writeFileSync(copy, Buffer.concat([bytes, tail]));
+      let db: Database | undefined;
+      try {
+        db = await open(copy, { durability: 'none', logger: quiet });
+        assert.deepEqual(await dump(db.storage), full);
+        assert.equal(db.root.get('last').get('text'), 'x'.repeat(40));
+        assert.equal(fs.statSync(copy).size, bytes.length);
+        assert.deepEqual(tornFiles(copy), [`${copy}.torn-1`]);
+        assert.deepEqual(fs.readFileSync(`${copy}.torn-1`), tail);
+        assert.deepEqual(await db.integrityCheck(), { ok: true, failures: [] });
+      } finally {
+        await closeQuietly(db);
+        for (const file of fs.readdirSync(dir.path)) {
+          if (file.startsWith('garbage.trove')) fs.rmSync(join(dir.path, file));
+        }
+      }
+    });
+  }
+
+  it('numbers a second torn tail torn-2 and keeps the first', async () => {
+    const copy = join(dir.path, 'twice.trove');
+    fs.writeFileSync(copy, bytes.subarray(0, last.offset + 10));
+    let db = await open(copy, { durability: 'none', logger: quiet });
+    await db.close();
+    const first = fs.readFileSync(`${copy}.torn-1`);
+    const garbage = randomBytes(50);
+    fs.appendFileSync(copy, garbage);
+    db = await open(copy, { durability: 'none', logger: quiet });
+    try {
+      assert.deepEqual(tornFiles(copy), [`${copy}.torn-1`, `${copy}.torn-2`]);
+      assert.deepEqual(fs.readFileSync(`${copy}.torn-1`), first);
+      assert.deepEqual(fs.readFileSync(`${copy}.torn-2`), garbage);
+      assertAtPreviousTransaction(db, beforeLast, await dump(db.storage));
+    } finally {
+      await db.close();
+    }
+  });
+});
