@@ -22,6 +22,7 @@ import { finished, startPeer } from './support/peers.js';
 import { type Scratch, scratch, sleep } from './support/temp-dir.js';
 
 const INCREMENT = new URL('./children/increment.js', import.meta.url);
+const STUCK_PACKER = new URL('./children/stuck-packer.js', import.meta.url);
 const quiet = { logger: () => undefined };
 
 /** A chain of `n` Items named `<prefix>0..`, each with a payload; optionally a cycle. */
@@ -487,6 +488,36 @@ describe('pack', () => {
       };
     }
   });
+
+  for (const at of ['copying', 'swapping'] as const) {
+    it(`a packer killed while ${at} leaves the database as it was, and no junk after the next open`, async (t) => {
+      const dir = scratch(t);
+      const path = dir.file();
+      const db = await open(path, { durability: 'none', ...quiet });
+      await withGarbage(db);
+      const expected = await contents(db);
+      await db.close();
+      const before = { files: readdirSync(dir.dir).sort(), size: statSync(path).size };
+
+      const packer = dir.track(startPeer('process', STUCK_PACKER, { path, at }));
+      await packer.next('stuck');
+      packer.kill();
+      await packer.exited;
+
+      const next = dir.track(await open(path, { durability: 'none', ...quiet }));
+      assert.deepEqual(await contents(next), expected);
+      await assertIntact(next);
+      assert.equal(statSync(path).size, before.size, 'the data file has its old size');
+      assert.deepEqual(readdirSync(dir.dir).sort(), before.files, 'no junk files');
+      await next.transaction((tx) => {
+        tx.root.set('after', 1);
+      });
+      assert.equal((await next.pack()).objectsRemoved, 10);
+      await reopened(path, async (again) => {
+        assert.deepEqual(await contents(again), { ...(expected as object), after: 1 });
+      });
+    });
+  }
 
   it('the next open removes the temporary files of a packer that died', async (t) => {
     const dir = scratch(t);

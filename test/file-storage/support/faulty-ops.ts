@@ -55,6 +55,7 @@ export class FaultyOps {
   #writeFault: { target: FaultTarget; keepBytes: (length: number) => number } | undefined;
   #syncFault: { target: FaultTarget; skip: number } | undefined;
   #writeGate: { target: FaultTarget; gate: Promise<void>; reached: () => void } | undefined;
+  #syncGate: { target: FaultTarget; gate: Promise<void>; reached: () => void } | undefined;
   /** How many faults fired. */
   fired = 0;
 
@@ -83,6 +84,12 @@ export class FaultyOps {
       await writeAll(fd, buffer, position);
     },
     sync: async (fd) => {
+      const gate = this.#syncGate;
+      if (gate !== undefined && this.#is(fd, gate.target)) {
+        this.#syncGate = undefined;
+        gate.reached();
+        await gate.gate;
+      }
       const fault = this.#syncFault;
       if (fault !== undefined && this.#is(fd, fault.target)) {
         if (fault.skip > 0) {
@@ -120,6 +127,19 @@ export class FaultyOps {
 
   /** Holds the next write to `target` until the returned gate is opened. */
   holdNextWrite(target: FaultTarget): Gate {
+    const { gate, armed } = this.#gate(target);
+    this.#writeGate = armed;
+    return gate;
+  }
+
+  /** Holds the next sync of `target` until the returned gate is opened. */
+  holdNextSync(target: FaultTarget): Gate {
+    const { gate, armed } = this.#gate(target);
+    this.#syncGate = armed;
+    return gate;
+  }
+
+  #gate(target: FaultTarget) {
     this.#remember();
     let open!: () => void;
     let reached!: () => void;
@@ -129,8 +149,7 @@ export class FaultyOps {
     const reachedPromise = new Promise<void>((resolve) => {
       reached = resolve;
     });
-    this.#writeGate = { target, gate, reached };
-    return { reached: reachedPromise, open };
+    return { gate: { reached: reachedPromise, open }, armed: { target, gate, reached } };
   }
 
   /** Disarms every fault and gate not yet fired. */
@@ -138,6 +157,7 @@ export class FaultyOps {
     this.#writeFault = undefined;
     this.#syncFault = undefined;
     this.#writeGate = undefined;
+    this.#syncGate = undefined;
   }
 
   #remember(): void {
