@@ -1,0 +1,173 @@
+/**
+ * Backup: a hot copy while another process commits is a consistent, checked database; a
+ * point-in-time copy holds the state at that tid or time; an existing target is refused.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { type Database, open, type Tid, tidToDate } from 'trove';
+import { Item, Tally } from './support/model.js';
+import { finished, startPeer } from './support/peers.js';
+import { scratch, sleep, waitUntil } from './support/temp-dir.js';
+
+const PAIR_WRITER = new URL('./children/pair-writer.js', import.meta.url);
+
+async function assertIntact(db: Database): Promise<void> {
+  const report = await db.integrityCheck();
+  assert.deepEqual(report.failures, []);
+  assert.equal(report.ok, true);
+}
+
+async function withCopy<T>(path: string, fn: (db: Database) => Promise<T>): Promise<T> {
+  const db = await open(path, { readOnly: true });
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+const payload = (db: Database) => db.read((tx) => (tx.root.get('item') as Item).payload);
+
+describe('backup', () => {
+  it('a hot backup while another process commits is consistent and passes the integrity check', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const setup = await open(path, { durability: 'none' });
+    await setup.transaction((tx) => {
+      tx.root.set('x', new Tally());
+      tx.root.set('y', new Tally());
+    });
+    await setup.close();
+    const writer = dir.track(startPeer('process', PAIR_WRITER, { path, durability: 'none' }));
+    await writer.next('started');
+    // The backups are taken from a read-only handle, as a backup tool would.
+    const db = dir.track(await open(path, { readOnly: true }));
+
+    let last = 0;
+    for (let i = 0; i < 5; i++) {
+      const size = statSync(path).size;
+      await waitUntil(() => statSync(path).size > size, 'another commit');
+      const target = dir.file(`copy-${i}.trove`);
+      const result = await db.backup(target);
+      assert.equal(result.path, target);
+      assert.equal(result.bytes, statSync(target).size);
+      const count = await withCopy(target, async (copy) => {
+        await assertIntact(copy);
+        assert.equal(copy.stats().storage.lastTid, result.tid);
+        return copy.read((tx) => {
+          const x = (tx.root.get('x') as Tally).count;
+          assert.equal(
+            (tx.root.get('y') as Tally).count,
+            x,
+            'x and y were always written together',
+          );
+          return x;
+        });
+      });
+      assert.ok(count >= 1 && count >= last);
+      last = count;
+    }
+    writer.send({ type: 'stop' });
+    const stopped = await writer.next('stopped');
+    await finished(writer);
+    assert.ok((stopped.last as number) >= last);
+
+    // A copy is a database of its own: it takes commits, and the original does not see them.
+    const copy = dir.track(await open(dir.file('copy-0.trove'), { durability: 'none' }));
+    await copy.transaction((tx) => {
+      (tx.root.get('x') as Tally).count = -1;
+    });
+    assert.equal(await db.read((tx) => (tx.root.get('x') as Tally).count), stopped.last);
+    // Nothing but the copies (and their indexes) was left in the directory.
+    for (const name of readdirSync(dir.dir)) assert.match(name, /^(app|copy-\d)\.trove(\.index)?$/);
+  });
+
+  describe('point in time', () => {
+    /** Commits payload v1..v4 of one Item, a few ms apart; returns their tids. */
+    async function history(db: Database): Promise<Tid[]> {
+      const tids: Tid[] = [];
+      db.root.set('item', new Item('item', 'v1'));
+      tids.push(await db.commit());
+      for (const version of ['v2', 'v3', 'v4']) {
+        await sleep(3);
+        (db.root.get('item') as Item).payload = version;
+        tids.push(await db.commit());
+      }
+      return tids;
+    }
+
+    it('backup(target, { at }) holds the state at that tid or time', async (t) => {
+      const dir = scratch(t);
+      const path = dir.file();
+      const db = dir.track(await open(path, { durability: 'none' }));
+      const [t1, t2, t3, t4] = (await history(db)) as [Tid, Tid, Tid, Tid];
+
+      const cases: Array<[string, Tid | Date, string, Tid]> = [
+        ['t1', t1, 'v1', t1],
+        ['t2', t2, 'v2', t2],
+        ['between t2 and t3', t3 - 1, 'v2', t2],
+        ['the time of t3', tidToDate(t3), 'v3', t3],
+        ['after the last commit', new Date(Date.now() + 60_000), 'v4', t4],
+      ];
+      for (const [name, at, expected, tid] of cases) {
+        const target = dir.file(`at-${name.replaceAll(' ', '-')}.trove`);
+        const result = await db.backup(target, { at });
+        assert.equal(result.tid, tid, name);
+        await withCopy(target, async (copy) => {
+          assert.equal(await payload(copy), expected, name);
+          assert.equal(copy.stats().storage.lastTid, tid, name);
+          await assertIntact(copy);
+        });
+      }
+      // The same from a historical view: its backup is the state it shows.
+      const view = dir.track(await open(path, { at: t2 }));
+      const fromView = dir.file('from-view.trove');
+      assert.equal((await view.backup(fromView)).tid, t2);
+      await withCopy(fromView, async (copy) => {
+        assert.equal(await payload(copy), 'v2');
+      });
+      assert.equal(await payload(db), 'v4');
+    });
+
+    it('a historical view opened at a tid reads what a backup at that tid holds', async (t) => {
+      const dir = scratch(t);
+      const path = dir.file();
+      const db = dir.track(await open(path, { durability: 'none' }));
+      const tids = await history(db);
+      for (const [i, tid] of tids.entries()) {
+        const target = dir.file(`at-${i}.trove`);
+        await db.backup(target, { at: tid });
+        const view = await open(path, { at: tid });
+        try {
+          await withCopy(target, async (copy) => {
+            assert.equal(await payload(copy), await payload(view));
+            assert.equal(await payload(copy), `v${i + 1}`);
+          });
+        } finally {
+          await view.close();
+        }
+      }
+    });
+  });
+
+  it('refuses a target that exists, and leaves it as it was', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = dir.track(await open(path, { durability: 'none' }));
+    await db.transaction((tx) => {
+      tx.root.set('n', 1);
+    });
+    const target = dir.file('precious.trove');
+    writeFileSync(target, 'precious bytes');
+    await assert.rejects(db.backup(target), { code: 'TROVE_INVALID_ARGUMENT' });
+    await assert.rejects(db.backup(target, { at: new Date() }), { code: 'TROVE_INVALID_ARGUMENT' });
+    assert.equal(readFileSync(target, 'utf8'), 'precious bytes');
+    // Its own file is a target that exists too.
+    await assert.rejects(db.backup(path), { code: 'TROVE_INVALID_ARGUMENT' });
+    await assert.rejects(db.backup(dir.dir), { code: 'TROVE_INVALID_ARGUMENT' });
+    assert.equal(await db.read((tx) => tx.root.get('n')), 1);
+    await assertIntact(db);
+    assert.deepEqual(readdirSync(dir.dir).sort(), ['app.trove', 'precious.trove']);
+  });
+});

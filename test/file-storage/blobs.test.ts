@@ -1,0 +1,208 @@
+/**
+ * Blobs on FileStorage: bytes and streams round trip (through reopen, pack and backup), a
+ * 1 GiB blob is streamed in and out in bounded memory, and a Blob cannot be changed.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { describe, it } from 'node:test';
+import { Blob, type Database, open, type PersistentMap } from 'trove';
+import { finished, startPeer } from './support/peers.js';
+import { scratch } from './support/temp-dir.js';
+
+const GIGABYTE_BLOB = new URL('./children/gigabyte-blob.js', import.meta.url);
+const MiB = 1024 * 1024;
+
+/** Bytes in uneven chunks, as a stream delivers them. */
+function chunksOf(bytes: Uint8Array, sizes: number[]): Buffer[] {
+  const chunks: Buffer[] = [];
+  let at = 0;
+  for (let i = 0; at < bytes.byteLength; i++) {
+    const size = sizes[i % sizes.length]!;
+    chunks.push(Buffer.from(bytes.subarray(at, at + size)));
+    at += size;
+  }
+  return chunks;
+}
+
+async function contentOf(blob: Blob): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of blob.stream()) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+const small = randomBytes(1000);
+const large = randomBytes(3 * MiB + 17);
+
+/** Stores blobs of bytes, of a stream, and an empty one; returns what each must hold. */
+async function storeBlobs(db: Database): Promise<Record<string, Buffer>> {
+  await db.transaction(
+    (tx) => {
+      const blobs = tx.root as PersistentMap<string, unknown>;
+      blobs.set('bytes', Blob.from(small));
+      blobs.set('stream', Blob.from(Readable.from(chunksOf(large, [MiB - 3, 5, 700_000]))));
+      blobs.set('empty', Blob.from(new Uint8Array(0)));
+    },
+    { attempts: 1 },
+  );
+  return { bytes: small, stream: large, empty: Buffer.alloc(0) };
+}
+
+async function assertBlobs(db: Database, expected: Record<string, Buffer>): Promise<void> {
+  await db.read(async (tx) => {
+    for (const [key, bytes] of Object.entries(expected)) {
+      const blob = tx.root.get(key) as Blob;
+      assert.ok(blob instanceof Blob, key);
+      assert.equal(blob.size, bytes.byteLength, key);
+      assert.ok((await contentOf(blob)).equals(bytes), key);
+    }
+  });
+}
+
+async function assertIntact(db: Database): Promise<void> {
+  const report = await db.integrityCheck();
+  assert.deepEqual(report.failures, []);
+  assert.equal(report.ok, true);
+}
+
+describe('blobs in a file', () => {
+  it('round trip from bytes and from a stream, and through a reopen', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = await open(path, { durability: 'none' });
+    const fromBytes = Blob.from(small);
+    assert.equal(fromBytes.size, small.byteLength);
+    assert.ok((await contentOf(fromBytes)).equals(small), 'an unsaved blob of bytes streams');
+    const fromStream = Blob.from(Readable.from([Buffer.from('not yet')]));
+    assert.throws(() => fromStream.size, { code: 'TROVE_INVALID_ARGUMENT' });
+
+    const expected = await storeBlobs(db);
+    await assertBlobs(db, expected);
+    await assertIntact(db);
+    await db.close();
+
+    const again = dir.track(await open(path, { durability: 'none' }));
+    await assertBlobs(again, expected);
+    await assertIntact(again);
+  });
+
+  it('round trip through a pack (which drops replaced content) and a backup', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = dir.track(await open(path, { durability: 'none' }));
+    const other = dir.track(await open(path, { durability: 'none' }));
+    const expected = await storeBlobs(db);
+    const replaced = randomBytes(2 * MiB);
+    await db.transaction((tx) => {
+      tx.root.set('replaced', Blob.from(replaced));
+    });
+    const next = randomBytes(1234);
+    await db.transaction((tx) => {
+      tx.root.set('replaced', Blob.from(next));
+    });
+    const all = { ...expected, replaced: next };
+
+    const result = await db.pack();
+    assert.equal(result.objectsRemoved, 2, 'the replaced Blob and its content');
+    assert.ok(result.bytesAfter < result.bytesBefore - 2 * MiB);
+    await assertBlobs(db, all);
+    await assertBlobs(other, all);
+    await assertIntact(db);
+
+    const copy = dir.file('copy.trove');
+    await db.backup(copy);
+    const fromCopy = dir.track(await open(copy, { readOnly: true }));
+    await assertBlobs(fromCopy, all);
+    await assertIntact(fromCopy);
+  });
+
+  it('a blob stream opened before a pack reads to its end after the file was swapped', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = dir.track(await open(path, { durability: 'none' }));
+    const content = randomBytes(8 * MiB);
+    await db.transaction((tx) => {
+      tx.root.set('blob', Blob.from(content));
+    });
+    const read = await db.read(async (tx) => {
+      const stream = (tx.root.get('blob') as Blob).stream();
+      const chunks: Buffer[] = [];
+      let packed = false;
+      for await (const chunk of stream) {
+        chunks.push(chunk as Buffer);
+        if (!packed) {
+          packed = true;
+          await db.pack();
+        }
+      }
+      return Buffer.concat(chunks);
+    });
+    assert.ok(read.equals(content));
+    await assertBlobs(db, { blob: content });
+  });
+
+  it('a Blob cannot be changed: writes raise TROVE_READ_ONLY', async (t) => {
+    const dir = scratch(t);
+    const db = dir.track(await open(dir.file(), { durability: 'none' }));
+    const fresh = Blob.from(small) as unknown as Record<string, unknown>;
+    assert.throws(
+      () => {
+        fresh.size = 1;
+      },
+      { code: 'TROVE_READ_ONLY' },
+    );
+    assert.throws(
+      () => {
+        fresh.extra = 1;
+      },
+      { code: 'TROVE_READ_ONLY' },
+    );
+    await db.transaction((tx) => {
+      tx.root.set('blob', Blob.from(small));
+    });
+    await db.transaction((tx) => {
+      const stored = tx.root.get('blob') as Record<string, unknown>;
+      for (const key of Object.keys(stored)) {
+        assert.throws(
+          () => {
+            stored[key] = 0;
+          },
+          { code: 'TROVE_READ_ONLY' },
+          key,
+        );
+        assert.throws(
+          () => {
+            delete stored[key];
+          },
+          { code: 'TROVE_READ_ONLY' },
+          key,
+        );
+      }
+      assert.throws(
+        () => {
+          stored.extra = 1;
+        },
+        { code: 'TROVE_READ_ONLY' },
+      );
+    });
+    assert.equal(db.stats().storage.objects, 3, 'the root, the Blob and its content');
+    await assertBlobs(db, { blob: small });
+  });
+
+  it('a 1 GiB blob from a stream is stored and read back with RSS growing by less than 64 MiB', async (t) => {
+    const dir = scratch(t);
+    const chunks = 1024;
+    const child = dir.track(startPeer('process', GIGABYTE_BLOB, { path: dir.file(), chunks }));
+    const result = await child.next('result');
+    await finished(child);
+    const growth = (result.peak as number) - (result.before as number);
+    const mib = (bytes: unknown) => ((bytes as number) / MiB).toFixed(1);
+    t.diagnostic(
+      `RSS before ${mib(result.before)} MiB; peak storing ${mib(result.peakStore)} MiB; peak overall ${mib(result.peak)} MiB`,
+    );
+    assert.equal(result.size, chunks * MiB);
+    assert.equal(result.read, chunks * MiB);
+    assert.equal(result.hashOut, result.hashIn);
+    assert.ok(growth < 64 * MiB, `RSS grew by ${growth / MiB} MiB`);
+  });
+});

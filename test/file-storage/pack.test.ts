@@ -1,0 +1,548 @@
+/**
+ * Pack: what it removes and keeps, history kept since a cut, commits made while it runs, a
+ * pack that fails, and temporary files left by a packer that died.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { describe, it, type TestContext } from 'node:test';
+import {
+  ConflictError,
+  type Database,
+  type Durability,
+  FileStorage,
+  oidOf,
+  open,
+  type PersistentMap,
+  type Tid,
+} from 'trove';
+import { FaultyOps, withFileOps } from './support/faulty-ops.js';
+import { Item, Tally } from './support/model.js';
+import { finished, startPeer } from './support/peers.js';
+import { type Scratch, scratch, sleep } from './support/temp-dir.js';
+
+const INCREMENT = new URL('./children/increment.js', import.meta.url);
+const STUCK_PACKER = new URL('./children/stuck-packer.js', import.meta.url);
+const quiet = { logger: () => undefined };
+
+/** A chain of `n` Items named `<prefix>0..`, each with a payload; optionally a cycle. */
+function chain(prefix: string, n: number, cycle = false): Item {
+  let head: Item | undefined;
+  let last: Item | undefined;
+  for (let i = n - 1; i >= 0; i--) {
+    head = new Item(`${prefix}${i}`, `payload of ${prefix}${i} `.repeat(20), head);
+    last ??= head;
+  }
+  if (cycle) last!.next = head;
+  return head!;
+}
+
+/** Names and payloads along a chain, as stored. */
+function walk(head: Item | undefined, limit = 1000): Array<[string, string]> {
+  const seen: Array<[string, string]> = [];
+  for (let item = head; item !== undefined && seen.length < limit; item = item.next) {
+    seen.push([item.name, item.payload]);
+  }
+  return seen;
+}
+
+function chainOids(head: Item, n: number): number[] {
+  const oids: number[] = [];
+  let item: Item | undefined = head;
+  for (let i = 0; i < n && item !== undefined; i++, item = item.next) oids.push(oidOf(item)!);
+  return oids;
+}
+
+/** Everything the tests put in a database, as plain data. */
+async function contents(db: Database): Promise<unknown> {
+  return db.read((tx) => {
+    const root = tx.root as PersistentMap<string, unknown>;
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of root) {
+      if (value instanceof Item) out[key] = walk(value);
+      else if (value instanceof Tally) out[key] = value.count;
+      else out[key] = value;
+    }
+    return out;
+  });
+}
+
+async function assertIntact(db: Database): Promise<void> {
+  const report = await db.integrityCheck();
+  assert.deepEqual(report.failures, []);
+  assert.equal(report.ok, true);
+}
+
+async function reopened<T>(path: string, fn: (db: Database) => Promise<T>): Promise<T> {
+  const db = await open(path, { readOnly: true, ...quiet });
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+/** A database with a reachable chain 'keep' (5) and an unreachable cycle (10) once 'drop'. */
+async function withGarbage(db: Database): Promise<number[]> {
+  const dropped = await db.transaction((tx) => {
+    tx.root.set('keep', chain('k', 5));
+    const drop = chain('d', 10, true);
+    tx.root.set('drop', drop);
+    return undefined;
+  });
+  void dropped;
+  const oids = await db.read((tx) => chainOids(tx.root.get('drop') as Item, 10));
+  await db.transaction((tx) => {
+    tx.root.delete('drop');
+  });
+  return oids;
+}
+
+describe('pack', () => {
+  it('removes unreachable objects (a cycle too) and keeps reachable ones with their data', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = dir.track(await open(path, { durability: 'none', ...quiet }));
+    const droppedOids = await withGarbage(db);
+    const expected = await contents(db);
+    const objectsBefore = db.stats().storage.objects;
+    assert.equal(objectsBefore, 16);
+
+    const result = await db.pack();
+    assert.equal(result.objectsKept, 6);
+    assert.equal(result.objectsRemoved, 10);
+    assert.ok(result.bytesAfter < result.bytesBefore);
+    assert.equal(db.stats().storage.objects, objectsBefore - 10);
+    assert.deepEqual(await contents(db), expected);
+    await assertIntact(db);
+
+    await reopened(path, async (again) => {
+      await again.read((tx) => {
+        for (const oid of droppedOids) {
+          assert.throws(() => tx.getObject(oid), { code: 'TROVE_NOT_FOUND' });
+        }
+      });
+      assert.equal(again.stats().storage.objects, 6);
+      assert.deepEqual(await contents(again), expected);
+      await assertIntact(again);
+    });
+    // New objects after a pack get oids that were never used (no reuse of removed ones).
+    await db.transaction((tx) => {
+      tx.root.set('later', new Item('later'));
+    });
+    const laterOid = await db.read((tx) => oidOf(tx.root.get('later'))!);
+    assert.ok(!droppedOids.includes(laterOid));
+  });
+
+  it('an object it removed is gone for every handle, even one that had it loaded', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = dir.track(await open(path, { durability: 'none', poolSize: 1, ...quiet }));
+    const other = dir.track(await open(path, { durability: 'none', poolSize: 1, ...quiet }));
+    await db.transaction((tx) => {
+      tx.root.set('gone', new Item('gone', 'soon unreachable'));
+    });
+    // Both handles load it (their pooled connections keep it in their caches).
+    const oid = await db.read((tx) => oidOf(tx.root.get('gone'))!);
+    assert.equal(await other.read((tx) => (tx.getObject(oid) as Item).name), 'gone');
+    assert.equal(await db.read((tx) => (tx.getObject(oid) as Item).name), 'gone');
+    await db.transaction((tx) => {
+      tx.root.delete('gone');
+    });
+    assert.equal((await db.pack()).objectsRemoved, 1);
+
+    for (const handle of [db, other]) {
+      await handle.read((tx) => {
+        assert.throws(() => tx.getObject(oid), { code: 'TROVE_NOT_FOUND' });
+      });
+      // Linking it back in cannot succeed: it must not loop on read conflicts either.
+      await assert.rejects(
+        handle.transaction(
+          (tx) => {
+            tx.root.set('back', tx.getObject(oid));
+          },
+          { attempts: 5 },
+        ),
+        { code: 'TROVE_NOT_FOUND' },
+      );
+    }
+    await assertIntact(db);
+  });
+
+  describe('keepHistorySince', () => {
+    /** Commits payload v1..v4 of one Item, a few ms apart; returns their tids. */
+    async function history(db: Database): Promise<Tid[]> {
+      const tids: Tid[] = [];
+      db.root.set('item', new Item('item', 'v1'));
+      tids.push(await db.commit());
+      for (const version of ['v2', 'v3', 'v4']) {
+        await sleep(3);
+        (db.root.get('item') as Item).payload = version;
+        tids.push(await db.commit());
+      }
+      return tids;
+    }
+
+    async function payloadAt(path: string, at: Tid | Date): Promise<string> {
+      const view = await open(path, { at, ...quiet });
+      try {
+        return (view.root.get('item') as Item).payload;
+      } finally {
+        await view.close();
+      }
+    }
+
+    it('keeps the history after the cut: historical opens and backups after it still work', async (t) => {
+      const dir = scratch(t);
+      const path = dir.file();
+      const db = dir.track(await open(path, { durability: 'none', ...quiet }));
+      const [, t2, t3, t4] = (await history(db)) as [Tid, Tid, Tid, Tid];
+
+      const result = await db.pack({ keepHistorySince: t2 });
+      assert.equal(result.objectsRemoved, 0);
+      assert.ok(result.revisionsRemoved > 0);
+      assert.equal(await payloadAt(path, t2), 'v2');
+      assert.equal(await payloadAt(path, t3 - 1), 'v2');
+      assert.equal(await payloadAt(path, t3), 'v3');
+      assert.equal(await payloadAt(path, t4), 'v4');
+      assert.equal(await payloadAt(path, new Date(Date.now() + 60_000)), 'v4');
+
+      const copy = dir.file('at-t3.trove');
+      const backup = await db.backup(copy, { at: t3 });
+      assert.equal(backup.tid, t3);
+      assert.equal(await payloadAt(copy, t3 + 1_000_000), 'v3');
+      await reopened(copy, assertIntact);
+      await assertIntact(db);
+    });
+
+    it('refuses what is older than the cut: a read conflict for reads, InvalidArgumentError for backups', async (t) => {
+      const dir = scratch(t);
+      const path = dir.file();
+      const db = dir.track(await open(path, { durability: 'none', ...quiet }));
+      const [t1, t2] = (await history(db)) as [Tid, Tid, Tid, Tid];
+      await db.pack({ keepHistorySince: t2 });
+
+      for (const at of [t1, t2 - 1]) {
+        const view = await open(path, { at, ...quiet });
+        try {
+          assert.throws(
+            () => (view.root.get('item') as Item).payload,
+            (error) =>
+              error instanceof ConflictError &&
+              error.code === 'TROVE_CONFLICT' &&
+              error.kind === 'read',
+          );
+        } finally {
+          await view.close();
+        }
+      }
+      const copy = dir.file('at-t1.trove');
+      await assert.rejects(db.backup(copy, { at: t1 }), { code: 'TROVE_INVALID_ARGUMENT' });
+      assert.equal(existsSync(copy), false);
+      assert.deepEqual(readdirSync(dir.dir).sort(), ['app.trove', 'app.trove.index']);
+    });
+
+    it('a Date cut keeps the state as of that time and what was committed since', async (t) => {
+      const dir = scratch(t);
+      const path = dir.file();
+      const db = dir.track(await open(path, { durability: 'none', ...quiet }));
+      const [t1, t2, t3] = (await history(db)) as [Tid, Tid, Tid, Tid];
+      // A cut between t1 and t2 (they are milliseconds apart).
+      const cut = new Date(Math.floor(t1 / 1000) + 1);
+      assert.ok(cut.getTime() * 1000 > t1 && cut.getTime() * 1000 < t2);
+      await db.pack({ keepHistorySince: cut });
+      assert.equal(await payloadAt(path, t3), 'v3');
+      assert.equal(await payloadAt(path, t2), 'v2');
+      // Nothing changed between t1 and the cut, so the state at t1 is the state at the cut.
+      assert.equal(await payloadAt(path, t1), 'v1');
+      // Before t1 the root was different (it had no 'item'): that revision is gone.
+      const view = await open(path, { at: t1 - 1, ...quiet });
+      try {
+        assert.throws(() => view.root.get('item'), { code: 'TROVE_CONFLICT', kind: 'read' });
+      } finally {
+        await view.close();
+      }
+    });
+
+    it('without keepHistorySince, only the current state is kept', async (t) => {
+      const dir = scratch(t);
+      const path = dir.file();
+      const db = dir.track(await open(path, { durability: 'none', ...quiet }));
+      const [, , t3, t4] = (await history(db)) as [Tid, Tid, Tid, Tid];
+      await db.pack();
+      assert.equal(await payloadAt(path, t4), 'v4');
+      await assert.rejects(async () => payloadAt(path, t3), {
+        code: 'TROVE_CONFLICT',
+        kind: 'read',
+      });
+      assert.equal((db.root.get('item') as Item).payload, 'v4');
+    });
+  });
+
+  it('keeps every commit made while it runs: same handle, another handle, another process', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const faults = new FaultyOps(path);
+    const storage = await FileStorage.open(
+      path,
+      withFileOps({ durability: 'none', ...quiet }, faults.ops),
+    );
+    const db = dir.track(await open({ storage }));
+    const other = dir.track(await open(path, { durability: 'none', ...quiet }));
+    await withGarbage(db);
+    await db.transaction((tx) => {
+      tx.root.set('tally', new Tally());
+    });
+
+    // Phase 1: the pack is copying into its new file, without the writer lock.
+    const copying = faults.holdNextWrite('other file');
+    const packing = db.pack();
+    await copying.reached;
+    await db.transaction((tx) => {
+      tx.root.set('same handle', 1);
+    });
+    await other.transaction((tx) => {
+      tx.root.set('other handle', 1);
+    });
+    const first = dir.track(
+      startPeer('process', INCREMENT, {
+        path,
+        mode: 'tally',
+        count: 10,
+        attempts: 'infinity',
+        pauseAtHalf: false,
+        durability: 'none',
+      }),
+    );
+    await first.next('done');
+    await finished(first);
+    // Phase 2: the pack holds the writer lock and writes its marker; writers wait for it.
+    const swapping = faults.holdNextWrite('data file');
+    copying.open();
+    await swapping.reached;
+    const waiting = other.transaction((tx) => {
+      tx.root.set('waited for the swap', 1);
+    });
+    const second = dir.track(
+      startPeer('process', INCREMENT, {
+        path,
+        mode: 'tally',
+        count: 10,
+        attempts: 'infinity',
+        pauseAtHalf: false,
+        durability: 'none',
+      }),
+    );
+    await second.next('ready');
+    await sleep(50);
+    swapping.open();
+    const result = await packing;
+    assert.equal(result.objectsRemoved, 10);
+    await waiting;
+    await second.next('done');
+    await finished(second);
+
+    const expected = {
+      keep: walk(chain('k', 5)),
+      tally: 20,
+      'same handle': 1,
+      'other handle': 1,
+      'waited for the swap': 1,
+    };
+    assert.deepEqual(await contents(db), expected);
+    assert.deepEqual(await contents(other), expected);
+    await assertIntact(db);
+    await reopened(path, async (again) => {
+      assert.deepEqual(await contents(again), expected);
+      await assertIntact(again);
+    });
+  });
+
+  it('a handle that slept through several packs follows to the newest file', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const sleeper = dir.track(await open(path, { durability: 'none', ...quiet }));
+    const packer = dir.track(await open(path, { durability: 'none', ...quiet }));
+    await sleeper.transaction((tx) => {
+      tx.root.set('n', 1);
+    });
+    await packer.pack();
+    await packer.pack();
+    await sleeper.transaction((tx) => {
+      tx.root.set('n', (tx.root.get('n') as number) + 1);
+    });
+    assert.equal(await packer.read((tx) => tx.root.get('n')), 2);
+    await reopened(path, async (again) => {
+      assert.equal(await again.read((tx) => tx.root.get('n')), 2);
+    });
+    assert.deepEqual(readdirSync(dir.dir).sort(), ['app.trove', 'app.trove.index']);
+  });
+
+  describe('a pack that fails leaves the database as it was, and no junk', () => {
+    interface FailureCase {
+      readonly name: string;
+      readonly durability: Durability;
+      readonly systemCode: string;
+      arm(faults: FaultyOps): void;
+    }
+    const half = (length: number) => Math.floor(length / 2);
+    const cases: FailureCase[] = [
+      {
+        name: 'the disk is full at the first write of the new file',
+        durability: 'none',
+        systemCode: 'ENOSPC',
+        arm: (f) => f.failNextWrite('other file'),
+      },
+      {
+        name: 'the disk fills up in the middle of a write of the new file',
+        durability: 'none',
+        systemCode: 'ENOSPC',
+        arm: (f) => f.failNextWrite('other file', half),
+      },
+      {
+        name: 'syncing the new file fails',
+        durability: 'full',
+        systemCode: 'EIO',
+        arm: (f) => f.failSync('other file'),
+      },
+      {
+        name: 'the disk fills up in the middle of the swap marker',
+        durability: 'none',
+        systemCode: 'ENOSPC',
+        arm: (f) => f.failNextWrite('data file', half),
+      },
+      {
+        name: 'syncing the swap marker fails',
+        durability: 'full',
+        systemCode: 'EIO',
+        arm: (f) => f.failSync('data file'),
+      },
+    ];
+
+    for (const failure of cases) {
+      it(`when ${failure.name}`, async (t) => {
+        await failedPack(t, failure);
+      });
+    }
+
+    async function failedPack(t: TestContext, failure: FailureCase): Promise<void> {
+      const dir = scratch(t);
+      const path = dir.file();
+      const faults = new FaultyOps(path);
+      const storage = await FileStorage.open(
+        path,
+        withFileOps({ durability: failure.durability, ...quiet }, faults.ops),
+      );
+      const db = dir.track(await open({ storage }));
+      const other = dir.track(await open(path, { durability: 'none', ...quiet }));
+      await withGarbage(db);
+      await db.checkpoint();
+      const before = snapshotOf(dir, path);
+      const expected = await contents(db);
+      const objects = db.stats().storage.objects;
+
+      failure.arm(faults);
+      await assert.rejects(db.pack(), { code: 'TROVE_IO', systemCode: failure.systemCode });
+      assert.equal(faults.fired, 1);
+      faults.disarm();
+      const afterFailure = snapshotOf(dir, path);
+
+      assert.deepEqual(await contents(db), expected);
+      assert.deepEqual(await contents(other), expected);
+      assert.equal(db.stats().storage.objects, objects);
+      await assertIntact(db);
+
+      // Both handles go on committing, and every acknowledged commit stays.
+      await db.transaction((tx) => {
+        tx.root.set('after', 1);
+      });
+      await other.transaction((tx) => {
+        tx.root.set('other after', 1);
+      });
+      const after = { ...(expected as object), after: 1, 'other after': 1 };
+      assert.deepEqual(await contents(db), after);
+      assert.deepEqual(await contents(other), after);
+      await reopened(path, async (again) => {
+        assert.deepEqual(await contents(again), after);
+        await assertIntact(again);
+      });
+
+      assert.equal(afterFailure.size, before.size, 'the data file has its old size');
+      assert.equal(afterFailure.inode, before.inode);
+      assert.deepEqual(afterFailure.files, before.files, 'no junk files');
+      assert.deepEqual(readdirSync(dir.dir).sort(), before.files, 'no junk after the next commits');
+      assert.equal(afterFailure.index, before.index, 'the saved index is untouched');
+
+      // Once the disk is fine again, a pack works.
+      const result = await db.pack();
+      assert.equal(result.objectsRemoved, 10);
+      assert.deepEqual(await contents(other), after);
+    }
+
+    function snapshotOf(dir: Scratch, path: string) {
+      return {
+        files: readdirSync(dir.dir).sort(),
+        size: statSync(path).size,
+        inode: statSync(path).ino,
+        index: readFileSync(`${path}.index`).toString('base64'),
+      };
+    }
+  });
+
+  for (const at of ['copying', 'swapping'] as const) {
+    it(`a packer killed while ${at} leaves the database as it was, and no junk after the next open`, async (t) => {
+      const dir = scratch(t);
+      const path = dir.file();
+      const db = await open(path, { durability: 'none', ...quiet });
+      await withGarbage(db);
+      const expected = await contents(db);
+      await db.close();
+      const before = { files: readdirSync(dir.dir).sort(), size: statSync(path).size };
+
+      const packer = dir.track(startPeer('process', STUCK_PACKER, { path, at }));
+      await packer.next('stuck');
+      packer.kill();
+      await packer.exited;
+
+      const next = dir.track(await open(path, { durability: 'none', ...quiet }));
+      assert.deepEqual(await contents(next), expected);
+      await assertIntact(next);
+      assert.equal(statSync(path).size, before.size, 'the data file has its old size');
+      assert.deepEqual(readdirSync(dir.dir).sort(), before.files, 'no junk files');
+      await next.transaction((tx) => {
+        tx.root.set('after', 1);
+      });
+      assert.equal((await next.pack()).objectsRemoved, 10);
+      await reopened(path, async (again) => {
+        assert.deepEqual(await contents(again), { ...(expected as object), after: 1 });
+      });
+    });
+  }
+
+  it('the next open removes the temporary files of a packer that died', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = await open(path, { durability: 'none', ...quiet });
+    await db.transaction((tx) => {
+      tx.root.set('n', 1);
+    });
+    await db.close();
+    const dead = spawnSync(process.execPath, ['-e', 'process.pid']).pid!;
+    assert.ok(dead > 0);
+    const stale = [`pack-${dead}-x`, `blob-${dead}-y`, `index.tmp-${dead}-z`];
+    const live = `pack-${process.pid}-w`;
+    for (const name of [...stale, live]) writeFileSync(`${path}.${name}`, 'leftover');
+
+    // A read-only open writes nothing, not even a cleanup.
+    await reopened(path, async (again) => {
+      assert.equal(await again.read((tx) => tx.root.get('n')), 1);
+    });
+    for (const name of stale) assert.ok(existsSync(`${path}.${name}`));
+
+    const writer = dir.track(await open(path, { durability: 'none', ...quiet }));
+    for (const name of stale) assert.equal(existsSync(`${path}.${name}`), false, name);
+    assert.ok(existsSync(`${path}.${live}`), 'the file of a live process is left alone');
+    assert.equal(await writer.read((tx) => tx.root.get('n')), 1);
+    await assertIntact(writer);
+  });
+});
