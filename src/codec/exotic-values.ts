@@ -11,7 +11,8 @@
 
 import { addExtension } from 'msgpackr';
 import { BrokenValue } from './broken-value.js';
-import { referenceType } from './reference-type.js';
+import { type AnyClass, classForName, nameOfClass } from './class-registry.js';
+import { isPersistentClass, referenceType } from './reference-type.js';
 
 const NEGATIVE_ZERO_EXTENSION = 0x1a;
 const UTF16_STRING_EXTENSION = 0x1b;
@@ -87,7 +88,10 @@ export function isExoticString(text: string): boolean {
  * and cyclic ones once, so structure is kept); persistent objects and leaf values (dates,
  * binary) are kept as they are.
  */
-export function faithfulCopy(state: Record<string, unknown>): Record<string, unknown> {
+export function faithfulCopy(
+  state: Record<string, unknown>,
+  markValueClasses = false,
+): Record<string, unknown> {
   const base = referenceType().base;
   const copies = new Map<object, unknown>();
   const copy = (value: unknown): unknown => {
@@ -117,53 +121,124 @@ export function faithfulCopy(state: Record<string, unknown>): Record<string, unk
       return out;
     }
     if (value instanceof BrokenValue) {
+      if (markValueClasses) return marked(value, value.className, value.state);
       const out = new BrokenValue(value.className, {});
       copies.set(value, out);
-      Object.assign(out.state, copyProperties(value.state).object);
+      copyProperties(value.state, out.state);
       return out;
     }
+    if (
+      markValueClasses &&
+      proto !== Object.prototype &&
+      proto !== null &&
+      isValueClassInstance(value, proto)
+    ) {
+      const name = nameOfClass((proto as { constructor: AnyClass }).constructor);
+      if (name !== undefined) return marked(value, name, value as Record<string, unknown>);
+    }
     if (proto === Object.prototype || proto === null || isValueClassInstance(value, proto)) {
-      const { object, protoKey } = copyProperties(value as Record<string, unknown>);
-      if (protoKey) {
-        const entries = Object.keys(object).map((key): [string, unknown] => [
-          copy(key) as string,
-          object[key],
-        ]);
-        const marker = new ProtoKeyObject(entries, proto === null);
-        copies.set(value, marker);
-        return marker;
-      }
-      const out =
+      // Registered before its contents are copied, so a cycle through it finds the copy.
+      const out: Record<string, unknown> =
         proto === Object.prototype || proto === null
-          ? object
-          : Object.assign(Object.create(proto), object);
+          ? {}
+          : (Object.create(proto) as Record<string, unknown>);
       copies.set(value, out);
-      return out;
+      const protoKey = copyProperties(value as Record<string, unknown>, out);
+      if (!protoKey) return out;
+      const entries = Object.keys(out).map((key): [string, unknown] => [
+        copy(key) as string,
+        out[key],
+      ]);
+      const marker = new ProtoKeyObject(entries, proto === null);
+      copies.set(value, marker);
+      return marker;
     }
     return value; // dates, binary, regular expressions, errors
   };
-  const copyProperties = (source: Record<string, unknown>) => {
-    const object: Record<string, unknown> = {};
+  // A value-class instance as a plain object with its class name under CLASS_KEY.
+  const marked = (value: object, name: string, properties: Record<string, unknown>): unknown => {
+    const out: Record<string, unknown> = { [CLASS_KEY]: name };
+    copies.set(value, out);
+    copyProperties(properties, out);
+    return out;
+  };
+  /** Copies the properties of `source` into `target`; true if a key needs the proto marker. */
+  const copyProperties = (
+    source: Record<string, unknown>,
+    target: Record<string, unknown>,
+  ): boolean => {
     let protoKey = false;
     for (const key of Object.keys(source)) {
       const item = copy(source[key]);
       if (key === '__proto__' || !isWellFormed(key)) protoKey = true;
-      Object.defineProperty(object, key, {
+      Object.defineProperty(target, key, {
         value: item,
         writable: true,
         enumerable: true,
         configurable: true,
       });
     }
-    return { object, protoKey };
+    return protoKey;
   };
-  return copyProperties(state).object;
+  const copied: Record<string, unknown> = {};
+  copyProperties(state, copied);
+  return copied;
+}
+
+/**
+ * The key under which records with shared or cyclic values keep the class name of a value
+ * class instance, written as a plain object: msgpackr rebuilds a cyclic extension value as a
+ * plain object, which would lose its class. The instance gets its prototype back in place
+ * after decoding (restoreValueClasses), so its identity in cycles is kept.
+ */
+export const CLASS_KEY = '\u0000trove.class';
+
+/**
+ * Gives the objects marked with CLASS_KEY in a decoded state their class again, in place.
+ * Objects of classes not registered here keep the marker (and are written back with it).
+ */
+export function restoreValueClasses(state: unknown): void {
+  const seen = new Set<object>();
+  const referenceBase = referenceType().base;
+  const visit = (value: unknown): void => {
+    if (
+      typeof value !== 'object' ||
+      value === null ||
+      seen.has(value) ||
+      value instanceof referenceBase
+    )
+      return;
+    seen.add(value);
+    if (Array.isArray(value) || value instanceof Set) {
+      for (const item of value) visit(item);
+      return;
+    }
+    if (value instanceof Map) {
+      for (const [key, item] of value) {
+        visit(key);
+        visit(item);
+      }
+      return;
+    }
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) return;
+    const record = value as Record<string, unknown>;
+    for (const key of Object.keys(record)) visit(record[key]);
+    const name = record[CLASS_KEY];
+    if (typeof name !== 'string') return;
+    const cls = classForName(name);
+    if (cls === undefined || isPersistentClass(cls)) return;
+    delete record[CLASS_KEY];
+    Object.setPrototypeOf(record, cls.prototype);
+  };
+  visit(state);
 }
 
 function isValueClassInstance(value: object, proto: object | null): boolean {
   return (
     proto !== null &&
     !ArrayBuffer.isView(value) &&
+    !(value instanceof ArrayBuffer) &&
     !(value instanceof Date) &&
     !(value instanceof RegExp) &&
     !(value instanceof Error)

@@ -16,7 +16,7 @@ import { CorruptionError } from '../errors.js';
 import type { Oid } from '../storage/types.js';
 import { BrokenValue } from './broken-value.js';
 import { type AnyClass, classForName, onClassRegistered } from './class-registry.js';
-import { faithfulCopy } from './exotic-values.js';
+import { faithfulCopy, restoreValueClasses } from './exotic-values.js';
 import { isPersistentClass, type ReferenceType, setReferenceType } from './reference-type.js';
 import type { ScanResult } from './state-scanner.js';
 
@@ -57,7 +57,9 @@ let resolveReference: Resolver | undefined;
 function readValue([name, properties]: [string, Record<string, unknown>]): object {
   const cls = classForName(name);
   if (cls === undefined || isPersistentClass(cls)) return new BrokenValue(name, properties);
-  return Object.assign(Object.create(cls.prototype) as object, properties);
+  // The properties object itself becomes the instance: references to the instance from
+  // inside it (a cycle through itself) were decoded as references to this very object.
+  return Object.setPrototypeOf(properties, cls.prototype) as object;
 }
 
 function addValueExtension(cls: AnyClass, write: (value: object) => unknown): void {
@@ -98,8 +100,15 @@ export function encodeRecord(
   state: Record<string, unknown>,
   scan: ScanResult,
 ): Uint8Array {
+  if (scan.sharedValues) {
+    const marked = scan.exoticValues || scan.valueClasses;
+    return clonePackr.pack([
+      RecordKind.cloned,
+      className,
+      marked ? faithfulCopy(state, true) : state,
+    ]);
+  }
   const stored = scan.exoticValues ? faithfulCopy(state) : state;
-  if (scan.sharedValues) return clonePackr.pack([RecordKind.cloned, className, stored]);
   if (scan.maps) return structuredPackr.pack([RecordKind.structured, className, stored]);
   return plainPackr.pack([RecordKind.plain, className, stored]);
 }
@@ -149,6 +158,7 @@ export function decodeRecord(data: Uint8Array, resolve: Resolver, oid?: Oid): De
       `record of object ${oid ?? '?'} has kind ${String(decoded[0])}, which this trove cannot read`,
     );
   }
+  if (decoded[0] === RecordKind.cloned) restoreValueClasses(decoded[2]);
   return { className: decoded[1], state: decoded[2] as Record<string, unknown> };
 }
 

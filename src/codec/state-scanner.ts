@@ -28,6 +28,8 @@ export interface ScanResult {
   readonly exoticValues: boolean;
   /** True when the state holds a Map (plain MessagePack maps cannot tell one from an object). */
   readonly maps: boolean;
+  /** True when the state holds instances of value classes (or values of unknown ones). */
+  readonly valueClasses: boolean;
 }
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
@@ -66,6 +68,7 @@ export function scanState(
   let shared = false;
   let exotic = false;
   let maps = false;
+  let valueClasses = false;
 
   const fail = (what: string, hint = ''): never => {
     const at = where() + path.map(pathSegment).join('');
@@ -123,8 +126,10 @@ export function scanState(
     } else if (isLeafObject(obj, proto)) {
       // Stored whole by msgpackr (dates, binary data, regular expressions, errors).
     } else if (obj instanceof BrokenValue) {
+      valueClasses = true;
       scanProperties(obj.state, false);
     } else {
+      valueClasses = true;
       const cls = (proto as { constructor?: AnyClass }).constructor;
       if (cls === undefined || nameOfClass(cls) === undefined || isPersistentClass(cls)) {
         fail(
@@ -158,5 +163,5 @@ export function scanState(
     if (stored !== item) state[key] = stored;
     path.pop();
   }
-  return { sharedValues: shared, exoticValues: exotic, maps };
+  return { sharedValues: shared, exoticValues: exotic, maps, valueClasses };
 }

@@ -110,9 +110,10 @@ export class Connection implements Jar {
   readonly storage: Storage;
   readonly cache: ObjectCache;
   #snapshot: Tid = 0;
+  #cacheEpoch = 0;
   #changed = new Set<ObjectMeta>();
   readonly #readGuards = new Map<Oid, Tid>();
-  readonly #oidPool: Oid[] = [];
+  #oidPool: Oid[] = [];
   #closedReason = 'the transaction these objects belong to has ended';
   #committing = false;
 
@@ -220,7 +221,10 @@ export class Connection implements Jar {
   sync(): void {
     this.cache.shrink();
     const changes = this.storage.changesSince(this.#snapshot);
-    if (changes === 'flush') {
+    if (this.storage.cacheEpoch !== this.#cacheEpoch) {
+      this.#cacheEpoch = this.storage.cacheEpoch;
+      this.cache.unloadAll();
+    } else if (changes === 'flush') {
       this.cache.unloadAll();
     } else {
       for (const { tid, oids } of changes) {
@@ -363,33 +367,42 @@ export class Connection implements Jar {
         meta.oid = oids[i]!;
         meta.jar = this;
         meta.serial = 0;
+        // In the cache from now on: decoding a record during the commit (conflict
+        // resolution) must find this object, not make a second one for its oid.
+        this.cache.add(meta);
       });
       const pending: PendingWrite[] = [];
       const byOid = new Map<Oid, PendingWrite>();
-      whileEncoding(() => {
-        for (const { meta, className, state, refs, scan, staged } of entries) {
-          const isNew = meta.state === ObjectState.Unsaved;
-          const write: RecordWrite =
-            staged === undefined
-              ? {
-                  oid: meta.oid!,
-                  data: encodeRecord(className, state!, scan!),
-                  refs: uniqueOids(refs),
-                  expectedTid: isNew ? 0 : meta.serial,
-                }
-              : { oid: meta.oid!, data: NO_BYTES, refs: [], expectedTid: 0, blob: staged };
-          const entry: PendingWrite = {
-            meta,
-            className,
-            isNew,
-            write,
-            resolved: undefined,
-            staged,
-          };
-          pending.push(entry);
-          byOid.set(write.oid, entry);
-        }
-      });
+      try {
+        whileEncoding(() => {
+          for (const { meta, className, state, refs, scan, staged } of entries) {
+            const isNew = meta.state === ObjectState.Unsaved;
+            const write: RecordWrite =
+              staged === undefined
+                ? {
+                    oid: meta.oid!,
+                    data: encodeRecord(className, state!, scan!),
+                    refs: uniqueOids(refs),
+                    expectedTid: isNew ? 0 : meta.serial,
+                  }
+                : { oid: meta.oid!, data: NO_BYTES, refs: [], expectedTid: 0, blob: staged };
+            const entry: PendingWrite = {
+              meta,
+              className,
+              isNew,
+              write,
+              resolved: undefined,
+              staged,
+            };
+            pending.push(entry);
+            byOid.set(write.oid, entry);
+          }
+        });
+      } catch (error) {
+        // Nothing was stored: the new objects are new again, their oids free again.
+        this.#release(fresh);
+        throw error;
+      }
       // From here on, a write to one of these objects is a change for the next commit.
       for (const { meta } of pending) meta.state = ObjectState.Saved;
       this.#changed = new Set();
@@ -587,28 +600,37 @@ export class Connection implements Jar {
         delete (meta.target as { [STAGED]?: StagedBlob })[STAGED];
         meta.size = 0;
       }
-      if (entry.isNew) this.cache.add(meta);
-      else this.cache.resized(meta, previousSize);
+      this.cache.resized(meta, previousSize);
     }
     this.#readGuards.clear();
   }
 
   /** Undoes the bookkeeping of a batch that was not committed. */
   #rollBack(batch: CommitBatch): void {
-    const oids: Oid[] = [];
+    const fresh: ObjectMeta[] = [];
     for (const { meta, isNew } of batch.pending) {
       if (isNew) {
-        oids.push(meta.oid!);
-        this.#changed.delete(meta);
-        meta.oid = undefined;
-        meta.jar = undefined;
-        meta.state = ObjectState.Unsaved;
+        fresh.push(meta);
       } else {
         meta.state = ObjectState.Changed;
         this.#changed.add(meta);
       }
     }
+    this.#release(fresh);
+  }
+
+  /** Makes objects that were about to be stored new again, and their oids free again. */
+  #release(fresh: readonly ObjectMeta[]): void {
+    const oids: Oid[] = [];
+    for (const meta of fresh) {
+      oids.push(meta.oid!);
+      this.cache.remove(meta);
+      this.#changed.delete(meta);
+      meta.oid = undefined;
+      meta.jar = undefined;
+      meta.state = ObjectState.Unsaved;
+    }
     // Oids of objects that were not stored were never used: hand them out again.
-    this.#oidPool.splice(0, 0, ...oids.sort((a, b) => a - b));
+    this.#oidPool = oids.sort((a, b) => a - b).concat(this.#oidPool);
   }
 }

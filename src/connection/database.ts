@@ -405,6 +405,7 @@ export class Database {
       sharedValues: false,
       exoticValues: false,
       maps: true,
+      valueClasses: false,
     });
     try {
       await this.storage.commit({

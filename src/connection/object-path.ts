@@ -57,7 +57,10 @@ export function describePath(root: ObjectMeta | undefined, wanted: ObjectMeta): 
         if (seenValues.has(value)) return;
         seenValues.add(value);
         if (value instanceof Map) {
-          for (const [key, item] of value) visit(item, `${at}${pathSegment(key)}`);
+          for (const [key, item] of value) {
+            visit(key, `${at}[key ${describe(key)}]`);
+            visit(item, `${at}${pathSegment(key)}`);
+          }
         } else if (value instanceof Set) {
           let index = 0;
           for (const item of value) visit(item, `${at}[${index++}]`);

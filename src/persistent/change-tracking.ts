@@ -16,6 +16,11 @@ import { JarStatus, META, type ObjectMeta, ObjectState } from './object-meta.js'
 
 /** The raw value behind each view. */
 const rawByView = new WeakMap<object, object>();
+/** An argument as the raw value it stands for (for lookups by identity). */
+function unwrapArgument(value: unknown): unknown {
+  return typeof value === 'object' && value !== null ? (rawByView.get(value) ?? value) : value;
+}
+
 /** The object each view belongs to. */
 const ownerOfView = new WeakMap<object, ObjectMeta>();
 
@@ -271,27 +276,31 @@ class MethodViewHandler extends ViewHandler implements ProxyHandler<object> {
       };
     }
     if (this.kind === ViewKind.Date) return fn.bind(target);
+    const isMap = this.kind === ViewKind.Map;
+    // Keys and values handed out are views too (a change to a key object is a change to
+    // this object); arguments are unwrapped, so a view finds the raw value it stands for.
     if (key === 'forEach') {
       return (callback: Function, thisArg?: unknown) =>
-        fn.call(target, (value: unknown, key2: unknown) =>
-          callback.call(thisArg, track(meta, value), key2, this.viewOf(target)),
+        fn.call(target, (value: unknown, itemKey: unknown) =>
+          callback.call(thisArg, track(meta, value), track(meta, itemKey), this.viewOf(target)),
         );
     }
-    if (VALUE_READERS.has(key)) {
-      const entries = key === 'entries' || (key === Symbol.iterator && this.kind === ViewKind.Map);
+    if (VALUE_READERS.has(key) || key === 'keys') {
+      const entries = key === 'entries' || (key === Symbol.iterator && isMap);
       return (...args: unknown[]) => {
-        const result = fn.apply(target, args);
+        const result = fn.apply(target, args.map(unwrapArgument));
         if (key === 'get') return track(meta, result);
         return mapIterator(result as Iterator<unknown>, (item) =>
-          entries && this.kind === ViewKind.Map
-            ? [(item as [unknown, unknown])[0], track(meta, (item as [unknown, unknown])[1])]
-            : entries
-              ? [track(meta, (item as [unknown, unknown])[0]), track(meta, (item as unknown[])[1])]
-              : track(meta, item),
+          entries
+            ? [
+                track(meta, (item as [unknown, unknown])[0]),
+                track(meta, (item as [unknown, unknown])[1]),
+              ]
+            : track(meta, item),
         );
       };
     }
-    return fn.bind(target);
+    return (...args: unknown[]) => fn.apply(target, args.map(unwrapArgument));
   }
 
   viewOf(target: object): unknown {

@@ -182,6 +182,7 @@ export class MemoryStorage extends Storage {
     this.#transactions.splice(0, this.#transactions.length, ...remaining);
     this.#bytes = bytesAfter;
     this.#horizon = Math.max(this.#horizon, cut);
+    if (objectsRemoved > 0) this.invalidateCaches();
     return {
       objectsKept: reachable.size,
       objectsRemoved,

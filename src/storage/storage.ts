@@ -220,6 +220,7 @@ export abstract class Storage {
   #closing: Promise<void> | undefined;
   /** Blobs staged and not yet stored or discarded. */
   readonly #staged = new Set<StagedBlob>();
+  #cacheEpoch = 0;
 
   protected constructor(readOnly: boolean) {
     this.readOnly = readOnly;
@@ -228,6 +229,20 @@ export abstract class Storage {
   /** True once `close()` was called. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Changes whenever objects a cache may hold stopped matching the storage in a way
+   * `changesSince` cannot list (a pack removed objects; a file was replaced or reread).
+   * A connection that sees it change reloads every object.
+   */
+  get cacheEpoch(): number {
+    return this.#cacheEpoch;
+  }
+
+  /** Tells connections to reload every object (see cacheEpoch). */
+  protected invalidateCaches(): void {
+    this.#cacheEpoch++;
   }
 
   /** The newest revision of `oid`. Throws NotFoundError if the object has none. */

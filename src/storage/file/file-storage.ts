@@ -21,6 +21,7 @@ import * as fs from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { crc32c } from '@node-rs/crc32';
+import fsx from 'fs-native-extensions';
 import {
   CorruptionError,
   InvalidArgumentError,
@@ -134,6 +135,9 @@ interface PendingCommit {
 /** Thrown inside a locked section when the file was replaced by a pack: retry on the new one. */
 class FileReplaced {}
 
+/** Appends made by every handle of this process (see #poll). */
+let appendsInProcess = 0;
+
 /** Recent transactions kept for changesSince; older snapshots are told to flush. */
 const MAX_RECENT_TRANSACTIONS = 10_000;
 const MAX_RECENT_OIDS = 1_000_000;
@@ -181,6 +185,12 @@ export class FileStorage extends Storage {
   #appending = false;
   /** Set once the file was looked at in this turn of the event loop. */
   #lookedThisTurn = false;
+  /** The count of appends in this process at that look. */
+  #appendsSeen = 0;
+  /** Files replaced by a pack, to close once no lock on them is held. */
+  #replaced: OpenFile[] = [];
+  /** Where the last transaction this handle applied is, to notice it being cut off. */
+  #lastApplied: { offset: number; length: number; tid: Tid } | undefined;
   /** Staged blob files, by staged blob. */
   readonly #stagedFiles = new WeakMap<StagedBlob, string>();
   readonly #scratch = Buffer.allocUnsafe(LOAD_READ);
@@ -393,18 +403,63 @@ export class FileStorage extends Storage {
    * consistent snapshot, and this handle's own commits are applied as they are written.
    */
   #poll(): void {
-    if (this.#appending || this.#lookedThisTurn) return;
-    this.#lookedThisTurn = true;
-    setImmediate(() => {
-      this.#lookedThisTurn = false;
-    });
+    if (this.#appending) return;
+    // Another handle in this process may have appended within this turn (when every step
+    // completes without waiting, no turn passes): then look again.
+    if (this.#lookedThisTurn && this.#appendsSeen === appendsInProcess) return;
+    this.#appendsSeen = appendsInProcess;
+    if (!this.#lookedThisTurn) {
+      this.#lookedThisTurn = true;
+      setImmediate(() => {
+        this.#lookedThisTurn = false;
+      });
+    }
     const size = fs.fstatSync(this.#fd).size;
+    if (!this.#tailIntact(size)) this.#reload();
     if (size <= this.#log.end) return;
     const stop = this.#scan(size);
-    if (stop?.moved !== undefined && this.#followMove(stop.moved)) {
+    if (stop?.moved !== undefined && this.#followMove()) {
+      this.#retireReplaced();
       this.#lookedThisTurn = false;
       this.#poll();
     }
+  }
+
+  /** Closes the files packs replaced (when no lock on them is held any more). */
+  #retireReplaced(): void {
+    for (const file of this.#replaced) file.retire();
+    this.#replaced = [];
+  }
+
+  /**
+   * Whether the last transaction this handle applied is still where it was. A writer whose
+   * sync failed cuts its transaction off again, after another handle may already have read
+   * it; the next commit may then be written in the same place.
+   */
+  #tailIntact(size: number): boolean {
+    const last = this.#lastApplied;
+    if (last === undefined) return size >= this.#log.end;
+    if (size < this.#log.end) return false;
+    const header = decodeTxHeader(this.#reader.fresh(last.offset, TX_HEADER_SIZE), 0);
+    return header !== undefined && header.tid === last.tid && header.length === last.length;
+  }
+
+  /** Reads the file again from its index (or from scratch): what was applied is gone. */
+  #reload(): void {
+    this.#logger(
+      `trove: ${this.path}: the end of the log was rewritten by a failed commit; reading it again`,
+    );
+    const state = loadState(this.path, this.#fd, this.#header, this.#progress);
+    this.#switchTo(this.#file, this.#header, state);
+    this.#forgetRecent(state.lastTid);
+    this.invalidateCaches();
+  }
+
+  /** Snapshots before `tid` must reload every object: the changes since them are unknown. */
+  #forgetRecent(tid: Tid): void {
+    this.#recent = [];
+    this.#recentOids = 0;
+    this.#knownSince = tid;
   }
 
   /**
@@ -415,6 +470,9 @@ export class FileStorage extends Storage {
   #scan(
     size: number,
   ): { offset: number; problem?: ScannedProblem; moved?: ScannedTransaction } | undefined {
+    // Bytes past the applied end may have been cut off and written again: never trust a
+    // window that held them.
+    this.#reader.invalidate();
     for (;;) {
       const offset = this.#log.end;
       if (offset >= size) return undefined;
@@ -427,6 +485,7 @@ export class FileStorage extends Storage {
 
   #apply(tx: ScannedTransaction): void {
     applyToState(this.#log, tx);
+    this.#lastApplied = { offset: tx.offset, length: tx.length, tid: tx.tid };
     if (tx.records.length === 0) return;
     this.#recent.push({ tid: tx.tid, oids: tx.records.map((record) => record.oid) });
     this.#recentOids += tx.records.length;
@@ -438,11 +497,12 @@ export class FileStorage extends Storage {
   }
 
   /**
-   * Follows a pack: if the file at the path is the one the marker names, switch to it.
-   * Returns false when it is not there (yet, or the pack failed): look again later.
+   * Follows a pack (this handle read the marker a packer leaves at the end of the file it
+   * replaced): if the file at the path is no longer the one this handle has open, switch to
+   * it. Returns false when it still is (the packer has not renamed yet, or failed or died
+   * before it did).
    */
-  #followMove(marker: ScannedTransaction): boolean {
-    const generation = marker.meta.generation;
+  #followMove(): boolean {
     let fd: number;
     try {
       fd = fs.openSync(this.path, this.readOnly ? 'r' : 'r+');
@@ -450,24 +510,22 @@ export class FileStorage extends Storage {
       return false;
     }
     try {
+      const theirs = fs.fstatSync(fd);
+      const ours = fs.fstatSync(this.#fd);
       const bytes = Buffer.alloc(FILE_HEADER_SIZE);
       const header = decodeFileHeader(
         bytes.subarray(0, readFully(fd, bytes, 0, FILE_HEADER_SIZE, 0)),
       );
-      if (typeof header === 'string' || header.generation.toString() !== String(generation)) {
+      if ((theirs.ino === ours.ino && theirs.dev === ours.dev) || typeof header === 'string') {
         fs.closeSync(fd);
         return false;
       }
       const state = loadState(this.path, fd, header, this.#progress);
-      const caughtUp = state.lastTid === this.#log.lastTid;
-      this.#switchTo(new OpenFile(fd), header, state);
-      // Transactions between this handle's last one and the index's are folded into the
-      // new file: snapshots older than that must reload everything.
-      if (!caughtUp) {
-        this.#recent = [];
-        this.#recentOids = 0;
-        this.#knownSince = state.lastTid;
-      }
+      // The old file may still be locked by this handle: it is closed once that is over.
+      this.#replaced.push(this.#switchTo(new OpenFile(fd), header, state));
+      // The pack removed objects this handle's connections may hold: they reload everything.
+      this.#forgetRecent(state.lastTid);
+      this.invalidateCaches();
       return true;
     } catch (error) {
       fs.closeSync(fd);
@@ -475,7 +533,7 @@ export class FileStorage extends Storage {
     }
   }
 
-  /** Makes `file` the data file; the old one closes once no blob stream reads it. */
+  /** Makes `file` the data file; returns the old one (to retire, unless it is the same). */
   #switchTo(file: OpenFile, header: FileHeader, state: ScanState): OpenFile {
     const old = this.#file;
     this.#file = file;
@@ -483,28 +541,41 @@ export class FileStorage extends Storage {
     this.#blocks = new BlockCache(file.fd, this.#blockCacheBytes);
     this.#header = header;
     this.#log = { ...state, nextOid: Math.max(state.nextOid, this.#log.nextOid) };
+    this.#lastApplied = undefined;
     return old;
   }
 
   /**
-   * At open: if the log ends in a transaction that fails its checks, decide under the writer
-   * lock whether it is a torn tail (cut it off) or damage to committed data (refuse).
+   * At open: if the log ends in a transaction that fails its checks, decide whether it is a
+   * torn tail (cut it off) or damage to committed data (refuse). Cutting needs the writer
+   * lock; if another writer holds it (it may be appending right now), the open leaves the
+   * tail to it and reads up to it.
    */
   async #recoverTail(): Promise<void> {
     const size = fs.fstatSync(this.#fd).size;
     const stop = this.#scan(size);
     if (stop === undefined) return;
-    if (stop.moved !== undefined) {
-      if (this.#followMove(stop.moved)) return this.#recoverTail();
-      if (this.readOnly) return;
-    } else if (this.readOnly) {
-      const verdict = judge(this.#reader, stop.offset, size, stop.problem!);
+    if (stop.moved !== undefined && this.#followMove()) {
+      this.#retireReplaced();
+      return this.#recoverTail();
+    }
+    if (stop.problem !== undefined) {
+      const verdict = judge(this.#reader, stop.offset, size, stop.problem);
       if (verdict.kind === 'corrupt') {
         throw new CorruptionError(verdict.detail, { offset: stop.offset, path: this.path });
       }
-      return; // a torn tail (or a writer still appending): read up to it
     }
-    await this.#withLock(async () => undefined);
+    if (this.readOnly) return;
+    const fd = this.#fd;
+    if (!fsx.tryLock(fd, 0, 1)) return;
+    try {
+      this.#catchUpLocked();
+    } catch (error) {
+      if (!(error instanceof FileReplaced)) throw error;
+    } finally {
+      fsx.unlock(fd, 0, 1);
+      this.#retireReplaced();
+    }
   }
 
   /**
@@ -515,11 +586,22 @@ export class FileStorage extends Storage {
   #catchUpLocked(): void {
     for (;;) {
       const size = fs.fstatSync(this.#fd).size;
+      if (!this.#tailIntact(size)) this.#reload();
       const stop = this.#scan(size);
       if (stop === undefined) return;
       if (stop.moved !== undefined) {
-        if (this.#followMove(stop.moved)) throw new FileReplaced();
-        this.#cut(stop.offset, size, 'a pack marker whose new file never replaced this one');
+        if (this.#followMove()) throw new FileReplaced();
+        // The packer died (or failed) between writing its marker and renaming its file.
+        // The marker holds no data: cut it without keeping a copy.
+        const end = stop.moved.offset + stop.moved.length;
+        if (end === size)
+          this.#truncate(stop.offset, 'a pack marker left by a pack that did not finish');
+        else
+          this.#cut(
+            stop.offset,
+            size,
+            'a pack marker left by a pack that did not finish, and what follows it',
+          );
         continue;
       }
       const verdict = judge(this.#reader, stop.offset, size, stop.problem!);
@@ -538,6 +620,13 @@ export class FileStorage extends Storage {
     );
   }
 
+  #truncate(offset: number, what: string): void {
+    fs.ftruncateSync(this.#fd, offset);
+    if (this.durability !== 'none') fs.fsyncSync(this.#fd);
+    this.#reader.invalidate();
+    this.#logger(`trove: ${this.path}: removed ${what} at offset ${offset}`);
+  }
+
   /** Runs `fn` holding the writer lock of the current file, with the log read to its end. */
   async #withLock<T>(fn: () => Promise<T>): Promise<T> {
     for (;;) {
@@ -551,6 +640,8 @@ export class FileStorage extends Storage {
         );
       } catch (error) {
         if (!(error instanceof FileReplaced)) throw error;
+      } finally {
+        this.#retireReplaced();
       }
     }
   }
@@ -758,6 +849,8 @@ export class FileStorage extends Storage {
       throw ioError('appending to', this.path, error);
     } finally {
       this.#appending = false;
+      // Counted once the bytes are in the file (or cut off again): see #poll.
+      appendsInProcess++;
     }
   }
 
@@ -924,7 +1017,12 @@ export class FileStorage extends Storage {
       poll: () => this.#poll(),
       withLock: (fn) => this.#withLock(fn),
       revisionAt: (oid, tid) => this.#revisionBefore(oid, tid + 1)?.offset,
-      switchTo: (fd, header, state) => this.#switchTo(new OpenFile(fd), header, state),
+      switchTo: (fd, header, state) => {
+        const old = this.#switchTo(new OpenFile(fd), header, state);
+        // The pack removed objects this handle's connections may hold.
+        this.invalidateCaches();
+        return old;
+      },
     };
     const { result, old } = await packFile(host, keepHistorySince);
     old.retire();

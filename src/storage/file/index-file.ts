@@ -43,11 +43,25 @@ export function indexPath(dataPath: string): string {
 /**
  * Writes the index file atomically (temporary file, fsync unless `sync` is false, rename).
  */
-export function saveIndex(
-  dataPath: string,
-  saved: Omit<SavedIndex, 'index'> & { index: OidIndex },
-  sync: boolean,
-): void {
+export function saveIndex(dataPath: string, saved: SavedIndex, sync: boolean): void {
+  publishIndex(dataPath, prepareIndex(dataPath, saved, sync));
+}
+
+/** Gives a prepared index file (see prepareIndex) its final name. */
+export function publishIndex(dataPath: string, temporary: string): void {
+  try {
+    fs.renameSync(temporary, indexPath(dataPath));
+  } catch (error) {
+    fs.rmSync(temporary, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * Writes an index for `dataPath` under a temporary name and returns it, for publishIndex
+ * (a pack prepares the new file's index before the swap and publishes it right after).
+ */
+export function prepareIndex(dataPath: string, saved: SavedIndex, sync: boolean): string {
   const { offsets, tids } = saved.index.arrays();
   const n = offsets.length;
   const header = Buffer.alloc(HEADER_SIZE);
@@ -63,7 +77,6 @@ export function saveIndex(
   header.writeUInt32LE(crc32c(header.subarray(0, 56)), 56);
   header.writeUInt32LE(crc32c(tidBytes, crc32c(offsetBytes)), 60);
 
-  const target = indexPath(dataPath);
   const temporary = temporaryPath(dataPath, 'index.tmp', randomBytes(4).toString('hex'));
   const fd = fs.openSync(temporary, 'w');
   try {
@@ -77,12 +90,7 @@ export function saveIndex(
     throw error;
   }
   fs.closeSync(fd);
-  try {
-    fs.renameSync(temporary, target);
-  } catch (error) {
-    fs.rmSync(temporary, { force: true });
-    throw error;
-  }
+  return temporary;
 }
 
 /** Reads the index file; undefined if it is missing or not valid. */

@@ -121,6 +121,12 @@ export class LogReader {
     this.fd = fd;
   }
 
+  /** The bytes [position, position + length) read from the file now, bypassing the window. */
+  fresh(position: number, length: number): Buffer {
+    const bytes = Buffer.alloc(length);
+    return bytes.subarray(0, readFully(this.fd, bytes, 0, length, position));
+  }
+
   /** Forgets buffered bytes (after the file was truncated or rewritten). */
   invalidate(): void {
     this.#windowLength = 0;

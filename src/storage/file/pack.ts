@@ -36,7 +36,7 @@ import {
   readU64,
   TxStatus,
 } from './format.js';
-import { saveIndex } from './index-file.js';
+import { prepareIndex, publishIndex } from './index-file.js';
 import {
   isTransaction,
   LogReader,
@@ -51,6 +51,7 @@ import { temporaryPath } from './stale-files.js';
 import { type StreamedRecord, writeStreamedTransaction } from './streamed-transaction.js';
 import { syncDirectory } from './sync-directory.js';
 import { buildTransaction } from './tx-builder.js';
+import { yieldToWaitingWriters } from './writer-lock.js';
 
 /** What the packer needs from the storage it packs. */
 export interface PackHost {
@@ -79,6 +80,11 @@ const BATCH_BYTES = 8 * 1024 * 1024;
 /** The tail is copied without the lock until what is left is this small. */
 const FINAL_TAIL_BYTES = 1024 * 1024;
 const MAX_UNLOCKED_ROUNDS = 8;
+/** One turn of the event loop. */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** How long a pack lets waiting writers go first before it takes the writer lock. */
+const YIELD_LIMIT_MS = 1000;
 
 /** A record read for copying: header fields, refs, and its data or where the data is. */
 interface RawRecord {
@@ -196,6 +202,9 @@ async function copyAndSwap(
   keepHistorySince: Tid | undefined,
   onRenamed: () => void,
 ): Promise<{ result: PackResult; old: OpenFile }> {
+  // A pack is long work: it lets the event loop run between its phases, even when every
+  // step it takes completes at once (small files, no sync).
+  await turn();
   const start = host.log();
   const snapshot = start.lastTid;
   const snapshotEnd = start.end;
@@ -210,9 +219,14 @@ async function copyAndSwap(
   // the cut must find every object it could reach then, even one unreachable now.
   const length = start.index.length;
   const reachable = new Uint8Array(length);
-  let existing = 0;
-  for (let oid = 0; oid < length; oid++)
-    if (host.revisionAt(oid, snapshot) !== undefined) existing++;
+  const existing = new Uint8Array(length);
+  let existingCount = 0;
+  for (let oid = 0; oid < length; oid++) {
+    if (host.revisionAt(oid, snapshot) !== undefined) {
+      existing[oid] = 1;
+      existingCount++;
+    }
+  }
   const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
   const keptRefs = (oid: number): number[] => {
     const refs: number[] = [];
@@ -227,7 +241,7 @@ async function copyAndSwap(
   let kept = 0;
   const stack: number[] = [];
   const mark = (oid: number) => {
-    if (oid < length && reachable[oid] === 0 && host.revisionAt(oid, snapshot) !== undefined) {
+    if (oid < length && reachable[oid] === 0 && existing[oid] === 1) {
       reachable[oid] = 1;
       kept++;
       stack.push(oid);
@@ -352,13 +366,14 @@ async function copyAndSwap(
       if (offset === undefined) continue;
       const raw = readRaw(oldFd, offset, host.path);
       missing.push(raw);
-      queue.push(...raw.refs);
+      for (const ref of raw.refs) queue.push(ref);
     }
     if (missing.length > 0) await writeTx(snapshot, TxStatus.packed, {}, missing.map(copy));
   };
 
   let copied = snapshotEnd;
   for (let round = 0; round < MAX_UNLOCKED_ROUNDS; round++) {
+    await turn();
     host.poll();
     const end = host.log().end;
     if (end - copied < FINAL_TAIL_BYTES) break;
@@ -367,13 +382,17 @@ async function copyAndSwap(
   }
 
   let bytesBefore = 0;
+  // Writers of other processes kept waiting go first: the swap holds the lock a while.
+  await yieldToWaitingWriters(oldFd, YIELD_LIMIT_MS);
   const old = await host.withLock(async () => {
     const log = host.log();
     await copyTail(copied, log.end);
-    // The oid high-water mark, at the last tid: the new file ends with it.
-    await writeTx(log.lastTid, TxStatus.oids, { oidHigh: log.nextOid }, []);
+    // The new file ends with the oid high-water mark, at the last tid (a pack is not a
+    // transaction: it makes no tid of its own).
+    const finalTid = log.lastTid;
+    await writeTx(finalTid, TxStatus.oids, { oidHigh: log.nextOid }, []);
     if (host.sync) await host.ops.sync(newFd);
-    saveIndex(
+    const index = prepareIndex(
       host.path,
       {
         generation,
@@ -387,22 +406,26 @@ async function copyAndSwap(
     bytesBefore = log.end;
     const marker = buildTransaction(
       {
-        tid: log.lastTid,
+        tid: finalTid,
         status: TxStatus.moved,
         meta: { generation: generation.toString() },
         records: [],
       },
       log.end,
     );
-    await host.ops.write(oldFd, marker.bytes, log.end);
-    if (host.sync) await host.ops.sync(oldFd);
     try {
+      await host.ops.write(oldFd, marker.bytes, log.end);
+      if (host.sync) await host.ops.sync(oldFd);
       fs.renameSync(temp, host.path);
     } catch (error) {
+      // Undo the marker (nothing was renamed): the old file is exactly as it was.
+      fs.rmSync(index, { force: true });
       await host.ops.truncate(oldFd, log.end);
+      if (host.sync) await host.ops.sync(oldFd);
       throw error;
     }
     onRenamed();
+    publishIndex(host.path, index);
     // The new file is the data file now: its writer lock is the one other writers take.
     fsx.unlock(newFd, 0, 1);
     if (host.sync) syncDirectory(dirname(host.path));
@@ -412,7 +435,7 @@ async function copyAndSwap(
   return {
     result: {
       objectsKept: kept,
-      objectsRemoved: existing - kept,
+      objectsRemoved: existingCount - kept,
       revisionsRemoved: Math.max(0, oldRecords - historyWritten),
       bytesBefore,
       bytesAfter: state.end,

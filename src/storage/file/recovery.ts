@@ -63,6 +63,12 @@ export function findNextTransaction(
 /**
  * Judges the transaction at `offset`, which failed with `problem` in a file of `fileSize`
  * bytes (read while holding the writer lock, so no append is in progress).
+ *
+ * It is damage to committed data if any valid transaction after it belongs to a later group
+ * commit; otherwise (nothing valid after it, or only the rest of its own group) it is a torn
+ * tail. Valid transactions after it are found by walking forward from it (when its length
+ * can be trusted), by walking backward from the end of the file along the length trailers,
+ * and, failing both, by searching a bounded stretch for a transaction header.
  */
 export function judge(
   reader: LogReader,
@@ -71,20 +77,46 @@ export function judge(
   problem: ScanProblem,
 ): Verdict {
   if (problem.problem === 'incomplete') return { kind: 'torn' };
-  let next: ScannedTransaction | undefined;
-  if (problem.header !== undefined) {
-    const after = offset + problem.header.length;
-    if (after >= fileSize) return { kind: 'torn' };
-    const candidate = reader.readTransaction(after, fileSize);
-    next = isTransaction(candidate) ? candidate : findNextTransaction(reader, after + 1, fileSize);
-  } else {
-    next = findNextTransaction(reader, offset + 1, fileSize);
-  }
-  if (next === undefined || groupStart(next) <= offset) return { kind: 'torn' };
-  return {
+  const corrupt = (later: ScannedTransaction): Verdict => ({
     kind: 'corrupt',
-    detail: `the transaction at offset ${offset} fails its checks (${problem.problem}) but a later transaction at offset ${next.offset} is valid`,
-  };
+    detail: `the transaction at offset ${offset} fails its checks (${problem.problem}) but a transaction written after it was acknowledged, at offset ${later.offset}, is valid`,
+  });
+  // Forward, from the end of the bad transaction, over the valid transactions that follow.
+  if (problem.header !== undefined) {
+    for (let at = offset + problem.header.length; at < fileSize; ) {
+      const tx = reader.readTransaction(at, fileSize);
+      if (!isTransaction(tx)) break;
+      if (groupStart(tx) > offset) return corrupt(tx);
+      at += tx.length;
+    }
+  }
+  // Backward, from the end of the file.
+  let sawValidTail = false;
+  for (let end = fileSize; end > offset + TX_HEADER_SIZE; ) {
+    const tx = transactionEndingAt(reader, end, fileSize);
+    if (tx === undefined || tx.offset <= offset) break;
+    sawValidTail = true;
+    if (groupStart(tx) > offset) return corrupt(tx);
+    end = tx.offset;
+  }
+  if (!sawValidTail) {
+    const found = findNextTransaction(reader, offset + 1, fileSize);
+    if (found !== undefined && groupStart(found) > offset) return corrupt(found);
+  }
+  return { kind: 'torn' };
+}
+
+/** The valid transaction whose trailer ends at `end`, if there is one. */
+function transactionEndingAt(
+  reader: LogReader,
+  end: number,
+  fileSize: number,
+): ScannedTransaction | undefined {
+  if (end < TX_HEADER_SIZE + 12) return undefined;
+  const length = readU64(reader.fresh(end - 8, 8), 0);
+  if (length < TX_HEADER_SIZE || length > end) return undefined;
+  const tx = reader.readTransaction(end - length, fileSize);
+  return isTransaction(tx) && tx.length === length ? tx : undefined;
 }
 
 /**

@@ -14,8 +14,15 @@ import fsx from 'fs-native-extensions';
 import { BusyError } from '../../errors.js';
 import { AsyncMutex } from '../../util/async-mutex.js';
 
-/** Waits between attempts grow to this (ms), so a long wait costs little CPU. */
-const MAX_POLL_MS = 8;
+/** Waits between attempts grow to this (ms): short, so a waiter sees a brief gap. */
+const MAX_POLL_MS = 2;
+/** The byte of the writer lock. */
+const WRITER_BYTE = 0;
+/**
+ * The byte writers that are kept waiting hold a shared lock on, so a long or repeated lock
+ * holder (a pack) can see that someone is waiting and let them go first.
+ */
+const WAITING_BYTE = 2;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -52,15 +59,39 @@ export class WriterLock {
 
   async #acquire(fd: () => number): Promise<number> {
     const deadline = Date.now() + this.#busyTimeout;
-    for (let wait = 0.25; ; wait = Math.min(wait * 2, MAX_POLL_MS)) {
-      const current = fd();
-      if (fsx.tryLock(current, 0, 1)) return current;
-      if (Date.now() >= deadline) {
-        throw new BusyError(
-          `the writer lock of ${this.#describe()} was not free within ${this.#busyTimeout} ms`,
-        );
+    let waitingOn: number | undefined;
+    try {
+      for (let wait = 0.25; ; wait = Math.min(wait * 2, MAX_POLL_MS)) {
+        const current = fd();
+        if (fsx.tryLock(current, WRITER_BYTE, 1)) return current;
+        if (waitingOn !== current) {
+          if (waitingOn !== undefined) fsx.unlock(waitingOn, WAITING_BYTE, 1);
+          waitingOn = fsx.tryLock(current, WAITING_BYTE, 1, { shared: true }) ? current : undefined;
+        }
+        if (Date.now() >= deadline) {
+          throw new BusyError(
+            `the writer lock of ${this.#describe()} was not free within ${this.#busyTimeout} ms`,
+          );
+        }
+        await sleep(wait);
       }
-      await sleep(wait);
+    } finally {
+      if (waitingOn !== undefined) fsx.unlock(waitingOn, WAITING_BYTE, 1);
     }
+  }
+}
+
+/**
+ * Waits (up to `limit` ms) while other processes wait for the writer lock of `fd`, so that
+ * a caller about to take it again and again (a pack) does not starve them.
+ */
+export async function yieldToWaitingWriters(fd: number, limit: number): Promise<void> {
+  const deadline = Date.now() + limit;
+  while (Date.now() < deadline) {
+    if (fsx.tryLock(fd, WAITING_BYTE, 1)) {
+      fsx.unlock(fd, WAITING_BYTE, 1);
+      return;
+    }
+    await sleep(1);
   }
 }
