@@ -30,7 +30,8 @@ export async function run(ctx) {
         encoding: 'utf8',
       });
       const result = JSON.parse(out.trim().split('\n').pop());
-      if (round >= ctx.warmups) samples.get(system).push(result.growth / MiB);
+      // RSS moves by a few MiB either way on its own; a growth below 0 is that noise.
+      if (round >= ctx.warmups) samples.get(system).push(Math.max(0, result.growth) / MiB);
       if (system === 'trove') trove = result;
     }
   }

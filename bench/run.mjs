@@ -3,7 +3,8 @@
 // Started by scripts/bench.mjs (`npm run bench`), which installs the peers first.
 //
 //   node --expose-gc bench/run.mjs [--quick | --smoke] [--only a,b] [--systems trove,lmdb]
-//                                  [--dir <scratch dir>] [--out <file.json>] [--keep]
+//                                  [--runs 3] [--warmups 1] [--dir <scratch dir>]
+//                                  [--out <file.json>] [--keep]
 //   node bench/run.mjs --chart [--from <results.json>] [--to <chart.svg>]
 
 import { execFileSync } from 'node:child_process';
@@ -53,6 +54,8 @@ function parseArgs(argv) {
     else if (flag === '--systems') args.systems = list(SYSTEMS);
     else if (flag === '--dir') args.dir = resolve(value());
     else if (flag === '--out') args.out = resolve(value());
+    else if (flag === '--runs') args.runs = Number(value());
+    else if (flag === '--warmups') args.warmups = Number(value());
     else if (flag === '--keep') args.keep = true;
     else if (flag === '--chart') args.chart = true;
     else if (flag === '--from') args.from = resolve(value());
@@ -180,6 +183,8 @@ async function main() {
   const ctx = {
     mode: args.mode,
     ...ROUNDS[args.mode],
+    ...(Number.isInteger(args.runs) && args.runs > 0 ? { runs: args.runs } : {}),
+    ...(Number.isInteger(args.warmups) && args.warmups >= 0 ? { warmups: args.warmups } : {}),
     wants: (system) => args.systems.includes(system),
     scratch: (name) => {
       const dir = join(scratchRoot, name);

@@ -175,7 +175,7 @@ export function printTable(result, log = console.log) {
   for (const line of result.setup ?? []) log(`   ${line}`);
   const header = ['system', 'durable', 'best', 'runs'];
   const lines = result.rows.map((r) => [
-    r.label,
+    `${r.label}${r.note ? ` (${result.rows.filter((x) => x.note).indexOf(r) + 1})` : ''}`,
     r.durable === null ? '' : r.durable ? 'yes' : 'NO',
     formatValue(r.value, r.unit),
     r.runs.map((v) => formatNumber(v)).join(' / '),
@@ -186,6 +186,11 @@ export function printTable(result, log = console.log) {
   log(`   ${pad(header)}`);
   log(`   ${widths.map((w) => '-'.repeat(w)).join('  ')}`);
   for (const l of lines) log(`   ${pad(l)}`);
+  result.rows
+    .filter((r) => r.note)
+    .forEach((r, i) => {
+      log(`   (${i + 1}) ${r.note}${r.comparable === false ? '; never the reference' : ''}`);
+    });
   for (const c of result.checks) {
     if (c.ratio !== undefined) {
       const target =

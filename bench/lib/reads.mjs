@@ -145,7 +145,7 @@ export function readers(data, { hot }) {
   const lmdbCached = {
     system: 'lmdb',
     label: 'lmdb get(id).email, cache: true',
-    note: "lmdb's object cache unchecked: does not see other processes' writes (not comparable)",
+    note: "lmdb's object cache unchecked: does not see other processes' writes",
     comparable: false,
     run: measured(
       'lmdb',
