@@ -1,0 +1,189 @@
+// group-commit: 64 concurrent async writers, each awaiting one durable one-object
+// transaction after another. A system that makes concurrent commits share an fsync scales
+// with the writers; one that syncs each commit on its own stays at the one-writer rate.
+// SQLite is not here: better-sqlite3 is synchronous, so its writers cannot overlap (its one-
+// writer rate is in durable-commit).
+
+import { ageSum, best, bestOf, now, ratioCheck } from './lib/common.mjs';
+import {
+  levelDecode,
+  levelEncode,
+  levelFill,
+  levelKey,
+  levelOpen,
+  levelPath,
+  lmdbFill,
+  lmdbOpen,
+  lmdbPath,
+  troveFill,
+  troveOpen,
+  trovePath,
+} from './lib/systems.mjs';
+
+export const name = 'group-commit';
+
+const sizes = {
+  full: { transactions: 20_000, writers: 64 },
+  quick: { transactions: 2000, writers: 64 },
+  smoke: { transactions: 128, writers: 64 },
+};
+
+/** Transactions of the one-writer reference, when durable-commit did not run before. */
+const singleTransactions = { full: 2000, quick: 200, smoke: 10 };
+
+export async function run(ctx) {
+  const { transactions, writers } = sizes[ctx.mode];
+  // Transaction k changes record k: within a round no two writers touch the same record.
+  const records = transactions;
+  const dir = ctx.scratch(name);
+  const totals = {};
+
+  /** Runs `commit(k)` for k = 0 .. total-1 on `count` concurrent async loops. */
+  const concurrently = async (commit, count = writers, total = transactions) => {
+    const t = now();
+    await Promise.all(
+      Array.from({ length: count }, async (_, w) => {
+        for (let k = w; k < total; k += count) await commit(k);
+      }),
+    );
+    return { ops: total, ms: now() - t };
+  };
+
+  let trove;
+  let oids;
+  const troveCommit = (k) =>
+    trove.transaction((tx) => {
+      const user = tx.getObject(oids[k]);
+      user.age = user.age + 1;
+    });
+  const troveRow = {
+    system: 'trove',
+    label: `trove db.transaction, ${writers} writers (durability 'full')`,
+    durable: true,
+    setup: async () => {
+      trove = await troveOpen(trovePath(dir, 'group'));
+      oids = await troveFill(trove, records);
+    },
+    run: () => concurrently(troveCommit),
+    teardown: async () => {
+      if (trove === undefined) return;
+      totals.trove = await trove.read((tx) => {
+        let sum = 0;
+        for (let id = 0; id < records; id++) sum += tx.getObject(oids[id]).age;
+        return sum;
+      });
+      await trove.close();
+    },
+  };
+
+  let lmdb;
+  const lmdbRow = {
+    system: 'lmdb',
+    label: `lmdb get + await put, ${writers} writers`,
+    durable: true,
+    setup: () => {
+      lmdb = lmdbOpen(lmdbPath(dir, 'group'));
+      lmdbFill(lmdb, records);
+    },
+    run: () =>
+      concurrently(async (k) => {
+        const user = lmdb.get(k);
+        user.age = user.age + 1;
+        await lmdb.put(k, user);
+      }),
+    teardown: async () => {
+      if (lmdb === undefined) return;
+      let sum = 0;
+      for (let id = 0; id < records; id++) sum += lmdb.get(id).age;
+      totals.lmdb = sum;
+      await lmdb.close();
+    },
+  };
+
+  let level;
+  const levelRow = {
+    system: 'level',
+    label: `classic-level getSync + put({ sync: true }), ${writers} writers`,
+    durable: true,
+    setup: async () => {
+      level = await levelOpen(levelPath(dir, 'group'));
+      await levelFill(level, records);
+    },
+    run: () =>
+      concurrently(async (k) => {
+        const key = levelKey(k);
+        const user = levelDecode(level.getSync(key));
+        user.age = user.age + 1;
+        await level.put(key, levelEncode(user), { sync: true });
+      }),
+    teardown: async () => {
+      if (level === undefined) return;
+      let sum = 0;
+      for (let id = 0; id < records; id++) sum += levelDecode(level.getSync(levelKey(id))).age;
+      totals.level = sum;
+      await level.close();
+    },
+  };
+
+  const rows = await bestOf(ctx, [troveRow, lmdbRow, levelRow]);
+  // Each round changes every record once.
+  const expected = ageSum(records) + records * (ctx.warmups + ctx.runs);
+  for (const [system, sum] of Object.entries(totals)) {
+    if (sum !== expected) {
+      throw new Error(`bench: ${name}: ${system} ages sum to ${sum}, expected ${expected}`);
+    }
+  }
+
+  // trove's one-writer rate: from durable-commit in this run, else measured here.
+  let single = ctx.results
+    .get('durable-commit')
+    ?.rows.find((r) => r.system === 'trove' && r.label.startsWith('trove'));
+  if (single === undefined && ctx.wants('trove')) {
+    const [one] = await bestOf(ctx, [
+      {
+        system: 'trove',
+        label: 'trove db.transaction, 1 writer',
+        durable: true,
+        setup: async () => {
+          trove = await troveOpen(trovePath(dir, 'single'));
+          oids = await troveFill(trove, records);
+        },
+        // As many transactions as durable-commit runs: one writer is slow.
+        run: () =>
+          concurrently(troveCommit, 1, Math.min(transactions, singleTransactions[ctx.mode])),
+        teardown: () => trove.close(),
+      },
+    ]);
+    single = one;
+  }
+  const troveRow_ = rows.find((r) => r.system === 'trove');
+  return {
+    name,
+    what: `${writers} concurrent async writers, ${transactions.toLocaleString('en-US')} durable one-object transactions in all`,
+    setup: [
+      `${records.toLocaleString('en-US')} records; transaction k changes record k (age + 1), writer w runs k = w, w + ${writers}, ...`,
+      'each writer awaits its commit before starting the next; the same for every system',
+    ],
+    rows,
+    checks: [
+      ratioCheck(
+        'trove / lmdb async put',
+        troveRow_,
+        lmdbRow && rows.find((r) => r.system === 'lmdb'),
+        1.0,
+      ),
+      ratioCheck(
+        'trove / best durable peer',
+        troveRow_,
+        best(rows, (r) => r.system !== 'trove'),
+        undefined,
+      ),
+      single === undefined
+        ? undefined
+        : {
+            ...ratioCheck(`trove ${writers} writers / trove 1 writer`, troveRow_, single, 10),
+            reference: `${single.label} (${Math.round(single.value)} ops/s)`,
+          },
+    ].filter((c) => c !== undefined && c.ratio !== undefined),
+  };
+}
