@@ -42,9 +42,17 @@ const plainPackr = new Packr({ useRecords: false, moreTypes: true });
 const structuredPackr = new Packr({ moreTypes: true, maxSharedStructures: 0 });
 const clonePackr = new Packr({ structuredClone: true, moreTypes: true, maxSharedStructures: 0 });
 // 64-bit integers come only from bigints (msgpackr writes large numbers as floats), so
-// reading them back as bigints round-trips both exactly.
-const plainUnpackr = new Unpackr({ useRecords: false, moreTypes: true, int64AsType: 'bigint' });
+// reading them back as bigints round-trips both exactly. Byte arrays are copied out
+// (copyBuffers): record bytes may be a view of the storage's read cache, which a decoded
+// object must neither pin nor share.
+const plainUnpackr = new Unpackr({
+  useRecords: false,
+  moreTypes: true,
+  int64AsType: 'bigint',
+  copyBuffers: true,
+});
 const structuredUnpackr = new Unpackr({
+  copyBuffers: true,
   structuredClone: true,
   moreTypes: true,
   maxSharedStructures: 0,

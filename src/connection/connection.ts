@@ -220,7 +220,11 @@ export class Connection implements Jar {
    */
   sync(): void {
     this.cache.shrink();
-    const changes = this.storage.changesSince(this.#snapshot);
+    // With nothing loaded there is nothing to invalidate: asking only for what is newer than
+    // the storage's last tid still follows other processes, but a new connection (snapshot 0)
+    // does not walk every transaction the storage remembers.
+    const since = this.cache.loadedCount === 0 ? this.storage.lastTid() : this.#snapshot;
+    const changes = this.storage.changesSince(since);
     if (this.storage.cacheEpoch !== this.#cacheEpoch) {
       this.#cacheEpoch = this.storage.cacheEpoch;
       this.cache.unloadAll();

@@ -53,7 +53,11 @@ export interface DatabaseOptions {
   cacheSize?: number;
   /** Bytes of loaded state each connection keeps in its cache (default 256 MiB). */
   cacheBytes?: number;
-  /** Idle connections kept for `transaction` and `read` (default 16): size it to the concurrency. */
+  /**
+   * Idle connections kept for `transaction` and `read` (default 64). Size it to the number of
+   * transactions that run at once: a connection beyond it is closed when its transaction
+   * ends, and the next one starts with an empty cache. Each idle connection keeps its cache.
+   */
   poolSize?: number;
 }
 
@@ -99,7 +103,9 @@ const storageUsers = new WeakMap<Storage, number>();
 
 const DEFAULT_CACHE_SIZE = 100_000;
 const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
-const DEFAULT_POOL_SIZE = 16;
+// Enough for many concurrent async writers (group commit) to each find a warm connection;
+// idle connections only hold their caches, which were in memory while they ran anyway.
+const DEFAULT_POOL_SIZE = 64;
 const DEFAULT_ATTEMPTS = 3;
 
 function checkTransactionMeta(options: TransactionMeta): TransactionMeta {

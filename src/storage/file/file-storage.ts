@@ -390,8 +390,12 @@ export class FileStorage extends Storage {
       prev: readU64(bytes, at + 16),
       flags: bytes.readUInt16LE(at + 36),
       refs: refCount === 0 ? [] : decodeRefs(bytes, at + RECORD_HEADER_SIZE, refCount),
-      // A copy: decoded values may keep views of it, and the buffers are reused.
-      data: Buffer.from(bytes.subarray(dataStart, at + size)),
+      // The scratch buffer is reused, so its bytes are copied out; a cached block never
+      // changes (and decoding copies byte arrays out), so a view of it is enough.
+      data:
+        bytes === this.#scratch
+          ? Buffer.from(bytes.subarray(dataStart, at + size))
+          : bytes.subarray(dataStart, at + size),
     };
   }
 
