@@ -2,15 +2,14 @@
 // (the files were just written and read), the system's own caches are empty (trove's object
 // cache, SQLite's page cache, LevelDB's block cache).
 
-import { best, bestOf, ratioCheck } from './lib/common.mjs';
-import { readDatabases, readers } from './lib/reads.mjs';
+import { bestOf } from './lib/common.mjs';
+import { readChecks, readDatabases, readers } from './lib/reads.mjs';
 
 export const name = 'cold-read';
 
 export async function run(ctx) {
   const data = await readDatabases(ctx);
   const rows = await bestOf(ctx, readers(data, { hot: false }));
-  const trove = rows.find((r) => r.system === 'trove');
   return {
     name,
     what: `${data.count.toLocaleString('en-US')} random point reads by key from a freshly opened database`,
@@ -19,18 +18,6 @@ export async function run(ctx) {
       'trove reads by oid (tx.getObject): there is no BTree yet',
     ],
     rows,
-    checks: [
-      ratioCheck(
-        'trove / lmdb get',
-        trove,
-        rows.find((r) => r.label === 'lmdb get(id).email'),
-        1.0,
-      ),
-      ratioCheck(
-        'trove / best peer',
-        trove,
-        best(rows, (r) => r.system !== 'trove'),
-      ),
-    ].filter(Boolean),
+    checks: readChecks(rows, 1.0),
   };
 }

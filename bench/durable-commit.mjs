@@ -5,20 +5,23 @@
 import { closeSync, fdatasync, fdatasyncSync, openSync, write, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ageSum, best, bestOf, now, ratioCheck } from './lib/common.mjs';
+import { best, bestOf, checkAgeSums, now, ratioCheck } from './lib/common.mjs';
 import {
+  levelAgeSum,
   levelDecode,
   levelEncode,
   levelFill,
   levelKey,
   levelOpen,
   levelPath,
+  lmdbAgeSum,
   lmdbFill,
   lmdbOpen,
   lmdbPath,
   sqliteFill,
   sqliteOpen,
   sqlitePath,
+  troveAgeSum,
   troveFill,
   troveOpen,
   trovePath,
@@ -144,11 +147,7 @@ export async function run(ctx) {
     },
     teardown: async () => {
       if (trove === undefined) return;
-      totals.trove = await trove.read((tx) => {
-        let sum = 0;
-        for (let id = 0; id < records; id++) sum += tx.getObject(oids[id]).age;
-        return sum;
-      });
+      totals.trove = await troveAgeSum(trove, oids, records);
       await trove.close();
     },
   };
@@ -176,9 +175,7 @@ export async function run(ctx) {
     },
     teardown: async () => {
       if (lmdb === undefined) return;
-      let sum = 0;
-      for (let id = 0; id < records; id++) sum += lmdb.get(id).age;
-      totals.lmdb = sum;
+      totals.lmdb = lmdbAgeSum(lmdb, records);
       await lmdb.close();
     },
   };
@@ -234,9 +231,7 @@ export async function run(ctx) {
     },
     teardown: async () => {
       if (level === undefined) return;
-      let sum = 0;
-      for (let id = 0; id < records; id++) sum += levelDecode(level.getSync(levelKey(id))).age;
-      totals.level = sum;
+      totals.level = levelAgeSum(level, records);
       await level.close();
     },
   };
@@ -253,12 +248,7 @@ export async function run(ctx) {
   ]);
 
   // Every transaction must have changed its record: the ages grew by the number of them.
-  const expected = ageSum(records) + transactions * (ctx.warmups + ctx.runs);
-  for (const [system, sum] of Object.entries(totals)) {
-    if (sum !== expected) {
-      throw new Error(`bench: ${name}: ${system} ages sum to ${sum}, expected ${expected}`);
-    }
-  }
+  checkAgeSums(name, totals, records, transactions * (ctx.warmups + ctx.runs));
 
   const trove_ = rows.find((r) => r.system === 'trove');
   const peer = best(rows, (r) => r.system !== 'trove' && r.system !== 'fs' && r.durable);

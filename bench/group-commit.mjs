@@ -4,17 +4,20 @@
 // SQLite is not here: better-sqlite3 is synchronous, so its writers cannot overlap (its one-
 // writer rate is in durable-commit).
 
-import { ageSum, best, bestOf, now, ratioCheck } from './lib/common.mjs';
+import { best, bestOf, checkAgeSums, now, ratioCheck } from './lib/common.mjs';
 import {
+  levelAgeSum,
   levelDecode,
   levelEncode,
   levelFill,
   levelKey,
   levelOpen,
   levelPath,
+  lmdbAgeSum,
   lmdbFill,
   lmdbOpen,
   lmdbPath,
+  troveAgeSum,
   troveFill,
   troveOpen,
   trovePath,
@@ -67,11 +70,7 @@ export async function run(ctx) {
     run: () => concurrently(troveCommit),
     teardown: async () => {
       if (trove === undefined) return;
-      totals.trove = await trove.read((tx) => {
-        let sum = 0;
-        for (let id = 0; id < records; id++) sum += tx.getObject(oids[id]).age;
-        return sum;
-      });
+      totals.trove = await troveAgeSum(trove, oids, records);
       await trove.close();
     },
   };
@@ -93,9 +92,7 @@ export async function run(ctx) {
       }),
     teardown: async () => {
       if (lmdb === undefined) return;
-      let sum = 0;
-      for (let id = 0; id < records; id++) sum += lmdb.get(id).age;
-      totals.lmdb = sum;
+      totals.lmdb = lmdbAgeSum(lmdb, records);
       await lmdb.close();
     },
   };
@@ -118,21 +115,14 @@ export async function run(ctx) {
       }),
     teardown: async () => {
       if (level === undefined) return;
-      let sum = 0;
-      for (let id = 0; id < records; id++) sum += levelDecode(level.getSync(levelKey(id))).age;
-      totals.level = sum;
+      totals.level = levelAgeSum(level, records);
       await level.close();
     },
   };
 
   const rows = await bestOf(ctx, [troveRow, lmdbRow, levelRow]);
   // Each round changes every record once.
-  const expected = ageSum(records) + records * (ctx.warmups + ctx.runs);
-  for (const [system, sum] of Object.entries(totals)) {
-    if (sum !== expected) {
-      throw new Error(`bench: ${name}: ${system} ages sum to ${sum}, expected ${expected}`);
-    }
-  }
+  checkAgeSums(name, totals, records, records * (ctx.warmups + ctx.runs));
 
   // trove's one-writer rate: from durable-commit in this run, else measured here.
   let single = ctx.results

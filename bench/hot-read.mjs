@@ -1,15 +1,14 @@
 // hot-read: the reads of cold-read again, in the same process right after the first pass:
 // trove serves them from its object cache, the others from their caches and the OS's.
 
-import { best, bestOf, ratioCheck } from './lib/common.mjs';
-import { readDatabases, readers } from './lib/reads.mjs';
+import { bestOf } from './lib/common.mjs';
+import { readChecks, readDatabases, readers } from './lib/reads.mjs';
 
 export const name = 'hot-read';
 
 export async function run(ctx) {
   const data = await readDatabases(ctx);
   const rows = await bestOf(ctx, readers(data, { hot: true }));
-  const trove = rows.find((r) => r.system === 'trove');
   return {
     name,
     what: `the same ${data.count.toLocaleString('en-US')} point reads again, in the same process`,
@@ -18,18 +17,6 @@ export async function run(ctx) {
       'trove reads by oid (tx.getObject): there is no BTree yet',
     ],
     rows,
-    checks: [
-      ratioCheck(
-        'trove / lmdb get',
-        trove,
-        rows.find((r) => r.label === 'lmdb get(id).email'),
-        20,
-      ),
-      ratioCheck(
-        'trove / best peer',
-        trove,
-        best(rows, (r) => r.system !== 'trove'),
-      ),
-    ].filter(Boolean),
+    checks: readChecks(rows, 20),
   };
 }

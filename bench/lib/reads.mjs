@@ -9,22 +9,16 @@
 // LevelDB's block cache at 256 MiB. lmdb reads its memory map (no cache of its own unless
 // `cache` is set; rows with it are shown too).
 
-import { makeRecord, now, shuffledIds } from './common.mjs';
+import { best, makeRecord, now, ratioCheck, shuffledIds } from './common.mjs';
 import {
+  databasePaths,
+  fillDatabases,
   levelDecode,
-  levelFill,
   levelKey,
   levelOpen,
-  levelPath,
-  lmdbFill,
   lmdbOpen,
-  lmdbPath,
-  sqliteFill,
   sqliteOpen,
-  sqlitePath,
-  troveFill,
   troveOpen,
-  trovePath,
 } from './systems.mjs';
 
 export const readSizes = { full: 200_000, quick: 20_000, smoke: 500 };
@@ -35,35 +29,8 @@ export async function readDatabases(ctx) {
   if (ctx.shared.reads) return ctx.shared.reads;
   const count = readSizes[ctx.mode];
   const dir = ctx.scratch('reads');
-  const paths = {
-    trove: trovePath(dir, 'reads'),
-    lmdb: lmdbPath(dir, 'reads'),
-    sqlite: sqlitePath(dir, 'reads'),
-    level: levelPath(dir, 'reads'),
-  };
-  let oids;
-  if (ctx.wants('trove')) {
-    const db = await troveOpen(paths.trove);
-    oids = await troveFill(db, count);
-    await db.close();
-  }
-  if (ctx.wants('lmdb')) {
-    const db = lmdbOpen(paths.lmdb);
-    lmdbFill(db, count);
-    await db.close();
-  }
-  if (ctx.wants('sqlite')) {
-    const db = sqliteOpen(paths.sqlite);
-    sqliteFill(db, count);
-    db.pragma('wal_checkpoint(TRUNCATE)');
-    db.close();
-  }
-  if (ctx.wants('level')) {
-    const db = await levelOpen(paths.level);
-    await levelFill(db, count);
-    await db.compactRange('0', '~');
-    await db.close();
-  }
+  const paths = databasePaths(dir, 'reads');
+  const oids = await fillDatabases(ctx, paths, count);
   let expected = 0;
   for (let id = 0; id < count; id++) expected += makeRecord(id).email.length;
   ctx.shared.reads = { count, paths, oids, keys: shuffledIds(count), expected };
@@ -192,4 +159,25 @@ export function readers(data, { hot }) {
   };
 
   return [trove, lmdb, lmdbValidated, lmdbCached, sqlite, level];
+}
+
+/**
+ * The checks of a read scenario: trove against lmdb's plain get (the issue's reference, with
+ * the scenario's `target` ratio) and against the fastest other row.
+ */
+export function readChecks(rows, target) {
+  const trove = rows.find((r) => r.system === 'trove');
+  return [
+    ratioCheck(
+      'trove / lmdb get',
+      trove,
+      rows.find((r) => r.label === 'lmdb get(id).email'),
+      target,
+    ),
+    ratioCheck(
+      'trove / best peer',
+      trove,
+      best(rows, (r) => r.system !== 'trove'),
+    ),
+  ].filter(Boolean);
 }

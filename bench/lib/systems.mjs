@@ -182,6 +182,77 @@ export async function levelFill(db, count, chunk = 100_000) {
   }
 }
 
+// ---- every system at once ------------------------------------------------------------------
+
+/** The paths of one database per system, named `name`, in `dir`. */
+export function databasePaths(dir, name) {
+  return {
+    trove: trovePath(dir, name),
+    lmdb: lmdbPath(dir, name),
+    sqlite: sqlitePath(dir, name),
+    level: levelPath(dir, name),
+  };
+}
+
+/**
+ * Fills the database of every system the run measures with the records 0 .. count-1, each
+ * left closed and compacted (SQLite's WAL checkpointed, LevelDB compacted) so that what is
+ * measured next starts from the same settled files. Returns trove's oids (undefined when
+ * trove is not measured).
+ */
+export async function fillDatabases(ctx, paths, count) {
+  let oids;
+  if (ctx.wants('trove')) {
+    const db = await troveOpen(paths.trove);
+    oids = await troveFill(db, count);
+    await db.close();
+  }
+  if (ctx.wants('lmdb')) {
+    const db = lmdbOpen(paths.lmdb);
+    lmdbFill(db, count);
+    await db.close();
+  }
+  if (ctx.wants('sqlite')) {
+    const db = sqliteOpen(paths.sqlite);
+    sqliteFill(db, count);
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.close();
+  }
+  if (ctx.wants('level')) {
+    const db = await levelOpen(paths.level);
+    await levelFill(db, count);
+    await db.compactRange('0', '~');
+    await db.close();
+  }
+  return oids;
+}
+
+// The sums of the age field over records 0 .. count-1, read back from each system: the write
+// scenarios compare them with ageSum (common.mjs) to check that every write landed.
+
+/** trove: through one read transaction, by oid. */
+export function troveAgeSum(db, oids, count) {
+  return db.read((tx) => {
+    let sum = 0;
+    for (let id = 0; id < count; id++) sum += tx.getObject(oids[id]).age;
+    return sum;
+  });
+}
+
+/** lmdb: by key. */
+export function lmdbAgeSum(db, count) {
+  let sum = 0;
+  for (let id = 0; id < count; id++) sum += db.get(id).age;
+  return sum;
+}
+
+/** LevelDB: by key, decoding each value. */
+export function levelAgeSum(db, count) {
+  let sum = 0;
+  for (let id = 0; id < count; id++) sum += levelDecode(db.getSync(levelKey(id))).age;
+  return sum;
+}
+
 // ---- versions -----------------------------------------------------------------------------
 
 export function peerVersions() {
