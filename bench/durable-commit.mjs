@@ -5,27 +5,15 @@
 import { closeSync, fdatasync, fdatasyncSync, openSync, write, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { best, bestOf, checkAgeSums, now, ratioCheck } from './lib/common.mjs';
+import { best, bestOf, now, ratioCheck } from './lib/common.mjs';
+import { databasePaths, sqlitePath } from './lib/systems.mjs';
 import {
-  levelAgeSum,
-  levelDecode,
-  levelEncode,
-  levelFill,
-  levelKey,
-  levelOpen,
-  levelPath,
-  lmdbAgeSum,
-  lmdbFill,
-  lmdbOpen,
-  lmdbPath,
-  sqliteFill,
-  sqliteOpen,
-  sqlitePath,
-  troveAgeSum,
-  troveFill,
-  troveOpen,
-  trovePath,
-} from './lib/systems.mjs';
+  checkAgeSums,
+  levelUpdates,
+  lmdbUpdates,
+  sqliteUpdates,
+  troveUpdates,
+} from './lib/updates.mjs';
 
 export const name = 'durable-commit';
 
@@ -48,26 +36,62 @@ export async function run(ctx) {
   const syncPromise = promisify(fdatasync);
   const totals = {};
 
-  let fd;
-  let position = 0;
-  const buffer = Buffer.alloc(RAW_BYTES, 0x5a);
-  const raw = {
-    system: 'fs',
-    label: 'raw fs.writeSync + fdatasyncSync',
-    durable: true,
-    setup: () => {
-      fd = openSync(join(dir, 'raw.log'), 'w');
-    },
-    run: async () => {
+  /**
+   * A run of `update(id)` for the next `transactions` ids of the sequence (idOf), one after
+   * another, timed; each run continues where the last ended. `sync`: the update returns nothing
+   * to wait for (better-sqlite3), so the loop does not await it, as code calling it would not.
+   */
+  const oneAfterAnother = (update, { sync = false } = {}) => {
+    let done = 0;
+    return async () => {
       const t = now();
-      for (let i = 0; i < transactions; i++) {
-        writeSync(fd, buffer, 0, RAW_BYTES, position);
-        position += RAW_BYTES;
-        fdatasyncSync(fd);
+      if (sync) {
+        for (let i = 0; i < transactions; i++) update(idOf(done + i, records));
+      } else {
+        for (let i = 0; i < transactions; i++) await update(idOf(done + i, records));
       }
+      done += transactions;
       return { ops: transactions, ms: now() - t };
-    },
+    };
   };
+
+  const buffer = Buffer.alloc(RAW_BYTES, 0x5a);
+  /**
+   * The physical limit: per operation a RAW_BYTES write at the end of what the earlier ones
+   * wrote to `file`, then fdatasyncSync. With `preallocated`, the file is written beforehand
+   * (see rawOverwrite); else each write appends.
+   */
+  const rawSyncRow = (file, { preallocated = false, ...row }) => {
+    let fd;
+    let position = 0;
+    return {
+      system: 'fs',
+      durable: true,
+      ...row,
+      setup: () => {
+        fd = openSync(join(dir, file), 'w');
+        if (preallocated) {
+          const rounds = ctx.warmups + ctx.runs;
+          writeSync(fd, Buffer.alloc(RAW_BYTES * transactions * rounds), 0);
+          fdatasyncSync(fd);
+        }
+      },
+      run: async () => {
+        const t = now();
+        for (let i = 0; i < transactions; i++) {
+          writeSync(fd, buffer, 0, RAW_BYTES, position);
+          position += RAW_BYTES;
+          fdatasyncSync(fd);
+        }
+        return { ops: transactions, ms: now() - t };
+      },
+      teardown: () => {
+        if (fd !== undefined) closeSync(fd);
+      },
+    };
+  };
+
+  const raw = rawSyncRow('raw.log', { label: 'raw fs.writeSync + fdatasyncSync' });
   let fdAsync;
   let positionAsync = 0;
   const rawAsync = {
@@ -87,153 +111,50 @@ export async function run(ctx) {
       return { ops: transactions, ms: now() - t };
     },
     teardown: () => {
-      if (fd !== undefined) closeSync(fd);
       if (fdAsync !== undefined) closeSync(fdAsync);
     },
   };
   // For information: the same writes into a file written (allocated) beforehand. fdatasync
   // then has no file size or block allocation to commit, as when SQLite reuses its WAL file;
   // an append always has. Not the baseline of the target, which is the append.
-  let fdOver;
-  let positionOver = 0;
-  const rawOverwrite = {
-    system: 'fs',
+  const rawOverwrite = rawSyncRow('raw-overwrite.log', {
+    preallocated: true,
     label: 'raw overwrite in place: fs.writeSync + fdatasyncSync',
-    durable: true,
     comparable: false,
     note: 'into a file written beforehand: no size change to sync (not the baseline)',
-    setup: () => {
-      fdOver = openSync(join(dir, 'raw-overwrite.log'), 'w');
-      const rounds = ctx.warmups + ctx.runs;
-      writeSync(fdOver, Buffer.alloc(RAW_BYTES * transactions * rounds), 0);
-      fdatasyncSync(fdOver);
-    },
-    run: async () => {
-      const t = now();
-      for (let i = 0; i < transactions; i++) {
-        writeSync(fdOver, buffer, 0, RAW_BYTES, positionOver);
-        positionOver += RAW_BYTES;
-        fdatasyncSync(fdOver);
-      }
-      return { ops: transactions, ms: now() - t };
-    },
-    teardown: () => {
-      if (fdOver !== undefined) closeSync(fdOver);
-    },
-  };
+  });
 
-  let trove;
-  let oids;
-  let troveDone = 0;
+  const paths = databasePaths(dir, 'durable');
+  const trove = troveUpdates(paths.trove, records, totals);
   const troveRow = {
-    system: 'trove',
+    ...trove,
     label: "trove db.transaction (durability 'full')",
-    durable: true,
-    setup: async () => {
-      trove = await troveOpen(trovePath(dir, 'durable'));
-      oids = await troveFill(trove, records);
-    },
-    run: async () => {
-      const t = now();
-      for (let i = 0; i < transactions; i++) {
-        const oid = oids[idOf(troveDone + i, records)];
-        await trove.transaction((tx) => {
-          const user = tx.getObject(oid);
-          user.age = user.age + 1;
-        });
-      }
-      troveDone += transactions;
-      return { ops: transactions, ms: now() - t };
-    },
-    teardown: async () => {
-      if (trove === undefined) return;
-      totals.trove = await troveAgeSum(trove, oids, records);
-      await trove.close();
-    },
+    run: oneAfterAnother(trove.incrementAge),
   };
-
-  let lmdb;
-  let lmdbDone = 0;
+  const lmdb = lmdbUpdates(paths.lmdb, records, totals);
   const lmdbRow = {
-    system: 'lmdb',
+    ...lmdb,
     label: 'lmdb get + await put',
-    durable: true,
-    setup: () => {
-      lmdb = lmdbOpen(lmdbPath(dir, 'durable'));
-      lmdbFill(lmdb, records);
-    },
-    run: async () => {
-      const t = now();
-      for (let i = 0; i < transactions; i++) {
-        const id = idOf(lmdbDone + i, records);
-        const user = lmdb.get(id);
-        user.age = user.age + 1;
-        await lmdb.put(id, user);
-      }
-      lmdbDone += transactions;
-      return { ops: transactions, ms: now() - t };
-    },
-    teardown: async () => {
-      if (lmdb === undefined) return;
-      totals.lmdb = lmdbAgeSum(lmdb, records);
-      await lmdb.close();
-    },
+    run: oneAfterAnother(lmdb.incrementAge),
   };
-
   const sqliteRow = (synchronous) => {
-    let db;
-    let update;
-    let sqliteDone = 0;
+    const sqlite = sqliteUpdates(
+      sqlitePath(dir, `durable-${synchronous}`),
+      records,
+      totals,
+      synchronous,
+    );
     return {
-      system: 'sqlite',
+      ...sqlite,
       label: `better-sqlite3 UPDATE (WAL, synchronous=${synchronous})`,
-      durable: synchronous === 'FULL',
-      ...(synchronous === 'FULL' ? {} : { note: 'no fsync at commit: not durable on power loss' }),
-      setup: () => {
-        db = sqliteOpen(sqlitePath(dir, `durable-${synchronous}`), { synchronous });
-        sqliteFill(db, records);
-        update = db.prepare('UPDATE users SET age = age + 1 WHERE id = ?');
-      },
-      run: async () => {
-        const t = now();
-        for (let i = 0; i < transactions; i++) update.run(idOf(sqliteDone + i, records));
-        sqliteDone += transactions;
-        return { ops: transactions, ms: now() - t };
-      },
-      teardown: () => {
-        if (db === undefined) return;
-        totals[`sqlite-${synchronous}`] = db.prepare('SELECT SUM(age) AS s FROM users').get().s;
-        db.close();
-      },
+      run: oneAfterAnother(sqlite.incrementAge, { sync: true }),
     };
   };
-
-  let level;
-  let levelDone = 0;
+  const level = levelUpdates(paths.level, records, totals);
   const levelRow = {
-    system: 'level',
+    ...level,
     label: 'classic-level getSync + put({ sync: true })',
-    durable: true,
-    setup: async () => {
-      level = await levelOpen(levelPath(dir, 'durable'));
-      await levelFill(level, records);
-    },
-    run: async () => {
-      const t = now();
-      for (let i = 0; i < transactions; i++) {
-        const key = levelKey(idOf(levelDone + i, records));
-        const user = levelDecode(level.getSync(key));
-        user.age = user.age + 1;
-        await level.put(key, levelEncode(user), { sync: true });
-      }
-      levelDone += transactions;
-      return { ops: transactions, ms: now() - t };
-    },
-    teardown: async () => {
-      if (level === undefined) return;
-      totals.level = levelAgeSum(level, records);
-      await level.close();
-    },
+    run: oneAfterAnother(level.incrementAge),
   };
 
   const rows = await bestOf(ctx, [

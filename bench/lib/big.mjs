@@ -11,7 +11,9 @@ export async function bigDatabases(ctx) {
   const count = bigSizes[ctx.mode];
   const dir = ctx.scratch('big');
   const paths = databasePaths(dir, 'big');
-  ctx.log(`   (building the ${count.toLocaleString('en-US')}-object databases)`);
+  if (ctx.wants('trove')) {
+    ctx.log(`   (building the ${count.toLocaleString('en-US')}-object databases)`);
+  }
   const oids = await fillDatabases(ctx, paths, count);
   ctx.shared.big = { count, paths, oids };
   return ctx.shared.big;

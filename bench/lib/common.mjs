@@ -216,23 +216,3 @@ export function expectSame(what, sums) {
     throw new Error(`bench: ${what} differ between systems: ${JSON.stringify(sums)}`);
   }
 }
-
-/** The sum of the ages of records 0 .. count-1 as stored (for checks that writes happened). */
-export function ageSum(count) {
-  let sum = 0;
-  for (let id = 0; id < count; id++) sum += makeRecord(id).age;
-  return sum;
-}
-
-/**
- * Throws unless every system's ages (`totals`, by system) sum to those of the `count` records
- * as made plus `increments`: a write scenario's proof that every write landed.
- */
-export function checkAgeSums(scenario, totals, count, increments) {
-  const expected = ageSum(count) + increments;
-  for (const [system, sum] of Object.entries(totals)) {
-    if (sum !== expected) {
-      throw new Error(`bench: ${scenario}: ${system} ages sum to ${sum}, expected ${expected}`);
-    }
-  }
-}

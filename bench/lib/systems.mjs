@@ -227,32 +227,6 @@ export async function fillDatabases(ctx, paths, count) {
   return oids;
 }
 
-// The sums of the age field over records 0 .. count-1, read back from each system: the write
-// scenarios compare them with ageSum (common.mjs) to check that every write landed.
-
-/** trove: through one read transaction, by oid. */
-export function troveAgeSum(db, oids, count) {
-  return db.read((tx) => {
-    let sum = 0;
-    for (let id = 0; id < count; id++) sum += tx.getObject(oids[id]).age;
-    return sum;
-  });
-}
-
-/** lmdb: by key. */
-export function lmdbAgeSum(db, count) {
-  let sum = 0;
-  for (let id = 0; id < count; id++) sum += db.get(id).age;
-  return sum;
-}
-
-/** LevelDB: by key, decoding each value. */
-export function levelAgeSum(db, count) {
-  let sum = 0;
-  for (let id = 0; id < count; id++) sum += levelDecode(db.getSync(levelKey(id))).age;
-  return sum;
-}
-
 // ---- versions -----------------------------------------------------------------------------
 
 export function peerVersions() {
