@@ -170,6 +170,10 @@ export function decodeRecord(data: Uint8Array, resolve: Resolver, oid?: Oid): De
   return { className: decoded[1], state: decoded[2] as Record<string, unknown> };
 }
 
+/** Class names recently peeked, with their bytes: records of a few classes repeat them. */
+const peekedNames: { bytes: Uint8Array; name: string }[] = [];
+const PEEKED_NAMES = 8;
+
 /**
  * The class name of a record, read from its first bytes without decoding the state (so a
  * loaded object can be made with its class from the start). Undefined if the record does
@@ -191,11 +195,20 @@ export function peekClassName(data: Uint8Array): string | undefined {
     return undefined;
   }
   if (start + length > data.length) return undefined;
+  // Comparing a few bytes with a name seen before is cheaper than making the string again.
+  next: for (const peeked of peekedNames) {
+    const bytes = peeked.bytes;
+    if (bytes.length !== length) continue;
+    for (let i = 0; i < length; i++) if (bytes[i] !== data[start + i]) continue next;
+    return peeked.name;
+  }
   let name = '';
   for (let i = start; i < start + length; i++) {
     const code = data[i]!;
     if (code > 0x7f) return undefined; // registered names are ASCII; decode anything else fully
     name += String.fromCharCode(code);
   }
+  if (peekedNames.length === PEEKED_NAMES) peekedNames.shift();
+  peekedNames.push({ bytes: data.slice(start, start + length), name });
   return name;
 }

@@ -328,13 +328,19 @@ export function installState(
   state: Record<string, unknown>,
 ): void {
   const target = meta.target as Target;
-  if (Object.getPrototypeOf(target) !== cls.prototype) Object.setPrototypeOf(target, cls.prototype);
-  meta.classKnown = true;
-  readClassFlags(meta, target);
-  for (const key of Reflect.ownKeys(target)) {
-    if (key !== META) delete target[key];
+  if (Object.getPrototypeOf(target) !== cls.prototype) {
+    Object.setPrototypeOf(target, cls.prototype);
+    readClassFlags(meta, target);
   }
-  forgetViews(meta);
+  meta.classKnown = true;
+  // A ghost holds no state and no views (ghostify dropped them, a new ghost never had any):
+  // only a loaded object whose state is replaced has some to drop.
+  if (meta.state !== ObjectState.Ghost) {
+    for (const key of Reflect.ownKeys(target)) {
+      if (key !== META) delete target[key];
+    }
+    forgetViews(meta);
+  }
   (target[SET_STATE] as (state: Record<string, unknown>) => void).call(target, state);
 }
 

@@ -20,7 +20,6 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import { crc32c } from '@node-rs/crc32';
 import fsx from 'fs-native-extensions';
 import {
   CorruptionError,
@@ -64,6 +63,7 @@ import {
   type TransactionRecord,
 } from '../types.js';
 import { BLOCK_SIZE, BlockCache } from './block-cache.js';
+import { crc32c, crc32cOfRange } from './checksum.js';
 import { type FileOps, nodeFileOps } from './file-ops.js';
 import {
   decodeFileHeader,
@@ -113,7 +113,7 @@ export interface FileStorageOptions {
   progress?: boolean;
   /** Where recovery and maintenance messages go (default: console.warn). */
   logger?: (message: string) => void;
-  /** Bytes of the file kept in memory for reads, in 64 KiB blocks (default 32 MiB; 0 = none). */
+  /** Bytes of the file kept in memory for reads, in 8 KiB blocks (default 32 MiB; 0 = none). */
   readCacheBytes?: number;
   /** @internal Replaces the file operations that can fail, for failure tests. */
   fileOps?: FileOps;
@@ -379,9 +379,11 @@ export class FileStorage extends Storage {
       at = 0;
       if (readFully(this.#fd, bytes, 0, size, offset) < size) damaged('is cut short');
     }
-    const crc = crc32c(
-      bytes.subarray(at + RECORD_HEADER_SIZE, at + size),
-      crc32c(bytes.subarray(at, at + 44)),
+    const crc = crc32cOfRange(
+      bytes,
+      at + RECORD_HEADER_SIZE,
+      at + size,
+      crc32cOfRange(bytes, at, at + 44),
     );
     if (crc !== bytes.readUInt32LE(at + 44)) damaged('fails its checksum');
     const dataStart = at + RECORD_HEADER_SIZE + refCount * 4;

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from './checksum.js';
 
 /** `TROVE\0\r\n`: the \r\n catches a file mangled by newline translation, the \0 a text tool. */
 export const FILE_MAGIC = Buffer.from([0x54, 0x52, 0x4f, 0x56, 0x45, 0x00, 0x0d, 0x0a]);

@@ -16,7 +16,7 @@
 
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from './checksum.js';
 import { readU64, writeU64 } from './format.js';
 import { OidIndex } from './oid-index.js';
 import { temporaryPath } from './stale-files.js';

@@ -7,9 +7,9 @@
  * @module
  */
 
-import { crc32c } from '@node-rs/crc32';
 import type { IntegrityFailure } from '../../errors.js';
 import type { IntegrityReport } from '../storage.js';
+import { crc32c } from './checksum.js';
 import { FILE_HEADER_SIZE, RECORD_HEADER_SIZE } from './format.js';
 import { isTransaction, LogReader, readFully, type ScannedRecord } from './log-reader.js';
 import { OidIndex } from './oid-index.js';

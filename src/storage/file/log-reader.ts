@@ -9,8 +9,8 @@
  */
 
 import * as fs from 'node:fs';
-import { crc32c } from '@node-rs/crc32';
 import { Packr } from 'msgpackr';
+import { crc32c } from './checksum.js';
 import {
   decodeTxHeader,
   RECORD_HEADER_SIZE,

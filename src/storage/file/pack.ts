@@ -21,11 +21,11 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
-import { crc32c } from '@node-rs/crc32';
 import fsx from 'fs-native-extensions';
 import { BusyError, CorruptionError, StorageIOError, TroveError } from '../../errors.js';
 import { startProgress } from '../../util/progress.js';
 import type { PackResult, Tid } from '../types.js';
+import { crc32c } from './checksum.js';
 import type { FileOps } from './file-ops.js';
 import {
   encodeFileHeader,

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from './checksum.js';
 import type { FileOps } from './file-ops.js';
 import {
   encodeTxHeader,
