@@ -1,5 +1,5 @@
-// The benchmark's CI smoke test: every scenario runs once with tiny sizes through the same
-// runner `npm run bench` uses (which installs the peers under bench/ when they are missing),
+// The benchmark's CI smoke test: every scenario runs once in quick mode (quick sizes, no
+// warm-up, one run) through the same runner `npm run bench` uses (which installs the peers under bench/ when they are missing),
 // and each must produce a well-formed row for every system. Nothing here looks at how fast
 // anything was: a slow machine passes as well as a fast one.
 
@@ -48,7 +48,7 @@ const expected: Record<string, string[]> = {
   memory: ['trove', 'lmdb', 'sqlite', 'level'],
 };
 
-describe('benchmark smoke run (npm run bench -- --smoke)', () => {
+describe('benchmark smoke run (npm run bench -- --quick --runs 1 --warmups 0)', () => {
   let dir: string;
   let results: Results;
   let output: string;
@@ -58,7 +58,18 @@ describe('benchmark smoke run (npm run bench -- --smoke)', () => {
     const out = join(dir, 'results.json');
     const run = spawnSync(
       process.execPath,
-      [join(root, 'scripts', 'bench.mjs'), '--smoke', '--dir', join(dir, 'data'), '--out', out],
+      [
+        join(root, 'scripts', 'bench.mjs'),
+        '--quick',
+        '--runs',
+        '1',
+        '--warmups',
+        '0',
+        '--dir',
+        join(dir, 'data'),
+        '--out',
+        out,
+      ],
       { cwd: root, encoding: 'utf8', timeout: 10 * 60 * 1000 },
     );
     output = `${run.stdout}\n${run.stderr}`;
@@ -71,7 +82,7 @@ describe('benchmark smoke run (npm run bench -- --smoke)', () => {
   });
 
   it('records the machine and the versions measured', () => {
-    assert.equal(results.mode, 'smoke');
+    assert.equal(results.mode, 'quick');
     assert.ok(results.machine.cpus > 0);
     assert.equal(results.machine.node, process.version);
     for (const name of ['lmdb', 'better-sqlite3', 'classic-level']) {
@@ -100,7 +111,7 @@ describe('benchmark smoke run (npm run bench -- --smoke)', () => {
         assert.ok(Number.isFinite(r.value) && r.value >= least, `${r.label}: value ${r.value}`);
         assert.ok(['ops/s', 'objects/s', 'ms', 'MiB', 'bytes'].includes(r.unit), r.unit);
         assert.ok(r.better === 'higher' || r.better === 'lower');
-        assert.equal(r.runs.length, 1, `${r.label}: one run in smoke mode`);
+        assert.equal(r.runs.length, 1, `${r.label}: one run`);
         assert.ok(r.runs.every((v) => Number.isFinite(v) && v >= least));
       }
       assert.ok((scenario.checks ?? []).length > 0, `${name} reports trove against its targets`);
