@@ -3,12 +3,12 @@
  * it, and `db.read` snapshots stay put while other processes commit.
  */
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Database, open } from 'trove';
 import { Tally } from './support/model.js';
 import { finished, startPeer } from './support/peers.js';
-import { scratch, waitUntil } from './support/temp-dir.js';
+import { scratch } from './support/temp-dir.js';
 
 const HOLD_LOCK = new URL('./children/hold-lock.js', import.meta.url);
 const SNAPSHOT_READER = new URL('./children/snapshot-reader.js', import.meta.url);
@@ -107,8 +107,16 @@ describe('readers and writers', () => {
     });
     const writer = dir.track(startPeer('process', PAIR_WRITER, { path, durability: 'none' }));
     await writer.next('started');
-    const grown = async (size: number) =>
-      waitUntil(() => statSync(path).size > size, 'another commit');
+    // Waits until a fresh transaction sees a commit of the other process newer than `count`.
+    // (A grown file is not enough: it may end in a transaction still being written, which
+    // no snapshot includes yet.)
+    const committedAfter = async (count: number) => {
+      const deadline = Date.now() + 60_000;
+      while ((await db.read((tx) => (tx.root.get('x') as Tally).count)) <= count) {
+        if (Date.now() > deadline) throw new Error('gave up waiting for another commit');
+        await sleep(2);
+      }
+    };
 
     let last = 0;
     for (let round = 0; round < 10; round++) {
@@ -116,7 +124,7 @@ describe('readers and writers', () => {
         const x = tx.root.get('x') as Tally;
         const first = x.count;
         // Another process commits x and y before this snapshot reads y.
-        await grown(statSync(path).size);
+        await committedAfter(first);
         const y = tx.root.get('y') as Tally;
         assert.equal(y.count, first, 'x and y from one snapshot');
         assert.equal(x.count, first, 'x read twice in one snapshot');
@@ -129,12 +137,14 @@ describe('readers and writers', () => {
     db.abort();
     const x = db.root.get('x') as Tally;
     const first = x.count;
-    await grown(statSync(path).size);
+    await committedAfter(first);
     assert.equal((db.root.get('y') as Tally).count, first);
     db.abort();
-    await grown(statSync(path).size);
-    assert.ok((db.root.get('x') as Tally).count > first, 'abort moved to a newer snapshot');
-    assert.equal((db.root.get('y') as Tally).count, (db.root.get('x') as Tally).count);
+    const second = (db.root.get('x') as Tally).count;
+    assert.ok(second > first, 'abort moved to a newer snapshot');
+    await committedAfter(second);
+    assert.equal((db.root.get('x') as Tally).count, second, 'the new snapshot stays put');
+    assert.equal((db.root.get('y') as Tally).count, second);
 
     writer.send({ type: 'stop' });
     const stopped = await writer.next('stopped');
