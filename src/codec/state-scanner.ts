@@ -62,7 +62,6 @@ export function scanState(
   where: () => string,
 ): ScanResult {
   const refType = referenceType();
-  const base = refType.base;
   const visited = new Set<object>();
   const path: unknown[] = [];
   let shared = false;
@@ -85,7 +84,7 @@ export function scanState(
     }
     if (value === null) return value;
     const obj = refType.rawOf(value) ?? value;
-    if (obj instanceof base) {
+    if (refType.isReference(obj)) {
       onReference(obj);
       return obj;
     }
