@@ -339,7 +339,8 @@ export class Connection implements Jar {
   /**
    * Collects what to write and encodes it. The walk and the encoding run synchronously
    * together, so the records are one consistent picture of the objects; if the walk finds
-   * more new objects than there are oids at hand, it fetches oids and starts over.
+   * more new objects than there are oids at hand and the storage cannot hand out enough at
+   * once, it waits for oids and starts over.
    */
   async #prepare(): Promise<CommitBatch> {
     for (;;) {
@@ -357,6 +358,12 @@ export class Connection implements Jar {
           pending.settle(staged.size, content);
         }
         continue;
+      }
+      if (fresh.length > this.#oidPool.length) {
+        // Oids had without waiting keep this walk; waiting would let the objects change.
+        const needed = fresh.length - this.#oidPool.length;
+        for (const oid of this.storage.newOidsNow(Math.max(needed, OID_BATCH)))
+          this.#oidPool.push(oid);
       }
       if (fresh.length > this.#oidPool.length) {
         const needed = fresh.length - this.#oidPool.length;

@@ -276,6 +276,20 @@ export abstract class Storage {
   }
 
   /**
+   * Up to `count` new oids, never handed out before, that can be had without waiting for
+   * anything: possibly fewer, possibly none (then ask {@link newOids} for the rest). For a
+   * caller that must not yield between finding how many it needs and using them.
+   *
+   * @internal
+   */
+  newOidsNow(count: number): Oid[] {
+    this.checkWritable();
+    expectNonNegativeInteger(count, 'count');
+    if (count === 0) return [];
+    return this._newOidsNow(count);
+  }
+
+  /**
    * Stores every write atomically and durably (per the storage's durability setting) as one
    * new transaction, and returns its tid. Rejects with a {@link StorageConflictError} listing
    * every write whose `expectedTid` is not the current revision's tid, and every read guard
@@ -424,6 +438,10 @@ export abstract class Storage {
   protected abstract _lastTid(): Tid;
   /** @internal */
   protected abstract _newOids(count: number): Promise<Oid[]>;
+  /** @internal The oids {@link newOidsNow} hands out; none unless a storage can do better. */
+  protected _newOidsNow(_count: number): Oid[] {
+    return [];
+  }
   /** @internal */
   protected abstract _commit(request: CommitRequest): Promise<Tid>;
   /** @internal */

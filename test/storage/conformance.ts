@@ -24,6 +24,7 @@ import {
   expectRejects,
   expectThrows,
   MAX_OID,
+  newOidsNow,
   plain,
   plainChanges,
   plainTransactions,
@@ -353,6 +354,48 @@ function newOidTests(test: Register): void {
     await commitConflicts(storage, [put(c, 'c'), put(a, 'stale', 0)]);
     const more = await storage.newOids(10);
     assert.ok(!more.includes(c), 'an allocated oid is never handed out again');
+  });
+
+  test('newOidsNow hands out at most the count, never an oid newOids hands out', async (storage) => {
+    assert.deepEqual(newOidsNow(storage, 0), []);
+    const seen = new Set<Oid>();
+    const note = (oids: readonly Oid[], count: number) => {
+      assert.ok(oids.length <= count, `${oids.length} oids for a count of ${count}`);
+      for (let i = 0; i < oids.length; i++) {
+        const oid = oids[i]!;
+        assert.ok(Number.isInteger(oid) && oid > 0 && oid <= MAX_OID, `oid ${oid} is valid`);
+        assert.ok(!seen.has(oid), `oid ${oid} handed out twice`);
+        seen.add(oid);
+        if (i > 0) assert.equal(oid, oids[i - 1]! + 1, 'one call hands out consecutive oids');
+      }
+    };
+    for (const count of [1, 5, 3, 200, 1]) {
+      note(newOidsNow(storage, count), count);
+      note(await storage.newOids(count), count);
+    }
+    // What it handed out can be committed.
+    const [c] = await storage.newOids(1);
+    const now = newOidsNow(storage, 1);
+    await commit(storage, [
+      put(ROOT, 'root', 0, [c!, ...now]),
+      put(c!, 'c'),
+      ...now.map((oid) => put(oid, 'now')),
+    ]);
+    const more = [...newOidsNow(storage, 10), ...(await storage.newOids(10))];
+    for (const used of [ROOT, c!, ...now]) assert.ok(!more.includes(used), `oid ${used} reused`);
+  });
+
+  test('newOidsNow refuses what is not a count, and allocation goes on unharmed', async (storage) => {
+    const [before] = await storage.newOids(1);
+    for (const count of [-1, 1.5, '2', Number.NaN, null, undefined]) {
+      expectThrows(
+        () => newOidsNow(storage, count as number),
+        'TROVE_INVALID_ARGUMENT',
+        `newOidsNow(${String(count)})`,
+      );
+    }
+    const [after] = await storage.newOids(1);
+    assert.ok(after! > before! && after! <= MAX_OID);
   });
 
   test('refuses a count beyond the oid space, and allocation goes on unharmed', async (storage) => {
@@ -1010,6 +1053,7 @@ function closeTests(test: Register): void {
     expectThrows(() => storage.changesSince(0), closed, 'changesSince');
     expectThrows(() => storage.stats(), closed, 'stats');
     await expectRejects(() => storage.newOids(1), closed, 'newOids');
+    expectThrows(() => newOidsNow(storage, 1), closed, 'newOidsNow');
     await expectRejects(() => commit(storage, [put(a, 'x', tid)]), closed, 'commit');
     await expectRejects(
       () => storage.commit({ baseTid: tid, writes: [put(a, 'x', tid)] }),
@@ -1044,6 +1088,8 @@ function readOnlyTests(test: Register): void {
       await expectRejects(() => commit(storage, [put(ROOT, 'root')]), readOnly, 'commit');
       await expectRejects(() => storage.newOids(1), readOnly, 'newOids');
       await expectRejects(() => storage.newOids(0), readOnly, 'newOids(0)');
+      expectThrows(() => newOidsNow(storage, 1), readOnly, 'newOidsNow');
+      expectThrows(() => newOidsNow(storage, 0), readOnly, 'newOidsNow(0)');
       await expectRejects(() => storage.pack(), readOnly, 'pack');
       await expectRejects(
         () => storage.pack({ keepHistorySince: 0 }),
@@ -1302,9 +1348,11 @@ function persistenceTests(test: Register): void {
     const [c] = (await first.newOids(1)) as [Oid];
     await commit(first, [put(c, 'c'), put(ROOT, 'r2', t1, [a, c])]);
     const last = first.lastTid();
+    const reserved = newOidsNow(first, 5);
     const storage = await reopen(harness, first);
     const oids = await storage.newOids(20);
     for (const used of [ROOT, a, b, c]) assert.ok(!oids.includes(used), `oid ${used} reused`);
+    for (const oid of reserved) assert.ok(!oids.includes(oid), `oid ${oid} handed out again`);
     const t3 = await commit(storage, [put(oids[0]!, 'new'), put(a, 'a2', t1)]);
     assert.ok(t3 > last);
     const again = await reopen(harness, storage);

@@ -653,37 +653,82 @@ export class FileStorage extends Storage {
   // ---- writing -----------------------------------------------------------------------------
 
   protected async _newOids(count: number): Promise<Oid[]> {
-    const oids: Oid[] = [];
-    const take = () => {
-      while (oids.length < count && this.#oidBlock.next < this.#oidBlock.end)
-        oids.push(this.#oidBlock.next++);
-    };
-    take();
+    const oids = this.#takeReserved(count, []);
     if (oids.length === count) return oids;
     const missing = count - oids.length;
-    const want = Math.max(missing, this.#oidBlockSize);
-    this.#oidBlockSize = Math.min(this.#oidBlockSize * 2, MAX_OID_BLOCK);
     await this.#withLock(async () => {
-      const first = this.#log.nextOid;
-      checkOidSpace(first, missing);
-      const high = Math.min(first + want, MAX_OID + 1);
-      const { bytes, scanned } = buildTransaction(
-        {
-          tid: nextTid(this.#log.lastTid),
-          status: TxStatus.oids,
-          meta: { oidHigh: high },
-          records: [],
-        },
-        this.#log.end,
-      );
+      const { bytes, apply } = this.#reserve(missing);
       // No sync: a reservation only matters once a commit using its oids is durable, and
       // that commit's sync makes the reservation (earlier in the file) durable too.
       await this.#append(async () => this.#ops.write(this.#fd, bytes, this.#log.end), false);
-      this.#apply(scanned);
-      this.#oidBlock = { next: first, end: high };
+      apply();
     });
-    take();
+    return this.#takeReserved(count, oids);
+  }
+
+  /**
+   * Oids without waiting: from the block this handle reserved, and if that is short, from a
+   * new block reserved right now when the writer lock is free and nothing of this handle is
+   * under way (the reservation is a small append, written synchronously like other small
+   * appends). Otherwise fewer, and the caller waits for the rest through newOids.
+   */
+  protected override _newOidsNow(count: number): Oid[] {
+    const oids = this.#takeReserved(count, []);
+    const ops = this.#ops;
+    if (oids.length === count || ops.writeNow === undefined || ops.truncateNow === undefined) {
+      return oids;
+    }
+    const missing = count - oids.length;
+    try {
+      this.#lock.tryRunNow(this.#fd, () => {
+        this.#catchUpLocked();
+        const { bytes, apply } = this.#reserve(missing);
+        this.#appendNow(bytes, ops.writeNow!, ops.truncateNow!);
+        apply();
+      });
+    } catch (error) {
+      // A pack replaced the file: the handle follows it; the caller waits for its oids.
+      if (!(error instanceof FileReplaced)) throw error;
+    } finally {
+      this.#retireReplaced();
+    }
+    return this.#takeReserved(count, oids);
+  }
+
+  /** Moves oids from the reserved block into `oids` until it holds `count`; returns it. */
+  #takeReserved(count: number, oids: Oid[]): Oid[] {
+    const block = this.#oidBlock;
+    while (oids.length < count && block.next < block.end) oids.push(block.next++);
     return oids;
+  }
+
+  /**
+   * With the writer lock held and the log read to its end: the oid reservation transaction
+   * for at least `missing` oids (blocks grow, so a handle that keeps creating objects seldom
+   * reserves), and what to do once it is in the file.
+   */
+  #reserve(missing: number): { bytes: Buffer; apply: () => void } {
+    const want = Math.max(missing, this.#oidBlockSize);
+    this.#oidBlockSize = Math.min(this.#oidBlockSize * 2, MAX_OID_BLOCK);
+    const first = this.#log.nextOid;
+    checkOidSpace(first, missing);
+    const high = Math.min(first + want, MAX_OID + 1);
+    const { bytes, scanned } = buildTransaction(
+      {
+        tid: nextTid(this.#log.lastTid),
+        status: TxStatus.oids,
+        meta: { oidHigh: high },
+        records: [],
+      },
+      this.#log.end,
+    );
+    return {
+      bytes,
+      apply: () => {
+        this.#apply(scanned);
+        this.#oidBlock = { next: first, end: high };
+      },
+    };
   }
 
   protected _commit(request: CommitRequest): Promise<Tid> {
@@ -845,9 +890,7 @@ export class FileStorage extends Storage {
       try {
         await this.#ops.truncate(this.#fd, start);
       } catch (truncateError) {
-        this.#logger(
-          `trove: ${this.path}: could not cut back a failed append at offset ${start}: ${String(truncateError)}; the next writer will cut it off`,
-        );
+        this.#cutBackFailed(start, truncateError);
       }
       this.#reader.invalidate();
       throw ioError('appending to', this.path, error);
@@ -856,6 +899,34 @@ export class FileStorage extends Storage {
       // Counted once the bytes are in the file (or cut off again): see #poll.
       appendsInProcess++;
     }
+  }
+
+  /** As #append without a sync, for `bytes`, written before it returns. */
+  #appendNow(
+    bytes: Uint8Array,
+    writeNow: NonNullable<FileOps['writeNow']>,
+    truncateNow: NonNullable<FileOps['truncateNow']>,
+  ): void {
+    const start = this.#log.end;
+    try {
+      writeNow(this.#fd, bytes, start);
+    } catch (error) {
+      try {
+        truncateNow(this.#fd, start);
+      } catch (truncateError) {
+        this.#cutBackFailed(start, truncateError);
+      }
+      this.#reader.invalidate();
+      throw ioError('appending to', this.path, error);
+    } finally {
+      appendsInProcess++;
+    }
+  }
+
+  #cutBackFailed(start: number, truncateError: unknown): void {
+    this.#logger(
+      `trove: ${this.path}: could not cut back a failed append at offset ${start}: ${String(truncateError)}; the next writer will cut it off`,
+    );
   }
 
   /** The conflicts of `writes` against the log and the writes earlier in the group. */
