@@ -80,20 +80,35 @@ interface CollectedEntry {
 }
 
 const NO_BYTES = new Uint8Array(0);
+/** The refs of the many records that hold no reference: one array, never changed. */
+const NO_REFS: readonly Oid[] = Object.freeze([]);
 
 /** Everything one commit writes. */
-interface CommitBatch {
+class CommitBatch {
   readonly pending: PendingWrite[];
-  readonly byOid: Map<Oid, PendingWrite>;
-  readonly guards: ReadGuard[];
+  readonly guards: ReadGuard[] = [];
+  #byOid: Map<Oid, PendingWrite> | undefined;
+
+  constructor(pending: PendingWrite[]) {
+    this.pending = pending;
+  }
+
+  /** The write of `oid` (made on first use: only conflicts look writes up). */
+  byOid(oid: Oid): PendingWrite | undefined {
+    if (this.#byOid === undefined) {
+      this.#byOid = new Map();
+      for (const entry of this.pending) this.#byOid.set(entry.write.oid, entry);
+    }
+    return this.#byOid.get(oid);
+  }
 }
 
 function classOf(meta: ObjectMeta): Function {
   return (Object.getPrototypeOf(meta.target) as { constructor: Function }).constructor;
 }
 
-function uniqueOids(metas: readonly ObjectMeta[]): Oid[] {
-  if (metas.length === 0) return [];
+function uniqueOids(metas: readonly ObjectMeta[]): readonly Oid[] {
+  if (metas.length === 0) return NO_REFS;
   if (metas.length === 1) return [metas[0]!.oid!];
   return [...new Set(metas.map((meta) => meta.oid!))];
 }
@@ -383,7 +398,6 @@ export class Connection implements Jar {
         this.cache.add(meta);
       });
       const pending: PendingWrite[] = [];
-      const byOid = new Map<Oid, PendingWrite>();
       try {
         whileEncoding(() => {
           for (const { meta, className, state, refs, scan, staged } of entries) {
@@ -406,7 +420,6 @@ export class Connection implements Jar {
               staged,
             };
             pending.push(entry);
-            byOid.set(write.oid, entry);
           }
         });
       } catch (error) {
@@ -417,10 +430,11 @@ export class Connection implements Jar {
       // From here on, a write to one of these objects is a change for the next commit.
       for (const { meta } of pending) meta.state = ObjectState.Saved;
       this.#changed = new Set();
-      const guards = [...this.#readGuards]
-        .filter(([oid]) => !byOid.has(oid))
-        .map(([oid, tid]) => ({ oid, tid }));
-      return { pending, byOid, guards };
+      const batch = new CommitBatch(pending);
+      for (const [oid, tid] of this.#readGuards) {
+        if (batch.byOid(oid) === undefined) batch.guards.push({ oid, tid });
+      }
+      return batch;
     }
   }
 
@@ -432,9 +446,29 @@ export class Connection implements Jar {
     const seen = new Set<ObjectMeta>();
     const entries: CollectedEntry[] = [];
     const toStage: ObjectMeta[] = [];
+    // The object being walked and the references found in it; the callbacks below are made
+    // once for the whole walk (a large commit walks many objects).
+    let meta: ObjectMeta;
+    let refs: ObjectMeta[];
+    const where = () => describePath(rootMeta, meta);
+    const onReference = (obj: object): void => {
+      const child = (obj as { [META]: ObjectMeta })[META];
+      refs.push(child);
+      if (child.jar === undefined) {
+        if (!seen.has(child)) {
+          seen.add(child);
+          fresh.push(child);
+          queue.push(child);
+        }
+      } else if (child.jar !== this) {
+        throw new InvalidArgumentError(
+          `cannot store a reference at ${where()} to an object of another transaction or database`,
+          { path: where() },
+        );
+      }
+    };
     for (let i = 0; i < queue.length; i++) {
-      const meta = queue[i]!;
-      const where = () => describePath(rootMeta, meta);
+      meta = queue[i]!;
       const cls = classOf(meta);
       if (cls === BlobContent) {
         const staged = (meta.target as { [STAGED]?: StagedBlob })[STAGED];
@@ -462,29 +496,8 @@ export class Connection implements Jar {
         );
       }
       const state = stateOf(meta);
-      const refs: ObjectMeta[] = [];
-      const scan = whileEncoding(() =>
-        scanState(
-          state,
-          (obj) => {
-            const child = (obj as { [META]: ObjectMeta })[META];
-            refs.push(child);
-            if (child.jar === undefined) {
-              if (!seen.has(child)) {
-                seen.add(child);
-                fresh.push(child);
-                queue.push(child);
-              }
-            } else if (child.jar !== this) {
-              throw new InvalidArgumentError(
-                `cannot store a reference at ${where()} to an object of another transaction or database`,
-                { path: where() },
-              );
-            }
-          },
-          where,
-        ),
-      );
+      refs = [];
+      const scan = whileEncoding(() => scanState(state, onReference, where));
       entries.push({ meta, className, state, refs, scan, staged: undefined });
     }
     return { entries, fresh, toStage };
@@ -498,7 +511,7 @@ export class Connection implements Jar {
     const resolveConflicts = (conflicts: readonly ConflictInfo[]): RecordWrite[] =>
       conflicts.map((conflict) => {
         this.#resolveConflict(batch, conflict);
-        return batch.byOid.get(conflict.oid)!.write;
+        return batch.byOid(conflict.oid)!.write;
       });
     for (let round = 0; ; round++) {
       try {
@@ -525,7 +538,7 @@ export class Connection implements Jar {
 
   /** Replaces one conflicting write by its class's resolution, or throws ConflictError. */
   #resolveConflict(batch: CommitBatch, conflict: ConflictInfo, error?: StorageConflictError): void {
-    const entry = batch.byOid.get(conflict.oid);
+    const entry = batch.byOid(conflict.oid);
     const fail: (why: string, cause?: unknown) => never = (why, cause = error) => {
       throw new ConflictError(
         `${conflict.kind} conflict on object ${conflict.oid}${entry ? ` (${entry.className})` : ''}: ${why}`,
