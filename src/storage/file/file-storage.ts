@@ -763,7 +763,8 @@ export class FileStorage extends Storage {
     const accepted: Array<{ pending: PendingCommit; writes: readonly RecordWrite[]; tid: Tid }> =
       [];
     let tid = this.#log.lastTid;
-    for (const pending of group) {
+    for (let i = 0; i < group.length; i++) {
+      const pending = group[i]!;
       let writes: readonly RecordWrite[];
       try {
         writes = settleConflicts(pending.request, (current) =>
@@ -774,8 +775,11 @@ export class FileStorage extends Storage {
         continue;
       }
       tid = nextTid(tid);
-      for (const write of writes)
-        written.set(write.oid, { oid: write.oid, tid, data: write.data, refs: write.refs });
+      // Only later commits of the group look at what earlier ones wrote.
+      if (i < group.length - 1) {
+        for (const write of writes)
+          written.set(write.oid, { oid: write.oid, tid, data: write.data, refs: write.refs });
+      }
       accepted.push({ pending, writes, tid });
     }
     if (accepted.length === 0) return;
@@ -793,7 +797,8 @@ export class FileStorage extends Storage {
           await this.#ops.write(this.#fd, bytes, buffered);
           buffers = [];
         };
-        for (const { pending, writes, tid: txTid } of accepted) {
+        for (let t = 0; t < accepted.length; t++) {
+          const { pending, writes, tid: txTid } = accepted[t]!;
           const { note, user } = pending.request.meta ?? {};
           const meta = {
             ...(note === undefined ? {} : { note }),
@@ -827,7 +832,10 @@ export class FileStorage extends Storage {
             buffers.push(built.bytes);
             scanned = built.scanned;
           }
-          for (const record of scanned.records) latest.set(record.oid, record.offset);
+          // Only later transactions of the group need the offsets of this one's records.
+          if (t < accepted.length - 1) {
+            for (const record of scanned.records) latest.set(record.oid, record.offset);
+          }
           offset += scanned.length;
           done.push(scanned);
         }
