@@ -74,7 +74,7 @@ interface CollectedEntry {
   readonly meta: ObjectMeta;
   readonly className: string;
   readonly state: Record<string, unknown> | undefined;
-  readonly refs: ObjectMeta[];
+  readonly refs: readonly ObjectMeta[];
   readonly scan: ScanResult | undefined;
   readonly staged: StagedBlob | undefined;
 }
@@ -82,6 +82,8 @@ interface CollectedEntry {
 const NO_BYTES = new Uint8Array(0);
 /** The refs of the many records that hold no reference: one array, never changed. */
 const NO_REFS: readonly Oid[] = Object.freeze([]);
+/** The same, as found by the walk. */
+const NO_METAS: readonly ObjectMeta[] = Object.freeze([]);
 
 /** Everything one commit writes. */
 class CommitBatch {
@@ -449,10 +451,12 @@ export class Connection implements Jar {
     // The object being walked and the references found in it; the callbacks below are made
     // once for the whole walk (a large commit walks many objects).
     let meta: ObjectMeta;
-    let refs: ObjectMeta[];
+    // Made at the first reference: most objects refer to none.
+    let refs: ObjectMeta[] | undefined;
     const where = () => describePath(rootMeta, meta);
     const onReference = (obj: object): void => {
       const child = (obj as { [META]: ObjectMeta })[META];
+      refs ??= [];
       refs.push(child);
       if (child.jar === undefined) {
         if (!seen.has(child)) {
@@ -496,9 +500,9 @@ export class Connection implements Jar {
         );
       }
       const state = stateOf(meta);
-      refs = [];
+      refs = undefined;
       const scan = whileEncoding(() => scanState(state, onReference, where));
-      entries.push({ meta, className, state, refs, scan, staged: undefined });
+      entries.push({ meta, className, state, refs: refs ?? NO_METAS, scan, staged: undefined });
     }
     return { entries, fresh, toStage };
   }

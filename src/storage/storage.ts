@@ -155,12 +155,26 @@ function checkCommitRequest(
       { argument: 'writes' },
     );
   }
-  const seen = new Set<Oid>();
-  req.writes.forEach((write: RecordWrite, i: number) => {
-    if (isPlainValidWrite(write) && !seen.has(write.oid)) {
-      seen.add(write.oid);
-      return;
+  const writes = req.writes;
+  // Writes usually come in ascending oids, and then none is written twice: the set of oids
+  // seen is made only once one comes out of order.
+  let highest = -1;
+  let seen: Set<Oid> | undefined;
+  const firstTime = (oid: Oid, i: number): boolean => {
+    if (seen === undefined) {
+      if (oid > highest) {
+        highest = oid;
+        return true;
+      }
+      seen = new Set();
+      for (let j = 0; j < i; j++) seen.add(writes[j]!.oid);
     }
+    if (seen.has(oid)) return false;
+    seen.add(oid);
+    return true;
+  };
+  writes.forEach((write: RecordWrite, i: number) => {
+    if (isPlainValidWrite(write) && firstTime(write.oid, i)) return;
     const where = `writes[${i}]`;
     expectOptions<RecordWrite>(write, where);
     expectOid(write.oid, `${where}.oid`);
@@ -185,12 +199,11 @@ function checkCommitRequest(
         );
       }
     }
-    if (seen.has(write.oid)) {
+    if (!firstTime(write.oid, i)) {
       throw new InvalidArgumentError(`${where}.oid ${write.oid} is written twice in one commit`, {
         argument: `${where}.oid`,
       });
     }
-    seen.add(write.oid);
   });
   if (req.readCurrent !== undefined) {
     if (!Array.isArray(req.readCurrent)) {

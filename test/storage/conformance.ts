@@ -550,6 +550,17 @@ function commitTests(test: Register): void {
       () => commit(storage, [put(c, 'c'), put(a, 'x', t1), put(a, 'y', t1)]),
       'TROVE_INVALID_ARGUMENT',
     );
+    // In ascending order, then an earlier one again.
+    const [low, high] = [Math.min(a, c), Math.max(a, c)];
+    await expectRejects(
+      () =>
+        commit(storage, [
+          put(low, 'x', low === a ? t1 : 0),
+          put(high, 'y', high === a ? t1 : 0),
+          put(low, 'z', low === a ? t1 : 0),
+        ]),
+      'TROVE_INVALID_ARGUMENT',
+    );
     assert.deepEqual(await captureState(storage, [c]), before);
   });
 
