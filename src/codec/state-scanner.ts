@@ -51,28 +51,66 @@ function isLeafObject(value: object, proto: object | null): boolean {
   );
 }
 
+/** Every possible result, made once: a scan answers one of them, never a new object. */
+const RESULTS: readonly ScanResult[] = Array.from({ length: 16 }, (_, bits) =>
+  Object.freeze({
+    sharedValues: (bits & 1) !== 0,
+    exoticValues: (bits & 2) !== 0,
+    maps: (bits & 4) !== 0,
+    valueClasses: (bits & 8) !== 0,
+  }),
+);
+
+const ignoreReference = (): void => {};
+const nowhere = (): string => '';
+
 /**
- * One scan. A class rather than closures: a large commit scans many small states, and each
- * scan then allocates one object (it is its own result), not a set of closures; the set of
- * visited values is made only once a state holds more than one nested value.
+ * The scanner. A large commit scans many small states, so one scanner serves scan after
+ * scan, and a scan allocates nothing of its own (the set of visited values is made only once
+ * a state holds more than one nested value, which the states of most objects never do).
  */
-class Scan implements ScanResult {
+class Scan {
   sharedValues = false;
   exoticValues = false;
   maps = false;
   valueClasses = false;
-  readonly #refType: ReferenceType;
-  readonly #onReference: (obj: object) => void;
-  readonly #where: () => string;
+  #refType: ReferenceType = referenceType();
+  #onReference: (obj: object) => void = ignoreReference;
+  #where: () => string = nowhere;
   readonly #path: unknown[] = [];
   /** The first nested value visited, and the set of them once there is a second. */
   #first: object | undefined = undefined;
   #visited: Set<object> | undefined = undefined;
 
-  constructor(refType: ReferenceType, onReference: (obj: object) => void, where: () => string) {
-    this.#refType = refType;
+  /** Scans `state`; the scanner is ready for the next scan afterwards, even if this throws. */
+  run(
+    state: Record<string, unknown>,
+    onReference: (obj: object) => void,
+    where: () => string,
+  ): ScanResult {
+    this.#refType = referenceType();
     this.#onReference = onReference;
     this.#where = where;
+    this.sharedValues = false;
+    this.exoticValues = false;
+    this.maps = false;
+    this.valueClasses = false;
+    try {
+      this.state(state);
+      return RESULTS[
+        (this.sharedValues ? 1 : 0) |
+          (this.exoticValues ? 2 : 0) |
+          (this.maps ? 4 : 0) |
+          (this.valueClasses ? 8 : 0)
+      ]!;
+    } finally {
+      // Nothing of this scan is kept: not its values, not the caller's callbacks.
+      this.#path.length = 0;
+      this.#first = undefined;
+      this.#visited = undefined;
+      this.#onReference = ignoreReference;
+      this.#where = nowhere;
+    }
   }
 
   fail(what: string, hint = ''): never {
@@ -188,11 +226,11 @@ class Scan implements ScanResult {
       if (stored !== item) state[key] = stored;
       path.pop();
     }
-    // The scan lives on as the result until the record is encoded: it keeps no values.
-    this.#first = undefined;
-    this.#visited = undefined;
   }
 }
+
+/** The scanner not in use (a scan started from inside another one makes its own). */
+let idleScan: Scan | undefined;
 
 /**
  * Scans the values of `state` (an object's persisted properties). Calls `onReference` for
@@ -204,7 +242,11 @@ export function scanState(
   onReference: (obj: object) => void,
   where: () => string,
 ): ScanResult {
-  const scan = new Scan(referenceType(), onReference, where);
-  scan.state(state);
-  return scan;
+  const scan = idleScan ?? new Scan();
+  idleScan = undefined;
+  try {
+    return scan.run(state, onReference, where);
+  } finally {
+    idleScan = scan;
+  }
 }
