@@ -57,26 +57,40 @@ type ResolveConflict = (
   myState: Record<string, unknown>,
 ) => Record<string, unknown> | undefined | null;
 
-/** One object to be written by a commit. */
-interface PendingWrite {
+/**
+ * One object a commit writes: found by the walk, then encoded. (One object for both steps:
+ * a large commit has many of them, all alive until it ends.)
+ */
+class PendingWrite {
   readonly meta: ObjectMeta;
   readonly className: string;
-  readonly isNew: boolean;
-  write: RecordWrite;
-  /** Set when conflict resolution replaced the state: installed into the object on success. */
-  resolved: Uint8Array | undefined;
   /** Set for blob content: the staged bytes the write stores. */
   readonly staged: StagedBlob | undefined;
-}
+  /** What the walk found, kept until the record is encoded. */
+  state: Record<string, unknown> | undefined;
+  refs: readonly ObjectMeta[];
+  scan: ScanResult | undefined;
+  isNew = false;
+  /** The record, once encoded. */
+  write!: RecordWrite;
+  /** Set when conflict resolution replaced the state: installed into the object on success. */
+  resolved: Uint8Array | undefined = undefined;
 
-/** One object found by the walk before a commit. */
-interface CollectedEntry {
-  readonly meta: ObjectMeta;
-  readonly className: string;
-  readonly state: Record<string, unknown> | undefined;
-  readonly refs: readonly ObjectMeta[];
-  readonly scan: ScanResult | undefined;
-  readonly staged: StagedBlob | undefined;
+  constructor(
+    meta: ObjectMeta,
+    className: string,
+    state: Record<string, unknown> | undefined,
+    refs: readonly ObjectMeta[],
+    scan: ScanResult | undefined,
+    staged: StagedBlob | undefined,
+  ) {
+    this.meta = meta;
+    this.className = className;
+    this.state = state;
+    this.refs = refs;
+    this.scan = scan;
+    this.staged = staged;
+  }
 }
 
 const NO_BYTES = new Uint8Array(0);
@@ -399,29 +413,25 @@ export class Connection implements Jar {
         // resolution) must find this object, not make a second one for its oid.
         this.cache.add(meta);
       });
-      const pending: PendingWrite[] = [];
+      const pending = entries;
       try {
         whileEncoding(() => {
-          for (const { meta, className, state, refs, scan, staged } of entries) {
+          for (const entry of pending) {
+            const { meta, staged } = entry;
             const isNew = meta.state === ObjectState.Unsaved;
-            const write: RecordWrite =
+            entry.isNew = isNew;
+            entry.write =
               staged === undefined
                 ? {
                     oid: meta.oid!,
-                    data: encodeRecord(className, state!, scan!),
-                    refs: uniqueOids(refs),
+                    data: encodeRecord(entry.className, entry.state!, entry.scan!),
+                    refs: uniqueOids(entry.refs),
                     expectedTid: isNew ? 0 : meta.serial,
                   }
                 : { oid: meta.oid!, data: NO_BYTES, refs: [], expectedTid: 0, blob: staged };
-            const entry: PendingWrite = {
-              meta,
-              className,
-              isNew,
-              write,
-              resolved: undefined,
-              staged,
-            };
-            pending.push(entry);
+            entry.state = undefined;
+            entry.refs = NO_METAS;
+            entry.scan = undefined;
           }
         });
       } catch (error) {
@@ -446,7 +456,7 @@ export class Connection implements Jar {
     const queue = [...this.#changed].filter((meta) => meta.state === ObjectState.Changed);
     const fresh: ObjectMeta[] = [];
     const seen = new Set<ObjectMeta>();
-    const entries: CollectedEntry[] = [];
+    const entries: PendingWrite[] = [];
     const toStage: ObjectMeta[] = [];
     // The object being walked and the references found in it; the callbacks below are made
     // once for the whole walk (a large commit walks many objects).
@@ -477,14 +487,9 @@ export class Connection implements Jar {
       if (cls === BlobContent) {
         const staged = (meta.target as { [STAGED]?: StagedBlob })[STAGED];
         if (staged === undefined) throw new Error('trove: blob content without staged bytes');
-        entries.push({
-          meta,
-          className: 'trove.BlobContent',
-          state: undefined,
-          refs: [],
-          scan: undefined,
-          staged,
-        });
+        entries.push(
+          new PendingWrite(meta, 'trove.BlobContent', undefined, NO_METAS, undefined, staged),
+        );
         continue;
       }
       if (cls === Blob && pendingBlob(meta) !== undefined) {
@@ -502,7 +507,7 @@ export class Connection implements Jar {
       const state = stateOf(meta);
       refs = undefined;
       const scan = whileEncoding(() => scanState(state, onReference, where));
-      entries.push({ meta, className, state, refs: refs ?? NO_METAS, scan, staged: undefined });
+      entries.push(new PendingWrite(meta, className, state, refs ?? NO_METAS, scan, undefined));
     }
     return { entries, fresh, toStage };
   }
