@@ -11,6 +11,7 @@
  */
 
 import { crc32c } from '@node-rs/crc32';
+import { crc32cOf } from './crc32c-js.js';
 
 /** `TROVE\0\r\n`: the \r\n catches a file mangled by newline translation, the \0 a text tool. */
 export const FILE_MAGIC = Buffer.from([0x54, 0x52, 0x4f, 0x56, 0x45, 0x00, 0x0d, 0x0a]);
@@ -169,7 +170,7 @@ export function encodeRecord(
   }
   target.set(data, position);
   const end = position + data.byteLength;
-  let crc = crc32c(target.subarray(offset, offset + 44));
+  let crc = crc32cOf(target, offset, offset + 44);
   crc = crc32c(target.subarray(offset + RECORD_HEADER_SIZE, end), crc);
   target.writeUInt32LE(crc, offset + 44);
   return end;
