@@ -542,6 +542,23 @@ function commitTests(test: Register): void {
     assert.deepEqual(await captureState(storage, [c, missing]), before, 'nothing stored');
   });
 
+  test('refs to oids written in the same commit are accepted in any order of the writes', async (storage) => {
+    const [c, d, e, missing] = (await storage.newOids(4)) as [Oid, Oid, Oid, Oid];
+    const ascending = [put(c, 'c', 0, [d, e]), put(d, 'd', 0, [e, c]), put(e, 'e', 0, [c])];
+    const conflicts = await commitConflicts(storage, [
+      ...ascending.slice(0, 2),
+      put(e, 'e', 0, [c, missing]),
+    ]);
+    assert.ok(
+      conflicts.length > 0 && conflicts.every((x) => x.oid === missing && x.kind === 'read'),
+      'only the missing ref conflicts',
+    );
+    await commit(storage, ascending);
+    const [f, g] = (await storage.newOids(2)) as [Oid, Oid];
+    await commit(storage, [put(g, 'g', 0, [f, c]), put(f, 'f', 0, [g])]);
+    assertRecord(storage.load(g), { oid: g, tid: storage.lastTid(), data: 'g', refs: [f, c] });
+  });
+
   test('refuses an oid written twice in one commit, storing nothing', async (storage) => {
     const { a, tid: t1 } = await rootAB(storage);
     const [c] = (await storage.newOids(1)) as [Oid];

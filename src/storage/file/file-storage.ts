@@ -84,6 +84,7 @@ import { checkFile } from './integrity.js';
 import { isTransaction, LogReader, readFully, type ScannedTransaction } from './log-reader.js';
 import { publish } from './log-writer.js';
 import { OidIndex } from './oid-index.js';
+import { oidsOf } from './oids-of.js';
 import { OpenFile } from './open-file.js';
 import { type PackHost, packFile } from './pack.js';
 import { cutTornTail, judge } from './recovery.js';
@@ -91,7 +92,7 @@ import { applyToState, type ScanState } from './scan-state.js';
 import { removeStaleFiles, temporaryPath } from './stale-files.js';
 import { type StreamedRecord, writeStreamedTransaction } from './streamed-transaction.js';
 import { syncDirectory } from './sync-directory.js';
-import { buildTransaction } from './tx-builder.js';
+import { buildCommit, buildTransaction } from './tx-builder.js';
 import { WriterLock } from './writer-lock.js';
 
 /** How hard a commit works to survive a crash. */
@@ -812,22 +813,7 @@ export class FileStorage extends Storage {
             scanned = await this.#writeWithBlobs(offset, txTid, meta, writes, prev);
             buffered = offset + scanned.length;
           } else {
-            const built = buildTransaction(
-              {
-                tid: txTid,
-                status: TxStatus.committed,
-                meta,
-                records: writes.map((write) => ({
-                  oid: write.oid,
-                  tid: txTid,
-                  prev: prev(write.oid),
-                  flags: 0,
-                  refs: write.refs,
-                  data: write.data,
-                })),
-              },
-              offset,
-            );
+            const built = buildCommit(txTid, meta, writes, prev, offset);
             if (buffers.length === 0) buffered = offset;
             buffers.push(built.bytes);
             scanned = built.scanned;
@@ -976,12 +962,12 @@ export class FileStorage extends Storage {
     }
     // A ref to an object without a record (one a pack removed after the writer's snapshot)
     // would dangle: refuse it as a read conflict, so a retry sees the object gone.
-    let writtenHere: Set<Oid> | undefined;
+    let writtenHere: ((oid: Oid) => boolean) | undefined;
     for (const write of writes) {
       for (const ref of write.refs) {
         if (index.offset(ref) !== 0 || written.has(ref)) continue;
-        writtenHere ??= new Set(writes.map((w) => w.oid));
-        if (!writtenHere.has(ref))
+        writtenHere ??= oidsOf(writes);
+        if (!writtenHere(ref))
           conflicts.push({ oid: ref, kind: 'read', expectedTid: 0, committed: undefined });
       }
     }
