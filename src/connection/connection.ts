@@ -49,6 +49,8 @@ const OBJECT_OVERHEAD_BYTES = 160;
 const MAX_RESOLUTION_ROUNDS = 32;
 /** Oids fetched from the storage at a time, so most commits need no extra round trip. */
 const OID_BATCH = 64;
+/** Commit walks so far, in this process: each marks the new objects it finds with its number. */
+let walks = 0;
 
 /** The signature of a class's `resolveConflict`. */
 type ResolveConflict = (
@@ -461,7 +463,7 @@ export class Connection implements Jar {
     const rootMeta = this.cache.get(ROOT_OID);
     const queue = [...this.#changed].filter((meta) => meta.state === ObjectState.Changed);
     const fresh: ObjectMeta[] = [];
-    const seen = new Set<ObjectMeta>();
+    const walk = ++walks;
     const entries: PendingWrite[] = [];
     const toStage: ObjectMeta[] = [];
     // The object being walked and the references found in it; the callbacks below are made
@@ -475,8 +477,8 @@ export class Connection implements Jar {
       refs ??= [];
       refs.push(child);
       if (child.jar === undefined) {
-        if (!seen.has(child)) {
-          seen.add(child);
+        if (child.walk !== walk) {
+          child.walk = walk;
           fresh.push(child);
           queue.push(child);
         }
