@@ -13,6 +13,12 @@ import type { AnyClass } from './class-registry.js';
 export interface ReferenceType {
   /** The base class of every persistent object. */
   readonly base: AnyClass;
+  /**
+   * True when `obj` is a persistent object. The scan asks this of every object in a state;
+   * `instanceof base` would answer the same, but through the proxy's `getPrototypeOf` trap,
+   * which V8 runs far slower than a property read.
+   */
+  isReference(obj: object): boolean;
   /** The oid of a persistent object that is about to be stored (assigned before packing). */
   oidOf(obj: object): Oid;
   /**

@@ -18,7 +18,7 @@ import { describe } from '../util/validate.js';
 import { BrokenValue } from './broken-value.js';
 import { type AnyClass, nameOfClass } from './class-registry.js';
 import { isExoticPrimitive, isExoticString } from './exotic-values.js';
-import { isPersistentClass, referenceType } from './reference-type.js';
+import { isPersistentClass, type ReferenceType, referenceType } from './reference-type.js';
 
 /** What the scan found. */
 export interface ScanResult {
@@ -51,6 +51,187 @@ function isLeafObject(value: object, proto: object | null): boolean {
   );
 }
 
+/** Every possible result, made once: a scan answers one of them, never a new object. */
+const RESULTS: readonly ScanResult[] = Array.from({ length: 16 }, (_, bits) =>
+  Object.freeze({
+    sharedValues: (bits & 1) !== 0,
+    exoticValues: (bits & 2) !== 0,
+    maps: (bits & 4) !== 0,
+    valueClasses: (bits & 8) !== 0,
+  }),
+);
+
+const ignoreReference = (): void => {};
+const nowhere = (): string => '';
+
+/**
+ * The scanner. A large commit scans many small states, so one scanner serves scan after
+ * scan, and a scan allocates nothing of its own (the set of visited values is made only once
+ * a state holds more than one nested value, which the states of most objects never do).
+ */
+class Scan {
+  sharedValues = false;
+  exoticValues = false;
+  maps = false;
+  valueClasses = false;
+  #refType: ReferenceType = referenceType();
+  #onReference: (obj: object) => void = ignoreReference;
+  #where: () => string = nowhere;
+  readonly #path: unknown[] = [];
+  /** The first nested value visited, and the set of them once there is a second. */
+  #first: object | undefined = undefined;
+  #visited: Set<object> | undefined = undefined;
+
+  /** Scans `state`; the scanner is ready for the next scan afterwards, even if this throws. */
+  run(
+    state: Record<string, unknown>,
+    onReference: (obj: object) => void,
+    where: () => string,
+  ): ScanResult {
+    this.#refType = referenceType();
+    this.#onReference = onReference;
+    this.#where = where;
+    this.sharedValues = false;
+    this.exoticValues = false;
+    this.maps = false;
+    this.valueClasses = false;
+    try {
+      this.state(state);
+      return RESULTS[
+        (this.sharedValues ? 1 : 0) |
+          (this.exoticValues ? 2 : 0) |
+          (this.maps ? 4 : 0) |
+          (this.valueClasses ? 8 : 0)
+      ]!;
+    } finally {
+      // Nothing of this scan is kept: not its values, not the caller's callbacks.
+      this.#path.length = 0;
+      this.#first = undefined;
+      this.#visited = undefined;
+      this.#onReference = ignoreReference;
+      this.#where = nowhere;
+    }
+  }
+
+  fail(what: string, hint = ''): never {
+    const at = this.#where() + this.#path.map(pathSegment).join('');
+    throw new InvalidArgumentError(`cannot store ${what} at ${at}${hint}`, { path: at });
+  }
+
+  /** Notes `obj` as visited; true if it was already. */
+  #seen(obj: object): boolean {
+    if (this.#first === undefined) {
+      this.#first = obj;
+      return false;
+    }
+    if (obj === this.#first) return true;
+    if (this.#visited === undefined) this.#visited = new Set();
+    else if (this.#visited.has(obj)) return true;
+    this.#visited.add(obj);
+    return false;
+  }
+
+  /** Scans `value`; returns the value to store in its place (the raw object behind a view). */
+  value(value: unknown): unknown {
+    if (typeof value !== 'object') {
+      if (typeof value === 'function') this.fail(describe(value));
+      if (typeof value === 'symbol') this.fail(describe(value));
+      if (!this.exoticValues && isExoticPrimitive(value)) this.exoticValues = true;
+      return value;
+    }
+    if (value === null) return value;
+    const obj = this.#refType.rawOf(value) ?? value;
+    if (this.#refType.isReference(obj)) {
+      this.#onReference(obj);
+      return obj;
+    }
+    if (this.#seen(obj)) {
+      this.sharedValues = true;
+      return obj;
+    }
+    const path = this.#path;
+    const proto = Object.getPrototypeOf(obj) as object | null;
+    if (proto === Object.prototype || proto === null) {
+      this.properties(obj as Record<string, unknown>, true);
+    } else if (proto === Array.prototype) {
+      const array = obj as unknown[];
+      for (let i = 0; i < array.length; i++) {
+        path.push(i);
+        const item = array[i];
+        const stored = this.value(item);
+        if (stored !== item) array[i] = stored;
+        path.pop();
+      }
+    } else if (proto === Map.prototype) {
+      this.maps = true;
+      const map = obj as Map<unknown, unknown>;
+      for (const [key, item] of map) {
+        path.push(key);
+        this.value(key);
+        const stored = this.value(item);
+        if (stored !== item) map.set(key, stored);
+        path.pop();
+      }
+    } else if (proto === Set.prototype) {
+      let index = 0;
+      for (const item of obj as Set<unknown>) {
+        path.push(index++);
+        this.value(item);
+        path.pop();
+      }
+    } else if (isLeafObject(obj, proto)) {
+      // Stored whole by msgpackr (dates, binary data, regular expressions, errors).
+    } else if (obj instanceof BrokenValue) {
+      this.valueClasses = true;
+      this.properties(obj.state, false);
+    } else {
+      this.valueClasses = true;
+      const cls = (proto as { constructor?: AnyClass }).constructor;
+      if (cls === undefined || nameOfClass(cls) === undefined || isPersistentClass(cls)) {
+        this.fail(
+          describe(obj),
+          ` (an unregistered class: register it with registerClass(${cls?.name || 'Class'}, 'app.${cls?.name || 'Name'}'))`,
+        );
+      }
+      this.properties(obj as Record<string, unknown>, true);
+    }
+    return obj;
+  }
+
+  /** Scans the properties of `obj`, storing raw values in place of views. */
+  properties(obj: Record<string, unknown>, checkSymbols: boolean): void {
+    if (checkSymbols && Object.getOwnPropertySymbols(obj).length > 0) {
+      this.fail('an object with symbol-keyed properties', ' (symbol keys cannot be stored)');
+    }
+    const path = this.#path;
+    for (const key of Object.keys(obj)) {
+      if (!this.exoticValues && (key === '__proto__' || isExoticString(key))) {
+        this.exoticValues = true;
+      }
+      path.push(key);
+      const item = obj[key];
+      const stored = this.value(item);
+      if (stored !== item) obj[key] = stored;
+      path.pop();
+    }
+  }
+
+  /** Scans the values of a state (its keys are property names, never checked as data). */
+  state(state: Record<string, unknown>): void {
+    const path = this.#path;
+    for (const key of Object.keys(state)) {
+      path.push(key);
+      const item = state[key];
+      const stored = this.value(item);
+      if (stored !== item) state[key] = stored;
+      path.pop();
+    }
+  }
+}
+
+/** The scanner not in use (a scan started from inside another one makes its own). */
+let idleScan: Scan | undefined;
+
 /**
  * Scans the values of `state` (an object's persisted properties). Calls `onReference` for
  * every persistent object referenced. Throws InvalidArgumentError naming the path to a
@@ -61,107 +242,11 @@ export function scanState(
   onReference: (obj: object) => void,
   where: () => string,
 ): ScanResult {
-  const refType = referenceType();
-  const base = refType.base;
-  const visited = new Set<object>();
-  const path: unknown[] = [];
-  let shared = false;
-  let exotic = false;
-  let maps = false;
-  let valueClasses = false;
-
-  const fail = (what: string, hint = ''): never => {
-    const at = where() + path.map(pathSegment).join('');
-    throw new InvalidArgumentError(`cannot store ${what} at ${at}${hint}`, { path: at });
-  };
-
-  // Returns the value to store in place of `value` (the raw object behind a view).
-  const scan = (value: unknown): unknown => {
-    if (typeof value !== 'object') {
-      if (typeof value === 'function') fail(describe(value));
-      if (typeof value === 'symbol') fail(describe(value));
-      if (!exotic && isExoticPrimitive(value)) exotic = true;
-      return value;
-    }
-    if (value === null) return value;
-    const obj = refType.rawOf(value) ?? value;
-    if (obj instanceof base) {
-      onReference(obj);
-      return obj;
-    }
-    if (visited.has(obj)) {
-      shared = true;
-      return obj;
-    }
-    visited.add(obj);
-    const proto = Object.getPrototypeOf(obj) as object | null;
-    if (proto === Object.prototype || proto === null) {
-      scanProperties(obj as Record<string, unknown>, true);
-    } else if (proto === Array.prototype) {
-      const array = obj as unknown[];
-      for (let i = 0; i < array.length; i++) {
-        path.push(i);
-        const item = array[i];
-        const stored = scan(item);
-        if (stored !== item) array[i] = stored;
-        path.pop();
-      }
-    } else if (proto === Map.prototype) {
-      maps = true;
-      const map = obj as Map<unknown, unknown>;
-      for (const [key, item] of map) {
-        path.push(key);
-        scan(key);
-        const stored = scan(item);
-        if (stored !== item) map.set(key, stored);
-        path.pop();
-      }
-    } else if (proto === Set.prototype) {
-      let index = 0;
-      for (const item of obj as Set<unknown>) {
-        path.push(index++);
-        scan(item);
-        path.pop();
-      }
-    } else if (isLeafObject(obj, proto)) {
-      // Stored whole by msgpackr (dates, binary data, regular expressions, errors).
-    } else if (obj instanceof BrokenValue) {
-      valueClasses = true;
-      scanProperties(obj.state, false);
-    } else {
-      valueClasses = true;
-      const cls = (proto as { constructor?: AnyClass }).constructor;
-      if (cls === undefined || nameOfClass(cls) === undefined || isPersistentClass(cls)) {
-        fail(
-          describe(obj),
-          ` (an unregistered class: register it with registerClass(${cls?.name || 'Class'}, 'app.${cls?.name || 'Name'}'))`,
-        );
-      }
-      scanProperties(obj as Record<string, unknown>, true);
-    }
-    return obj;
-  };
-
-  const scanProperties = (obj: Record<string, unknown>, checkSymbols: boolean): void => {
-    if (checkSymbols && Object.getOwnPropertySymbols(obj).length > 0) {
-      fail('an object with symbol-keyed properties', ' (symbol keys cannot be stored)');
-    }
-    for (const key of Object.keys(obj)) {
-      if (!exotic && (key === '__proto__' || isExoticString(key))) exotic = true;
-      path.push(key);
-      const item = obj[key];
-      const stored = scan(item);
-      if (stored !== item) obj[key] = stored;
-      path.pop();
-    }
-  };
-
-  for (const key of Object.keys(state)) {
-    path.push(key);
-    const item = state[key];
-    const stored = scan(item);
-    if (stored !== item) state[key] = stored;
-    path.pop();
+  const scan = idleScan ?? new Scan();
+  idleScan = undefined;
+  try {
+    return scan.run(state, onReference, where);
+  } finally {
+    idleScan = scan;
   }
-  return { sharedValues: shared, exoticValues: exotic, maps, valueClasses };
 }

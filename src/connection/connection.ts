@@ -49,6 +49,8 @@ const OBJECT_OVERHEAD_BYTES = 160;
 const MAX_RESOLUTION_ROUNDS = 32;
 /** Oids fetched from the storage at a time, so most commits need no extra round trip. */
 const OID_BATCH = 64;
+/** Commit walks so far, in this process: each marks the new objects it finds with its number. */
+let walks = 0;
 
 /** The signature of a class's `resolveConflict`. */
 type ResolveConflict = (
@@ -57,45 +59,82 @@ type ResolveConflict = (
   myState: Record<string, unknown>,
 ) => Record<string, unknown> | undefined | null;
 
-/** One object to be written by a commit. */
-interface PendingWrite {
+/**
+ * One object a commit writes: found by the walk, then encoded. (One object for both steps:
+ * a large commit has many of them, all alive until it ends.)
+ */
+class PendingWrite {
   readonly meta: ObjectMeta;
   readonly className: string;
-  readonly isNew: boolean;
-  write: RecordWrite;
-  /** Set when conflict resolution replaced the state: installed into the object on success. */
-  resolved: Uint8Array | undefined;
   /** Set for blob content: the staged bytes the write stores. */
   readonly staged: StagedBlob | undefined;
-}
+  /** What the walk found, kept until the record is encoded. */
+  state: Record<string, unknown> | undefined;
+  refs: readonly ObjectMeta[];
+  scan: ScanResult | undefined;
+  isNew = false;
+  /** The record, once encoded. */
+  write!: RecordWrite;
+  /** Set when conflict resolution replaced the state: installed into the object on success. */
+  resolved: Uint8Array | undefined = undefined;
 
-/** One object found by the walk before a commit. */
-interface CollectedEntry {
-  readonly meta: ObjectMeta;
-  readonly className: string;
-  readonly state: Record<string, unknown> | undefined;
-  readonly refs: ObjectMeta[];
-  readonly scan: ScanResult | undefined;
-  readonly staged: StagedBlob | undefined;
+  constructor(
+    meta: ObjectMeta,
+    className: string,
+    state: Record<string, unknown> | undefined,
+    refs: readonly ObjectMeta[],
+    scan: ScanResult | undefined,
+    staged: StagedBlob | undefined,
+  ) {
+    this.meta = meta;
+    this.className = className;
+    this.state = state;
+    this.refs = refs;
+    this.scan = scan;
+    this.staged = staged;
+  }
 }
 
 const NO_BYTES = new Uint8Array(0);
+/** The refs of the many records that hold no reference: one array, never changed. */
+const NO_REFS: readonly Oid[] = Object.freeze([]);
+/** The same, as found by the walk. */
+const NO_METAS: readonly ObjectMeta[] = Object.freeze([]);
 
 /** Everything one commit writes. */
-interface CommitBatch {
+class CommitBatch {
   readonly pending: PendingWrite[];
-  readonly byOid: Map<Oid, PendingWrite>;
-  readonly guards: ReadGuard[];
+  readonly guards: ReadGuard[] = [];
+  #byOid: Map<Oid, PendingWrite> | undefined;
+
+  constructor(pending: PendingWrite[]) {
+    this.pending = pending;
+  }
+
+  /** The write of `oid` (made on first use: only conflicts look writes up). */
+  byOid(oid: Oid): PendingWrite | undefined {
+    if (this.#byOid === undefined) {
+      this.#byOid = new Map();
+      for (const entry of this.pending) this.#byOid.set(entry.write.oid, entry);
+    }
+    return this.#byOid.get(oid);
+  }
 }
 
 function classOf(meta: ObjectMeta): Function {
   return (Object.getPrototypeOf(meta.target) as { constructor: Function }).constructor;
 }
 
-function uniqueOids(metas: readonly ObjectMeta[]): Oid[] {
-  if (metas.length === 0) return [];
+function uniqueOids(metas: readonly ObjectMeta[]): readonly Oid[] {
+  if (metas.length === 0) return NO_REFS;
   if (metas.length === 1) return [metas[0]!.oid!];
-  return [...new Set(metas.map((meta) => meta.oid!))];
+  const oids = metas.map((meta) => meta.oid!);
+  // New objects get oids in the order the walk meets them, so the refs of a large
+  // collection are usually ascending: unique without a set.
+  for (let i = 1; i < oids.length; i++) {
+    if (oids[i]! <= oids[i - 1]!) return [...new Set(oids)];
+  }
+  return oids;
 }
 
 /** Options of a connection. */
@@ -339,7 +378,8 @@ export class Connection implements Jar {
   /**
    * Collects what to write and encodes it. The walk and the encoding run synchronously
    * together, so the records are one consistent picture of the objects; if the walk finds
-   * more new objects than there are oids at hand, it fetches oids and starts over.
+   * more new objects than there are oids at hand and the storage cannot hand out enough at
+   * once, it waits for oids and starts over.
    */
   async #prepare(): Promise<CommitBatch> {
     for (;;) {
@@ -359,6 +399,12 @@ export class Connection implements Jar {
         continue;
       }
       if (fresh.length > this.#oidPool.length) {
+        // Oids had without waiting keep this walk; waiting would let the objects change.
+        const needed = fresh.length - this.#oidPool.length;
+        for (const oid of this.storage.newOidsNow(Math.max(needed, OID_BATCH)))
+          this.#oidPool.push(oid);
+      }
+      if (fresh.length > this.#oidPool.length) {
         const needed = fresh.length - this.#oidPool.length;
         for (const oid of await this.storage.newOids(Math.max(needed, OID_BATCH)))
           this.#oidPool.push(oid);
@@ -375,31 +421,25 @@ export class Connection implements Jar {
         // resolution) must find this object, not make a second one for its oid.
         this.cache.add(meta);
       });
-      const pending: PendingWrite[] = [];
-      const byOid = new Map<Oid, PendingWrite>();
+      const pending = entries;
       try {
         whileEncoding(() => {
-          for (const { meta, className, state, refs, scan, staged } of entries) {
+          for (const entry of pending) {
+            const { meta, staged } = entry;
             const isNew = meta.state === ObjectState.Unsaved;
-            const write: RecordWrite =
+            entry.isNew = isNew;
+            entry.write =
               staged === undefined
                 ? {
                     oid: meta.oid!,
-                    data: encodeRecord(className, state!, scan!),
-                    refs: uniqueOids(refs),
+                    data: encodeRecord(entry.className, entry.state!, entry.scan!),
+                    refs: uniqueOids(entry.refs),
                     expectedTid: isNew ? 0 : meta.serial,
                   }
                 : { oid: meta.oid!, data: NO_BYTES, refs: [], expectedTid: 0, blob: staged };
-            const entry: PendingWrite = {
-              meta,
-              className,
-              isNew,
-              write,
-              resolved: undefined,
-              staged,
-            };
-            pending.push(entry);
-            byOid.set(write.oid, entry);
+            entry.state = undefined;
+            entry.refs = NO_METAS;
+            entry.scan = undefined;
           }
         });
       } catch (error) {
@@ -410,10 +450,11 @@ export class Connection implements Jar {
       // From here on, a write to one of these objects is a change for the next commit.
       for (const { meta } of pending) meta.state = ObjectState.Saved;
       this.#changed = new Set();
-      const guards = [...this.#readGuards]
-        .filter(([oid]) => !byOid.has(oid))
-        .map(([oid, tid]) => ({ oid, tid }));
-      return { pending, byOid, guards };
+      const batch = new CommitBatch(pending);
+      for (const [oid, tid] of this.#readGuards) {
+        if (batch.byOid(oid) === undefined) batch.guards.push({ oid, tid });
+      }
+      return batch;
     }
   }
 
@@ -422,24 +463,41 @@ export class Connection implements Jar {
     const rootMeta = this.cache.get(ROOT_OID);
     const queue = [...this.#changed].filter((meta) => meta.state === ObjectState.Changed);
     const fresh: ObjectMeta[] = [];
-    const seen = new Set<ObjectMeta>();
-    const entries: CollectedEntry[] = [];
+    const walk = ++walks;
+    const entries: PendingWrite[] = [];
     const toStage: ObjectMeta[] = [];
+    // The object being walked and the references found in it; the callbacks below are made
+    // once for the whole walk (a large commit walks many objects).
+    let meta: ObjectMeta;
+    // Made at the first reference: most objects refer to none.
+    let refs: ObjectMeta[] | undefined;
+    const where = () => describePath(rootMeta, meta);
+    const onReference = (obj: object): void => {
+      const child = (obj as { [META]: ObjectMeta })[META];
+      refs ??= [];
+      refs.push(child);
+      if (child.jar === undefined) {
+        if (child.walk !== walk) {
+          child.walk = walk;
+          fresh.push(child);
+          queue.push(child);
+        }
+      } else if (child.jar !== this) {
+        throw new InvalidArgumentError(
+          `cannot store a reference at ${where()} to an object of another transaction or database`,
+          { path: where() },
+        );
+      }
+    };
     for (let i = 0; i < queue.length; i++) {
-      const meta = queue[i]!;
-      const where = () => describePath(rootMeta, meta);
+      meta = queue[i]!;
       const cls = classOf(meta);
       if (cls === BlobContent) {
         const staged = (meta.target as { [STAGED]?: StagedBlob })[STAGED];
         if (staged === undefined) throw new Error('trove: blob content without staged bytes');
-        entries.push({
-          meta,
-          className: 'trove.BlobContent',
-          state: undefined,
-          refs: [],
-          scan: undefined,
-          staged,
-        });
+        entries.push(
+          new PendingWrite(meta, 'trove.BlobContent', undefined, NO_METAS, undefined, staged),
+        );
         continue;
       }
       if (cls === Blob && pendingBlob(meta) !== undefined) {
@@ -455,30 +513,9 @@ export class Connection implements Jar {
         );
       }
       const state = stateOf(meta);
-      const refs: ObjectMeta[] = [];
-      const scan = whileEncoding(() =>
-        scanState(
-          state,
-          (obj) => {
-            const child = (obj as { [META]: ObjectMeta })[META];
-            refs.push(child);
-            if (child.jar === undefined) {
-              if (!seen.has(child)) {
-                seen.add(child);
-                fresh.push(child);
-                queue.push(child);
-              }
-            } else if (child.jar !== this) {
-              throw new InvalidArgumentError(
-                `cannot store a reference at ${where()} to an object of another transaction or database`,
-                { path: where() },
-              );
-            }
-          },
-          where,
-        ),
-      );
-      entries.push({ meta, className, state, refs, scan, staged: undefined });
+      refs = undefined;
+      const scan = whileEncoding(() => scanState(state, onReference, where));
+      entries.push(new PendingWrite(meta, className, state, refs ?? NO_METAS, scan, undefined));
     }
     return { entries, fresh, toStage };
   }
@@ -491,7 +528,7 @@ export class Connection implements Jar {
     const resolveConflicts = (conflicts: readonly ConflictInfo[]): RecordWrite[] =>
       conflicts.map((conflict) => {
         this.#resolveConflict(batch, conflict);
-        return batch.byOid.get(conflict.oid)!.write;
+        return batch.byOid(conflict.oid)!.write;
       });
     for (let round = 0; ; round++) {
       try {
@@ -518,7 +555,7 @@ export class Connection implements Jar {
 
   /** Replaces one conflicting write by its class's resolution, or throws ConflictError. */
   #resolveConflict(batch: CommitBatch, conflict: ConflictInfo, error?: StorageConflictError): void {
-    const entry = batch.byOid.get(conflict.oid);
+    const entry = batch.byOid(conflict.oid);
     const fail: (why: string, cause?: unknown) => never = (why, cause = error) => {
       throw new ConflictError(
         `${conflict.kind} conflict on object ${conflict.oid}${entry ? ` (${entry.className})` : ''}: ${why}`,

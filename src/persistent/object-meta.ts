@@ -83,6 +83,11 @@ export class ObjectMeta {
   classKnown: boolean;
   /** Change-tracking views of nested values, by raw value. */
   views: WeakMap<object, object> | undefined;
+  /**
+   * The number of the last commit walk that found this object new (a walk meets an object
+   * many times when it is shared; a number on the object is cheaper than a set of them).
+   */
+  walk = 0;
 
   constructor(target: object, state: ObjectState, classKnown: boolean) {
     this.target = target;

@@ -436,6 +436,7 @@ export function trackItem(target: Target, value: unknown): unknown {
 
 installReferenceType({
   base: Persistent,
+  isReference: (obj) => (obj as Partial<Target>)[META] !== undefined,
   oidOf(obj) {
     const oid = (obj as Target)[META].oid;
     if (oid === undefined)

@@ -97,6 +97,10 @@ export class MemoryStorage extends Storage {
   }
 
   protected async _newOids(count: number): Promise<Oid[]> {
+    return this._newOidsNow(count);
+  }
+
+  protected override _newOidsNow(count: number): Oid[] {
     checkOidSpace(this.#nextOid, count);
     const first = this.#nextOid;
     this.#nextOid += count;

@@ -122,6 +122,26 @@ function expectRefs(value: unknown, argument: string): readonly Oid[] {
 
 export type { ConflictInfo };
 
+function isOid(value: unknown): boolean {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_OID;
+}
+
+/**
+ * True for a write of object data that passes every check below. A large commit has many
+ * writes: they are checked without building the names of their fields, which only a
+ * failing check needs.
+ */
+function isPlainValidWrite(write: unknown): boolean {
+  if (typeof write !== 'object' || write === null || Array.isArray(write)) return false;
+  const { oid, data, refs, expectedTid, blob } = write as RecordWrite;
+  if (!isOid(oid) || !(data instanceof Uint8Array) || !Array.isArray(refs)) return false;
+  if (typeof expectedTid !== 'number' || !Number.isSafeInteger(expectedTid) || expectedTid < 0) {
+    return false;
+  }
+  for (let i = 0; i < refs.length; i++) if (!isOid(refs[i])) return false;
+  return blob === undefined;
+}
+
 /** Checks a commit request's shape; returns nothing, throws InvalidArgumentError. */
 function checkCommitRequest(
   request: unknown,
@@ -135,8 +155,26 @@ function checkCommitRequest(
       { argument: 'writes' },
     );
   }
-  const seen = new Set<Oid>();
-  req.writes.forEach((write: RecordWrite, i: number) => {
+  const writes = req.writes;
+  // Writes usually come in ascending oids, and then none is written twice: the set of oids
+  // seen is made only once one comes out of order.
+  let highest = -1;
+  let seen: Set<Oid> | undefined;
+  const firstTime = (oid: Oid, i: number): boolean => {
+    if (seen === undefined) {
+      if (oid > highest) {
+        highest = oid;
+        return true;
+      }
+      seen = new Set();
+      for (let j = 0; j < i; j++) seen.add(writes[j]!.oid);
+    }
+    if (seen.has(oid)) return false;
+    seen.add(oid);
+    return true;
+  };
+  writes.forEach((write: RecordWrite, i: number) => {
+    if (isPlainValidWrite(write) && firstTime(write.oid, i)) return;
     const where = `writes[${i}]`;
     expectOptions<RecordWrite>(write, where);
     expectOid(write.oid, `${where}.oid`);
@@ -161,12 +199,11 @@ function checkCommitRequest(
         );
       }
     }
-    if (seen.has(write.oid)) {
+    if (!firstTime(write.oid, i)) {
       throw new InvalidArgumentError(`${where}.oid ${write.oid} is written twice in one commit`, {
         argument: `${where}.oid`,
       });
     }
-    seen.add(write.oid);
   });
   if (req.readCurrent !== undefined) {
     if (!Array.isArray(req.readCurrent)) {
@@ -273,6 +310,20 @@ export abstract class Storage {
     expectNonNegativeInteger(count, 'count');
     if (count === 0) return [];
     return this._newOids(count);
+  }
+
+  /**
+   * Up to `count` new oids, never handed out before, that can be had without waiting for
+   * anything: possibly fewer, possibly none (then ask {@link newOids} for the rest). For a
+   * caller that must not yield between finding how many it needs and using them.
+   *
+   * @internal
+   */
+  newOidsNow(count: number): Oid[] {
+    this.checkWritable();
+    expectNonNegativeInteger(count, 'count');
+    if (count === 0) return [];
+    return this._newOidsNow(count);
   }
 
   /**
@@ -424,6 +475,10 @@ export abstract class Storage {
   protected abstract _lastTid(): Tid;
   /** @internal */
   protected abstract _newOids(count: number): Promise<Oid[]>;
+  /** @internal The oids {@link newOidsNow} hands out; none unless a storage can do better. */
+  protected _newOidsNow(_count: number): Oid[] {
+    return [];
+  }
   /** @internal */
   protected abstract _commit(request: CommitRequest): Promise<Tid>;
   /** @internal */

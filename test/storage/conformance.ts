@@ -24,6 +24,7 @@ import {
   expectRejects,
   expectThrows,
   MAX_OID,
+  newOidsNow,
   plain,
   plainChanges,
   plainTransactions,
@@ -355,6 +356,48 @@ function newOidTests(test: Register): void {
     assert.ok(!more.includes(c), 'an allocated oid is never handed out again');
   });
 
+  test('newOidsNow hands out at most the count, never an oid newOids hands out', async (storage) => {
+    assert.deepEqual(newOidsNow(storage, 0), []);
+    const seen = new Set<Oid>();
+    const note = (oids: readonly Oid[], count: number) => {
+      assert.ok(oids.length <= count, `${oids.length} oids for a count of ${count}`);
+      for (let i = 0; i < oids.length; i++) {
+        const oid = oids[i]!;
+        assert.ok(Number.isInteger(oid) && oid > 0 && oid <= MAX_OID, `oid ${oid} is valid`);
+        assert.ok(!seen.has(oid), `oid ${oid} handed out twice`);
+        seen.add(oid);
+        if (i > 0) assert.equal(oid, oids[i - 1]! + 1, 'one call hands out consecutive oids');
+      }
+    };
+    for (const count of [1, 5, 3, 200, 1]) {
+      note(newOidsNow(storage, count), count);
+      note(await storage.newOids(count), count);
+    }
+    // What it handed out can be committed.
+    const [c] = await storage.newOids(1);
+    const now = newOidsNow(storage, 1);
+    await commit(storage, [
+      put(ROOT, 'root', 0, [c!, ...now]),
+      put(c!, 'c'),
+      ...now.map((oid) => put(oid, 'now')),
+    ]);
+    const more = [...newOidsNow(storage, 10), ...(await storage.newOids(10))];
+    for (const used of [ROOT, c!, ...now]) assert.ok(!more.includes(used), `oid ${used} reused`);
+  });
+
+  test('newOidsNow refuses what is not a count, and allocation goes on unharmed', async (storage) => {
+    const [before] = await storage.newOids(1);
+    for (const count of [-1, 1.5, '2', Number.NaN, null, undefined]) {
+      expectThrows(
+        () => newOidsNow(storage, count as number),
+        'TROVE_INVALID_ARGUMENT',
+        `newOidsNow(${String(count)})`,
+      );
+    }
+    const [after] = await storage.newOids(1);
+    assert.ok(after! > before! && after! <= MAX_OID);
+  });
+
   test('refuses a count beyond the oid space, and allocation goes on unharmed', async (storage) => {
     const [first] = (await storage.newOids(1)) as [Oid];
     await expectRejects(() => storage.newOids(2 ** 33), 'TROVE_INVALID_ARGUMENT', 'newOids(2**33)');
@@ -499,12 +542,40 @@ function commitTests(test: Register): void {
     assert.deepEqual(await captureState(storage, [c, missing]), before, 'nothing stored');
   });
 
+  test('refs to oids written in the same commit are accepted in any order of the writes', async (storage) => {
+    const [c, d, e, missing] = (await storage.newOids(4)) as [Oid, Oid, Oid, Oid];
+    const ascending = [put(c, 'c', 0, [d, e]), put(d, 'd', 0, [e, c]), put(e, 'e', 0, [c])];
+    const conflicts = await commitConflicts(storage, [
+      ...ascending.slice(0, 2),
+      put(e, 'e', 0, [c, missing]),
+    ]);
+    assert.ok(
+      conflicts.length > 0 && conflicts.every((x) => x.oid === missing && x.kind === 'read'),
+      'only the missing ref conflicts',
+    );
+    await commit(storage, ascending);
+    const [f, g] = (await storage.newOids(2)) as [Oid, Oid];
+    await commit(storage, [put(g, 'g', 0, [f, c]), put(f, 'f', 0, [g])]);
+    assertRecord(storage.load(g), { oid: g, tid: storage.lastTid(), data: 'g', refs: [f, c] });
+  });
+
   test('refuses an oid written twice in one commit, storing nothing', async (storage) => {
     const { a, tid: t1 } = await rootAB(storage);
     const [c] = (await storage.newOids(1)) as [Oid];
     const before = await captureState(storage, [c]);
     await expectRejects(
       () => commit(storage, [put(c, 'c'), put(a, 'x', t1), put(a, 'y', t1)]),
+      'TROVE_INVALID_ARGUMENT',
+    );
+    // In ascending order, then an earlier one again.
+    const [low, high] = [Math.min(a, c), Math.max(a, c)];
+    await expectRejects(
+      () =>
+        commit(storage, [
+          put(low, 'x', low === a ? t1 : 0),
+          put(high, 'y', high === a ? t1 : 0),
+          put(low, 'z', low === a ? t1 : 0),
+        ]),
       'TROVE_INVALID_ARGUMENT',
     );
     assert.deepEqual(await captureState(storage, [c]), before);
@@ -1010,6 +1081,7 @@ function closeTests(test: Register): void {
     expectThrows(() => storage.changesSince(0), closed, 'changesSince');
     expectThrows(() => storage.stats(), closed, 'stats');
     await expectRejects(() => storage.newOids(1), closed, 'newOids');
+    expectThrows(() => newOidsNow(storage, 1), closed, 'newOidsNow');
     await expectRejects(() => commit(storage, [put(a, 'x', tid)]), closed, 'commit');
     await expectRejects(
       () => storage.commit({ baseTid: tid, writes: [put(a, 'x', tid)] }),
@@ -1044,6 +1116,8 @@ function readOnlyTests(test: Register): void {
       await expectRejects(() => commit(storage, [put(ROOT, 'root')]), readOnly, 'commit');
       await expectRejects(() => storage.newOids(1), readOnly, 'newOids');
       await expectRejects(() => storage.newOids(0), readOnly, 'newOids(0)');
+      expectThrows(() => newOidsNow(storage, 1), readOnly, 'newOidsNow');
+      expectThrows(() => newOidsNow(storage, 0), readOnly, 'newOidsNow(0)');
       await expectRejects(() => storage.pack(), readOnly, 'pack');
       await expectRejects(
         () => storage.pack({ keepHistorySince: 0 }),
@@ -1302,9 +1376,11 @@ function persistenceTests(test: Register): void {
     const [c] = (await first.newOids(1)) as [Oid];
     await commit(first, [put(c, 'c'), put(ROOT, 'r2', t1, [a, c])]);
     const last = first.lastTid();
+    const reserved = newOidsNow(first, 5);
     const storage = await reopen(harness, first);
     const oids = await storage.newOids(20);
     for (const used of [ROOT, a, b, c]) assert.ok(!oids.includes(used), `oid ${used} reused`);
+    for (const oid of reserved) assert.ok(!oids.includes(oid), `oid ${oid} handed out again`);
     const t3 = await commit(storage, [put(oids[0]!, 'new'), put(a, 'a2', t1)]);
     assert.ok(t3 > last);
     const again = await reopen(harness, storage);

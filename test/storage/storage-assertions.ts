@@ -22,6 +22,14 @@ export const MAX_OID = 0xffff_fffe;
 /** The root object's oid. */
 export const ROOT = 0;
 
+/**
+ * `storage.newOidsNow(count)`: the internal allocation that never waits (hidden from the
+ * public typings), which every storage has through the base class.
+ */
+export function newOidsNow(storage: Storage, count: number): Oid[] {
+  return (storage as unknown as { newOidsNow(count: number): Oid[] }).newOidsNow(count);
+}
+
 /** Bytes from a string (UTF-8), an array of numbers, or bytes (copied). */
 export function bytes(value: string | readonly number[] | Uint8Array): Uint8Array {
   if (typeof value === 'string') return new TextEncoder().encode(value);

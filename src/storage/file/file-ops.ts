@@ -17,6 +17,14 @@ export interface FileOps {
   sync(fd: number): Promise<void>;
   /** Cuts the file to `length` bytes. */
   truncate(fd: number, length: number): Promise<void>;
+  /**
+   * Writes all of `buffer` at `position` before returning, for a small append that must not
+   * wait (an oid reservation in the middle of a commit's walk). Absent: the storage never
+   * writes synchronously, and waits instead.
+   */
+  writeNow?(fd: number, buffer: Uint8Array, position: number): void;
+  /** Cuts the file to `length` bytes before returning (cutting back a failed `writeNow`). */
+  truncateNow?(fd: number, length: number): void;
 }
 
 function writeAll(fd: number, buffer: Uint8Array, position: number): Promise<void> {
@@ -42,20 +50,26 @@ function writeAll(fd: number, buffer: Uint8Array, position: number): Promise<voi
  */
 const SYNC_WRITE_LIMIT = 256 * 1024;
 
+function writeAllNow(fd: number, buffer: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < buffer.byteLength) {
+    done += fs.writeSync(fd, buffer, done, buffer.byteLength - done, position + done);
+  }
+}
+
 /** The real thing. */
 export const nodeFileOps: FileOps = {
   write: (fd, buffer, position) => {
     if (buffer.byteLength > SYNC_WRITE_LIMIT) return writeAll(fd, buffer, position);
     try {
-      let done = 0;
-      while (done < buffer.byteLength) {
-        done += fs.writeSync(fd, buffer, done, buffer.byteLength - done, position + done);
-      }
+      writeAllNow(fd, buffer, position);
       return Promise.resolve();
     } catch (error) {
       return Promise.reject(error);
     }
   },
+  writeNow: writeAllNow,
+  truncateNow: (fd, length) => fs.ftruncateSync(fd, length),
   sync: (fd) =>
     new Promise((resolve, reject) => {
       fs.fdatasync(fd, (error) => (error ? reject(error) : resolve()));

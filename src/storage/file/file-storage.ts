@@ -84,6 +84,7 @@ import { checkFile } from './integrity.js';
 import { isTransaction, LogReader, readFully, type ScannedTransaction } from './log-reader.js';
 import { publish } from './log-writer.js';
 import { OidIndex } from './oid-index.js';
+import { oidsOf } from './oids-of.js';
 import { OpenFile } from './open-file.js';
 import { type PackHost, packFile } from './pack.js';
 import { cutTornTail, judge } from './recovery.js';
@@ -91,7 +92,7 @@ import { applyToState, type ScanState } from './scan-state.js';
 import { removeStaleFiles, temporaryPath } from './stale-files.js';
 import { type StreamedRecord, writeStreamedTransaction } from './streamed-transaction.js';
 import { syncDirectory } from './sync-directory.js';
-import { buildTransaction } from './tx-builder.js';
+import { buildCommit, buildTransaction } from './tx-builder.js';
 import { WriterLock } from './writer-lock.js';
 
 /** How hard a commit works to survive a crash. */
@@ -655,37 +656,82 @@ export class FileStorage extends Storage {
   // ---- writing -----------------------------------------------------------------------------
 
   protected async _newOids(count: number): Promise<Oid[]> {
-    const oids: Oid[] = [];
-    const take = () => {
-      while (oids.length < count && this.#oidBlock.next < this.#oidBlock.end)
-        oids.push(this.#oidBlock.next++);
-    };
-    take();
+    const oids = this.#takeReserved(count, []);
     if (oids.length === count) return oids;
     const missing = count - oids.length;
-    const want = Math.max(missing, this.#oidBlockSize);
-    this.#oidBlockSize = Math.min(this.#oidBlockSize * 2, MAX_OID_BLOCK);
     await this.#withLock(async () => {
-      const first = this.#log.nextOid;
-      checkOidSpace(first, missing);
-      const high = Math.min(first + want, MAX_OID + 1);
-      const { bytes, scanned } = buildTransaction(
-        {
-          tid: nextTid(this.#log.lastTid),
-          status: TxStatus.oids,
-          meta: { oidHigh: high },
-          records: [],
-        },
-        this.#log.end,
-      );
+      const { bytes, apply } = this.#reserve(missing);
       // No sync: a reservation only matters once a commit using its oids is durable, and
       // that commit's sync makes the reservation (earlier in the file) durable too.
       await this.#append(async () => this.#ops.write(this.#fd, bytes, this.#log.end), false);
-      this.#apply(scanned);
-      this.#oidBlock = { next: first, end: high };
+      apply();
     });
-    take();
+    return this.#takeReserved(count, oids);
+  }
+
+  /**
+   * Oids without waiting: from the block this handle reserved, and if that is short, from a
+   * new block reserved right now when the writer lock is free and nothing of this handle is
+   * under way (the reservation is a small append, written synchronously like other small
+   * appends). Otherwise fewer, and the caller waits for the rest through newOids.
+   */
+  protected override _newOidsNow(count: number): Oid[] {
+    const oids = this.#takeReserved(count, []);
+    const ops = this.#ops;
+    if (oids.length === count || ops.writeNow === undefined || ops.truncateNow === undefined) {
+      return oids;
+    }
+    const missing = count - oids.length;
+    try {
+      this.#lock.tryRunNow(this.#fd, () => {
+        this.#catchUpLocked();
+        const { bytes, apply } = this.#reserve(missing);
+        this.#appendNow(bytes, ops.writeNow!, ops.truncateNow!);
+        apply();
+      });
+    } catch (error) {
+      // A pack replaced the file: the handle follows it; the caller waits for its oids.
+      if (!(error instanceof FileReplaced)) throw error;
+    } finally {
+      this.#retireReplaced();
+    }
+    return this.#takeReserved(count, oids);
+  }
+
+  /** Moves oids from the reserved block into `oids` until it holds `count`; returns it. */
+  #takeReserved(count: number, oids: Oid[]): Oid[] {
+    const block = this.#oidBlock;
+    while (oids.length < count && block.next < block.end) oids.push(block.next++);
     return oids;
+  }
+
+  /**
+   * With the writer lock held and the log read to its end: the oid reservation transaction
+   * for at least `missing` oids (blocks grow, so a handle that keeps creating objects seldom
+   * reserves), and what to do once it is in the file.
+   */
+  #reserve(missing: number): { bytes: Buffer; apply: () => void } {
+    const want = Math.max(missing, this.#oidBlockSize);
+    this.#oidBlockSize = Math.min(this.#oidBlockSize * 2, MAX_OID_BLOCK);
+    const first = this.#log.nextOid;
+    checkOidSpace(first, missing);
+    const high = Math.min(first + want, MAX_OID + 1);
+    const { bytes, scanned } = buildTransaction(
+      {
+        tid: nextTid(this.#log.lastTid),
+        status: TxStatus.oids,
+        meta: { oidHigh: high },
+        records: [],
+      },
+      this.#log.end,
+    );
+    return {
+      bytes,
+      apply: () => {
+        this.#apply(scanned);
+        this.#oidBlock = { next: first, end: high };
+      },
+    };
   }
 
   protected _commit(request: CommitRequest): Promise<Tid> {
@@ -720,7 +766,8 @@ export class FileStorage extends Storage {
     const accepted: Array<{ pending: PendingCommit; writes: readonly RecordWrite[]; tid: Tid }> =
       [];
     let tid = this.#log.lastTid;
-    for (const pending of group) {
+    for (let i = 0; i < group.length; i++) {
+      const pending = group[i]!;
       let writes: readonly RecordWrite[];
       try {
         writes = settleConflicts(pending.request, (current) =>
@@ -731,8 +778,11 @@ export class FileStorage extends Storage {
         continue;
       }
       tid = nextTid(tid);
-      for (const write of writes)
-        written.set(write.oid, { oid: write.oid, tid, data: write.data, refs: write.refs });
+      // Only later commits of the group look at what earlier ones wrote.
+      if (i < group.length - 1) {
+        for (const write of writes)
+          written.set(write.oid, { oid: write.oid, tid, data: write.data, refs: write.refs });
+      }
       accepted.push({ pending, writes, tid });
     }
     if (accepted.length === 0) return;
@@ -750,7 +800,8 @@ export class FileStorage extends Storage {
           await this.#ops.write(this.#fd, bytes, buffered);
           buffers = [];
         };
-        for (const { pending, writes, tid: txTid } of accepted) {
+        for (let t = 0; t < accepted.length; t++) {
+          const { pending, writes, tid: txTid } = accepted[t]!;
           const { note, user } = pending.request.meta ?? {};
           const meta = {
             ...(note === undefined ? {} : { note }),
@@ -764,27 +815,15 @@ export class FileStorage extends Storage {
             scanned = await this.#writeWithBlobs(offset, txTid, meta, writes, prev);
             buffered = offset + scanned.length;
           } else {
-            const built = buildTransaction(
-              {
-                tid: txTid,
-                status: TxStatus.committed,
-                meta,
-                records: writes.map((write) => ({
-                  oid: write.oid,
-                  tid: txTid,
-                  prev: prev(write.oid),
-                  flags: 0,
-                  refs: write.refs,
-                  data: write.data,
-                })),
-              },
-              offset,
-            );
+            const built = buildCommit(txTid, meta, writes, prev, offset);
             if (buffers.length === 0) buffered = offset;
             buffers.push(built.bytes);
             scanned = built.scanned;
           }
-          for (const record of scanned.records) latest.set(record.oid, record.offset);
+          // Only later transactions of the group need the offsets of this one's records.
+          if (t < accepted.length - 1) {
+            for (const record of scanned.records) latest.set(record.oid, record.offset);
+          }
           offset += scanned.length;
           done.push(scanned);
         }
@@ -847,9 +886,7 @@ export class FileStorage extends Storage {
       try {
         await this.#ops.truncate(this.#fd, start);
       } catch (truncateError) {
-        this.#logger(
-          `trove: ${this.path}: could not cut back a failed append at offset ${start}: ${String(truncateError)}; the next writer will cut it off`,
-        );
+        this.#cutBackFailed(start, truncateError);
       }
       this.#reader.invalidate();
       throw ioError('appending to', this.path, error);
@@ -858,6 +895,34 @@ export class FileStorage extends Storage {
       // Counted once the bytes are in the file (or cut off again): see #poll.
       appendsInProcess++;
     }
+  }
+
+  /** As #append without a sync, for `bytes`, written before it returns. */
+  #appendNow(
+    bytes: Uint8Array,
+    writeNow: NonNullable<FileOps['writeNow']>,
+    truncateNow: NonNullable<FileOps['truncateNow']>,
+  ): void {
+    const start = this.#log.end;
+    try {
+      writeNow(this.#fd, bytes, start);
+    } catch (error) {
+      try {
+        truncateNow(this.#fd, start);
+      } catch (truncateError) {
+        this.#cutBackFailed(start, truncateError);
+      }
+      this.#reader.invalidate();
+      throw ioError('appending to', this.path, error);
+    } finally {
+      appendsInProcess++;
+    }
+  }
+
+  #cutBackFailed(start: number, truncateError: unknown): void {
+    this.#logger(
+      `trove: ${this.path}: could not cut back a failed append at offset ${start}: ${String(truncateError)}; the next writer will cut it off`,
+    );
   }
 
   /** The conflicts of `writes` against the log and the writes earlier in the group. */
@@ -899,12 +964,12 @@ export class FileStorage extends Storage {
     }
     // A ref to an object without a record (one a pack removed after the writer's snapshot)
     // would dangle: refuse it as a read conflict, so a retry sees the object gone.
-    let writtenHere: Set<Oid> | undefined;
+    let writtenHere: ((oid: Oid) => boolean) | undefined;
     for (const write of writes) {
       for (const ref of write.refs) {
         if (index.offset(ref) !== 0 || written.has(ref)) continue;
-        writtenHere ??= new Set(writes.map((w) => w.oid));
-        if (!writtenHere.has(ref))
+        writtenHere ??= oidsOf(writes);
+        if (!writtenHere(ref))
           conflicts.push({ oid: ref, kind: 'read', expectedTid: 0, committed: undefined });
       }
     }

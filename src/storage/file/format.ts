@@ -10,7 +10,7 @@
  * @module
  */
 
-import { crc32c } from './checksum.js';
+import { crc32c, crc32cOfRange } from './checksum.js';
 
 /** `TROVE\0\r\n`: the \r\n catches a file mangled by newline translation, the \0 a text tool. */
 export const FILE_MAGIC = Buffer.from([0x54, 0x52, 0x4f, 0x56, 0x45, 0x00, 0x0d, 0x0a]);
@@ -169,8 +169,8 @@ export function encodeRecord(
   }
   target.set(data, position);
   const end = position + data.byteLength;
-  let crc = crc32c(target.subarray(offset, offset + 44));
-  crc = crc32c(target.subarray(offset + RECORD_HEADER_SIZE, end), crc);
+  let crc = crc32cOfRange(target, offset, offset + 44);
+  crc = crc32cOfRange(target, offset + RECORD_HEADER_SIZE, end, crc);
   target.writeUInt32LE(crc, offset + 44);
   return end;
 }

@@ -52,6 +52,20 @@ export class WriterLock {
     });
   }
 
+  /**
+   * Runs `fn` holding the lock of the file `fd`, if that is possible without waiting: no
+   * operation of this handle is queued or running, and no other holds the lock. Returns
+   * `{ value }` with what `fn` returned, or undefined (and runs nothing) when it would wait.
+   */
+  tryRunNow<T>(fd: number, fn: () => T): { value: T } | undefined {
+    if (!this.#mutex.idle || !fsx.tryLock(fd, WRITER_BYTE, 1)) return undefined;
+    try {
+      return { value: fn() };
+    } finally {
+      fsx.unlock(fd, WRITER_BYTE, 1);
+    }
+  }
+
   /** Resolves once every operation queued so far has finished. */
   drain(): Promise<void> {
     return this.#mutex.drain();
