@@ -833,11 +833,20 @@ export class FileStorage extends Storage {
       for (const { pending } of accepted) pending.reject(error);
       return;
     }
-    accepted.forEach(({ pending }, i) => {
-      this.#apply(done[i]!);
+    for (const scanned of done) {
+      this.#apply(scanned);
       this.#commits++;
-      pending.resolve(done[i]!.tid);
-    });
+    }
+    const settle = () => {
+      for (let i = 0; i < accepted.length; i++) accepted[i]!.pending.resolve(done[i]!.tid);
+    };
+    // When more commits wait, acknowledge these a turn of the event loop later: the next
+    // group's write and sync start in microtasks, which would otherwise run only after the
+    // writers resumed here had done their next transactions' work. This way that work
+    // overlaps the next sync instead of adding to it (with 64 writers, a third more commits
+    // a second). A lone writer is answered at once.
+    if (this.#queue.length > 0) setImmediate(settle);
+    else settle();
   }
 
   /** Writes one transaction whose blob content streams from staged files. */
