@@ -18,6 +18,9 @@ import {
 
 const real = fileOps.nodeFileOps;
 
+/** Resolves in the next turn of the event loop. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** A system error like the ones Node's fs raises. */
 function systemError(code: string, syscall: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: injected failure, ${syscall}`), { code, syscall });
@@ -191,7 +194,9 @@ describe('disk full and failing writes (injected through fileOps)', () => {
       db.root.get('a').set('v', 2);
       const failing = rejection(() => db.commit());
       await faults.syncStarted.promise;
-      // The reader looks while the commit is being synced (what it sees is not asserted).
+      // The reader looks while the commit is being synced, in a later turn of the event loop
+      // (within one turn it looks once). What it sees is not asserted.
+      await nextTurn();
       await reader.read((tx) => tx.root.get('a').get('v'));
       faults.openGate();
       assertIOError(await failing, 'EIO');
@@ -202,6 +207,32 @@ describe('disk full and failing writes (injected through fileOps)', () => {
       await db.commit();
       const seen = await reader.read((tx) => [tx.root.get('count'), tx.root.get('a').get('v')]);
       assert.deepEqual(seen, [5, 5], 'the reader sees the committed state, not the failed commit');
+    } finally {
+      await closeQuietly(reader);
+      await closeQuietly(db);
+    }
+  });
+
+  it('a reader never looks for the next commit where a commit whose sync failed ended', async () => {
+    const { path, faults, db } = await setup();
+    const reader = await open(path, { logger: quiet });
+    try {
+      await reader.read((tx) => assert.equal(tx.root.get('count'), 1));
+      faults.sync = 'gated';
+      db.root.set('count', 2);
+      const failing = rejection(() => db.commit());
+      await faults.syncStarted.promise;
+      await nextTurn();
+      await reader.read((tx) => tx.root.get('count'));
+      faults.openGate();
+      assertIOError(await failing, 'EIO');
+      faults.heal();
+      db.abort();
+      // Longer than the failed commit: it ends past where that one did.
+      db.root.get('a').set('v', 'a value longer than the failed commit');
+      await db.commit();
+      const seen = await reader.read((tx) => [tx.root.get('count'), tx.root.get('a').get('v')]);
+      assert.deepEqual(seen, [1, 'a value longer than the failed commit']);
     } finally {
       await closeQuietly(reader);
       await closeQuietly(db);
