@@ -184,24 +184,38 @@ describe('disk full and failing writes (injected through fileOps)', () => {
   // transaction off and writes the next commit at the same offset; a next commit of the
   // same size leaves the file size unchanged, so the reader never notices and keeps serving
   // the failed commit's data instead of the committed one.
+  /**
+   * Makes `change` in `db` and commits it; its sync fails after `reader` looked at the file
+   * in a later turn of the event loop (within one turn a handle looks once). What the reader
+   * sees then is not asserted. Leaves the faults healed and `db` with nothing pending.
+   */
+  async function failWhileReaderLooks(
+    db: Database,
+    faults: FaultyOps,
+    reader: Database,
+    change: () => void,
+  ): Promise<void> {
+    await reader.read((tx) => assert.equal(tx.root.get('count'), 1));
+    faults.sync = 'gated';
+    change();
+    const failing = rejection(() => db.commit());
+    await faults.syncStarted.promise;
+    await nextTurn();
+    await reader.read((tx) => tx.root.get('a').get('v'));
+    faults.openGate();
+    assertIOError(await failing, 'EIO');
+    faults.heal();
+    db.abort();
+  }
+
   it('a reader never keeps serving a commit whose sync failed', async () => {
     const { path, faults, db } = await setup();
     const reader = await open(path, { logger: quiet });
     try {
-      await reader.read((tx) => assert.equal(tx.root.get('count'), 1));
-      faults.sync = 'gated';
-      db.root.set('count', 2);
-      db.root.get('a').set('v', 2);
-      const failing = rejection(() => db.commit());
-      await faults.syncStarted.promise;
-      // The reader looks while the commit is being synced, in a later turn of the event loop
-      // (within one turn it looks once). What it sees is not asserted.
-      await nextTurn();
-      await reader.read((tx) => tx.root.get('a').get('v'));
-      faults.openGate();
-      assertIOError(await failing, 'EIO');
-      faults.heal();
-      db.abort();
+      await failWhileReaderLooks(db, faults, reader, () => {
+        db.root.set('count', 2);
+        db.root.get('a').set('v', 2);
+      });
       db.root.set('count', 5);
       db.root.get('a').set('v', 5);
       await db.commit();
@@ -217,17 +231,7 @@ describe('disk full and failing writes (injected through fileOps)', () => {
     const { path, faults, db } = await setup();
     const reader = await open(path, { logger: quiet });
     try {
-      await reader.read((tx) => assert.equal(tx.root.get('count'), 1));
-      faults.sync = 'gated';
-      db.root.set('count', 2);
-      const failing = rejection(() => db.commit());
-      await faults.syncStarted.promise;
-      await nextTurn();
-      await reader.read((tx) => tx.root.get('count'));
-      faults.openGate();
-      assertIOError(await failing, 'EIO');
-      faults.heal();
-      db.abort();
+      await failWhileReaderLooks(db, faults, reader, () => db.root.set('count', 2));
       // Longer than the failed commit: it ends past where that one did.
       db.root.get('a').set('v', 'a value longer than the failed commit');
       await db.commit();

@@ -7,14 +7,34 @@
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { FileStorage, type Oid, open, PersistentList, type Storage, StorageIOError } from 'trove';
+import {
+  type Database,
+  FileStorage,
+  type Oid,
+  open,
+  PersistentList,
+  type Storage,
+  StorageIOError,
+} from 'trove';
 import { type FileOps, fileOps } from '../crash/support.js';
+import { newOidsNow } from '../storage/storage-assertions.js';
 import { FaultyOps, withFileOps } from './support/faulty-ops.js';
 import { Item } from './support/model.js';
 import { scratch } from './support/temp-dir.js';
 
-function newOidsNow(storage: Storage, count: number): Oid[] {
-  return (storage as unknown as { newOidsNow(count: number): Oid[] }).newOidsNow(count);
+/** A FileStorage (durability `none`) whose file operations go through `ops`. */
+function openWithOps(path: string, ops: FileOps): Promise<FileStorage> {
+  return FileStorage.open(path, withFileOps({ durability: 'none' }, ops));
+}
+
+/** Commits a list of 500 new items at the root's `items`: a commit of many new objects. */
+function commitManyItems(db: Database): Promise<void> {
+  return db.transaction((tx) => {
+    tx.root.set(
+      'items',
+      new PersistentList(Array.from({ length: 500 }, (_, i) => new Item(`item ${i}`))),
+    );
+  });
 }
 
 function assertDisjoint(...groups: readonly Oid[][]): void {
@@ -51,9 +71,7 @@ describe('FileStorage: oids without waiting', () => {
     const dir = scratch(t);
     const path = dir.file();
     const faults = new FaultyOps(path);
-    const holder = dir.track(
-      await FileStorage.open(path, withFileOps({ durability: 'none' }, faults.ops)),
-    );
+    const holder = dir.track(await openWithOps(path, faults.ops));
     const other = dir.track(await FileStorage.open(path, { durability: 'none' }));
     const [first] = await holder.newOids(1);
     const gate = faults.holdNextWrite('data file');
@@ -83,9 +101,7 @@ describe('FileStorage: oids without waiting', () => {
     const dir = scratch(t);
     const path = dir.file();
     const faults = new FaultyOps(path);
-    const storage = dir.track(
-      await FileStorage.open(path, withFileOps({ durability: 'none' }, faults.ops)),
-    );
+    const storage = dir.track(await openWithOps(path, faults.ops));
     assert.deepEqual(newOidsNow(storage, 5), []);
     const waited = await storage.newOids(1);
     const now = newOidsNow(storage, 5);
@@ -109,9 +125,7 @@ describe('FileStorage: oids without waiting', () => {
         real.writeNow!(fd, buffer, position);
       },
     };
-    const storage = dir.track(
-      await FileStorage.open(path, withFileOps({ durability: 'none' }, ops)),
-    );
+    const storage = dir.track(await openWithOps(path, ops));
     const size = statSync(path).size;
     assert.throws(
       () => newOidsNow(storage, 5),
@@ -136,12 +150,7 @@ describe('FileStorage: oids without waiting', () => {
     const storage = await FileStorage.open(path, { durability: 'none' });
     const waits = countNewOids(storage);
     const db = dir.track(await open({ storage }));
-    await db.transaction((tx) => {
-      tx.root.set(
-        'items',
-        new PersistentList(Array.from({ length: 500 }, (_, i) => new Item(`item ${i}`))),
-      );
-    });
+    await commitManyItems(db);
     assert.equal(waits.calls, 0);
     await db.read((tx) => {
       const items = tx.root.get('items') as PersistentList<Item>;
@@ -156,15 +165,10 @@ describe('FileStorage: oids without waiting', () => {
     const dir = scratch(t);
     const path = dir.file();
     const faults = new FaultyOps(path);
-    const storage = await FileStorage.open(path, withFileOps({ durability: 'none' }, faults.ops));
+    const storage = await openWithOps(path, faults.ops);
     const waits = countNewOids(storage);
     const db = dir.track(await open({ storage }));
-    await db.transaction((tx) => {
-      tx.root.set(
-        'items',
-        new PersistentList(Array.from({ length: 500 }, (_, i) => new Item(`item ${i}`))),
-      );
-    });
+    await commitManyItems(db);
     assert.ok(waits.calls > 0);
     await db.close();
     const again = dir.track(await open(path));
