@@ -190,11 +190,8 @@ export class FileStorage extends Storage {
   #appendsSeen = 0;
   /** Files replaced by a pack, to close once no lock on them is held. */
   #replaced: OpenFile[] = [];
-  /**
-   * Where the last transaction this handle applied is, to notice it being cut off, and
-   * whether this handle wrote it (`own`).
-   */
-  #lastApplied: { offset: number; length: number; tid: Tid; own: boolean } | undefined;
+  /** Where the last transaction this handle applied is, to notice it being cut off. */
+  #lastApplied: { offset: number; length: number; tid: Tid } | undefined;
   /** Staged blob files, by staged blob. */
   readonly #stagedFiles = new WeakMap<StagedBlob, string>();
   readonly #scratch = Buffer.allocUnsafe(LOAD_READ);
@@ -450,10 +447,6 @@ export class FileStorage extends Storage {
     const last = this.#lastApplied;
     if (last === undefined) return size >= this.#log.end;
     if (size < this.#log.end) return false;
-    // Only a transaction's writer cuts it off, before acknowledging it; this handle applies
-    // its own only after that, once it wrote it with the log read to its end under the lock:
-    // neither it nor anything before it can be cut any more. That spares a read per commit.
-    if (last.own) return true;
     const header = decodeTxHeader(this.#reader.fresh(last.offset, TX_HEADER_SIZE), 0);
     return header !== undefined && header.tid === last.tid && header.length === last.length;
   }
@@ -497,10 +490,9 @@ export class FileStorage extends Storage {
     }
   }
 
-  /** Applies a transaction read from the log, or one this handle wrote (`own`). */
-  #apply(tx: ScannedTransaction, own = false): void {
+  #apply(tx: ScannedTransaction): void {
     applyToState(this.#log, tx);
-    this.#lastApplied = { offset: tx.offset, length: tx.length, tid: tx.tid, own };
+    this.#lastApplied = { offset: tx.offset, length: tx.length, tid: tx.tid };
     if (tx.records.length === 0) return;
     this.#recent.push({ tid: tx.tid, oids: tx.records.map((record) => record.oid) });
     this.#recentOids += tx.records.length;
@@ -736,7 +728,7 @@ export class FileStorage extends Storage {
     return {
       bytes,
       apply: () => {
-        this.#apply(scanned, true);
+        this.#apply(scanned);
         this.#oidBlock = { next: first, end: high };
       },
     };
@@ -842,7 +834,7 @@ export class FileStorage extends Storage {
       return;
     }
     for (const scanned of done) {
-      this.#apply(scanned, true);
+      this.#apply(scanned);
       this.#commits++;
     }
     const settle = () => {
