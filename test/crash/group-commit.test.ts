@@ -71,4 +71,25 @@ describe('group commit', () => {
       assert.ok(end <= durableEnd, `commit ${tid} ends at ${end}, durable up to ${durableEnd}`);
     }
   });
+
+  // Regression (found in review): a group's acknowledgements wait a turn when more commits
+  // queue. A next group that ended without writing (every commit in it conflicting) answered
+  // its commits, and close() resolved, before the earlier group's commits were acknowledged.
+  it('commits are answered in the order they were written, and close() after them', async () => {
+    const storage = await openFileStorage(join(dir.path, 'order.trove'), { durability: 'full' });
+    const [oid] = await storage.newOids(1);
+    const answered: string[] = [];
+    const first = storage
+      .commit({ baseTid: storage.lastTid(), writes: [put(oid!, 'first', 0)] })
+      .then(() => answered.push('first committed'));
+    const second = storage
+      .commit({ baseTid: storage.lastTid(), writes: [put(oid!, 'second', 0)] })
+      .then(
+        () => answered.push('second committed'),
+        (error: { code?: string }) => answered.push(`second failed: ${error.code}`),
+      );
+    const closed = storage.close().then(() => answered.push('closed'));
+    await Promise.all([first, second, closed]);
+    assert.deepEqual(answered, ['first committed', 'second failed: TROVE_CONFLICT', 'closed']);
+  });
 });

@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { FileStorage } from 'trove';
+import { commit, commitConflicts, put } from '../storage/storage-assertions.js';
+import { commits, flipBit, format, openFileStorage, quiet, tempDir } from './support.js';
+
+const { RECORD_HEADER_SIZE } = format;
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe('the last transaction of a handle, cut off by another handle', () => {
+  const dir = tempDir('trove-cut-');
+  after(() => dir.remove());
+
+  // Regression (found in review): a handle took the last transaction it wrote itself as
+  // beyond any cut. Damage in it makes the next handle to look judge it a torn tail and cut
+  // it; a commit of the same length then lands in its place. The writer kept serving its own
+  // cut commit, and its next commit overwrote the other handle's without a conflict.
+  it('a damaged own commit cut by another handle: the writer sees what replaced it', async () => {
+    const path = join(dir.path, 'cut.trove');
+    const writer = await openFileStorage(path, { durability: 'full', logger: quiet });
+    let other: FileStorage | undefined;
+    try {
+      const [oid] = await writer.newOids(1);
+      await commit(writer, [put(oid!, 'from the writer', 0)]);
+      const mine = commits(path).at(-1)!;
+      flipBit(path, mine.records[0]!.offset + RECORD_HEADER_SIZE + 2, 1);
+
+      other = await openFileStorage(path, { durability: 'full', logger: quiet });
+      const theirs = await commit(other, [put(oid!, 'from the other!', 0)]);
+      const replaced = commits(path).at(-1)!;
+      assert.equal(replaced.tid, theirs);
+      assert.equal(replaced.offset, mine.offset, 'the other commit took the cut one’s place');
+      assert.equal(replaced.length, mine.length, 'and its length');
+
+      await nextTurn();
+      // What a connection asks when a transaction starts: the object it cached changed.
+      const changes = writer.changesSince(mine.tid);
+      assert.ok(
+        changes === 'flush' || changes.some((change) => change.oids.includes(oid!)),
+        'the writer is told its cached object changed',
+      );
+      assert.equal(writer.lastTid(), theirs);
+      assert.equal(new TextDecoder().decode(writer.load(oid!).data), 'from the other!');
+      await commitConflicts(writer, [put(oid!, 'from the writer', 0)]);
+    } finally {
+      await other?.close();
+      await writer.close();
+    }
+  });
+});
