@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 /**
  * Helpers shared by the crash-safety and recovery tests: temporary directories, access to
  * FileStorage internals (byte layout, log reader, the file-operations seam), and a full
@@ -64,6 +65,36 @@ export function transactions(path: string): ScannedTransaction[] {
 /** The committed transactions (those with records: not oid reservations). */
 export function commits(path: string): ScannedTransaction[] {
   return transactions(path).filter((tx) => tx.status === format.TxStatus.committed);
+}
+
+/** Where the log of a data file ends: after its last valid transaction. */
+export function logEnd(path: string): number {
+  const last = transactions(path).at(-1);
+  return last === undefined ? format.FILE_HEADER_SIZE : last.offset + last.length;
+}
+
+/**
+ * The bytes but for the zeros at their end. What a torn file keeps of the bytes it cuts off,
+ * and what stays of a data file when its preallocated space (zeros) is disregarded.
+ */
+export function withoutTrailingZeros(bytes: Buffer): Buffer {
+  let end = bytes.length;
+  while (end > 0 && bytes[end - 1] === 0) end--;
+  return bytes.subarray(0, end);
+}
+
+/** Where the data of a file ends: after its last byte that is not zero. */
+export function dataEnd(path: string): number {
+  return withoutTrailingZeros(fs.readFileSync(path)).length;
+}
+
+/**
+ * Asserts the log of the file ends at `end` with only zeros (preallocated space) after it:
+ * nothing of a failed write stayed.
+ */
+export function assertLogEndsAt(path: string, end: number, message: string): void {
+  assert.equal(logEnd(path), end, message);
+  assert.ok(dataEnd(path) <= end, `${message}: only zeros after the log`);
 }
 
 /** Flips bit `bit` of the byte at `offset` of the file. */
