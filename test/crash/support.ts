@@ -1,10 +1,10 @@
-import assert from 'node:assert/strict';
 /**
  * Helpers shared by the crash-safety and recovery tests: temporary directories, access to
  * FileStorage internals (byte layout, log reader, the file-operations seam), and a full
  * dump of a database to compare two opens of it.
  */
 
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -14,6 +14,7 @@ import { type Database, FileStorage, type FileStorageOptions, type Storage } fro
 import type * as FileOpsModule from '../../dist/storage/file/file-ops.js';
 import type * as FormatModule from '../../dist/storage/file/format.js';
 import type * as LogReaderModule from '../../dist/storage/file/log-reader.js';
+import type * as RecoveryModule from '../../dist/storage/file/recovery.js';
 
 // Tests run from build/test/crash/, the package from dist/: internal modules are loaded by
 // their place in the built package (the types come from the same files at compile time).
@@ -23,6 +24,7 @@ const internal = <T>(path: string): Promise<T> => import(new URL(path, dist).hre
 export const format = await internal<typeof FormatModule>('storage/file/format.js');
 export const logReader = await internal<typeof LogReaderModule>('storage/file/log-reader.js');
 export const fileOps = await internal<typeof FileOpsModule>('storage/file/file-ops.js');
+export const recovery = await internal<typeof RecoveryModule>('storage/file/recovery.js');
 export type FileOps = FileOpsModule.FileOps;
 export type ScannedTransaction = LogReaderModule.ScannedTransaction;
 

@@ -6,7 +6,9 @@
  * never acknowledged, so it is cut off (and kept aside in `app.trove.torn-<n>`). A bad
  * transaction followed by a valid transaction of a later group is different: that later
  * group was written after the bad one had been acknowledged, so the bad one is damage to
- * committed data, and trove refuses to guess (CorruptionError).
+ * committed data, and trove refuses to guess (CorruptionError). Zeros after the log are
+ * preallocated space, not a torn tail; zeros with data after them are judged like a bad
+ * transaction where the zeros begin.
  *
  * @internal
  * @module
