@@ -246,6 +246,8 @@ export class FileStorage extends Storage {
     this.#blocks = new BlockCache(fd, this.#blockCacheBytes);
     this.#header = header;
     this.#log = state;
+    // What the tail check compares against until this handle applies a transaction itself.
+    this.#lastApplied = headerEndingAt(this.#reader, state.end);
     this.#knownSince = state.lastTid;
   }
 
@@ -503,11 +505,13 @@ export class FileStorage extends Storage {
    * (the end of the file, or preallocated space: zeros), at the first transaction that
    * fails its checks (not repaired here: a writer may still be appending it), and at a
    * marker saying a pack replaced the file. With `checkTail`, zeros with data after them
-   * are a problem too (see #tailChecked).
+   * are a problem too (`hole`; see #tailChecked).
    */
   #scan(
     checkTail = false,
-  ): { offset: number; problem?: ScannedProblem; moved?: ScannedTransaction } | undefined {
+  ):
+    | { offset: number; problem?: ScannedProblem; moved?: ScannedTransaction; hole?: true }
+    | undefined {
     // Bytes past the applied end may have been cut off and written again: never trust a
     // window that held them.
     this.#reader.invalidate();
@@ -528,6 +532,7 @@ export class FileStorage extends Storage {
         if (!checkTail) return undefined;
         const size = fs.fstatSync(this.#fd).size;
         if (endOfData(this.#fd, offset, size) === offset) return undefined;
+        return { offset, problem, hole: true };
       }
       return { offset, problem };
     }
@@ -613,7 +618,8 @@ export class FileStorage extends Storage {
       this.#retireReplaced();
       return this.#recoverTail();
     }
-    if (stop.problem !== undefined) {
+    // A hole is never damage to acknowledged data (see #catchUpLocked): only a writer cuts it.
+    if (stop.problem !== undefined && stop.hole === undefined) {
       const size = fs.fstatSync(this.#fd).size;
       const verdict = judge(this.#reader, stop.offset, size, stop.problem);
       if (verdict.kind === 'written') return this.#recoverTail();
@@ -662,6 +668,13 @@ export class FileStorage extends Storage {
             size,
             'a pack marker left by a pack that did not finish, and what follows it',
           );
+        continue;
+      }
+      if (stop.hole) {
+        // Zeros where the log ends, then data: a system crash kept a later page of writes
+        // that were still being synced and lost an earlier one. A sync that finished leaves
+        // no zeros before what it covered, so none of it was acknowledged as durable.
+        this.#cut(stop.offset, size, 'the rest of writes never made durable (zeros, then data)');
         continue;
       }
       const verdict = judge(this.#reader, stop.offset, size, stop.problem!);
@@ -889,12 +902,16 @@ export class FileStorage extends Storage {
           offset += scanned.length;
           done.push(scanned);
         }
+        await flush();
         const zeros = this.#preallocation(offset);
         if (zeros !== undefined) {
-          if (buffers.length === 0) buffered = offset;
-          buffers.push(zeros);
+          try {
+            await this.#ops.write(this.#fd, zeros, offset);
+          } catch {
+            // No room to grow ahead (a disk nearly full): the commits are written; the next
+            // ones append instead of overwriting, which costs time, not data.
+          }
         }
-        await flush();
       }, this.durability === 'full');
     } catch (error) {
       this.#releaseAcks();

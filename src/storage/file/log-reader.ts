@@ -184,6 +184,12 @@ export class LogReader {
     const header = decodeTxHeader(head, 0);
     if (header === undefined) return { problem: 'header' };
     if (offset + header.length > fileSize) return { problem: 'incomplete', header };
+    // The length again at the end, read first: where it is not written yet (the file ends
+    // before it, or zeros of preallocated space), the transaction is still being written or
+    // never was whole. A look at a large write in progress reads 8 bytes, not all of it.
+    const again = this.#lengthAt(offset + header.length - 8);
+    if (again === undefined) return { problem: 'incomplete', header };
+    if (again !== header.length) return { problem: 'body', header };
     if (header.length > WHOLE_READ_LIMIT) return this.#readLarge(offset, header, onRecord);
     const body = this.bytes(offset, header.length);
     if (body.length < header.length) return { problem: 'incomplete', header };
@@ -193,6 +199,20 @@ export class LogReader {
       return { problem: 'body', header };
     }
     return this.#parse(offset, header, body, onRecord);
+  }
+
+  /** The u64 at `position`; undefined when the file ends before it or it is zero. */
+  #lengthAt(position: number): number | undefined {
+    let bytes: Buffer;
+    const start = this.#windowStart;
+    if (position >= start && position + 8 <= start + this.#windowLength) {
+      bytes = this.#window.subarray(position - start, position - start + 8);
+    } else {
+      bytes = this.#peek.subarray(0, readFully(this.fd, this.#peek, 0, 8, position));
+      if (bytes.length < 8) return undefined;
+    }
+    const value = readU64(bytes, 0);
+    return value === 0 ? undefined : value;
   }
 
   /** A transaction too large to read whole: checksummed in chunks, then parsed. */
