@@ -148,6 +148,28 @@ describe('preallocated space after the log', () => {
     }
   });
 
+  // Regression (found in review): half a transaction written into preallocated space read
+  // as a damaged body, not an incomplete one, so recovery searched its bytes for later
+  // transactions (a blob holding a trove file has some) and refused the file as damaged.
+  it('half a transaction written into zeros is incomplete: a write in progress, or torn', async () => {
+    const path = await withCommits(2);
+    const last = transactions(path).at(-1)!;
+    const bytes = fs.readFileSync(path);
+    const half = Buffer.concat([
+      bytes.subarray(0, last.offset + Math.floor(last.length / 2)),
+      Buffer.alloc(STEP),
+    ]);
+    fs.writeFileSync(path, half);
+    const fd = fs.openSync(path, 'r');
+    try {
+      const read = new logReader.LogReader(fd).readTransaction(last.offset, half.length);
+      assert.ok(!logReader.isTransaction(read));
+      assert.equal(read.problem, 'incomplete');
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
   it('endOfData: the end of the bytes that are not zero, whatever the chunk boundaries', () => {
     const path = join(dir.path, 'zeros.bin');
     const size = 3 * 1024 * 1024 + 17;
