@@ -2,8 +2,16 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { FileStorage } from 'trove';
-import { commit, commitConflicts, put } from '../storage/storage-assertions.js';
-import { commits, flipBit, format, openFileStorage, quiet, tempDir } from './support.js';
+import {
+  commit,
+  commitConflicts,
+  expectRejects,
+  expectThrows,
+  put,
+} from '../storage/storage-assertions.js';
+import { commits, fileOps, flipBit, format, openFileStorage, quiet, tempDir } from './support.js';
+
+const real = fileOps.nodeFileOps;
 
 const { RECORD_HEADER_SIZE } = format;
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -45,6 +53,50 @@ describe('the last transaction of a handle, cut off by another handle', () => {
       await commitConflicts(writer, [put(oid!, 'from the writer', 0)]);
     } finally {
       await other?.close();
+      await writer.close();
+    }
+  });
+
+  // Regression (found in review): a handle that opened while a commit's sync was failing
+  // loaded that commit; it had applied nothing itself, so its tail check only asked whether
+  // the file reached the loaded end, which preallocated space always does. The writer cut
+  // the commit back and wrote the next one in its place: the handle kept the failed commit
+  // and looked for the next transaction in the middle of another.
+  it('a handle opened during a failed commit sees the commit that replaced it', async () => {
+    const path = join(dir.path, 'opened-during.trove');
+    let failSync = false;
+    let opened: FileStorage | undefined;
+    const fileOps = {
+      ...real,
+      sync: async (fd: number) => {
+        if (!failSync) return real.sync(fd);
+        failSync = false;
+        // Another handle opens between the write and the cut-back.
+        opened = await openFileStorage(path, { logger: quiet });
+        throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
+      },
+    };
+    const writer = await openFileStorage(path, { fileOps, logger: quiet });
+    try {
+      const first = await commit(writer, [put(0, 'v1', 0)]);
+      const [oid] = await writer.newOids(1);
+      failSync = true;
+      await expectRejects(
+        () => commit(writer, [put(0, 'A'.repeat(3000), first), put(oid!, 'never committed', 0)]),
+        'TROVE_IO',
+      );
+      const b = await commit(writer, [put(0, 'B', first)]);
+      const reader = opened!;
+      reader.changesSince(reader.lastTid());
+      assert.equal(reader.lastTid(), b);
+      assert.equal(new TextDecoder().decode(reader.load(0).data), 'B');
+      expectThrows(() => reader.load(oid!), 'TROVE_NOT_FOUND', 'load of the failed commit');
+      const c = await commit(writer, [put(0, 'C', b)]);
+      await nextTurn();
+      reader.changesSince(reader.lastTid());
+      assert.equal(reader.lastTid(), c);
+    } finally {
+      await opened?.close();
       await writer.close();
     }
   });

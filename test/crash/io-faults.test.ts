@@ -4,11 +4,14 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Blob, type Database, open, PersistentMap, StorageIOError } from 'trove';
 import {
+  assertLogEndsAt,
   closeQuietly,
+  dataEnd,
   deferred,
   dump,
   type FileOps,
   fileOps,
+  logEnd,
   openFileStorage,
   quiet,
   rejection,
@@ -117,7 +120,7 @@ describe('disk full and failing writes (injected through fileOps)', () => {
   /** The database is open and shows the last committed state to a new transaction. */
   async function assertConsistent(db: Database, n: number, size: number, path: string) {
     assert.equal(db.closed, false);
-    assert.equal(fs.statSync(path).size, size, 'the failed commit left no bytes in the file');
+    assertLogEndsAt(path, size, 'the failed commit left no bytes in the file');
     await db.read((tx) => {
       assert.equal(tx.root.get('count'), n);
       assert.equal(tx.root.get('a').get('v'), n);
@@ -148,7 +151,7 @@ describe('disk full and failing writes (injected through fileOps)', () => {
     it(`${name}: the commit rejects, the database stays consistent, the next commit works`, async () => {
       const { path, faults, db } = await setup();
       try {
-        const size = fs.statSync(path).size;
+        const size = logEnd(path);
         inject(faults);
         change(db, 2);
         assertIOError(await rejection(() => db.commit()), systemCode);
@@ -250,7 +253,7 @@ describe('disk full and failing writes (injected through fileOps)', () => {
     const storage = await openFileStorage(path, { fileOps: faults.ops, logger: quiet });
     const db = await open({ storage });
     try {
-      const size = fs.statSync(path).size;
+      const size = logEnd(path);
       faults.write = 'enospc';
       change(db, 2);
       assertIOError(await rejection(() => db.commit()), 'ENOSPC');
@@ -267,12 +270,12 @@ describe('disk full and failing writes (injected through fileOps)', () => {
   it('a partial write whose cut-back fails too: the next commit cuts the bytes off', async () => {
     const { path, faults, db } = await setup();
     try {
-      const size = fs.statSync(path).size;
+      const size = logEnd(path);
       faults.write = 'partial';
       faults.truncate = 'eio';
       change(db, 2);
       assertIOError(await rejection(() => db.commit()), 'ENOSPC');
-      const left = fs.statSync(path).size;
+      const left = dataEnd(path);
       assert.ok(left > size, 'the partial bytes are still there');
       await db.read((tx) => assert.equal(tx.root.get('count'), 1));
       assert.deepEqual(await db.integrityCheck(), { ok: true, failures: [] });
@@ -299,7 +302,7 @@ describe('disk full and failing writes (injected through fileOps)', () => {
     try {
       for (let k = 0; k < 4; k++) db.root.set(`g${k}`, new PersistentMap([['v', 0]]));
       await db.commit();
-      const size = fs.statSync(path).size;
+      const size = logEnd(path);
       faults.write = 'enospc';
       const results = await Promise.allSettled(
         [0, 1, 2, 3].map((k) =>
@@ -312,7 +315,7 @@ describe('disk full and failing writes (injected through fileOps)', () => {
         assert.equal(result.status, 'rejected');
         assertIOError((result as PromiseRejectedResult).reason, 'ENOSPC');
       }
-      assert.equal(fs.statSync(path).size, size);
+      assertLogEndsAt(path, size, 'the failed group left no bytes in the file');
       assert.deepEqual(await db.integrityCheck(), { ok: true, failures: [] });
       faults.heal();
       await Promise.all(
@@ -333,7 +336,7 @@ describe('disk full and failing writes (injected through fileOps)', () => {
   it('a blob commit whose second write fails: nothing of it stays, a retry stores it', async () => {
     const { path, faults, db } = await setup();
     try {
-      const size = fs.statSync(path).size;
+      const size = logEnd(path);
       // 20 MiB: written in several pieces; the first goes through, a later one fails.
       const content = Buffer.alloc(20 * 1024 * 1024);
       for (let i = 0; i < content.length; i += 4096) content.writeUInt32LE(i, i);
@@ -341,7 +344,7 @@ describe('disk full and failing writes (injected through fileOps)', () => {
       faults.failIf = (_fd, position) => position! > size;
       db.root.set('blob', Blob.from(content));
       assertIOError(await rejection(() => db.commit()), 'ENOSPC');
-      assert.equal(fs.statSync(path).size, size);
+      assertLogEndsAt(path, size, 'the failed blob commit left no bytes in the file');
       await db.read((tx) => assert.equal(tx.root.get('blob'), undefined));
       assert.deepEqual(await db.integrityCheck(), { ok: true, failures: [] });
       faults.heal();
@@ -416,7 +419,7 @@ describe('disk full and failing writes (injected through fileOps)', () => {
           await db.commit();
           await db.checkpoint();
           const index = fs.readFileSync(`${path}.index`);
-          const size = fs.statSync(path).size;
+          const size = logEnd(path);
           const before = await dump(db.storage);
           const files = fs.readdirSync(dir.path).sort();
 
@@ -425,7 +428,7 @@ describe('disk full and failing writes (injected through fileOps)', () => {
           assert.ok(faults.failures > 0, 'the fault was hit');
           faults.heal();
 
-          assert.equal(fs.statSync(path).size, size, 'the data file is as it was');
+          assertLogEndsAt(path, size, 'the data file is as it was');
           assert.deepEqual(fs.readdirSync(dir.path).sort(), files, 'no files left behind');
           assert.ok(
             fs.readFileSync(`${path}.index`).equals(index),

@@ -31,7 +31,10 @@ function hang(): Promise<void> {
 const ops: FileOps = {
   async write(fd, buffer, position) {
     if (armed && mode === 'write') {
-      await real.write(fd, buffer.subarray(0, Math.floor(buffer.byteLength / 2)), position);
+      // Half of the commit's bytes, not counting the zeros that preallocate space after it.
+      let end = buffer.byteLength;
+      while (end > 0 && buffer[end - 1] === 0) end--;
+      await real.write(fd, buffer.subarray(0, Math.floor(end / 2)), position);
       return hang();
     }
     if (armed && mode === 'pack-copy' && !isDataFile(fd)) {

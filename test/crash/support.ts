@@ -4,6 +4,7 @@
  * dump of a database to compare two opens of it.
  */
 
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -13,6 +14,7 @@ import { type Database, FileStorage, type FileStorageOptions, type Storage } fro
 import type * as FileOpsModule from '../../dist/storage/file/file-ops.js';
 import type * as FormatModule from '../../dist/storage/file/format.js';
 import type * as LogReaderModule from '../../dist/storage/file/log-reader.js';
+import type * as RecoveryModule from '../../dist/storage/file/recovery.js';
 
 // Tests run from build/test/crash/, the package from dist/: internal modules are loaded by
 // their place in the built package (the types come from the same files at compile time).
@@ -22,6 +24,7 @@ const internal = <T>(path: string): Promise<T> => import(new URL(path, dist).hre
 export const format = await internal<typeof FormatModule>('storage/file/format.js');
 export const logReader = await internal<typeof LogReaderModule>('storage/file/log-reader.js');
 export const fileOps = await internal<typeof FileOpsModule>('storage/file/file-ops.js');
+export const recovery = await internal<typeof RecoveryModule>('storage/file/recovery.js');
 export type FileOps = FileOpsModule.FileOps;
 export type ScannedTransaction = LogReaderModule.ScannedTransaction;
 
@@ -64,6 +67,36 @@ export function transactions(path: string): ScannedTransaction[] {
 /** The committed transactions (those with records: not oid reservations). */
 export function commits(path: string): ScannedTransaction[] {
   return transactions(path).filter((tx) => tx.status === format.TxStatus.committed);
+}
+
+/** Where the log of a data file ends: after its last valid transaction. */
+export function logEnd(path: string): number {
+  const last = transactions(path).at(-1);
+  return last === undefined ? format.FILE_HEADER_SIZE : last.offset + last.length;
+}
+
+/**
+ * The bytes but for the zeros at their end. What a torn file keeps of the bytes it cuts off,
+ * and what stays of a data file when its preallocated space (zeros) is disregarded.
+ */
+export function withoutTrailingZeros(bytes: Buffer): Buffer {
+  let end = bytes.length;
+  while (end > 0 && bytes[end - 1] === 0) end--;
+  return bytes.subarray(0, end);
+}
+
+/** Where the data of a file ends: after its last byte that is not zero. */
+export function dataEnd(path: string): number {
+  return withoutTrailingZeros(fs.readFileSync(path)).length;
+}
+
+/**
+ * Asserts the log of the file ends at `end` with only zeros (preallocated space) after it:
+ * nothing of a failed write stayed.
+ */
+export function assertLogEndsAt(path: string, end: number, message: string): void {
+  assert.equal(logEnd(path), end, message);
+  assert.ok(dataEnd(path) <= end, `${message}: only zeros after the log`);
 }
 
 /** Flips bit `bit` of the byte at `offset` of the file. */

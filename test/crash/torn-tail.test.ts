@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { type Database, open, PersistentList, PersistentMap } from 'trove';
 import {
   closeQuietly,
+  commits,
   type Dump,
   dump,
   quiet,
@@ -13,6 +14,7 @@ import {
   tempDir,
   tornFiles,
   transactions,
+  withoutTrailingZeros,
 } from './support.js';
 
 describe('torn tail: a cut or garbage at the end of the log', () => {
@@ -88,7 +90,7 @@ describe('torn tail: a cut or garbage at the end of the log', () => {
         assert.deepEqual(torn, [`${copy}.torn-1`], `cut at ${cut}: one torn file`);
         assert.deepEqual(
           fs.readFileSync(torn[0]!),
-          bytes.subarray(last.offset, cut),
+          withoutTrailingZeros(bytes.subarray(last.offset, cut)),
           `cut at ${cut}: the torn file holds the cut bytes`,
         );
         const report = await db.integrityCheck();
@@ -141,7 +143,8 @@ describe('torn tail: a cut or garbage at the end of the log', () => {
 
   const garbageKinds: Array<[string, () => Buffer]> = [
     ['random bytes', () => randomBytes(100)],
-    ['zeros (a file extended but never written)', () => Buffer.alloc(4096)],
+    // Garbage, then zeros: the rest of a write into preallocated space.
+    ['random bytes followed by zeros', () => Buffer.concat([randomBytes(100), Buffer.alloc(5000)])],
     // A valid transaction header with nothing after it.
     ['a lone transaction header', () => bytes.subarray(last.offset, last.offset + 32)],
     // A complete copy of the last transaction but for its final byte.
@@ -159,7 +162,7 @@ describe('torn tail: a cut or garbage at the end of the log', () => {
         assert.equal(db.root.get('last').get('text'), 'x'.repeat(40));
         assert.equal(fs.statSync(copy).size, bytes.length);
         assert.deepEqual(tornFiles(copy), [`${copy}.torn-1`]);
-        assert.deepEqual(fs.readFileSync(`${copy}.torn-1`), tail);
+        assert.deepEqual(fs.readFileSync(`${copy}.torn-1`), withoutTrailingZeros(tail));
         assert.deepEqual(await db.integrityCheck(), { ok: true, failures: [] });
       } finally {
         await closeQuietly(db);
@@ -169,6 +172,54 @@ describe('torn tail: a cut or garbage at the end of the log', () => {
       }
     });
   }
+
+  it('zeros after the last commit are preallocated space: kept while open, given back at close', async () => {
+    const copy = join(dir.path, 'zeros.trove');
+    fs.writeFileSync(copy, Buffer.concat([bytes, Buffer.alloc(70_000)]));
+    let db: Database | undefined;
+    try {
+      db = await open(copy, { durability: 'none', logger: quiet });
+      assert.deepEqual(await dump(db.storage), full);
+      assert.equal(fs.statSync(copy).size, bytes.length + 70_000);
+      db.root.set('after', 'the zeros');
+      await db.commit();
+      assert.ok(fs.statSync(copy).size >= bytes.length + 70_000, 'the commit overwrote zeros');
+      await db.close();
+      assert.deepEqual(tornFiles(copy), []);
+      assert.equal(
+        fs.statSync(copy).size,
+        commits(copy).at(-1)!.offset + commits(copy).at(-1)!.length,
+      );
+      db = await open(copy, { durability: 'none', logger: quiet });
+      assert.equal(db.root.get('after'), 'the zeros');
+      assert.deepEqual(await db.integrityCheck(), { ok: true, failures: [] });
+    } finally {
+      await closeQuietly(db);
+    }
+  });
+
+  // A system crash may keep a later page of an unfinished write into preallocated space and
+  // lose the first: zeros where the log ends, then data again.
+  it('zeros, then the rest of a transaction that was never acknowledged: cut off', async () => {
+    const copy = join(dir.path, 'gap.trove');
+    const lost = Math.min(64, last.length - 1);
+    const remains = Buffer.concat([
+      Buffer.alloc(lost),
+      bytes.subarray(last.offset + lost),
+      Buffer.alloc(10_000),
+    ]);
+    fs.writeFileSync(copy, Buffer.concat([bytes.subarray(0, last.offset), remains]));
+    let db: Database | undefined;
+    try {
+      db = await open(copy, { durability: 'none', logger: quiet });
+      assertAtPreviousTransaction(db, beforeLast, await dump(db.storage));
+      assert.equal(fs.statSync(copy).size, last.offset);
+      assert.deepEqual(tornFiles(copy), [`${copy}.torn-1`]);
+      assert.deepEqual(fs.readFileSync(`${copy}.torn-1`), withoutTrailingZeros(remains));
+    } finally {
+      await closeQuietly(db);
+    }
+  });
 
   it('numbers a second torn tail torn-2 and keeps the first', async () => {
     const copy = join(dir.path, 'twice.trove');

@@ -87,7 +87,7 @@ import { OidIndex } from './oid-index.js';
 import { oidsOf } from './oids-of.js';
 import { OpenFile } from './open-file.js';
 import { type PackHost, packFile } from './pack.js';
-import { cutTornTail, judge } from './recovery.js';
+import { cutTornTail, endOfData, judge } from './recovery.js';
 import { applyToState, type ScanState } from './scan-state.js';
 import { removeStaleFiles, temporaryPath } from './stale-files.js';
 import { type StreamedRecord, writeStreamedTransaction } from './streamed-transaction.js';
@@ -151,6 +151,22 @@ const DEFAULT_BUSY_TIMEOUT = 5000;
 const DEFAULT_READ_CACHE_BYTES = 32 * 1024 * 1024;
 /** Chunk size of blob streams. */
 const BLOB_CHUNK = 1024 * 1024;
+/**
+ * The log's file grows in steps of this many bytes, written as zeros ahead of the commits
+ * that will overwrite them. A commit that only overwrites leaves the file's size alone, so
+ * its fdatasync has no size change to make durable (no file system journal commit): on
+ * ext4 here, that is about half again as many durable commits a second.
+ */
+const PREALLOCATE = 1024 * 1024;
+/** Zeros to preallocate with (made on first use). */
+let zeros: Buffer | undefined;
+/**
+ * The bound for reads that follow the log: where it ends is found by reading (zeros or the
+ * end of the file), never by the file's size. On Linux (6.13 and later) asking a file's
+ * size or times makes the next write update its modification time for real, and with
+ * that every fdatasync after an overwrite cost as much as after an append again.
+ */
+const UNBOUNDED = Number.MAX_SAFE_INTEGER;
 
 function ioError(action: string, path: string, cause: unknown): TroveError {
   if (cause instanceof TroveError) return cause;
@@ -195,6 +211,13 @@ export class FileStorage extends Storage {
   #appendsSeen = 0;
   /** Files replaced by a pack, to close once no lock on them is held. */
   #replaced: OpenFile[] = [];
+  readonly #oneByte = Buffer.allocUnsafe(1);
+  /**
+   * Whether the preallocated space after the log was checked for remains of writes cut
+   * short by a system crash (zeros, then data again), which a look at the log's end alone
+   * cannot see. Once per file a handle opens.
+   */
+  #tailChecked = false;
   /** Where the last transaction this handle applied is, to notice it being cut off. */
   #lastApplied: { offset: number; length: number; tid: Tid } | undefined;
   /** Staged blob files, by staged blob. */
@@ -223,6 +246,8 @@ export class FileStorage extends Storage {
     this.#blocks = new BlockCache(fd, this.#blockCacheBytes);
     this.#header = header;
     this.#log = state;
+    // What the tail check compares against until this handle applies a transaction itself.
+    this.#lastApplied = headerEndingAt(this.#reader, state.end);
     this.#knownSince = state.lastTid;
   }
 
@@ -411,8 +436,9 @@ export class FileStorage extends Storage {
 
   /**
    * Reads the transactions other writers appended since the last look. Transactions that
-   * start in the same turn of the event loop share one look (one fstat): each still gets a
-   * consistent snapshot, and this handle's own commits are applied as they are written.
+   * start in the same turn of the event loop share one look (a read at the log's end): each
+   * still gets a consistent snapshot, and this handle's own commits are applied as they
+   * are written.
    */
   #poll(): void {
     if (this.#appending) return;
@@ -426,10 +452,8 @@ export class FileStorage extends Storage {
         this.#lookedThisTurn = false;
       });
     }
-    const size = fs.fstatSync(this.#fd).size;
-    if (!this.#tailIntact(size)) this.#reload();
-    if (size <= this.#log.end) return;
-    const stop = this.#scan(size);
+    if (!this.#tailIntact()) this.#reload();
+    const stop = this.#scan();
     if (stop?.moved !== undefined && this.#followMove()) {
       this.#retireReplaced();
       this.#lookedThisTurn = false;
@@ -448,10 +472,12 @@ export class FileStorage extends Storage {
    * sync failed cuts its transaction off again, after another handle may already have read
    * it; the next commit may then be written in the same place.
    */
-  #tailIntact(size: number): boolean {
+  #tailIntact(): boolean {
     const last = this.#lastApplied;
-    if (last === undefined) return size >= this.#log.end;
-    if (size < this.#log.end) return false;
+    if (last === undefined) {
+      const end = this.#log.end;
+      return end === FILE_HEADER_SIZE || readFully(this.#fd, this.#oneByte, 0, 1, end - 1) === 1;
+    }
     const header = decodeTxHeader(this.#reader.fresh(last.offset, TX_HEADER_SIZE), 0);
     return header !== undefined && header.tid === last.tid && header.length === last.length;
   }
@@ -475,23 +501,40 @@ export class FileStorage extends Storage {
   }
 
   /**
-   * Applies complete transactions from the read position up to `size`. Stops at the first
-   * transaction that fails its checks (not repaired here: a writer may still be appending
-   * it) and at a marker saying a pack replaced the file.
+   * Applies the complete transactions after the read position. Stops where the log ends
+   * (the end of the file, or preallocated space: zeros), at the first transaction that
+   * fails its checks (not repaired here: a writer may still be appending it), and at a
+   * marker saying a pack replaced the file. With `checkTail`, zeros with data after them
+   * are a problem too (`hole`; see #tailChecked).
    */
   #scan(
-    size: number,
-  ): { offset: number; problem?: ScannedProblem; moved?: ScannedTransaction } | undefined {
+    checkTail = false,
+  ):
+    | { offset: number; problem?: ScannedProblem; moved?: ScannedTransaction; hole?: true }
+    | undefined {
     // Bytes past the applied end may have been cut off and written again: never trust a
     // window that held them.
     this.#reader.invalidate();
-    for (;;) {
+    const reader = this.#reader;
+    for (let first = true; ; first = false) {
       const offset = this.#log.end;
-      if (offset >= size) return undefined;
-      const tx = this.#reader.readTransaction(offset, size);
-      if (!isTransaction(tx)) return { offset, problem: tx };
-      if (tx.status === TxStatus.moved) return { offset, moved: tx };
-      this.#apply(tx);
+      // Most looks find nothing new: a few bytes tell, where a transaction read would read
+      // a window of zeros.
+      const nothing = first && reader.nothingAt(offset);
+      const tx = nothing ? undefined : reader.readTransaction(offset, UNBOUNDED);
+      if (tx !== undefined && isTransaction(tx)) {
+        if (tx.status === TxStatus.moved) return { offset, moved: tx };
+        this.#apply(tx);
+        continue;
+      }
+      const problem = tx ?? { problem: 'header' };
+      if (nothing || reader.nothingAt(offset)) {
+        if (!checkTail) return undefined;
+        const size = fs.fstatSync(this.#fd).size;
+        if (endOfData(this.#fd, offset, size) === offset) return undefined;
+        return { offset, problem, hole: true };
+      }
+      return { offset, problem };
     }
   }
 
@@ -553,7 +596,9 @@ export class FileStorage extends Storage {
     this.#blocks = new BlockCache(file.fd, this.#blockCacheBytes);
     this.#header = header;
     this.#log = { ...state, nextOid: Math.max(state.nextOid, this.#log.nextOid) };
-    this.#lastApplied = undefined;
+    // What the tail check compares against until this handle applies a transaction itself.
+    this.#lastApplied = headerEndingAt(this.#reader, state.end);
+    this.#tailChecked = false;
     return old;
   }
 
@@ -564,15 +609,20 @@ export class FileStorage extends Storage {
    * tail to it and reads up to it.
    */
   async #recoverTail(): Promise<void> {
-    const size = fs.fstatSync(this.#fd).size;
-    const stop = this.#scan(size);
-    if (stop === undefined) return;
+    const stop = this.#scan(true);
+    if (stop === undefined) {
+      this.#tailChecked = true;
+      return;
+    }
     if (stop.moved !== undefined && this.#followMove()) {
       this.#retireReplaced();
       return this.#recoverTail();
     }
-    if (stop.problem !== undefined) {
+    // A hole is never damage to acknowledged data (see #catchUpLocked): only a writer cuts it.
+    if (stop.problem !== undefined && stop.hole === undefined) {
+      const size = fs.fstatSync(this.#fd).size;
       const verdict = judge(this.#reader, stop.offset, size, stop.problem);
+      if (verdict.kind === 'written') return this.#recoverTail();
       if (verdict.kind === 'corrupt') {
         throw new CorruptionError(verdict.detail, { offset: stop.offset, path: this.path });
       }
@@ -597,16 +647,20 @@ export class FileStorage extends Storage {
    */
   #catchUpLocked(): void {
     for (;;) {
+      if (!this.#tailIntact()) this.#reload();
+      const stop = this.#scan(!this.#tailChecked);
+      if (stop === undefined) {
+        this.#tailChecked = true;
+        return;
+      }
+      // Something to repair: only now the file's size is asked (see UNBOUNDED).
       const size = fs.fstatSync(this.#fd).size;
-      if (!this.#tailIntact(size)) this.#reload();
-      const stop = this.#scan(size);
-      if (stop === undefined) return;
       if (stop.moved !== undefined) {
         if (this.#followMove()) throw new FileReplaced();
         // The packer died (or failed) between writing its marker and renaming its file.
         // The marker holds no data: cut it without keeping a copy.
         const end = stop.moved.offset + stop.moved.length;
-        if (end === size)
+        if (endOfData(this.#fd, end, size) === end)
           this.#truncate(stop.offset, 'a pack marker left by a pack that did not finish');
         else
           this.#cut(
@@ -616,7 +670,15 @@ export class FileStorage extends Storage {
           );
         continue;
       }
+      if (stop.hole) {
+        // Zeros where the log ends, then data: a system crash kept a later page of writes
+        // that were still being synced and lost an earlier one. A sync that finished leaves
+        // no zeros before what it covered, so none of it was acknowledged as durable.
+        this.#cut(stop.offset, size, 'the rest of writes never made durable (zeros, then data)');
+        continue;
+      }
       const verdict = judge(this.#reader, stop.offset, size, stop.problem!);
+      if (verdict.kind === 'written') continue;
       if (verdict.kind === 'corrupt') {
         throw new CorruptionError(verdict.detail, { offset: stop.offset, path: this.path });
       }
@@ -624,11 +686,16 @@ export class FileStorage extends Storage {
     }
   }
 
+  /**
+   * Cuts the file of `size` bytes at `offset`, keeping the bytes cut off aside, but for the
+   * zeros at their end (preallocated space, as far as anything can tell).
+   */
   #cut(offset: number, size: number, what: string): void {
-    const aside = cutTornTail(this.path, this.#fd, offset, size, this.durability !== 'none');
+    const dataEnd = endOfData(this.#fd, offset, size);
+    const aside = cutTornTail(this.path, this.#fd, offset, dataEnd, this.durability !== 'none');
     this.#reader.invalidate();
     this.#logger(
-      `trove: ${this.path}: cut off ${what} at offset ${offset} (${size - offset} bytes); the bytes are kept in ${aside}`,
+      `trove: ${this.path}: cut off ${what} at offset ${offset} (${dataEnd - offset} bytes); the bytes are kept in ${aside}`,
     );
   }
 
@@ -836,6 +903,15 @@ export class FileStorage extends Storage {
           done.push(scanned);
         }
         await flush();
+        const zeros = this.#preallocation(offset);
+        if (zeros !== undefined) {
+          try {
+            await this.#ops.write(this.#fd, zeros, offset);
+          } catch {
+            // No room to grow ahead (a disk nearly full): the commits are written; the next
+            // ones append instead of overwriting, which costs time, not data.
+          }
+        }
       }, this.durability === 'full');
     } catch (error) {
       this.#releaseAcks();
@@ -869,6 +945,17 @@ export class FileStorage extends Storage {
     if (acks === undefined) return;
     this.#heldAcks = undefined;
     acks();
+  }
+
+  /**
+   * The zeros to write after a group that ends at `end`, when the file has no room left
+   * after it (a read there finds nothing): up to the next PREALLOCATE boundary.
+   */
+  #preallocation(end: number): Buffer | undefined {
+    if (readFully(this.#fd, this.#oneByte, 0, 1, end) === 1) return undefined;
+    const target = (Math.floor(end / PREALLOCATE) + 1) * PREALLOCATE;
+    zeros ??= Buffer.alloc(PREALLOCATE);
+    return zeros.subarray(0, target - end);
   }
 
   /** Writes one transaction whose blob content streams from staged files. */
@@ -1269,12 +1356,35 @@ export class FileStorage extends Storage {
     };
   }
 
+  /**
+   * At close, when no writer is busy: gives back the preallocated space after the log, so a
+   * closed database is just its log. Only zeros are cut; anything else stays for recovery.
+   */
+  #trimPreallocation(): void {
+    try {
+      this.#lock.tryRunNow(this.#fd, () => {
+        this.#catchUpLocked();
+        const end = this.#log.end;
+        const size = fs.fstatSync(this.#fd).size;
+        if (size > end && endOfData(this.#fd, end, size) === end) fs.ftruncateSync(this.#fd, end);
+      });
+    } catch (error) {
+      // Zeros left after the log cost some space and nothing else.
+      if (!(error instanceof FileReplaced)) {
+        this.#logger(`trove: ${this.path}: could not trim the file at close: ${String(error)}`);
+      }
+    } finally {
+      this.#retireReplaced();
+    }
+  }
+
   protected async _close(): Promise<void> {
     // Commits already queued finish first; new ones are refused by the closed check.
     while (this.#flushing !== undefined) await this.#flushing;
     await this.#lock.drain();
     try {
       if (!this.readOnly) {
+        this.#trimPreallocation();
         try {
           await this._checkpoint();
         } catch (error) {
@@ -1404,12 +1514,24 @@ function loadState(
  */
 function endsTransaction(reader: LogReader, offset: number, lastTid: Tid, size: number): boolean {
   if (offset === FILE_HEADER_SIZE) return lastTid === 0;
-  if (offset < FILE_HEADER_SIZE + TX_HEADER_SIZE + 8 || offset > size) return false;
-  const length = readU64(reader.bytes(offset - 8, 8), 0);
-  const start = offset - length;
-  if (start < FILE_HEADER_SIZE) return false;
+  return offset <= size && headerEndingAt(reader, offset)?.tid === lastTid;
+}
+
+/**
+ * Where the transaction whose trailer ends at `end` starts, its length and tid, when its
+ * header there has a good checksum and the same length (its body is not read).
+ */
+function headerEndingAt(
+  reader: LogReader,
+  end: number,
+): { offset: number; length: number; tid: Tid } | undefined {
+  if (end < FILE_HEADER_SIZE + TX_HEADER_SIZE + 8) return undefined;
+  const length = readU64(reader.bytes(end - 8, 8), 0);
+  const start = end - length;
+  if (start < FILE_HEADER_SIZE) return undefined;
   const header = decodeTxHeader(reader.bytes(start, TX_HEADER_SIZE), 0);
-  return header !== undefined && header.length === length && header.tid === lastTid;
+  if (header === undefined || header.length !== length) return undefined;
+  return { offset: start, length, tid: header.tid };
 }
 
 /** Copies the first `length` bytes of `from` to `to`, in pieces, off the event loop. */

@@ -88,8 +88,13 @@ export function isTransaction(result: ScanResult): result is ScannedTransaction 
   return (result as ScanProblem).problem === undefined;
 }
 
-/** Window size for sequential reads. */
+/** Largest window for sequential reads. */
 const WINDOW = 4 * 1024 * 1024;
+/**
+ * The first window after a jump: past the log's end lies preallocated space (zeros up to
+ * megabytes), so a look for one new transaction must not read a whole large window.
+ */
+const FIRST_WINDOW = 16 * 1024;
 /** Transactions larger than this are checksummed in pieces instead of read whole. */
 const WHOLE_READ_LIMIT = 64 * 1024 * 1024;
 const CHUNK = 8 * 1024 * 1024;
@@ -116,6 +121,9 @@ export class LogReader {
   #window: Buffer = Buffer.allocUnsafe(0);
   #windowStart = 0;
   #windowLength = 0;
+  /** The size of the next window read: doubles while reads follow on, up to WINDOW. */
+  #nextWindow = FIRST_WINDOW;
+  readonly #peek = Buffer.allocUnsafe(TX_HEADER_SIZE);
 
   constructor(fd: number) {
     this.fd = fd;
@@ -127,9 +135,22 @@ export class LogReader {
     return bytes.subarray(0, readFully(this.fd, bytes, 0, length, position));
   }
 
+  /**
+   * True when no transaction starts at `position` (yet): the file ends there, or the bytes
+   * a transaction header would take (as many as there are) are zeros, preallocated space.
+   * Read from the file now, bypassing the window.
+   */
+  nothingAt(position: number): boolean {
+    const peek = this.#peek;
+    const n = readFully(this.fd, peek, 0, TX_HEADER_SIZE, position);
+    for (let i = 0; i < n; i++) if (peek[i] !== 0) return false;
+    return true;
+  }
+
   /** Forgets buffered bytes (after the file was truncated or rewritten). */
   invalidate(): void {
     this.#windowLength = 0;
+    this.#nextWindow = FIRST_WINDOW;
   }
 
   /**
@@ -141,7 +162,13 @@ export class LogReader {
     if (position >= this.#windowStart && end <= this.#windowStart + this.#windowLength) {
       return this.#window.subarray(position - this.#windowStart, end - this.#windowStart);
     }
-    const size = Math.max(length, WINDOW);
+    // A read that moves on from the window (a scan) gets a larger one than a jump.
+    const follows =
+      this.#windowLength > 0 &&
+      position >= this.#windowStart &&
+      position <= this.#windowStart + this.#windowLength;
+    this.#nextWindow = follows ? Math.min(this.#nextWindow * 2, WINDOW) : FIRST_WINDOW;
+    const size = Math.max(length, this.#nextWindow);
     if (this.#window.length < size) this.#window = Buffer.allocUnsafe(size);
     const read = readFully(this.fd, this.#window, 0, size, position);
     this.#windowStart = position;
@@ -157,6 +184,12 @@ export class LogReader {
     const header = decodeTxHeader(head, 0);
     if (header === undefined) return { problem: 'header' };
     if (offset + header.length > fileSize) return { problem: 'incomplete', header };
+    // The length again at the end, read first: where it is not written yet (the file ends
+    // before it, or zeros of preallocated space), the transaction is still being written or
+    // never was whole. A look at a large write in progress reads 8 bytes, not all of it.
+    const again = this.#lengthAt(offset + header.length - 8);
+    if (again === undefined) return { problem: 'incomplete', header };
+    if (again !== header.length) return { problem: 'body', header };
     if (header.length > WHOLE_READ_LIMIT) return this.#readLarge(offset, header, onRecord);
     const body = this.bytes(offset, header.length);
     if (body.length < header.length) return { problem: 'incomplete', header };
@@ -166,6 +199,20 @@ export class LogReader {
       return { problem: 'body', header };
     }
     return this.#parse(offset, header, body, onRecord);
+  }
+
+  /** The u64 at `position`; undefined when the file ends before it or it is zero. */
+  #lengthAt(position: number): number | undefined {
+    let bytes: Buffer;
+    const start = this.#windowStart;
+    if (position >= start && position + 8 <= start + this.#windowLength) {
+      bytes = this.#window.subarray(position - start, position - start + 8);
+    } else {
+      bytes = this.#peek.subarray(0, readFully(this.fd, this.#peek, 0, 8, position));
+      if (bytes.length < 8) return undefined;
+    }
+    const value = readU64(bytes, 0);
+    return value === 0 ? undefined : value;
   }
 
   /** A transaction too large to read whole: checksummed in chunks, then parsed. */

@@ -6,7 +6,9 @@
  * never acknowledged, so it is cut off (and kept aside in `app.trove.torn-<n>`). A bad
  * transaction followed by a valid transaction of a later group is different: that later
  * group was written after the bad one had been acknowledged, so the bad one is damage to
- * committed data, and trove refuses to guess (CorruptionError).
+ * committed data, and trove refuses to guess (CorruptionError). Zeros after the log are
+ * preallocated space, not a torn tail; zeros with data after them are judged like a bad
+ * transaction where the zeros begin.
  *
  * @internal
  * @module
@@ -27,9 +29,13 @@ const SEARCH_LIMIT = 64 * 1024 * 1024;
 
 const STATUSES = new Set<number>(Object.values(TxStatus));
 
-/** The verdict on a bad transaction. */
+/**
+ * The verdict on a bad transaction. `written`: it is valid now; a writer was writing it
+ * while it was read (only a judge without the writer lock can see that), so look again.
+ */
 export type Verdict =
   | { readonly kind: 'torn' }
+  | { readonly kind: 'written' }
   | { readonly kind: 'corrupt'; readonly detail: string };
 
 /** The offset of the group a transaction was written in. */
@@ -77,10 +83,19 @@ export function judge(
   problem: ScanProblem,
 ): Verdict {
   if (problem.problem === 'incomplete') return { kind: 'torn' };
-  const corrupt = (later: ScannedTransaction): Verdict => ({
-    kind: 'corrupt',
-    detail: `the transaction at offset ${offset} fails its checks (${problem.problem}) but a transaction written after it was acknowledged, at offset ${later.offset}, is valid`,
-  });
+  const corrupt = (later: ScannedTransaction): Verdict => {
+    // Writers write in order: once a later transaction can be read, an earlier one that was
+    // being written when it was first read is complete. (Zeros where the log ends look the
+    // same before its writer has written there.)
+    reader.invalidate();
+    if (isTransaction(reader.readTransaction(offset, fs.fstatSync(reader.fd).size))) {
+      return { kind: 'written' };
+    }
+    return {
+      kind: 'corrupt',
+      detail: `the transaction at offset ${offset} fails its checks (${problem.problem}) but a transaction written after it was acknowledged, at offset ${later.offset}, is valid`,
+    };
+  };
   // Forward, from the end of the bad transaction, over the valid transactions that follow.
   if (problem.header !== undefined) {
     for (let at = offset + problem.header.length; at < fileSize; ) {
@@ -90,9 +105,18 @@ export function judge(
       at += tx.length;
     }
   }
-  // Backward, from the end of the file.
+  // Backward, from the end of the data: past it only zeros follow (preallocated space), and
+  // a transaction's own last bytes may be zeros too (the high bytes of its length).
   let sawValidTail = false;
-  for (let end = fileSize; end > offset + TX_HEADER_SIZE; ) {
+  const dataEnd = endOfData(reader.fd, offset, fileSize);
+  let last = dataEnd;
+  for (let end = dataEnd; end <= Math.min(fileSize, dataEnd + 8); end++) {
+    if (transactionEndingAt(reader, end, fileSize) !== undefined) {
+      last = end;
+      break;
+    }
+  }
+  for (let end = last; end > offset + TX_HEADER_SIZE; ) {
     const tx = transactionEndingAt(reader, end, fileSize);
     if (tx === undefined || tx.offset <= offset) break;
     sawValidTail = true;
@@ -100,7 +124,7 @@ export function judge(
     end = tx.offset;
   }
   if (!sawValidTail) {
-    const found = findNextTransaction(reader, offset + 1, fileSize);
+    const found = findNextTransaction(reader, offset + 1, Math.min(fileSize, dataEnd + 8));
     if (found !== undefined && groupStart(found) > offset) return corrupt(found);
   }
   return { kind: 'torn' };
@@ -117,6 +141,24 @@ function transactionEndingAt(
   if (length < TX_HEADER_SIZE || length > end) return undefined;
   const tx = reader.readTransaction(end - length, fileSize);
   return isTransaction(tx) && tx.length === length ? tx : undefined;
+}
+
+/**
+ * Where the data of the file ends: just past its last byte that is not zero, or `from` when
+ * every byte of [from, size) is zero. What follows a log's last transaction is preallocated
+ * space, zeros; anything else there is the remains of a write that did not finish.
+ */
+export function endOfData(fd: number, from: number, size: number): number {
+  const chunk = Buffer.allocUnsafe(Math.min(1024 * 1024, Math.max(0, size - from)));
+  for (let end = size; end > from; ) {
+    const start = Math.max(from, end - chunk.length);
+    const read = readFully(fd, chunk, 0, end - start, start);
+    // A file cut shorter meanwhile ends where the read did.
+    if (read < end - start) return endOfData(fd, from, start + read);
+    for (let i = read - 1; i >= 0; i--) if (chunk[i] !== 0) return start + i + 1;
+    end = start;
+  }
+  return from;
 }
 
 /**
