@@ -2,18 +2,22 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { type Database, open, PersistentMap } from 'trove';
+import { CorruptionError, type Database, open, PersistentMap } from 'trove';
+import { commit, put } from '../storage/storage-assertions.js';
 import {
   closeQuietly,
   dataEnd,
+  format,
   logEnd,
   logReader,
+  openFileStorage,
   quiet,
   recovery,
+  rejection,
+  type ScannedTransaction,
   tempDir,
   tornFiles,
   transactions,
-  withoutTrailingZeros,
 } from './support.js';
 
 /** The step the log's file grows in (FileStorage's PREALLOCATE). */
@@ -95,12 +99,10 @@ describe('preallocated space after the log', () => {
     }
   });
 
-  // A system crash during a sync may keep a later page of what it was syncing and lose an
-  // earlier one (an oid reservation is written unsynced, then a commit after it): zeros where
-  // the log ends, then valid transactions. A sync that finished leaves no zeros before what
-  // it covered, so none of it was acknowledged as durable: cut off and kept aside, not
-  // refused as damage.
-  it('zeros where the log ends, then valid transactions: the rest of an unfinished sync, cut off', async () => {
+  // Zeros where a committed transaction was, then a valid transaction of a later commit:
+  // committed data was lost (a zeroed sector). The later commit was written after the
+  // zeroed one was durable, so that is damage, not the unfinished write of a crash.
+  it('zeros where a committed transaction was, before a later commit: CorruptionError', async () => {
     const path = await withCommits(3);
     const txs = transactions(path);
     const zeroed = txs.at(-2)!;
@@ -108,16 +110,54 @@ describe('preallocated space after the log', () => {
     damaged.fill(0, zeroed.offset, zeroed.offset + zeroed.length);
     fs.writeFileSync(path, damaged);
     fs.rmSync(`${path}.index`);
+    for (const readOnly of [true, false]) {
+      const error = await rejection(() => open(path, { readOnly, logger: quiet }));
+      assert.ok(error instanceof CorruptionError, String(error));
+      assert.equal(error.code, 'TROVE_CORRUPTION');
+      assert.equal(error.offset, zeroed.offset);
+    }
+    assert.ok(fs.readFileSync(path).equals(damaged), 'nothing was cut');
+    assert.deepEqual(tornFiles(path), []);
+  });
+
+  // The same for the length at the end of a committed transaction: read as not written yet,
+  // but committed transactions follow it.
+  it('a zeroed length at the end of a committed transaction, before later commits: CorruptionError', async () => {
+    const path = await withCommits(3);
+    const damagedTx = transactions(path).at(-2)!;
+    const damaged = fs.readFileSync(path);
+    damaged.fill(0, damagedTx.offset + damagedTx.length - 8, damagedTx.offset + damagedTx.length);
+    fs.writeFileSync(path, damaged);
+    fs.rmSync(`${path}.index`);
+    const error = await rejection(() => open(path, { logger: quiet }));
+    assert.ok(error instanceof CorruptionError, String(error));
+    assert.equal(error.offset, damagedTx.offset);
+    assert.deepEqual(tornFiles(path), []);
+  });
+
+  // An oid reservation is written without a sync of its own; the commit after it is synced.
+  // A system crash during that sync may keep the commit's page and lose the reservation's:
+  // zeros, then a valid transaction. The commit says it was written while the reservation
+  // was not yet durable (`group`), so that is the unfinished write of a crash: cut off.
+  it('zeros where an unsynced oid reservation was, before the commit that used it: cut off', async () => {
+    const path = await withCommits(1);
+    const storage = await openFileStorage(path, { logger: quiet });
+    const [oid] = await storage.newOids(1);
+    await commit(storage, [put(oid!, 'uses the reserved oid', 0)]);
+    await storage.close();
+    const txs = transactions(path);
+    const [reservation, last] = txs.slice(-2) as [ScannedTransaction, ScannedTransaction];
+    assert.equal(reservation.status, format.TxStatus.oids);
+    assert.equal(last.meta.group, reservation.offset, 'the commit points back at the reservation');
+    const damaged = fs.readFileSync(path);
+    damaged.fill(0, reservation.offset, reservation.offset + reservation.length);
+    fs.writeFileSync(path, damaged);
+    fs.rmSync(`${path}.index`);
     const db = await open(path, { logger: quiet });
     try {
       assert.equal(db.storage.lastTid(), txs.at(-3)!.tid);
       assert.equal(db.root.get('m').get('v'), 1);
       assert.deepEqual(tornFiles(path), [`${path}.torn-1`]);
-      assert.ok(
-        fs
-          .readFileSync(`${path}.torn-1`)
-          .equals(withoutTrailingZeros(damaged.subarray(zeroed.offset))),
-      );
       assert.deepEqual(await db.integrityCheck(), { ok: true, failures: [] });
     } finally {
       await db.close();

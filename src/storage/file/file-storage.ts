@@ -219,7 +219,12 @@ export class FileStorage extends Storage {
    */
   #tailChecked = false;
   /** Where the last transaction this handle applied is, to notice it being cut off. */
-  #lastApplied: { offset: number; length: number; tid: Tid } | undefined;
+  #lastApplied: { offset: number; length: number; tid: Tid; status: number } | undefined;
+  /**
+   * Where the oid reservations at the end of the log begin, if it ends in some: they are
+   * written without a sync of their own, so they are not durable yet (see #writeGroup).
+   */
+  #reservationsFrom: number | undefined;
   /** Staged blob files, by staged blob. */
   readonly #stagedFiles = new WeakMap<StagedBlob, string>();
   readonly #scratch = Buffer.allocUnsafe(LOAD_READ);
@@ -248,6 +253,7 @@ export class FileStorage extends Storage {
     this.#log = state;
     // What the tail check compares against until this handle applies a transaction itself.
     this.#lastApplied = headerEndingAt(this.#reader, state.end);
+    this.#reservationsFrom = this.#lastReservation();
     this.#knownSince = state.lastTid;
   }
 
@@ -482,6 +488,12 @@ export class FileStorage extends Storage {
     return header !== undefined && header.tid === last.tid && header.length === last.length;
   }
 
+  /** Where the log's last transaction begins when it is an oid reservation (see #apply). */
+  #lastReservation(): number | undefined {
+    const last = this.#lastApplied;
+    return last !== undefined && last.status === TxStatus.oids ? last.offset : undefined;
+  }
+
   /** Reads the file again from its index (or from scratch): what was applied is gone. */
   #reload(): void {
     this.#logger(
@@ -505,13 +517,11 @@ export class FileStorage extends Storage {
    * (the end of the file, or preallocated space: zeros), at the first transaction that
    * fails its checks (not repaired here: a writer may still be appending it), and at a
    * marker saying a pack replaced the file. With `checkTail`, zeros with data after them
-   * are a problem too (`hole`; see #tailChecked).
+   * are a problem too (see #tailChecked).
    */
   #scan(
     checkTail = false,
-  ):
-    | { offset: number; problem?: ScannedProblem; moved?: ScannedTransaction; hole?: true }
-    | undefined {
+  ): { offset: number; problem?: ScannedProblem; moved?: ScannedTransaction } | undefined {
     // Bytes past the applied end may have been cut off and written again: never trust a
     // window that held them.
     this.#reader.invalidate();
@@ -532,7 +542,6 @@ export class FileStorage extends Storage {
         if (!checkTail) return undefined;
         const size = fs.fstatSync(this.#fd).size;
         if (endOfData(this.#fd, offset, size) === offset) return undefined;
-        return { offset, problem, hole: true };
       }
       return { offset, problem };
     }
@@ -540,7 +549,9 @@ export class FileStorage extends Storage {
 
   #apply(tx: ScannedTransaction): void {
     applyToState(this.#log, tx);
-    this.#lastApplied = { offset: tx.offset, length: tx.length, tid: tx.tid };
+    this.#lastApplied = { offset: tx.offset, length: tx.length, tid: tx.tid, status: tx.status };
+    if (tx.status !== TxStatus.oids) this.#reservationsFrom = undefined;
+    else this.#reservationsFrom ??= tx.offset;
     if (tx.records.length === 0) return;
     this.#recent.push({ tid: tx.tid, oids: tx.records.map((record) => record.oid) });
     this.#recentOids += tx.records.length;
@@ -599,6 +610,7 @@ export class FileStorage extends Storage {
     // What the tail check compares against until this handle applies a transaction itself.
     this.#lastApplied = headerEndingAt(this.#reader, state.end);
     this.#tailChecked = false;
+    this.#reservationsFrom = this.#lastReservation();
     return old;
   }
 
@@ -618,8 +630,7 @@ export class FileStorage extends Storage {
       this.#retireReplaced();
       return this.#recoverTail();
     }
-    // A hole is never damage to acknowledged data (see #catchUpLocked): only a writer cuts it.
-    if (stop.problem !== undefined && stop.hole === undefined) {
+    if (stop.problem !== undefined) {
       const size = fs.fstatSync(this.#fd).size;
       const verdict = judge(this.#reader, stop.offset, size, stop.problem);
       if (verdict.kind === 'written') return this.#recoverTail();
@@ -668,13 +679,6 @@ export class FileStorage extends Storage {
             size,
             'a pack marker left by a pack that did not finish, and what follows it',
           );
-        continue;
-      }
-      if (stop.hole) {
-        // Zeros where the log ends, then data: a system crash kept a later page of writes
-        // that were still being synced and lost an earlier one. A sync that finished leaves
-        // no zeros before what it covered, so none of it was acknowledged as durable.
-        this.#cut(stop.offset, size, 'the rest of writes never made durable (zeros, then data)');
         continue;
       }
       const verdict = judge(this.#reader, stop.offset, size, stop.problem!);
@@ -861,6 +865,10 @@ export class FileStorage extends Storage {
       accepted.push({ pending, writes, tid });
     }
     if (accepted.length === 0) return;
+    // Recovery tells a torn tail from damage by this (see recovery.ts): the group's
+    // transactions after its first, and all of them when oid reservations (written without
+    // a sync of their own) come just before, say from where on nothing was durable yet.
+    const unsynced = this.#reservationsFrom ?? groupStart;
 
     const done: ScannedTransaction[] = [];
     try {
@@ -881,7 +889,7 @@ export class FileStorage extends Storage {
           const meta = {
             ...(note === undefined ? {} : { note }),
             ...(user === undefined ? {} : { user }),
-            ...(offset === groupStart ? {} : { group: groupStart }),
+            ...(offset === unsynced ? {} : { group: unsynced }),
           };
           const prev = (oid: Oid) => latest.get(oid) ?? this.#log.index.offset(oid);
           let scanned: ScannedTransaction;
@@ -1524,14 +1532,14 @@ function endsTransaction(reader: LogReader, offset: number, lastTid: Tid, size: 
 function headerEndingAt(
   reader: LogReader,
   end: number,
-): { offset: number; length: number; tid: Tid } | undefined {
+): { offset: number; length: number; tid: Tid; status: number } | undefined {
   if (end < FILE_HEADER_SIZE + TX_HEADER_SIZE + 8) return undefined;
   const length = readU64(reader.bytes(end - 8, 8), 0);
   const start = end - length;
   if (start < FILE_HEADER_SIZE) return undefined;
   const header = decodeTxHeader(reader.bytes(start, TX_HEADER_SIZE), 0);
   if (header === undefined || header.length !== length) return undefined;
-  return { offset: start, length, tid: header.tid };
+  return { offset: start, length, tid: header.tid, status: header.status };
 }
 
 /** Copies the first `length` bytes of `from` to `to`, in pieces, off the event loop. */

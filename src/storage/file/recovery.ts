@@ -8,7 +8,8 @@
  * group was written after the bad one had been acknowledged, so the bad one is damage to
  * committed data, and trove refuses to guess (CorruptionError). Zeros after the log are
  * preallocated space, not a torn tail; zeros with data after them are judged like a bad
- * transaction where the zeros begin.
+ * transaction where the zeros begin (writers mark what they write while earlier bytes are
+ * not yet durable with the offset those begin at, `group`, so a crash's hole is torn).
  *
  * @internal
  * @module
@@ -82,7 +83,13 @@ export function judge(
   fileSize: number,
   problem: ScanProblem,
 ): Verdict {
-  if (problem.problem === 'incomplete') return { kind: 'torn' };
+  // Incomplete (the file, or its data, ends before the transaction's end is written) and
+  // nothing after it: the last write, cut short. Where data follows, a trailer that reads
+  // as not written yet may be damage (a zeroed sector): look for later transactions.
+  if (problem.problem === 'incomplete') {
+    const end = problem.header === undefined ? offset : offset + problem.header.length;
+    if (end >= fileSize || endOfData(reader.fd, end, fileSize) === end) return { kind: 'torn' };
+  }
   const corrupt = (later: ScannedTransaction): Verdict => {
     // Writers write in order: once a later transaction can be read, an earlier one that was
     // being written when it was first read is complete. (Zeros where the log ends look the
