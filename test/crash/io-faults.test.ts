@@ -297,6 +297,32 @@ describe('disk full and failing writes (injected through fileOps)', () => {
     }
   });
 
+  // Found in review: a commit written whole whose sync failed, and whose cut-back failed
+  // too, stayed in the file as a valid transaction: the next look read it as committed,
+  // though the commit had been refused.
+  it('a failed sync whose cut-back fails too: the refused commit is never read as committed', async () => {
+    const { path, faults, db } = await setup();
+    try {
+      const size = logEnd(path);
+      faults.sync = 'eio';
+      faults.truncate = 'eio';
+      change(db, 2);
+      assertIOError(await rejection(() => db.commit()), 'EIO');
+      assertLogEndsAt(path, size, 'overwritten with zeros instead');
+      const other = await open(path, { readOnly: true, logger: quiet });
+      assert.equal(other.root.get('count'), 1);
+      await other.close();
+      await db.read((tx) => assert.equal(tx.root.get('count'), 1));
+      faults.heal();
+      await db.commit();
+      await db.close();
+      await assertOnDisk(path, 2);
+      assert.deepEqual(tornFiles(path), []);
+    } finally {
+      await closeQuietly(db);
+    }
+  });
+
   it('commits written as a group all reject together, then all succeed', async () => {
     const { path, faults, db } = await setup();
     try {

@@ -1012,7 +1012,7 @@ export class FileStorage extends Storage {
       try {
         await this.#ops.truncate(this.#fd, start);
       } catch (truncateError) {
-        this.#cutBackFailed(start, truncateError);
+        await this.#zeroFailedAppend(start, truncateError);
       }
       this.#reader.invalidate();
       throw ioError('appending to', this.path, error);
@@ -1046,9 +1046,36 @@ export class FileStorage extends Storage {
   }
 
   #cutBackFailed(start: number, truncateError: unknown): void {
+    // What is left may begin with zeros: look past them at the next catch-up.
+    this.#tailChecked = false;
     this.#logger(
       `trove: ${this.path}: could not cut back a failed append at offset ${start}: ${String(truncateError)}; the next writer will cut it off`,
     );
+  }
+
+  /**
+   * After a failed append whose cut-back failed too: overwrites what it wrote with zeros,
+   * preallocated space that no one reads as a transaction. Left as it was, transactions
+   * it wrote whole (when only the sync failed) would be read as committed by the next look,
+   * though their commits were refused.
+   */
+  async #zeroFailedAppend(start: number, truncateError: unknown): Promise<void> {
+    // Zeros partly written may leave zeros, then data: look past them at the next catch-up.
+    this.#tailChecked = false;
+    try {
+      const end = endOfData(this.#fd, start, fs.fstatSync(this.#fd).size);
+      zeros ??= Buffer.alloc(PREALLOCATE);
+      for (let at = start; at < end; at += zeros.length) {
+        await this.#ops.write(this.#fd, zeros.subarray(0, Math.min(zeros.length, end - at)), at);
+      }
+      this.#logger(
+        `trove: ${this.path}: could not cut back a failed append at offset ${start}: ${String(truncateError)}; overwrote it with zeros instead`,
+      );
+    } catch (zeroError) {
+      this.#logger(
+        `trove: ${this.path}: could not cut back a failed append at offset ${start} (${String(truncateError)}) nor overwrite it with zeros (${String(zeroError)}); what it wrote whole may be read as committed`,
+      );
+    }
   }
 
   /** The conflicts of `writes` against the log and the writes earlier in the group. */
