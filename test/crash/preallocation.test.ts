@@ -7,6 +7,7 @@ import { commit, put } from '../storage/storage-assertions.js';
 import {
   closeQuietly,
   dataEnd,
+  fileOps,
   format,
   logEnd,
   logReader,
@@ -22,6 +23,7 @@ import {
 
 /** The step the log's file grows in (FileStorage's PREALLOCATE). */
 const STEP = 1024 * 1024;
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe('preallocated space after the log', () => {
   const dir = tempDir('trove-prealloc-');
@@ -135,22 +137,56 @@ describe('preallocated space after the log', () => {
     assert.deepEqual(tornFiles(path), []);
   });
 
-  // An oid reservation is written without a sync of its own; the commit after it is synced.
-  // A system crash during that sync may keep the commit's page and lose the reservation's:
-  // zeros, then a valid transaction. The commit says it was written while the reservation
-  // was not yet durable (`group`), so that is the unfinished write of a crash: cut off.
-  it('zeros where an unsynced oid reservation was, before the commit that used it: cut off', async () => {
+  // An oid reservation is written without a sync of its own. A writer syncs it before a
+  // commit follows it, so whatever comes before a commit is durable and zeros there are
+  // damage; the commit needs no pointer back (a pointer would make such damage look torn).
+  it('a commit after an oid reservation syncs it first: zeros there later are damage', async () => {
     const path = await withCommits(1);
-    const storage = await openFileStorage(path, { logger: quiet });
+    let syncs = 0;
+    const counting = {
+      ...fileOps.nodeFileOps,
+      sync: (fd: number) => {
+        syncs++;
+        return fileOps.nodeFileOps.sync(fd);
+      },
+    };
+    const storage = await openFileStorage(path, { fileOps: counting, logger: quiet });
     const [oid] = await storage.newOids(1);
+    assert.equal(syncs, 0, 'a reservation alone is not synced');
     await commit(storage, [put(oid!, 'uses the reserved oid', 0)]);
+    assert.equal(syncs, 2, 'the reservation, then the commit');
     await storage.close();
     const txs = transactions(path);
     const [reservation, last] = txs.slice(-2) as [ScannedTransaction, ScannedTransaction];
     assert.equal(reservation.status, format.TxStatus.oids);
-    assert.equal(last.meta.group, reservation.offset, 'the commit points back at the reservation');
+    assert.equal(last.meta.group, undefined);
     const damaged = fs.readFileSync(path);
     damaged.fill(0, reservation.offset, reservation.offset + reservation.length);
+    fs.writeFileSync(path, damaged);
+    fs.rmSync(`${path}.index`);
+    const error = await rejection(() => open(path, { logger: quiet }));
+    assert.ok(error instanceof CorruptionError, String(error));
+    assert.equal(error.offset, reservation.offset);
+    assert.deepEqual(tornFiles(path), []);
+  });
+
+  // Found in review: two reservations in a row, neither synced; a system crash keeps the
+  // second and loses the first. The second says where the reservations not yet durable
+  // begin (`group`), so that is a torn tail, not damage before a later write.
+  it('zeros where the first of two unsynced reservations was: cut off, not refused', async () => {
+    const path = await withCommits(1);
+    const storage = await openFileStorage(path, { logger: quiet });
+    const first = await storage.newOids(1);
+    const more = await storage.newOids(200);
+    assert.equal(new Set([...first, ...more]).size, 201);
+    await storage.close();
+    const txs = transactions(path);
+    const [one, two] = txs.slice(-2) as [ScannedTransaction, ScannedTransaction];
+    assert.equal(one.status, format.TxStatus.oids);
+    assert.equal(two.status, format.TxStatus.oids);
+    assert.equal(two.meta.group, one.offset, 'the second points back at the first');
+    const damaged = fs.readFileSync(path);
+    damaged.fill(0, one.offset, one.offset + one.length);
     fs.writeFileSync(path, damaged);
     fs.rmSync(`${path}.index`);
     const db = await open(path, { logger: quiet });
@@ -159,6 +195,50 @@ describe('preallocated space after the log', () => {
       assert.equal(db.root.get('m').get('v'), 1);
       assert.deepEqual(tornFiles(path), [`${path}.torn-1`]);
       assert.deepEqual(await db.integrityCheck(), { ok: true, failures: [] });
+    } finally {
+      await db.close();
+    }
+  });
+
+  // Found in review: commits with durability `os` are not synced, and overwrites of
+  // preallocated space may reach the disk in any order; a durable commit after them, whose
+  // sync is cut by a power loss, could leave zeros before it. Such commits say so (`nosync`),
+  // do not preallocate, and a durable writer syncs them before its own commit.
+  it('a durable commit after commits without sync syncs them first; those do not preallocate', async () => {
+    const path = join(dir.path, 'mixed.trove');
+    const os = await openFileStorage(path, { durability: 'os', logger: quiet });
+    let syncs = 0;
+    const counting = {
+      ...fileOps.nodeFileOps,
+      sync: (fd: number) => {
+        syncs++;
+        return fileOps.nodeFileOps.sync(fd);
+      },
+    };
+    const full = await openFileStorage(path, { fileOps: counting, logger: quiet });
+    try {
+      const [a, b] = await full.newOids(2);
+      await commit(full, [put(a!, 'durable', 0)]);
+      const before = syncs;
+      await nextTurn();
+      const first = await commit(os, [put(b!, 'not synced', 0)]);
+      assert.equal(transactions(path).at(-1)!.meta.nosync, true);
+      await nextTurn();
+      await commit(full, [put(a!, 'durable again', full.load(a!).tid)]);
+      assert.equal(syncs - before, 2, 'the commit without sync, then the durable one');
+      assert.equal(transactions(path).at(-1)!.meta.nosync, undefined);
+      assert.ok(first > 0);
+    } finally {
+      await full.close();
+      await os.close();
+    }
+    // An `os` handle alone appends: the file is its log.
+    const alone = join(dir.path, 'os-alone.trove');
+    const db = await open(alone, { durability: 'os', logger: quiet });
+    try {
+      db.root.set('x', 1);
+      await db.commit();
+      assert.equal(fs.statSync(alone).size, logEnd(alone));
     } finally {
       await db.close();
     }

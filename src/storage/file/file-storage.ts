@@ -221,10 +221,11 @@ export class FileStorage extends Storage {
   /** Where the last transaction this handle applied is, to notice it being cut off. */
   #lastApplied: { offset: number; length: number; tid: Tid; status: number } | undefined;
   /**
-   * Where the oid reservations at the end of the log begin, if it ends in some: they are
-   * written without a sync of their own, so they are not durable yet (see #writeGroup).
+   * Where the transactions written without a sync at the end of the log begin, if it ends
+   * in some (oid reservations, and commits with durability other than `full`): they may
+   * not be durable yet (see #writeGroup and #reserve).
    */
-  #reservationsFrom: number | undefined;
+  #unsyncedFrom: number | undefined;
   /** Staged blob files, by staged blob. */
   readonly #stagedFiles = new WeakMap<StagedBlob, string>();
   readonly #scratch = Buffer.allocUnsafe(LOAD_READ);
@@ -253,7 +254,7 @@ export class FileStorage extends Storage {
     this.#log = state;
     // What the tail check compares against until this handle applies a transaction itself.
     this.#lastApplied = headerEndingAt(this.#reader, state.end);
-    this.#reservationsFrom = this.#lastReservation();
+    this.#unsyncedFrom = this.#lastUnsynced();
     this.#knownSince = state.lastTid;
   }
 
@@ -488,10 +489,13 @@ export class FileStorage extends Storage {
     return header !== undefined && header.tid === last.tid && header.length === last.length;
   }
 
-  /** Where the log's last transaction begins when it is an oid reservation (see #apply). */
-  #lastReservation(): number | undefined {
+  /** Where the log's last transaction begins when it was written without a sync (see #apply). */
+  #lastUnsynced(): number | undefined {
     const last = this.#lastApplied;
-    return last !== undefined && last.status === TxStatus.oids ? last.offset : undefined;
+    if (last === undefined) return undefined;
+    if (last.status === TxStatus.oids) return last.offset;
+    const tx = this.#reader.readTransaction(last.offset, UNBOUNDED);
+    return isTransaction(tx) && writtenWithoutSync(tx) ? last.offset : undefined;
   }
 
   /** Reads the file again from its index (or from scratch): what was applied is gone. */
@@ -550,8 +554,8 @@ export class FileStorage extends Storage {
   #apply(tx: ScannedTransaction): void {
     applyToState(this.#log, tx);
     this.#lastApplied = { offset: tx.offset, length: tx.length, tid: tx.tid, status: tx.status };
-    if (tx.status !== TxStatus.oids) this.#reservationsFrom = undefined;
-    else this.#reservationsFrom ??= tx.offset;
+    if (!writtenWithoutSync(tx)) this.#unsyncedFrom = undefined;
+    else this.#unsyncedFrom ??= tx.offset;
     if (tx.records.length === 0) return;
     this.#recent.push({ tid: tx.tid, oids: tx.records.map((record) => record.oid) });
     this.#recentOids += tx.records.length;
@@ -610,7 +614,7 @@ export class FileStorage extends Storage {
     // What the tail check compares against until this handle applies a transaction itself.
     this.#lastApplied = headerEndingAt(this.#reader, state.end);
     this.#tailChecked = false;
-    this.#reservationsFrom = this.#lastReservation();
+    this.#unsyncedFrom = this.#lastUnsynced();
     return old;
   }
 
@@ -796,7 +800,12 @@ export class FileStorage extends Storage {
       {
         tid: nextTid(this.#log.lastTid),
         status: TxStatus.oids,
-        meta: { oidHigh: high },
+        // After transactions not yet durable, say where they begin (`group`): a crash may
+        // lose those and keep this one, which is then torn too, not a later write.
+        meta: {
+          oidHigh: high,
+          ...(this.#unsyncedFrom === undefined ? {} : { group: this.#unsyncedFrom }),
+        },
         records: [],
       },
       this.#log.end,
@@ -865,14 +874,17 @@ export class FileStorage extends Storage {
       accepted.push({ pending, writes, tid });
     }
     if (accepted.length === 0) return;
-    // Recovery tells a torn tail from damage by this (see recovery.ts): the group's
-    // transactions after its first, and all of them when oid reservations (written without
-    // a sync of their own) come just before, say from where on nothing was durable yet.
-    const unsynced = this.#reservationsFrom ?? groupStart;
 
     const done: ScannedTransaction[] = [];
     try {
       await this.#append(async () => {
+        // Oid reservations, and commits of handles with less durability, are written without
+        // a sync: make those the log ends in durable before a durable commit follows them,
+        // so that recovery may take whatever comes before it as durable (zeros there are
+        // damage, not a crash's hole).
+        if (this.durability === 'full' && this.#unsyncedFrom !== undefined) {
+          await this.#ops.sync(this.#fd);
+        }
         let offset = groupStart;
         const latest = new Map<Oid, number>();
         let buffers: Buffer[] = [];
@@ -889,7 +901,8 @@ export class FileStorage extends Storage {
           const meta = {
             ...(note === undefined ? {} : { note }),
             ...(user === undefined ? {} : { user }),
-            ...(offset === unsynced ? {} : { group: unsynced }),
+            ...(offset === groupStart ? {} : { group: groupStart }),
+            ...(this.durability === 'full' ? {} : { nosync: true }),
           };
           const prev = (oid: Oid) => latest.get(oid) ?? this.#log.index.offset(oid);
           let scanned: ScannedTransaction;
@@ -960,6 +973,9 @@ export class FileStorage extends Storage {
    * after it (a read there finds nothing): up to the next PREALLOCATE boundary.
    */
   #preallocation(end: number): Buffer | undefined {
+    // Without syncs, appends cost no journal commits; and overwrites, unlike appends, may
+    // reach the disk in any order, so a power loss could leave zeros before later commits.
+    if (this.durability !== 'full') return undefined;
     if (readFully(this.#fd, this.#oneByte, 0, 1, end) === 1) return undefined;
     const target = (Math.floor(end / PREALLOCATE) + 1) * PREALLOCATE;
     zeros ??= Buffer.alloc(PREALLOCATE);
@@ -1434,6 +1450,11 @@ export class FileStorage extends Storage {
 }
 
 type ScannedProblem = Exclude<ReturnType<LogReader['readTransaction']>, ScannedTransaction>;
+
+/** Whether a transaction was written without a sync of its own: a reservation, or `nosync`. */
+function writtenWithoutSync(tx: ScannedTransaction): boolean {
+  return tx.status === TxStatus.oids || tx.meta.nosync === true;
+}
 
 /** Reads the file header, writing it first if the file is new. */
 async function openHeader(

@@ -30,10 +30,13 @@ export interface TxMeta {
   /** For oid reservations: the new oid high-water mark. */
   readonly oidHigh?: number;
   /**
-   * Offset of the first transaction written in the same group commit, when it is not this
-   * one: recovery uses it to tell a torn group from damage in older data.
+   * Where the bytes not yet durable when this transaction was written begin, when that is
+   * not this transaction: the first of its group commit, or (for an oid reservation) the
+   * reservations just before it. Recovery uses it to tell a torn tail from damage.
    */
   readonly group?: number;
+  /** Written without a sync (durability other than `full`): it may not be durable yet. */
+  readonly nosync?: boolean;
   readonly [key: string]: unknown;
 }
 
