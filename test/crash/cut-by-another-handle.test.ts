@@ -30,12 +30,14 @@ describe('the last transaction of a handle, cut off by another handle', () => {
     let other: FileStorage | undefined;
     try {
       const [oid] = await writer.newOids(1);
-      await commit(writer, [put(oid!, 'from the writer', 0)]);
+      // A first commit makes the reservation durable, so the next needs no pointer back.
+      const before = await commit(writer, [put(oid!, 'first version', 0)]);
+      await commit(writer, [put(oid!, 'from the writer', before)]);
       const mine = commits(path).at(-1)!;
       flipBit(path, mine.records[0]!.offset + RECORD_HEADER_SIZE + 2, 1);
 
       other = await openFileStorage(path, { durability: 'full', logger: quiet });
-      const theirs = await commit(other, [put(oid!, 'from the other!', 0)]);
+      const theirs = await commit(other, [put(oid!, 'from the other!', before)]);
       const replaced = commits(path).at(-1)!;
       assert.equal(replaced.tid, theirs);
       assert.equal(replaced.offset, mine.offset, 'the other commit took the cut one’s place');
@@ -50,7 +52,7 @@ describe('the last transaction of a handle, cut off by another handle', () => {
       );
       assert.equal(writer.lastTid(), theirs);
       assert.equal(new TextDecoder().decode(writer.load(oid!).data), 'from the other!');
-      await commitConflicts(writer, [put(oid!, 'from the writer', 0)]);
+      await commitConflicts(writer, [put(oid!, 'from the writer', before)]);
     } finally {
       await other?.close();
       await writer.close();

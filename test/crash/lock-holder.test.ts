@@ -3,7 +3,16 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { BusyError, type Database, open, PersistentMap } from 'trove';
-import { Child, closeQuietly, dump, quiet, rejection, tempDir, tornFiles } from './support.js';
+import {
+  Child,
+  closeQuietly,
+  dump,
+  quiet,
+  rejection,
+  tempDir,
+  tornFiles,
+  transactions,
+} from './support.js';
 
 describe('the writer lock of a killed holder, and of a live one', () => {
   const dir = tempDir();
@@ -90,6 +99,50 @@ describe('the writer lock of a killed holder, and of a live one', () => {
         } else {
           // The commit was written whole before the kill (only its sync was pending).
           assert.ok(fs.statSync(path).size > sizeBefore);
+        }
+      } finally {
+        await child.kill();
+        await closeQuietly(db);
+      }
+    });
+  }
+
+  // Found in review: a writer killed before its sync leaves a whole commit that was never
+  // made durable. A writer that read it and commits after it cannot take it as durable: its
+  // commit points back at it (`group`), so a power loss that keeps the later commit and
+  // loses the killed one's bytes is a torn tail, not damage. One that opens after the kill
+  // syncs what it found first, and needs no pointer.
+  for (const opened of ['before', 'after'] as const) {
+    it(`a holder killed inside sync, the next writer opened ${opened}: its commit and the unsynced one`, async () => {
+      const path = await setup();
+      let db = opened === 'before' ? await open(path, { logger: quiet }) : undefined;
+      const child = await holder(path, 'sync');
+      try {
+        await child.kill();
+        db ??= await open(path, { logger: quiet });
+        const killed = transactions(path).at(-1)!;
+        await db.transaction((tx) => {
+          tx.root.get('parent').set('v', 'after the kill');
+        });
+        const next = transactions(path).at(-1)!;
+        assert.ok(next.offset > killed.offset);
+        if (opened === 'after') {
+          assert.equal(next.meta.group, undefined);
+          return;
+        }
+        assert.ok((next.meta.group as number) <= killed.offset, 'points back over it');
+        await db.close();
+        db = undefined;
+        const damaged = fs.readFileSync(path);
+        damaged.fill(0, killed.offset, killed.offset + killed.length);
+        fs.writeFileSync(path, damaged);
+        fs.rmSync(`${path}.index`, { force: true });
+        const reopened = await open(path, { logger: quiet });
+        try {
+          assert.equal(reopened.root.get('parent').get('v'), 'initial');
+          assert.equal(tornFiles(path).length, 1);
+        } finally {
+          await reopened.close();
         }
       } finally {
         await child.kill();

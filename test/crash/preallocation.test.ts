@@ -137,10 +137,11 @@ describe('preallocated space after the log', () => {
     assert.deepEqual(tornFiles(path), []);
   });
 
-  // An oid reservation is written without a sync of its own. A writer syncs it before a
-  // commit follows it, so whatever comes before a commit is durable and zeros there are
-  // damage; the commit needs no pointer back (a pointer would make such damage look torn).
-  it('a commit after an oid reservation syncs it first: zeros there later are damage', async () => {
+  // An oid reservation is written without a sync of its own; the commit after it is synced.
+  // A system crash during that sync may keep the commit's page and lose the reservation's:
+  // zeros, then a valid transaction. The commit says it was written while the reservation
+  // was not known to be durable (`group`), so that is a crash's torn tail: cut off.
+  it('zeros where an unsynced oid reservation was, before the commit that used it: cut off', async () => {
     const path = await withCommits(1);
     let syncs = 0;
     const counting = {
@@ -151,23 +152,36 @@ describe('preallocated space after the log', () => {
       },
     };
     const storage = await openFileStorage(path, { fileOps: counting, logger: quiet });
+    syncs = 0;
     const [oid] = await storage.newOids(1);
-    assert.equal(syncs, 0, 'a reservation alone is not synced');
     await commit(storage, [put(oid!, 'uses the reserved oid', 0)]);
-    assert.equal(syncs, 2, 'the reservation, then the commit');
+    assert.equal(syncs, 1, 'one sync: the commit covers the reservation before it');
     await storage.close();
     const txs = transactions(path);
     const [reservation, last] = txs.slice(-2) as [ScannedTransaction, ScannedTransaction];
     assert.equal(reservation.status, format.TxStatus.oids);
-    assert.equal(last.meta.group, undefined);
+    assert.equal(last.meta.group, reservation.offset, 'the commit points back at the reservation');
     const damaged = fs.readFileSync(path);
     damaged.fill(0, reservation.offset, reservation.offset + reservation.length);
     fs.writeFileSync(path, damaged);
     fs.rmSync(`${path}.index`);
-    const error = await rejection(() => open(path, { logger: quiet }));
-    assert.ok(error instanceof CorruptionError, String(error));
-    assert.equal(error.offset, reservation.offset);
-    assert.deepEqual(tornFiles(path), []);
+    const db = await open(path, { logger: quiet });
+    try {
+      assert.equal(db.storage.lastTid(), txs.at(-3)!.tid);
+      assert.equal(db.root.get('m').get('v'), 1);
+      assert.deepEqual(tornFiles(path), [`${path}.torn-1`]);
+      assert.deepEqual(await db.integrityCheck(), { ok: true, failures: [] });
+    } finally {
+      await db.close();
+    }
+  });
+
+  // A commit written after this handle's own synced commit needs no pointer back: damage to
+  // that earlier commit is damage, whatever follows.
+  it('a commit right after a synced one points back at nothing', async () => {
+    const path = await withCommits(3);
+    const txs = transactions(path);
+    for (const tx of txs.slice(-3)) assert.equal(tx.meta.group, undefined);
   });
 
   // Found in review: two reservations in a row, neither synced; a system crash keeps the
@@ -200,39 +214,30 @@ describe('preallocated space after the log', () => {
     }
   });
 
-  // Found in review: commits with durability `os` are not synced, and overwrites of
-  // preallocated space may reach the disk in any order; a durable commit after them, whose
-  // sync is cut by a power loss, could leave zeros before it. Such commits say so (`nosync`),
-  // do not preallocate, and a durable writer syncs them before its own commit.
-  it('a durable commit after commits without sync syncs them first; those do not preallocate', async () => {
+  // Found in review: commits of a handle with durability `os` are never synced. A durable
+  // commit written after one says so (`group`): a power loss during its sync that loses the
+  // `os` commit and keeps the durable one is a torn tail, not damage. An `os` handle alone
+  // does not preallocate (appends keep the file system's ordering).
+  it('a durable commit after a commit without sync points back at it; those do not preallocate', async () => {
     const path = join(dir.path, 'mixed.trove');
     const os = await openFileStorage(path, { durability: 'os', logger: quiet });
-    let syncs = 0;
-    const counting = {
-      ...fileOps.nodeFileOps,
-      sync: (fd: number) => {
-        syncs++;
-        return fileOps.nodeFileOps.sync(fd);
-      },
-    };
-    const full = await openFileStorage(path, { fileOps: counting, logger: quiet });
+    const full = await openFileStorage(path, { logger: quiet });
     try {
       const [a, b] = await full.newOids(2);
       await commit(full, [put(a!, 'durable', 0)]);
-      const before = syncs;
       await nextTurn();
-      const first = await commit(os, [put(b!, 'not synced', 0)]);
-      assert.equal(transactions(path).at(-1)!.meta.nosync, true);
+      await commit(os, [put(b!, 'not synced', 0)]);
+      const unsynced = transactions(path).at(-1)!;
       await nextTurn();
       await commit(full, [put(a!, 'durable again', full.load(a!).tid)]);
-      assert.equal(syncs - before, 2, 'the commit without sync, then the durable one');
-      assert.equal(transactions(path).at(-1)!.meta.nosync, undefined);
-      assert.ok(first > 0);
+      const last = transactions(path).at(-1)!;
+      assert.equal(last.meta.group, unsynced.offset);
+      await full.commit({ baseTid: full.lastTid(), writes: [put(a!, 'and again', last.tid)] });
+      assert.equal(transactions(path).at(-1)!.meta.group, undefined, 'all known durable now');
     } finally {
       await full.close();
       await os.close();
     }
-    // An `os` handle alone appends: the file is its log.
     const alone = join(dir.path, 'os-alone.trove');
     const db = await open(alone, { durability: 'os', logger: quiet });
     try {

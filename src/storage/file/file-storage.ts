@@ -6,8 +6,9 @@
  * - Commits are appended under a kernel advisory lock and made durable with fdatasync before
  *   they are acknowledged (durability `full`); commits that arrive while one is being written
  *   are written together and share one sync (group commit).
- * - Readers never lock: at each transaction start they look at the file size (one fstat) and
- *   read the transactions other writers appended.
+ * - Readers never lock: at each transaction start they read at the log's end (a few bytes)
+ *   and apply the transactions other writers appended. The file may extend past the log in
+ *   zeros that writers preallocate, so the log ends where no transaction starts.
  * - The newest-revision index (oid to offset and tid) lives in typed arrays and is saved to
  *   `<path>.index` by checkpoints and a clean close, so an open scans only the log after it.
  * - A pack writes a new file and swaps it in; other handles notice the marker the packer
@@ -221,11 +222,13 @@ export class FileStorage extends Storage {
   /** Where the last transaction this handle applied is, to notice it being cut off. */
   #lastApplied: { offset: number; length: number; tid: Tid; status: number } | undefined;
   /**
-   * Where the transactions written without a sync at the end of the log begin, if it ends
-   * in some (oid reservations, and commits with durability other than `full`): they may
-   * not be durable yet (see #writeGroup and #reserve).
+   * The end of the part of the log this handle knows to be durable, because it synced it
+   * (at open, after reading the file again or following a pack, and with each commit).
+   * What follows may not be: others' oid reservations (never synced on their own), commits
+   * of handles with less durability, a commit whose writer died before its sync. Commits
+   * written after such bytes say where they begin (`group`; see #writeGroup).
    */
-  #unsyncedFrom: number | undefined;
+  #knownDurable = FILE_HEADER_SIZE;
   /** Staged blob files, by staged blob. */
   readonly #stagedFiles = new WeakMap<StagedBlob, string>();
   readonly #scratch = Buffer.allocUnsafe(LOAD_READ);
@@ -254,7 +257,6 @@ export class FileStorage extends Storage {
     this.#log = state;
     // What the tail check compares against until this handle applies a transaction itself.
     this.#lastApplied = headerEndingAt(this.#reader, state.end);
-    this.#unsyncedFrom = this.#lastUnsynced();
     this.#knownSince = state.lastTid;
   }
 
@@ -298,6 +300,15 @@ export class FileStorage extends Storage {
           storage.#logger(`trove: removed ${stale}, left by a process that died`);
       }
       await storage.#recoverTail();
+      if (!readOnly && storage.durability === 'full') {
+        // What the log holds now may include writes whose writer died before its sync.
+        try {
+          await storage.#ops.sync(fd);
+        } catch (error) {
+          throw ioError('syncing', file, error);
+        }
+        storage.#knownDurable = storage.#log.end;
+      }
       return storage;
     } catch (error) {
       fs.closeSync(fd);
@@ -468,6 +479,16 @@ export class FileStorage extends Storage {
     }
   }
 
+  /**
+   * `{ group }` for a transaction written at `offset` by a durable handle when bytes before
+   * it are not known to be durable (see #knownDurable); nothing otherwise. Handles with less
+   * durability never sync, so they claim nothing.
+   */
+  #pointBack(offset: number): { group?: number } {
+    if (this.durability !== 'full' || this.#knownDurable >= offset) return {};
+    return { group: this.#knownDurable };
+  }
+
   /** Closes the files packs replaced (when no lock on them is held any more). */
   #retireReplaced(): void {
     for (const file of this.#replaced) file.retire();
@@ -487,15 +508,6 @@ export class FileStorage extends Storage {
     }
     const header = decodeTxHeader(this.#reader.fresh(last.offset, TX_HEADER_SIZE), 0);
     return header !== undefined && header.tid === last.tid && header.length === last.length;
-  }
-
-  /** Where the log's last transaction begins when it was written without a sync (see #apply). */
-  #lastUnsynced(): number | undefined {
-    const last = this.#lastApplied;
-    if (last === undefined) return undefined;
-    if (last.status === TxStatus.oids) return last.offset;
-    const tx = this.#reader.readTransaction(last.offset, UNBOUNDED);
-    return isTransaction(tx) && writtenWithoutSync(tx) ? last.offset : undefined;
   }
 
   /** Reads the file again from its index (or from scratch): what was applied is gone. */
@@ -554,8 +566,6 @@ export class FileStorage extends Storage {
   #apply(tx: ScannedTransaction): void {
     applyToState(this.#log, tx);
     this.#lastApplied = { offset: tx.offset, length: tx.length, tid: tx.tid, status: tx.status };
-    if (!writtenWithoutSync(tx)) this.#unsyncedFrom = undefined;
-    else this.#unsyncedFrom ??= tx.offset;
     if (tx.records.length === 0) return;
     this.#recent.push({ tid: tx.tid, oids: tx.records.map((record) => record.oid) });
     this.#recentOids += tx.records.length;
@@ -614,7 +624,10 @@ export class FileStorage extends Storage {
     // What the tail check compares against until this handle applies a transaction itself.
     this.#lastApplied = headerEndingAt(this.#reader, state.end);
     this.#tailChecked = false;
-    this.#unsyncedFrom = this.#lastUnsynced();
+    // What this handle read may hold others' writes not yet synced: sync them now, so what
+    // it writes next can take the log so far as durable (rare: a reload or a pack).
+    if (!this.readOnly && this.durability === 'full') fs.fdatasyncSync(file.fd);
+    this.#knownDurable = state.end;
     return old;
   }
 
@@ -800,12 +813,9 @@ export class FileStorage extends Storage {
       {
         tid: nextTid(this.#log.lastTid),
         status: TxStatus.oids,
-        // After transactions not yet durable, say where they begin (`group`): a crash may
+        // After bytes not known to be durable, say where they begin (`group`): a crash may
         // lose those and keep this one, which is then torn too, not a later write.
-        meta: {
-          oidHigh: high,
-          ...(this.#unsyncedFrom === undefined ? {} : { group: this.#unsyncedFrom }),
-        },
+        meta: { oidHigh: high, ...this.#pointBack(this.#log.end) },
         records: [],
       },
       this.#log.end,
@@ -874,17 +884,13 @@ export class FileStorage extends Storage {
       accepted.push({ pending, writes, tid });
     }
     if (accepted.length === 0) return;
+    // Recovery tells a crash's torn tail from damage by this (see recovery.ts): from where on
+    // nothing was known to be durable when each transaction was written.
+    const unsynced = this.#pointBack(groupStart).group ?? groupStart;
 
     const done: ScannedTransaction[] = [];
     try {
       await this.#append(async () => {
-        // Oid reservations, and commits of handles with less durability, are written without
-        // a sync: make those the log ends in durable before a durable commit follows them,
-        // so that recovery may take whatever comes before it as durable (zeros there are
-        // damage, not a crash's hole).
-        if (this.durability === 'full' && this.#unsyncedFrom !== undefined) {
-          await this.#ops.sync(this.#fd);
-        }
         let offset = groupStart;
         const latest = new Map<Oid, number>();
         let buffers: Buffer[] = [];
@@ -901,8 +907,7 @@ export class FileStorage extends Storage {
           const meta = {
             ...(note === undefined ? {} : { note }),
             ...(user === undefined ? {} : { user }),
-            ...(offset === groupStart ? {} : { group: groupStart }),
-            ...(this.durability === 'full' ? {} : { nosync: true }),
+            ...(offset === groupStart ? this.#pointBack(offset) : { group: unsynced }),
           };
           const prev = (oid: Oid) => latest.get(oid) ?? this.#log.index.offset(oid);
           let scanned: ScannedTransaction;
@@ -943,6 +948,7 @@ export class FileStorage extends Storage {
       this.#apply(scanned);
       this.#commits++;
     }
+    if (this.durability === 'full') this.#knownDurable = this.#log.end;
     const settle = () => {
       for (let i = 0; i < accepted.length; i++) accepted[i]!.pending.resolve(done[i]!.tid);
     };
@@ -1450,11 +1456,6 @@ export class FileStorage extends Storage {
 }
 
 type ScannedProblem = Exclude<ReturnType<LogReader['readTransaction']>, ScannedTransaction>;
-
-/** Whether a transaction was written without a sync of its own: a reservation, or `nosync`. */
-function writtenWithoutSync(tx: ScannedTransaction): boolean {
-  return tx.status === TxStatus.oids || tx.meta.nosync === true;
-}
 
 /** Reads the file header, writing it first if the file is new. */
 async function openHeader(

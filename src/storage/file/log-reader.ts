@@ -30,13 +30,11 @@ export interface TxMeta {
   /** For oid reservations: the new oid high-water mark. */
   readonly oidHigh?: number;
   /**
-   * Where the bytes not yet durable when this transaction was written begin, when that is
-   * not this transaction: the first of its group commit, or (for an oid reservation) the
-   * reservations just before it. Recovery uses it to tell a torn tail from damage.
+   * Where the bytes its writer did not know to be durable began, when that is not this
+   * transaction: the first of its group commit, or earlier bytes it had not synced itself.
+   * Recovery uses it to tell a torn tail from damage.
    */
   readonly group?: number;
-  /** Written without a sync (durability other than `full`): it may not be durable yet. */
-  readonly nosync?: boolean;
   readonly [key: string]: unknown;
 }
 
