@@ -137,11 +137,11 @@ describe('preallocated space after the log', () => {
     assert.deepEqual(tornFiles(path), []);
   });
 
-  // An oid reservation is written without a sync of its own; the commit after it is synced.
-  // A system crash during that sync may keep the commit's page and lose the reservation's:
-  // zeros, then a valid transaction. The commit says it was written while the reservation
-  // was not known to be durable (`group`), so that is a crash's torn tail: cut off.
-  it('zeros where an unsynced oid reservation was, before the commit that used it: cut off', async () => {
+  // An oid reservation is written without a sync of its own. A durable writer syncs it
+  // before a commit follows it, so whatever comes before a durable commit is durable and
+  // zeros there are damage; the commit needs no pointer back (a pointer would make such
+  // damage look like a crash's torn tail).
+  it('a commit after an oid reservation syncs it first: zeros there later are damage', async () => {
     const path = await withCommits(1);
     let syncs = 0;
     const counting = {
@@ -152,28 +152,25 @@ describe('preallocated space after the log', () => {
       },
     };
     const storage = await openFileStorage(path, { fileOps: counting, logger: quiet });
-    syncs = 0;
     const [oid] = await storage.newOids(1);
+    assert.equal(syncs, 0, 'a reservation alone is not synced');
     await commit(storage, [put(oid!, 'uses the reserved oid', 0)]);
-    assert.equal(syncs, 1, 'one sync: the commit covers the reservation before it');
+    assert.equal(syncs, 2, 'the reservation, then the commit');
+    await commit(storage, [put(oid!, 'again', storage.load(oid!).tid)]);
+    assert.equal(syncs, 3, 'after a durable commit, one sync');
     await storage.close();
     const txs = transactions(path);
-    const [reservation, last] = txs.slice(-2) as [ScannedTransaction, ScannedTransaction];
+    const [reservation, first] = txs.slice(-3) as [ScannedTransaction, ScannedTransaction];
     assert.equal(reservation.status, format.TxStatus.oids);
-    assert.equal(last.meta.group, reservation.offset, 'the commit points back at the reservation');
+    assert.equal(first.meta.group, undefined);
     const damaged = fs.readFileSync(path);
     damaged.fill(0, reservation.offset, reservation.offset + reservation.length);
     fs.writeFileSync(path, damaged);
     fs.rmSync(`${path}.index`);
-    const db = await open(path, { logger: quiet });
-    try {
-      assert.equal(db.storage.lastTid(), txs.at(-3)!.tid);
-      assert.equal(db.root.get('m').get('v'), 1);
-      assert.deepEqual(tornFiles(path), [`${path}.torn-1`]);
-      assert.deepEqual(await db.integrityCheck(), { ok: true, failures: [] });
-    } finally {
-      await db.close();
-    }
+    const error = await rejection(() => open(path, { logger: quiet }));
+    assert.ok(error instanceof CorruptionError, String(error));
+    assert.equal(error.offset, reservation.offset);
+    assert.deepEqual(tornFiles(path), []);
   });
 
   // A commit written after this handle's own synced commit needs no pointer back: damage to
@@ -214,26 +211,35 @@ describe('preallocated space after the log', () => {
     }
   });
 
-  // Found in review: commits of a handle with durability `os` are never synced. A durable
-  // commit written after one says so (`group`): a power loss during its sync that loses the
-  // `os` commit and keeps the durable one is a torn tail, not damage. An `os` handle alone
-  // does not preallocate (appends keep the file system's ordering).
-  it('a durable commit after a commit without sync points back at it; those do not preallocate', async () => {
+  // Found in review: commits of a handle with durability `os` are never synced, and an
+  // overwrite of preallocated space may reach the disk in any order; a durable commit after
+  // one, whose sync a power loss cuts short, could leave zeros before it. Such commits say
+  // so (`nosync`) and do not preallocate, and a durable writer syncs them before its commit.
+  it('a durable commit after a commit without sync syncs it first; those do not preallocate', async () => {
     const path = join(dir.path, 'mixed.trove');
     const os = await openFileStorage(path, { durability: 'os', logger: quiet });
-    const full = await openFileStorage(path, { logger: quiet });
+    let syncs = 0;
+    const counting = {
+      ...fileOps.nodeFileOps,
+      sync: (fd: number) => {
+        syncs++;
+        return fileOps.nodeFileOps.sync(fd);
+      },
+    };
+    const full = await openFileStorage(path, { fileOps: counting, logger: quiet });
     try {
       const [a, b] = await full.newOids(2);
       await commit(full, [put(a!, 'durable', 0)]);
       await nextTurn();
       await commit(os, [put(b!, 'not synced', 0)]);
-      const unsynced = transactions(path).at(-1)!;
+      assert.equal(transactions(path).at(-1)!.meta.nosync, true);
       await nextTurn();
+      const before = syncs;
       await commit(full, [put(a!, 'durable again', full.load(a!).tid)]);
+      assert.equal(syncs - before, 2, 'the commit without sync, then the durable one');
       const last = transactions(path).at(-1)!;
-      assert.equal(last.meta.group, unsynced.offset);
-      await full.commit({ baseTid: full.lastTid(), writes: [put(a!, 'and again', last.tid)] });
-      assert.equal(transactions(path).at(-1)!.meta.group, undefined, 'all known durable now');
+      assert.equal(last.meta.nosync, undefined);
+      assert.equal(last.meta.group, undefined);
     } finally {
       await full.close();
       await os.close();

@@ -222,13 +222,18 @@ export class FileStorage extends Storage {
   /** Where the last transaction this handle applied is, to notice it being cut off. */
   #lastApplied: { offset: number; length: number; tid: Tid; status: number } | undefined;
   /**
-   * The end of the part of the log this handle knows to be durable, because it synced it
-   * (at open, after reading the file again or following a pack, and with each commit).
-   * What follows may not be: others' oid reservations (never synced on their own), commits
-   * of handles with less durability, a commit whose writer died before its sync. Commits
-   * written after such bytes say where they begin (`group`; see #writeGroup).
+   * Where the transactions written without a sync at the end of the log begin, if it ends
+   * in some: oid reservations (never synced on their own) and commits of handles with less
+   * durability (`nosync`). A reservation after them says so (`group`; see #reserve).
    */
-  #knownDurable = FILE_HEADER_SIZE;
+  #unsyncedFrom: number | undefined;
+  /**
+   * Whether the log may end in bytes not yet durable: transactions written without a sync,
+   * or, at open and after reading the file again, a last commit whose writer may have died
+   * before its sync. A durable commit syncs them first, so that recovery may take whatever
+   * comes before a durable commit as durable (zeros there are damage, not a crash's hole).
+   */
+  #syncFirst = false;
   /** Staged blob files, by staged blob. */
   readonly #stagedFiles = new WeakMap<StagedBlob, string>();
   readonly #scratch = Buffer.allocUnsafe(LOAD_READ);
@@ -257,6 +262,7 @@ export class FileStorage extends Storage {
     this.#log = state;
     // What the tail check compares against until this handle applies a transaction itself.
     this.#lastApplied = headerEndingAt(this.#reader, state.end);
+    this.#unsyncedAtLoad();
     this.#knownSince = state.lastTid;
   }
 
@@ -300,15 +306,6 @@ export class FileStorage extends Storage {
           storage.#logger(`trove: removed ${stale}, left by a process that died`);
       }
       await storage.#recoverTail();
-      if (!readOnly && storage.durability === 'full') {
-        // What the log holds now may include writes whose writer died before its sync.
-        try {
-          await storage.#ops.sync(fd);
-        } catch (error) {
-          throw ioError('syncing', file, error);
-        }
-        storage.#knownDurable = storage.#log.end;
-      }
       return storage;
     } catch (error) {
       fs.closeSync(fd);
@@ -479,14 +476,16 @@ export class FileStorage extends Storage {
     }
   }
 
-  /**
-   * `{ group }` for a transaction written at `offset` by a durable handle when bytes before
-   * it are not known to be durable (see #knownDurable); nothing otherwise. Handles with less
-   * durability never sync, so they claim nothing.
-   */
-  #pointBack(offset: number): { group?: number } {
-    if (this.durability !== 'full' || this.#knownDurable >= offset) return {};
-    return { group: this.#knownDurable };
+  /** Sets #unsyncedFrom and #syncFirst for a log just loaded. */
+  #unsyncedAtLoad(): void {
+    const last = this.#lastApplied;
+    this.#syncFirst = last !== undefined;
+    this.#unsyncedFrom = undefined;
+    if (last === undefined) return;
+    const meta = this.#reader.metaAt(last.offset);
+    if (last.status === TxStatus.oids || meta?.nosync === true) {
+      this.#unsyncedFrom = meta?.group ?? last.offset;
+    }
   }
 
   /** Closes the files packs replaced (when no lock on them is held any more). */
@@ -506,7 +505,10 @@ export class FileStorage extends Storage {
       const end = this.#log.end;
       return end === FILE_HEADER_SIZE || readFully(this.#fd, this.#oneByte, 0, 1, end - 1) === 1;
     }
-    const header = decodeTxHeader(this.#reader.fresh(last.offset, TX_HEADER_SIZE), 0);
+    const bytes = this.#reader.fresh(last.offset, TX_HEADER_SIZE);
+    // Cut off below its header's end: gone.
+    if (bytes.length < TX_HEADER_SIZE) return false;
+    const header = decodeTxHeader(bytes, 0);
     return header !== undefined && header.tid === last.tid && header.length === last.length;
   }
 
@@ -565,6 +567,10 @@ export class FileStorage extends Storage {
 
   #apply(tx: ScannedTransaction): void {
     applyToState(this.#log, tx);
+    const synced = tx.status !== TxStatus.oids && tx.meta.nosync !== true;
+    this.#syncFirst = !synced;
+    if (synced) this.#unsyncedFrom = undefined;
+    else this.#unsyncedFrom ??= tx.meta.group ?? tx.offset;
     this.#lastApplied = { offset: tx.offset, length: tx.length, tid: tx.tid, status: tx.status };
     if (tx.records.length === 0) return;
     this.#recent.push({ tid: tx.tid, oids: tx.records.map((record) => record.oid) });
@@ -624,10 +630,7 @@ export class FileStorage extends Storage {
     // What the tail check compares against until this handle applies a transaction itself.
     this.#lastApplied = headerEndingAt(this.#reader, state.end);
     this.#tailChecked = false;
-    // What this handle read may hold others' writes not yet synced: sync them now, so what
-    // it writes next can take the log so far as durable (rare: a reload or a pack).
-    if (!this.readOnly && this.durability === 'full') fs.fdatasyncSync(file.fd);
-    this.#knownDurable = state.end;
+    this.#unsyncedAtLoad();
     return old;
   }
 
@@ -815,7 +818,10 @@ export class FileStorage extends Storage {
         status: TxStatus.oids,
         // After bytes not known to be durable, say where they begin (`group`): a crash may
         // lose those and keep this one, which is then torn too, not a later write.
-        meta: { oidHigh: high, ...this.#pointBack(this.#log.end) },
+        meta: {
+          oidHigh: high,
+          ...(this.#unsyncedFrom === undefined ? {} : { group: this.#unsyncedFrom }),
+        },
         records: [],
       },
       this.#log.end,
@@ -884,13 +890,11 @@ export class FileStorage extends Storage {
       accepted.push({ pending, writes, tid });
     }
     if (accepted.length === 0) return;
-    // Recovery tells a crash's torn tail from damage by this (see recovery.ts): from where on
-    // nothing was known to be durable when each transaction was written.
-    const unsynced = this.#pointBack(groupStart).group ?? groupStart;
 
     const done: ScannedTransaction[] = [];
     try {
       await this.#append(async () => {
+        if (this.durability === 'full' && this.#syncFirst) await this.#ops.sync(this.#fd);
         let offset = groupStart;
         const latest = new Map<Oid, number>();
         let buffers: Buffer[] = [];
@@ -907,7 +911,8 @@ export class FileStorage extends Storage {
           const meta = {
             ...(note === undefined ? {} : { note }),
             ...(user === undefined ? {} : { user }),
-            ...(offset === groupStart ? this.#pointBack(offset) : { group: unsynced }),
+            ...(offset === groupStart ? {} : { group: groupStart }),
+            ...(this.durability === 'full' ? {} : { nosync: true }),
           };
           const prev = (oid: Oid) => latest.get(oid) ?? this.#log.index.offset(oid);
           let scanned: ScannedTransaction;
@@ -948,7 +953,6 @@ export class FileStorage extends Storage {
       this.#apply(scanned);
       this.#commits++;
     }
-    if (this.durability === 'full') this.#knownDurable = this.#log.end;
     const settle = () => {
       for (let i = 0; i < accepted.length; i++) accepted[i]!.pending.resolve(done[i]!.tid);
     };
@@ -1583,10 +1587,13 @@ function headerEndingAt(
   end: number,
 ): { offset: number; length: number; tid: Tid; status: number } | undefined {
   if (end < FILE_HEADER_SIZE + TX_HEADER_SIZE + 8) return undefined;
-  const length = readU64(reader.bytes(end - 8, 8), 0);
+  const tail = reader.bytes(end - 8, 8);
+  if (tail.length < 8) return undefined;
+  const length = readU64(tail, 0);
   const start = end - length;
   if (start < FILE_HEADER_SIZE) return undefined;
-  const header = decodeTxHeader(reader.bytes(start, TX_HEADER_SIZE), 0);
+  const head = reader.bytes(start, TX_HEADER_SIZE);
+  const header = head.length < TX_HEADER_SIZE ? undefined : decodeTxHeader(head, 0);
   if (header === undefined || header.length !== length) return undefined;
   return { offset: start, length, tid: header.tid, status: header.status };
 }

@@ -30,11 +30,13 @@ export interface TxMeta {
   /** For oid reservations: the new oid high-water mark. */
   readonly oidHigh?: number;
   /**
-   * Where the bytes its writer did not know to be durable began, when that is not this
-   * transaction: the first of its group commit, or earlier bytes it had not synced itself.
-   * Recovery uses it to tell a torn tail from damage.
+   * Where the bytes not yet durable when this transaction was written begin, when that is
+   * not this transaction: the first of its group commit, or for an oid reservation, the
+   * transactions not yet durable before it. Recovery uses it to tell a torn tail from damage.
    */
   readonly group?: number;
+  /** Written without a sync (durability other than `full`): it may not be durable yet. */
+  readonly nosync?: boolean;
   readonly [key: string]: unknown;
 }
 
@@ -146,6 +148,20 @@ export class LogReader {
     const n = readFully(this.fd, peek, 0, TX_HEADER_SIZE, position);
     for (let i = 0; i < n; i++) if (peek[i] !== 0) return false;
     return true;
+  }
+
+  /** The metadata of the transaction at `offset` (its header and meta only are read). */
+  metaAt(offset: number): TxMeta | undefined {
+    const head = this.fresh(offset, TX_HEADER_SIZE);
+    const header = head.length < TX_HEADER_SIZE ? undefined : decodeTxHeader(head, 0);
+    if (header === undefined) return undefined;
+    if (header.metaLength === 0) return {};
+    try {
+      const decoded = metaPackr.unpack(this.fresh(offset + TX_HEADER_SIZE, header.metaLength));
+      return typeof decoded === 'object' && decoded !== null ? (decoded as TxMeta) : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Forgets buffered bytes (after the file was truncated or rewritten). */
