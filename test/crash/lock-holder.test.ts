@@ -6,8 +6,8 @@ import { BusyError, type Database, open, PersistentMap } from 'trove';
 import {
   Child,
   closeQuietly,
+  countingSyncs,
   dump,
-  fileOps,
   openFileStorage,
   quiet,
   rejection,
@@ -119,21 +119,14 @@ describe('the writer lock of a killed holder, and of a live one', () => {
     let storage: Awaited<ReturnType<typeof openFileStorage>> | undefined;
     try {
       await child.kill();
-      let syncs = 0;
-      const counting = {
-        ...fileOps.nodeFileOps,
-        sync: (fd: number) => {
-          syncs++;
-          return fileOps.nodeFileOps.sync(fd);
-        },
-      };
-      storage = await openFileStorage(path, { fileOps: counting, logger: quiet });
+      const counting = countingSyncs();
+      storage = await openFileStorage(path, { fileOps: counting.ops, logger: quiet });
       const db = await open({ storage });
       const killed = transactions(path).at(-1)!;
       await db.transaction((tx) => {
         tx.root.get('parent').set('v', 'after the kill');
       });
-      assert.equal(syncs, 2, 'the killed writer’s commit, then this one');
+      assert.equal(counting.syncs, 2, 'the killed writer’s commit, then this one');
       const next = transactions(path).at(-1)!;
       assert.ok(next.offset > killed.offset);
       assert.equal(next.meta.group, undefined);

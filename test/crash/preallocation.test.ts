@@ -6,8 +6,8 @@ import { CorruptionError, type Database, open, PersistentMap } from 'trove';
 import { commit, put } from '../storage/storage-assertions.js';
 import {
   closeQuietly,
+  countingSyncs,
   dataEnd,
-  fileOps,
   format,
   logEnd,
   logReader,
@@ -19,6 +19,7 @@ import {
   tempDir,
   tornFiles,
   transactions,
+  zeroRange,
 } from './support.js';
 
 /** The step the log's file grows in (FileStorage's PREALLOCATE). */
@@ -29,6 +30,17 @@ describe('preallocated space after the log', () => {
   const dir = tempDir('trove-prealloc-');
   after(() => dir.remove());
   let files = 0;
+
+  /** Asserts that opening the file fails with a CorruptionError at `offset`, cutting nothing. */
+  async function assertRefused(path: string, offset: number, readOnly = false): Promise<void> {
+    const before = fs.readFileSync(path);
+    const error = await rejection(() => open(path, { readOnly, logger: quiet }));
+    assert.ok(error instanceof CorruptionError, String(error));
+    assert.equal(error.code, 'TROVE_CORRUPTION');
+    assert.equal(error.offset, offset);
+    assert.ok(fs.readFileSync(path).equals(before), 'nothing was cut');
+    assert.deepEqual(tornFiles(path), []);
+  }
 
   /** A closed database with `commits` separate commits after the first. */
   async function withCommits(commits: number): Promise<string> {
@@ -108,18 +120,9 @@ describe('preallocated space after the log', () => {
     const path = await withCommits(3);
     const txs = transactions(path);
     const zeroed = txs.at(-2)!;
-    const damaged = fs.readFileSync(path);
-    damaged.fill(0, zeroed.offset, zeroed.offset + zeroed.length);
-    fs.writeFileSync(path, damaged);
-    fs.rmSync(`${path}.index`);
-    for (const readOnly of [true, false]) {
-      const error = await rejection(() => open(path, { readOnly, logger: quiet }));
-      assert.ok(error instanceof CorruptionError, String(error));
-      assert.equal(error.code, 'TROVE_CORRUPTION');
-      assert.equal(error.offset, zeroed.offset);
-    }
-    assert.ok(fs.readFileSync(path).equals(damaged), 'nothing was cut');
-    assert.deepEqual(tornFiles(path), []);
+    zeroRange(path, zeroed.offset, zeroed.offset + zeroed.length);
+    await assertRefused(path, zeroed.offset, true);
+    await assertRefused(path, zeroed.offset);
   });
 
   // The same for the length at the end of a committed transaction: read as not written yet,
@@ -127,14 +130,8 @@ describe('preallocated space after the log', () => {
   it('a zeroed length at the end of a committed transaction, before later commits: CorruptionError', async () => {
     const path = await withCommits(3);
     const damagedTx = transactions(path).at(-2)!;
-    const damaged = fs.readFileSync(path);
-    damaged.fill(0, damagedTx.offset + damagedTx.length - 8, damagedTx.offset + damagedTx.length);
-    fs.writeFileSync(path, damaged);
-    fs.rmSync(`${path}.index`);
-    const error = await rejection(() => open(path, { logger: quiet }));
-    assert.ok(error instanceof CorruptionError, String(error));
-    assert.equal(error.offset, damagedTx.offset);
-    assert.deepEqual(tornFiles(path), []);
+    zeroRange(path, damagedTx.offset + damagedTx.length - 8, damagedTx.offset + damagedTx.length);
+    await assertRefused(path, damagedTx.offset);
   });
 
   // An oid reservation is written without a sync of its own. A durable writer syncs it
@@ -143,34 +140,21 @@ describe('preallocated space after the log', () => {
   // damage look like a crash's torn tail).
   it('a commit after an oid reservation syncs it first: zeros there later are damage', async () => {
     const path = await withCommits(1);
-    let syncs = 0;
-    const counting = {
-      ...fileOps.nodeFileOps,
-      sync: (fd: number) => {
-        syncs++;
-        return fileOps.nodeFileOps.sync(fd);
-      },
-    };
-    const storage = await openFileStorage(path, { fileOps: counting, logger: quiet });
+    const counting = countingSyncs();
+    const storage = await openFileStorage(path, { fileOps: counting.ops, logger: quiet });
     const [oid] = await storage.newOids(1);
-    assert.equal(syncs, 0, 'a reservation alone is not synced');
+    assert.equal(counting.syncs, 0, 'a reservation alone is not synced');
     await commit(storage, [put(oid!, 'uses the reserved oid', 0)]);
-    assert.equal(syncs, 2, 'the reservation, then the commit');
+    assert.equal(counting.syncs, 2, 'the reservation, then the commit');
     await commit(storage, [put(oid!, 'again', storage.load(oid!).tid)]);
-    assert.equal(syncs, 3, 'after a durable commit, one sync');
+    assert.equal(counting.syncs, 3, 'after a durable commit, one sync');
     await storage.close();
     const txs = transactions(path);
     const [reservation, first] = txs.slice(-3) as [ScannedTransaction, ScannedTransaction];
     assert.equal(reservation.status, format.TxStatus.oids);
     assert.equal(first.meta.group, undefined);
-    const damaged = fs.readFileSync(path);
-    damaged.fill(0, reservation.offset, reservation.offset + reservation.length);
-    fs.writeFileSync(path, damaged);
-    fs.rmSync(`${path}.index`);
-    const error = await rejection(() => open(path, { logger: quiet }));
-    assert.ok(error instanceof CorruptionError, String(error));
-    assert.equal(error.offset, reservation.offset);
-    assert.deepEqual(tornFiles(path), []);
+    zeroRange(path, reservation.offset, reservation.offset + reservation.length);
+    await assertRefused(path, reservation.offset);
   });
 
   // A commit written after this handle's own synced commit needs no pointer back: damage to
@@ -196,10 +180,7 @@ describe('preallocated space after the log', () => {
     assert.equal(one.status, format.TxStatus.oids);
     assert.equal(two.status, format.TxStatus.oids);
     assert.equal(two.meta.group, one.offset, 'the second points back at the first');
-    const damaged = fs.readFileSync(path);
-    damaged.fill(0, one.offset, one.offset + one.length);
-    fs.writeFileSync(path, damaged);
-    fs.rmSync(`${path}.index`);
+    zeroRange(path, one.offset, one.offset + one.length);
     const db = await open(path, { logger: quiet });
     try {
       assert.equal(db.storage.lastTid(), txs.at(-3)!.tid);
@@ -218,15 +199,8 @@ describe('preallocated space after the log', () => {
   it('a durable commit after a commit without sync syncs it first; those do not preallocate', async () => {
     const path = join(dir.path, 'mixed.trove');
     const os = await openFileStorage(path, { durability: 'os', logger: quiet });
-    let syncs = 0;
-    const counting = {
-      ...fileOps.nodeFileOps,
-      sync: (fd: number) => {
-        syncs++;
-        return fileOps.nodeFileOps.sync(fd);
-      },
-    };
-    const full = await openFileStorage(path, { fileOps: counting, logger: quiet });
+    const counting = countingSyncs();
+    const full = await openFileStorage(path, { fileOps: counting.ops, logger: quiet });
     try {
       const [a, b] = await full.newOids(2);
       await commit(full, [put(a!, 'durable', 0)]);
@@ -234,9 +208,9 @@ describe('preallocated space after the log', () => {
       await commit(os, [put(b!, 'not synced', 0)]);
       assert.equal(transactions(path).at(-1)!.meta.nosync, true);
       await nextTurn();
-      const before = syncs;
+      const before = counting.syncs;
       await commit(full, [put(a!, 'durable again', full.load(a!).tid)]);
-      assert.equal(syncs - before, 2, 'the commit without sync, then the durable one');
+      assert.equal(counting.syncs - before, 2, 'the commit without sync, then the durable one');
       const last = transactions(path).at(-1)!;
       assert.equal(last.meta.nosync, undefined);
       assert.equal(last.meta.group, undefined);

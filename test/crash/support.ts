@@ -99,6 +99,32 @@ export function assertLogEndsAt(path: string, end: number, message: string): voi
   assert.ok(dataEnd(path) <= end, `${message}: only zeros after the log`);
 }
 
+/** Real file operations that count the syncs (`syncs`). */
+export function countingSyncs(): { ops: FileOps; syncs: number } {
+  const counter = {
+    syncs: 0,
+    ops: {
+      ...fileOps.nodeFileOps,
+      sync: (fd: number) => {
+        counter.syncs++;
+        return fileOps.nodeFileOps.sync(fd);
+      },
+    } as FileOps,
+  };
+  return counter;
+}
+
+/** Overwrites bytes [from, to) of a data file with zeros and removes its index file. */
+export function zeroRange(path: string, from: number, to: number): void {
+  const fd = fs.openSync(path, 'r+');
+  try {
+    fs.writeSync(fd, Buffer.alloc(to - from), 0, to - from, from);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.rmSync(`${path}.index`, { force: true });
+}
+
 /** Flips bit `bit` of the byte at `offset` of the file. */
 export function flipBit(path: string, offset: number, bit: number): void {
   const fd = fs.openSync(path, 'r+');
