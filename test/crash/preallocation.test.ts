@@ -229,6 +229,37 @@ describe('preallocated space after the log', () => {
     }
   });
 
+  // Zeros where a commit's header was (damage), at the end of what a writer has read: the
+  // writer would take them for the end of the log and write its commit over that commit and
+  // the ones after it. It looks a little further first, and refuses.
+  it('a writer that finds zeros where a header was, with data after them, refuses to write', async () => {
+    const path = await withCommits(1);
+    const writer = await openFileStorage(path, { logger: quiet });
+    const other = await openFileStorage(path, { logger: quiet });
+    try {
+      // The writer has held the lock once (its tail checked), and reads no further.
+      const [w] = await writer.newOids(1);
+      await commit(writer, [put(w!, 'the writer’s first commit', 0)]);
+      const [a, b] = await other.newOids(2);
+      await nextTurn();
+      await commit(other, [put(a!, 'acknowledged', 0)]);
+      await commit(other, [put(b!, 'acknowledged too', 0)]);
+      const [first] = transactions(path).slice(-2) as [ScannedTransaction];
+      zeroRange(path, first.offset, first.offset + 32);
+      const before = fs.readFileSync(path);
+      await nextTurn();
+      const error = await rejection(() =>
+        commit(writer, [put(w!, 'over them?', writer.lastTid())]),
+      );
+      assert.ok(error instanceof CorruptionError, String(error));
+      assert.equal(error.offset, first.offset);
+      assert.ok(fs.readFileSync(path).equals(before), 'nothing was written over them');
+    } finally {
+      await other.close();
+      await writer.close();
+    }
+  });
+
   // Without the writer lock, a judge may read zeros (or half a transaction) where a writer
   // is writing, then find the commits written after it: the transaction it first read is
   // whole by then, and that is no damage.

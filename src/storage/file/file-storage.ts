@@ -168,6 +168,8 @@ let zeros: Buffer | undefined;
  * that every fdatasync after an overwrite cost as much as after an append again.
  */
 const UNBOUNDED = Number.MAX_SAFE_INTEGER;
+/** How far past zeros at the log's end a writer looks for data before writing there. */
+const NEAR_LOOK = 4096;
 
 function ioError(action: string, path: string, cause: unknown): TroveError {
   if (cause instanceof TroveError) return cause;
@@ -534,11 +536,13 @@ export class FileStorage extends Storage {
    * Applies the complete transactions after the read position. Stops where the log ends
    * (the end of the file, or preallocated space: zeros), at the first transaction that
    * fails its checks (not repaired here: a writer may still be appending it), and at a
-   * marker saying a pack replaced the file. With `checkTail`, zeros with data after them
-   * are a problem too (see #tailChecked).
+   * marker saying a pack replaced the file. Zeros with data after them are a problem too,
+   * looked for (`look`) up to the end of the file (once; see #tailChecked) or in the few
+   * kilobytes after them (by a writer about to write there: zeros where a transaction's
+   * header was, from damage, would otherwise be taken for the end and overwritten).
    */
   #scan(
-    checkTail = false,
+    look: 'none' | 'near' | 'all' = 'none',
   ): { offset: number; problem?: ScannedProblem; moved?: ScannedTransaction } | undefined {
     // Bytes past the applied end may have been cut off and written again: never trust a
     // window that held them.
@@ -557,9 +561,9 @@ export class FileStorage extends Storage {
       }
       const problem = tx ?? { problem: 'header' };
       if (nothing || reader.nothingAt(offset)) {
-        if (!checkTail) return undefined;
-        const size = fs.fstatSync(this.#fd).size;
-        if (endOfData(this.#fd, offset, size) === offset) return undefined;
+        if (look === 'none') return undefined;
+        const limit = look === 'all' ? fs.fstatSync(this.#fd).size : offset + NEAR_LOOK;
+        if (endOfData(this.#fd, offset, limit) === offset) return undefined;
       }
       return { offset, problem };
     }
@@ -641,7 +645,7 @@ export class FileStorage extends Storage {
    * tail to it and reads up to it.
    */
   async #recoverTail(): Promise<void> {
-    const stop = this.#scan(true);
+    const stop = this.#scan('all');
     if (stop === undefined) {
       this.#tailChecked = true;
       return;
@@ -679,7 +683,7 @@ export class FileStorage extends Storage {
   #catchUpLocked(): void {
     for (;;) {
       if (!this.#tailIntact()) this.#reload();
-      const stop = this.#scan(!this.#tailChecked);
+      const stop = this.#scan(this.#tailChecked ? 'near' : 'all');
       if (stop === undefined) {
         this.#tailChecked = true;
         return;
