@@ -82,7 +82,13 @@ import {
 } from './format.js';
 import { loadIndex, saveIndex } from './index-file.js';
 import { checkFile } from './integrity.js';
-import { isTransaction, LogReader, readFully, type ScannedTransaction } from './log-reader.js';
+import {
+  isTransaction,
+  LogReader,
+  PEEK_SIZE,
+  readFully,
+  type ScannedTransaction,
+} from './log-reader.js';
 import { publish } from './log-writer.js';
 import { OidIndex } from './oid-index.js';
 import { oidsOf } from './oids-of.js';
@@ -169,7 +175,7 @@ let zeros: Buffer | undefined;
  */
 const UNBOUNDED = Number.MAX_SAFE_INTEGER;
 /** How far past zeros at the log's end a writer looks for data before writing there. */
-const NEAR_LOOK = 4096;
+const NEAR_LOOK = PEEK_SIZE;
 
 function ioError(action: string, path: string, cause: unknown): TroveError {
   if (cause instanceof TroveError) return cause;
@@ -507,10 +513,8 @@ export class FileStorage extends Storage {
       const end = this.#log.end;
       return end === FILE_HEADER_SIZE || readFully(this.#fd, this.#oneByte, 0, 1, end - 1) === 1;
     }
-    const bytes = this.#reader.fresh(last.offset, TX_HEADER_SIZE);
-    // Cut off below its header's end: gone.
-    if (bytes.length < TX_HEADER_SIZE) return false;
-    const header = decodeTxHeader(bytes, 0);
+    // Cut off (below its header's end, too), or another transaction in its place: gone.
+    const header = this.#reader.headerAt(last.offset);
     return header !== undefined && header.tid === last.tid && header.length === last.length;
   }
 
@@ -551,8 +555,9 @@ export class FileStorage extends Storage {
     for (let first = true; ; first = false) {
       const offset = this.#log.end;
       // Most looks find nothing new: a few bytes tell, where a transaction read would read
-      // a window of zeros.
-      const nothing = first && reader.nothingAt(offset);
+      // a window of zeros. A writer's look takes in the few kilobytes after them at once.
+      const peek = look === 'near' ? NEAR_LOOK : TX_HEADER_SIZE;
+      const nothing = first && reader.nothingAt(offset, peek);
       const tx = nothing ? undefined : reader.readTransaction(offset, UNBOUNDED);
       if (tx !== undefined && isTransaction(tx)) {
         if (tx.status === TxStatus.moved) return { offset, moved: tx };
@@ -560,10 +565,9 @@ export class FileStorage extends Storage {
         continue;
       }
       const problem = tx ?? { problem: 'header' };
-      if (nothing || reader.nothingAt(offset)) {
-        if (look === 'none') return undefined;
-        const limit = look === 'all' ? fs.fstatSync(this.#fd).size : offset + NEAR_LOOK;
-        if (endOfData(this.#fd, offset, limit) === offset) return undefined;
+      if (nothing || reader.nothingAt(offset, peek)) {
+        if (look !== 'all') return undefined;
+        if (endOfData(this.#fd, offset, fs.fstatSync(this.#fd).size) === offset) return undefined;
       }
       return { offset, problem };
     }

@@ -91,6 +91,8 @@ export function isTransaction(result: ScanResult): result is ScannedTransaction 
   return (result as ScanProblem).problem === undefined;
 }
 
+/** Bytes of the buffer for small reads past the window. */
+export const PEEK_SIZE = 4096;
 /** Largest window for sequential reads. */
 const WINDOW = 4 * 1024 * 1024;
 /**
@@ -126,7 +128,8 @@ export class LogReader {
   #windowLength = 0;
   /** The size of the next window read: doubles while reads follow on, up to WINDOW. */
   #nextWindow = FIRST_WINDOW;
-  readonly #peek = Buffer.allocUnsafe(TX_HEADER_SIZE);
+  /** For small reads past the window (headers, a look at the log's end). */
+  readonly #peek = Buffer.allocUnsafe(PEEK_SIZE);
 
   constructor(fd: number) {
     this.fd = fd;
@@ -139,21 +142,26 @@ export class LogReader {
   }
 
   /**
-   * True when no transaction starts at `position` (yet): the file ends there, or the bytes
-   * a transaction header would take (as many as there are) are zeros, preallocated space.
-   * Read from the file now, bypassing the window.
+   * True when no transaction starts at `position` (yet): the file ends there, or the first
+   * `length` bytes there (a transaction header's by default; as many as there are, up to
+   * PEEK_SIZE) are zeros, preallocated space. Read from the file now, bypassing the window.
    */
-  nothingAt(position: number): boolean {
+  nothingAt(position: number, length = TX_HEADER_SIZE): boolean {
     const peek = this.#peek;
-    const n = readFully(this.fd, peek, 0, TX_HEADER_SIZE, position);
+    const n = readFully(this.fd, peek, 0, Math.min(length, PEEK_SIZE), position);
     for (let i = 0; i < n; i++) if (peek[i] !== 0) return false;
     return true;
   }
 
+  /** The header at `offset`, read from the file now; undefined if it is short or bad. */
+  headerAt(offset: number): TxHeader | undefined {
+    const n = readFully(this.fd, this.#peek, 0, TX_HEADER_SIZE, offset);
+    return n < TX_HEADER_SIZE ? undefined : decodeTxHeader(this.#peek, 0);
+  }
+
   /** The metadata of the transaction at `offset` (its header and meta only are read). */
   metaAt(offset: number): TxMeta | undefined {
-    const head = this.fresh(offset, TX_HEADER_SIZE);
-    const header = head.length < TX_HEADER_SIZE ? undefined : decodeTxHeader(head, 0);
+    const header = this.headerAt(offset);
     if (header === undefined) return undefined;
     if (header.metaLength === 0) return {};
     try {
