@@ -30,6 +30,7 @@ export {
   type Durability,
   FileStorage,
   type FileStorageOptions,
+  type SyncOn,
 } from './storage/file/file-storage.js';
 export { MemoryStorage, type MemoryStorageOptions } from './storage/memory-storage.js';
 export { SnapshotStorage } from './storage/snapshot-storage.js';

@@ -13,8 +13,12 @@ import * as fs from 'node:fs';
 export interface FileOps {
   /** Writes all of `buffer` at `position`. */
   write(fd: number, buffer: Uint8Array, position: number): Promise<void>;
-  /** Flushes the file's data to stable storage (fdatasync). */
-  sync(fd: number): Promise<void>;
+  /**
+   * Flushes the file's data to stable storage (fdatasync). With `onCallingThread`, the
+   * caller asks for the sync to run before this returns (a settled promise), sparing the
+   * two threadpool hops; an implementation may ignore the hint and sync as usual.
+   */
+  sync(fd: number, onCallingThread?: boolean): Promise<void>;
   /** Cuts the file to `length` bytes. */
   truncate(fd: number, length: number): Promise<void>;
   /**
@@ -46,7 +50,8 @@ function writeAll(fd: number, buffer: Uint8Array, position: number): Promise<voi
 /**
  * Appends up to this size are written synchronously: copying a few kilobytes into the page
  * cache takes microseconds, far less than a round trip through the threadpool. Larger ones
- * (and every sync) go to the threadpool, so the event loop never waits for the disk.
+ * go to the threadpool, so the event loop never waits for the disk; so do syncs, unless the
+ * caller asks for one on its own thread (FileStorage's `syncOn`).
  */
 const SYNC_WRITE_LIMIT = 256 * 1024;
 
@@ -70,10 +75,19 @@ export const nodeFileOps: FileOps = {
   },
   writeNow: writeAllNow,
   truncateNow: (fd, length) => fs.ftruncateSync(fd, length),
-  sync: (fd) =>
-    new Promise((resolve, reject) => {
+  sync: (fd, onCallingThread) => {
+    if (onCallingThread === true) {
+      try {
+        fs.fdatasyncSync(fd);
+        return Promise.resolve();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return new Promise((resolve, reject) => {
       fs.fdatasync(fd, (error) => (error ? reject(error) : resolve()));
-    }),
+    });
+  },
   truncate: (fd, length) =>
     new Promise((resolve, reject) => {
       fs.ftruncate(fd, length, (error) => (error ? reject(error) : resolve()));
