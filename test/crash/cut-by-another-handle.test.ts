@@ -70,8 +70,8 @@ describe('the last transaction of a handle, cut off by another handle', () => {
     let opened: FileStorage | undefined;
     const fileOps = {
       ...real,
-      sync: async (fd: number) => {
-        if (!failSync) return real.sync(fd);
+      sync: async (fd: number, onCallingThread?: boolean) => {
+        if (!failSync) return real.sync(fd, onCallingThread);
         failSync = false;
         // Another handle opens between the write and the cut-back.
         opened = await openFileStorage(path, { logger: quiet });

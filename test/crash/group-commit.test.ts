@@ -21,10 +21,10 @@ class DurabilityTracker {
       await real.write(fd, buffer, position);
       this.writtenEnd = Math.max(this.writtenEnd, position + buffer.byteLength);
     },
-    sync: async (fd) => {
+    sync: async (fd, onCallingThread) => {
       const covers = this.writtenEnd;
       this.syncs++;
-      await real.sync(fd);
+      await real.sync(fd, onCallingThread);
       this.durableEnd = Math.max(this.durableEnd, covers);
     },
     truncate: (fd, length) => real.truncate(fd, length),

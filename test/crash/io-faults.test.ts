@@ -54,8 +54,8 @@ class FaultyOps {
       }
       throw systemError('ENOSPC', 'write');
     },
-    sync: async (fd) => {
-      if (this.sync === 'ok' || !this.failIf(fd)) return real.sync(fd);
+    sync: async (fd, onCallingThread) => {
+      if (this.sync === 'ok' || !this.failIf(fd)) return real.sync(fd, onCallingThread);
       if (this.sync === 'gated') {
         this.syncStarted.resolve();
         await this.#gate.promise;

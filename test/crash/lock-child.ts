@@ -43,10 +43,10 @@ const ops: FileOps = {
     }
     return real.write(fd, buffer, position);
   },
-  async sync(fd) {
+  async sync(fd, onCallingThread) {
     if (armed && mode === 'sync') return hang();
     if (armed && mode === 'pack-marker' && isDataFile(fd)) return hang();
-    return real.sync(fd);
+    return real.sync(fd, onCallingThread);
   },
   truncate: real.truncate,
 };

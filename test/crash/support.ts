@@ -105,9 +105,9 @@ export function countingSyncs(): { ops: FileOps; syncs: number } {
     syncs: 0,
     ops: {
       ...fileOps.nodeFileOps,
-      sync: (fd: number) => {
+      sync: (fd: number, onCallingThread?: boolean) => {
         counter.syncs++;
-        return fileOps.nodeFileOps.sync(fd);
+        return fileOps.nodeFileOps.sync(fd, onCallingThread);
       },
     } as FileOps,
   };

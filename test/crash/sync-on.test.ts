@@ -65,28 +65,34 @@ describe("where a durable commit's sync runs (syncOn)", () => {
   const dir = tempDir('trove-sync-on-');
   after(() => dir.remove());
 
-  it('a lone writer syncs each commit on the calling thread, and each is in the file before it is answered', async () => {
+  it('a lone writer syncs on the calling thread once 8 syncs in a row were quick, and each commit is in the file before it is answered', async () => {
     const path = join(dir.path, 'lone.trove');
     const recorder = new SyncRecorder();
+    // Syncs that take no time: how long real ones take depends on the machine's load, and a
+    // slow one rightly keeps the next ones on the threadpool (tested below).
+    recorder.fakeSync = async () => {};
     const storage = await openFileStorage(path, { durability: 'full', fileOps: recorder.ops });
     try {
       const [oid] = await storage.newOids(1);
-      let tid = await commit(storage, [put(oid!, 'first')]);
-      // Syncs that take no time: how long the real ones take depends on the machine's load,
-      // and a slow one rightly sends the next to the threadpool (tested below).
-      recorder.fakeSync = async () => {};
-      const skip = recorder.calls.length;
-      for (let i = 0; i < 10; i++) {
+      let tid = 0;
+      for (let i = 0; i < 20; i++) {
         tid = await commit(storage, [put(oid!, `commit ${i}`, tid)]);
         const last = recorder.calls.at(-1)!;
         const written = commits(path).find((tx) => tx.tid === tid);
         assert.ok(written !== undefined, `commit ${tid} is in the file`);
         assert.ok(written.offset >= last.from && written.offset + written.length <= last.to);
       }
-      const calls = recorder.since(skip);
-      assert.equal(calls.length, 10, 'one sync a commit');
-      // A pause of the process (a garbage collection) may send one to the threadpool.
-      assert.ok(calls.filter((call) => call.onCallingThread).length >= 5);
+      const calls = recorder.calls;
+      // The first commit after the reservation syncs it first: 21 syncs.
+      assert.equal(calls.length, 21);
+      assert.deepEqual(
+        calls.slice(0, 8).map((call) => call.onCallingThread),
+        Array(8).fill(false),
+        'the first 8 on the threadpool',
+      );
+      // A pause of the process (a garbage collection) may make one slow and start the count
+      // again; most of the rest run on the calling thread.
+      assert.ok(calls.slice(8).filter((call) => call.onCallingThread).length >= 6);
     } finally {
       await storage.close();
     }
@@ -142,34 +148,64 @@ describe("where a durable commit's sync runs (syncOn)", () => {
     assert.ok(recorder.calls.some((call) => !call.onCallingThread));
   });
 
-  it('after a slow sync the next lone commits sync on the threadpool, and come back once syncs are quick', async () => {
+  it('after a slow sync on the calling thread, syncs stay on the threadpool for a second, then come back', async () => {
     const recorder = new SyncRecorder();
+    recorder.fakeSync = async () => {};
     const storage = await openFileStorage(join(dir.path, 'slow.trove'), {
       durability: 'full',
       fileOps: recorder.ops,
     });
     try {
       const [oid] = await storage.newOids(1);
-      let tid = await commit(storage, [put(oid!, 'first')]);
-      // Every sync takes 5 ms: more than a calling thread may wait.
+      let tid = 0;
+      for (let i = 0; i < 12; i++) tid = await commit(storage, [put(oid!, `quick ${i}`, tid)]);
+      // The disk gets busy: this sync on the calling thread takes 5 ms.
       recorder.fakeSync = async (onCallingThread) => {
-        if (onCallingThread) busyWait(5);
-        else await new Promise((resolve) => setTimeout(resolve, 5));
+        recorder.fakeSync = async () => {};
+        assert.equal(onCallingThread, true, 'the slow one ran on the calling thread');
+        busyWait(5);
       };
       tid = await commit(storage, [put(oid!, 'slow', tid)]);
       let skip = recorder.calls.length;
-      for (let i = 0; i < 3; i++) tid = await commit(storage, [put(oid!, `pool ${i}`, tid)]);
+      for (let i = 0; i < 12; i++) tid = await commit(storage, [put(oid!, `after ${i}`, tid)]);
       assert.deepEqual(
         recorder.since(skip).map((call) => call.onCallingThread),
-        [false, false, false],
+        Array(12).fill(false),
+        'quick syncs, but within the second after the slow one',
       );
-      // Quick syncs again.
-      recorder.fakeSync = async () => {};
+      await new Promise((resolve) => setTimeout(resolve, 1100));
       skip = recorder.calls.length;
-      for (let i = 0; i < 5; i++) tid = await commit(storage, [put(oid!, `quick ${i}`, tid)]);
-      const calls = recorder.since(skip);
-      assert.equal(calls[0]!.onCallingThread, false, 'the one after a slow sync');
-      assert.ok(calls.some((call) => call.onCallingThread));
+      for (let i = 0; i < 10; i++) tid = await commit(storage, [put(oid!, `later ${i}`, tid)]);
+      assert.ok(recorder.since(skip).some((call) => call.onCallingThread));
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('a slow sync on the threadpool starts the count of quick syncs again', async () => {
+    const recorder = new SyncRecorder();
+    recorder.fakeSync = async () => {};
+    const storage = await openFileStorage(join(dir.path, 'slow-pool.trove'), {
+      durability: 'full',
+      fileOps: recorder.ops,
+    });
+    try {
+      const [oid, big] = await storage.newOids(2);
+      let tid = 0;
+      for (let i = 0; i < 12; i++) tid = await commit(storage, [put(oid!, `quick ${i}`, tid)]);
+      assert.equal(recorder.calls.at(-1)!.onCallingThread, true);
+      // A large commit syncs on the threadpool; this one takes 5 ms.
+      recorder.fakeSync = async (onCallingThread) => {
+        recorder.fakeSync = async () => {};
+        assert.equal(onCallingThread, false, 'a large commit syncs on the threadpool');
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      };
+      await commit(storage, [put(big!, 'x'.repeat(100_000))]);
+      const skip = recorder.calls.length;
+      for (let i = 0; i < 12; i++) tid = await commit(storage, [put(oid!, `after ${i}`, tid)]);
+      const after = recorder.since(skip).map((call) => call.onCallingThread);
+      assert.deepEqual(after.slice(0, 8), Array(8).fill(false), '8 quick ones first');
+      assert.ok(after.slice(8).some(Boolean));
     } finally {
       await storage.close();
     }

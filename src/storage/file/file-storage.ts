@@ -121,10 +121,14 @@ export interface FileStorageOptions {
   /**
    * Where the fdatasync of a `full` commit runs. `threadpool`: always on libuv's threadpool,
    * so the event loop never waits for the disk. `auto` (default): a commit that is alone
-   * (no other commit waiting, a few kilobytes written) syncs on the calling thread while
-   * this handle's syncs take under a millisecond, which spares the two threadpool hops
-   * (on README's machine, a third to a half more lone commits a second); any other sync,
-   * and every one after a slow one, goes to the threadpool. Either way the commit is
+   * (no other commit waiting, a few kilobytes written) syncs on the calling thread once
+   * this handle's last 8 syncs each took under a millisecond, which spares the two
+   * threadpool hops (on README's machine, a third to a half more lone commits a second).
+   * Other syncs go to the threadpool. A sync on the calling thread that turns out slow
+   * (the disk got busy) still blocks the event loop for as long as it takes; syncs then go
+   * to the threadpool for at least a second, and until 8 in a row are quick again. (A
+   * sync on the threadpool counts as quick only if the event loop also heard of it within
+   * the millisecond, so a busy event loop keeps syncs there.) Either way a commit is
    * acknowledged only after its sync.
    */
   syncOn?: SyncOn;
@@ -169,11 +173,14 @@ const MAX_OID_BLOCK = 65_536;
 const LOAD_READ = 4096;
 const DEFAULT_BUSY_TIMEOUT = 5000;
 /**
- * A lone commit syncs on the calling thread only while this handle's last sync took less
- * than this many milliseconds: the event loop then waits no longer than a threadpool round
- * trip would have cost anyway, and a slow disk (or a busy one) sends syncs back to the pool.
+ * A sync quicker than this many milliseconds is quick: on the calling thread, the event
+ * loop then waits about as long as a threadpool round trip would have cost anyway.
  */
-const CALLING_THREAD_SYNC_MS = 1;
+const QUICK_SYNC_MS = 1;
+/** A lone commit syncs on the calling thread only after this many quick syncs in a row. */
+const QUICK_SYNCS_BEFORE_CALLING_THREAD = 8;
+/** After a slow sync on the calling thread, syncs stay on the threadpool this many ms. */
+const THREADPOOL_AFTER_SLOW_SYNC_MS = 1000;
 /** A commit this large or larger syncs on the threadpool: its sync has real data to write. */
 const CALLING_THREAD_SYNC_BYTES = 64 * 1024;
 const DEFAULT_READ_CACHE_BYTES = 32 * 1024 * 1024;
@@ -212,8 +219,10 @@ export class FileStorage extends Storage {
   /** The durability of commits. */
   readonly durability: Durability;
   readonly #syncOn: SyncOn;
-  /** How long this handle's last fdatasync of the log took, in ms (see #sync). */
-  #lastSyncMs = 0;
+  /** This handle's quick fdatasyncs of the log in a row, up to the last one (see #sync). */
+  #quickSyncs = 0;
+  /** Until when (performance.now()) syncs stay on the threadpool after a slow one. */
+  #threadpoolUntil = 0;
   /** Commits in the last group this handle wrote (see #writeGroup). */
   #lastGroupSize = 1;
   readonly #ops: FileOps;
@@ -891,7 +900,7 @@ export class FileStorage extends Storage {
         // wait, nor does a group that queued while the last one was written: its writers
         // are all in it.
         if (this.#lastGroupSize > 1 && this.#heldAcks === undefined) {
-          await new Promise(setImmediate);
+          await new Promise((resolve) => setImmediate(resolve));
         }
         const group = this.#queue;
         this.#queue = [];
@@ -1029,22 +1038,29 @@ export class FileStorage extends Storage {
 
   /**
    * Makes the log durable (fdatasync). A `lone` commit (see #writeGroup) syncs on the calling
-   * thread when `syncOn` allows, no other commit is waiting and the last sync was quick:
-   * nothing else could use the event loop's time meanwhile, and the threadpool's two hops
+   * thread when `syncOn` allows, no other commit is waiting and syncs have been quick: no
+   * other commit could use the event loop's time meanwhile, and the threadpool's two hops
    * cost about as much as the sync itself on a fast disk. Everything else syncs on the
    * threadpool, where the next group's writers work while the disk does.
    */
   async #sync(lone: boolean): Promise<void> {
+    const start = performance.now();
     const onCallingThread =
       lone &&
       this.#syncOn === 'auto' &&
       this.#queue.length === 0 &&
-      this.#lastSyncMs < CALLING_THREAD_SYNC_MS;
-    const start = performance.now();
+      this.#quickSyncs >= QUICK_SYNCS_BEFORE_CALLING_THREAD &&
+      start >= this.#threadpoolUntil;
     try {
       await this.#ops.sync(this.#fd, onCallingThread);
     } finally {
-      this.#lastSyncMs = performance.now() - start;
+      const end = performance.now();
+      if (end - start < QUICK_SYNC_MS) {
+        this.#quickSyncs++;
+      } else {
+        this.#quickSyncs = 0;
+        if (onCallingThread) this.#threadpoolUntil = end + THREADPOOL_AFTER_SLOW_SYNC_MS;
+      }
     }
   }
 

@@ -9,7 +9,8 @@ import type { FileStorageOptions } from 'trove';
 /** FileStorage's internal `fileOps` seam (not in the public typings). */
 export interface FileOps {
   write(fd: number, buffer: Uint8Array, position: number): Promise<void>;
-  sync(fd: number): Promise<void>;
+  /** With `onCallingThread`, the storage asks for the sync before this returns. */
+  sync(fd: number, onCallingThread?: boolean): Promise<void>;
   truncate(fd: number, length: number): Promise<void>;
 }
 
@@ -83,7 +84,7 @@ export class FaultyOps {
       }
       await writeAll(fd, buffer, position);
     },
-    sync: async (fd) => {
+    sync: async (fd, onCallingThread) => {
       const gate = this.#syncGate;
       if (gate !== undefined && this.#is(fd, gate.target)) {
         this.#syncGate = undefined;
@@ -99,6 +100,10 @@ export class FaultyOps {
           this.fired++;
           throw systemError('EIO');
         }
+      }
+      if (onCallingThread === true) {
+        fs.fdatasyncSync(fd);
+        return;
       }
       await new Promise<void>((resolve, reject) => {
         fs.fdatasync(fd, (error) => (error ? reject(error) : resolve()));
