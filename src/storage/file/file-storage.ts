@@ -126,7 +126,7 @@ export interface FileStorageOptions {
    * threadpool hops (on README's machine, a third to a half more lone commits a second).
    * Other syncs go to the threadpool. A sync on the calling thread that turns out slow
    * (the disk got busy) still blocks the event loop for as long as it takes; syncs then go
-   * to the threadpool for at least a second, and until 8 in a row are quick again. (A
+   * to the threadpool for ten times as long, and until 8 in a row are quick again. (A
    * sync on the threadpool counts as quick only if the event loop also heard of it within
    * the millisecond, so a busy event loop keeps syncs there.) Either way a commit is
    * acknowledged only after its sync.
@@ -179,8 +179,13 @@ const DEFAULT_BUSY_TIMEOUT = 5000;
 const QUICK_SYNC_MS = 1;
 /** A lone commit syncs on the calling thread only after this many quick syncs in a row. */
 const QUICK_SYNCS_BEFORE_CALLING_THREAD = 8;
-/** After a slow sync on the calling thread, syncs stay on the threadpool this many ms. */
-const THREADPOOL_AFTER_SLOW_SYNC_MS = 1000;
+/**
+ * After a slow sync on the calling thread, syncs stay on the threadpool this many times as
+ * long as it took: syncs that turn out slow then take at most about a tenth of the event
+ * loop's time, however busy the disk gets, while a rare slow one (on the machine of
+ * README's table, about one sync in a few hundred takes 1 to 15 ms) costs little.
+ */
+const THREADPOOL_AFTER_SLOW_SYNC = 10;
 /** A commit this large or larger syncs on the threadpool: its sync has real data to write. */
 const CALLING_THREAD_SYNC_BYTES = 64 * 1024;
 const DEFAULT_READ_CACHE_BYTES = 32 * 1024 * 1024;
@@ -1059,7 +1064,8 @@ export class FileStorage extends Storage {
         this.#quickSyncs++;
       } else {
         this.#quickSyncs = 0;
-        if (onCallingThread) this.#threadpoolUntil = end + THREADPOOL_AFTER_SLOW_SYNC_MS;
+        if (onCallingThread)
+          this.#threadpoolUntil = end + THREADPOOL_AFTER_SLOW_SYNC * (end - start);
       }
     }
   }
