@@ -6,7 +6,7 @@ import { closeSync, fdatasync, fdatasyncSync, openSync, write, writeSync } from 
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { best, bestOf, now, ratioCheck } from './lib/common.mjs';
-import { databasePaths, sqlitePath } from './lib/systems.mjs';
+import { databasePaths, sqlitePath, trovePath } from './lib/systems.mjs';
 import {
   checkAgeSums,
   levelUpdates,
@@ -131,6 +131,18 @@ export async function run(ctx) {
     label: "trove db.transaction (durability 'full')",
     run: oneAfterAnother(trove.incrementAge),
   };
+  // For information: the same with every sync on the threadpool (the default, 'auto', syncs
+  // a lone commit on the calling thread; see README's syncOn).
+  const trovePool = troveUpdates(trovePath(dir, 'durable-threadpool'), records, totals, {
+    options: { syncOn: 'threadpool' },
+    key: 'trove (threadpool)',
+  });
+  const trovePoolRow = {
+    ...trovePool,
+    label: "trove db.transaction (durability 'full', syncOn 'threadpool')",
+    note: "every sync on the threadpool, never blocking the event loop (not the default: 'auto')",
+    run: oneAfterAnother(trovePool.incrementAge),
+  };
   const lmdb = lmdbUpdates(paths.lmdb, records, totals);
   const lmdbRow = {
     ...lmdb,
@@ -162,6 +174,7 @@ export async function run(ctx) {
     rawAsync,
     rawOverwrite,
     troveRow,
+    trovePoolRow,
     lmdbRow,
     sqliteRow('FULL'),
     sqliteRow('NORMAL'),

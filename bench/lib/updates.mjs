@@ -25,15 +25,18 @@ import {
   troveOpen,
 } from './systems.mjs';
 
-/** trove: one transaction (durability 'full') that reads the record by oid and changes it. */
-export function troveUpdates(path, records, totals) {
+/**
+ * trove: one transaction (durability 'full') that reads the record by oid and changes it.
+ * `options` go to open (as `syncOn`); `key` names the row's sum in `totals`.
+ */
+export function troveUpdates(path, records, totals, { options = {}, key = 'trove' } = {}) {
   let db;
   let oids;
   return {
     system: 'trove',
     durable: true,
     setup: async () => {
-      db = await troveOpen(path);
+      db = await troveOpen(path, options);
       oids = await troveFill(db, records);
     },
     incrementAge: (id) =>
@@ -43,7 +46,7 @@ export function troveUpdates(path, records, totals) {
       }),
     teardown: async () => {
       if (db === undefined) return;
-      totals.trove = await db.read((tx) => {
+      totals[key] = await db.read((tx) => {
         let sum = 0;
         for (let id = 0; id < records; id++) sum += tx.getObject(oids[id]).age;
         return sum;
