@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { open } from 'trove';
+import { type FileStorage, type FileStorageOptions, type Oid, open, type Tid } from 'trove';
 import { commit, put } from '../storage/storage-assertions.js';
 import { commits, deferred, type FileOps, fileOps, openFileStorage, tempDir } from './support.js';
 
@@ -17,13 +17,16 @@ interface SyncCall {
 }
 
 /**
- * File operations that record each sync and what was written before it. `syncDelay` runs in
- * place of the real sync when set (a slow disk, or none at all).
+ * File operations that record each sync and what was written before it, and a clock they
+ * control. `fakeSync`, while set, runs in place of the real sync: it takes as long as it
+ * moves the clock on (`clock.ms`), so the tests decide what is quick and what is slow.
  */
 class SyncRecorder {
   readonly calls: SyncCall[] = [];
   #from = Number.POSITIVE_INFINITY;
   #to = 0;
+  /** The time (ms) the storage reads through `options.clock`. */
+  readonly clock = { ms: 0 };
   /** Replaces the real sync, for the next syncs, while set. */
   fakeSync: ((onCallingThread: boolean) => Promise<void>) | undefined;
 
@@ -47,19 +50,41 @@ class SyncRecorder {
     truncate: (fd, length) => real.truncate(fd, length),
   };
 
-  /** The syncs asked for after the first `skip`. */
-  since(skip: number): SyncCall[] {
-    return this.calls.slice(skip);
+  /** Syncs that take `ms` on the clock (under 1: quick; 1 or more: slow). */
+  syncsTaking(ms: number): void {
+    this.fakeSync = async () => {
+      this.clock.ms += ms;
+    };
+  }
+
+  /** Opens a durable FileStorage on these operations and this clock. */
+  open(path: string, options: FileStorageOptions = {}): Promise<FileStorage> {
+    return openFileStorage(path, {
+      durability: 'full',
+      fileOps: this.ops,
+      clock: () => this.clock.ms,
+      ...options,
+    } as FileStorageOptions);
+  }
+
+  /** Where the syncs asked for after the first `skip` ran: C calling thread, P threadpool. */
+  since(skip: number): string {
+    return this.calls
+      .slice(skip)
+      .map((call) => (call.onCallingThread ? 'C' : 'P'))
+      .join('');
   }
 }
 
-/** Spins for `ms` milliseconds: a sync on the calling thread that a slow disk makes slow. */
-function busyWait(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end) {
-    // The point is to take the time on this thread, as a blocking sync would.
-  }
+/** Commits `count` changes of `oid` one after the other, from `tid`; returns the last tid. */
+async function commitMany(storage: FileStorage, oid: Oid, tid: Tid, count: number): Promise<Tid> {
+  let last = tid;
+  for (let i = 0; i < count; i++) last = await commit(storage, [put(oid, `change ${i}`, last)]);
+  return last;
 }
+
+/** Lets the event loop have a turn. */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 describe("where a durable commit's sync runs (syncOn)", () => {
   const dir = tempDir('trove-sync-on-');
@@ -68,31 +93,29 @@ describe("where a durable commit's sync runs (syncOn)", () => {
   it('a lone writer syncs on the calling thread once 8 syncs in a row were quick, and each commit is in the file before it is answered', async () => {
     const path = join(dir.path, 'lone.trove');
     const recorder = new SyncRecorder();
-    // Syncs that take no time: how long real ones take depends on the machine's load, and a
-    // slow one rightly keeps the next ones on the threadpool (tested below).
-    recorder.fakeSync = async () => {};
-    const storage = await openFileStorage(path, { durability: 'full', fileOps: recorder.ops });
+    recorder.syncsTaking(0);
+    const storage = await recorder.open(path);
     try {
       const [oid] = await storage.newOids(1);
       let tid = 0;
-      for (let i = 0; i < 20; i++) {
+      for (let i = 0; i < 12; i++) {
         tid = await commit(storage, [put(oid!, `commit ${i}`, tid)]);
         const last = recorder.calls.at(-1)!;
         const written = commits(path).find((tx) => tx.tid === tid);
         assert.ok(written !== undefined, `commit ${tid} is in the file`);
         assert.ok(written.offset >= last.from && written.offset + written.length <= last.to);
       }
-      const calls = recorder.calls;
-      // The first commit after the reservation syncs it first: 21 syncs.
-      assert.equal(calls.length, 21);
-      assert.deepEqual(
-        calls.slice(0, 8).map((call) => call.onCallingThread),
-        Array(8).fill(false),
-        'the first 8 on the threadpool',
-      );
-      // A pause of the process (a garbage collection) may make one slow and start the count
-      // again; most of the rest run on the calling thread.
-      assert.ok(calls.slice(8).filter((call) => call.onCallingThread).length >= 6);
+      // The first commit after the reservation syncs it first: 13 syncs.
+      assert.equal(recorder.since(0), 'PPPPPPPPCCCCC');
+      // Two at once: the first one's sync has the second waiting behind it.
+      const [other] = await storage.newOids(1);
+      await turn();
+      const skip = recorder.calls.length;
+      await Promise.all([
+        commit(storage, [put(oid!, 'first of two', tid)]),
+        commit(storage, [put(other!, 'second of two')]),
+      ]);
+      assert.equal(recorder.since(skip), 'PC');
     } finally {
       await storage.close();
     }
@@ -150,67 +173,66 @@ describe("where a durable commit's sync runs (syncOn)", () => {
 
   it('after a slow sync on the calling thread, syncs stay on the threadpool for ten times as long, then come back', async () => {
     const recorder = new SyncRecorder();
-    recorder.fakeSync = async () => {};
-    const storage = await openFileStorage(join(dir.path, 'slow.trove'), {
-      durability: 'full',
-      fileOps: recorder.ops,
-    });
+    recorder.syncsTaking(0);
+    const storage = await recorder.open(join(dir.path, 'slow.trove'));
     try {
       const [oid] = await storage.newOids(1);
-      let tid = 0;
-      for (let i = 0; i < 12; i++) tid = await commit(storage, [put(oid!, `quick ${i}`, tid)]);
-      // The disk gets busy: this sync on the calling thread takes 50 ms (or more, if the
-      // machine is loaded); the next half second at least goes to the threadpool.
-      recorder.fakeSync = async (onCallingThread) => {
-        recorder.fakeSync = async () => {};
-        assert.equal(onCallingThread, true, 'the slow one ran on the calling thread');
-        busyWait(50);
-      };
-      tid = await commit(storage, [put(oid!, 'slow', tid)]);
-      let skip = recorder.calls.length;
-      for (let i = 0; i < 12; i++) tid = await commit(storage, [put(oid!, `after ${i}`, tid)]);
-      assert.deepEqual(
-        recorder.since(skip).map((call) => call.onCallingThread),
-        Array(12).fill(false),
-        'quick syncs, but soon after the slow one',
-      );
-      // Back on the calling thread once the time is up (waiting for it, up to 10 s).
-      skip = recorder.calls.length;
-      const giveUp = performance.now() + 10_000;
-      while (!recorder.since(skip).some((call) => call.onCallingThread)) {
-        assert.ok(performance.now() < giveUp, 'back on the calling thread within 10 s');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        tid = await commit(storage, [put(oid!, 'later', tid)]);
-      }
+      let tid = await commitMany(storage, oid!, 0, 12);
+      // The disk gets busy: this sync on the calling thread takes 5 ms.
+      recorder.syncsTaking(5);
+      const skip = recorder.calls.length;
+      tid = await commitMany(storage, oid!, tid, 1);
+      const slowEnd = recorder.clock.ms;
+      recorder.syncsTaking(0);
+      tid = await commitMany(storage, oid!, tid, 10);
+      recorder.clock.ms = slowEnd + 49.9;
+      await turn();
+      tid = await commitMany(storage, oid!, tid, 1);
+      recorder.clock.ms = slowEnd + 50;
+      await turn();
+      await commitMany(storage, oid!, tid, 2);
+      assert.equal(recorder.since(skip), `C${'P'.repeat(11)}CC`);
     } finally {
       await storage.close();
     }
   });
 
-  it('a slow sync on the threadpool starts the count of quick syncs again', async () => {
+  it('a slow sync on the threadpool starts the count of quick syncs again, with no wait', async () => {
     const recorder = new SyncRecorder();
-    recorder.fakeSync = async () => {};
-    const storage = await openFileStorage(join(dir.path, 'slow-pool.trove'), {
-      durability: 'full',
-      fileOps: recorder.ops,
-    });
+    recorder.syncsTaking(0);
+    const storage = await recorder.open(join(dir.path, 'slow-pool.trove'));
     try {
       const [oid, big] = await storage.newOids(2);
-      let tid = 0;
-      for (let i = 0; i < 12; i++) tid = await commit(storage, [put(oid!, `quick ${i}`, tid)]);
-      assert.equal(recorder.calls.at(-1)!.onCallingThread, true);
-      // A large commit syncs on the threadpool; this one takes 5 ms.
-      recorder.fakeSync = async (onCallingThread) => {
-        recorder.fakeSync = async () => {};
-        assert.equal(onCallingThread, false, 'a large commit syncs on the threadpool');
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      };
-      await commit(storage, [put(big!, 'x'.repeat(100_000))]);
+      const tid = await commitMany(storage, oid!, 0, 12);
+      // A large commit syncs on the threadpool; this sync takes 5 ms.
+      recorder.syncsTaking(5);
       const skip = recorder.calls.length;
-      for (let i = 0; i < 12; i++) tid = await commit(storage, [put(oid!, `after ${i}`, tid)]);
-      const after = recorder.since(skip).map((call) => call.onCallingThread);
-      assert.deepEqual(after.slice(0, 8), Array(8).fill(false), '8 quick ones first');
-      assert.ok(after.slice(8).some(Boolean));
+      await commit(storage, [put(big!, 'x'.repeat(100_000))]);
+      recorder.syncsTaking(0);
+      await turn();
+      await commitMany(storage, oid!, tid, 10);
+      assert.equal(recorder.since(skip), `P${'P'.repeat(8)}CC`);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('syncs on the calling thread leave the event loop a turn at least every 2 ms', async () => {
+    const recorder = new SyncRecorder();
+    recorder.syncsTaking(0);
+    const storage = await recorder.open(join(dir.path, 'turns.trove'));
+    try {
+      const [oid] = await storage.newOids(1);
+      let tid = await commitMany(storage, oid!, 0, 10);
+      await turn();
+      // Each sync takes 0.5 ms (quick): back to back, with no turn of the event loop between
+      // them, four fit in 2 ms; then the threadpool, until the loop has had its turn.
+      recorder.syncsTaking(0.5);
+      const skip = recorder.calls.length;
+      tid = await commitMany(storage, oid!, tid, 8);
+      await turn();
+      await commitMany(storage, oid!, tid, 1);
+      assert.equal(recorder.since(skip), 'CCCCPPPPC');
     } finally {
       await storage.close();
     }
@@ -250,20 +272,23 @@ describe("where a durable commit's sync runs (syncOn)", () => {
   it('a sync on the calling thread that fails fails its commit, which leaves nothing behind', async () => {
     const path = join(dir.path, 'fails.trove');
     const recorder = new SyncRecorder();
-    const storage = await openFileStorage(path, { durability: 'full', fileOps: recorder.ops });
+    recorder.syncsTaking(0);
+    const storage = await recorder.open(path);
     try {
       const [oid] = await storage.newOids(1);
-      const tid = await commit(storage, [put(oid!, 'kept')]);
+      const tid = await commitMany(storage, oid!, 0, 10);
       const committed = commits(path).length;
+      let failedOnCallingThread: boolean | undefined;
       recorder.fakeSync = async (onCallingThread) => {
-        recorder.fakeSync = undefined;
-        assert.equal(onCallingThread, true, 'asked on the calling thread');
+        recorder.syncsTaking(0);
+        failedOnCallingThread = onCallingThread;
         throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
       };
       const error = await commit(storage, [put(oid!, 'lost', tid)]).then(
         () => assert.fail('the commit must fail'),
         (e: unknown) => e as { code?: string },
       );
+      assert.equal(failedOnCallingThread, true, 'the failing sync ran on the calling thread');
       assert.equal(error.code, 'TROVE_IO');
       assert.equal(commits(path).length, committed, 'nothing of it in the file');
       assert.equal(storage.lastTid(), tid);

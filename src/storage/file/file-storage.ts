@@ -124,12 +124,14 @@ export interface FileStorageOptions {
    * (no other commit waiting, a few kilobytes written) syncs on the calling thread once
    * this handle's last 8 syncs each took under a millisecond, which spares the two
    * threadpool hops (on README's machine, a third to a half more lone commits a second).
-   * Other syncs go to the threadpool. A sync on the calling thread that turns out slow
-   * (the disk got busy) still blocks the event loop for as long as it takes; syncs then go
-   * to the threadpool for ten times as long, and until 8 in a row are quick again. (A
-   * sync on the threadpool counts as quick only if the event loop also heard of it within
-   * the millisecond, so a busy event loop keeps syncs there.) Either way a commit is
-   * acknowledged only after its sync.
+   * Other syncs go to the threadpool, and so does the next one once syncs on the calling
+   * thread have kept the event loop from a turn for 2 ms (a writer committing back to back
+   * would otherwise never let timers and I/O run). A sync on the calling thread that turns
+   * out slow (the disk got busy) still blocks the event loop for as long as it takes;
+   * syncs then go to the threadpool for ten times as long, and until 8 in a row are quick
+   * again. (A sync on the threadpool counts as quick only if the event loop also heard of
+   * it within the millisecond, so a busy event loop keeps syncs there.) Either way a
+   * commit is acknowledged only after its sync.
    */
   syncOn?: SyncOn;
   /** How long a writer waits for the writer lock before BusyError, in ms (default 5000). */
@@ -142,6 +144,8 @@ export interface FileStorageOptions {
   readCacheBytes?: number;
   /** @internal Replaces the file operations that can fail, for failure tests. */
   fileOps?: FileOps;
+  /** @internal Replaces the clock (ms) that times syncs (see `syncOn`), for tests. */
+  clock?: () => number;
 }
 
 /** A transaction the process knows about, for changesSince. */
@@ -186,6 +190,11 @@ const QUICK_SYNCS_BEFORE_CALLING_THREAD = 8;
  * README's table, about one sync in a few hundred takes 1 to 15 ms) costs little.
  */
 const THREADPOOL_AFTER_SLOW_SYNC = 10;
+/**
+ * Syncs on the calling thread stop for the rest of a turn of the event loop once the first
+ * of them in the turn began this many ms ago: timers and I/O wait at most about this long.
+ */
+const CALLING_THREAD_MS_PER_TURN = 2;
 /** A commit this large or larger syncs on the threadpool: its sync has real data to write. */
 const CALLING_THREAD_SYNC_BYTES = 64 * 1024;
 const DEFAULT_READ_CACHE_BYTES = 32 * 1024 * 1024;
@@ -226,8 +235,11 @@ export class FileStorage extends Storage {
   readonly #syncOn: SyncOn;
   /** This handle's quick fdatasyncs of the log in a row, up to the last one (see #sync). */
   #quickSyncs = 0;
-  /** Until when (performance.now()) syncs stay on the threadpool after a slow one. */
+  /** Until when (on #clock) syncs stay on the threadpool after a slow one. */
   #threadpoolUntil = 0;
+  /** When the first sync on the calling thread in this turn of the event loop began. */
+  #callingThreadSince: number | undefined;
+  readonly #clock: () => number;
   /** Commits in the last group this handle wrote (see #writeGroup). */
   #lastGroupSize = 1;
   readonly #ops: FileOps;
@@ -299,6 +311,7 @@ export class FileStorage extends Storage {
     this.path = path;
     this.durability = options.durability ?? 'full';
     this.#syncOn = options.syncOn ?? 'auto';
+    this.#clock = options.clock ?? (() => performance.now());
     this.#ops = options.fileOps ?? nodeFileOps;
     this.#logger = options.logger ?? ((message) => console.warn(message));
     this.#progress = options.progress;
@@ -1049,17 +1062,29 @@ export class FileStorage extends Storage {
    * threadpool, where the next group's writers work while the disk does.
    */
   async #sync(lone: boolean): Promise<void> {
-    const start = performance.now();
+    const start = this.#clock();
+    const turnStart = this.#callingThreadSince;
     const onCallingThread =
       lone &&
       this.#syncOn === 'auto' &&
       this.#queue.length === 0 &&
       this.#quickSyncs >= QUICK_SYNCS_BEFORE_CALLING_THREAD &&
-      start >= this.#threadpoolUntil;
+      start >= this.#threadpoolUntil &&
+      (turnStart === undefined || start - turnStart < CALLING_THREAD_MS_PER_TURN);
+    if (onCallingThread && turnStart === undefined) {
+      this.#callingThreadSince = start;
+      setImmediate(() => {
+        this.#callingThreadSince = undefined;
+      });
+    }
+    const syncing = this.#ops.sync(this.#fd, onCallingThread);
+    // A sync on the calling thread is over when the call returns: awaiting the settled
+    // promise may run other microtasks first, which are not the disk's time.
+    let end = this.#clock();
     try {
-      await this.#ops.sync(this.#fd, onCallingThread);
+      await syncing;
     } finally {
-      const end = performance.now();
+      if (!onCallingThread) end = this.#clock();
       if (end - start < QUICK_SYNC_MS) {
         this.#quickSyncs++;
       } else {
