@@ -22,8 +22,9 @@ import {
   zeroRange,
 } from './support.js';
 
-/** The step the log's file grows in (FileStorage's PREALLOCATE). */
-const STEP = 1024 * 1024;
+/** How far a handle's first growth of the file goes, and the largest (FileStorage's). */
+const FIRST_STEP = 64 * 1024;
+const MAX_STEP = 1024 * 1024;
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe('preallocated space after the log', () => {
@@ -56,7 +57,7 @@ describe('preallocated space after the log', () => {
     return path;
   }
 
-  it('the file grows in steps of zeros while open, and is just its log after close', async () => {
+  it('the file grows in steps of zeros, each twice the last up to 1 MiB, and is just its log after close', async () => {
     const path = join(dir.path, 'steps.trove');
     const db = await open(path, { logger: quiet });
     try {
@@ -69,15 +70,20 @@ describe('preallocated space after the log', () => {
         sizes.add(fs.statSync(path).size);
       }
       // 50 small commits overwrite zeros: the file's size never changed after the first.
-      assert.deepEqual([...sizes], [STEP]);
-      assert.ok(logEnd(path) < STEP);
+      assert.deepEqual([...sizes], [FIRST_STEP]);
+      assert.ok(logEnd(path) < FIRST_STEP);
       assert.ok(dataEnd(path) <= logEnd(path), 'only zeros after the log');
-      // A commit larger than what is left grows the file by whole steps again.
-      db.root.set('big', 'x'.repeat(2 * STEP));
-      await db.commit();
-      const size = fs.statSync(path).size;
-      assert.equal(size % STEP, 0);
-      assert.ok(size > logEnd(path));
+      // Each commit larger than what is left grows the file again, to the next multiple of
+      // a step twice the last one's, up to 1 MiB.
+      for (let growth = 1; growth <= 6; growth++) {
+        db.root.set('big', 'x'.repeat(2 * MAX_STEP + growth));
+        await db.commit();
+        const step = Math.min(FIRST_STEP * 2 ** growth, MAX_STEP);
+        const size = fs.statSync(path).size;
+        assert.equal(size % step, 0, `growth ${growth}: a multiple of ${step}`);
+        assert.ok(size > logEnd(path) && size - logEnd(path) <= step);
+        assert.ok(dataEnd(path) <= logEnd(path), 'only zeros after the log');
+      }
     } finally {
       await db.close();
     }
@@ -93,7 +99,7 @@ describe('preallocated space after the log', () => {
     try {
       a.root.get('m').set('v', 'from a');
       await a.commit();
-      assert.equal(fs.statSync(path).size, STEP);
+      assert.equal(fs.statSync(path).size, FIRST_STEP);
       await a.close();
       assert.equal(fs.statSync(path).size, logEnd(path), 'a trimmed the zeros at close');
       // b read the log with zeros after it; the zeros are gone now, and b's next commit
@@ -102,7 +108,7 @@ describe('preallocated space after the log', () => {
       await b.transaction((tx) => {
         tx.root.get('m').set('v', 'from b');
       });
-      assert.equal(fs.statSync(path).size, STEP);
+      assert.equal(fs.statSync(path).size, FIRST_STEP, "b's first growth");
       c = await open(path, { readOnly: true, logger: quiet });
       assert.equal(c.root.get('m').get('v'), 'from b');
       assert.deepEqual(await c.integrityCheck(), { ok: true, failures: [] });
@@ -293,7 +299,7 @@ describe('preallocated space after the log', () => {
     const bytes = fs.readFileSync(path);
     const half = Buffer.concat([
       bytes.subarray(0, last.offset + Math.floor(last.length / 2)),
-      Buffer.alloc(STEP),
+      Buffer.alloc(MAX_STEP),
     ]);
     fs.writeFileSync(path, half);
     const fd = fs.openSync(path, 'r');
