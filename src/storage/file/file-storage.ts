@@ -80,7 +80,7 @@ import {
   TX_HEADER_SIZE,
   TxStatus,
 } from './format.js';
-import { loadIndex, saveIndex } from './index-file.js';
+import { loadIndex, savedCoverage, saveIndex } from './index-file.js';
 import { checkFile } from './integrity.js';
 import {
   isTransaction,
@@ -198,6 +198,14 @@ const CALLING_THREAD_MS_PER_TURN = 2;
 /** A commit this large or larger syncs on the threadpool: its sync has real data to write. */
 const CALLING_THREAD_SYNC_BYTES = 64 * 1024;
 const DEFAULT_READ_CACHE_BYTES = 32 * 1024 * 1024;
+/**
+ * Close leaves the saved index as it is while the log after what it covers is shorter than
+ * this (or than a quarter of the index file): scanning that much at the next open takes a
+ * few milliseconds (see #indexWorthSaving).
+ */
+const INDEX_TAIL_BYTES = 1024 * 1024;
+/** Bytes the index file takes per oid (an offset and a tid). */
+const INDEX_BYTES_PER_OID = 16;
 /** Chunk size of blob streams. */
 const BLOB_CHUNK = 1024 * 1024;
 /**
@@ -1534,6 +1542,25 @@ export class FileStorage extends Storage {
     }
   }
 
+  /**
+   * Whether close should save the index: not when the saved one (by its header) is for this
+   * file, ends where a transaction of this log ends (as an open checks), and leaves less of
+   * the log for the next open to scan than INDEX_TAIL_BYTES or a quarter of the index's own
+   * size. A process that opens a large database, commits a
+   * little and closes would otherwise write the whole index each time (16 MB and its sync
+   * for a million objects: 55 ms of a 60 ms close, measured), where the next open scans a
+   * few hundred bytes of log instead.
+   */
+  #indexWorthSaving(): boolean {
+    const saved = savedCoverage(this.path);
+    if (saved === undefined || saved.generation !== this.#header.generation) return true;
+    const end = this.#log.end;
+    if (!endsTransaction(this.#reader, saved.coveredOffset, saved.lastTid, end)) return true;
+    const tail = end - saved.coveredOffset;
+    const indexBytes = this.#log.index.length * INDEX_BYTES_PER_OID;
+    return tail > Math.max(INDEX_TAIL_BYTES, indexBytes / 4);
+  }
+
   protected async _integrityCheck(): Promise<IntegrityReport> {
     this.#poll();
     return checkFile(this.#fd, this.#log.end, this.#log.index);
@@ -1582,7 +1609,8 @@ export class FileStorage extends Storage {
       if (!this.readOnly) {
         this.#trimPreallocation();
         try {
-          await this._checkpoint();
+          this.#poll();
+          if (this.#indexWorthSaving()) await this._checkpoint();
         } catch (error) {
           // The index is a cache: a failed save costs the next open a scan, nothing more.
           this.#logger(`trove: ${this.path}: could not save the index at close: ${String(error)}`);

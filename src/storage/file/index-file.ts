@@ -93,8 +93,23 @@ export function prepareIndex(dataPath: string, saved: SavedIndex, sync: boolean)
   return temporary;
 }
 
-/** Reads the index file; undefined if it is missing or not valid. */
-export function loadIndex(dataPath: string): SavedIndex | undefined {
+/** The header of an open index file, if it is one this version reads and its size fits. */
+function readHeader(fd: number): Buffer | undefined {
+  const header = Buffer.alloc(HEADER_SIZE);
+  if (
+    fs.readSync(fd, header, 0, HEADER_SIZE, 0) < HEADER_SIZE ||
+    !header.subarray(0, 8).equals(MAGIC)
+  )
+    return undefined;
+  if (header.readUInt32LE(56) !== crc32c(header.subarray(0, 56))) return undefined;
+  if (header.readUInt32LE(8) !== VERSION) return undefined;
+  const n = readU64(header, 48);
+  if (fs.fstatSync(fd).size !== HEADER_SIZE + n * 16) return undefined;
+  return header;
+}
+
+/** Runs `read` on the open index file; undefined if there is none. */
+function withIndexFile<T>(dataPath: string, read: (fd: number) => T | undefined): T | undefined {
   let fd: number;
   try {
     fd = fs.openSync(indexPath(dataPath), 'r');
@@ -102,16 +117,36 @@ export function loadIndex(dataPath: string): SavedIndex | undefined {
     return undefined;
   }
   try {
-    const header = Buffer.alloc(HEADER_SIZE);
-    if (
-      fs.readSync(fd, header, 0, HEADER_SIZE, 0) < HEADER_SIZE ||
-      !header.subarray(0, 8).equals(MAGIC)
-    )
-      return undefined;
-    if (header.readUInt32LE(56) !== crc32c(header.subarray(0, 56))) return undefined;
-    if (header.readUInt32LE(8) !== VERSION) return undefined;
+    return read(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * What the index file covers, from its header alone (the entries are not read or checked):
+ * undefined if it is missing or its header is not valid.
+ */
+export function savedCoverage(
+  dataPath: string,
+): Pick<SavedIndex, 'generation' | 'coveredOffset' | 'lastTid'> | undefined {
+  return withIndexFile(dataPath, (fd) => {
+    const header = readHeader(fd);
+    if (header === undefined) return undefined;
+    return {
+      generation: header.readBigUInt64LE(16),
+      coveredOffset: readU64(header, 24),
+      lastTid: readU64(header, 32),
+    };
+  });
+}
+
+/** Reads the index file; undefined if it is missing or not valid. */
+export function loadIndex(dataPath: string): SavedIndex | undefined {
+  return withIndexFile(dataPath, (fd) => {
+    const header = readHeader(fd);
+    if (header === undefined) return undefined;
     const n = readU64(header, 48);
-    if (fs.fstatSync(fd).size !== HEADER_SIZE + n * 16) return undefined;
     // Read straight into the arrays the index will use: no intermediate copy.
     const offsets = new Float64Array(n);
     const tids = new Float64Array(n);
@@ -127,9 +162,7 @@ export function loadIndex(dataPath: string): SavedIndex | undefined {
       nextOid: readU64(header, 40),
       index: OidIndex.fromArrays(offsets, tids),
     };
-  } finally {
-    fs.closeSync(fd);
-  }
+  });
 }
 
 function readAll(fd: number, target: Buffer, position: number): number {

@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { open } from 'trove';
+import { format, logEnd, tempDir, transactions } from '../crash/support.js';
+
+/** The data file offset the saved index covers (its header's u64 at byte 24). */
+function coveredOffset(path: string): number {
+  return format.readU64(fs.readFileSync(`${path}.index`), 24);
+}
+
+/** Opens `path`, sets the root's `key` to `value`, and closes it. */
+async function commitOnce(path: string, key: string, value: unknown): Promise<void> {
+  const db = await open(path, { progress: false });
+  try {
+    await db.transaction((tx) => {
+      tx.root.set(key, value);
+    });
+  } finally {
+    await db.close();
+  }
+}
+
+/** The root's `key`, read by a fresh open. */
+async function readBack(path: string, key: string): Promise<unknown> {
+  const db = await open(path, { readOnly: true, progress: false });
+  try {
+    return await db.read((tx) => tx.root.get(key));
+  } finally {
+    await db.close();
+  }
+}
+
+describe('the index saved at close', () => {
+  const dir = tempDir('trove-index-close-');
+  after(() => dir.remove());
+
+  it('is saved at the first close, and left as it is while little of the log follows it', async () => {
+    const path = join(dir.path, 'little.trove');
+    await commitOnce(path, 'n', 0);
+    assert.equal(coveredOffset(path), logEnd(path), 'the first close saves it');
+    const saved = fs.readFileSync(`${path}.index`);
+    for (let n = 1; n <= 5; n++) await commitOnce(path, 'n', n);
+    assert.ok(logEnd(path) > coveredOffset(path));
+    assert.ok(fs.readFileSync(`${path}.index`).equals(saved), 'not written again');
+    // The next open reads the log after what the index covers.
+    assert.equal(await readBack(path, 'n'), 5);
+  });
+
+  it('is saved again once the log after it is longer than 1 MiB', async () => {
+    const path = join(dir.path, 'long-tail.trove');
+    await commitOnce(path, 'n', 0);
+    const first = coveredOffset(path);
+    await commitOnce(path, 'big', 'x'.repeat(1024 * 1024));
+    assert.ok(coveredOffset(path) > first);
+    assert.equal(coveredOffset(path), logEnd(path));
+    assert.equal(((await readBack(path, 'big')) as string).length, 1024 * 1024);
+  });
+
+  it("is saved when the saved one belongs to another file or reaches past this file's log", async () => {
+    const a = join(dir.path, 'a.trove');
+    const b = join(dir.path, 'b.trove');
+    await commitOnce(a, 'from', 'a');
+    await commitOnce(b, 'from', 'b');
+    // Another file's index (another generation) in b's place.
+    fs.copyFileSync(`${a}.index`, `${b}.index`);
+    await commitOnce(b, 'n', 1);
+    assert.ok(!fs.readFileSync(`${b}.index`).equals(fs.readFileSync(`${a}.index`)));
+    assert.equal(coveredOffset(b), logEnd(b));
+
+    // b cut back to an earlier transaction's end (as a backup is a prefix), under an index
+    // that covers more: the next close saves one that fits the log.
+    await commitOnce(b, 'n', 2);
+    await commitOnce(b, 'big', 'x'.repeat(2 * 1024 * 1024));
+    const cut = transactions(b).at(-2)!;
+    fs.truncateSync(b, cut.offset + cut.length);
+    assert.ok(coveredOffset(b) > logEnd(b));
+    await commitOnce(b, 'n', 3);
+    assert.equal(coveredOffset(b), logEnd(b));
+    assert.equal(await readBack(b, 'n'), 3);
+    assert.equal(await readBack(b, 'big'), undefined);
+  });
+});
