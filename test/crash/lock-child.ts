@@ -3,7 +3,8 @@
  * stops inside it, says `holding` on stdout, and waits to be killed.
  *
  * Usage: node lock-child.js <path> <mode>
- * - sync: the commit's bytes are all written; the sync never finishes (lock held).
+ * - sync: the commit's bytes are all written; its sync never finishes (lock held). (A sync
+ *   before anything is written, of the log the child loaded, goes through.)
  * - write: half of the commit's bytes are written; the rest never is (lock held).
  * - pack-copy: a pack stops while writing its new file.
  * - pack-marker: a pack stops after writing the marker at the end of the old file, before
@@ -19,6 +20,8 @@ const [path, mode] = process.argv.slice(2) as [string, Mode];
 const real = fileOps.nodeFileOps;
 const never = new Promise<void>(() => undefined);
 let armed = false;
+/** Whether the child wrote to the data file since it was armed. */
+let wrote = false;
 // Keeps the process alive while an operation hangs on a promise that never settles.
 const keepAlive = setInterval(() => undefined, 60_000);
 const isDataFile = (fd: number) => fs.fstatSync(fd).ino === fs.statSync(path).ino;
@@ -41,10 +44,11 @@ const ops: FileOps = {
       await real.write(fd, buffer.subarray(0, Math.floor(buffer.byteLength / 2)), position);
       return hang();
     }
-    return real.write(fd, buffer, position);
+    await real.write(fd, buffer, position);
+    if (armed) wrote = true;
   },
   async sync(fd, onCallingThread) {
-    if (armed && mode === 'sync') return hang();
+    if (armed && mode === 'sync' && wrote) return hang();
     if (armed && mode === 'pack-marker' && isDataFile(fd)) return hang();
     return real.sync(fd, onCallingThread);
   },

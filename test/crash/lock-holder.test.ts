@@ -113,29 +113,43 @@ describe('the writer lock of a killed holder, and of a live one', () => {
   // made durable. A handle that opens after the kill counts the last transaction as maybe
   // not durable and syncs it before its own commit follows it, so that recovery may take
   // whatever comes before a durable commit as durable.
-  it('a holder killed inside sync: the next writer syncs the unsynced commit before its own', async () => {
-    const path = await setup();
-    const child = await holder(path, 'sync');
-    let storage: Awaited<ReturnType<typeof openFileStorage>> | undefined;
-    try {
-      await child.kill();
-      const counting = countingSyncs();
-      storage = await openFileStorage(path, { fileOps: counting.ops, logger: quiet });
-      const db = await open({ storage });
-      const killed = transactions(path).at(-1)!;
-      await db.transaction((tx) => {
-        tx.root.get('parent').set('v', 'after the kill');
-      });
-      assert.equal(counting.syncs, 2, 'the killed writer’s commit, then this one');
-      const next = transactions(path).at(-1)!;
-      assert.ok(next.offset > killed.offset);
-      assert.equal(next.meta.group, undefined);
-      await db.close();
-    } finally {
-      await child.kill();
-      if (storage !== undefined && !storage.closed) await storage.close();
-    }
-  });
+  for (const indexBehind of [false, true]) {
+    it(`a holder killed inside sync: the next writer syncs the unsynced commit before its own${indexBehind ? ' (the saved index behind the log)' : ''}`, async () => {
+      const path = await setup();
+      if (indexBehind) {
+        // Processes that commit a little and close leave the saved index as it is: the next
+        // open reads the log after it (found in review: that read forgot the sync owed).
+        for (let i = 0; i < 3; i++) {
+          const db = await open(path, { logger: quiet });
+          db.root.get('parent').set('v', `close ${i}`);
+          await db.commit();
+          await db.close();
+        }
+      }
+      const before = transactions(path).length;
+      const child = await holder(path, 'sync');
+      let storage: Awaited<ReturnType<typeof openFileStorage>> | undefined;
+      try {
+        await child.kill();
+        const counting = countingSyncs();
+        storage = await openFileStorage(path, { fileOps: counting.ops, logger: quiet });
+        const db = await open({ storage });
+        const killed = transactions(path).at(-1)!;
+        assert.ok(transactions(path).length > before, 'the child wrote its commit before the kill');
+        await db.transaction((tx) => {
+          tx.root.get('parent').set('v', 'after the kill');
+        });
+        assert.equal(counting.syncs, 2, 'the killed writer’s commit, then this one');
+        const next = transactions(path).at(-1)!;
+        assert.ok(next.offset > killed.offset);
+        assert.equal(next.meta.group, undefined);
+        await db.close();
+      } finally {
+        await child.kill();
+        if (storage !== undefined && !storage.closed) await storage.close();
+      }
+    });
+  }
 
   it('a writer waiting for the lock gets it when the holder is killed', async () => {
     const path = await setup();

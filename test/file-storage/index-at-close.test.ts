@@ -58,6 +58,20 @@ describe('the index saved at close', () => {
     assert.equal(((await readBack(path, 'big')) as string).length, 1024 * 1024);
   });
 
+  it('is saved when the saved one could not be used at open (damaged entries)', async () => {
+    const path = join(dir.path, 'damaged.trove');
+    await commitOnce(path, 'n', 0);
+    await commitOnce(path, 'n', 1);
+    // Flip a byte of the entries: the header still reads well, the entries' checksum fails.
+    const damaged = fs.readFileSync(`${path}.index`);
+    damaged[64] = damaged[64]! ^ 0xff;
+    fs.writeFileSync(`${path}.index`, damaged);
+    await commitOnce(path, 'n', 2);
+    assert.ok(!fs.readFileSync(`${path}.index`).equals(damaged), 'replaced');
+    assert.equal(coveredOffset(path), logEnd(path));
+    assert.equal(await readBack(path, 'n'), 2);
+  });
+
   it("is saved when the saved one belongs to another file or reaches past this file's log", async () => {
     const a = join(dir.path, 'a.trove');
     const b = join(dir.path, 'b.trove');

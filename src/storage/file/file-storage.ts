@@ -305,12 +305,21 @@ export class FileStorage extends Storage {
    */
   #unsyncedFrom: number | undefined;
   /**
-   * Whether the log may end in bytes not yet durable: transactions written without a sync,
-   * or, at open and after reading the file again, a last commit whose writer may have died
-   * before its sync. A durable commit syncs them first, so that recovery may take whatever
-   * comes before a durable commit as durable (zeros there are damage, not a crash's hole).
+   * Whether the log ends in transactions written without a sync (oid reservations, `nosync`
+   * commits). A durable commit syncs them first, so that recovery may take whatever comes
+   * before a durable commit as durable (zeros there are damage, not a crash's hole).
    */
   #syncFirst = false;
+  /**
+   * Whether this handle loaded the log (at open, after reading the file again, after a pack)
+   * and has not synced it since: the last commit's writer may have died before its sync, so
+   * the first durable commit syncs first too. Kept apart from #syncFirst, which every
+   * transaction applied resets: the scan of the log after the saved index at open applies
+   * transactions too, and must not clear this.
+   */
+  #syncAfterLoad = false;
+  /** Whether this handle found no usable saved index and read the whole log instead. */
+  #indexRebuilt = false;
   /** Staged blob files, by staged blob. */
   readonly #stagedFiles = new WeakMap<StagedBlob, string>();
   readonly #scratch = Buffer.allocUnsafe(LOAD_READ);
@@ -380,8 +389,9 @@ export class FileStorage extends Storage {
     }
     try {
       const header = await openHeader(file, fd, opts, readOnly);
-      const state = loadState(file, fd, header, opts.progress);
+      const { state, rebuilt } = loadState(file, fd, header, opts.progress);
       const storage = new FileStorage(file, opts, fd, header, state);
+      storage.#indexRebuilt = rebuilt;
       if (!readOnly) {
         for (const stale of removeStaleFiles(file))
           storage.#logger(`trove: removed ${stale}, left by a process that died`);
@@ -567,14 +577,16 @@ export class FileStorage extends Storage {
     }
   }
 
-  /** Sets #unsyncedFrom and #syncFirst for a log just loaded. */
+  /** Sets #unsyncedFrom, #syncFirst and #syncAfterLoad for a log just loaded. */
   #unsyncedAtLoad(): void {
     const last = this.#lastApplied;
-    this.#syncFirst = last !== undefined;
+    this.#syncAfterLoad = last !== undefined;
+    this.#syncFirst = false;
     this.#unsyncedFrom = undefined;
     if (last === undefined) return;
     const meta = this.#reader.metaAt(last.offset);
     if (last.status === TxStatus.oids || meta?.nosync === true) {
+      this.#syncFirst = true;
       this.#unsyncedFrom = meta?.group ?? last.offset;
     }
   }
@@ -606,8 +618,9 @@ export class FileStorage extends Storage {
     this.#logger(
       `trove: ${this.path}: the end of the log was rewritten by a failed commit; reading it again`,
     );
-    const state = loadState(this.path, this.#fd, this.#header, this.#progress);
+    const { state, rebuilt } = loadState(this.path, this.#fd, this.#header, this.#progress);
     this.#switchTo(this.#file, this.#header, state);
+    this.#indexRebuilt = rebuilt;
     this.#forgetRecent(state.lastTid);
     this.invalidateCaches();
   }
@@ -697,7 +710,8 @@ export class FileStorage extends Storage {
         fs.closeSync(fd);
         return false;
       }
-      const state = loadState(this.path, fd, header, this.#progress);
+      const { state, rebuilt } = loadState(this.path, fd, header, this.#progress);
+      this.#indexRebuilt = rebuilt;
       // The old file may still be locked by this handle: it is closed once that is over.
       this.#replaced.push(this.#switchTo(new OpenFile(fd), header, state));
       // The pack removed objects this handle's connections may hold: they reload everything.
@@ -1000,7 +1014,9 @@ export class FileStorage extends Storage {
     const sync = this.durability === 'full' ? () => lone : false;
     try {
       await this.#append(async () => {
-        if (this.durability === 'full' && this.#syncFirst) await this.#sync(false);
+        if (this.durability === 'full' && (this.#syncFirst || this.#syncAfterLoad)) {
+          await this.#sync(false);
+        }
         let offset = groupStart;
         const latest = new Map<Oid, number>();
         let buffers: Buffer[] = [];
@@ -1110,6 +1126,8 @@ export class FileStorage extends Storage {
     let end = this.#clock();
     try {
       await syncing;
+      // Whatever this handle's file holds is durable now, the log it loaded included.
+      this.#syncAfterLoad = false;
     } finally {
       if (!onCallingThread) end = this.#clock();
       if (end - start < QUICK_SYNC_MS) {
@@ -1555,8 +1573,8 @@ export class FileStorage extends Storage {
   }
 
   /**
-   * Whether close should save the index: not when the saved one (by its header) is for this
-   * file, ends where a transaction of this log ends (as an open checks), and leaves less of
+   * Whether close should save the index: not when the one this handle loaded was usable,
+   * and the saved one (by its header) is for this file, ends where a transaction of this log ends (as an open checks), and leaves less of
    * the log for the next open to scan than INDEX_TAIL_BYTES or a quarter of the index's own
    * size. A process that opens a large database, commits a
    * little and closes would otherwise write the whole index each time (16 MB and its sync
@@ -1564,6 +1582,8 @@ export class FileStorage extends Storage {
    * few hundred bytes of log instead.
    */
   #indexWorthSaving(): boolean {
+    // One that could not be used (damaged, say) would cost every open a full read.
+    if (this.#indexRebuilt) return true;
     const saved = savedCoverage(this.path);
     if (saved === undefined || saved.generation !== this.#header.generation) return true;
     const end = this.#log.end;
@@ -1699,12 +1719,16 @@ async function openHeader(
 }
 
 /** The index and log position: from the saved index if it is valid, else by a full scan. */
+/**
+ * The state of the log up to what the saved index covers, or, without a usable index, of
+ * the whole log read from the start (`rebuilt`).
+ */
 function loadState(
   file: string,
   fd: number,
   header: FileHeader,
   progress: boolean | undefined,
-): ScanState {
+): { state: ScanState; rebuilt: boolean } {
   const size = fs.fstatSync(fd).size;
   const saved = loadIndex(file);
   const reader = new LogReader(fd);
@@ -1715,12 +1739,13 @@ function loadState(
     saved.coveredOffset <= size &&
     endsTransaction(reader, saved.coveredOffset, saved.lastTid, size)
   ) {
-    return {
+    const state = {
       index: saved.index,
       end: saved.coveredOffset,
       lastTid: saved.lastTid,
       nextOid: saved.nextOid,
     };
+    return { state, rebuilt: false };
   }
   // No usable index: rebuild it by reading the whole log.
   const state: ScanState = { index: new OidIndex(), end: FILE_HEADER_SIZE, lastTid: 0, nextOid: 1 };
@@ -1740,7 +1765,7 @@ function loadState(
   } finally {
     bar.stop();
   }
-  return state;
+  return { state, rebuilt: true };
 }
 
 /**
