@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { open } from 'trove';
-import { format, logEnd, tempDir, transactions } from '../crash/support.js';
+import { format, logEnd, openFileStorage, tempDir, transactions } from '../crash/support.js';
+import { commit, put } from '../storage/storage-assertions.js';
 
 /** The data file offset the saved index covers (its header's u64 at byte 24). */
 function coveredOffset(path: string): number {
@@ -56,6 +57,29 @@ describe('the index saved at close', () => {
     assert.ok(coveredOffset(path) > first);
     assert.equal(coveredOffset(path), logEnd(path));
     assert.equal(((await readBack(path, 'big')) as string).length, 1024 * 1024);
+  });
+
+  it('of a large database is left as it is while the log after it is under a quarter of its size', async () => {
+    const path = join(dir.path, 'large.trove');
+    // An object with oid 300,000 makes an index of 300,001 entries: 4.8 MB, a quarter 1.2 MB.
+    let storage = await openFileStorage(path, {});
+    const oids = await storage.newOids(300_000);
+    const high = oids.at(-1)!;
+    assert.equal(high, 300_000);
+    await commit(storage, [put(high, 'one')]);
+    await storage.close();
+    const saved = fs.readFileSync(`${path}.index`);
+    assert.equal(saved.length, 64 + 16 * 300_001);
+    const commitAndClose = async (bytes: number) => {
+      storage = await openFileStorage(path, {});
+      await commit(storage, [put(high, 'x'.repeat(bytes), storage.lastTid())]);
+      await storage.close();
+    };
+    await commitAndClose(1100 * 1024);
+    assert.ok(logEnd(path) - coveredOffset(path) > 1024 * 1024, 'more than 1 MiB after it');
+    assert.ok(fs.readFileSync(`${path}.index`).equals(saved), 'left as it is');
+    await commitAndClose(200 * 1024);
+    assert.equal(coveredOffset(path), logEnd(path), 'saved once past a quarter');
   });
 
   it('is saved when the saved one could not be used at open (damaged entries)', async () => {
