@@ -9,7 +9,16 @@ import {
   expectThrows,
   put,
 } from '../storage/storage-assertions.js';
-import { commits, fileOps, flipBit, format, openFileStorage, quiet, tempDir } from './support.js';
+import {
+  commits,
+  countingSyncs,
+  fileOps,
+  flipBit,
+  format,
+  openFileStorage,
+  quiet,
+  tempDir,
+} from './support.js';
 
 const real = fileOps.nodeFileOps;
 
@@ -99,6 +108,51 @@ describe('the last transaction of a handle, cut off by another handle', () => {
       assert.equal(reader.lastTid(), c);
     } finally {
       await opened?.close();
+      await writer.close();
+    }
+  });
+
+  // Found in review: reading the log again (#reload) after another handle cut back a commit
+  // this handle had read must owe a sync, as an open does: what this handle read before may
+  // not all be durable.
+  it('a handle that read a commit later cut back reads the log again and syncs before its next commit', async () => {
+    const path = join(dir.path, 'reload.trove');
+    let failSync = false;
+    let reader: FileStorage | undefined;
+    const writerOps = {
+      ...real,
+      sync: async (fd: number, onCallingThread?: boolean) => {
+        if (!failSync) return real.sync(fd, onCallingThread);
+        failSync = false;
+        // The other handle reads the commit being synced, which is then cut back.
+        await nextTurn();
+        reader!.changesSince(reader!.lastTid());
+        throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
+      },
+    };
+    const writer = await openFileStorage(path, { fileOps: writerOps, logger: quiet });
+    const counting = countingSyncs();
+    reader = await openFileStorage(path, { fileOps: counting.ops, logger: quiet });
+    try {
+      const [a, b] = await writer.newOids(2);
+      await commit(writer, [put(a!, 'from the writer')]);
+      await nextTurn();
+      const mine = await commit(reader, [put(b!, 'from the reader')]);
+      failSync = true;
+      const seenBefore = reader.lastTid();
+      await expectRejects(
+        () => commit(writer, [put(a!, 'cut back', writer.lastTid())]),
+        'TROVE_IO',
+      );
+      assert.ok(reader.lastTid() > seenBefore, 'the reader read the commit before its cut');
+      await nextTurn();
+      const syncs = counting.syncs;
+      const next = await commit(reader, [put(b!, 'after the cut', mine)]);
+      assert.equal(counting.syncs - syncs, 2, 'the log it read again, then its commit');
+      await commit(reader, [put(b!, 'and again', next)]);
+      assert.equal(counting.syncs - syncs, 3, 'then one sync a commit');
+    } finally {
+      await reader.close();
       await writer.close();
     }
   });

@@ -96,6 +96,24 @@ describe('the index saved at close', () => {
     assert.equal(await readBack(path, 'n'), 2);
   });
 
+  it('is not saved again at close after a checkpoint saved it', async () => {
+    const path = join(dir.path, 'checkpointed.trove');
+    await commitOnce(path, 'n', 0);
+    fs.rmSync(`${path}.index`);
+    const db = await open(path, { progress: false });
+    try {
+      await db.transaction((tx) => {
+        tx.root.set('n', 1);
+      });
+      await db.checkpoint();
+    } finally {
+      // A save writes a new file and renames it into place: a new inode.
+      const checkpointed = fs.statSync(`${path}.index`).ino;
+      await db.close();
+      assert.equal(fs.statSync(`${path}.index`).ino, checkpointed, 'close left it');
+    }
+  });
+
   it("is saved when the saved one belongs to another file or reaches past this file's log", async () => {
     const a = join(dir.path, 'a.trove');
     const b = join(dir.path, 'b.trove');

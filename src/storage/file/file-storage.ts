@@ -1442,6 +1442,8 @@ export class FileStorage extends Storage {
       revisionAt: (oid, tid) => this.#revisionBefore(oid, tid + 1)?.offset,
       switchTo: (fd, header, state) => {
         const old = this.#switchTo(new OpenFile(fd), header, state);
+        // The pack saved an index for the new file.
+        this.#indexRebuilt = false;
         // The pack removed objects this handle's connections may hold.
         this.invalidateCaches();
         return old;
@@ -1567,19 +1569,20 @@ export class FileStorage extends Storage {
         },
         this.durability !== 'none',
       );
+      this.#indexRebuilt = false;
     } catch (error) {
       throw ioError('saving the index of', this.path, error);
     }
   }
 
   /**
-   * Whether close should save the index: not when the one this handle loaded was usable,
-   * and the saved one (by its header) is for this file, ends where a transaction of this log ends (as an open checks), and leaves less of
-   * the log for the next open to scan than INDEX_TAIL_BYTES or a quarter of the index's own
-   * size. A process that opens a large database, commits a
-   * little and closes would otherwise write the whole index each time (16 MB and its sync
-   * for a million objects: 55 ms of a 60 ms close, measured), where the next open scans a
-   * few hundred bytes of log instead.
+   * Whether close should save the index. Not when this handle could use the one it loaded
+   * (or has saved one since), and the saved one (by its header) is for this file, ends
+   * where a transaction of this log ends (as an open checks), and leaves less of the log for
+   * the next open to scan than INDEX_TAIL_BYTES or a quarter of the index's own size. A
+   * process that opens a large database, commits a little and closes would otherwise write
+   * the whole index each time (16 MB and its sync for a million objects: 55 ms of a 60 ms
+   * close, measured), where the next open scans a few hundred bytes of log instead.
    */
   #indexWorthSaving(): boolean {
     // One that could not be used (damaged, say) would cost every open a full read.
@@ -1718,7 +1721,6 @@ async function openHeader(
   return header;
 }
 
-/** The index and log position: from the saved index if it is valid, else by a full scan. */
 /**
  * The state of the log up to what the saved index covers, or, without a usable index, of
  * the whole log read from the start (`rebuilt`).
