@@ -12,6 +12,7 @@ import {
 import {
   commits,
   countingSyncs,
+  type FileOps,
   fileOps,
   flipBit,
   format,
@@ -24,6 +25,24 @@ const real = fileOps.nodeFileOps;
 
 const { RECORD_HEADER_SIZE } = format;
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Real file operations whose next sync, once `arm()`ed, runs `meanwhile` (another handle's
+ * doing, between the write and the cut-back) and then fails with EIO.
+ */
+function syncFailingOnce(meanwhile: () => Promise<void>): { ops: FileOps; arm: () => void } {
+  let armed = false;
+  const ops: FileOps = {
+    ...real,
+    sync: async (fd, onCallingThread) => {
+      if (!armed) return real.sync(fd, onCallingThread);
+      armed = false;
+      await meanwhile();
+      throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
+    },
+  };
+  return { ops, arm: () => (armed = true) };
+}
 
 describe('the last transaction of a handle, cut off by another handle', () => {
   const dir = tempDir('trove-cut-');
@@ -75,23 +94,16 @@ describe('the last transaction of a handle, cut off by another handle', () => {
   // and looked for the next transaction in the middle of another.
   it('a handle opened during a failed commit sees the commit that replaced it', async () => {
     const path = join(dir.path, 'opened-during.trove');
-    let failSync = false;
     let opened: FileStorage | undefined;
-    const fileOps = {
-      ...real,
-      sync: async (fd: number, onCallingThread?: boolean) => {
-        if (!failSync) return real.sync(fd, onCallingThread);
-        failSync = false;
-        // Another handle opens between the write and the cut-back.
-        opened = await openFileStorage(path, { logger: quiet });
-        throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
-      },
-    };
-    const writer = await openFileStorage(path, { fileOps, logger: quiet });
+    // Another handle opens between the write and the cut-back.
+    const failing = syncFailingOnce(async () => {
+      opened = await openFileStorage(path, { logger: quiet });
+    });
+    const writer = await openFileStorage(path, { fileOps: failing.ops, logger: quiet });
     try {
       const first = await commit(writer, [put(0, 'v1', 0)]);
       const [oid] = await writer.newOids(1);
-      failSync = true;
+      failing.arm();
       await expectRejects(
         () => commit(writer, [put(0, 'A'.repeat(3000), first), put(oid!, 'never committed', 0)]),
         'TROVE_IO',
@@ -117,20 +129,13 @@ describe('the last transaction of a handle, cut off by another handle', () => {
   // not all be durable.
   it('a handle that read a commit later cut back reads the log again and syncs before its next commit', async () => {
     const path = join(dir.path, 'reload.trove');
-    let failSync = false;
     let reader: FileStorage | undefined;
-    const writerOps = {
-      ...real,
-      sync: async (fd: number, onCallingThread?: boolean) => {
-        if (!failSync) return real.sync(fd, onCallingThread);
-        failSync = false;
-        // The other handle reads the commit being synced, which is then cut back.
-        await nextTurn();
-        reader!.changesSince(reader!.lastTid());
-        throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
-      },
-    };
-    const writer = await openFileStorage(path, { fileOps: writerOps, logger: quiet });
+    // The other handle reads the commit being synced, which is then cut back.
+    const failing = syncFailingOnce(async () => {
+      await nextTurn();
+      reader!.changesSince(reader!.lastTid());
+    });
+    const writer = await openFileStorage(path, { fileOps: failing.ops, logger: quiet });
     const counting = countingSyncs();
     reader = await openFileStorage(path, { fileOps: counting.ops, logger: quiet });
     try {
@@ -138,7 +143,7 @@ describe('the last transaction of a handle, cut off by another handle', () => {
       await commit(writer, [put(a!, 'from the writer')]);
       await nextTurn();
       const mine = await commit(reader, [put(b!, 'from the reader')]);
-      failSync = true;
+      failing.arm();
       const seenBefore = reader.lastTid();
       await expectRejects(
         () => commit(writer, [put(a!, 'cut back', writer.lastTid())]),

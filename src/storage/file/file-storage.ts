@@ -222,8 +222,14 @@ const BLOB_CHUNK = 1024 * 1024;
  */
 const FIRST_PREALLOCATION = 64 * 1024;
 const MAX_PREALLOCATION = 1024 * 1024;
-/** Zeros to preallocate with (made on first use). */
+/** Zeros to preallocate with (made on first use; see zeroBytes). */
 let zeros: Buffer | undefined;
+
+/** MAX_PREALLOCATION zero bytes, shared (nothing writes into them). */
+function zeroBytes(): Buffer {
+  zeros ??= Buffer.alloc(MAX_PREALLOCATION);
+  return zeros;
+}
 /**
  * The bound for reads that follow the log: where it ends is found by reading (zeros or the
  * end of the file), never by the file's size. On Linux (6.13 and later) asking a file's
@@ -301,19 +307,15 @@ export class FileStorage extends Storage {
   /**
    * Where the transactions written without a sync at the end of the log begin, if it ends
    * in some: oid reservations (never synced on their own) and commits of handles with less
-   * durability (`nosync`). A reservation after them says so (`group`; see #reserve).
+   * durability (`nosync`). A reservation after them says so (`group`; see #reserve). A
+   * durable commit syncs them first, so that recovery may take whatever comes before a
+   * durable commit as durable (zeros there are damage, not a crash's hole).
    */
   #unsyncedFrom: number | undefined;
   /**
-   * Whether the log ends in transactions written without a sync (oid reservations, `nosync`
-   * commits). A durable commit syncs them first, so that recovery may take whatever comes
-   * before a durable commit as durable (zeros there are damage, not a crash's hole).
-   */
-  #syncFirst = false;
-  /**
    * Whether this handle loaded the log (at open, after reading the file again, after a pack)
    * and has not synced it since: the last commit's writer may have died before its sync, so
-   * the first durable commit syncs first too. Kept apart from #syncFirst, which every
+   * the first durable commit syncs first too. Kept apart from #unsyncedFrom, which every
    * transaction applied resets: the scan of the log after the saved index at open applies
    * transactions too, and must not clear this.
    */
@@ -577,16 +579,14 @@ export class FileStorage extends Storage {
     }
   }
 
-  /** Sets #unsyncedFrom, #syncFirst and #syncAfterLoad for a log just loaded. */
+  /** Sets #unsyncedFrom and #syncAfterLoad for a log just loaded. */
   #unsyncedAtLoad(): void {
     const last = this.#lastApplied;
     this.#syncAfterLoad = last !== undefined;
-    this.#syncFirst = false;
     this.#unsyncedFrom = undefined;
     if (last === undefined) return;
     const meta = this.#reader.metaAt(last.offset);
     if (last.status === TxStatus.oids || meta?.nosync === true) {
-      this.#syncFirst = true;
       this.#unsyncedFrom = meta?.group ?? last.offset;
     }
   }
@@ -672,7 +672,6 @@ export class FileStorage extends Storage {
   #apply(tx: ScannedTransaction): void {
     applyToState(this.#log, tx);
     const synced = tx.status !== TxStatus.oids && tx.meta.nosync !== true;
-    this.#syncFirst = !synced;
     if (synced) this.#unsyncedFrom = undefined;
     else this.#unsyncedFrom ??= tx.meta.group ?? tx.offset;
     this.#lastApplied = { offset: tx.offset, length: tx.length, tid: tx.tid, status: tx.status };
@@ -966,8 +965,7 @@ export class FileStorage extends Storage {
         try {
           await this.#withLock(() => this.#writeGroup(group));
         } catch (error) {
-          this.#releaseAcks();
-          for (const pending of group) pending.reject(error);
+          this.#fail(group, error);
         }
       }
     } finally {
@@ -992,8 +990,7 @@ export class FileStorage extends Storage {
           this.#conflicts(current, pending.request, written),
         );
       } catch (error) {
-        this.#releaseAcks();
-        pending.reject(error);
+        this.#fail([pending], error);
         continue;
       }
       tid = nextTid(tid);
@@ -1014,7 +1011,10 @@ export class FileStorage extends Storage {
     const sync = this.durability === 'full' ? () => lone : false;
     try {
       await this.#append(async () => {
-        if (this.durability === 'full' && (this.#syncFirst || this.#syncAfterLoad)) {
+        if (
+          this.durability === 'full' &&
+          (this.#unsyncedFrom !== undefined || this.#syncAfterLoad)
+        ) {
           await this.#sync(false);
         }
         let offset = groupStart;
@@ -1072,8 +1072,10 @@ export class FileStorage extends Storage {
           offset - groupStart < CALLING_THREAD_SYNC_BYTES;
       }, sync);
     } catch (error) {
-      this.#releaseAcks();
-      for (const { pending } of accepted) pending.reject(error);
+      this.#fail(
+        accepted.map((a) => a.pending),
+        error,
+      );
       return;
     }
     for (const scanned of done) {
@@ -1140,6 +1142,12 @@ export class FileStorage extends Storage {
     }
   }
 
+  /** Refuses `commits` with `error`, after the acknowledgements held back (they came first). */
+  #fail(commits: readonly PendingCommit[], error: unknown): void {
+    this.#releaseAcks();
+    for (const pending of commits) pending.reject(error);
+  }
+
   /** Runs the held-back acknowledgements, if any are still held. */
   #releaseAcks(): void {
     const acks = this.#heldAcks;
@@ -1160,8 +1168,7 @@ export class FileStorage extends Storage {
     const step = this.#preallocationStep;
     this.#preallocationStep = Math.min(step * 2, MAX_PREALLOCATION);
     const target = (Math.floor(end / step) + 1) * step;
-    zeros ??= Buffer.alloc(MAX_PREALLOCATION);
-    return zeros.subarray(0, target - end);
+    return zeroBytes().subarray(0, target - end);
   }
 
   /** Writes one transaction whose blob content streams from staged files. */
@@ -1263,7 +1270,7 @@ export class FileStorage extends Storage {
     this.#tailChecked = false;
     try {
       const end = endOfData(this.#fd, start, fs.fstatSync(this.#fd).size);
-      zeros ??= Buffer.alloc(MAX_PREALLOCATION);
+      const zeros = zeroBytes();
       for (let at = start; at < end; at += zeros.length) {
         await this.#ops.write(this.#fd, zeros.subarray(0, Math.min(zeros.length, end - at)), at);
       }
