@@ -58,7 +58,7 @@ describe('bit flips in committed data', () => {
   let copies = 0;
 
   before(async () => {
-    const db = await open(source, { durability: 'none', logger: quiet });
+    const db = await open(source, { logger: quiet });
     for (let k = 1; k <= 6; k++) {
       db.root.set(`m${k}`, new PersistentMap<string, unknown>([['payload', `${k}`.repeat(40)]]));
       if (k === 4) db.root.get('m1').set('payload', 'rewritten');

@@ -2,12 +2,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CorruptionError, type Database, open, PersistentMap } from 'trove';
+import { CorruptionError, type Database, open, PersistentMap, StorageIOError } from 'trove';
 import { commit, put } from '../storage/storage-assertions.js';
 import {
   closeQuietly,
+  commits,
   countingSyncs,
   dataEnd,
+  type FileOps,
+  fileOps,
   format,
   logEnd,
   logReader,
@@ -232,6 +235,169 @@ describe('preallocated space after the log', () => {
       assert.equal(fs.statSync(alone).size, logEnd(alone));
     } finally {
       await db.close();
+    }
+  });
+
+  // Commits of a handle with durability `os` or `none` are never synced, so after a power loss
+  // any of them may have lost a page while a later one kept all of its own. Each points back
+  // at the first commit not yet durable (`group`), so a hole in an earlier one is a torn tail
+  // that takes the later ones with it, not damage that keeps the database from opening.
+  for (const durability of ['os', 'none'] as const) {
+    it(`commits without sync (${durability}): a hole in an earlier one after a power loss is cut off, not refused`, async () => {
+      const path = join(dir.path, `nosync-${durability}.trove`);
+      const full = await open(path, { logger: quiet });
+      full.root.set('m', new PersistentMap([['v', 0]]));
+      await full.commit();
+      await full.close();
+      const db = await open(path, { durability, logger: quiet });
+      for (let k = 1; k <= 3; k++) {
+        db.root.get('m').set('v', k);
+        await db.commit();
+      }
+      await db.close();
+      const txs = commits(path);
+      const [durable, first, second, third] = txs.slice(-4) as ScannedTransaction[];
+      assert.equal(durable!.meta.nosync, undefined);
+      assert.equal(first!.meta.nosync, true);
+      assert.equal(first!.meta.group, undefined, 'after a durable commit: nothing to point at');
+      assert.equal(second!.meta.group, first!.offset);
+      assert.equal(third!.meta.group, first!.offset);
+      // A power loss lost a page of the second commit and kept the third.
+      zeroRange(path, second!.offset + 8, second!.offset + second!.length - 8);
+      const reopened = await open(path, { logger: quiet });
+      try {
+        assert.equal(reopened.storage.lastTid(), first!.tid);
+        assert.equal(reopened.root.get('m').get('v'), 1);
+        assert.deepEqual(tornFiles(path), [`${path}.torn-1`]);
+        assert.deepEqual(await reopened.integrityCheck(), { ok: true, failures: [] });
+      } finally {
+        await reopened.close();
+      }
+    });
+  }
+
+  // A durable commit syncs what was written without a sync before it, so damage there is
+  // damage, whatever follows: the commits without sync after it point back no further.
+  it('commits without sync after a durable commit point back only to the first after it', async () => {
+    const path = join(dir.path, 'nosync-after-full.trove');
+    const os = await openFileStorage(path, { durability: 'os', logger: quiet });
+    const full = await openFileStorage(path, { logger: quiet });
+    try {
+      const [a, b] = await full.newOids(2);
+      await commit(os, [put(a!, 'not synced', 0)]);
+      await nextTurn();
+      await commit(full, [put(b!, 'durable', 0)]);
+      await nextTurn();
+      await commit(os, [put(a!, 'not synced again', os.load(a!).tid)]);
+      await commit(os, [put(a!, 'and again', os.load(a!).tid)]);
+    } finally {
+      await full.close();
+      await os.close();
+    }
+    const [before, durable, first, second] = commits(path).slice(-4) as ScannedTransaction[];
+    assert.equal(before!.meta.nosync, true);
+    assert.equal(durable!.meta.nosync, undefined);
+    assert.equal(durable!.meta.group, undefined);
+    assert.equal(first!.meta.group, undefined);
+    assert.equal(second!.meta.group, first!.offset);
+    zeroRange(path, before!.offset + 8, before!.offset + before!.length - 8);
+    await assertRefused(path, before!.offset);
+  });
+
+  // Pointing back without end would take damage to any commit of a handle that never syncs
+  // for a torn tail: with durability `os`, a commit syncs first once 8 MiB were written
+  // without a sync, and points back at nothing.
+  it('durability os: a commit after 8 MiB written without a sync syncs first, and points back at nothing', async () => {
+    const path = join(dir.path, 'os-bounded.trove');
+    const counting = countingSyncs();
+    const chunk = new Uint8Array(1024 * 1024).fill(7);
+    let storage = await openFileStorage(path, {
+      durability: 'os',
+      fileOps: counting.ops,
+      logger: quiet,
+    });
+    try {
+      const [oid] = await storage.newOids(1);
+      let tid = 0;
+      for (let k = 0; k < 9; k++) tid = await commit(storage, [put(oid!, chunk, tid)]);
+      assert.equal(counting.syncs, 1, 'the ninth commit, after 8 MiB');
+      tid = await commit(storage, [put(oid!, 'after it', tid)]);
+      assert.equal(counting.syncs, 1);
+      // The oid reservation, not synced either, is where the first 8 MiB began.
+      const reservation = transactions(path)[0]!;
+      assert.equal(reservation.status, format.TxStatus.oids);
+      const txs = commits(path);
+      for (const tx of txs.slice(0, 8)) assert.equal(tx.meta.group, reservation.offset);
+      assert.equal(txs[8]!.meta.group, undefined, 'the ninth');
+      assert.equal(txs[9]!.meta.group, txs[8]!.offset);
+      for (let k = 0; k < 7; k++) tid = await commit(storage, [put(oid!, chunk, tid)]);
+      assert.equal(counting.syncs, 1, 'not yet 8 MiB since the ninth');
+      await storage.close();
+      // Reopened, a handle reads from the log how far back the commits not yet durable go.
+      storage = await openFileStorage(path, {
+        durability: 'os',
+        fileOps: counting.ops,
+        logger: quiet,
+      });
+      await commit(storage, [put(oid!, 'after reopening', storage.load(oid!).tid)]);
+      assert.equal(counting.syncs, 2);
+      assert.equal(commits(path).at(-1)!.meta.group, undefined);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('durability none: a commit after 8 MiB written without a sync points back at nothing, without a sync', async () => {
+    const path = join(dir.path, 'none-bounded.trove');
+    const counting = countingSyncs();
+    const storage = await openFileStorage(path, {
+      durability: 'none',
+      fileOps: counting.ops,
+      logger: quiet,
+    });
+    const chunk = new Uint8Array(1024 * 1024).fill(7);
+    try {
+      const [oid] = await storage.newOids(1);
+      let tid = 0;
+      for (let k = 0; k < 10; k++) tid = await commit(storage, [put(oid!, chunk, tid)]);
+      assert.equal(counting.syncs, 0);
+      const txs = commits(path);
+      assert.equal(txs[7]!.meta.group, transactions(path)[0]!.offset);
+      assert.equal(txs[8]!.meta.group, undefined, 'the ninth');
+      assert.equal(txs[9]!.meta.group, txs[8]!.offset);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('durability os: when the sync before a commit fails, the commit fails and nothing is written', async () => {
+    const path = join(dir.path, 'os-sync-fails.trove');
+    let failing = true;
+    const ops: FileOps = {
+      ...fileOps.nodeFileOps,
+      sync: (fd, onCallingThread) =>
+        failing
+          ? Promise.reject(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }))
+          : fileOps.nodeFileOps.sync(fd, onCallingThread),
+    };
+    const storage = await openFileStorage(path, { durability: 'os', fileOps: ops, logger: quiet });
+    const chunk = new Uint8Array(1024 * 1024).fill(7);
+    try {
+      const [oid] = await storage.newOids(1);
+      let tid = 0;
+      for (let k = 0; k < 8; k++) tid = await commit(storage, [put(oid!, chunk, tid)]);
+      const before = logEnd(path);
+      const error = await rejection(() => commit(storage, [put(oid!, 'refused', tid)]));
+      assert.ok(error instanceof StorageIOError, String(error));
+      assert.equal(error.code, 'TROVE_IO');
+      assert.equal(logEnd(path), before);
+      assert.equal(storage.lastTid(), tid);
+      failing = false;
+      tid = await commit(storage, [put(oid!, 'once the disk is well again', tid)]);
+      assert.equal(commits(path).at(-1)!.meta.group, undefined);
+      assert.equal(Buffer.from(storage.load(oid!).data).toString(), 'once the disk is well again');
+    } finally {
+      await storage.close();
     }
   });
 

@@ -114,7 +114,9 @@ export interface FileStorageOptions {
   readOnly?: boolean;
   /**
    * `full` (default): a commit is acknowledged after fdatasync, so it survives power loss.
-   * `os`: no fsync on commit; commits survive a crash of the process, not of the machine.
+   * `os`: no fsync on commit; commits survive a crash of the process, while a crash of the
+   * machine may lose those made since the last sync (a commit syncs first once 8 MiB were
+   * written without a sync).
    * `none`: no fsync at all (tests, scratch data).
    */
   durability?: Durability;
@@ -198,6 +200,15 @@ const CALLING_THREAD_MS_PER_TURN = 2;
 /** A commit this large or larger syncs on the threadpool: its sync has real data to write. */
 const CALLING_THREAD_SYNC_BYTES = 64 * 1024;
 const DEFAULT_READ_CACHE_BYTES = 32 * 1024 * 1024;
+/**
+ * How far back a commit without a sync points at most. Such commits point back at the first
+ * one not yet durable (`group`), so that a power loss that keeps a later one and loses a page
+ * of an earlier one is a torn tail; the bound limits how much of the log damage (a flipped
+ * bit, not a crash) would be taken for a torn tail rather than refused. Past it, a commit
+ * with durability `os` syncs first, as SQLite's WAL with `synchronous=NORMAL` does at each
+ * checkpoint (about every 4 MiB).
+ */
+const NOSYNC_RUN_BYTES = 8 * 1024 * 1024;
 /**
  * Close leaves the saved index as it is while the log after what it covers is shorter than
  * this (or than a quarter of the index file): scanning that much at the next open takes a
@@ -307,9 +318,10 @@ export class FileStorage extends Storage {
   /**
    * Where the transactions written without a sync at the end of the log begin, if it ends
    * in some: oid reservations (never synced on their own) and commits of handles with less
-   * durability (`nosync`). A reservation after them says so (`group`; see #reserve). A
-   * durable commit syncs them first, so that recovery may take whatever comes before a
-   * durable commit as durable (zeros there are damage, not a crash's hole).
+   * durability (`nosync`). A reservation or a commit without sync after them says so
+   * (`group`; see #reserve, #writeGroup). A durable commit syncs them first, so that recovery
+   * may take whatever comes before a durable commit as durable (zeros there are damage, not
+   * a crash's hole).
    */
   #unsyncedFrom: number | undefined;
   /**
@@ -1016,8 +1028,23 @@ export class FileStorage extends Storage {
           (this.#unsyncedFrom !== undefined || this.#syncAfterLoad)
         ) {
           await this.#sync(false);
+        } else if (
+          this.durability !== 'full' &&
+          this.#unsyncedFrom !== undefined &&
+          groupStart - this.#unsyncedFrom >= NOSYNC_RUN_BYTES
+        ) {
+          // Durability `os` makes them durable; `none` never syncs, and just points back no
+          // further (damage, or a crash's hole, before that is then refused).
+          if (this.durability === 'os') await this.#sync(false);
+          this.#unsyncedFrom = undefined;
         }
         let offset = groupStart;
+        // Commits without a sync say where the bytes not yet durable before them begin, as
+        // reservations do: a power loss may keep a later one and lose a page of an earlier
+        // one, which is then torn, not damage (see NOSYNC_RUN_BYTES). A durable commit
+        // synced those just above.
+        const groupFrom =
+          this.durability === 'full' ? groupStart : (this.#unsyncedFrom ?? groupStart);
         const latest = new Map<Oid, number>();
         let buffers: Buffer[] = [];
         let buffered = offset;
@@ -1033,7 +1060,7 @@ export class FileStorage extends Storage {
           const meta = {
             ...(note === undefined ? {} : { note }),
             ...(user === undefined ? {} : { user }),
-            ...(offset === groupStart ? {} : { group: groupStart }),
+            ...(offset === groupFrom ? {} : { group: groupFrom }),
             ...(this.durability === 'full' ? {} : { nosync: true }),
           };
           const prev = (oid: Oid) => latest.get(oid) ?? this.#log.index.offset(oid);
