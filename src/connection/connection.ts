@@ -272,7 +272,7 @@ export class Connection implements Jar {
     } else {
       for (const { tid, oids } of changes) {
         for (const oid of oids) {
-          const meta = this.cache.get(oid);
+          const meta = this.cache.held(oid);
           // An object whose state is already that revision (this connection wrote it) stays.
           if (meta !== undefined && meta.state === ObjectState.Saved && meta.serial < tid) {
             this.cache.unload(meta);

@@ -43,6 +43,12 @@ export class ObjectCache {
   readonly counters: CacheCounters = { hits: 0, misses: 0, evictions: 0 };
   /** Objects held strongly, by oid. */
   #slots: Array<ObjectMeta | undefined> = new Array(INITIAL_SLOTS);
+  /**
+   * One bit per slot that holds an object. Taking in another connection's commits looks up
+   * every oid they wrote, and most are not in this cache: a bit in a few kilobytes answers
+   * that where a slot of a large array would be a miss of the processor's cache.
+   */
+  #heldBits = new Uint32Array(INITIAL_SLOTS / 32);
   /** Objects held strongly (loaded and ghosts). */
   #held = 0;
   /** Loaded objects and their bytes. */
@@ -78,6 +84,17 @@ export class ObjectCache {
     return released;
   }
 
+  /**
+   * The object for `oid` if the cache holds it strongly (ghosts released to weak references
+   * are not looked at, nor held again).
+   */
+  held(oid: Oid): ObjectMeta | undefined {
+    const word = oid >>> 5;
+    const bits = this.#heldBits;
+    if (word >= bits.length || (bits[word]! & (1 << (oid & 31))) === 0) return undefined;
+    return this.#slots[oid];
+  }
+
   /** Adds an object (ghost or loaded) under its oid. */
   add(meta: ObjectMeta): void {
     this.#hold(meta);
@@ -87,8 +104,17 @@ export class ObjectCache {
     }
   }
 
-  /** Records that a ghost in the cache was loaded. */
+  /**
+   * Records that a ghost in the cache was loaded. A ghost released to a weak reference is
+   * loaded through a reference to it, not a lookup: it is held strongly again, as every
+   * loaded object is (so the cache can evict it, and commits elsewhere find it).
+   */
   loaded(meta: ObjectMeta): void {
+    const oid = meta.oid!;
+    if (this.#slots[oid] !== meta) {
+      this.#released.delete(oid);
+      this.#hold(meta);
+    }
     this.#loaded++;
     this.#bytes += meta.size;
   }
@@ -111,6 +137,7 @@ export class ObjectCache {
     const oid = meta.oid!;
     if (this.#slots[oid] !== meta) return;
     this.#slots[oid] = undefined;
+    this.#clearBit(oid);
     this.#held--;
     if (meta.state !== ObjectState.Ghost) {
       this.#loaded--;
@@ -154,6 +181,7 @@ export class ObjectCache {
   /** Forgets everything (the connection closes). */
   clear(): void {
     this.#slots = new Array(INITIAL_SLOTS);
+    this.#heldBits = new Uint32Array(INITIAL_SLOTS / 32);
     this.#released.clear();
     this.#held = 0;
     this.#loaded = 0;
@@ -169,9 +197,19 @@ export class ObjectCache {
       const grown = new Array<ObjectMeta | undefined>(capacity);
       for (let i = 0; i < slots.length; i++) grown[i] = slots[i];
       this.#slots = slots = grown;
+      const bits = new Uint32Array(capacity / 32);
+      bits.set(this.#heldBits);
+      this.#heldBits = bits;
     }
-    if (slots[oid] === undefined) this.#held++;
+    if (slots[oid] === undefined) {
+      this.#held++;
+      this.#heldBits[oid >>> 5]! |= 1 << (oid & 31);
+    }
     slots[oid] = meta;
+  }
+
+  #clearBit(oid: Oid): void {
+    this.#heldBits[oid >>> 5]! &= ~(1 << (oid & 31));
   }
 
   /** Moves every ghost to a weak reference, and forgets the references that died. */
@@ -184,6 +222,7 @@ export class ObjectCache {
       if (meta?.state === ObjectState.Ghost) {
         this.#released.set(oid, new WeakRef(meta));
         slots[oid] = undefined;
+        this.#clearBit(oid);
         this.#held--;
       }
     }
