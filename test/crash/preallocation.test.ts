@@ -311,7 +311,7 @@ describe('preallocated space after the log', () => {
     const path = join(dir.path, 'os-bounded.trove');
     const counting = countingSyncs();
     const chunk = new Uint8Array(1024 * 1024).fill(7);
-    let storage = await openFileStorage(path, {
+    const storage = await openFileStorage(path, {
       durability: 'os',
       fileOps: counting.ops,
       logger: quiet,
@@ -332,19 +332,101 @@ describe('preallocated space after the log', () => {
       assert.equal(txs[9]!.meta.group, txs[8]!.offset);
       for (let k = 0; k < 7; k++) tid = await commit(storage, [put(oid!, chunk, tid)]);
       assert.equal(counting.syncs, 1, 'not yet 8 MiB since the ninth');
+    } finally {
       await storage.close();
-      // Reopened, a handle reads from the log how far back the commits not yet durable go.
-      storage = await openFileStorage(path, {
+    }
+  });
+
+  // Found in review: a handle went on with the start it had of the commits not yet durable
+  // after another handle's commit that had synced first, so each handle synced every 8 MiB.
+  it('durability os: handles taking turns share the sync every 8 MiB', async () => {
+    const path = join(dir.path, 'os-turns.trove');
+    const counting = countingSyncs();
+    const options = { durability: 'os', fileOps: counting.ops, logger: quiet } as const;
+    const handles = [await openFileStorage(path, options), await openFileStorage(path, options)];
+    const chunk = new Uint8Array(1024 * 1024).fill(7);
+    try {
+      const oids = await handles[0]!.newOids(2);
+      for (let k = 0; k < 20; k++) {
+        const handle = handles[k % 2]!;
+        await nextTurn(); // the other handle's commit is read at the next transaction
+        const oid = oids[k % 2]!;
+        await commit(handle, [put(oid, chunk, k < 2 ? 0 : handle.load(oid).tid)]);
+      }
+      assert.equal(counting.syncs, 2, 'before the 9th and the 17th commit');
+      const txs = commits(path);
+      assert.equal(txs[8]!.meta.group, undefined);
+      assert.equal(txs[9]!.meta.group, txs[8]!.offset, 'the other handle points back no further');
+      assert.equal(txs[16]!.meta.group, undefined);
+    } finally {
+      for (const handle of handles) await handle.close();
+    }
+  });
+
+  // Found in review: the last commit before an open may never have been synced (its writer
+  // died first). A commit with durability os syncs first, as a durable one does, rather than
+  // have damage to a durable commit taken for a torn tail.
+  it('durability os: the first commit after opening the file syncs first, and points back at nothing', async () => {
+    for (const last of ['full', 'os'] as const) {
+      const path = join(dir.path, `os-after-open-${last}.trove`);
+      const writer = await openFileStorage(path, { durability: last, logger: quiet });
+      const [oid] = await writer.newOids(1);
+      await commit(writer, [put(oid!, `last commit: ${last}`, 0)]);
+      await writer.close();
+      const counting = countingSyncs();
+      const os = await openFileStorage(path, {
         durability: 'os',
         fileOps: counting.ops,
         logger: quiet,
       });
-      await commit(storage, [put(oid!, 'after reopening', storage.load(oid!).tid)]);
-      assert.equal(counting.syncs, 2);
-      assert.equal(commits(path).at(-1)!.meta.group, undefined);
-    } finally {
-      await storage.close();
+      try {
+        await commit(os, [put(oid!, 'first', os.load(oid!).tid)]);
+        assert.equal(counting.syncs, 1, last);
+        await commit(os, [put(oid!, 'second', os.load(oid!).tid)]);
+        assert.equal(counting.syncs, 1, last);
+        const [first, second] = commits(path).slice(-2) as ScannedTransaction[];
+        assert.equal(first!.meta.group, undefined, last);
+        assert.equal(second!.meta.group, first!.offset, last);
+      } finally {
+        await os.close();
+      }
     }
+  });
+
+  // Found in review: an open trusts the log a saved index covers without reading it, and
+  // the index is synced; saving it over commits not yet durable would let a power loss leave
+  // a hole there that no open looks for.
+  it('saving the index syncs the commits not yet durable that it covers first', async () => {
+    const path = join(dir.path, 'index-after-os.trove');
+    const order: string[] = [];
+    const recording = (name: string): FileOps => ({
+      ...fileOps.nodeFileOps,
+      sync: (fd, onCallingThread) => {
+        order.push(`${name} sync, index ${fs.existsSync(`${path}.index`) ? 'saved' : 'not saved'}`);
+        return fileOps.nodeFileOps.sync(fd, onCallingThread);
+      },
+    });
+    const os = await openFileStorage(path, {
+      durability: 'os',
+      fileOps: recording('os'),
+      logger: quiet,
+    });
+    const full = await openFileStorage(path, { fileOps: recording('full'), logger: quiet });
+    const [a] = await os.newOids(1);
+    await commit(os, [put(a!, 'not synced', 0)]);
+    await commit(os, [put(a!, 'not synced either', os.load(a!).tid)]);
+    await nextTurn();
+    await full.checkpoint(); // it read the commits of the other handle
+    assert.deepEqual(order, ['full sync, index not saved']);
+    const saved = fs.readFileSync(`${path}.index`);
+    await full.checkpoint(); // nothing new
+    assert.equal(order.length, 1);
+    assert.ok(fs.readFileSync(`${path}.index`).equals(saved));
+    await full.close();
+    await commit(os, [put(a!, 'not synced again', os.load(a!).tid)]);
+    fs.rmSync(`${path}.index`);
+    await os.close();
+    assert.deepEqual(order, ['full sync, index not saved', 'os sync, index not saved']);
   });
 
   it('durability none: a commit after 8 MiB written without a sync points back at nothing, without a sync', async () => {

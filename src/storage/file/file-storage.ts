@@ -115,8 +115,8 @@ export interface FileStorageOptions {
   /**
    * `full` (default): a commit is acknowledged after fdatasync, so it survives power loss.
    * `os`: no fsync on commit; commits survive a crash of the process, while a crash of the
-   * machine may lose those made since the last sync (a commit syncs first once 8 MiB were
-   * written without a sync).
+   * machine may lose those made since the last sync (before a handle's first commit, once
+   * 8 MiB were written without a sync, and before the index is saved).
    * `none`: no fsync at all (tests, scratch data).
    */
   durability?: Durability;
@@ -327,7 +327,8 @@ export class FileStorage extends Storage {
   /**
    * Whether this handle loaded the log (at open, after reading the file again, after a pack)
    * and has not synced it since: the last commit's writer may have died before its sync, so
-   * the first durable commit syncs first too. Kept apart from #unsyncedFrom, which every
+   * the first commit (durability `full` or `os`) syncs first too, and so does a save of the
+   * index (see _checkpoint). Kept apart from #unsyncedFrom, which every
    * transaction applied resets: the scan of the log after the saved index at open applies
    * transactions too, and must not clear this.
    */
@@ -684,8 +685,9 @@ export class FileStorage extends Storage {
   #apply(tx: ScannedTransaction): void {
     applyToState(this.#log, tx);
     const synced = tx.status !== TxStatus.oids && tx.meta.nosync !== true;
-    if (synced) this.#unsyncedFrom = undefined;
-    else this.#unsyncedFrom ??= tx.meta.group ?? tx.offset;
+    // Its writer had read the log to its end under the lock: where it says the bytes not yet
+    // durable begin (after a sync of its own, perhaps) holds for every handle.
+    this.#unsyncedFrom = synced ? undefined : (tx.meta.group ?? tx.offset);
     this.#lastApplied = { offset: tx.offset, length: tx.length, tid: tx.tid, status: tx.status };
     if (tx.records.length === 0) return;
     this.#recent.push({ tid: tx.tid, oids: tx.records.map((record) => record.oid) });
@@ -1023,19 +1025,18 @@ export class FileStorage extends Storage {
     const sync = this.durability === 'full' ? () => lone : false;
     try {
       await this.#append(async () => {
+        const unsynced = this.#unsyncedFrom;
+        const longRun = unsynced !== undefined && groupStart - unsynced >= NOSYNC_RUN_BYTES;
         if (
-          this.durability === 'full' &&
-          (this.#unsyncedFrom !== undefined || this.#syncAfterLoad)
+          this.durability === 'full'
+            ? unsynced !== undefined || this.#syncAfterLoad
+            : this.durability === 'os' && (longRun || this.#syncAfterLoad)
         ) {
           await this.#sync(false);
-        } else if (
-          this.durability !== 'full' &&
-          this.#unsyncedFrom !== undefined &&
-          groupStart - this.#unsyncedFrom >= NOSYNC_RUN_BYTES
-        ) {
-          // Durability `os` makes them durable; `none` never syncs, and just points back no
-          // further (damage, or a crash's hole, before that is then refused).
-          if (this.durability === 'os') await this.#sync(false);
+          this.#unsyncedFrom = undefined;
+        } else if (longRun) {
+          // Durability `none` never syncs: its commits just point back no further (a hole
+          // from a crash before that is then reported as damage).
           this.#unsyncedFrom = undefined;
         }
         let offset = groupStart;
@@ -1591,6 +1592,26 @@ export class FileStorage extends Storage {
   protected async _checkpoint(): Promise<void> {
     if (this.readOnly) return;
     this.#poll();
+    // The saved index is synced, and an open trusts the log it covers without reading it:
+    // what it covers must be durable too, or a power loss could leave a hole there that no
+    // open would look for. Under the writer lock, so that nothing is appended between the
+    // sync and the save.
+    if (this.durability !== 'none' && (this.#unsyncedFrom !== undefined || this.#syncAfterLoad)) {
+      await this.#withLock(async () => {
+        try {
+          await this.#sync(false);
+        } catch (error) {
+          throw ioError('syncing before saving the index of', this.path, error);
+        }
+        this.#unsyncedFrom = undefined;
+        this.#saveIndex();
+      });
+      return;
+    }
+    this.#saveIndex();
+  }
+
+  #saveIndex(): void {
     try {
       saveIndex(
         this.path,
