@@ -9,6 +9,7 @@ import {
   commits,
   countingSyncs,
   dataEnd,
+  deferred,
   type FileOps,
   fileOps,
   format,
@@ -188,7 +189,10 @@ describe('preallocated space after the log', () => {
     const [one, two] = txs.slice(-2) as [ScannedTransaction, ScannedTransaction];
     assert.equal(one.status, format.TxStatus.oids);
     assert.equal(two.status, format.TxStatus.oids);
-    assert.equal(two.meta.group, one.offset, 'the second points back at the first');
+    // The last commit loaded may not be durable (its writer may have died before its sync):
+    // both point back at it.
+    assert.equal(one.meta.group, txs.at(-3)!.offset);
+    assert.equal(two.meta.group, txs.at(-3)!.offset);
     zeroRange(path, one.offset, one.offset + one.length);
     const db = await open(path, { logger: quiet });
     try {
@@ -259,9 +263,12 @@ describe('preallocated space after the log', () => {
       const [durable, first, second, third] = txs.slice(-4) as ScannedTransaction[];
       assert.equal(durable!.meta.nosync, undefined);
       assert.equal(first!.meta.nosync, true);
-      assert.equal(first!.meta.group, undefined, 'after a durable commit: nothing to point at');
-      assert.equal(second!.meta.group, first!.offset);
-      assert.equal(third!.meta.group, first!.offset);
+      // With durability os, the first commit after opening syncs first; with none, it points
+      // back at the last commit loaded, whose writer may have died before its sync.
+      assert.equal(first!.meta.group, durability === 'os' ? undefined : durable!.offset);
+      const runStart = durability === 'os' ? first!.offset : durable!.offset;
+      assert.equal(second!.meta.group, runStart);
+      assert.equal(third!.meta.group, runStart);
       // A power loss lost a page of the second commit and kept the third.
       zeroRange(path, second!.offset + 8, second!.offset + second!.length - 8);
       const reopened = await open(path, { logger: quiet });
@@ -337,29 +344,35 @@ describe('preallocated space after the log', () => {
     }
   });
 
-  // Found in review: a handle went on with the start it had of the commits not yet durable
-  // after another handle's commit that had synced first, so each handle synced every 8 MiB.
-  it('durability os: handles taking turns share the sync every 8 MiB', async () => {
-    const path = join(dir.path, 'os-turns.trove');
+  // Found in review: a handle took where the bytes not yet durable begin from the last
+  // transaction it read, and a commit of a handle with durability none that had stopped
+  // pointing back (past 8 MiB, without a sync) took an os handle's commits' cover away.
+  it('durability os: a commit of a none handle that stops pointing back does not move where the bytes not yet durable begin', async () => {
+    const path = join(dir.path, 'none-then-os.trove');
     const counting = countingSyncs();
-    const options = { durability: 'os', fileOps: counting.ops, logger: quiet } as const;
-    const handles = [await openFileStorage(path, options), await openFileStorage(path, options)];
+    const none = await openFileStorage(path, { durability: 'none', logger: quiet });
+    const os = await openFileStorage(path, {
+      durability: 'os',
+      fileOps: counting.ops,
+      logger: quiet,
+    });
     const chunk = new Uint8Array(1024 * 1024).fill(7);
     try {
-      const oids = await handles[0]!.newOids(2);
-      for (let k = 0; k < 20; k++) {
-        const handle = handles[k % 2]!;
-        await nextTurn(); // the other handle's commit is read at the next transaction
-        const oid = oids[k % 2]!;
-        await commit(handle, [put(oid, chunk, k < 2 ? 0 : handle.load(oid).tid)]);
+      const [a, b] = await none.newOids(2);
+      let tid = 0;
+      for (let k = 0; k < 9; k++) {
+        tid = await commit(none, [put(a!, chunk, tid)]);
+        await nextTurn();
+        os.lastTid(); // reads the commit
       }
-      assert.equal(counting.syncs, 2, 'before the 9th and the 17th commit');
       const txs = commits(path);
-      assert.equal(txs[8]!.meta.group, undefined);
-      assert.equal(txs[9]!.meta.group, txs[8]!.offset, 'the other handle points back no further');
-      assert.equal(txs[16]!.meta.group, undefined);
+      assert.equal(txs[8]!.meta.group, undefined, 'the none handle stopped pointing back');
+      await commit(os, [put(b!, 'os', 0)]);
+      assert.equal(counting.syncs, 1, 'more than 8 MiB not yet durable: the os commit syncs first');
+      assert.equal(commits(path).at(-1)!.meta.group, undefined);
     } finally {
-      for (const handle of handles) await handle.close();
+      await os.close();
+      await none.close();
     }
   });
 
@@ -418,15 +431,90 @@ describe('preallocated space after the log', () => {
     await nextTurn();
     await full.checkpoint(); // it read the commits of the other handle
     assert.deepEqual(order, ['full sync, index not saved']);
-    const saved = fs.readFileSync(`${path}.index`);
-    await full.checkpoint(); // nothing new
-    assert.equal(order.length, 1);
-    assert.ok(fs.readFileSync(`${path}.index`).equals(saved));
     await full.close();
     await commit(os, [put(a!, 'not synced again', os.load(a!).tid)]);
     fs.rmSync(`${path}.index`);
     await os.close();
     assert.deepEqual(order, ['full sync, index not saved', 'os sync, index not saved']);
+  });
+
+  // Found in review: a handle that had read a commit whose writer was still in its sync
+  // saved the index over it without a sync; and a checkpoint took the writer lock to sync,
+  // so a handle that only read waited for a busy writer (BusyError, and close waited).
+  it('saving the index syncs what it covers first, without waiting for a writer in its sync', async () => {
+    const path = join(dir.path, 'index-over-inflight.trove');
+    const held = deferred();
+    let writerSyncs = 0;
+    const slow: FileOps = {
+      ...fileOps.nodeFileOps,
+      // The first is the sync owed after opening, before the commit is written.
+      sync: async (fd, onCallingThread) => {
+        if (++writerSyncs > 1) await held.promise;
+        return fileOps.nodeFileOps.sync(fd, onCallingThread);
+      },
+    };
+    const setup = await openFileStorage(path, { logger: quiet });
+    const [x] = await setup.newOids(1);
+    await commit(setup, [put(x!, 'first', 0)]);
+    await setup.close();
+    const order: string[] = [];
+    const reader = await openFileStorage(path, {
+      busyTimeout: 50,
+      logger: quiet,
+      fileOps: {
+        ...fileOps.nodeFileOps,
+        sync: (fd, onCallingThread) => {
+          order.push(`sync, index of ${savedTid()}`);
+          return fileOps.nodeFileOps.sync(fd, onCallingThread);
+        },
+      },
+    });
+    const savedTid = () => (fs.existsSync(`${path}.index`) ? 'an earlier tid' : 'none');
+    fs.rmSync(`${path}.index`);
+    const writer = await openFileStorage(path, { fileOps: slow, logger: quiet });
+    try {
+      const committing = commit(writer, [put(x!, 'in its sync', writer.load(x!).tid)]);
+      // The writer holds the lock, its commit written, its sync held back.
+      while (commits(path).length < 2) await nextTurn();
+      await nextTurn();
+      reader.changesSince(reader.lastTid()); // the reader reads it
+      assert.equal(reader.load(x!).data.length, 'in its sync'.length);
+      await reader.checkpoint();
+      assert.deepEqual(order, ['sync, index of none'], 'synced before the index was saved');
+      assert.ok(fs.existsSync(`${path}.index`));
+      held.resolve();
+      await committing;
+    } finally {
+      held.resolve();
+      await writer.close();
+      await reader.close();
+    }
+  });
+
+  // Found in review: an oid reservation right after opening the file did not point back at the
+  // last commit, whose writer may have died before its sync.
+  it('an oid reservation right after opening points back at the last commit, so a hole there is torn', async () => {
+    const path = join(dir.path, 'reserve-after-open.trove');
+    const writer = await openFileStorage(path, { logger: quiet });
+    const [x] = await writer.newOids(1);
+    await commit(writer, [put(x!, 'x'.repeat(200), 0)]);
+    await writer.close();
+    const last = commits(path).at(-1)!;
+    const handle = await openFileStorage(path, { logger: quiet });
+    await handle.newOids(1);
+    await handle.close();
+    const reservation = transactions(path).at(-1)!;
+    assert.equal(reservation.status, format.TxStatus.oids);
+    assert.equal(reservation.meta.group, last.offset);
+    // A power loss lost a page of the last commit (its writer died before its sync).
+    zeroRange(path, last.offset + 64, last.offset + 128);
+    const reopened = await openFileStorage(path, { logger: quiet });
+    try {
+      assert.equal(reopened.lastTid() < last.tid, true);
+      assert.deepEqual(tornFiles(path), [`${path}.torn-1`]);
+    } finally {
+      await reopened.close();
+    }
   });
 
   it('durability none: a commit after 8 MiB written without a sync points back at nothing, without a sync', async () => {

@@ -209,6 +209,8 @@ const DEFAULT_READ_CACHE_BYTES = 32 * 1024 * 1024;
  * checkpoint (about every 4 MiB).
  */
 const NOSYNC_RUN_BYTES = 8 * 1024 * 1024;
+/** Syncs a checkpoint tries without the writer lock while the log keeps moving under it. */
+const CHECKPOINT_SYNC_ATTEMPTS = 3;
 /**
  * Close leaves the saved index as it is while the log after what it covers is shorter than
  * this (or than a quarter of the index file): scanning that much at the next open takes a
@@ -685,9 +687,11 @@ export class FileStorage extends Storage {
   #apply(tx: ScannedTransaction): void {
     applyToState(this.#log, tx);
     const synced = tx.status !== TxStatus.oids && tx.meta.nosync !== true;
-    // Its writer had read the log to its end under the lock: where it says the bytes not yet
-    // durable begin (after a sync of its own, perhaps) holds for every handle.
-    this.#unsyncedFrom = synced ? undefined : (tx.meta.group ?? tx.offset);
+    // An unsynced transaction that points back less far than this handle knows does not
+    // move the start: its writer may have synced first (`os`), or just stopped pointing
+    // further back (`none`, see NOSYNC_RUN_BYTES), and the two look the same.
+    if (synced) this.#unsyncedFrom = undefined;
+    else this.#unsyncedFrom ??= tx.meta.group ?? tx.offset;
     this.#lastApplied = { offset: tx.offset, length: tx.length, tid: tx.tid, status: tx.status };
     if (tx.records.length === 0) return;
     this.#recent.push({ tid: tx.tid, oids: tx.records.map((record) => record.oid) });
@@ -920,6 +924,20 @@ export class FileStorage extends Storage {
   }
 
   /**
+   * Where the bytes not yet known to be durable begin, for a transaction written now without
+   * a sync of its own first: #unsyncedFrom, or, while the sync owed after loading the log is
+   * (#syncAfterLoad), the group of the last transaction loaded, whose writer may have died
+   * before its sync.
+   */
+  #notDurableFrom(): number | undefined {
+    const last = this.#lastApplied;
+    if (this.#unsyncedFrom !== undefined || !this.#syncAfterLoad || last === undefined) {
+      return this.#unsyncedFrom;
+    }
+    return this.#reader.metaAt(last.offset)?.group ?? last.offset;
+  }
+
+  /**
    * With the writer lock held and the log read to its end: the oid reservation transaction
    * for at least `missing` oids (blocks grow, so a handle that keeps creating objects seldom
    * reserves), and what to do once it is in the file.
@@ -929,6 +947,7 @@ export class FileStorage extends Storage {
     this.#oidBlockSize = Math.min(this.#oidBlockSize * 2, MAX_OID_BLOCK);
     const first = this.#log.nextOid;
     checkOidSpace(first, missing);
+    const notDurableFrom = this.#notDurableFrom();
     const high = Math.min(first + want, MAX_OID + 1);
     const { bytes, scanned } = buildTransaction(
       {
@@ -938,7 +957,7 @@ export class FileStorage extends Storage {
         // lose those and keep this one, which is then torn too, not a later write.
         meta: {
           oidHigh: high,
-          ...(this.#unsyncedFrom === undefined ? {} : { group: this.#unsyncedFrom }),
+          ...(notDurableFrom === undefined ? {} : { group: notDurableFrom }),
         },
         records: [],
       },
@@ -1045,7 +1064,7 @@ export class FileStorage extends Storage {
         // one, which is then torn, not damage (see NOSYNC_RUN_BYTES). A durable commit
         // synced those just above.
         const groupFrom =
-          this.durability === 'full' ? groupStart : (this.#unsyncedFrom ?? groupStart);
+          this.durability === 'full' ? groupStart : (this.#notDurableFrom() ?? groupStart);
         const latest = new Map<Oid, number>();
         let buffers: Buffer[] = [];
         let buffered = offset;
@@ -1592,23 +1611,40 @@ export class FileStorage extends Storage {
   protected async _checkpoint(): Promise<void> {
     if (this.readOnly) return;
     this.#poll();
-    // The saved index is synced, and an open trusts the log it covers without reading it:
-    // what it covers must be durable too, or a power loss could leave a hole there that no
-    // open would look for. Under the writer lock, so that nothing is appended between the
-    // sync and the save.
-    if (this.durability !== 'none' && (this.#unsyncedFrom !== undefined || this.#syncAfterLoad)) {
-      await this.#withLock(async () => {
-        try {
-          await this.#sync(false);
-        } catch (error) {
-          throw ioError('syncing before saving the index of', this.path, error);
+    // The saved index is synced, and an open trusts the log it covers without reading it: what
+    // it covers must be durable too, or a power loss could leave a hole there that no open
+    // looks for. This handle cannot know that of what others wrote (a writer may still be in
+    // its sync, or have died before it), so it syncs the log it read: no lock is needed, as
+    // a sync makes durable whatever was written before it, by anyone. Then the index is saved
+    // at once, unless this handle read or wrote more meanwhile (then again; under the writer
+    // lock if the log keeps moving).
+    if (this.durability !== 'none') {
+      for (let attempt = 0; ; attempt++) {
+        if (attempt === CHECKPOINT_SYNC_ATTEMPTS) {
+          await this.#withLock(async () => {
+            await this.#syncForIndex();
+            this.#saveIndex();
+          });
+          return;
         }
-        this.#unsyncedFrom = undefined;
-        this.#saveIndex();
-      });
-      return;
+        const end = this.#log.end;
+        await this.#syncForIndex();
+        this.#poll();
+        if (this.#log.end === end) break;
+      }
     }
     this.#saveIndex();
+  }
+
+  /** Syncs the log before an index over it is saved: everything this handle read is durable. */
+  async #syncForIndex(): Promise<void> {
+    const end = this.#log.end;
+    try {
+      await this.#sync(false);
+    } catch (error) {
+      throw ioError('syncing before saving the index of', this.path, error);
+    }
+    if (this.#log.end === end) this.#unsyncedFrom = undefined;
   }
 
   #saveIndex(): void {
