@@ -255,6 +255,11 @@ export abstract class Storage {
   readonly readOnly: boolean;
   #closed = false;
   #closing: Promise<void> | undefined;
+  /**
+   * Packs, backups and checkpoints under way: close() lets them finish first, as it does
+   * queued commits, rather than close the file they read and write.
+   */
+  readonly #running = new Set<Promise<unknown>>();
   /** Blobs staged and not yet stored or discarded. */
   readonly #staged = new Set<StagedBlob>();
   #cacheEpoch = 0;
@@ -382,7 +387,7 @@ export abstract class Storage {
   async pack(options?: PackOptions): Promise<PackResult> {
     this.checkWritable();
     const opts = expectOptions<PackOptions>(options, 'options');
-    return this._pack(historyCutTid(opts));
+    return this.#run(this._pack(historyCutTid(opts)));
   }
 
   /** Every committed transaction with tid >= `fromTid`, oldest first. */
@@ -407,7 +412,7 @@ export abstract class Storage {
       });
     }
     try {
-      return await this._backup(path, at);
+      return await this.#run(this._backup(path, at));
     } catch (error) {
       if (error instanceof TroveError) throw error;
       const code = (error as { code?: string }).code;
@@ -426,7 +431,17 @@ export abstract class Storage {
   /** Saves whatever makes the next open fast (a file storage's index). */
   async checkpoint(): Promise<void> {
     this.checkOpen();
-    await this._checkpoint();
+    await this.#run(this._checkpoint());
+  }
+
+  /** Tracks an operation close() waits for. */
+  async #run<T>(operation: Promise<T>): Promise<T> {
+    this.#running.add(operation);
+    try {
+      return await operation;
+    } finally {
+      this.#running.delete(operation);
+    }
   }
 
   /** Checks the stored data; never throws for damage it can report. */
@@ -447,6 +462,8 @@ export abstract class Storage {
     this.#closed = true;
     this.#closing = (async () => {
       try {
+        // Their failures are theirs to report, to whoever awaits them.
+        await Promise.allSettled([...this.#running]);
         await this._close();
       } finally {
         for (const blob of this.#staged) await this._discardBlob(blob).catch(() => undefined);

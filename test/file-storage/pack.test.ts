@@ -135,6 +135,29 @@ describe('pack', () => {
     assert.ok(!droppedOids.includes(laterOid));
   });
 
+  // Found in review: close() closed the file under a running pack, which then failed with
+  // EBADF (or, had the descriptor been reused meanwhile, read and written another file).
+  it('close() waits for a pack (and a backup) under way, then closes', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = await open(path, quiet);
+    await withGarbage(db);
+    const expected = await contents(db);
+    const packing = db.pack();
+    const backingUp = db.backup(dir.file('backup.trove'));
+    const closing = db.close();
+    const [packed, backup] = await Promise.all([packing, backingUp]);
+    await closing;
+    assert.equal(packed.objectsRemoved, 10);
+    await assert.rejects(db.pack(), { code: 'TROVE_CLOSED' });
+    for (const file of [path, backup.path]) {
+      await reopened(file, async (again) => {
+        assert.deepEqual(await contents(again), expected);
+        await assertIntact(again);
+      });
+    }
+  });
+
   it('an object it removed is gone for every handle, even one that had it loaded', async (t) => {
     const dir = scratch(t);
     const path = dir.file();
