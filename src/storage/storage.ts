@@ -358,6 +358,11 @@ export abstract class Storage {
     this.checkWritable();
     const chunks = toChunks(source);
     const staged = await this._stageBlob(chunks);
+    if (this.#closed) {
+      // close() has discarded the staged blobs already, or is doing so: this one too.
+      await this._discardBlob(staged).catch(() => undefined);
+      throw new ClosedError(`the ${this.kind} storage is closed`);
+    }
     this.#staged.add(staged);
     return staged;
   }

@@ -540,6 +540,90 @@ describe('preallocated space after the log', () => {
     }
   });
 
+  // Found in review: a none handle opened on a file that has commits never synced, so it
+  // pointed back at the last commit loaded again after every 8 MiB: without bound.
+  it('durability none, on a file that has commits: commits point back at most 8 MiB and a group', async () => {
+    const path = join(dir.path, 'none-existing.trove');
+    const writer = await openFileStorage(path, { logger: quiet });
+    const [oid] = await writer.newOids(1);
+    let tid = await commit(writer, [put(oid!, 'durable', 0)]);
+    await writer.close();
+    const storage = await openFileStorage(path, { durability: 'none', logger: quiet });
+    const chunk = new Uint8Array(1024 * 1024).fill(7);
+    try {
+      for (let k = 0; k < 20; k++) tid = await commit(storage, [put(oid!, chunk, tid)]);
+    } finally {
+      await storage.close();
+    }
+    const txs = commits(path);
+    for (const tx of txs) {
+      const back = tx.offset - (tx.meta.group ?? tx.offset);
+      assert.ok(back < 9.5 * 1024 * 1024, `${tx.offset} points ${back} bytes back`);
+    }
+    assert.ok(txs.filter((tx) => tx.meta.group === undefined).length >= 3);
+  });
+
+  // Found in review: the check that a checkpoint read nothing during its sync compared the
+  // end of the log; a commit cut back after its sync failed, and another of the same length
+  // written in its place, left the end as it was.
+  it('a checkpoint that read anything during its sync, even at the same end, syncs again before saving', async () => {
+    const path = join(dir.path, 'index-same-end.trove');
+    let failWriter = false;
+    const writerHeld = deferred();
+    const writer = await openFileStorage(path, {
+      logger: quiet,
+      fileOps: {
+        ...fileOps.nodeFileOps,
+        sync: async (fd, onCallingThread) => {
+          if (failWriter) {
+            await writerHeld.promise;
+            throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
+          }
+          return fileOps.nodeFileOps.sync(fd, onCallingThread);
+        },
+      },
+    });
+    const [x] = await writer.newOids(1);
+    const base = await commit(writer, [put(x!, 'first', 0)]);
+    let readerHeld: { promise: Promise<void>; resolve: () => void } | undefined;
+    let readerSyncs = 0;
+    const reader = await openFileStorage(path, {
+      logger: quiet,
+      fileOps: {
+        ...fileOps.nodeFileOps,
+        sync: async (fd, onCallingThread) => {
+          readerSyncs++;
+          await fileOps.nodeFileOps.sync(fd, onCallingThread);
+          await readerHeld?.promise;
+        },
+      },
+    });
+    try {
+      failWriter = true;
+      const refused = commit(writer, [put(x!, 'a'.repeat(5000), base)]).catch(
+        (error: { code?: string }) => error.code,
+      );
+      while (commits(path).length < 2) await nextTurn();
+      reader.changesSince(reader.lastTid()); // reads the commit that will be refused
+      readerHeld = deferred();
+      readerSyncs = 0;
+      const checkpoint = reader.checkpoint();
+      await nextTurn();
+      writerHeld.resolve();
+      assert.equal(await refused, 'TROVE_IO');
+      failWriter = false;
+      await commit(writer, [put(x!, 'b'.repeat(5000), base)]); // in the same place
+      readerHeld.resolve();
+      await checkpoint;
+      assert.equal(readerSyncs, 2, 'once more after reading the second commit');
+    } finally {
+      writerHeld.resolve();
+      readerHeld?.resolve();
+      await writer.close();
+      await reader.close();
+    }
+  });
+
   it('durability os: when the sync before a commit fails, the commit fails and nothing is written', async () => {
     const path = join(dir.path, 'os-sync-fails.trove');
     let failing = true;

@@ -23,6 +23,7 @@ import { dirname, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import fsx from 'fs-native-extensions';
 import {
+  ClosedError,
   CorruptionError,
   InvalidArgumentError,
   NotFoundError,
@@ -335,6 +336,17 @@ export class FileStorage extends Storage {
    * transactions too, and must not clear this.
    */
   #syncAfterLoad = false;
+  /**
+   * While the sync owed after loading the log is pending: the group start of the last
+   * transaction loaded, which a transaction written without a sync points back at (its
+   * writer may have died before its sync). Cleared by a sync, and by a `none` handle's
+   * commit that stops pointing back (see NOSYNC_RUN_BYTES).
+   */
+  #loadedFrom: number | undefined;
+  /** Counts the loads of the log (#unsyncedAtLoad). */
+  #loads = 0;
+  /** Counts the transactions applied and the loads: whether this handle read anything. */
+  #reads = 0;
   /** Whether this handle found no usable saved index and read the whole log instead. */
   #indexRebuilt = false;
   /** Staged blob files, by staged blob. */
@@ -500,10 +512,14 @@ export class FileStorage extends Storage {
     return recent.slice(low) as TransactionChanges[];
   }
 
-  /** Reads and checks the record at `offset`. */
+  /**
+   * Reads and checks the record at `offset`: of the current file, or of `file` (a file an
+   * iterator holds, which a pack may have replaced since) whose log ends at `file.end`.
+   */
   #readRecord(
     offset: number,
     oid: Oid,
+    file?: { readonly fd: number; readonly end: number },
   ): {
     oid: Oid;
     tid: Tid;
@@ -519,9 +535,11 @@ export class FileStorage extends Storage {
       });
     };
     // From a cached block when the whole record lies in one, else straight from the file.
+    const fd = file?.fd ?? this.#fd;
+    const end = file?.end ?? this.#log.end;
     let bytes: Buffer;
     let at: number;
-    const block = this.#blocks.block(offset, this.#log.end);
+    const block = fd === this.#fd ? this.#blocks.block(offset, end) : undefined;
     const within = offset % BLOCK_SIZE;
     if (block !== undefined && within + RECORD_HEADER_SIZE <= BLOCK_SIZE) {
       bytes = block;
@@ -529,18 +547,16 @@ export class FileStorage extends Storage {
     } else {
       bytes = this.#scratch;
       at = 0;
-      if (readFully(this.#fd, bytes, 0, LOAD_READ, offset) < RECORD_HEADER_SIZE)
-        damaged('is cut short');
+      if (readFully(fd, bytes, 0, LOAD_READ, offset) < RECORD_HEADER_SIZE) damaged('is cut short');
     }
     const refCount = bytes.readUInt32LE(at + 32);
     const dataLength = readU64(bytes, at + 24);
     const size = RECORD_HEADER_SIZE + refCount * 4 + dataLength;
-    if (offset + size > this.#log.end || readU64(bytes, at) !== oid)
-      damaged('is not a record of it');
+    if (offset + size > end || readU64(bytes, at) !== oid) damaged('is not a record of it');
     if (at + size > bytes.length || (bytes === this.#scratch && size > LOAD_READ)) {
       bytes = Buffer.allocUnsafe(size);
       at = 0;
-      if (readFully(this.#fd, bytes, 0, size, offset) < size) damaged('is cut short');
+      if (readFully(fd, bytes, 0, size, offset) < size) damaged('is cut short');
     }
     const crc = crc32cOfRange(
       bytes,
@@ -596,13 +612,17 @@ export class FileStorage extends Storage {
 
   /** Sets #unsyncedFrom and #syncAfterLoad for a log just loaded. */
   #unsyncedAtLoad(): void {
+    this.#loads++;
+    this.#reads++;
     const last = this.#lastApplied;
     this.#syncAfterLoad = last !== undefined;
     this.#unsyncedFrom = undefined;
+    this.#loadedFrom = undefined;
     if (last === undefined) return;
     const meta = this.#reader.metaAt(last.offset);
+    this.#loadedFrom = meta?.group ?? last.offset;
     if (last.status === TxStatus.oids || meta?.nosync === true) {
-      this.#unsyncedFrom = meta?.group ?? last.offset;
+      this.#unsyncedFrom = this.#loadedFrom;
     }
   }
 
@@ -686,6 +706,7 @@ export class FileStorage extends Storage {
 
   #apply(tx: ScannedTransaction): void {
     applyToState(this.#log, tx);
+    this.#reads++;
     const synced = tx.status !== TxStatus.oids && tx.meta.nosync !== true;
     // An unsynced transaction that points back less far than this handle knows does not
     // move the start: its writer may have synced first (`os`), or just stopped pointing
@@ -925,16 +946,10 @@ export class FileStorage extends Storage {
 
   /**
    * Where the bytes not yet known to be durable begin, for a transaction written now without
-   * a sync of its own first: #unsyncedFrom, or, while the sync owed after loading the log is
-   * (#syncAfterLoad), the group of the last transaction loaded, whose writer may have died
-   * before its sync.
+   * a sync of its own first: #unsyncedFrom, or else #loadedFrom.
    */
   #notDurableFrom(): number | undefined {
-    const last = this.#lastApplied;
-    if (this.#unsyncedFrom !== undefined || !this.#syncAfterLoad || last === undefined) {
-      return this.#unsyncedFrom;
-    }
-    return this.#reader.metaAt(last.offset)?.group ?? last.offset;
+    return this.#unsyncedFrom ?? this.#loadedFrom;
   }
 
   /**
@@ -1044,11 +1059,12 @@ export class FileStorage extends Storage {
     const sync = this.durability === 'full' ? () => lone : false;
     try {
       await this.#append(async () => {
-        const unsynced = this.#unsyncedFrom;
-        const longRun = unsynced !== undefined && groupStart - unsynced >= NOSYNC_RUN_BYTES;
+        const notDurableFrom = this.#notDurableFrom();
+        const longRun =
+          notDurableFrom !== undefined && groupStart - notDurableFrom >= NOSYNC_RUN_BYTES;
         if (
           this.durability === 'full'
-            ? unsynced !== undefined || this.#syncAfterLoad
+            ? this.#unsyncedFrom !== undefined || this.#syncAfterLoad
             : this.durability === 'os' && (longRun || this.#syncAfterLoad)
         ) {
           await this.#sync(false);
@@ -1057,6 +1073,7 @@ export class FileStorage extends Storage {
           // Durability `none` never syncs: its commits just point back no further (a hole
           // from a crash before that is then reported as damage).
           this.#unsyncedFrom = undefined;
+          this.#loadedFrom = undefined;
         }
         let offset = groupStart;
         // Commits without a sync say where the bytes not yet durable before them begin, as
@@ -1169,14 +1186,19 @@ export class FileStorage extends Storage {
         this.#callingThreadSince = undefined;
       });
     }
+    const loads = this.#loads;
     const syncing = this.#ops.sync(this.#fd, onCallingThread);
     // A sync on the calling thread is over when the call returns: awaiting the settled
     // promise may run other microtasks first, which are not the disk's time.
     let end = this.#clock();
     try {
       await syncing;
-      // Whatever this handle's file holds is durable now, the log it loaded included.
-      this.#syncAfterLoad = false;
+      // Whatever this handle's file holds is durable now, the log it loaded included (unless
+      // it loaded the log again meanwhile).
+      if (this.#loads === loads) {
+        this.#syncAfterLoad = false;
+        this.#loadedFrom = undefined;
+      }
     } finally {
       if (!onCallingThread) end = this.#clock();
       if (end - start < QUICK_SYNC_MS) {
@@ -1515,25 +1537,28 @@ export class FileStorage extends Storage {
    */
   protected override async _backup(path: string, at: Tid | undefined): Promise<BackupResult> {
     this.#poll();
+    // The file, its header and its log as of now: a pack may switch them while this copies.
     const file = this.#file;
+    const header = this.#header;
+    const log = this.#log;
     file.acquire();
     const temporary = `${path}.backup-${process.pid}-${randomBytes(4).toString('hex')}`;
     let out: number | undefined;
     try {
-      let cut = this.#log.end;
-      let lastTid = this.#log.lastTid;
+      let cut = log.end;
+      let lastTid = log.lastTid;
       if (at !== undefined && at < lastTid) {
-        if (at < this.#header.historyHorizon) {
+        if (at < header.historyHorizon) {
           throw new InvalidArgumentError(
-            `the history before tid ${this.#header.historyHorizon} was removed by a pack; options.at ${at} is older`,
+            `the history before tid ${header.historyHorizon} was removed by a pack; options.at ${at} is older`,
             { argument: 'options.at' },
           );
         }
         const reader = new LogReader(file.fd);
         cut = FILE_HEADER_SIZE;
         lastTid = 0;
-        for (let offset = FILE_HEADER_SIZE; offset < this.#log.end; ) {
-          const tx = reader.readTransaction(offset, this.#log.end);
+        for (let offset = FILE_HEADER_SIZE; offset < log.end; ) {
+          const tx = reader.readTransaction(offset, log.end);
           if (!isTransaction(tx) || tx.tid > at) break;
           offset += tx.length;
           cut = offset;
@@ -1545,7 +1570,7 @@ export class FileStorage extends Storage {
       const generation = randomBytes(8).readBigUInt64LE(0);
       fs.writeSync(
         out,
-        encodeFileHeader({ ...this.#header, generation, createdAt: Date.now() * 1000 }),
+        encodeFileHeader({ ...header, generation, createdAt: Date.now() * 1000 }),
         0,
         FILE_HEADER_SIZE,
         0,
@@ -1555,8 +1580,8 @@ export class FileStorage extends Storage {
       out = undefined;
       publish(temporary, path);
       syncDirectory(dirname(path));
-      if (cut === this.#log.end) {
-        const { index, nextOid } = this.#log;
+      if (cut === log.end) {
+        const { index, nextOid } = log;
         saveIndex(path, { generation, coveredOffset: cut, lastTid, nextOid, index }, true);
       }
       return { path, tid: lastTid, bytes: cut };
@@ -1568,9 +1593,12 @@ export class FileStorage extends Storage {
   }
 
   protected async *_iterator(fromTid: Tid): AsyncIterable<TransactionRecord> {
+    // A generator runs from its first next(), which may come after close().
+    if (this.closed) throw new ClosedError(`the ${this.kind} storage is closed`);
     const end = this.#log.end;
     const file = this.#file;
     file.acquire();
+    const source = { fd: file.fd, end };
     try {
       const reader = new LogReader(file.fd);
       for (let offset = FILE_HEADER_SIZE; offset < end; ) {
@@ -1591,7 +1619,7 @@ export class FileStorage extends Storage {
             ...(user === undefined ? {} : { user }),
           },
           records: tx.records.map((record) => {
-            const read = this.#readRecord(record.offset, record.oid);
+            const read = this.#readRecord(record.offset, record.oid, source);
             const blob = (read.flags & RecordFlag.blob) !== 0;
             return {
               oid: record.oid,
@@ -1627,10 +1655,10 @@ export class FileStorage extends Storage {
           });
           return;
         }
-        const end = this.#log.end;
+        const reads = this.#reads;
         await this.#syncForIndex();
         this.#poll();
-        if (this.#log.end === end) break;
+        if (this.#reads === reads) break;
       }
     }
     this.#saveIndex();
@@ -1638,13 +1666,13 @@ export class FileStorage extends Storage {
 
   /** Syncs the log before an index over it is saved: everything this handle read is durable. */
   async #syncForIndex(): Promise<void> {
-    const end = this.#log.end;
+    const reads = this.#reads;
     try {
       await this.#sync(false);
     } catch (error) {
       throw ioError('syncing before saving the index of', this.path, error);
     }
-    if (this.#log.end === end) this.#unsyncedFrom = undefined;
+    if (this.#reads === reads) this.#unsyncedFrom = undefined;
   }
 
   #saveIndex(): void {

@@ -7,6 +7,7 @@
  */
 
 import * as fs from 'node:fs';
+import { ClosedError } from '../../errors.js';
 
 export class OpenFile {
   readonly fd: number;
@@ -17,8 +18,12 @@ export class OpenFile {
     this.fd = fd;
   }
 
-  /** Registers a reader that needs the file open (a blob stream). */
+  /**
+   * Registers a reader that needs the file open (a blob stream, an iterator). ClosedError if
+   * the file was closed already: its descriptor may belong to another file by now.
+   */
   acquire(): void {
+    if (this.#retired && this.#users === 0) throw new ClosedError('the data file is closed');
     this.#users++;
   }
 
