@@ -539,7 +539,10 @@ export class FileStorage extends Storage {
     const end = file?.end ?? this.#log.end;
     let bytes: Buffer;
     let at: number;
-    const block = fd === this.#fd ? this.#blocks.block(offset, end) : undefined;
+    // The cache takes only blocks below the log's end as this handle knows it now, which an
+    // iterator's end can be past (after a commit it had read was cut back).
+    const block =
+      fd === this.#fd ? this.#blocks.block(offset, Math.min(end, this.#log.end)) : undefined;
     const within = offset % BLOCK_SIZE;
     if (block !== undefined && within + RECORD_HEADER_SIZE <= BLOCK_SIZE) {
       bytes = block;
@@ -962,7 +965,11 @@ export class FileStorage extends Storage {
     this.#oidBlockSize = Math.min(this.#oidBlockSize * 2, MAX_OID_BLOCK);
     const first = this.#log.nextOid;
     checkOidSpace(first, missing);
-    const notDurableFrom = this.#notDurableFrom();
+    // No further back than a commit without a sync would point (see NOSYNC_RUN_BYTES).
+    let notDurableFrom = this.#notDurableFrom();
+    if (notDurableFrom !== undefined && this.#log.end - notDurableFrom >= NOSYNC_RUN_BYTES) {
+      notDurableFrom = undefined;
+    }
     const high = Math.min(first + want, MAX_OID + 1);
     const { bytes, scanned } = buildTransaction(
       {
