@@ -624,6 +624,34 @@ describe('preallocated space after the log', () => {
     }
   });
 
+  // Found in review: a reservation after a large commit without a sync stopped pointing back
+  // (past 8 MiB), where a commit would have synced first.
+  it('durability os: a reservation after more than 8 MiB not yet durable still points back', async () => {
+    const path = join(dir.path, 'os-reserve-long.trove');
+    const storage = await openFileStorage(path, { durability: 'os', logger: quiet });
+    try {
+      const [oid] = await storage.newOids(1);
+      await commit(storage, [put(oid!, new Uint8Array(9 * 1024 * 1024).fill(7), 0)]);
+      await storage.newOids(100);
+    } finally {
+      fs.rmSync(`${path}.index`, { force: true });
+      await storage.close();
+    }
+    const [big, reservation] = transactions(path).slice(-2) as ScannedTransaction[];
+    assert.equal(reservation!.status, format.TxStatus.oids);
+    assert.equal(reservation!.meta.group, big!.meta.group ?? big!.offset);
+    // A power loss lost a page of the large commit and kept the reservation.
+    const page = big!.offset + 4 * 1024 * 1024;
+    zeroRange(path, page, page + 4096);
+    const reopened = await openFileStorage(path, { logger: quiet });
+    try {
+      assert.ok(reopened.lastTid() < big!.tid);
+      assert.deepEqual(tornFiles(path), [`${path}.torn-1`]);
+    } finally {
+      await reopened.close();
+    }
+  });
+
   it('durability os: when the sync before a commit fails, the commit fails and nothing is written', async () => {
     const path = join(dir.path, 'os-sync-fails.trove');
     let failing = true;

@@ -116,8 +116,9 @@ export interface FileStorageOptions {
   /**
    * `full` (default): a commit is acknowledged after fdatasync, so it survives power loss.
    * `os`: no fsync on commit; commits survive a crash of the process, while a crash of the
-   * machine may lose those made since the last sync (before a handle's first commit, once
-   * 8 MiB were written without a sync, and before the index is saved).
+   * machine may lose those made since the last sync (before a handle's first commit after it
+   * opens or reads the file again, once 8 MiB were written without a sync, and before the
+   * index is saved).
    * `none`: no fsync at all (tests, scratch data).
    */
   durability?: Durability;
@@ -331,9 +332,10 @@ export class FileStorage extends Storage {
    * Whether this handle loaded the log (at open, after reading the file again, after a pack)
    * and has not synced it since: the last commit's writer may have died before its sync, so
    * the first commit (durability `full` or `os`) syncs first too, and so does a save of the
-   * index (see _checkpoint). Kept apart from #unsyncedFrom, which every
-   * transaction applied resets: the scan of the log after the saved index at open applies
-   * transactions too, and must not clear this.
+   * index (see _checkpoint). Kept apart from #unsyncedFrom, which a synced transaction
+   * applied clears: the scan of the log after the saved index at open applies transactions
+   * too, and must not clear this. (For durabilities `full` and `os` it goes with
+   * #loadedFrom.)
    */
   #syncAfterLoad = false;
   /**
@@ -613,7 +615,7 @@ export class FileStorage extends Storage {
     }
   }
 
-  /** Sets #unsyncedFrom and #syncAfterLoad for a log just loaded. */
+  /** Sets #unsyncedFrom, #syncAfterLoad and #loadedFrom for a log just loaded; counts it. */
   #unsyncedAtLoad(): void {
     this.#loads++;
     this.#reads++;
@@ -965,9 +967,15 @@ export class FileStorage extends Storage {
     this.#oidBlockSize = Math.min(this.#oidBlockSize * 2, MAX_OID_BLOCK);
     const first = this.#log.nextOid;
     checkOidSpace(first, missing);
-    // No further back than a commit without a sync would point (see NOSYNC_RUN_BYTES).
+    // Not at the last transaction loaded when 8 MiB or more of transactions taken as synced
+    // followed it (see NOSYNC_RUN_BYTES): recovery takes those as written after it was
+    // durable anyway. #unsyncedFrom itself is bounded by the commits' syncs and resets.
     let notDurableFrom = this.#notDurableFrom();
-    if (notDurableFrom !== undefined && this.#log.end - notDurableFrom >= NOSYNC_RUN_BYTES) {
+    if (
+      this.#unsyncedFrom === undefined &&
+      notDurableFrom !== undefined &&
+      this.#log.end - notDurableFrom >= NOSYNC_RUN_BYTES
+    ) {
       notDurableFrom = undefined;
     }
     const high = Math.min(first + want, MAX_OID + 1);
@@ -1544,7 +1552,9 @@ export class FileStorage extends Storage {
    */
   protected override async _backup(path: string, at: Tid | undefined): Promise<BackupResult> {
     this.#poll();
-    // The file, its header and its log as of now: a pack may switch them while this copies.
+    // The file and its header as of now, and its log: a pack may switch them while this
+    // copies. The log object goes on taking this file's commits meanwhile, so an index is
+    // saved for the copy only if its end is still the cut.
     const file = this.#file;
     const header = this.#header;
     const log = this.#log;
