@@ -361,7 +361,7 @@ export abstract class Storage {
     if (this.#closed) {
       // close() has discarded the staged blobs already, or is doing so: this one too.
       await this._discardBlob(staged).catch(() => undefined);
-      throw new ClosedError(`the ${this.kind} storage is closed`);
+      this.checkOpen();
     }
     this.#staged.add(staged);
     return staged;

@@ -23,7 +23,6 @@ import { dirname, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import fsx from 'fs-native-extensions';
 import {
-  ClosedError,
   CorruptionError,
   InvalidArgumentError,
   NotFoundError,
@@ -329,20 +328,14 @@ export class FileStorage extends Storage {
    */
   #unsyncedFrom: number | undefined;
   /**
-   * Whether this handle loaded the log (at open, after reading the file again, after a pack)
-   * and has not synced it since: the last commit's writer may have died before its sync, so
-   * the first commit (durability `full` or `os`) syncs first too, and so does a save of the
-   * index (see _checkpoint). Kept apart from #unsyncedFrom, which a synced transaction
-   * applied clears: the scan of the log after the saved index at open applies transactions
-   * too, and must not clear this. (For durabilities `full` and `os` it goes with
-   * #loadedFrom.)
-   */
-  #syncAfterLoad = false;
-  /**
-   * While the sync owed after loading the log is pending: the group start of the last
-   * transaction loaded, which a transaction written without a sync points back at (its
-   * writer may have died before its sync). Cleared by a sync, and by a `none` handle's
-   * commit that stops pointing back (see NOSYNC_RUN_BYTES).
+   * Set when this handle loads the log (at open, after reading the file again, after a
+   * pack) and cleared when it syncs: the group start of the last transaction loaded, whose
+   * writer may have died before its sync. So the first commit (durability `full` or `os`)
+   * syncs first (see #syncAfterLoad), and a transaction written without a sync before that
+   * points back at it. Kept apart from #unsyncedFrom, which a synced transaction applied
+   * clears: the scan of the log after the saved index at open applies transactions too, and
+   * must not clear this. A `none` handle, which never syncs, clears it when its commits stop
+   * pointing back (see NOSYNC_RUN_BYTES).
    */
   #loadedFrom: number | undefined;
   /** Counts the loads of the log (#unsyncedAtLoad). */
@@ -615,12 +608,16 @@ export class FileStorage extends Storage {
     }
   }
 
-  /** Sets #unsyncedFrom, #syncAfterLoad and #loadedFrom for a log just loaded; counts it. */
+  /** Whether the sync owed after loading the log (see #loadedFrom) is still owed. */
+  get #syncAfterLoad(): boolean {
+    return this.#loadedFrom !== undefined;
+  }
+
+  /** Sets #unsyncedFrom and #loadedFrom for a log just loaded; counts it. */
   #unsyncedAtLoad(): void {
     this.#loads++;
     this.#reads++;
     const last = this.#lastApplied;
-    this.#syncAfterLoad = last !== undefined;
     this.#unsyncedFrom = undefined;
     this.#loadedFrom = undefined;
     if (last === undefined) return;
@@ -1094,9 +1091,8 @@ export class FileStorage extends Storage {
         // Commits without a sync say where the bytes not yet durable before them begin, as
         // reservations do: a power loss may keep a later one and lose a page of an earlier
         // one, which is then torn, not damage (see NOSYNC_RUN_BYTES). A durable commit
-        // synced those just above.
-        const groupFrom =
-          this.durability === 'full' ? groupStart : (this.#notDurableFrom() ?? groupStart);
+        // synced those just above, so its group starts with it.
+        const groupFrom = this.#notDurableFrom() ?? groupStart;
         const latest = new Map<Oid, number>();
         let buffers: Buffer[] = [];
         let buffered = offset;
@@ -1210,10 +1206,7 @@ export class FileStorage extends Storage {
       await syncing;
       // Whatever this handle's file holds is durable now, the log it loaded included (unless
       // it loaded the log again meanwhile).
-      if (this.#loads === loads) {
-        this.#syncAfterLoad = false;
-        this.#loadedFrom = undefined;
-      }
+      if (this.#loads === loads) this.#loadedFrom = undefined;
     } finally {
       if (!onCallingThread) end = this.#clock();
       if (end - start < QUICK_SYNC_MS) {
@@ -1611,7 +1604,7 @@ export class FileStorage extends Storage {
 
   protected async *_iterator(fromTid: Tid): AsyncIterable<TransactionRecord> {
     // A generator runs from its first next(), which may come after close().
-    if (this.closed) throw new ClosedError(`the ${this.kind} storage is closed`);
+    this.checkOpen();
     const end = this.#log.end;
     const file = this.#file;
     file.acquire();
