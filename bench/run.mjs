@@ -2,16 +2,14 @@
 // and writes the results (with the machine they ran on) to bench/results/.
 // Started by scripts/bench.mjs (`npm run bench`), which installs the peers first.
 //
-//   node --expose-gc bench/run.mjs [--quick | --smoke] [--only a,b] [--systems trove,lmdb]
-//                                  [--runs 3] [--warmups 1] [--dir <scratch dir>]
-//                                  [--out <file.json>] [--keep]
-//   node bench/run.mjs --chart [--from <results.json>] [--to <chart.svg>]
+// `node bench/run.mjs --help` lists the options (USAGE below).
 
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs as parseCommandLine } from 'node:util';
 import { drawChart } from './lib/chart.mjs';
 import { formatValue, printTable } from './lib/common.mjs';
 
@@ -36,33 +34,88 @@ const ROUNDS = {
   smoke: { warmups: 0, runs: 1 },
 };
 
-function parseArgs(argv) {
-  const args = { mode: 'full', only: SCENARIOS, systems: SYSTEMS, keep: false, chart: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const [flag, inline] = arg.includes('=') ? arg.split(/=(.*)/s) : [arg, undefined];
-    const value = () => inline ?? argv[++i];
-    const list = (known) => {
-      const names = value().split(',').filter(Boolean);
-      for (const n of names) if (!known.includes(n)) throw new Error(`unknown ${flag} name: ${n}`);
-      return names;
-    };
-    if (flag === '--quick') args.mode = 'quick';
-    else if (flag === '--smoke') args.mode = 'smoke';
-    else if (flag === '--full') args.mode = 'full';
-    else if (flag === '--only') args.only = list(SCENARIOS);
-    else if (flag === '--systems') args.systems = list(SYSTEMS);
-    else if (flag === '--dir') args.dir = resolve(value());
-    else if (flag === '--out') args.out = resolve(value());
-    else if (flag === '--runs') args.runs = Number(value());
-    else if (flag === '--warmups') args.warmups = Number(value());
-    else if (flag === '--keep') args.keep = true;
-    else if (flag === '--chart') args.chart = true;
-    else if (flag === '--from') args.from = resolve(value());
-    else if (flag === '--to') args.to = resolve(value());
-    else throw new Error(`unknown argument ${arg}`);
+const USAGE = `Usage:
+  npm run bench [-- options]          (or: node --expose-gc bench/run.mjs [options])
+  npm run bench -- --chart [--from <results.json>] [--to <chart.svg>]
+
+Options:
+  --quick               small sizes, for development (results/<date>-quick.json)
+  --smoke               every scenario once with tiny sizes, to try a change to the harness
+  --full                full sizes, the default (results/<date>.json)
+  --only <a,b>          scenarios: ${SCENARIOS.join(', ')}
+  --systems <a,b>       systems: ${SYSTEMS.join(', ')}
+  --runs <n>            timed rounds, the best counts (default 3; 1 with --smoke)
+  --warmups <n>         untimed rounds first (default 1; 0 with --smoke)
+  --dir <path>          scratch files (default bench/.data)
+  --out <file.json>     where the results go
+  --keep                keep the scratch files
+  --chart               draw the SVG chart from the latest results
+  --help                this text
+Node flags starting with --cpu-prof or --heap-prof go to the process that runs the scenarios.`;
+
+/** A command-line mistake: the usage is printed and the exit code is 2. */
+class UsageError extends Error {}
+
+function names(flag, value, known) {
+  const list = value.split(',').filter(Boolean);
+  if (list.length === 0) throw new UsageError(`${flag} needs at least one name`);
+  for (const n of list) if (!known.includes(n)) throw new UsageError(`unknown ${flag} name: ${n}`);
+  return list;
+}
+
+function count(flag, value, min) {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`${flag} must be an integer >= ${min}, got ${value}`);
   }
-  return args;
+  return n;
+}
+
+function parseArgs(argv) {
+  let parsed;
+  try {
+    parsed = parseCommandLine({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        quick: { type: 'boolean' },
+        smoke: { type: 'boolean' },
+        full: { type: 'boolean' },
+        only: { type: 'string' },
+        systems: { type: 'string' },
+        runs: { type: 'string' },
+        warmups: { type: 'string' },
+        dir: { type: 'string' },
+        out: { type: 'string' },
+        keep: { type: 'boolean' },
+        chart: { type: 'boolean' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    throw new UsageError(error.message);
+  }
+  const v = parsed.values;
+  const modes = ['quick', 'smoke', 'full'].filter((mode) => v[mode]);
+  if (modes.length > 1) throw new UsageError(`choose one of --${modes.join(', --')}`);
+  return {
+    help: v.help === true,
+    mode: modes[0] ?? 'full',
+    only: v.only === undefined ? SCENARIOS : names('--only', v.only, SCENARIOS),
+    systems: v.systems === undefined ? SYSTEMS : names('--systems', v.systems, SYSTEMS),
+    runs: count('--runs', v.runs, 1),
+    warmups: count('--warmups', v.warmups, 0),
+    dir: v.dir === undefined ? undefined : resolve(v.dir),
+    out: v.out === undefined ? undefined : resolve(v.out),
+    keep: v.keep === true,
+    chart: v.chart === true,
+    from: v.from === undefined ? undefined : resolve(v.from),
+    to: v.to === undefined ? undefined : resolve(v.to),
+  };
 }
 
 function tryRun(command, args) {
@@ -171,7 +224,19 @@ function summary(results, log) {
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  let args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`bench: ${error.message}\n\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  if (args.help) {
+    console.log(USAGE);
+    return;
+  }
   if (args.chart) {
     chart(args);
     return;
@@ -183,8 +248,8 @@ async function main() {
   const ctx = {
     mode: args.mode,
     ...ROUNDS[args.mode],
-    ...(Number.isInteger(args.runs) && args.runs > 0 ? { runs: args.runs } : {}),
-    ...(Number.isInteger(args.warmups) && args.warmups >= 0 ? { warmups: args.warmups } : {}),
+    ...(args.runs === undefined ? {} : { runs: args.runs }),
+    ...(args.warmups === undefined ? {} : { warmups: args.warmups }),
     wants: (system) => args.systems.includes(system),
     scratch: (name) => {
       const dir = join(scratchRoot, name);

@@ -30,7 +30,9 @@ function npmRun(npmArgs) {
   return spawnSync(npm, npmArgs, { cwd: root, stdio: 'inherit' }).status === 0;
 }
 
-if (!args.includes('--chart') && !installedIsCurrent()) {
+// Drawing the chart and printing the usage need no peers.
+const needsPeers = !args.some((a) => a === '--chart' || a === '--help' || a === '-h');
+if (needsPeers && !installedIsCurrent()) {
   console.log('bench: installing the peers (npm ci --prefix bench)');
   const common = ['--prefix', 'bench', '--no-audit', '--no-fund'];
   if (!npmRun(['ci', ...common])) {

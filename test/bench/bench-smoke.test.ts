@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -116,6 +116,47 @@ describe('benchmark smoke run (npm run bench -- --quick --runs 1 --warmups 0)', 
       }
       assert.ok((scenario.checks ?? []).length > 0, `${name} reports trove against its targets`);
       assert.match(output, new RegExp(`## ${name}: `), `${name} printed its table`);
+    });
+  }
+});
+
+describe('benchmark command line (bench/run.mjs)', () => {
+  const runner = (...args: string[]) =>
+    spawnSync(process.execPath, [join(root, 'bench', 'run.mjs'), ...args], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 60 * 1000,
+    });
+
+  it('--help lists every scenario and system, runs nothing and exits 0', () => {
+    const run = runner('--help');
+    assert.equal(run.status, 0, run.stderr);
+    for (const name of [...Object.keys(expected), 'fs', 'trove', 'lmdb', 'sqlite', 'level']) {
+      assert.ok(run.stdout.includes(name), name);
+    }
+  });
+
+  for (const args of [
+    ['--runs', '0'],
+    ['--runs', 'x'],
+    ['--warmups', '-1'],
+    ['--only', 'no-such-scenario'],
+    ['--systems', 'no-such-system'],
+    ['--quick', '--smoke'],
+    ['--no-such-flag'],
+    ['positional'],
+  ]) {
+    it(`refuses ${args.join(' ')} before running anything: exit code 2, no results written`, () => {
+      const dir = mkdtempSync(join(tmpdir(), 'trove-bench-args-'));
+      try {
+        const out = join(dir, 'results.json');
+        const run = runner(...args, '--out', out, '--dir', join(dir, 'data'));
+        assert.equal(run.status, 2, run.stderr);
+        assert.equal(existsSync(out), false);
+        assert.equal(existsSync(join(dir, 'data')), false);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   }
 });
