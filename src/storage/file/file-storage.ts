@@ -1115,7 +1115,12 @@ export class FileStorage extends Storage {
             ? this.#unsyncedFrom !== undefined || this.#syncAfterLoad
             : this.durability === 'os' && (longRun || this.#syncAfterLoad)
         ) {
-          await this.#sync(false);
+          try {
+            await this.#sync(false);
+          } catch (error) {
+            // Nothing of the group is written yet: the sync failed, not the append.
+            throw ioError('syncing (before appending to)', this.path, error);
+          }
           this.#unsyncedFrom = undefined;
         } else if (longRun && this.durability === 'none') {
           // Durability `none` never syncs: its commits just point back no further (a hole
