@@ -24,6 +24,7 @@ import { Readable } from 'node:stream';
 import fsx from 'fs-native-extensions';
 import {
   CorruptionError,
+  type IntegrityFailure,
   InvalidArgumentError,
   NotFoundError,
   StorageIOError,
@@ -1777,8 +1778,44 @@ export class FileStorage extends Storage {
   }
 
   protected async _integrityCheck(): Promise<IntegrityReport> {
-    this.#poll();
-    return checkFile(this.#fd, this.#log.end, this.#log.index);
+    const beyond = this.#checkBeyondLog();
+    const report = checkFile(this.#fd, this.#log.end, this.#log.index);
+    return beyond === undefined ? report : { ok: false, failures: [...report.failures, beyond] };
+  }
+
+  /**
+   * Reads the log to its end, and judges what follows it up to the end of the file as an
+   * open would (see #recoverTail), cutting nothing: damage there that an open would refuse
+   * (a transaction that fails its checks, or zeros where one begins, with a transaction of a
+   * later group after it) is a failure. A torn tail is not: nothing acknowledged is in it,
+   * and it may be a commit being written right now.
+   */
+  #checkBeyondLog(): IntegrityFailure | undefined {
+    for (let attempt = 1; ; attempt++) {
+      this.#poll();
+      const stop = this.#scan('all');
+      if (stop === undefined) return undefined;
+      if (stop.moved !== undefined) {
+        // A pack replaced the file: check the new one. (Its packer may not have renamed it
+        // yet: the marker then ends the log.)
+        if (!this.#followMove()) return undefined;
+        this.#retireReplaced();
+        continue;
+      }
+      const problem = stop.problem!;
+      const verdict = judge(this.#reader, stop.offset, fs.fstatSync(this.#fd).size, problem);
+      if (verdict.kind === 'corrupt') {
+        return {
+          kind: problem.problem === 'header' ? 'structure' : 'checksum',
+          offset: stop.offset,
+          detail: verdict.detail,
+        };
+      }
+      // `written`: a writer finished it while it was judged; read on (a few times: writers
+      // that keep appending make every look a little late, and what they write is theirs to
+      // check).
+      if (verdict.kind === 'torn' || attempt === 3) return undefined;
+    }
   }
 
   protected _stats(): StorageStats {
