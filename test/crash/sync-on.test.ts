@@ -223,16 +223,25 @@ describe("where a durable commit's sync runs (syncOn)", () => {
     const storage = await recorder.open(join(dir.path, 'turns.trove'));
     try {
       const [oid] = await storage.newOids(1);
-      let tid = await commitMany(storage, oid!, 0, 10);
+      const tid = await commitMany(storage, oid!, 0, 10);
       await turn();
       // Each sync takes 0.5 ms (quick): back to back, with no turn of the event loop between
-      // them, four fit in 2 ms; then the threadpool, until the loop has had its turn.
+      // them, four fit in 2 ms; then the event loop has a turn before the fifth, which syncs
+      // on the calling thread again (the threadpool would cost two thread hops).
       recorder.syncsTaking(0.5);
       const skip = recorder.calls.length;
-      tid = await commitMany(storage, oid!, tid, 8);
-      await turn();
-      await commitMany(storage, oid!, tid, 1);
-      assert.equal(recorder.since(skip), 'CCCCPPPPC');
+      /** How many syncs were done at each turn of the event loop. */
+      const turns: number[] = [];
+      let watching = true;
+      const watch = () => {
+        turns.push(recorder.calls.length - skip);
+        if (watching) setImmediate(watch);
+      };
+      setImmediate(watch);
+      await commitMany(storage, oid!, tid, 9);
+      watching = false;
+      assert.equal(recorder.since(skip), 'CCCCCCCCC');
+      assert.deepEqual(turns.slice(0, 2), [4, 8]);
     } finally {
       await storage.close();
     }
