@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CorruptionError, type Database, open, PersistentMap, StorageIOError } from 'trove';
+import {
+  CorruptionError,
+  type Database,
+  type FileStorage,
+  NotFoundError,
+  open,
+  PersistentMap,
+  StorageIOError,
+} from 'trove';
 import { commit, put } from '../storage/storage-assertions.js';
 import {
   closeQuietly,
@@ -356,29 +364,152 @@ describe('preallocated space after the log', () => {
     }
   });
 
-  it('handles taking turns each point back at the last commit of the other, no further', async () => {
-    const path = join(dir.path, 'taking-turns.trove');
-    const handles = [
-      await openFileStorage(path, { logger: quiet }),
-      await openFileStorage(path, { logger: quiet }),
-    ] as const;
-    const turns = 6;
-    try {
-      const [a] = await handles[0].newOids(1);
-      await commit(handles[0], [put(a!, 'turn 0', 0)]);
-      for (let k = 1; k <= turns; k++) {
-        await nextTurn();
-        const handle = handles[k % 2]!;
-        handle.changesSince(0); // reads what the other wrote, as a transaction start does
-        await commit(handle, [put(a!, `turn ${k}`, handle.load(a!).tid)]);
+  it('handles taking turns each point back over the last commit of each other handle, no further', async () => {
+    for (const count of [2, 3]) {
+      const path = join(dir.path, `taking-turns-${count}.trove`);
+      const handles: FileStorage[] = [];
+      for (let h = 0; h < count; h++) handles.push(await openFileStorage(path, { logger: quiet }));
+      const turns = 7;
+      try {
+        const [a] = await handles[0]!.newOids(1);
+        await commit(handles[0]!, [put(a!, 'turn 0', 0)]);
+        for (let k = 1; k <= turns; k++) {
+          await nextTurn();
+          const handle = handles[k % count]!;
+          handle.changesSince(0); // reads what the others wrote, as a transaction start does
+          await commit(handle, [put(a!, `turn ${k}`, handle.load(a!).tid)]);
+        }
+      } finally {
+        for (const handle of handles) await handle.close();
       }
+      // Turn k's handle last wrote (and synced) turn k - count; each other handle wrote one
+      // of the turns since, and may have died before its sync.
+      const taken = commits(path).slice(-(turns + 1));
+      for (let k = 1; k <= turns; k++) {
+        const first = Math.max(0, k - count + 1);
+        assert.equal(taken[k]!.meta.group, taken[first]!.offset, `${count} handles, turn ${k}`);
+      }
+    }
+  });
+
+  /**
+   * Three handles on a new file at `name`, the first with syncs that wait while gates are
+   * queued (one a sync, in order): `gate()` queues one and returns how to await its start
+   * and release it.
+   */
+  async function gatedHandles(name: string) {
+    const gates: Array<{ started: () => void; release: Promise<void> }> = [];
+    const ops: FileOps = {
+      ...fileOps.nodeFileOps,
+      sync: async (fd, onCallingThread) => {
+        const gate = gates.shift();
+        if (gate !== undefined) {
+          gate.started();
+          await gate.release;
+        }
+        return fileOps.nodeFileOps.sync(fd, onCallingThread);
+      },
+    };
+    const path = join(dir.path, name);
+    const mine = await openFileStorage(path, { logger: quiet, fileOps: ops });
+    const b = await openFileStorage(path, { logger: quiet });
+    const c = await openFileStorage(path, { logger: quiet });
+    const gate = () => {
+      const started = deferred();
+      const release = deferred();
+      gates.push({ started: started.resolve, release: release.promise });
+      return { started: started.promise, release: release.resolve };
+    };
+    return { path, mine, b, c, gate };
+  }
+
+  /** `handle` reads what the others wrote (as a transaction start does), then commits. */
+  async function readAndCommit(handle: FileStorage, oid: number, value: string): Promise<void> {
+    handle.changesSince(0);
+    let tid = 0;
+    try {
+      tid = handle.load(oid).tid;
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+    }
+    await commit(handle, [put(oid, value, tid)]);
+  }
+
+  // Found in review: a sync during which the handle read something neither clears what it
+  // read before the sync nor may take what it read during it as durable.
+  it("a checkpoint's sync covers only what was written before it began", async () => {
+    for (const secondRead of ['during the first sync', 'after it'] as const) {
+      const { path, mine, b, c, gate } = await gatedHandles(`during-${secondRead.length}.trove`);
+      try {
+        const [x, y, z] = await mine.newOids(3);
+        await commit(mine, [put(x!, 'x0', 0)]);
+        await nextTurn();
+        await readAndCommit(c, z!, 'z0');
+        await nextTurn();
+        await readAndCommit(mine, x!, 'x1');
+        const first = gate();
+        const retry = gate();
+        const checkpoint = mine.checkpoint();
+        await first.started;
+        // Written after the checkpoint's sync began, and read while it runs.
+        await readAndCommit(b, y!, 'F');
+        mine.changesSince(0);
+        if (secondRead === 'after it') {
+          first.release();
+          await retry.started;
+        }
+        await nextTurn();
+        await readAndCommit(c, z!, 'F2');
+        mine.changesSince(0);
+        if (secondRead !== 'after it') {
+          first.release();
+          await retry.started;
+        }
+        await readAndCommit(mine, x!, 'X');
+        retry.release();
+        await checkpoint;
+      } finally {
+        for (const handle of [mine, b, c]) await handle.close();
+      }
+      const [f, , written] = commits(path).slice(-3) as ScannedTransaction[];
+      assert.equal(typeof written!.meta.group, 'number', secondRead);
+      assert.ok((written!.meta.group as number) <= f!.offset, secondRead);
+    }
+  });
+
+  // Found in review: what this handle read stays to point back at while a sync of its own
+  // makes it durable, if something else was read during that sync.
+  it('a commit does not point back before what a sync of its own made durable', async () => {
+    const { path, mine, b, c, gate } = await gatedHandles('behind-own-sync.trove');
+    try {
+      const [x, y, z] = await mine.newOids(3);
+      await commit(mine, [put(x!, 'x0', 0)]);
+      await nextTurn();
+      await readAndCommit(c, z!, 'z0');
+      await nextTurn();
+      await readAndCommit(mine, x!, 'x1');
+      await nextTurn();
+      await readAndCommit(b, y!, 'F');
+      await nextTurn();
+      mine.changesSince(0);
+      const first = gate();
+      const retry = gate();
+      const checkpoint = mine.checkpoint(); // its first sync makes F durable
+      await first.started;
+      // F2 points back before F: its writer synced last before F was written.
+      await readAndCommit(c, z!, 'F2');
+      mine.changesSince(0);
+      first.release();
+      await retry.started;
+      await readAndCommit(mine, x!, 'X');
+      retry.release();
+      await checkpoint;
     } finally {
-      for (const handle of handles) await handle.close();
+      for (const handle of [mine, b, c]) await handle.close();
     }
-    const taken = commits(path).slice(-(turns + 1));
-    for (let k = 1; k <= turns; k++) {
-      assert.equal(taken[k]!.meta.group, taken[k - 1]!.offset, `turn ${k}`);
-    }
+    const [f, f2, written] = commits(path).slice(-3) as ScannedTransaction[];
+    assert.ok((f2!.meta.group as number) < f!.offset);
+    assert.equal(written!.meta.group, f2!.offset);
   });
 
   it("an oid reservation or a commit without sync after another handle's durable commit points back at it", async () => {

@@ -350,7 +350,9 @@ export class FileStorage extends Storage {
    * second flush of the disk (about 70 µs here, on commits that sync in about 150).
    * Not before #durableTo: the group of that commit may reach back into what this handle
    * itself made durable since (without that, handles taking turns would each point back at
-   * the other's pointer, and the groups would stretch back to the first commit).
+   * the other's pointer, and the groups would stretch back to the first commit). So it
+   * covers the last commit of each other handle that wrote since this handle's last sync:
+   * each of those may have died before its sync.
    */
   #followedFrom: number | undefined;
   /**
@@ -984,7 +986,10 @@ export class FileStorage extends Storage {
    */
   #notDurableFrom(loaded = this.#loadedFrom): number | undefined {
     const before = this.#unsyncedFrom ?? loaded;
-    const followed = this.#followedFrom;
+    // Clamped again: a sync of this handle's may have made it durable since it was read, and
+    // not cleared it (something was read during that sync).
+    const followed =
+      this.#followedFrom === undefined ? undefined : Math.max(this.#followedFrom, this.#durableTo);
     return before === undefined || (followed !== undefined && followed < before)
       ? followed
       : before;
