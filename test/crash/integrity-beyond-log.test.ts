@@ -6,13 +6,19 @@
 
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CorruptionError, type Database, open, PersistentMap } from 'trove';
+import { CorruptionError, type Database, open, PersistentMap, StorageIOError } from 'trove';
+import { commit, put } from '../storage/storage-assertions.js';
 import {
   closeQuietly,
   commits,
+  deferred,
+  type FileOps,
+  fileOps,
   flipBit,
+  openFileStorage,
   quiet,
   rejection,
   type ScannedTransaction,
@@ -110,6 +116,91 @@ describe('integrity check: what follows the log a handle has read', () => {
       assert.equal(db.storage.lastTid(), theirs[1]!.tid);
     } finally {
       await closeQuietly(db);
+    }
+  });
+
+  // Found in review: the check read this handle's own commit between its write and its sync
+  // as if another handle had written it; when the sync then failed and the commit was cut
+  // back, the handle still counted it.
+  it("during this handle's own commit, whose sync then fails, nothing of that commit stays", async () => {
+    const path = join(dir.path, `db-${++files}.trove`);
+    const started = deferred();
+    const release = deferred();
+    let gated = false;
+    const ops: FileOps = {
+      ...fileOps.nodeFileOps,
+      sync: async (fd, onCallingThread) => {
+        if (!gated) return fileOps.nodeFileOps.sync(fd, onCallingThread);
+        started.resolve();
+        await release.promise;
+        throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
+      },
+    };
+    const storage = await openFileStorage(path, { fileOps: ops, logger: quiet });
+    try {
+      const [oid] = await storage.newOids(1);
+      const tid = await commit(storage, [put(oid!, 'first')]);
+      gated = true;
+      const refused = commit(storage, [put(oid!, 'refused', tid)]);
+      await started.promise;
+      assert.deepEqual(await storage.integrityCheck(), { ok: true, failures: [] });
+      release.resolve();
+      assert.ok((await rejection(() => refused)) instanceof StorageIOError);
+      gated = false;
+      assert.equal(storage.lastTid(), tid);
+      assert.equal(Buffer.from(storage.load(oid!).data).toString(), 'first');
+      assert.deepEqual(storage.changesSince(0), [{ tid, oids: [oid] }]);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  // Found in review: a commit of another handle that this one read, cut back after its sync
+  // failed and written over by larger commits while the check ran, made the check judge an
+  // end inside one of those: a healthy file reported damaged. The rewrite is forced inside
+  // the check's look at the file's size.
+  it('a commit read, then cut back and written over during the check: no failure', async () => {
+    const path = join(dir.path, `db-${++files}.trove`);
+    const copy = `${path}.copy`;
+    const mine = await openFileStorage(path, { logger: quiet });
+    try {
+      const [oid] = await mine.newOids(1);
+      const base = await commit(mine, [put(oid!, 'base')]);
+      fs.copyFileSync(path, copy);
+      const theirs = await openFileStorage(path, { logger: quiet });
+      const read = await commit(theirs, [put(oid!, 'cut back later', base)]);
+      await theirs.close();
+      mine.changesSince(base);
+      assert.equal(mine.lastTid(), read);
+      // The file once that commit was cut back and another handle wrote three larger ones.
+      const other = await openFileStorage(copy, { logger: quiet });
+      let tid = base;
+      for (let k = 1; k <= 3; k++) tid = await commit(other, [put(oid!, 'x'.repeat(300 * k), tid)]);
+      await other.close();
+      const rewritten = fs.readFileSync(copy);
+      const cjsFs = createRequire(import.meta.url)('node:fs') as typeof fs;
+      const fstatSync = cjsFs.fstatSync;
+      const restore = () => {
+        cjsFs.fstatSync = fstatSync;
+        syncBuiltinESMExports();
+      };
+      cjsFs.fstatSync = ((...args: Parameters<typeof fs.fstatSync>) => {
+        restore();
+        fs.truncateSync(path, 0);
+        fs.writeFileSync(path, rewritten, { flag: 'r+' });
+        return fstatSync(...args);
+      }) as typeof fs.fstatSync;
+      syncBuiltinESMExports();
+      let report: Awaited<ReturnType<typeof mine.integrityCheck>>;
+      try {
+        report = await mine.integrityCheck();
+      } finally {
+        restore();
+      }
+      assert.deepEqual(report, { ok: true, failures: [] });
+      assert.equal(mine.lastTid(), tid);
+    } finally {
+      await mine.close();
     }
   });
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { type FileStorage, type FileStorageOptions, type Oid, open, type Tid } from 'trove';
@@ -218,32 +219,41 @@ describe("where a durable commit's sync runs (syncOn)", () => {
   });
 
   it('syncs on the calling thread leave the event loop a turn at least every 2 ms', async () => {
-    const recorder = new SyncRecorder();
-    recorder.syncsTaking(0);
-    const storage = await recorder.open(join(dir.path, 'turns.trove'));
-    try {
-      const [oid] = await storage.newOids(1);
-      const tid = await commitMany(storage, oid!, 0, 10);
-      await turn();
-      // Each sync takes 0.5 ms (quick): back to back, with no turn of the event loop between
-      // them, four fit in 2 ms; then the event loop has a turn before the fifth, which syncs
-      // on the calling thread again (the threadpool would cost two thread hops).
-      recorder.syncsTaking(0.5);
-      const skip = recorder.calls.length;
-      /** How many syncs were done at each turn of the event loop. */
-      const turns: number[] = [];
-      let watching = true;
-      const watch = () => {
-        turns.push(recorder.calls.length - skip);
-        if (watching) setImmediate(watch);
-      };
-      setImmediate(watch);
-      await commitMany(storage, oid!, tid, 9);
-      watching = false;
-      assert.equal(recorder.since(skip), 'CCCCCCCCC');
-      assert.deepEqual(turns.slice(0, 2), [4, 8]);
-    } finally {
-      await storage.close();
+    // Commits that begin in the check phase (after setImmediate), or in the poll phase (in
+    // an I/O callback), where a single immediate would still run before this round's timers.
+    for (const from of ['check', 'poll'] as const) {
+      const recorder = new SyncRecorder();
+      recorder.syncsTaking(0);
+      const path = join(dir.path, `turns-${from}.trove`);
+      const storage = await recorder.open(path);
+      try {
+        const [oid] = await storage.newOids(1);
+        const tid = await commitMany(storage, oid!, 0, 10);
+        await turn();
+        // Each sync takes 0.5 ms (quick): back to back, with no turn of the event loop
+        // between them, four fit in 2 ms; then the loop goes round once before the fifth,
+        // which syncs on the calling thread again (the threadpool would cost two hops).
+        recorder.syncsTaking(0.5);
+        if (from === 'poll') await new Promise<void>((resolve) => fs.stat(path, () => resolve()));
+        const skip = recorder.calls.length;
+        /** How many syncs were done at each check phase of the event loop. */
+        const checks: number[] = [];
+        let watching = true;
+        const watch = () => {
+          checks.push(recorder.calls.length - skip);
+          if (watching) setImmediate(watch);
+        };
+        setImmediate(watch);
+        await commitMany(storage, oid!, tid, 9);
+        watching = false;
+        assert.equal(recorder.since(skip), 'CCCCCCCCC', from);
+        assert.deepEqual([...new Set(checks)].slice(0, 2), [4, 8], from);
+        // Two check phases between the fourth sync and the fifth: the timers and the poll
+        // phase of a whole round of the loop ran in between.
+        assert.ok(checks.filter((n) => n === 4).length >= 2, `${from}: ${checks.join(' ')}`);
+      } finally {
+        await storage.close();
+      }
     }
   });
 

@@ -128,9 +128,9 @@ export interface FileStorageOptions {
    * (no other commit waiting, a few kilobytes written) syncs on the calling thread once
    * this handle's last 8 syncs each took under a millisecond, which spares the two
    * threadpool hops (on README's machine, a third to a half more lone commits a second).
-   * Other syncs go to the threadpool, and so does the next one once syncs on the calling
-   * thread have kept the event loop from a turn for 2 ms (a writer committing back to back
-   * would otherwise never let timers and I/O run). A sync on the calling thread that turns
+   * Other syncs go to the threadpool. Once syncs on the calling thread have kept the event
+   * loop from a turn for 2 ms, the next one waits for the loop to go round once (a writer
+   * committing back to back would otherwise never let timers and I/O run). A sync on the calling thread that turns
    * out slow (the disk got busy) still blocks the event loop for as long as it takes;
    * syncs then go to the threadpool for ten times as long, and until 8 in a row are quick
    * again. (A sync on the threadpool counts as quick only if the event loop also heard of
@@ -833,6 +833,12 @@ export class FileStorage extends Storage {
       const verdict = judge(this.#reader, stop.offset, size, stop.problem);
       if (verdict.kind === 'written') return this.#recoverTail();
       if (verdict.kind === 'corrupt') {
+        // As in #checkBeyondLog: the end judged may lie inside commits written over one that
+        // was cut back after this handle read it.
+        if (!this.#tailIntact()) {
+          this.#reload();
+          return this.#recoverTail();
+        }
         throw new CorruptionError(verdict.detail, { offset: stop.offset, path: this.path });
       }
     }
@@ -1247,7 +1253,10 @@ export class FileStorage extends Storage {
       // This turn's time for syncs on the calling thread is up: let timers and I/O have a
       // turn now, then sync here in the next. (Sending the sync to the threadpool instead
       // gives them the turn too, but costs two thread hops: a lone writer lost about a
-      // tenth of its commits a second to that, one sync in eight.)
+      // tenth of its commits a second to that, one sync in eight.) Two immediates: from the
+      // poll phase (commits that began in an I/O callback), the first runs in this same
+      // round of the loop, before its timers.
+      await new Promise((resolve) => setImmediate(resolve));
       await new Promise((resolve) => setImmediate(resolve));
       start = this.#clock();
       turnStart = this.#callingThreadSince;
@@ -1813,6 +1822,9 @@ export class FileStorage extends Storage {
   #checkBeyondLog(): IntegrityFailure | undefined {
     for (let attempt = 1; ; attempt++) {
       this.#poll();
+      // What follows is this handle's own commit being written (and not yet synced: it may
+      // still be cut back), which only the commit may apply.
+      if (this.#appending) return undefined;
       const stop = this.#scan('all');
       if (stop === undefined) return undefined;
       if (stop.moved !== undefined) {
@@ -1825,6 +1837,13 @@ export class FileStorage extends Storage {
       const problem = stop.problem!;
       const verdict = judge(this.#reader, stop.offset, fs.fstatSync(this.#fd).size, problem);
       if (verdict.kind === 'corrupt') {
+        // A commit this handle read may have been cut back (its sync failed) and others
+        // written in its place since: then the end it judged lies inside one of them.
+        if (!this.#tailIntact()) {
+          this.#reload();
+          if (attempt < 3) continue;
+          return undefined;
+        }
         return {
           kind: problem.problem === 'header' ? 'structure' : 'checksum',
           offset: stop.offset,
