@@ -9,7 +9,14 @@ import * as fs from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CorruptionError, type Database, open, PersistentMap, StorageIOError } from 'trove';
+import {
+  CorruptionError,
+  type Database,
+  type FileStorage,
+  open,
+  PersistentMap,
+  StorageIOError,
+} from 'trove';
 import { commit, put } from '../storage/storage-assertions.js';
 import {
   closeQuietly,
@@ -155,52 +162,112 @@ describe('integrity check: what follows the log a handle has read', () => {
     }
   });
 
+  /**
+   * Runs `fn` with `rewrite` run once inside the first `fs.fstatSync` made from FileStorage's
+   * look at the log's end (#scan): the moment between reading the log and judging it.
+   * Returns whether it ran.
+   */
+  async function rewritingDuringScan(
+    rewrite: () => void,
+    fn: () => Promise<void>,
+  ): Promise<boolean> {
+    const cjsFs = createRequire(import.meta.url)('node:fs') as typeof fs;
+    const fstatSync = cjsFs.fstatSync;
+    let ran = false;
+    const restore = () => {
+      cjsFs.fstatSync = fstatSync;
+      syncBuiltinESMExports();
+    };
+    cjsFs.fstatSync = ((...args: Parameters<typeof fs.fstatSync>) => {
+      if (!ran && new Error().stack?.includes('#scan')) {
+        ran = true;
+        restore();
+        rewrite();
+      }
+      return fstatSync(...args);
+    }) as typeof fs.fstatSync;
+    syncBuiltinESMExports();
+    try {
+      await fn();
+    } finally {
+      restore();
+    }
+    return ran;
+  }
+
+  /**
+   * A file at `path` whose last commit (of another handle) `read` is to be cut back, and the
+   * bytes of the file once that was done and another handle wrote three larger commits in
+   * its place, ending with tid `last`.
+   */
+  async function cutBackAndWrittenOver(
+    path: string,
+    before: () => Promise<void>,
+  ): Promise<{ oid: number; rewritten: Buffer; last: number }> {
+    const copy = `${path}.copy`;
+    const first = await openFileStorage(path, { logger: quiet });
+    const [oid] = await first.newOids(1);
+    const base = await commit(first, [put(oid!, 'base')]);
+    await first.close();
+    fs.copyFileSync(path, copy);
+    const theirs = await openFileStorage(path, { logger: quiet });
+    await commit(theirs, [put(oid!, 'cut back later', base)]);
+    await theirs.close();
+    await before();
+    const other = await openFileStorage(copy, { logger: quiet });
+    let last = base;
+    for (let k = 1; k <= 3; k++) last = await commit(other, [put(oid!, 'x'.repeat(300 * k), last)]);
+    await other.close();
+    const rewritten = fs.readFileSync(copy);
+    fs.rmSync(copy);
+    return { oid: oid!, rewritten, last };
+  }
+
+  const writeOver = (path: string, bytes: Buffer) => () => {
+    fs.truncateSync(path, 0);
+    fs.writeFileSync(path, bytes, { flag: 'r+' });
+  };
+
   // Found in review: a commit of another handle that this one read, cut back after its sync
   // failed and written over by larger commits while the check ran, made the check judge an
-  // end inside one of those: a healthy file reported damaged. The rewrite is forced inside
-  // the check's look at the file's size.
+  // end inside one of those: a healthy file reported damaged.
   it('a commit read, then cut back and written over during the check: no failure', async () => {
     const path = join(dir.path, `db-${++files}.trove`);
-    const copy = `${path}.copy`;
     const mine = await openFileStorage(path, { logger: quiet });
     try {
-      const [oid] = await mine.newOids(1);
-      const base = await commit(mine, [put(oid!, 'base')]);
-      fs.copyFileSync(path, copy);
-      const theirs = await openFileStorage(path, { logger: quiet });
-      const read = await commit(theirs, [put(oid!, 'cut back later', base)]);
-      await theirs.close();
-      mine.changesSince(base);
-      assert.equal(mine.lastTid(), read);
-      // The file once that commit was cut back and another handle wrote three larger ones.
-      const other = await openFileStorage(copy, { logger: quiet });
-      let tid = base;
-      for (let k = 1; k <= 3; k++) tid = await commit(other, [put(oid!, 'x'.repeat(300 * k), tid)]);
-      await other.close();
-      const rewritten = fs.readFileSync(copy);
-      const cjsFs = createRequire(import.meta.url)('node:fs') as typeof fs;
-      const fstatSync = cjsFs.fstatSync;
-      const restore = () => {
-        cjsFs.fstatSync = fstatSync;
-        syncBuiltinESMExports();
-      };
-      cjsFs.fstatSync = ((...args: Parameters<typeof fs.fstatSync>) => {
-        restore();
-        fs.truncateSync(path, 0);
-        fs.writeFileSync(path, rewritten, { flag: 'r+' });
-        return fstatSync(...args);
-      }) as typeof fs.fstatSync;
-      syncBuiltinESMExports();
-      let report: Awaited<ReturnType<typeof mine.integrityCheck>>;
-      try {
+      const { rewritten, last } = await cutBackAndWrittenOver(path, async () => {
+        mine.changesSince(0); // reads the commit to be cut back
+      });
+      let report: Awaited<ReturnType<typeof mine.integrityCheck>> | undefined;
+      const ran = await rewritingDuringScan(writeOver(path, rewritten), async () => {
         report = await mine.integrityCheck();
-      } finally {
-        restore();
-      }
+      });
+      assert.equal(ran, true);
       assert.deepEqual(report, { ok: true, failures: [] });
-      assert.equal(mine.lastTid(), tid);
+      assert.equal(mine.lastTid(), last);
     } finally {
       await mine.close();
+    }
+  });
+
+  // The same race at open, whose look at the end of the log runs without the writer lock:
+  // the open refused a healthy file.
+  it('an open during which a commit it read is cut back and written over opens', async () => {
+    for (const readOnly of [false, true]) {
+      const path = join(dir.path, `db-${++files}.trove`);
+      const { rewritten, last } = await cutBackAndWrittenOver(path, async () => {
+        fs.rmSync(`${path}.index`, { force: true });
+      });
+      let opened: FileStorage | undefined;
+      const ran = await rewritingDuringScan(writeOver(path, rewritten), async () => {
+        opened = await openFileStorage(path, { readOnly, logger: quiet });
+      });
+      try {
+        assert.equal(ran, true, `readOnly ${readOnly}`);
+        assert.equal(opened!.lastTid(), last, `readOnly ${readOnly}`);
+      } finally {
+        await opened?.close();
+      }
     }
   });
 });

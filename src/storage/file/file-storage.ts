@@ -943,8 +943,7 @@ export class FileStorage extends Storage {
       const { bytes, apply } = this.#reserve(missing);
       // No sync: a reservation only matters once a commit using its oids is durable, and
       // that commit's sync makes the reservation (earlier in the file) durable too.
-      await this.#append(async () => this.#ops.write(this.#fd, bytes, this.#log.end), false);
-      apply();
+      await this.#append(async () => this.#ops.write(this.#fd, bytes, this.#log.end), false, apply);
     });
     return this.#takeReserved(count, oids);
   }
@@ -1118,99 +1117,104 @@ export class FileStorage extends Storage {
     let lone = false;
     const sync = this.durability === 'full' ? () => lone : false;
     try {
-      await this.#append(async () => {
-        const notDurableFrom = this.#notDurableFrom();
-        const longRun =
-          notDurableFrom !== undefined && groupStart - notDurableFrom >= NOSYNC_RUN_BYTES;
-        if (
-          this.durability === 'full'
-            ? this.#unsyncedFrom !== undefined || this.#syncAfterLoad
-            : this.durability === 'os' && (longRun || this.#syncAfterLoad)
-        ) {
-          try {
-            await this.#sync(false);
-          } catch (error) {
-            // Nothing of the group is written yet: the sync failed, not the append.
-            throw ioError('syncing (before appending to)', this.path, error);
+      await this.#append(
+        async () => {
+          const notDurableFrom = this.#notDurableFrom();
+          const longRun =
+            notDurableFrom !== undefined && groupStart - notDurableFrom >= NOSYNC_RUN_BYTES;
+          if (
+            this.durability === 'full'
+              ? this.#unsyncedFrom !== undefined || this.#syncAfterLoad
+              : this.durability === 'os' && (longRun || this.#syncAfterLoad)
+          ) {
+            try {
+              await this.#sync(false);
+            } catch (error) {
+              // Nothing of the group is written yet: the sync failed, not the append.
+              throw ioError('syncing (before appending to)', this.path, error);
+            }
+            this.#unsyncedFrom = undefined;
+          } else if (longRun && this.durability === 'none') {
+            // Durability `none` never syncs: its commits just point back no further (a hole
+            // from a crash before that is then reported as damage).
+            this.#unsyncedFrom = undefined;
+            this.#loadedFrom = undefined;
+            this.#followedFrom = undefined;
           }
-          this.#unsyncedFrom = undefined;
-        } else if (longRun && this.durability === 'none') {
-          // Durability `none` never syncs: its commits just point back no further (a hole
-          // from a crash before that is then reported as damage).
-          this.#unsyncedFrom = undefined;
-          this.#loadedFrom = undefined;
-          this.#followedFrom = undefined;
-        }
-        let offset = groupStart;
-        // Commits without a sync say where the bytes not yet durable before them begin, as
-        // reservations do: a power loss may keep a later one and lose a page of an earlier
-        // one, which is then torn, not damage (see NOSYNC_RUN_BYTES). A durable commit
-        // synced those just above, so its group starts with it, or with the last durable
-        // commit of another handle it read since its last sync (see #followedFrom).
-        const groupFrom = this.#notDurableFrom() ?? groupStart;
-        const latest = new Map<Oid, number>();
-        let buffers: Buffer[] = [];
-        let buffered = offset;
-        const flush = async () => {
-          if (buffers.length === 0) return;
-          const bytes = buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers);
-          await this.#ops.write(this.#fd, bytes, buffered);
-          buffers = [];
-        };
-        for (let t = 0; t < accepted.length; t++) {
-          const { pending, writes, tid: txTid } = accepted[t]!;
-          const { note, user } = pending.request.meta ?? {};
-          const meta = {
-            ...(note === undefined ? {} : { note }),
-            ...(user === undefined ? {} : { user }),
-            ...(offset === groupFrom ? {} : { group: groupFrom }),
-            ...(this.durability === 'full' ? {} : { nosync: true }),
+          let offset = groupStart;
+          // Commits without a sync say where the bytes not yet durable before them begin, as
+          // reservations do: a power loss may keep a later one and lose a page of an earlier
+          // one, which is then torn, not damage (see NOSYNC_RUN_BYTES). A durable commit
+          // synced those just above, so its group starts with it, or with the last durable
+          // commit of another handle it read since its last sync (see #followedFrom).
+          const groupFrom = this.#notDurableFrom() ?? groupStart;
+          const latest = new Map<Oid, number>();
+          let buffers: Buffer[] = [];
+          let buffered = offset;
+          const flush = async () => {
+            if (buffers.length === 0) return;
+            const bytes = buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers);
+            await this.#ops.write(this.#fd, bytes, buffered);
+            buffers = [];
           };
-          const prev = (oid: Oid) => latest.get(oid) ?? this.#log.index.offset(oid);
-          let scanned: ScannedTransaction;
-          if (writes.some((write) => write.blob !== undefined)) {
-            await flush();
-            scanned = await this.#writeWithBlobs(offset, txTid, meta, writes, prev);
-            buffered = offset + scanned.length;
-          } else {
-            const built = buildCommit(txTid, meta, writes, prev, offset);
-            if (buffers.length === 0) buffered = offset;
-            buffers.push(built.bytes);
-            scanned = built.scanned;
+          for (let t = 0; t < accepted.length; t++) {
+            const { pending, writes, tid: txTid } = accepted[t]!;
+            const { note, user } = pending.request.meta ?? {};
+            const meta = {
+              ...(note === undefined ? {} : { note }),
+              ...(user === undefined ? {} : { user }),
+              ...(offset === groupFrom ? {} : { group: groupFrom }),
+              ...(this.durability === 'full' ? {} : { nosync: true }),
+            };
+            const prev = (oid: Oid) => latest.get(oid) ?? this.#log.index.offset(oid);
+            let scanned: ScannedTransaction;
+            if (writes.some((write) => write.blob !== undefined)) {
+              await flush();
+              scanned = await this.#writeWithBlobs(offset, txTid, meta, writes, prev);
+              buffered = offset + scanned.length;
+            } else {
+              const built = buildCommit(txTid, meta, writes, prev, offset);
+              if (buffers.length === 0) buffered = offset;
+              buffers.push(built.bytes);
+              scanned = built.scanned;
+            }
+            // Only later transactions of the group need the offsets of this one's records.
+            if (t < accepted.length - 1) {
+              for (const record of scanned.records) latest.set(record.oid, record.offset);
+            }
+            offset += scanned.length;
+            done.push(scanned);
           }
-          // Only later transactions of the group need the offsets of this one's records.
-          if (t < accepted.length - 1) {
-            for (const record of scanned.records) latest.set(record.oid, record.offset);
+          await flush();
+          const zeros = this.#preallocation(offset);
+          if (zeros !== undefined) {
+            try {
+              await this.#ops.write(this.#fd, zeros, offset);
+            } catch {
+              // No room to grow ahead (a disk nearly full): the commits are written; the next
+              // ones append instead of overwriting, which costs time, not data.
+            }
           }
-          offset += scanned.length;
-          done.push(scanned);
-        }
-        await flush();
-        const zeros = this.#preallocation(offset);
-        if (zeros !== undefined) {
-          try {
-            await this.#ops.write(this.#fd, zeros, offset);
-          } catch {
-            // No room to grow ahead (a disk nearly full): the commits are written; the next
-            // ones append instead of overwriting, which costs time, not data.
+          lone =
+            accepted.length === 1 &&
+            lastGroupSize === 1 &&
+            zeros === undefined &&
+            offset - groupStart < CALLING_THREAD_SYNC_BYTES;
+        },
+        sync,
+        () => {
+          for (const scanned of done) {
+            this.#apply(scanned, true);
+            this.#commits++;
           }
-        }
-        lone =
-          accepted.length === 1 &&
-          lastGroupSize === 1 &&
-          zeros === undefined &&
-          offset - groupStart < CALLING_THREAD_SYNC_BYTES;
-      }, sync);
+        },
+      );
     } catch (error) {
       this.#fail(
         accepted.map((a) => a.pending),
         error,
       );
       return;
-    }
-    for (const scanned of done) {
-      this.#apply(scanned, true);
-      this.#commits++;
     }
     const settle = () => {
       for (let i = 0; i < accepted.length; i++) accepted[i]!.pending.resolve(done[i]!.tid);
@@ -1363,23 +1367,33 @@ export class FileStorage extends Storage {
 
   /**
    * Runs `write` (which appends at the end of the log) and syncs if `sync` is given; `sync`
-   * then tells whether what was written is one lone commit (see #sync). On failure the
-   * file is cut back to where it was, so a failed append leaves nothing behind.
+   * then tells whether what was written is one lone commit (see #sync). Then `applied`
+   * applies what was written, still within the append: a look at the log's end between
+   * the two would take it for another handle's and apply it too. On failure the file is cut
+   * back to where it was, so a failed append leaves nothing behind.
    */
-  async #append(write: () => Promise<void>, sync: false | (() => boolean)): Promise<void> {
+  async #append(
+    write: () => Promise<void>,
+    sync: false | (() => boolean),
+    applied: () => void,
+  ): Promise<void> {
     const start = this.#log.end;
     this.#appending = true;
     try {
-      await write();
-      if (sync !== false) await this.#sync(sync());
-    } catch (error) {
       try {
-        await this.#ops.truncate(this.#fd, start);
-      } catch (truncateError) {
-        await this.#zeroFailedAppend(start, truncateError);
+        await write();
+        if (sync !== false) await this.#sync(sync());
+      } catch (error) {
+        try {
+          await this.#ops.truncate(this.#fd, start);
+        } catch (truncateError) {
+          await this.#zeroFailedAppend(start, truncateError);
+        }
+        this.#reader.invalidate();
+        throw ioError('appending to', this.path, error);
       }
-      this.#reader.invalidate();
-      throw ioError('appending to', this.path, error);
+      // Written and (if asked) synced: what follows must not cut it back.
+      applied();
     } finally {
       this.#appending = false;
       // Counted once the bytes are in the file (or cut off again): see #poll.
@@ -1820,7 +1834,7 @@ export class FileStorage extends Storage {
    * and it may be a commit being written right now.
    */
   #checkBeyondLog(): IntegrityFailure | undefined {
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 1, reloads = 0; ; attempt++) {
       this.#poll();
       // What follows is this handle's own commit being written (and not yet synced: it may
       // still be cut back), which only the commit may apply.
@@ -1841,7 +1855,8 @@ export class FileStorage extends Storage {
         // written in its place since: then the end it judged lies inside one of them.
         if (!this.#tailIntact()) {
           this.#reload();
-          if (attempt < 3) continue;
+          attempt--;
+          if (++reloads < 3) continue;
           return undefined;
         }
         return {
