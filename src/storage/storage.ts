@@ -395,7 +395,10 @@ export abstract class Storage {
     return this.#run(this._pack(historyCutTid(opts)));
   }
 
-  /** Every committed transaction with tid >= `fromTid`, oldest first. */
+  /**
+   * Every committed transaction with tid >= `fromTid`, oldest first: those committed when
+   * the iteration begins (its first `next()`), and possibly some committed after.
+   */
   iterator(fromTid: Tid = 0): AsyncIterable<TransactionRecord> {
     this.checkOpen();
     return this._iterator(expectNonNegativeInteger(fromTid, 'fromTid'));

@@ -1702,6 +1702,7 @@ export class FileStorage extends Storage {
     this.checkOpen();
     const end = this.#log.end;
     const file = this.#file;
+    const loads = this.#loads;
     file.acquire();
     const source = { fd: file.fd, end };
     try {
@@ -1709,6 +1710,11 @@ export class FileStorage extends Storage {
       for (let offset = FILE_HEADER_SIZE; offset < end; ) {
         const tx = reader.readTransaction(offset, end);
         if (!isTransaction(tx)) {
+          // The log this iteration began on may have ended in a commit that was cut back
+          // since (its sync failed; this handle then read the log again): it ends here.
+          // (Commits written in its place were read as any other, as far as they fit.)
+          this.#poll();
+          if (this.#loads !== loads && file === this.#file) return;
           throw new CorruptionError(`the transaction at offset ${offset} fails its checks`, {
             offset,
             path: this.path,
