@@ -26,6 +26,50 @@ const WAITING_BYTE = 2;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Handles of this process kept waiting for the writer lock of a file (by path), first come
+ * first: a handle that releases the lock wakes the first of them at once. A handle that
+ * commits back to back releases the lock and takes it again within microtasks; a waiter of
+ * the same process tries it from a timer, which does not run meanwhile, and so waited for
+ * the whole run (past its busy timeout: BusyError). Woken in a microtask, it tries before
+ * the releasing handle can take the lock again. (Waiters in other processes see the gaps:
+ * their timers run while this process works.)
+ */
+const waitingInProcess = new Map<string, Set<() => void>>();
+
+/** Wakes the first handle of this process waiting for the lock of `path`, if any. */
+function wakeWaiter(path: string): void {
+  const waiting = waitingInProcess.get(path);
+  if (waiting === undefined) return;
+  for (const wake of waiting) {
+    wake();
+    return;
+  }
+}
+
+/**
+ * Waits `ms`, or less if a handle of this process releases the lock of `path` meanwhile
+ * (the caller then tries it at once).
+ */
+function waitForRelease(path: string, ms: number): Promise<void> {
+  let waiting = waitingInProcess.get(path);
+  if (waiting === undefined) {
+    waiting = new Set();
+    waitingInProcess.set(path, waiting);
+  }
+  const queue = waiting;
+  return new Promise<void>((resolve) => {
+    const wake = () => {
+      clearTimeout(timer);
+      queue.delete(wake);
+      if (queue.size === 0 && waitingInProcess.get(path) === queue) waitingInProcess.delete(path);
+      resolve();
+    };
+    const timer = setTimeout(wake, ms);
+    queue.add(wake);
+  });
+}
+
 export class WriterLock {
   readonly #mutex = new AsyncMutex();
   readonly #busyTimeout: number;
@@ -47,7 +91,8 @@ export class WriterLock {
       try {
         return await fn();
       } finally {
-        fsx.unlock(held, 0, 1);
+        fsx.unlock(held, WRITER_BYTE, 1);
+        wakeWaiter(this.#describe());
       }
     });
   }
@@ -63,6 +108,7 @@ export class WriterLock {
       return { value: fn() };
     } finally {
       fsx.unlock(fd, WRITER_BYTE, 1);
+      wakeWaiter(this.#describe());
     }
   }
 
@@ -87,7 +133,7 @@ export class WriterLock {
             `the writer lock of ${this.#describe()} was not free within ${this.#busyTimeout} ms`,
           );
         }
-        await sleep(wait);
+        await waitForRelease(this.#describe(), wait);
       }
     } finally {
       if (waitingOn !== undefined) fsx.unlock(waitingOn, WAITING_BYTE, 1);
