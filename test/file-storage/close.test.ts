@@ -4,7 +4,7 @@
  * another file by then), and nothing is left behind.
  */
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { FileStorage, type FileStorageOptions } from 'trove';
 import { fileOps } from '../crash/support.js';
@@ -141,6 +141,69 @@ describe('close and what is under way', () => {
         rest.every((tid) => committed.has(tid) && tid > before),
         rest.join(' '),
       );
+    } finally {
+      releaseFailure();
+      await reader.close();
+      await writer.close();
+    }
+  });
+
+  // Found in review: a first version ended the iteration at any transaction that failed its
+  // checks once the handle had read the log again, which hid damage before the cut-back
+  // point. It is judged as recovery judges it now.
+  it('an iterator reports damage before a later commit, after the log was read again too', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    let failNext = false;
+    let releaseFailure!: () => void;
+    const failure = new Promise<void>((resolve) => {
+      releaseFailure = resolve;
+    });
+    const real = fileOps.nodeFileOps;
+    const writer = await FileStorage.open(path, {
+      ...quiet,
+      fileOps: {
+        ...real,
+        sync: async (fd: number, onCallingThread?: boolean) => {
+          if (failNext) {
+            failNext = false;
+            await failure;
+            throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
+          }
+          return real.sync(fd, onCallingThread);
+        },
+      },
+    } as FileStorageOptions);
+    const reader = await FileStorage.open(path, quiet);
+    try {
+      const [a, b, c, x] = await writer.newOids(4);
+      const put = (oid: number, text: string) =>
+        writer.commit({
+          baseTid: writer.lastTid(),
+          writes: [{ oid, data: new TextEncoder().encode(text), refs: [], expectedTid: 0 }],
+        });
+      const first = await put(a!, 'a');
+      await put(b!, 'B'.repeat(64));
+      const last = await put(c!, 'c');
+      reader.changesSince(0);
+      // Damage in the middle commit's record.
+      const at = readFileSync(path).indexOf('B'.repeat(64));
+      const fd = openSync(path, 'r+');
+      writeSync(fd, 'Z', at + 10);
+      closeSync(fd);
+      const iterator = reader.iterator()[Symbol.asyncIterator]();
+      assert.equal((await iterator.next()).value?.tid, first);
+      // A commit of the writer whose sync fails, which the reader has read: it reads the
+      // log again once it is cut back.
+      failNext = true;
+      const refused = put(x!, 'x').catch((error: { code?: string }) => error.code);
+      do await nextTurn();
+      while (reader.changesSince(last).length === 0);
+      releaseFailure();
+      assert.equal(await refused, 'TROVE_IO');
+      await nextTurn();
+      reader.changesSince(reader.lastTid());
+      await assert.rejects(iterator.next(), { code: 'TROVE_CORRUPTION' });
     } finally {
       releaseFailure();
       await reader.close();

@@ -1702,7 +1702,6 @@ export class FileStorage extends Storage {
     this.checkOpen();
     const end = this.#log.end;
     const file = this.#file;
-    const loads = this.#loads;
     file.acquire();
     const source = { fd: file.fd, end };
     try {
@@ -1710,12 +1709,12 @@ export class FileStorage extends Storage {
       for (let offset = FILE_HEADER_SIZE; offset < end; ) {
         const tx = reader.readTransaction(offset, end);
         if (!isTransaction(tx)) {
-          // The log this iteration began on may have ended in a commit that was cut back
-          // since (its sync failed; this handle then read the log again): it ends here.
-          // (Commits written in its place were read as any other, as far as they fit.)
-          this.#poll();
-          if (this.#loads !== loads && file === this.#file) return;
-          throw new CorruptionError(`the transaction at offset ${offset} fails its checks`, {
+          // Judged as recovery judges it: the range may have ended in a commit that was cut
+          // back since (its sync failed), with other commits, or zeros, in its place now.
+          // That is the end of the range; damage before a later commit is not.
+          const verdict = judge(reader, offset, fs.fstatSync(file.fd).size, tx);
+          if (verdict.kind !== 'corrupt') return;
+          throw new CorruptionError(verdict.detail, {
             offset,
             path: this.path,
           });
