@@ -211,6 +211,103 @@ describe('close and what is under way', () => {
     }
   });
 
+  // Found in review: judged as recovery judges it alone, damage in the last commits (or among
+  // commits without a sync, which point back at one another) ended the iteration quietly.
+  it('an iterator reports damage in the last commit, or among commits without a sync', async (t) => {
+    for (const durability of ['full', 'os'] as const) {
+      const path = scratch(t).file();
+      const storage = await FileStorage.open(path, { ...quiet, durability });
+      try {
+        const oids = await storage.newOids(5);
+        for (const [k, oid] of oids.entries()) {
+          await storage.commit({
+            baseTid: storage.lastTid(),
+            writes: [
+              {
+                oid,
+                data: new TextEncoder().encode(`R${k}-`.padEnd(40, 'x')),
+                refs: [],
+                expectedTid: 0,
+              },
+            ],
+          });
+        }
+        // The last commit (full), or the third of five written without a sync (os).
+        const at = readFileSync(path).indexOf(`R${durability === 'full' ? 4 : 2}-`);
+        const fd = openSync(path, 'r+');
+        writeSync(fd, 'Z', at + 5);
+        closeSync(fd);
+        await assert.rejects(
+          (async () => {
+            for await (const _ of storage.iterator());
+          })(),
+          { code: 'TROVE_CORRUPTION' },
+          durability,
+        );
+      } finally {
+        await storage.close();
+      }
+    }
+  });
+
+  // Found in review: a commit small enough to sit in the iterator's read window was read from
+  // it after being cut back, and its records from the file, where a longer one was by then.
+  it('an iterator ends where a small commit it had read was cut back and a longer one written', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    let failNext = false;
+    let releaseFailure!: () => void;
+    const failure = new Promise<void>((resolve) => {
+      releaseFailure = resolve;
+    });
+    const real = fileOps.nodeFileOps;
+    const writer = await FileStorage.open(path, {
+      ...quiet,
+      fileOps: {
+        ...real,
+        sync: async (fd: number, onCallingThread?: boolean) => {
+          if (failNext) {
+            failNext = false;
+            await failure;
+            throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
+          }
+          return real.sync(fd, onCallingThread);
+        },
+      },
+    } as FileStorageOptions);
+    const reader = await FileStorage.open(path, quiet);
+    try {
+      const [a, b, x, y] = await writer.newOids(4);
+      const put = (oid: number, text: string) =>
+        writer.commit({
+          baseTid: writer.lastTid(),
+          writes: [{ oid, data: new TextEncoder().encode(text), refs: [], expectedTid: 0 }],
+        });
+      const first = await put(a!, 'a');
+      const before = await put(b!, 'b');
+      failNext = true;
+      const refused = put(x!, 'x').catch((error: { code?: string }) => error.code);
+      do await nextTurn();
+      while (reader.changesSince(before).length === 0);
+      const iterator = reader.iterator()[Symbol.asyncIterator]();
+      const tids = [(await iterator.next()).value?.tid];
+      releaseFailure();
+      assert.equal(await refused, 'TROVE_IO');
+      await nextTurn();
+      reader.changesSince(reader.lastTid());
+      await put(x!, 'X'.repeat(5000));
+      await put(y!, 'y');
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+        tids.push(next.value.tid);
+      }
+      assert.deepEqual(tids, [first, before]);
+    } finally {
+      releaseFailure();
+      await reader.close();
+      await writer.close();
+    }
+  });
+
   // Found in review: records were read through the current file, at offsets of the file the
   // iterator had started on, which a pack had replaced.
   it('an iterator goes on reading the file it started on when a pack replaces it', async (t) => {
