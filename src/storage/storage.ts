@@ -397,10 +397,9 @@ export abstract class Storage {
 
   /**
    * Every committed transaction with tid >= `fromTid`, oldest first, as far as this handle
-   * had read the log when the iteration began (its first `next()`), and possibly some
-   * committed after. Another handle's commit still in its sync may be among them: if that
-   * sync fails, the commit is cut back (it never was committed), and the iteration ends
-   * where it began.
+   * had read the log when the iteration began (its first `next()`). Another handle's commit
+   * still in its sync may be among them; if that sync fails, the commit is cut back (it
+   * never was committed), and the iteration may then fail with CorruptionError there.
    */
   iterator(fromTid: Tid = 0): AsyncIterable<TransactionRecord> {
     this.checkOpen();

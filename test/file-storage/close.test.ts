@@ -78,7 +78,7 @@ describe('close and what is under way', () => {
   // Found in review: an iterator's end, past the log's end after a commit it had read was
   // cut back, let it put a block holding bytes not yet written in the read cache; a commit
   // written there later read as damage.
-  it('an iterator over a log that was cut back under it leaves no stale block in the read cache, and ends there', async (t) => {
+  it('an iterator over a log that was cut back under it leaves no stale block in the read cache', async (t) => {
     const dir = scratch(t);
     const path = dir.file();
     let failNext = false;
@@ -129,18 +129,6 @@ describe('close and what is under way', () => {
       reader.changesSince(reader.lastTid());
       assert.equal(new TextDecoder().decode(reader.load(y!).data), 'y');
       assert.equal(new TextDecoder().decode(reader.load(x!).data), 'x in its place');
-      // The rest of the range it began on: the commits written in the cut-back commit's
-      // place, then the end (it failed with CorruptionError at the zeros after them).
-      const rest: number[] = [];
-      for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
-        rest.push(next.value.tid);
-      }
-      const committed = new Set<number>();
-      for await (const tx of reader.iterator()) committed.add(tx.tid);
-      assert.ok(
-        rest.every((tid) => committed.has(tid) && tid > before),
-        rest.join(' '),
-      );
     } finally {
       releaseFailure();
       await reader.close();
@@ -148,9 +136,9 @@ describe('close and what is under way', () => {
     }
   });
 
-  // Found in review: a first version ended the iteration at any transaction that failed its
-  // checks once the handle had read the log again, which hid damage before the cut-back
-  // point. It is judged as recovery judges it now.
+  // Kept from an attempt to end an iteration quietly where a commit it had read was cut back
+  // (reviews showed every rule tried could also hide damage like this): damage before a
+  // later commit is reported, also after the handle read the log again.
   it('an iterator reports damage before a later commit, after the log was read again too', async (t) => {
     const dir = scratch(t);
     const path = dir.file();
@@ -211,8 +199,8 @@ describe('close and what is under way', () => {
     }
   });
 
-  // Found in review: judged as recovery judges it alone, damage in the last commits (or among
-  // commits without a sync, which point back at one another) ended the iteration quietly.
+  // Likewise: damage in the last commit, or among commits written without a sync (which
+  // point back at one another), is reported.
   it('an iterator reports damage in the last commit, or among commits without a sync', async (t) => {
     for (const durability of ['full', 'os'] as const) {
       const path = scratch(t).file();
@@ -247,64 +235,6 @@ describe('close and what is under way', () => {
       } finally {
         await storage.close();
       }
-    }
-  });
-
-  // Found in review: a commit small enough to sit in the iterator's read window was read from
-  // it after being cut back, and its records from the file, where a longer one was by then.
-  it('an iterator ends where a small commit it had read was cut back and a longer one written', async (t) => {
-    const dir = scratch(t);
-    const path = dir.file();
-    let failNext = false;
-    let releaseFailure!: () => void;
-    const failure = new Promise<void>((resolve) => {
-      releaseFailure = resolve;
-    });
-    const real = fileOps.nodeFileOps;
-    const writer = await FileStorage.open(path, {
-      ...quiet,
-      fileOps: {
-        ...real,
-        sync: async (fd: number, onCallingThread?: boolean) => {
-          if (failNext) {
-            failNext = false;
-            await failure;
-            throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
-          }
-          return real.sync(fd, onCallingThread);
-        },
-      },
-    } as FileStorageOptions);
-    const reader = await FileStorage.open(path, quiet);
-    try {
-      const [a, b, x, y] = await writer.newOids(4);
-      const put = (oid: number, text: string) =>
-        writer.commit({
-          baseTid: writer.lastTid(),
-          writes: [{ oid, data: new TextEncoder().encode(text), refs: [], expectedTid: 0 }],
-        });
-      const first = await put(a!, 'a');
-      const before = await put(b!, 'b');
-      failNext = true;
-      const refused = put(x!, 'x').catch((error: { code?: string }) => error.code);
-      do await nextTurn();
-      while (reader.changesSince(before).length === 0);
-      const iterator = reader.iterator()[Symbol.asyncIterator]();
-      const tids = [(await iterator.next()).value?.tid];
-      releaseFailure();
-      assert.equal(await refused, 'TROVE_IO');
-      await nextTurn();
-      reader.changesSince(reader.lastTid());
-      await put(x!, 'X'.repeat(5000));
-      await put(y!, 'y');
-      for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
-        tids.push(next.value.tid);
-      }
-      assert.deepEqual(tids, [first, before]);
-    } finally {
-      releaseFailure();
-      await reader.close();
-      await writer.close();
     }
   });
 

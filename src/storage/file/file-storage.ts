@@ -1709,19 +1709,21 @@ export class FileStorage extends Storage {
       for (let offset = FILE_HEADER_SIZE; offset < end; ) {
         const tx = reader.readTransaction(offset, end);
         if (!isTransaction(tx)) {
-          if (this.#endOfRangeCutBack(file, reader, offset)) return;
           throw new CorruptionError(`the transaction at offset ${offset} fails its checks`, {
             offset,
             path: this.path,
           });
         }
-        const start = offset;
         offset += tx.length;
         if (tx.tid < fromTid || tx.records.length === 0) continue;
         const { note, user } = tx.meta;
-        let records: TransactionRecord['records'];
-        try {
-          records = tx.records.map((record) => {
+        yield {
+          tid: tx.tid,
+          meta: {
+            ...(note === undefined ? {} : { note }),
+            ...(user === undefined ? {} : { user }),
+          },
+          records: tx.records.map((record) => {
             const read = this.#readRecord(record.offset, record.oid, source);
             const blob = (read.flags & RecordFlag.blob) !== 0;
             return {
@@ -1731,62 +1733,12 @@ export class FileStorage extends Storage {
               refs: read.refs,
               ...(blob ? { blob } : {}),
             };
-          });
-        } catch (error) {
-          // The transaction was read before it was cut back, and its records after.
-          if (
-            error instanceof CorruptionError &&
-            this.#endOfRangeCutBack(file, reader, start, tx)
-          ) {
-            return;
-          }
-          throw error;
-        }
-        yield {
-          tid: tx.tid,
-          meta: {
-            ...(note === undefined ? {} : { note }),
-            ...(user === undefined ? {} : { user }),
-          },
-          records,
+          }),
         };
       }
     } finally {
       file.release();
     }
-  }
-
-  /**
-   * For an iterator over `file` whose range held a transaction at `offset` that now fails its
-   * checks: whether that is where the range ended because the commit there was cut back
-   * since the iteration began (its sync failed), rather than damage. Yes when the log as
-   * this handle now knows it (read again, if its tail was cut back) ends at `offset` with no
-   * later commit after it, or ends before it, or when the file holds a valid transaction
-   * there now (written in its place) other than `read`, the one the iterator read there.
-   */
-  #endOfRangeCutBack(
-    file: OpenFile,
-    reader: LogReader,
-    offset: number,
-    read?: { readonly tid: Tid; readonly length: number },
-  ): boolean {
-    if (file !== this.#file || this.#appending) return false;
-    if (!this.#tailIntact()) this.#reload();
-    this.#poll();
-    if (file !== this.#file) return false;
-    // The iterator's reader may still hold the bytes it read before the cut-back.
-    reader.invalidate();
-    const end = this.#log.end;
-    if (offset > end) return true;
-    const now = reader.readTransaction(offset, UNBOUNDED);
-    // A valid transaction there now, other than the one the range held (`read`, if it was
-    // read whole): written since.
-    if (isTransaction(now)) {
-      return read === undefined || now.tid !== read.tid || now.length !== read.length;
-    }
-    if (offset < end) return false;
-    // The log now ends here: cut back to here, or stopped by damage before later commits.
-    return judge(reader, offset, fs.fstatSync(file.fd).size, now).kind !== 'corrupt';
   }
 
   protected async _checkpoint(): Promise<void> {
