@@ -130,12 +130,12 @@ export interface FileStorageOptions {
    * threadpool hops (on README's machine, a third to a half more lone commits a second).
    * Other syncs go to the threadpool. Once syncs on the calling thread have kept the event
    * loop from a turn for 2 ms, the next one waits for the loop to go round once (a writer
-   * committing back to back would otherwise never let timers and I/O run). A sync on the calling thread that turns
-   * out slow (the disk got busy) still blocks the event loop for as long as it takes;
-   * syncs then go to the threadpool for ten times as long, and until 8 in a row are quick
-   * again. (A sync on the threadpool counts as quick only if the event loop also heard of
-   * it within the millisecond, so a busy event loop keeps syncs there.) Either way a
-   * commit is acknowledged only after its sync.
+   * committing back to back would otherwise never let timers and I/O run). A sync on the
+   * calling thread that turns out slow (the disk got busy) still blocks the event loop for
+   * as long as it takes; syncs then go to the threadpool for ten times as long, and until 8
+   * in a row are quick again. (A sync on the threadpool counts as quick only if the event
+   * loop also heard of it within the millisecond, so a busy event loop keeps syncs there.)
+   * Either way a commit is acknowledged only after its sync.
    */
   syncOn?: SyncOn;
   /** How long a writer waits for the writer lock before BusyError, in ms (default 5000). */
@@ -1283,10 +1283,10 @@ export class FileStorage extends Storage {
     let end = this.#clock();
     try {
       await syncing;
-      // Whatever this handle's file holds is durable now, the log it loaded included (unless
-      // it loaded the log again meanwhile).
-      // (A load may have cut back and rewritten what was read before, and a transaction read
-      // meanwhile may have been written after the sync began.)
+      // Whatever the file held when the sync began is durable now: the log this handle had
+      // loaded and read to its end then, unless it loaded the log again meanwhile (a load may
+      // follow a cut-back, and what was read before may have been rewritten); and what it
+      // read before the sync, unless it read more meanwhile (that may be newer than the sync).
       if (this.#loads === loads) {
         this.#loadedFrom = undefined;
         this.#durableTo = Math.max(this.#durableTo, durableTo);
