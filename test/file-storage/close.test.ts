@@ -26,6 +26,44 @@ async function withCommits(path: string, count: number): Promise<FileStorage> {
   return storage;
 }
 
+/**
+ * A writer on `path` whose sync, once `failNextSync()` was called, waits for
+ * `releaseFailure()` and then fails (EIO), so its commit is cut back; and a reader of the
+ * same file.
+ */
+async function writerWithFailingSync(path: string) {
+  let failNext = false;
+  let releaseFailure!: () => void;
+  const failure = new Promise<void>((resolve) => {
+    releaseFailure = resolve;
+  });
+  const real = fileOps.nodeFileOps;
+  const writer = await FileStorage.open(path, {
+    ...quiet,
+    fileOps: {
+      ...real,
+      sync: async (fd: number, onCallingThread?: boolean) => {
+        if (failNext) {
+          failNext = false;
+          await failure;
+          throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
+        }
+        return real.sync(fd, onCallingThread);
+      },
+    },
+  } as FileStorageOptions);
+  const reader = await FileStorage.open(path, quiet);
+  const put = (oid: number, text: string) =>
+    writer.commit({
+      baseTid: writer.lastTid(),
+      writes: [{ oid, data: new TextEncoder().encode(text), refs: [], expectedTid: 0 }],
+    });
+  const failNextSync = () => {
+    failNext = true;
+  };
+  return { path, writer, reader, put, failNextSync, releaseFailure };
+}
+
 describe('close and what is under way', () => {
   // Found in review: the blob was staged after close() had discarded the staged ones, and
   // its temporary file stayed on disk.
@@ -79,39 +117,14 @@ describe('close and what is under way', () => {
   // cut back, let it put a block holding bytes not yet written in the read cache; a commit
   // written there later read as damage.
   it('an iterator over a log that was cut back under it leaves no stale block in the read cache', async (t) => {
-    const dir = scratch(t);
-    const path = dir.file();
-    let failNext = false;
-    let releaseFailure!: () => void;
-    const failure = new Promise<void>((resolve) => {
-      releaseFailure = resolve;
-    });
-    const real = fileOps.nodeFileOps;
-    const writer = await FileStorage.open(path, {
-      ...quiet,
-      fileOps: {
-        ...real,
-        sync: async (fd: number, onCallingThread?: boolean) => {
-          if (failNext) {
-            failNext = false;
-            await failure;
-            throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
-          }
-          return real.sync(fd, onCallingThread);
-        },
-      },
-    } as FileStorageOptions);
-    const reader = await FileStorage.open(path, quiet);
+    const { writer, reader, put, failNextSync, releaseFailure } = await writerWithFailingSync(
+      scratch(t).file(),
+    );
     try {
       const [a, b, x, y] = await writer.newOids(4);
-      const put = (oid: number, text: string) =>
-        writer.commit({
-          baseTid: writer.lastTid(),
-          writes: [{ oid, data: new TextEncoder().encode(text), refs: [], expectedTid: 0 }],
-        });
       await put(a!, 'a');
       const before = await put(b!, 'b');
-      failNext = true;
+      failNextSync();
       const refused = put(x!, 'x'.repeat(20_000)).catch((error: { code?: string }) => error.code);
       // The reader reads the commit whose sync will fail.
       do await nextTurn();
@@ -140,36 +153,11 @@ describe('close and what is under way', () => {
   // (reviews showed every rule tried could also hide damage like this): damage before a
   // later commit is reported, also after the handle read the log again.
   it('an iterator reports damage before a later commit, after the log was read again too', async (t) => {
-    const dir = scratch(t);
-    const path = dir.file();
-    let failNext = false;
-    let releaseFailure!: () => void;
-    const failure = new Promise<void>((resolve) => {
-      releaseFailure = resolve;
-    });
-    const real = fileOps.nodeFileOps;
-    const writer = await FileStorage.open(path, {
-      ...quiet,
-      fileOps: {
-        ...real,
-        sync: async (fd: number, onCallingThread?: boolean) => {
-          if (failNext) {
-            failNext = false;
-            await failure;
-            throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
-          }
-          return real.sync(fd, onCallingThread);
-        },
-      },
-    } as FileStorageOptions);
-    const reader = await FileStorage.open(path, quiet);
+    const { path, writer, reader, put, failNextSync, releaseFailure } = await writerWithFailingSync(
+      scratch(t).file(),
+    );
     try {
       const [a, b, c, x] = await writer.newOids(4);
-      const put = (oid: number, text: string) =>
-        writer.commit({
-          baseTid: writer.lastTid(),
-          writes: [{ oid, data: new TextEncoder().encode(text), refs: [], expectedTid: 0 }],
-        });
       const first = await put(a!, 'a');
       await put(b!, 'B'.repeat(64));
       const last = await put(c!, 'c');
@@ -183,7 +171,7 @@ describe('close and what is under way', () => {
       assert.equal((await iterator.next()).value?.tid, first);
       // A commit of the writer whose sync fails, which the reader has read: it reads the
       // log again once it is cut back.
-      failNext = true;
+      failNextSync();
       const refused = put(x!, 'x').catch((error: { code?: string }) => error.code);
       do await nextTurn();
       while (reader.changesSince(last).length === 0);

@@ -348,11 +348,11 @@ export class FileStorage extends Storage {
    * refused as damage. So what this handle writes next points back at it (`group`) instead
    * of syncing first: the sync would cost every commit that follows another process's a
    * second flush of the disk (about 70 µs here, on commits that sync in about 150).
-   * Not before #durableTo: the group of that commit may reach back into what this handle
-   * itself made durable since (without that, handles taking turns would each point back at
-   * the other's pointer, and the groups would stretch back to the first commit). So it
-   * covers the last commit of each other handle that wrote since this handle's last sync:
-   * each of those may have died before its sync.
+   * Used no further back than #durableTo (see #notDurableFrom): the group of that commit
+   * may reach back into what this handle itself made durable since (without that, handles
+   * taking turns would each point back at the other's pointer, and the groups would stretch
+   * back to the first commit). So it covers the last commit of each other handle that wrote
+   * since this handle's last sync: each of those may have died before its sync.
    */
   #followedFrom: number | undefined;
   /**
@@ -744,7 +744,7 @@ export class FileStorage extends Storage {
       this.#unsyncedFrom = undefined;
       // This handle's own commit is applied after its sync, which cleared #followedFrom.
       if (own) this.#durableTo = Math.max(this.#durableTo, tx.offset + tx.length);
-      else this.#followedFrom = Math.max(group, this.#durableTo);
+      else this.#followedFrom = group;
     } else {
       this.#unsyncedFrom ??= group;
     }
@@ -991,8 +991,8 @@ export class FileStorage extends Storage {
    */
   #notDurableFrom(loaded = this.#loadedFrom): number | undefined {
     const before = this.#unsyncedFrom ?? loaded;
-    // Clamped again: a sync of this handle's may have made it durable since it was read, and
-    // not cleared it (something was read during that sync).
+    // Clamped here, where it is used: this handle's own syncs may have made it durable since
+    // it was read, without clearing it (something was read during the sync).
     const followed =
       this.#followedFrom === undefined ? undefined : Math.max(this.#followedFrom, this.#durableTo);
     return before === undefined || (followed !== undefined && followed < before)
