@@ -3,9 +3,10 @@
  * point-in-time copy holds the state at that tid or time; an existing target is refused.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { type Database, open, type Tid, tidToDate } from 'trove';
+import { type Database, FileStorage, open, type Tid, tidToDate } from 'trove';
+import { FaultyOps, withFileOps } from './support/faulty-ops.js';
 import { Item, Tally } from './support/model.js';
 import { finished, startPeer } from './support/peers.js';
 import { scratch, sleep, waitUntil } from './support/temp-dir.js';
@@ -128,6 +129,69 @@ describe('backup', () => {
         assert.equal(await payload(copy), 'v2');
       });
       assert.equal(await payload(db), 'v4');
+    });
+
+    it('a backup a pack overtakes holds the file it began on: its history, its header, its index', async (t) => {
+      const dir = scratch(t);
+      const path = dir.file();
+      const faults = new FaultyOps(path);
+      const storage = await FileStorage.open(path, withFileOps({ durability: 'none' }, faults.ops));
+      const db = dir.track(await open({ storage }));
+      const [t1, t2, , t4] = (await history(db)) as [Tid, Tid, Tid, Tid];
+
+      // The backup waits at its first write into the copy; meanwhile a pack of the same
+      // handle drops the history and switches the handle to the packed file, and a commit
+      // lands there.
+      const copying = faults.holdNextWrite('other file');
+      const target = dir.file('copy.trove');
+      const backingUp = db.backup(target);
+      await copying.reached;
+      await db.pack();
+      (db.root.get('item') as Item).payload = 'v5';
+      await db.commit();
+      copying.open();
+      const result = await backingUp;
+
+      assert.equal(result.tid, t4);
+      assert.equal(result.bytes, statSync(target).size);
+      // Saved for the copy (no rebuild at its first open), as for a backup nothing overtook.
+      assert.ok(existsSync(`${target}.index`));
+      await withCopy(target, async (copy) => {
+        assert.equal(await payload(copy), 'v4');
+        assert.equal(copy.stats().storage.lastTid, t4);
+        await assertIntact(copy);
+      });
+      // The copy keeps the history the pack removed from the original, and its header is the
+      // one the backup began with, not the packed file's (whose history horizon would refuse
+      // a point-in-time backup of the copy at t1).
+      for (const [at, expected] of [
+        [t1, 'v1'],
+        [t2, 'v2'],
+      ] as const) {
+        const view = await open(target, { at, readOnly: true });
+        try {
+          assert.equal(await payload(view), expected);
+        } finally {
+          await view.close();
+        }
+      }
+      const atT1 = dir.file('copy-at-t1.trove');
+      await withCopy(target, async (copy) => {
+        assert.equal((await copy.backup(atT1, { at: t1 })).tid, t1);
+      });
+      await withCopy(atT1, async (copy) => {
+        assert.equal(await payload(copy), 'v1');
+      });
+      const view = await open(path, { at: t2 });
+      try {
+        assert.throws(() => (view.root.get('item') as Item).payload, {
+          code: 'TROVE_CONFLICT',
+          kind: 'read',
+        });
+      } finally {
+        await view.close();
+      }
+      assert.equal(await payload(db), 'v5');
     });
 
     it('a historical view opened at a tid reads what a backup at that tid holds', async (t) => {

@@ -1671,7 +1671,7 @@ export class FileStorage extends Storage {
         }
       }
       out = fs.openSync(temporary, 'wx', 0o644);
-      await copyRange(file.fd, out, cut);
+      await copyRange(this.#ops, file.fd, out, cut);
       const generation = randomBytes(8).readBigUInt64LE(0);
       fs.writeSync(
         out,
@@ -2071,8 +2071,11 @@ function headerEndingAt(
   return { offset: start, length, tid: header.tid, status: header.status };
 }
 
-/** Copies the first `length` bytes of `from` to `to`, in pieces, off the event loop. */
-async function copyRange(from: number, to: number, length: number): Promise<void> {
+/**
+ * Copies the first `length` bytes of `from` to `to`, in pieces, off the event loop. Writes go
+ * through `ops` like the storage's others, so a test can hold a backup in the middle.
+ */
+async function copyRange(ops: FileOps, from: number, to: number, length: number): Promise<void> {
   const piece = Buffer.allocUnsafe(8 * 1024 * 1024);
   const read = (position: number, size: number) =>
     new Promise<number>((resolve, reject) => {
@@ -2081,7 +2084,7 @@ async function copyRange(from: number, to: number, length: number): Promise<void
   for (let done = 0; done < length; ) {
     const n = await read(done, Math.min(piece.length, length - done));
     if (n === 0) throw new Error(`the data file ended at ${done} bytes while copying ${length}`);
-    await nodeFileOps.write(to, piece.subarray(0, n), done);
+    await ops.write(to, piece.subarray(0, n), done);
     done += n;
   }
 }
