@@ -279,11 +279,16 @@ describe('preallocated space after the log', () => {
       assert.equal(third!.meta.group, runStart);
       // A power loss lost a page of the second commit and kept the third.
       zeroRange(path, second!.offset + 8, second!.offset + second!.length - 8);
+      const cutOff = fs.readFileSync(path).subarray(second!.offset, third!.offset + third!.length);
       const reopened = await open(path, { logger: quiet });
       try {
         assert.equal(reopened.storage.lastTid(), first!.tid);
         assert.equal(reopened.root.get('m').get('v'), 1);
         assert.deepEqual(tornFiles(path), [`${path}.torn-1`]);
+        // Every byte cut off, to the end of the third commit: its length's high bytes are
+        // zeros, and still kept.
+        assert.equal(cutOff.at(-1), 0);
+        assert.deepEqual(fs.readFileSync(`${path}.torn-1`), cutOff);
         assert.deepEqual(await reopened.integrityCheck(), { ok: true, failures: [] });
       } finally {
         await reopened.close();

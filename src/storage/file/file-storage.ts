@@ -880,7 +880,7 @@ export class FileStorage extends Storage {
         else
           this.#cut(
             stop.offset,
-            size,
+            endOfData(this.#fd, end, size),
             'a pack marker left by a pack that did not finish, and what follows it',
           );
         continue;
@@ -890,20 +890,19 @@ export class FileStorage extends Storage {
       if (verdict.kind === 'corrupt') {
         throw new CorruptionError(verdict.detail, { offset: stop.offset, path: this.path });
       }
-      this.#cut(stop.offset, size, 'an incomplete last transaction (never acknowledged)');
+      this.#cut(stop.offset, verdict.end, 'an incomplete last transaction (never acknowledged)');
     }
   }
 
   /**
-   * Cuts the file of `size` bytes at `offset`, keeping the bytes cut off aside, but for the
-   * zeros at their end (preallocated space, as far as anything can tell).
+   * Cuts the file at `offset`, keeping the bytes up to `end` aside (past it, zeros:
+   * preallocated space, as far as anything can tell).
    */
-  #cut(offset: number, size: number, what: string): void {
-    const dataEnd = endOfData(this.#fd, offset, size);
-    const aside = cutTornTail(this.path, this.#fd, offset, dataEnd, this.durability !== 'none');
+  #cut(offset: number, end: number, what: string): void {
+    const aside = cutTornTail(this.path, this.#fd, offset, end, this.durability !== 'none');
     this.#reader.invalidate();
     this.#logger(
-      `trove: ${this.path}: cut off ${what} at offset ${offset} (${dataEnd - offset} bytes); the bytes are kept in ${aside}`,
+      `trove: ${this.path}: cut off ${what} at offset ${offset} (${end - offset} bytes); the bytes are kept in ${aside}`,
     );
   }
 

@@ -35,7 +35,14 @@ const STATUSES = new Set<number>(Object.values(TxStatus));
  * while it was read (only a judge without the writer lock can see that), so look again.
  */
 export type Verdict =
-  | { readonly kind: 'torn' }
+  | {
+      readonly kind: 'torn';
+      /**
+       * Where the torn bytes end: past the last byte that is not zero, and on to the end of
+       * a valid transaction whose length's high bytes (zeros) come after it.
+       */
+      readonly end: number;
+    }
   | { readonly kind: 'written' }
   | { readonly kind: 'corrupt'; readonly detail: string };
 
@@ -86,9 +93,10 @@ export function judge(
   // Incomplete (the file, or its data, ends before the transaction's end is written) and
   // nothing after it: the last write, cut short. Where data follows, a trailer that reads
   // as not written yet may be damage (a zeroed sector): look for later transactions.
+  const dataEnd = endOfData(reader.fd, offset, fileSize);
   if (problem.problem === 'incomplete') {
     const end = problem.header === undefined ? offset : offset + problem.header.length;
-    if (end >= fileSize || endOfData(reader.fd, end, fileSize) === end) return { kind: 'torn' };
+    if (dataEnd <= end) return { kind: 'torn', end: dataEnd };
   }
   const corrupt = (later: ScannedTransaction): Verdict => {
     // Writers write in order: once a later transaction can be read, an earlier one that was
@@ -115,7 +123,6 @@ export function judge(
   // Backward, from the end of the data: past it only zeros follow (preallocated space), and
   // a transaction's own last bytes may be zeros too (the high bytes of its length).
   let sawValidTail = false;
-  const dataEnd = endOfData(reader.fd, offset, fileSize);
   let last = dataEnd;
   for (let end = dataEnd; end <= Math.min(fileSize, dataEnd + 8); end++) {
     if (transactionEndingAt(reader, end, fileSize) !== undefined) {
@@ -134,7 +141,7 @@ export function judge(
     const found = findNextTransaction(reader, offset + 1, Math.min(fileSize, dataEnd + 8));
     if (found !== undefined && groupStart(found) > offset) return corrupt(found);
   }
-  return { kind: 'torn' };
+  return { kind: 'torn', end: last };
 }
 
 /** The valid transaction whose trailer ends at `end`, if there is one. */
@@ -169,14 +176,15 @@ export function endOfData(fd: number, from: number, size: number): number {
 }
 
 /**
- * Moves the bytes from `offset` to the end of the file aside into `<path>.torn-<n>` and cuts
- * the file there. Returns the name of the file the bytes were saved in.
+ * Copies the bytes from `offset` to `end` aside into `<path>.torn-<n>` and cuts the file at
+ * `offset` (what lies past `end`, zeros, goes too). Returns the name of the file the bytes
+ * were saved in.
  */
 export function cutTornTail(
   path: string,
   fd: number,
   offset: number,
-  fileSize: number,
+  end: number,
   sync: boolean,
 ): string {
   let n = 1;
@@ -185,8 +193,8 @@ export function cutTornTail(
   const out = fs.openSync(aside, 'wx');
   try {
     const buffer = Buffer.allocUnsafe(1024 * 1024);
-    for (let at = offset; at < fileSize; ) {
-      const read = readFully(fd, buffer, 0, Math.min(buffer.length, fileSize - at), at);
+    for (let at = offset; at < end; ) {
+      const read = readFully(fd, buffer, 0, Math.min(buffer.length, end - at), at);
       if (read === 0) break;
       fs.writeSync(out, buffer, 0, read);
       at += read;
