@@ -124,6 +124,62 @@ describe('the last transaction of a handle, cut off by another handle', () => {
     }
   });
 
+  // A handle reads the log again when a commit it read is cut back. Where the log read again
+  // stops at damage before commits it had read, with a commit of a later group after the
+  // damage (an open refuses that file), it refuses too. It used to go on with the log up to
+  // the damage: the commits it had served were gone from its view, with no error.
+  it('damage found when reading the log again, before commits the handle had read: CorruptionError from then on', async () => {
+    const path = join(dir.path, 'damage-on-reload.trove');
+    let reader: FileStorage | undefined;
+    // While the writer's last commit is in its sync, the reader reads it, and the disk
+    // damages an earlier commit; then the sync fails and the last commit is cut back.
+    let damage = () => {};
+    const failing = syncFailingOnce(async () => {
+      await nextTurn();
+      reader!.changesSince(reader!.lastTid());
+      damage();
+    });
+    const writer = await openFileStorage(path, { fileOps: failing.ops, logger: quiet });
+    reader = await openFileStorage(path, { logger: quiet });
+    try {
+      const [a] = await writer.newOids(1);
+      const t1 = await commit(writer, [put(a!, 'v1', 0)]);
+      const t2 = await commit(writer, [put(a!, 'v2', t1)]);
+      await commit(writer, [put(a!, 'v3', t2)]);
+      const second = commits(path)[1]!;
+      damage = () => flipBit(path, second.records[0]!.offset + RECORD_HEADER_SIZE + 2, 1);
+      await nextTurn();
+      reader.changesSince(reader.lastTid());
+      assert.equal(new TextDecoder().decode(reader.load(a!).data), 'v3');
+      failing.arm();
+      await expectRejects(
+        () => commit(writer, [put(a!, 'cut back', writer.lastTid())]),
+        'TROVE_IO',
+      );
+      await nextTurn();
+
+      const refused = expectThrows(
+        () => reader!.changesSince(reader!.lastTid()),
+        'TROVE_CORRUPTION',
+        'the look that reads the log again',
+      );
+      assert.equal((refused as unknown as { offset: number }).offset, second.offset);
+      // It stays refused: reads, later looks, commits.
+      expectThrows(() => reader!.load(a!), 'TROVE_CORRUPTION', 'load');
+      await nextTurn();
+      expectThrows(() => reader!.changesSince(0), 'TROVE_CORRUPTION', 'a later look');
+      await expectRejects(() => commit(reader!, [put(a!, 'on top', t2)]), 'TROVE_CORRUPTION');
+      const report = await reader.integrityCheck();
+      assert.equal(report.ok, false);
+      assert.ok(report.failures.some((failure) => failure.offset === second.offset));
+      // As an open of the file does.
+      await expectRejects(() => openFileStorage(path, { logger: quiet }), 'TROVE_CORRUPTION');
+    } finally {
+      await reader.close();
+      await writer.close();
+    }
+  });
+
   // Found in review: reading the log again (#reload) after another handle cut back a commit
   // this handle had read must owe a sync, as an open does: what this handle read before may
   // not all be durable.

@@ -320,6 +320,12 @@ export class FileStorage extends Storage {
   /** Where the last transaction this handle applied is, to notice it being cut off. */
   #lastApplied: { offset: number; length: number; tid: Tid; status: number } | undefined;
   /**
+   * Damage found where this handle had read valid commits (see #reload). From then on it
+   * refuses to read or write, as an open of the file would, rather than serve a state older
+   * than one it already served.
+   */
+  #damage: (IntegrityFailure & { readonly offset: number }) | undefined;
+  /**
    * Where the transactions written without a sync at the end of the log begin, if it ends
    * in some: oid reservations (never synced on their own) and commits of handles with less
    * durability (`nosync`). A reservation or a commit without sync after them says so
@@ -458,6 +464,7 @@ export class FileStorage extends Storage {
   // ---- reading -----------------------------------------------------------------------------
 
   protected _load(oid: Oid): StoredRecord {
+    this.#refuseIfDamaged();
     const offset = this.#log.index.offset(oid);
     if (offset === 0) throw new NotFoundError(`no object with oid ${oid}`);
     const record = this.#readRecord(offset, oid);
@@ -472,6 +479,7 @@ export class FileStorage extends Storage {
   }
 
   protected _loadBefore(oid: Oid, tid: Tid): HistoricalRecord | undefined {
+    this.#refuseIfDamaged();
     const found = this.#revisionBefore(oid, tid);
     if (found === undefined) return undefined;
     const record = this.#readRecord(found.offset, oid);
@@ -610,6 +618,7 @@ export class FileStorage extends Storage {
    * are written.
    */
   #poll(): void {
+    this.#refuseIfDamaged();
     if (this.#appending) return;
     // Another handle in this process may have appended within this turn (when every step
     // completes without waiting, no turn passes): then look again.
@@ -674,16 +683,51 @@ export class FileStorage extends Storage {
     return header !== undefined && header.tid === last.tid && header.length === last.length;
   }
 
-  /** Reads the file again from its index (or from scratch): what was applied is gone. */
+  /**
+   * Reads the file again from its index (or from scratch): what was applied is gone.
+   *
+   * A failed commit cuts back only what its writer wrote since it took the lock, and a torn
+   * tail that an open cuts holds nothing acknowledged. So where the log read again stops,
+   * before the end this handle had read, at a transaction that an open would refuse (see
+   * judge), acknowledged commits are lost: the handle refuses from then on (#damage). Going
+   * on would serve an older state than it already served.
+   */
   #reload(): void {
+    const readTo = this.#log.end;
     this.#logger(
       `trove: ${this.path}: the end of the log was rewritten by a failed commit; reading it again`,
     );
-    const { state, rebuilt } = loadState(this.path, this.#fd, this.#header, this.#progress);
-    this.#switchTo(this.#file, this.#header, state);
-    this.#indexRebuilt = rebuilt;
-    this.#forgetRecent(state.lastTid);
-    this.invalidateCaches();
+    for (let attempt = 1; ; attempt++) {
+      const { state, rebuilt } = loadState(this.path, this.#fd, this.#header, this.#progress);
+      this.#switchTo(this.#file, this.#header, state);
+      this.#indexRebuilt = rebuilt;
+      this.#forgetRecent(state.lastTid);
+      this.invalidateCaches();
+      const stop = this.#scan('all');
+      if (stop?.problem === undefined || stop.offset >= readTo) return;
+      const verdict = judge(this.#reader, stop.offset, fs.fstatSync(this.#fd).size, stop.problem);
+      if (verdict.kind !== 'corrupt') return;
+      // What it judged may lie inside commits written over a cut-back one since, themselves
+      // cut back meanwhile: read again (a few times; then leave it to the next look).
+      if (!this.#tailIntact()) {
+        if (attempt < 3) continue;
+        return;
+      }
+      this.#damage = {
+        kind: stop.problem.problem === 'header' ? 'structure' : 'checksum',
+        offset: stop.offset,
+        detail: `${verdict.detail}, and this handle had read on to offset ${readTo}`,
+      };
+      this.#refuseIfDamaged();
+    }
+  }
+
+  /** CorruptionError if this handle found damage where it had read valid commits. */
+  #refuseIfDamaged(): void {
+    const damage = this.#damage;
+    if (damage !== undefined) {
+      throw new CorruptionError(damage.detail, { offset: damage.offset, path: this.path });
+    }
   }
 
   /** Snapshots before `tid` must reload every object: the changes since them are unknown. */
@@ -861,6 +905,7 @@ export class FileStorage extends Storage {
    * replaced the file.
    */
   #catchUpLocked(): void {
+    this.#refuseIfDamaged();
     for (;;) {
       if (!this.#tailIntact()) this.#reload();
       const stop = this.#scan(this.#tailChecked ? 'near' : 'all');
@@ -1699,6 +1744,7 @@ export class FileStorage extends Storage {
   protected async *_iterator(fromTid: Tid): AsyncIterable<TransactionRecord> {
     // A generator runs from its first next(), which may come after close().
     this.checkOpen();
+    this.#refuseIfDamaged();
     const end = this.#log.end;
     const file = this.#file;
     file.acquire();
@@ -1820,7 +1866,14 @@ export class FileStorage extends Storage {
   }
 
   protected async _integrityCheck(): Promise<IntegrityReport> {
-    const beyond = this.#checkBeyondLog();
+    let beyond: IntegrityFailure | undefined;
+    try {
+      beyond = this.#checkBeyondLog();
+    } catch (error) {
+      // Damage below the log this handle had read (found now or before) is a failure too.
+      if (this.#damage === undefined) throw error;
+      beyond = this.#damage;
+    }
     const report = checkFile(this.#fd, this.#log.end, this.#log.index);
     return beyond === undefined ? report : { ok: false, failures: [...report.failures, beyond] };
   }
