@@ -5,6 +5,7 @@ import type { FileStorage } from 'trove';
 import {
   commit,
   commitConflicts,
+  expectIterationFails,
   expectRejects,
   expectThrows,
   put,
@@ -12,6 +13,7 @@ import {
 import {
   commits,
   countingSyncs,
+  deferred,
   type FileOps,
   fileOps,
   flipBit,
@@ -125,57 +127,132 @@ describe('the last transaction of a handle, cut off by another handle', () => {
   });
 
   // A handle reads the log again when a commit it read is cut back. Where the log read again
-  // stops at damage before commits it had read, with a commit of a later group after the
-  // damage (an open refuses that file), it refuses too. It used to go on with the log up to
-  // the damage: the commits it had served were gone from its view, with no error.
-  it('damage found when reading the log again, before commits the handle had read: CorruptionError from then on', async () => {
-    const path = join(dir.path, 'damage-on-reload.trove');
+  // stops at damage before commits it had read, it refuses from then on. It used to go on with
+  // the log up to the damage: the commits it had served were gone from its view, with no error.
+  // Damage in the second of three commits has a commit of a later group after it (an open
+  // refuses the file); damage in the third, the last before the cut-back commit, has nothing
+  // valid after it once that is cut (an open would cut it as a torn tail), but lies before
+  // where the cut-back commit's writer began writing, so the handle knows it was acknowledged.
+  for (const damaged of [1, 2]) {
+    it(`damage in commit ${damaged + 1} of 3, found when reading the log again after a 4th was cut back: CorruptionError from then on`, async () => {
+      const path = join(dir.path, `damage-on-reload-${damaged}.trove`);
+      let reader: FileStorage | undefined;
+      // While the writer's last commit is in its sync, the reader reads it, and the disk
+      // damages an earlier commit; then the sync fails and the last commit is cut back.
+      let damage = () => {};
+      const failing = syncFailingOnce(async () => {
+        await nextTurn();
+        reader!.changesSince(reader!.lastTid());
+        damage();
+      });
+      const writer = await openFileStorage(path, { fileOps: failing.ops, logger: quiet });
+      let logged = 0;
+      reader = await openFileStorage(path, { logger: () => logged++ });
+      try {
+        const [a, blob] = await writer.newOids(2);
+        const staged = await writer.stageBlob(new TextEncoder().encode('blob bytes'));
+        const t1 = await writer.commit({
+          baseTid: writer.lastTid(),
+          writes: [put(a!, 'v1', 0), { ...put(blob!, []), blob: staged }],
+        });
+        const t2 = await commit(writer, [put(a!, 'v2', t1)]);
+        const t3 = await commit(writer, [put(a!, 'v3', t2)]);
+        const hit = commits(path)[damaged]!;
+        damage = () => flipBit(path, hit.records[0]!.offset + RECORD_HEADER_SIZE + 2, 1);
+        await nextTurn();
+        reader.changesSince(reader.lastTid());
+        assert.equal(new TextDecoder().decode(reader.load(a!).data), 'v3');
+        failing.arm();
+        await expectRejects(
+          () => commit(writer, [put(a!, 'cut back', writer.lastTid())]),
+          'TROVE_IO',
+        );
+        await nextTurn();
+
+        const refused = expectThrows(
+          () => reader!.changesSince(reader!.lastTid()),
+          'TROVE_CORRUPTION',
+          'the look that reads the log again',
+        );
+        assert.equal((refused as unknown as { offset: number }).offset, hit.offset);
+        // It stays refused: reads, blobs, later looks, iterations, commits.
+        expectThrows(() => reader!.load(a!), 'TROVE_CORRUPTION', 'load');
+        expectThrows(() => reader!.openBlob(blob!), 'TROVE_CORRUPTION', 'openBlob');
+        await nextTurn();
+        expectThrows(() => reader!.changesSince(0), 'TROVE_CORRUPTION', 'a later look');
+        await expectIterationFails(() => reader!.iterator(), 'TROVE_CORRUPTION');
+        await expectRejects(() => commit(reader!, [put(a!, 'on top', t3)]), 'TROVE_CORRUPTION');
+        const report = await reader.integrityCheck();
+        assert.equal(report.ok, false);
+        assert.ok(report.failures.some((failure) => failure.offset === hit.offset));
+        if (damaged === 1) {
+          await expectRejects(() => openFileStorage(path, { logger: quiet }), 'TROVE_CORRUPTION');
+        }
+        // Its close leaves the file alone: no trimming, no index saved (nothing to log).
+        logged = 0;
+        await reader.close();
+        assert.equal(logged, 0);
+      } finally {
+        await reader.close();
+        await writer.close();
+      }
+    });
+  }
+
+  // What reading the log again must not take for damage: where the cut-back commit was,
+  // another writer's commit half written (the log read again stops there, before the end
+  // the handle had read).
+  it('reading the log again while another writer is writing where the cut-back commit was: no error', async () => {
+    const path = join(dir.path, 'writing-where-cut.trove');
     let reader: FileStorage | undefined;
-    // While the writer's last commit is in its sync, the reader reads it, and the disk
-    // damages an earlier commit; then the sync fails and the last commit is cut back.
-    let damage = () => {};
     const failing = syncFailingOnce(async () => {
       await nextTurn();
       reader!.changesSince(reader!.lastTid());
-      damage();
     });
+    // The other writer's next large write stops halfway until `finish`.
+    const halfWritten = deferred();
+    const finish = deferred();
+    let holdNext = false;
+    const halting: FileOps = {
+      ...real,
+      write: async (fd, buffer, position) => {
+        if (!holdNext || buffer.byteLength < 1000) return real.write(fd, buffer, position);
+        holdNext = false;
+        const half = Math.floor(buffer.byteLength / 2);
+        await real.write(fd, buffer.subarray(0, half), position);
+        halfWritten.resolve();
+        await finish.promise;
+        await real.write(fd, buffer.subarray(half), position + half);
+      },
+    };
     const writer = await openFileStorage(path, { fileOps: failing.ops, logger: quiet });
+    const other = await openFileStorage(path, { fileOps: halting, logger: quiet });
     reader = await openFileStorage(path, { logger: quiet });
     try {
-      const [a] = await writer.newOids(1);
+      const [a, b] = await writer.newOids(2);
       const t1 = await commit(writer, [put(a!, 'v1', 0)]);
-      const t2 = await commit(writer, [put(a!, 'v2', t1)]);
-      await commit(writer, [put(a!, 'v3', t2)]);
-      const second = commits(path)[1]!;
-      damage = () => flipBit(path, second.records[0]!.offset + RECORD_HEADER_SIZE + 2, 1);
       await nextTurn();
       reader.changesSince(reader.lastTid());
-      assert.equal(new TextDecoder().decode(reader.load(a!).data), 'v3');
       failing.arm();
-      await expectRejects(
-        () => commit(writer, [put(a!, 'cut back', writer.lastTid())]),
-        'TROVE_IO',
-      );
+      await expectRejects(() => commit(writer, [put(a!, 'x'.repeat(5000), t1)]), 'TROVE_IO');
+      holdNext = true;
+      const pending = commit(other, [put(b!, 'y'.repeat(3000), 0)]);
+      await halfWritten.promise;
       await nextTurn();
-
-      const refused = expectThrows(
-        () => reader!.changesSince(reader!.lastTid()),
-        'TROVE_CORRUPTION',
-        'the look that reads the log again',
-      );
-      assert.equal((refused as unknown as { offset: number }).offset, second.offset);
-      // It stays refused: reads, later looks, commits.
-      expectThrows(() => reader!.load(a!), 'TROVE_CORRUPTION', 'load');
+      reader.changesSince(reader.lastTid());
+      assert.equal(reader.lastTid(), t1);
+      assert.equal(new TextDecoder().decode(reader.load(a!).data), 'v1');
+      finish.resolve();
+      const t2 = await pending;
       await nextTurn();
-      expectThrows(() => reader!.changesSince(0), 'TROVE_CORRUPTION', 'a later look');
-      await expectRejects(() => commit(reader!, [put(a!, 'on top', t2)]), 'TROVE_CORRUPTION');
-      const report = await reader.integrityCheck();
-      assert.equal(report.ok, false);
-      assert.ok(report.failures.some((failure) => failure.offset === second.offset));
-      // As an open of the file does.
-      await expectRejects(() => openFileStorage(path, { logger: quiet }), 'TROVE_CORRUPTION');
+      reader.changesSince(reader.lastTid());
+      assert.equal(reader.lastTid(), t2);
+      assert.equal(new TextDecoder().decode(reader.load(b!).data), 'y'.repeat(3000));
+      assert.deepEqual(await reader.integrityCheck(), { ok: true, failures: [] });
     } finally {
+      finish.resolve();
       await reader.close();
+      await other.close();
       await writer.close();
     }
   });

@@ -317,8 +317,13 @@ export class FileStorage extends Storage {
    * cannot see. Once per file a handle opens.
    */
   #tailChecked = false;
-  /** Where the last transaction this handle applied is, to notice it being cut off. */
-  #lastApplied: { offset: number; length: number; tid: Tid; status: number } | undefined;
+  /**
+   * Where the last transaction this handle applied is, to notice it being cut off; with the
+   * start of its group (see #reload), once known.
+   */
+  #lastApplied:
+    | { offset: number; length: number; tid: Tid; status: number; group?: number }
+    | undefined;
   /**
    * Damage found where this handle had read valid commits (see #reload). From then on it
    * refuses to read or write, as an open of the file would, rather than serve a state older
@@ -656,6 +661,7 @@ export class FileStorage extends Storage {
     if (last === undefined) return;
     const meta = this.#reader.metaAt(last.offset);
     this.#loadedFrom = meta?.group ?? last.offset;
+    last.group = this.#loadedFrom;
     if (last.status === TxStatus.oids || meta?.nosync === true) {
       this.#unsyncedFrom = this.#loadedFrom;
     }
@@ -687,13 +693,17 @@ export class FileStorage extends Storage {
    * Reads the file again from its index (or from scratch): what was applied is gone.
    *
    * A failed commit cuts back only what its writer wrote since it took the lock, and a torn
-   * tail that an open cuts holds nothing acknowledged. So where the log read again stops,
-   * before the end this handle had read, at a transaction that an open would refuse (see
-   * judge), acknowledged commits are lost: the handle refuses from then on (#damage). Going
-   * on would serve an older state than it already served.
+   * tail that an open cuts holds nothing acknowledged. So where the log read again stops
+   * before the end this handle had read, at a transaction that fails its checks, and that
+   * an open would refuse (see judge) or that lies before the group of the transaction cut
+   * back (its writer began writing at or after that), acknowledged commits are lost: the
+   * handle refuses from then on (#damage). Going on would serve an older state than it
+   * already served.
    */
   #reload(): void {
     const readTo = this.#log.end;
+    const last = this.#lastApplied;
+    const floor = last?.group === undefined ? FILE_HEADER_SIZE : Math.min(last.group, last.offset);
     this.#logger(
       `trove: ${this.path}: the end of the log was rewritten by a failed commit; reading it again`,
     );
@@ -706,7 +716,7 @@ export class FileStorage extends Storage {
       const stop = this.#scan('all');
       if (stop?.problem === undefined || stop.offset >= readTo) return;
       const verdict = judge(this.#reader, stop.offset, fs.fstatSync(this.#fd).size, stop.problem);
-      if (verdict.kind !== 'corrupt') return;
+      if (verdict.kind === 'written' || (verdict.kind === 'torn' && stop.offset >= floor)) return;
       // What it judged may lie inside commits written over a cut-back one since, themselves
       // cut back meanwhile: read again (a few times; then leave it to the next look).
       if (!this.#tailIntact()) {
@@ -716,7 +726,11 @@ export class FileStorage extends Storage {
       this.#damage = {
         kind: stop.problem.problem === 'header' ? 'structure' : 'checksum',
         offset: stop.offset,
-        detail: `${verdict.detail}, and this handle had read on to offset ${readTo}`,
+        detail: `${
+          verdict.kind === 'corrupt'
+            ? verdict.detail
+            : `the transaction at offset ${stop.offset} fails its checks (${stop.problem.problem}) before the group of a commit cut back since, at offset ${floor}`
+        }, and this handle had read on to offset ${readTo}`,
       };
       this.#refuseIfDamaged();
     }
@@ -792,7 +806,13 @@ export class FileStorage extends Storage {
     } else {
       this.#unsyncedFrom ??= group;
     }
-    this.#lastApplied = { offset: tx.offset, length: tx.length, tid: tx.tid, status: tx.status };
+    this.#lastApplied = {
+      offset: tx.offset,
+      length: tx.length,
+      tid: tx.tid,
+      status: tx.status,
+      group,
+    };
     if (tx.records.length === 0) return;
     this.#recent.push({ tid: tx.tid, oids: tx.records.map((record) => record.oid) });
     this.#recentOids += tx.records.length;
@@ -1580,6 +1600,7 @@ export class FileStorage extends Storage {
   }
 
   protected _openBlob(oid: Oid): Readable {
+    this.#refuseIfDamaged();
     const offset = this.#log.index.offset(oid);
     const file = this.#file;
     const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
@@ -1964,7 +1985,8 @@ export class FileStorage extends Storage {
     while (this.#flushing !== undefined) await this.#flushing;
     await this.#lock.drain();
     try {
-      if (!this.readOnly) {
+      // A handle that found damage leaves the file as it is (see #reload).
+      if (!this.readOnly && this.#damage === undefined) {
         this.#trimPreallocation();
         try {
           this.#poll();
