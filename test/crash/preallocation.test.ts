@@ -31,6 +31,7 @@ import {
   tempDir,
   tornFiles,
   transactions,
+  txBuilder,
   zeroRange,
 } from './support.js';
 
@@ -181,6 +182,38 @@ describe('preallocated space after the log', () => {
     const path = await withCommits(3);
     const txs = transactions(path);
     for (const tx of txs.slice(-3)) assert.equal(tx.meta.group, undefined);
+  });
+
+  // Found in review: the group of the last transaction loaded was taken as it was read; a
+  // group that is not a number (a file trove did not write) then went into the next commit's
+  // pointer back. #apply and recovery take such a group for none, and so does a load now.
+  it('a last transaction whose group is not a number points back as one without a group', async () => {
+    const path = await withCommits(1);
+    const last = transactions(path).at(-1)!;
+    const end = last.offset + last.length;
+    const { bytes } = txBuilder.buildTransaction(
+      {
+        tid: last.tid + 1,
+        status: format.TxStatus.oids,
+        meta: { oidHigh: 100, group: 'x' } as never,
+        records: [],
+      },
+      end,
+    );
+    fs.appendFileSync(path, bytes);
+    fs.rmSync(`${path}.index`, { force: true });
+    const crafted = transactions(path).at(-1)!;
+    assert.equal(crafted.offset, end);
+    assert.equal(crafted.meta.group, 'x');
+    // A handle without syncs points its first commit back at the last transaction loaded.
+    const storage = await openFileStorage(path, { durability: 'none', logger: quiet });
+    try {
+      const [oid] = await storage.newOids(1);
+      await commit(storage, [put(oid!, 'after the crafted one')]);
+    } finally {
+      await storage.close();
+    }
+    assert.equal(transactions(path).at(-1)!.meta.group, crafted.offset);
   });
 
   // Found in review: two reservations in a row, neither synced; a system crash keeps the

@@ -15,6 +15,7 @@ import type * as FileOpsModule from '../../dist/storage/file/file-ops.js';
 import type * as FormatModule from '../../dist/storage/file/format.js';
 import type * as LogReaderModule from '../../dist/storage/file/log-reader.js';
 import type * as RecoveryModule from '../../dist/storage/file/recovery.js';
+import type * as TxBuilderModule from '../../dist/storage/file/tx-builder.js';
 
 // Tests run from build/test/crash/, the package from dist/: internal modules are loaded by
 // their place in the built package (the types come from the same files at compile time).
@@ -25,6 +26,7 @@ export const format = await internal<typeof FormatModule>('storage/file/format.j
 export const logReader = await internal<typeof LogReaderModule>('storage/file/log-reader.js');
 export const fileOps = await internal<typeof FileOpsModule>('storage/file/file-ops.js');
 export const recovery = await internal<typeof RecoveryModule>('storage/file/recovery.js');
+export const txBuilder = await internal<typeof TxBuilderModule>('storage/file/tx-builder.js');
 export type FileOps = FileOpsModule.FileOps;
 export type ScannedTransaction = LogReaderModule.ScannedTransaction;
 

@@ -660,7 +660,9 @@ export class FileStorage extends Storage {
     this.#durableTo = 0;
     if (last === undefined) return;
     const meta = this.#reader.metaAt(last.offset);
-    this.#loadedFrom = meta?.group ?? last.offset;
+    // As #apply reads it: a group that is not a number (in a file trove did not write) is
+    // no group.
+    this.#loadedFrom = typeof meta?.group === 'number' ? meta.group : last.offset;
     last.group = this.#loadedFrom;
     if (last.status === TxStatus.oids || meta?.nosync === true) {
       this.#unsyncedFrom = this.#loadedFrom;
