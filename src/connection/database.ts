@@ -17,6 +17,7 @@ import {
   ClosedError,
   ConflictError,
   IntegrityError,
+  InvalidArgumentError,
   NotFoundError,
   ReadOnlyError,
 } from '../errors.js';
@@ -131,6 +132,10 @@ export class Database {
   readonly #active = new Set<Connection>();
   readonly #retired: CacheCounters = { hits: 0, misses: 0, evictions: 0 };
   #defaultCommit: Promise<unknown> = Promise.resolve();
+  /** Whether a commit of the default connection is under way (its changes collected). */
+  #defaultCommitting = false;
+  /** Commits of the default connection requested while another was under way, not begun. */
+  #defaultCommitsWaiting = 0;
   #closing: Promise<void> | undefined;
 
   /** @internal Use `open()`. */
@@ -194,9 +199,8 @@ export class Database {
   async commit(options?: CommitOptions): Promise<Tid> {
     this.#checkOpen();
     const meta = checkTransactionMeta(expectOptions<CommitOptions>(options, 'options'));
-    // Commits of the default connection run one after another, in call order.
-    const run = this.#defaultCommit.then(async () => {
-      this.#checkOpen();
+    const start = async (): Promise<Tid> => {
+      this.#defaultCommitting = true;
       try {
         const tid = await this.#default.commit(meta);
         this.#default.sync();
@@ -207,8 +211,24 @@ export class Database {
           this.#default.sync();
         }
         throw error;
+      } finally {
+        this.#defaultCommitting = false;
       }
-    });
+    };
+    // Commits of the default connection run one after another, in call order. One that can
+    // begin at once collects the changes now, before this returns: an abort() or close()
+    // called right after it leaves them to it. (A commit waiting for an earlier one runs
+    // even when close() is called meanwhile: close waits for it.)
+    let run: Promise<Tid>;
+    if (!this.#defaultCommitting && this.#defaultCommitsWaiting === 0) {
+      run = start();
+    } else {
+      this.#defaultCommitsWaiting++;
+      run = this.#defaultCommit.then(() => {
+        this.#defaultCommitsWaiting--;
+        return start();
+      });
+    }
     this.#defaultCommit = run.catch(() => undefined);
     return run;
   }
@@ -216,9 +236,18 @@ export class Database {
   /**
    * Discards the default connection's changes (changed objects go back to their committed
    * state) and starts its next transaction, which sees what others committed meanwhile.
+   * Changes a `commit()` under way has collected are its own; InvalidArgumentError while a
+   * `commit()` called before waits for an earlier one (it has collected nothing yet).
    */
   abort(): void {
     this.#checkOpen();
+    if (this.#defaultCommitsWaiting > 0) {
+      // That commit has not collected the changes yet: it would find none and resolve as if
+      // it had stored them.
+      throw new InvalidArgumentError(
+        'abort() while a commit() called before it still waits for an earlier one: await that commit first',
+      );
+    }
     this.#default.abort();
     this.#default.sync();
   }

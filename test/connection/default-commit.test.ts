@@ -1,0 +1,90 @@
+/**
+ * db.commit() of the default connection: one that can begin at once collects the changes
+ * before it returns, so an abort() or close() called right after it (not awaited) leaves
+ * them to it; an abort() while a commit waits for an earlier one is refused, since that
+ * commit has collected nothing yet.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MemoryStorage, open } from 'trove';
+
+describe('db.commit() followed at once by abort() or close()', () => {
+  it('commit(); abort(): the commit stores the changes made before it', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    db.root.set('x', 1);
+    const committing = db.commit();
+    db.abort();
+    const tid = await committing;
+    assert.equal(storage.lastTid(), tid);
+    const other = await open({ storage });
+    assert.equal(other.root.get('x'), 1);
+    assert.equal(db.root.get('x'), 1);
+  });
+
+  it('commit(); close(): close lets the commit requested before it finish', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const other = await open({ storage });
+    db.root.set('x', 1);
+    const committing = db.commit();
+    const closing = db.close();
+    await assert.doesNotReject(committing);
+    await closing;
+    other.abort();
+    assert.equal(other.root.get('x'), 1);
+  });
+
+  it('commit(); commit(); close(): the second commit, waiting for the first, runs too', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const other = await open({ storage });
+    db.root.set('x', 1);
+    const first = db.commit();
+    db.root.set('y', 2);
+    const second = db.commit();
+    const closing = db.close();
+    const [t1, t2] = await Promise.all([first, second]);
+    assert.ok(t2 > t1);
+    await closing;
+    other.abort();
+    assert.deepEqual([other.root.get('x'), other.root.get('y')], [1, 2]);
+  });
+
+  it('abort() while a commit waits for an earlier one: InvalidArgumentError, nothing lost', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    db.root.set('x', 1);
+    const first = db.commit();
+    db.root.set('y', 2);
+    const second = db.commit();
+    assert.throws(() => db.abort(), { code: 'TROVE_INVALID_ARGUMENT' });
+    await first;
+    await second;
+    // Once no commit waits, abort discards what was changed after them.
+    db.root.set('z', 3);
+    db.abort();
+    const other = await open({ storage });
+    assert.deepEqual(
+      [other.root.get('x'), other.root.get('y'), other.root.get('z')],
+      [1, 2, undefined],
+    );
+  });
+
+  // A commit waiting for an earlier one collects when it begins: the changes made meanwhile
+  // go into the first waiting commit, and the later ones find nothing left.
+  it('commits run in call order; together they store every change', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const commits: Promise<number>[] = [];
+    for (let k = 1; k <= 5; k++) {
+      db.root.set('k', k);
+      commits.push(db.commit());
+    }
+    const tids = await Promise.all(commits);
+    for (let i = 1; i < tids.length; i++) assert.ok(tids[i]! >= tids[i - 1]!);
+    assert.equal(storage.lastTid(), tids.at(-1));
+    const other = await open({ storage });
+    assert.equal(other.root.get('k'), 5);
+  });
+});
