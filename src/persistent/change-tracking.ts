@@ -17,7 +17,7 @@ import { JarStatus, META, type ObjectMeta, ObjectState } from './object-meta.js'
 /** The raw value behind each view. */
 const rawByView = new WeakMap<object, object>();
 /** An argument as the raw value it stands for (for lookups by identity). */
-function unwrapArgument(value: unknown): unknown {
+export function unwrapArgument(value: unknown): unknown {
   return typeof value === 'object' && value !== null ? (rawByView.get(value) ?? value) : value;
 }
 

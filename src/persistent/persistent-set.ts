@@ -5,7 +5,7 @@
  */
 
 import { registerClass } from '../codec/class-registry.js';
-import { adopt } from './change-tracking.js';
+import { adopt, unwrapArgument } from './change-tracking.js';
 import { META, type ObjectMeta } from './object-meta.js';
 import {
   GET_STATE,
@@ -62,9 +62,12 @@ export class PersistentSet<T = any> extends Persistent implements Set<T> {
     return readTarget<SetTarget<T>>(this)[ITEMS].size;
   }
 
-  /** Whether `value` is an element. */
+  /**
+   * Whether `value` is an element. An object element read from this set is a view of the
+   * stored one (see change-tracking), and stands for it here and in `delete`.
+   */
   has(value: T): boolean {
-    return readTarget<SetTarget<T>>(this)[ITEMS].has(value);
+    return readTarget<SetTarget<T>>(this)[ITEMS].has(unwrapArgument(value) as T);
   }
 
   /** Adds `value`. */
@@ -79,7 +82,7 @@ export class PersistentSet<T = any> extends Persistent implements Set<T> {
   /** Removes `value`; true if it was an element. */
   delete(value: T): boolean {
     if (!this.has(value)) return false;
-    return writeTarget<SetTarget<T>>(this)[ITEMS].delete(value);
+    return writeTarget<SetTarget<T>>(this)[ITEMS].delete(unwrapArgument(value) as T);
   }
 
   /** Removes every element. */

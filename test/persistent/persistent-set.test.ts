@@ -150,6 +150,29 @@ describe('PersistentSet', () => {
     assert.deepEqual([...reloaded], [{ n: 2 }]);
   });
 
+  // Found by a bug hunt: has() and delete() looked the views the set hands out up in the
+  // stored set, and found nothing.
+  it('has(), add() and delete() know the object elements the set hands out', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const pset = new PersistentSet<unknown>([{ id: 1 }, [1, 2], new Date(5), 'text']);
+    db.root.set('set', pset);
+    await db.commit();
+    const commits = db.stats().storage.commits;
+    for (const element of pset) {
+      assert.equal(pset.has(element), true);
+      pset.add(element);
+    }
+    assert.equal(pset.size, 4);
+    await db.commit();
+    assert.equal(db.stats().storage.commits, commits, 'adding elements present is no change');
+    for (const element of pset) assert.equal(pset.delete(element), true);
+    assert.equal(pset.size, 0);
+    await db.commit();
+    const reloaded = (await reopen(storage)).root.get('set') as PersistentSet<unknown>;
+    assert.equal(reloaded.size, 0);
+  });
+
   it('adding an element already present and deleting a missing one are no changes', async () => {
     const db = await open({ storage: new MemoryStorage() });
     const pset = new PersistentSet(['a']);
