@@ -66,34 +66,90 @@ function mergeValue(old: unknown, committed: unknown, mine: unknown): unknown {
   throw new MergeConflict();
 }
 
+/**
+ * The elements (or keys) of three collections as keys that compare by identity. A primitive
+ * or a persistent object is its own key. The three states are decoded apart, so one stored
+ * object element is three objects: each gets the key of a structurally equal element of an
+ * earlier state (sameValue), matched at most once per state, so that equal elements that
+ * are distinct within one collection stay distinct.
+ */
+function matchElements(states: readonly (readonly unknown[])[]): unknown[][] {
+  const shared: { value: object; key: object; usedBy: number }[] = [];
+  return states.map((elements, state) =>
+    elements.map((element) => {
+      if (typeof element !== 'object' || element === null || metaOf(element) !== undefined) {
+        return element;
+      }
+      for (const candidate of shared) {
+        if (candidate.usedBy < state && sameValue(element, candidate.value)) {
+          candidate.usedBy = state;
+          return candidate.key;
+        }
+      }
+      const key = {};
+      shared.push({ value: element, key, usedBy: state });
+      return key;
+    }),
+  );
+}
+
 function mergeMaps(
   old: Map<unknown, unknown>,
   committed: Map<unknown, unknown>,
   mine: Map<unknown, unknown>,
 ): Map<unknown, unknown> {
+  const states = [old, committed, mine];
+  const keysOf = matchElements(states.map((map) => [...map.keys()]));
+  // Each state's entries by matched key; the key object to store, the latest state's.
+  const entries = states.map((map, state) => {
+    const byKey = new Map<unknown, unknown>();
+    let i = 0;
+    for (const value of map.values()) byKey.set(keysOf[state]![i++], value);
+    return byKey;
+  });
+  const stored = new Map<unknown, unknown>();
+  for (const state of [0, 2, 1]) {
+    let i = 0;
+    for (const key of states[state]!.keys()) stored.set(keysOf[state]![i++], key);
+  }
+  const [o, c, m] = entries as [
+    Map<unknown, unknown>,
+    Map<unknown, unknown>,
+    Map<unknown, unknown>,
+  ];
   const merged = new Map<unknown, unknown>();
   // Order: committed entries first (what others see), then keys only this side added.
-  const keys = new Set([...committed.keys(), ...mine.keys(), ...old.keys()]);
-  for (const key of keys) {
+  for (const key of new Set([...keysOf[1]!, ...keysOf[2]!, ...keysOf[0]!])) {
     const value = mergeValue(
-      old.has(key) ? old.get(key) : ABSENT,
-      committed.has(key) ? committed.get(key) : ABSENT,
-      mine.has(key) ? mine.get(key) : ABSENT,
+      o.has(key) ? o.get(key) : ABSENT,
+      c.has(key) ? c.get(key) : ABSENT,
+      m.has(key) ? m.get(key) : ABSENT,
     );
-    if (value !== ABSENT) merged.set(key, value);
+    if (value !== ABSENT) merged.set(stored.get(key), value);
   }
   return merged;
 }
 
 function mergeSets(old: Set<unknown>, committed: Set<unknown>, mine: Set<unknown>): Set<unknown> {
+  const states = [old, committed, mine];
+  const keysOf = matchElements(states.map((set) => [...set]));
+  const [o, c, m] = keysOf.map((keys) => new Set(keys)) as [
+    Set<unknown>,
+    Set<unknown>,
+    Set<unknown>,
+  ];
+  // The element to store for a key: the committed one, else this side's, else the old one.
+  const stored = new Map<unknown, unknown>();
+  for (const state of [0, 2, 1]) {
+    let i = 0;
+    for (const element of states[state]!) stored.set(keysOf[state]![i++], element);
+  }
   const merged = new Set<unknown>();
-  for (const item of new Set([...committed, ...mine, ...old])) {
-    const inOld = old.has(item);
+  for (const key of new Set([...keysOf[1]!, ...keysOf[2]!, ...keysOf[0]!])) {
+    const inOld = o.has(key);
     // Present unless one side removed it, or absent unless one side added it.
-    const keep = inOld
-      ? committed.has(item) && mine.has(item)
-      : committed.has(item) || mine.has(item);
-    if (keep) merged.add(item);
+    const keep = inOld ? c.has(key) && m.has(key) : c.has(key) || m.has(key);
+    if (keep) merged.add(stored.get(key));
   }
   return merged;
 }

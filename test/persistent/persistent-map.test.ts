@@ -244,6 +244,39 @@ describe('PersistentMap', () => {
     assert.deepEqual(Object.fromEntries(names), { slow: 'slow', fast: 'fast' });
   });
 
+  // Found by a bug hunt: object keys were compared by identity across the three decoded
+  // states of a merge, so a key no one touched came out once for each state.
+  it("concurrent changes merge entries with object keys by the keys' value", async () => {
+    const { storage, db, db2 } = await twoHandles();
+    db.root.set(
+      'm',
+      new PersistentMap<unknown, number>([
+        [{ id: 1 }, 1],
+        [{ id: 2 }, 2],
+        [[7], 7],
+      ]),
+    );
+    await db.commit();
+    db2.abort();
+    const m1 = db.root.get('m') as PersistentMap<unknown, number>;
+    const m2 = db2.root.get('m') as PersistentMap<unknown, number>;
+    m1.set('a', 10);
+    for (const key of m2.keys()) if ((key as { id?: number }).id === 2) m2.delete(key);
+    m2.set('b', 20);
+    await db.commit();
+    await db2.commit();
+    const merged = (await reopen(storage)).root.get('m') as PersistentMap<unknown, number>;
+    assert.deepEqual(
+      [...merged],
+      [
+        [{ id: 1 }, 1],
+        [[7], 7],
+        ['a', 10],
+        ['b', 20],
+      ],
+    );
+  });
+
   it('concurrent changes to the same key conflict', async () => {
     const { db, db2 } = await twoHandles();
     db.root.set('m', new PersistentMap([['k', 0]]));

@@ -203,6 +203,37 @@ describe('PersistentSet', () => {
     assert.deepEqual(new Set(s1), new Set(['keep', 'one', 'two']));
   });
 
+  // Found by a bug hunt: the three states of a merge decode apart, and object elements were
+  // compared by identity, so an element no one touched came out once for each state.
+  it('concurrent changes merge object elements by value, keeping equal ones distinct', async () => {
+    const { storage, db, db2 } = await twoHandles();
+    db.root.set(
+      's',
+      new PersistentSet<unknown>([new Date(0), [1], [1], { id: 1 }, { id: 2 }, 'text']),
+    );
+    await db.commit();
+    db2.abort();
+    const s1 = db.root.get('s') as PersistentSet<unknown>;
+    const s2 = db2.root.get('s') as PersistentSet<unknown>;
+    s1.add('one');
+    for (const element of s1) if ((element as { id?: number }).id === 1) s1.delete(element);
+    s2.add({ id: 3 });
+    // One of the two equal arrays goes.
+    for (const element of s2) {
+      if (Array.isArray(element)) {
+        s2.delete(element);
+        break;
+      }
+    }
+    await db.commit();
+    await db2.commit();
+    const merged = [...((await reopen(storage)).root.get('s') as PersistentSet<unknown>)];
+    assert.deepEqual(
+      merged.map((element) => (element instanceof Date ? element.getTime() : element)),
+      [0, [1], { id: 2 }, 'text', 'one', { id: 3 }],
+    );
+  });
+
   it('abort reverts adds, deletes and clear', async () => {
     const db = await open({ storage: new MemoryStorage() });
     const pset = new PersistentSet([1, 2]);
