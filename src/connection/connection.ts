@@ -77,6 +77,8 @@ class PendingWrite {
   write!: RecordWrite;
   /** Set when conflict resolution replaced the state: installed into the object on success. */
   resolved: Uint8Array | undefined = undefined;
+  /** The record as this commit first encoded it, before conflict resolution replaced it. */
+  prepared: Uint8Array | undefined = undefined;
 
   constructor(
     meta: ObjectMeta,
@@ -151,6 +153,12 @@ export class Connection implements Jar {
   #snapshot: Tid = 0;
   #cacheEpoch = 0;
   #changed = new Set<ObjectMeta>();
+  /**
+   * Objects written while a commit was under way whose write could not be merged into the
+   * state that commit's conflict resolution stored (see #installResolved): the next commit
+   * fails with ConflictError for them.
+   */
+  #unmerged = new Set<ObjectMeta>();
   readonly #readGuards = new Map<Oid, Tid>();
   #oidPool: Oid[] = [];
   #closedReason = 'the transaction these objects belong to has ended';
@@ -289,6 +297,7 @@ export class Connection implements Jar {
       if (meta.state === ObjectState.Changed) this.cache.unload(meta);
     }
     this.#changed = new Set();
+    this.#unmerged.clear();
     this.#readGuards.clear();
   }
 
@@ -382,6 +391,13 @@ export class Connection implements Jar {
    * once, it waits for oids and starts over.
    */
   async #prepare(): Promise<CommitBatch> {
+    for (const meta of this.#unmerged) {
+      this.#unmerged.clear();
+      throw new ConflictError(
+        `write conflict on object ${meta.oid} (${classOf(meta).name}): it was written while a commit of it was under way, and its class could not merge that write into the state the commit stored after resolving a conflict`,
+        { oid: meta.oid!, kind: 'write' },
+      );
+    }
     for (;;) {
       const { entries, fresh, toStage } = this.#collect();
       if (toStage.length > 0) {
@@ -616,6 +632,7 @@ export class Connection implements Jar {
     } catch (cause) {
       fail('the state resolveConflict returned cannot be stored', cause);
     }
+    entry.prepared ??= entry.write.data;
     entry.write = {
       oid: conflict.oid,
       data,
@@ -632,10 +649,7 @@ export class Connection implements Jar {
       const previousSize = meta.size;
       meta.serial = tid;
       meta.size = entry.write.data.byteLength + OBJECT_OVERHEAD_BYTES;
-      if (entry.resolved !== undefined) {
-        const { state } = decodeRecord(entry.resolved, this.#resolve, meta.oid);
-        installState(meta, classOf(meta), state);
-      }
+      if (entry.resolved !== undefined) this.#installResolved(entry);
       if (entry.staged !== undefined) {
         // The storage has taken the staged bytes; the content object is a ghost for good.
         delete (meta.target as { [STAGED]?: StagedBlob })[STAGED];
@@ -644,6 +658,37 @@ export class Connection implements Jar {
       this.cache.resized(meta, previousSize);
     }
     this.#readGuards.clear();
+  }
+
+  /**
+   * Makes the state conflict resolution committed the object's own. An object written again
+   * while the commit was under way holds that write on top of the state first encoded, not
+   * of the one committed: its class merges the write into the committed state (as a
+   * conflict of the prepared state, the committed one and the current one), and the result
+   * stays a change for the next commit. If that merge fails, the write cannot be kept
+   * without undoing another transaction's change: the object shows the committed state,
+   * and the next commit fails with ConflictError (rather than lose either silently).
+   */
+  #installResolved(entry: PendingWrite): void {
+    const meta = entry.meta;
+    const cls = classOf(meta) as Function & { resolveConflict?: ResolveConflict };
+    const decode = (data: Uint8Array) => decodeRecord(data, this.#resolve, meta.oid).state;
+    const committed = decode(entry.resolved!);
+    if (meta.state === ObjectState.Changed && entry.prepared !== undefined) {
+      let rebased: Record<string, unknown> | undefined | null;
+      try {
+        rebased = cls.resolveConflict?.(decode(entry.prepared), committed, stateOf(meta));
+      } catch {
+        rebased = undefined;
+      }
+      if (typeof rebased === 'object' && rebased !== null) {
+        installState(meta, cls, rebased);
+        meta.state = ObjectState.Changed;
+        return;
+      }
+      this.#unmerged.add(meta);
+    }
+    installState(meta, cls, committed);
   }
 
   /** Undoes the bookkeeping of a batch that was not committed. */

@@ -1,0 +1,156 @@
+/**
+ * A write to an object while a commit of it is under way is a change for the next commit.
+ * When that commit's conflict was resolved by the object's class, the state it stored is the
+ * merge, not what the commit first encoded: the write is merged into it by the class, or,
+ * if it cannot be, the next commit fails with ConflictError instead of losing either change.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  Counter,
+  MemoryStorage,
+  open,
+  Persistent,
+  PersistentMap,
+  registerClass,
+  type Tid,
+} from 'trove';
+
+/** A memory storage whose commits wait while `hold` is set, so a write lands mid-commit. */
+class HeldStorage extends MemoryStorage {
+  hold: Promise<void> | undefined;
+  protected override async _commit(...args: Parameters<MemoryStorage['_commit']>): Promise<Tid> {
+    if (this.hold !== undefined) await this.hold;
+    return super._commit(...args);
+  }
+}
+
+/** Two attributes, merged one by one; the same attribute changed on both sides conflicts. */
+class Pair extends Persistent {
+  a = 0;
+  b = 0;
+  static resolveConflict(
+    old: Record<string, unknown>,
+    committed: Record<string, unknown>,
+    mine: Record<string, unknown>,
+  ): Record<string, unknown> | null {
+    const merged: Record<string, unknown> = {};
+    for (const key of ['a', 'b']) {
+      if (committed[key] === old[key]) merged[key] = mine[key];
+      else if (mine[key] === old[key] || mine[key] === committed[key]) merged[key] = committed[key];
+      else return null;
+    }
+    return merged;
+  }
+}
+registerClass(Pair, 'writeDuringCommit.Pair');
+
+/**
+ * Sets up `name` (made by `make`) on a held storage, lets another handle change it with
+ * `theirs`, changes it with `mine`, and starts a commit (which conflicts and is resolved)
+ * that waits until `release` is called; `during` runs while it waits.
+ */
+async function resolvedCommit<T extends object>(
+  make: () => T,
+  theirs: (obj: T) => void,
+  mine: (obj: T) => void,
+  during: (obj: T) => void,
+) {
+  const storage = new HeldStorage();
+  const db = await open({ storage });
+  const other = await open({ storage });
+  db.root.set('obj', make());
+  await db.commit();
+  const obj = db.root.get('obj') as T;
+  other.abort();
+  theirs(other.root.get('obj') as T);
+  await other.commit();
+  mine(obj);
+  let release!: () => void;
+  storage.hold = new Promise((resolve) => {
+    release = resolve;
+  });
+  const committing = db.commit();
+  // The commit has encoded its writes and waits in the storage.
+  await new Promise((resolve) => setImmediate(resolve));
+  during(obj);
+  storage.hold = undefined;
+  release();
+  await committing;
+  const stored = async () => {
+    other.abort();
+    return other.root.get('obj') as T;
+  };
+  return { db, obj, stored };
+}
+
+describe('a write made while a commit is under way, when that commit resolved a conflict', () => {
+  it('Counter: the increment made during the commit counts too', async () => {
+    const { db, obj, stored } = await resolvedCommit(
+      () => new Counter(),
+      (c) => c.increment(),
+      (c) => c.increment(),
+      (c) => c.increment(),
+    );
+    assert.equal(obj.value, 3);
+    assert.equal((await stored()).value, 2, 'the commit stored the merge of the first two');
+    await db.commit();
+    assert.equal((await stored()).value, 3);
+  });
+
+  it('PersistentMap: a key set during the commit is kept, with the keys merged', async () => {
+    const { db, obj, stored } = await resolvedCommit(
+      () => new PersistentMap<string, number>(),
+      (m) => m.set('theirs', 1),
+      (m) => m.set('mine', 2),
+      (m) => m.set('during', 3),
+    );
+    const expected = { theirs: 1, mine: 2, during: 3 };
+    assert.deepEqual(Object.fromEntries(obj), expected);
+    await db.commit();
+    assert.deepEqual(Object.fromEntries(await stored()), expected);
+  });
+
+  it('a class merge that succeeds for the write made during the commit', async () => {
+    const { db, obj, stored } = await resolvedCommit(
+      () => new Pair(),
+      (p) => {
+        p.b = 1;
+      },
+      (p) => {
+        p.a = 1;
+      },
+      (p) => {
+        p.a = 2;
+      },
+    );
+    assert.deepEqual([obj.a, obj.b], [2, 1]);
+    await db.commit();
+    const pair = await stored();
+    assert.deepEqual([pair.a, pair.b], [2, 1]);
+  });
+
+  it('a write the class cannot merge: the next commit fails with ConflictError, nothing lost silently', async () => {
+    const { db, obj, stored } = await resolvedCommit(
+      () => new Pair(),
+      (p) => {
+        p.b = 1;
+      },
+      (p) => {
+        p.a = 1;
+      },
+      (p) => {
+        p.b = 5;
+      },
+    );
+    // The object shows what was committed (the merge of the two first changes).
+    assert.deepEqual([obj.a, obj.b], [1, 1]);
+    await assert.rejects(db.commit(), { code: 'TROVE_CONFLICT', kind: 'write' });
+    const pair = await stored();
+    assert.deepEqual([pair.a, pair.b], [1, 1]);
+    // After the failed commit the object is the committed one, and commits go on.
+    obj.b = 6;
+    await db.commit();
+    assert.equal((await stored()).b, 6);
+  });
+});
