@@ -52,6 +52,20 @@ const OID_BATCH = 64;
 /** Commit walks so far, in this process: each marks the new objects it finds with its number. */
 let walks = 0;
 
+/**
+ * Staged blob bytes whose content object is gone without being stored: a commit that failed
+ * (a conflict that db.transaction retries with new objects, or an abort) leaves its staged
+ * bytes (a temporary file) behind, which the storage would keep until it closes. The same
+ * Blob may be committed again after a failed commit (its content object, and so its staged
+ * bytes, are then still reachable), so they are freed only once nothing can store them.
+ * Discarding bytes already stored, or freed at close, does nothing.
+ */
+const unstoredBlobs = new FinalizationRegistry<{ storage: Storage; staged: StagedBlob }>(
+  ({ storage, staged }) => {
+    storage.discardBlob(staged).catch(() => undefined);
+  },
+);
+
 /** The signature of a class's `resolveConflict`. */
 type ResolveConflict = (
   oldState: Record<string, unknown>,
@@ -411,6 +425,7 @@ export class Connection implements Jar {
           (content as unknown as { [META]: ObjectMeta })[META].target[STAGED as never] =
             staged as never;
           pending.settle(staged.size, content);
+          unstoredBlobs.register(content, { storage: this.storage, staged });
         }
         continue;
       }

@@ -4,9 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { statfsSync } from 'node:fs';
+import { readdirSync, statfsSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Blob, type Database, open, type PersistentMap } from 'trove';
 import { finished, startPeer } from './support/peers.js';
 import { scratch } from './support/temp-dir.js';
@@ -31,6 +33,13 @@ async function contentOf(blob: Blob): Promise<Buffer> {
   for await (const chunk of blob.stream()) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
 }
+
+// The garbage collector, to see staged bytes freed once nothing can store them.
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
+
+/** The staged blob files (temporary) in `dir`. */
+const stagedFiles = (dir: string) => readdirSync(dir).filter((name) => name.includes('.blob-'));
 
 const small = randomBytes(1000);
 const large = randomBytes(3 * MiB + 17);
@@ -140,6 +149,40 @@ describe('blobs in a file', () => {
     });
     assert.ok(read.equals(content));
     await assertBlobs(db, { blob: content });
+  });
+
+  // Found by a bug hunt: each attempt of db.transaction that failed with a conflict left
+  // its staged bytes (a temporary file) behind until the database closed.
+  it('staged bytes of a conflicting attempt are freed once nothing can store them', async (t) => {
+    const dir = scratch(t);
+    const db = dir.track(await open(dir.file(), { durability: 'none' }));
+    const other = dir.track(await open(dir.file(), { durability: 'none' }));
+    await db.transaction((tx) => {
+      tx.root.set('n', 0);
+    });
+    // A Blob made outside fn is the same in every attempt: its staged bytes stay while it
+    // can still be stored, and the retry stores them.
+    const kept = Blob.from(small);
+    let attempts = 0;
+    await db.transaction(async (tx) => {
+      attempts++;
+      tx.root.set('n', (tx.root.get('n') as number) + 1);
+      tx.root.set('fresh', Blob.from(large));
+      tx.root.set('kept', kept);
+      if (attempts === 1) {
+        await other.transaction((tx2) => {
+          tx2.root.set('n', 10);
+        });
+      }
+    });
+    assert.equal(attempts, 2);
+    for (let i = 0; i < 100 && stagedFiles(dir.dir).length > 0; i++) {
+      collectGarbage();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.deepEqual(stagedFiles(dir.dir), []);
+    await assertBlobs(db, { fresh: large, kept: small });
+    assert.equal(await db.read((tx) => tx.root.get('n')), 11);
   });
 
   it('a Blob cannot be changed: writes raise TROVE_READ_ONLY', async (t) => {
