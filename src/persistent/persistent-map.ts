@@ -5,7 +5,7 @@
  */
 
 import { registerClass } from '../codec/class-registry.js';
-import { adopt } from './change-tracking.js';
+import { adopt, unwrapArgument } from './change-tracking.js';
 import { META, type ObjectMeta } from './object-meta.js';
 import {
   GET_STATE,
@@ -50,15 +50,19 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
     return readTarget<MapTarget<K, V>>(this)[ITEMS].size;
   }
 
-  /** The value stored under `key`, or undefined. */
+  /**
+   * The value stored under `key`, or undefined. An object key read from this map is a view
+   * of the stored one (see change-tracking), and stands for it here, in `has`, `set` and
+   * `delete`.
+   */
   get(key: K): V | undefined {
     const target = readTarget<MapTarget<K, V>>(this);
-    return trackItem(target, target[ITEMS].get(key)) as V | undefined;
+    return trackItem(target, target[ITEMS].get(unwrapArgument(key) as K)) as V | undefined;
   }
 
   /** Whether an entry exists for `key`. */
   has(key: K): boolean {
-    return readTarget<MapTarget<K, V>>(this)[ITEMS].has(key);
+    return readTarget<MapTarget<K, V>>(this)[ITEMS].has(unwrapArgument(key) as K);
   }
 
   /** Stores `value` under `key`. */
@@ -71,7 +75,7 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
   /** Removes the entry for `key`; true if there was one. */
   delete(key: K): boolean {
     if (!this.has(key)) return false;
-    return writeTarget<MapTarget<K, V>>(this)[ITEMS].delete(key);
+    return writeTarget<MapTarget<K, V>>(this)[ITEMS].delete(unwrapArgument(key) as K);
   }
 
   /** Removes every entry. */
@@ -87,12 +91,15 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
   /** The entries, in insertion order. */
   *entries(): MapIterator<[K, V]> {
     const target = readTarget<MapTarget<K, V>>(this);
-    for (const [key, value] of target[ITEMS]) yield [key, trackItem(target, value) as V];
+    for (const [key, value] of target[ITEMS]) {
+      yield [trackItem(target, key) as K, trackItem(target, value) as V];
+    }
   }
 
   /** The keys, in insertion order. */
-  keys(): MapIterator<K> {
-    return readTarget<MapTarget<K, V>>(this)[ITEMS].keys();
+  *keys(): MapIterator<K> {
+    const target = readTarget<MapTarget<K, V>>(this);
+    for (const key of target[ITEMS].keys()) yield trackItem(target, key) as K;
   }
 
   /** The values, in insertion order. */

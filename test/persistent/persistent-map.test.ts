@@ -244,6 +244,40 @@ describe('PersistentMap', () => {
     assert.deepEqual(Object.fromEntries(names), { slow: 'slow', fast: 'fast' });
   });
 
+  // Found by a bug hunt: keys() and entries() handed out object keys raw, so a change to one
+  // was never stored.
+  it('object keys handed out are tracked, and stand for the stored keys', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const map = new PersistentMap<{ k: number }, string>([
+      [{ k: 1 }, 'a'],
+      [{ k: 2 }, 'b'],
+    ]);
+    db.root.set('m', map);
+    await db.commit();
+    const stored = async () => [
+      ...((await reopen(storage)).root.get('m') as PersistentMap<{ k: number }, string>).keys(),
+    ];
+    // A change through a key from keys(), then from entries(), each alone in its commit.
+    const [first] = map.keys();
+    first!.k = 10;
+    await db.commit();
+    assert.deepEqual(await stored(), [{ k: 10 }, { k: 2 }]);
+    const [, [second]] = [...map.entries()];
+    second!.k = 20;
+    await db.commit();
+    assert.deepEqual(await stored(), [{ k: 10 }, { k: 20 }]);
+    // A key handed out finds its entry.
+    assert.equal(map.get(first!), 'a');
+    assert.equal(map.has(second!), true);
+    map.set(first!, 'A');
+    assert.equal(map.size, 2);
+    assert.equal(map.delete(second!), true);
+    await db.commit();
+    const reloaded = (await reopen(storage)).root.get('m') as PersistentMap<{ k: number }, string>;
+    assert.deepEqual([...reloaded], [[{ k: 10 }, 'A']]);
+  });
+
   // Found by a bug hunt: object keys were compared by identity across the three decoded
   // states of a merge, so a key no one touched came out once for each state.
   it("concurrent changes merge entries with object keys by the keys' value", async () => {
