@@ -77,9 +77,57 @@ export function noteWrite(meta: ObjectMeta): void {
 export function adopt(owner: ObjectMeta, value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value;
   const raw = rawByView.get(value);
-  if (raw === undefined) return value;
+  if (raw === undefined) {
+    // A new container may hold views itself (`a.summary = { tags: b.tags }`): they are
+    // adopted too, in place, or the two objects would share the nested value.
+    adoptWithin(owner, value, new Set());
+    return value;
+  }
   const from = ownerOfView.get(value);
   return from === owner ? raw : copyValue(raw, new Map());
+}
+
+/** Adopts (see adopt) the views inside a plain container, replacing them in place. */
+function adoptWithin(owner: ObjectMeta, container: object, seen: Set<object>): void {
+  if ((container as { [META]?: unknown })[META] !== undefined || seen.has(container)) return;
+  seen.add(container);
+  const adoptItem = (item: unknown): unknown => {
+    if (typeof item !== 'object' || item === null) return item;
+    if (rawByView.has(item)) return adopt(owner, item);
+    adoptWithin(owner, item, seen);
+    return item;
+  };
+  const proto = Object.getPrototypeOf(container);
+  if (Array.isArray(container)) {
+    for (let i = 0; i < container.length; i++) {
+      const item = container[i];
+      const adopted = adoptItem(item);
+      if (adopted !== item) container[i] = adopted;
+    }
+  } else if (container instanceof Map) {
+    const entries = [...container];
+    const adopted = entries.map(([key, item]) => [adoptItem(key), adoptItem(item)] as const);
+    if (adopted.some(([key, item], i) => key !== entries[i]![0] || item !== entries[i]![1])) {
+      // Rebuilt, not patched: the entries keep their order.
+      container.clear();
+      for (const [key, item] of adopted) container.set(key, item);
+    }
+  } else if (container instanceof Set) {
+    const items = [...container];
+    const adopted = items.map(adoptItem);
+    if (adopted.some((item, i) => item !== items[i])) {
+      // Rebuilt, not patched: the elements keep their order.
+      container.clear();
+      for (const item of adopted) container.add(item);
+    }
+  } else if (proto === Object.prototype || proto === null) {
+    const record = container as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      const item = record[key];
+      const adopted = adoptItem(item);
+      if (adopted !== item) record[key] = adopted;
+    }
+  }
 }
 
 /** A deep copy of a nested value; persistent objects are kept by reference. */

@@ -240,6 +240,29 @@ describe('Persistent objects', () => {
     assert.deepEqual([...obj.tags], [...readBack.tags]);
   });
 
+  // Found by a bug hunt: only the value assigned itself was copied, not a view inside a
+  // new container assigned, so both objects shared one array in memory.
+  it('a nested value of another object inside a new container is copied too', async () => {
+    const { db, obj } = await stored(new Note());
+    obj.tags.push('x');
+    const other = new Note();
+    db.root.set('other', other);
+    await db.commit();
+    const labels = new Map([['k', obj.tags]]);
+    other.meta = { deep: [{ tags: obj.tags }], labels, set: new Set([obj.tags]) };
+    await db.commit();
+    obj.tags.push('only obj');
+    other.meta.deep[0].tags.push('only other');
+    await db.commit();
+    assert.deepEqual([...obj.tags], ['x', 'only obj']);
+    assert.deepEqual([...other.meta.deep[0].tags], ['x', 'only other']);
+    assert.deepEqual([...other.meta.labels.get('k')], ['x']);
+    assert.deepEqual([...[...other.meta.set][0]], ['x']);
+    const fresh = await reopen(db.storage as MemoryStorage);
+    assert.deepEqual((fresh.root.get('other') as Note).meta.deep[0].tags, ['x', 'only other']);
+    assert.deepEqual((fresh.root.get('it') as Note).tags, ['x', 'only obj']);
+  });
+
   it('markChanged stores writes trove cannot see (typed arrays)', async () => {
     const { db, obj, fresh } = await stored(new Blobby());
     obj.bytes[0] = 7;
