@@ -216,9 +216,9 @@ export class Database {
       }
     };
     // Commits of the default connection run one after another, in call order. One that can
-    // begin at once collects the changes now, before this returns: an abort() or close()
-    // called right after it leaves them to it. (A commit waiting for an earlier one runs
-    // even when close() is called meanwhile: close waits for it.)
+    // begin at once collects the changes now, before this returns (unless it stages a blob
+    // first): a close() called right after it leaves them to it. (A commit waiting for an
+    // earlier one runs even when close() is called meanwhile: close waits for it.)
     let run: Promise<Tid>;
     if (!this.#defaultCommitting && this.#defaultCommitsWaiting === 0) {
       run = start();
@@ -236,16 +236,17 @@ export class Database {
   /**
    * Discards the default connection's changes (changed objects go back to their committed
    * state) and starts its next transaction, which sees what others committed meanwhile.
-   * Changes a `commit()` under way has collected are its own; InvalidArgumentError while a
-   * `commit()` called before waits for an earlier one (it has collected nothing yet).
+   * InvalidArgumentError while a `commit()` is under way or waits for one: await it first.
    */
   abort(): void {
     this.#checkOpen();
-    if (this.#defaultCommitsWaiting > 0) {
-      // That commit has not collected the changes yet: it would find none and resolve as if
-      // it had stored them.
+    if (this.#defaultCommitting || this.#defaultCommitsWaiting > 0) {
+      // A waiting commit has not collected the changes yet: it would find none and resolve
+      // as if it had stored them. A running one may not have either (it may be staging a
+      // blob first), and the new snapshot an abort takes would reload objects it is
+      // storing as they were before it: their next commit would undo it without a conflict.
       throw new InvalidArgumentError(
-        'abort() while a commit() called before it still waits for an earlier one: await that commit first',
+        'abort() while a commit() is under way: await the commit first',
       );
     }
     this.#default.abort();
