@@ -31,14 +31,36 @@ export function sameValue(a: unknown, b: unknown, depth = 0): boolean {
   if (a instanceof Map) {
     const other = b as Map<unknown, unknown>;
     if (a.size !== other.size) return false;
+    // Object keys of two decoded states are different objects: matched by value, each once.
+    const unmatched = [...other.keys()].filter(isPlainValueObject);
     for (const [key, value] of a) {
-      if (!other.has(key) || !sameValue(value, other.get(key), depth + 1)) return false;
+      if (!isPlainValueObject(key)) {
+        if (!other.has(key) || !sameValue(value, other.get(key), depth + 1)) return false;
+        continue;
+      }
+      const i = unmatched.findIndex(
+        (candidate) =>
+          sameValue(key, candidate, depth + 1) && sameValue(value, other.get(candidate), depth + 1),
+      );
+      if (i < 0) return false;
+      unmatched.splice(i, 1);
     }
     return true;
   }
   if (a instanceof Set) {
     const other = b as Set<unknown>;
-    return a.size === other.size && [...a].every((item) => other.has(item));
+    if (a.size !== other.size) return false;
+    const unmatched = [...other].filter(isPlainValueObject);
+    for (const item of a) {
+      if (!isPlainValueObject(item)) {
+        if (!other.has(item)) return false;
+        continue;
+      }
+      const i = unmatched.findIndex((candidate) => sameValue(item, candidate, depth + 1));
+      if (i < 0) return false;
+      unmatched.splice(i, 1);
+    }
+    return true;
   }
   const keysA = Object.keys(a);
   const keysB = Object.keys(b);
@@ -52,6 +74,38 @@ export function sameValue(a: unknown, b: unknown, depth = 0): boolean {
         depth + 1,
       ),
   );
+}
+
+/** Whether `value` is an object stored by value (not a primitive, not a persistent object). */
+function isPlainValueObject(value: unknown): value is object {
+  return typeof value === 'object' && value !== null && metaOf(value) === undefined;
+}
+
+/**
+ * A short string that is the same for values sameValue calls equal (the converse need not
+ * hold): it sorts candidates into buckets, so matching elements by value stays about linear.
+ */
+function fingerprint(value: unknown, depth = 0): string {
+  if (typeof value !== 'object' || value === null) return `${typeof value}:${String(value)}`;
+  const meta = metaOf(value);
+  if (meta !== undefined) return `P${meta.oid ?? ''}`;
+  if (depth > 2) return '…';
+  if (value instanceof Date) return `D${value.getTime()}`;
+  if (ArrayBuffer.isView(value)) return `T${value.byteLength}`;
+  if (Array.isArray(value)) {
+    return `A${value.length}[${value
+      .slice(0, 8)
+      .map((item) => fingerprint(item, depth + 1))
+      .join(',')}]`;
+  }
+  // Their members compare by value in any order: the size alone.
+  if (value instanceof Map) return `M${value.size}`;
+  if (value instanceof Set) return `S${value.size}`;
+  const keys = Object.keys(value).sort();
+  return `O{${keys.join(',')}:${keys
+    .slice(0, 8)
+    .map((key) => fingerprint((value as Record<string, unknown>)[key], depth + 1))
+    .join(',')}}`;
 }
 
 /** Thrown inside a merge when both sides changed the same key differently. */
@@ -74,20 +128,24 @@ function mergeValue(old: unknown, committed: unknown, mine: unknown): unknown {
  * are distinct within one collection stay distinct.
  */
 function matchElements(states: readonly (readonly unknown[])[]): unknown[][] {
-  const shared: { value: object; key: object; usedBy: number }[] = [];
+  const buckets = new Map<string, { value: object; key: object; usedBy: number }[]>();
   return states.map((elements, state) =>
     elements.map((element) => {
-      if (typeof element !== 'object' || element === null || metaOf(element) !== undefined) {
-        return element;
+      if (!isPlainValueObject(element)) return element;
+      const print = fingerprint(element);
+      let bucket = buckets.get(print);
+      if (bucket === undefined) {
+        bucket = [];
+        buckets.set(print, bucket);
       }
-      for (const candidate of shared) {
+      for (const candidate of bucket) {
         if (candidate.usedBy < state && sameValue(element, candidate.value)) {
           candidate.usedBy = state;
           return candidate.key;
         }
       }
       const key = {};
-      shared.push({ value: element, key, usedBy: state });
+      bucket.push({ value: element, key, usedBy: state });
       return key;
     }),
   );

@@ -234,6 +234,28 @@ describe('PersistentSet', () => {
     );
   });
 
+  // Found in review: elements equal by value were still told apart when they held a Set of
+  // objects or a Map with object keys (compared by identity inside).
+  it('a merge matches elements holding Sets of objects and Maps with object keys', async () => {
+    const { storage, db, db2 } = await twoHandles();
+    db.root.set(
+      's',
+      new PersistentSet<unknown>([
+        { id: 1, tags: new Set([{ t: 'a' }, { t: 'b' }]) },
+        { id: 2, byKey: new Map([[{ k: 1 }, 'v']]) },
+      ]),
+    );
+    await db.commit();
+    db2.abort();
+    (db2.root.get('s') as PersistentSet<unknown>).add('theirs');
+    await db2.commit();
+    (db.root.get('s') as PersistentSet<unknown>).add('mine');
+    await db.commit();
+    const merged = [...((await reopen(storage)).root.get('s') as PersistentSet<unknown>)];
+    assert.equal(merged.length, 4);
+    assert.deepEqual(merged.slice(2), ['theirs', 'mine']);
+  });
+
   it('abort reverts adds, deletes and clear', async () => {
     const db = await open({ storage: new MemoryStorage() });
     const pset = new PersistentSet([1, 2]);
