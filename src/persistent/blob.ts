@@ -101,6 +101,15 @@ export class Blob extends Persistent {
     );
   }
 
+  /**
+   * `{ size }` for JSON.stringify (`size` null while unknown). The content is not JSON;
+   * walking into it would load blob bytes as an object record.
+   */
+  toJSON(): { size: number | null } {
+    const size = readTarget<BlobTarget>(this).sizeInBytes;
+    return { size: size < 0 ? null : size };
+  }
+
   /** The whole content in memory (for small blobs; use stream() for large ones). */
   async bytes(): Promise<Uint8Array> {
     const chunks: Uint8Array[] = [];

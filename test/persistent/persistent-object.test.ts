@@ -4,8 +4,10 @@
  * through another database handle on the same storage.
  */
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import {
+  Blob,
   ClosedError,
   type Database,
   MemoryStorage,
@@ -375,6 +377,18 @@ describe('Persistent objects', () => {
     assert.ok('rename' in note);
     assert.equal({ ...note }.title, 'untitled');
     assert.equal(JSON.parse(JSON.stringify(note)).title, 'untitled');
+  });
+
+  // Found by a bug hunt: JSON of a loaded Blob walked into its content and tried to load
+  // blob bytes as an object (InvalidArgumentError).
+  it('JSON of a Blob is its size, new or loaded', async () => {
+    const { db, obj } = await stored(new Note());
+    obj.meta = { bytes: Blob.from(new Uint8Array([1, 2, 3])) };
+    assert.equal(JSON.stringify(obj.meta), '{"bytes":{"size":3}}');
+    assert.equal(JSON.stringify(Blob.from(Readable.from([Buffer.from('ab')]))), '{"size":null}');
+    await db.commit();
+    const loaded = (await reopen(db.storage as MemoryStorage)).root.get('it') as Note;
+    assert.equal(JSON.stringify(loaded.meta), '{"bytes":{"size":3}}');
   });
 
   it('a nested value read before the object was reloaded refuses writes', async () => {
