@@ -18,6 +18,21 @@ export function sameValue(a: unknown, b: unknown, depth = 0): boolean {
   const protoA = Object.getPrototypeOf(a);
   if (protoA !== Object.getPrototypeOf(b)) return false;
   if (a instanceof Date) return a.getTime() === (b as Date).getTime();
+  // Values whose state is not in their own enumerable keys (which alone would make any two
+  // of a kind equal, and a merge keep a stale one over another transaction's change).
+  if (a instanceof ArrayBuffer) {
+    const x = new Uint8Array(a);
+    const y = new Uint8Array(b as ArrayBuffer);
+    return x.length === y.length && x.every((byte, i) => byte === y[i]);
+  }
+  if (a instanceof RegExp) {
+    const other = b as RegExp;
+    return a.source === other.source && a.flags === other.flags;
+  }
+  if (a instanceof Error) {
+    const other = b as Error;
+    if (a.name !== other.name || a.message !== other.message) return false;
+  }
   if (ArrayBuffer.isView(a)) {
     const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
     const yView = b as ArrayBufferView;
@@ -92,18 +107,17 @@ function fingerprint(value: unknown, depth = 0): string {
   if (depth > 2) return '…';
   if (value instanceof Date) return `D${value.getTime()}`;
   if (ArrayBuffer.isView(value)) return `T${value.byteLength}`;
+  if (value instanceof ArrayBuffer) return `B${value.byteLength}`;
+  if (value instanceof RegExp) return `R${value.source}/${value.flags}`;
+  if (value instanceof Error) return `E${value.name}:${value.message}`;
   if (Array.isArray(value)) {
-    return `A${value.length}[${value
-      .slice(0, 8)
-      .map((item) => fingerprint(item, depth + 1))
-      .join(',')}]`;
+    return `A${value.length}[${value.map((item) => fingerprint(item, depth + 1)).join(',')}]`;
   }
   // Their members compare by value in any order: the size alone.
   if (value instanceof Map) return `M${value.size}`;
   if (value instanceof Set) return `S${value.size}`;
   const keys = Object.keys(value).sort();
   return `O{${keys.join(',')}:${keys
-    .slice(0, 8)
     .map((key) => fingerprint((value as Record<string, unknown>)[key], depth + 1))
     .join(',')}}`;
 }

@@ -311,6 +311,34 @@ describe('PersistentMap', () => {
     );
   });
 
+  // Found in review: the merge took any two ArrayBuffers (or RegExps, or Errors) for equal
+  // (their state is not in their own keys), and kept this side's stale value over the
+  // other transaction's change.
+  for (const [kind, before, after, show] of [
+    [
+      'ArrayBuffer',
+      new Uint8Array([1]).buffer,
+      new Uint8Array([2]).buffer,
+      (v: any) => [...new Uint8Array(v)],
+    ],
+    ['RegExp', /a/g, /b/g, String],
+    ['Error', new Error('one'), new Error('two'), (v: any) => v.message],
+  ] as const) {
+    it(`a concurrent change to the ${kind} value survives a merge on another key`, async () => {
+      const { storage, db, db2 } = await twoHandles();
+      db.root.set('m', new PersistentMap<string, unknown>([['value', before]]));
+      await db.commit();
+      db2.abort();
+      (db2.root.get('m') as PersistentMap).set('value', after);
+      await db2.commit();
+      (db.root.get('m') as PersistentMap).set('other', 1);
+      await db.commit();
+      const merged = (await reopen(storage)).root.get('m') as PersistentMap;
+      assert.deepEqual(show(merged.get('value')), show(after));
+      assert.equal(merged.get('other'), 1);
+    });
+  }
+
   it('concurrent changes to the same key conflict', async () => {
     const { db, db2 } = await twoHandles();
     db.root.set('m', new PersistentMap([['k', 0]]));
