@@ -75,28 +75,35 @@ export function noteWrite(meta: ObjectMeta): void {
  * it would let a change through one object show in the other without being stored.
  */
 export function adopt(owner: ObjectMeta, value: unknown): unknown {
+  return adoptValue(owner, value, new Map());
+}
+
+/**
+ * The containers whose views were adopted (see adoptWithin), by the object they went into:
+ * walked once for it, so that building a structure piece by piece (each new node pointing
+ * at the ones before) does not walk the whole of it again at each step.
+ */
+const adoptedInto = new WeakMap<object, ObjectMeta>();
+
+/** As adopt; `copies` keeps one copy of a value met twice (sharing inside a value is kept). */
+function adoptValue(owner: ObjectMeta, value: unknown, copies: Map<object, unknown>): unknown {
   if (typeof value !== 'object' || value === null) return value;
   const raw = rawByView.get(value);
   if (raw === undefined) {
     // A new container may hold views itself (`a.summary = { tags: b.tags }`): they are
     // adopted too, in place, or the two objects would share the nested value.
-    adoptWithin(owner, value, new Set());
+    adoptWithin(owner, value, copies);
     return value;
   }
-  const from = ownerOfView.get(value);
-  return from === owner ? raw : copyValue(raw, new Map());
+  return ownerOfView.get(value) === owner ? raw : copyValue(raw, copies);
 }
 
 /** Adopts (see adopt) the views inside a plain container, replacing them in place. */
-function adoptWithin(owner: ObjectMeta, container: object, seen: Set<object>): void {
-  if ((container as { [META]?: unknown })[META] !== undefined || seen.has(container)) return;
-  seen.add(container);
-  const adoptItem = (item: unknown): unknown => {
-    if (typeof item !== 'object' || item === null) return item;
-    if (rawByView.has(item)) return adopt(owner, item);
-    adoptWithin(owner, item, seen);
-    return item;
-  };
+function adoptWithin(owner: ObjectMeta, container: object, copies: Map<object, unknown>): void {
+  if ((container as { [META]?: unknown })[META] !== undefined) return;
+  if (adoptedInto.get(container) === owner) return;
+  adoptedInto.set(container, owner);
+  const adoptItem = (item: unknown): unknown => adoptValue(owner, item, copies);
   const proto = Object.getPrototypeOf(container);
   if (Array.isArray(container)) {
     for (let i = 0; i < container.length; i++) {

@@ -258,11 +258,18 @@ describe('Persistent objects', () => {
     await db.commit();
     assert.deepEqual([...obj.tags], ['x', 'only obj']);
     assert.deepEqual([...other.meta.deep[0].tags], ['x', 'only other']);
-    assert.deepEqual([...other.meta.labels.get('k')], ['x']);
-    assert.deepEqual([...[...other.meta.set][0]], ['x']);
+    // The three places in the value assigned hold one copy, as they held one array.
+    assert.deepEqual([...other.meta.labels.get('k')], ['x', 'only other']);
+    assert.deepEqual([...[...other.meta.set][0]], ['x', 'only other']);
     const fresh = await reopen(db.storage as MemoryStorage);
     assert.deepEqual((fresh.root.get('other') as Note).meta.deep[0].tags, ['x', 'only other']);
     assert.deepEqual((fresh.root.get('it') as Note).tags, ['x', 'only obj']);
+    // One value met twice in what is assigned is copied once: the sharing is kept.
+    other.meta = { first: obj.tags, second: [obj.tags] };
+    assert.equal(other.meta.first, other.meta.second[0]);
+    await db.commit();
+    const again = (await reopen(db.storage as MemoryStorage)).root.get('other') as Note;
+    assert.equal(again.meta.first, again.meta.second[0]);
   });
 
   it('markChanged stores writes trove cannot see (typed arrays)', async () => {
