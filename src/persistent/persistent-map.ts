@@ -51,9 +51,8 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
   }
 
   /**
-   * The value stored under `key`, or undefined. An object key read from this map is a view
-   * of the stored one (see change-tracking), and stands for it here, in `has`, `set` and
-   * `delete`.
+   * The value stored under `key`, or undefined. A view of a stored object (see
+   * change-tracking) stands for that object here, in `has` and in `delete`.
    */
   get(key: K): V | undefined {
     const target = readTarget<MapTarget<K, V>>(this);
@@ -91,15 +90,16 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
   /** The entries, in insertion order. */
   *entries(): MapIterator<[K, V]> {
     const target = readTarget<MapTarget<K, V>>(this);
-    for (const [key, value] of target[ITEMS]) {
-      yield [trackItem(target, key) as K, trackItem(target, value) as V];
-    }
+    for (const [key, value] of target[ITEMS]) yield [key, trackItem(target, value) as V];
   }
 
-  /** The keys, in insertion order. */
-  *keys(): MapIterator<K> {
-    const target = readTarget<MapTarget<K, V>>(this);
-    for (const key of target[ITEMS].keys()) yield trackItem(target, key) as K;
+  /**
+   * The keys, in insertion order, as stored: an object key is not a view, so a change made
+   * to it is not seen (call `markChanged(map)`). As a view it would be copied when used as
+   * a key of another map, and no longer find its entry there.
+   */
+  keys(): MapIterator<K> {
+    return readTarget<MapTarget<K, V>>(this)[ITEMS].keys();
   }
 
   /** The values, in insertion order. */
