@@ -75,7 +75,8 @@ export function noteWrite(meta: ObjectMeta): void {
  * it would let a change through one object show in the other without being stored.
  */
 export function adopt(owner: ObjectMeta, value: unknown): unknown {
-  return adoptValue(owner, value, new Map());
+  if (typeof value !== 'object' || value === null) return value;
+  return adoptValue(owner, value, {});
 }
 
 /**
@@ -85,49 +86,77 @@ export function adopt(owner: ObjectMeta, value: unknown): unknown {
  */
 const adoptedInto = new WeakMap<object, ObjectMeta>();
 
-/** As adopt; `copies` keeps one copy of a value met twice (sharing inside a value is kept). */
-function adoptValue(owner: ObjectMeta, value: unknown, copies: Map<object, unknown>): unknown {
-  if (typeof value !== 'object' || value === null) return value;
+/** What one adopt call met: one copy of a value met twice (sharing is kept), and cycles. */
+interface AdoptContext {
+  copies?: Map<object, unknown>;
+  walked?: Set<object>;
+}
+
+const isObject = (value: unknown): value is object => typeof value === 'object' && value !== null;
+
+function adoptValue(owner: ObjectMeta, value: unknown, context: AdoptContext): unknown {
+  if (!isObject(value)) return value;
   const raw = rawByView.get(value);
   if (raw === undefined) {
     // A new container may hold views itself (`a.summary = { tags: b.tags }`): they are
     // adopted too, in place, or the two objects would share the nested value.
-    adoptWithin(owner, value, copies);
+    adoptWithin(owner, value, context);
     return value;
   }
-  return ownerOfView.get(value) === owner ? raw : copyValue(raw, copies);
+  if (ownerOfView.get(value) === owner) return raw;
+  context.copies ??= new Map();
+  return copyValue(raw, context.copies);
 }
 
 /** Adopts (see adopt) the views inside a plain container, replacing them in place. */
-function adoptWithin(owner: ObjectMeta, container: object, copies: Map<object, unknown>): void {
-  if ((container as { [META]?: unknown })[META] !== undefined) return;
-  if (adoptedInto.get(container) === owner) return;
-  adoptedInto.set(container, owner);
-  const adoptItem = (item: unknown): unknown => adoptValue(owner, item, copies);
+function adoptWithin(owner: ObjectMeta, container: object, context: AdoptContext): void {
+  // Persistent objects (their class's prototype), dates and binary data hold no views.
   const proto = Object.getPrototypeOf(container);
-  if (Array.isArray(container)) {
-    for (let i = 0; i < container.length; i++) {
-      const item = container[i];
+  const kind =
+    proto === Array.prototype
+      ? 'array'
+      : proto === Object.prototype || proto === null
+        ? 'plain'
+        : proto === Map.prototype
+          ? 'map'
+          : proto === Set.prototype
+            ? 'set'
+            : undefined;
+  if (kind === undefined) return;
+  // The usual case, primitives only (an array of tags): nothing to adopt, nothing to note.
+  if (kind === 'array' && !(container as unknown[]).some(isObject)) return;
+  if (kind === 'plain' && !Object.values(container).some(isObject)) return;
+  context.walked ??= new Set();
+  if (context.walked.has(container) || adoptedInto.get(container) === owner) return;
+  context.walked.add(container);
+  adoptedInto.set(container, owner);
+  const adoptItem = (item: unknown): unknown => adoptValue(owner, item, context);
+  if (kind === 'array') {
+    const array = container as unknown[];
+    for (let i = 0; i < array.length; i++) {
+      const item = array[i];
       const adopted = adoptItem(item);
-      if (adopted !== item) container[i] = adopted;
+      if (adopted !== item) array[i] = adopted;
     }
-  } else if (container instanceof Map) {
-    const entries = [...container];
+  } else if (kind === 'map') {
+    const map = container as Map<unknown, unknown>;
+    const entries = [...map];
     const adopted = entries.map(([key, item]) => [adoptItem(key), adoptItem(item)] as const);
     if (adopted.some(([key, item], i) => key !== entries[i]![0] || item !== entries[i]![1])) {
       // Rebuilt, not patched: the entries keep their order.
-      container.clear();
-      for (const [key, item] of adopted) container.set(key, item);
+      map.clear();
+      for (const [key, item] of adopted) map.set(key, item);
     }
-  } else if (container instanceof Set) {
-    const items = [...container];
+  } else if (kind === 'set') {
+    const set = container as Set<unknown>;
+    const items = [...set];
     const adopted = items.map(adoptItem);
     if (adopted.some((item, i) => item !== items[i])) {
       // Rebuilt, not patched: the elements keep their order.
-      container.clear();
-      for (const item of adopted) container.add(item);
+      set.clear();
+      for (const item of adopted) set.add(item);
     }
-  } else if (proto === Object.prototype || proto === null) {
+  } else {
     const record = container as Record<string, unknown>;
     for (const key of Object.keys(record)) {
       const item = record[key];
