@@ -32,6 +32,13 @@ export function sameValue(a: unknown, b: unknown, depth = 0): boolean {
   if (a instanceof Error) {
     const other = b as Error;
     if (a.name !== other.name || a.message !== other.message) return false;
+    // Decoding restores a cause as an own property that is not enumerable.
+    if (
+      (Object.hasOwn(a, 'cause') || Object.hasOwn(other, 'cause')) &&
+      !sameValue(a.cause, other.cause, depth + 1)
+    ) {
+      return false;
+    }
   }
   if (ArrayBuffer.isView(a)) {
     const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);

@@ -312,6 +312,12 @@ describe('PersistentMap', () => {
     ],
     ['RegExp', /a/g, /b/g, String],
     ['Error', new Error('one'), new Error('two'), (v: any) => v.message],
+    [
+      'Error cause',
+      new Error('failed', { cause: 'disk full' }),
+      new Error('failed', { cause: 'timeout' }),
+      (v: any) => v.cause,
+    ],
   ] as const) {
     it(`a concurrent change to the ${kind} value survives a merge on another key`, async () => {
       const { storage, db, db2 } = await twoHandles();
