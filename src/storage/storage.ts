@@ -231,10 +231,20 @@ function checkCommitRequest(
   }
 }
 
+/**
+ * The largest tid a view is taken at. A view as of any later tid or time shows everything,
+ * and views look up revisions before `tid + 1`, which must stay a safe integer (a date after
+ * the year 2255 gives more than 2^53 microseconds).
+ */
+const MAX_SNAPSHOT_TID = Number.MAX_SAFE_INTEGER - 1;
+
 /** The tid that shows everything committed at or before `at` (a tid, or a time). */
 export function snapshotTid(at: Tid | Date, argument: string): Tid {
-  if (at instanceof Date) return expectDate(at, argument).getTime() * 1000 + 999;
-  return expectNonNegativeInteger(at, argument);
+  const tid =
+    at instanceof Date
+      ? expectDate(at, argument).getTime() * 1000 + 999
+      : expectNonNegativeInteger(at, argument);
+  return Math.min(tid, MAX_SNAPSHOT_TID);
 }
 
 /** Resolves `keepHistorySince` (tid or Date) to a tid; undefined keeps no history. */

@@ -194,6 +194,26 @@ describe('backup', () => {
       assert.equal(await payload(db), 'v5');
     });
 
+    // Found by a bug hunt: a view as of a tid or date past 2^53 microseconds opened, then
+    // failed every read (InvalidArgumentError about a tid the user never passed).
+    it('a view or backup as of the far future shows the latest state', async (t) => {
+      const dir = scratch(t);
+      const path = dir.file();
+      const db = dir.track(await open(path, { durability: 'none' }));
+      const tids = await history(db);
+      const far = [Number.MAX_SAFE_INTEGER, new Date(8.64e15), new Date('2300-01-01T00:00:00Z')];
+      for (const [i, at] of far.entries()) {
+        const view = await open(path, { at });
+        try {
+          assert.equal(await payload(view), 'v4');
+        } finally {
+          await view.close();
+        }
+        const target = dir.file(`far-${i}.trove`);
+        assert.equal((await db.backup(target, { at })).tid, tids.at(-1));
+      }
+    });
+
     it('a historical view opened at a tid reads what a backup at that tid holds', async (t) => {
       const dir = scratch(t);
       const path = dir.file();
