@@ -37,7 +37,11 @@ function arrayIndex(key: string): number {
   const first = key.charCodeAt(0);
   if (first < 48 || first > 57) return -1;
   const index = Number(key);
-  return Number.isInteger(index) && index >= 0 && String(index) === key ? index : -1;
+  // 2^32 - 1 is not an array index: as a key of the items array it would be a property,
+  // which is not stored.
+  return Number.isInteger(index) && index >= 0 && index < 2 ** 32 - 1 && String(index) === key
+    ? index
+    : -1;
 }
 
 /** Brings an object up to date for a read: refuses closed jars, loads ghosts. */
@@ -185,6 +189,18 @@ const persistentHandler: ProxyHandler<Target> = {
         descriptor.value !== null
       ) {
         descriptor.value = adopt(meta, descriptor.value);
+      }
+      // An index of a list names an item, as in `set`; an item is a plain value.
+      const index = meta.indexed ? arrayIndex(key) : -1;
+      if (index >= 0) {
+        if (!('value' in descriptor)) {
+          throw new InvalidArgumentError(
+            `item ${key} of a list can only be defined with a value, not with an accessor`,
+            { argument: 'descriptor' },
+          );
+        }
+        (target[ITEMS] as unknown[])[index] = descriptor.value;
+        return true;
       }
     }
     // A class field on a new object: define it directly unless something in the way

@@ -247,6 +247,33 @@ describe('PersistentList', () => {
     assert.equal(reloaded.length, 1);
   });
 
+  // Found by a bug hunt: defineProperty on an index made an attribute beside the item (and
+  // Object.keys then threw a TypeError), and key 2^32 - 1 was taken for an index.
+  it('Object.defineProperty of an index writes the item; 2^32 - 1 is an attribute', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const list = new PersistentList<unknown>([1, 2, 3]) as PersistentList<unknown> &
+      Record<string, unknown>;
+    db.root.set('l', list);
+    await db.commit();
+    const array: unknown[] = [1, 2, 3];
+    const descriptor = { value: 'd', writable: true, enumerable: true, configurable: true };
+    Object.defineProperty(array, '1', { ...descriptor });
+    Object.defineProperty(list, '1', { ...descriptor });
+    assert.deepEqual(Object.keys(list), Object.keys(array));
+    assert.equal(list[1], 'd');
+    assert.throws(() => Object.defineProperty(list, '0', { get: () => 5 }), {
+      code: 'TROVE_INVALID_ARGUMENT',
+    });
+    list['4294967295'] = 'x';
+    assert.equal(list.length, 3);
+    await db.commit();
+    const back = (await reopen(storage)).root.get('l') as PersistentList<unknown> &
+      Record<string, unknown>;
+    assert.deepEqual([...back], array);
+    assert.equal(back['4294967295'], 'x');
+  });
+
   it('abort reverts index writes, length changes and mutating methods', async () => {
     const db = await open({ storage: new MemoryStorage() });
     const list = new PersistentList([1, 2, 3]);
