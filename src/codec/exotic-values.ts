@@ -195,7 +195,10 @@ export const CLASS_KEY = '\u0000trove.class';
 
 /**
  * Gives the objects marked with CLASS_KEY in a decoded state their class again, in place.
- * Objects of classes not registered here keep the marker (and are written back with it).
+ * An object of a class not registered here becomes a BrokenValue, in place too (others in the
+ * state may refer to it), and is written back with its class name, shared or not. (Left
+ * marked, it was written back as a plain object with the marker as a key once nothing
+ * shared it any more, and lost its class.)
  */
 export function restoreValueClasses(state: unknown): void {
   const seen = new Set<object>();
@@ -227,9 +230,25 @@ export function restoreValueClasses(state: unknown): void {
     const name = record[CLASS_KEY];
     if (typeof name !== 'string') return;
     const cls = classForName(name);
-    if (cls === undefined || isPersistentClass(cls)) return;
     delete record[CLASS_KEY];
-    Object.setPrototypeOf(record, cls.prototype);
+    if (cls !== undefined && !isPersistentClass(cls)) {
+      Object.setPrototypeOf(record, cls.prototype);
+      return;
+    }
+    const properties: Record<string, unknown> = {};
+    for (const key of Object.keys(record)) {
+      // Defined, not assigned: a key '__proto__' is data here.
+      Object.defineProperty(properties, key, {
+        value: record[key],
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+      delete record[key];
+    }
+    Object.setPrototypeOf(record, BrokenValue.prototype);
+    Object.defineProperty(record, 'className', { value: name, enumerable: true });
+    Object.defineProperty(record, 'state', { value: properties, enumerable: true });
   };
   visit(state);
 }
