@@ -357,7 +357,9 @@ describe('Persistent objects', () => {
     assert.ok(storage);
   });
 
-  it('#private fields are volatile too, and work on new and loaded objects', async () => {
+  // A loaded object has no #private fields (its constructor does not run): README's Known
+  // limits say so.
+  it('#private fields are volatile too: not stored, and work on new objects', async () => {
     const { db, obj, fresh } = await stored(new WithSecrets());
     assert.equal(obj.secret, 'hidden');
     obj.setSecret('changed');
