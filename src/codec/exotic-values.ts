@@ -22,6 +22,12 @@ class NegativeZero {}
 class Utf16String {
   constructor(readonly units: Uint16Array) {}
 }
+/**
+ * Objects read from a ProtoKeyObject: the user's own data, never a class marker, even with a
+ * CLASS_KEY key (see restoreValueClasses).
+ */
+const readFromEntries = new WeakSet<object>();
+
 class ProtoKeyObject {
   constructor(
     readonly entries: Array<[string, unknown]>,
@@ -55,6 +61,7 @@ addExtension({
   write: (value: ProtoKeyObject) => [value.nullPrototype, value.entries],
   read: ([nullPrototype, entries]: [boolean, Array<[string, unknown]>]) => {
     const object = nullPrototype ? Object.create(null) : {};
+    readFromEntries.add(object);
     // defineProperty keeps `__proto__` an ordinary own property instead of the prototype.
     for (const [key, value] of entries) {
       Object.defineProperty(object, key, {
@@ -170,7 +177,8 @@ export function faithfulCopy(
     let protoKey = false;
     for (const key of Object.keys(source)) {
       const item = copy(source[key]);
-      if (key === '__proto__' || !isWellFormed(key)) protoKey = true;
+      // CLASS_KEY too: in the user's data it must not read back as a class marker.
+      if (key === '__proto__' || key === CLASS_KEY || !isWellFormed(key)) protoKey = true;
       Object.defineProperty(target, key, {
         value: item,
         writable: true,
@@ -227,6 +235,7 @@ export function restoreValueClasses(state: unknown): void {
     if (proto !== Object.prototype && proto !== null) return;
     const record = value as Record<string, unknown>;
     for (const key of Object.keys(record)) visit(record[key]);
+    if (readFromEntries.has(record)) return;
     const name = record[CLASS_KEY];
     if (typeof name !== 'string') return;
     const cls = classForName(name);

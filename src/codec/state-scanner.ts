@@ -17,7 +17,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { describe } from '../util/validate.js';
 import { BrokenValue } from './broken-value.js';
 import { type AnyClass, nameOfClass } from './class-registry.js';
-import { isExoticPrimitive, isExoticString } from './exotic-values.js';
+import { CLASS_KEY, isExoticPrimitive, isExoticString } from './exotic-values.js';
 import { isPersistentClass, type ReferenceType, referenceType } from './reference-type.js';
 
 /** What the scan found. */
@@ -205,7 +205,7 @@ class Scan {
     }
     const path = this.#path;
     for (const key of Object.keys(obj)) {
-      if (!this.exoticValues && (key === '__proto__' || isExoticString(key))) {
+      if (!this.exoticValues && (key === '__proto__' || key === CLASS_KEY || isExoticString(key))) {
         this.exoticValues = true;
       }
       path.push(key);

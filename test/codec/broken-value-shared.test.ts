@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BrokenValue, open, Persistent, persistent } from 'trove';
+import { BrokenValue, MemoryStorage, open, Persistent, persistent } from 'trove';
 import { dump, runProgram, storageFrom } from '../support/other-program.js';
 
 @persistent('brokenShared.Holder')
@@ -66,4 +66,22 @@ output = { isMoney: a instanceof Money, keys: Object.keys(a), amount: a.amount }
     );
     assert.deepEqual(next.output, { isMoney: true, keys: ['amount'], amount: 5 });
   });
+
+  // Found in review: the user's own data with the marker's key read back as a BrokenValue.
+  for (const shared of [true, false]) {
+    it(`a plain object of the user's with the marker's key stays one (${shared ? 'shared' : 'not shared'})`, async () => {
+      const storage = new MemoryStorage();
+      const db = await open({ storage });
+      const data = { '\u0000trove.class': 'user text', x: 1 };
+      const holder = new Holder();
+      holder.a = data;
+      holder.b = shared ? data : { y: 2 };
+      db.root.set('h', holder);
+      await db.commit();
+      const again = (await open({ storage })).root.get('h') as Holder;
+      assert.ok(!(again.a instanceof BrokenValue));
+      assert.deepEqual({ ...(again.a as object) }, data);
+      if (shared) assert.equal(again.b, again.a);
+    });
+  }
 });
