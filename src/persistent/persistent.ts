@@ -182,6 +182,26 @@ const persistentHandler: ProxyHandler<Target> = {
   defineProperty(target, key, descriptor) {
     if (typeof key !== 'symbol') {
       const meta = target[META];
+      // An index of a list names an item, as in `set`, and `length` is the items' length:
+      // only a writable, enumerable, configurable value can be stored there. (A data
+      // property `length` would hide the accessor, and loading it would call the setter on
+      // an object being loaded, without end.)
+      const index = meta.indexed ? arrayIndex(key) : -1;
+      if (index >= 0 || (meta.indexed && key === 'length')) {
+        if (
+          descriptor.get !== undefined ||
+          descriptor.set !== undefined ||
+          descriptor.writable === false ||
+          descriptor.enumerable === false ||
+          descriptor.configurable === false
+        ) {
+          throw new InvalidArgumentError(
+            `${key === 'length' ? 'the length' : `item ${key}`} of a list can only be defined as a writable, enumerable, configurable value`,
+            { argument: 'descriptor' },
+          );
+        }
+        if (!('value' in descriptor)) return true;
+      }
       if (meta.jar !== undefined || meta.frozen) beforeWrite(meta);
       if (
         'value' in descriptor &&
@@ -190,17 +210,12 @@ const persistentHandler: ProxyHandler<Target> = {
       ) {
         descriptor.value = adopt(meta, descriptor.value);
       }
-      // An index of a list names an item, as in `set`; an item is a plain value.
-      const index = meta.indexed ? arrayIndex(key) : -1;
       if (index >= 0) {
-        if (!('value' in descriptor)) {
-          throw new InvalidArgumentError(
-            `item ${key} of a list can only be defined with a value, not with an accessor`,
-            { argument: 'descriptor' },
-          );
-        }
         (target[ITEMS] as unknown[])[index] = descriptor.value;
         return true;
+      }
+      if (meta.indexed && key === 'length') {
+        return Reflect.set(target, key, descriptor.value, meta.proxy);
       }
     }
     // A class field on a new object: define it directly unless something in the way

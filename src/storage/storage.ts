@@ -244,7 +244,8 @@ export function snapshotTid(at: Tid | Date, argument: string): Tid {
     at instanceof Date
       ? expectDate(at, argument).getTime() * 1000 + 999
       : expectNonNegativeInteger(at, argument);
-  return Math.min(tid, MAX_SNAPSHOT_TID);
+  // A date before 1970 shows what was committed before the first commit: nothing.
+  return Math.max(0, Math.min(tid, MAX_SNAPSHOT_TID));
 }
 
 /** Resolves `keepHistorySince` (tid or Date) to a tid; undefined keeps no history. */

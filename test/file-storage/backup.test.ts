@@ -196,7 +196,7 @@ describe('backup', () => {
 
     // Found by a bug hunt: a view as of a tid or date past 2^53 microseconds opened, then
     // failed every read (InvalidArgumentError about a tid the user never passed).
-    it('a view or backup as of the far future shows the latest state', async (t) => {
+    it('a view or backup as of the far future shows the latest state; before 1970, nothing', async (t) => {
       const dir = scratch(t);
       const path = dir.file();
       const db = dir.track(await open(path, { durability: 'none' }));
@@ -212,6 +212,15 @@ describe('backup', () => {
         const target = dir.file(`far-${i}.trove`);
         assert.equal((await db.backup(target, { at })).tid, tids.at(-1));
       }
+      // And as of before 1970: before the first commit (found in review: both failed with
+      // errors about a negative tid, or about a pack that never happened).
+      const early = await open(path, { at: new Date(-1) });
+      try {
+        assert.equal(early.storage.lastTid(), 0);
+      } finally {
+        await early.close();
+      }
+      assert.equal((await db.backup(dir.file('early.trove'), { at: new Date(-1) })).tid, 0);
     });
 
     it('a historical view opened at a tid reads what a backup at that tid holds', async (t) => {

@@ -274,6 +274,44 @@ describe('PersistentList', () => {
     assert.equal(back['4294967295'], 'x');
   });
 
+  // Found in review: flags other than a plain writable value on an index were ignored or
+  // broke the proxy's invariants (a TypeError), and a data property `length` hid the
+  // accessor, after which the list could not be loaded (the stack overflowed).
+  it('Object.defineProperty of an index or length takes only what a list can store', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const list = new PersistentList<unknown>([1, 2, 3]);
+    db.root.set('l', list);
+    await db.commit();
+    for (const descriptor of [
+      { value: 9, writable: true, enumerable: true, configurable: false },
+      { value: 9, writable: false },
+      { enumerable: false },
+      { get: () => 9 },
+    ]) {
+      assert.throws(() => Object.defineProperty(list, '0', descriptor), {
+        code: 'TROVE_INVALID_ARGUMENT',
+      });
+      assert.throws(() => Object.defineProperty(list, 'length', descriptor), {
+        code: 'TROVE_INVALID_ARGUMENT',
+      });
+    }
+    assert.deepEqual([...list], [1, 2, 3]);
+    Object.defineProperty(list, '0', {});
+    Object.defineProperty(list, 'length', {
+      value: 2,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+    assert.deepEqual([...list], [1, 2]);
+    assert.equal(list.length, 2);
+    await db.commit();
+    const back = (await reopen(storage)).root.get('l') as PersistentList<unknown>;
+    assert.deepEqual([...back], [1, 2]);
+    assert.equal(back.length, 2);
+  });
+
   it('abort reverts index writes, length changes and mutating methods', async () => {
     const db = await open({ storage: new MemoryStorage() });
     const list = new PersistentList([1, 2, 3]);
