@@ -23,9 +23,9 @@ class Money { constructor(amount) { this.amount = amount; } }
 registerClass(Money, 'brokenShared.Money');
 `;
 
-describe('a value of an unregistered class in a record with shared values', () => {
-  it('loads as a BrokenValue', async () => {
-    const old = runProgram(`${OLD}
+/** A storage where a program that knows Money stored one Money in two attributes of `h`. */
+async function sharedMoneyStored() {
+  const old = runProgram(`${OLD}
 const db = await open({ storage });
 const h = new Holder();
 const m = new Money(5);
@@ -33,7 +33,12 @@ h.a = m; h.b = m; // shared: the record is written with structured clone
 db.root.set('h', h);
 await db.commit();
 `);
-    const storage = await storageFrom(old.transactions);
+  return storageFrom(old.transactions);
+}
+
+describe('a value of an unregistered class in a record with shared values', () => {
+  it('loads as a BrokenValue', async () => {
+    const storage = await sharedMoneyStored();
     const db = await open({ storage });
     const h = db.root.get('h') as Holder;
     assert.ok(h.a instanceof BrokenValue);
@@ -43,15 +48,7 @@ await db.commit();
   });
 
   it('is written back so the class comes back once the value is no longer shared', async () => {
-    const old = runProgram(`${OLD}
-const db = await open({ storage });
-const h = new Holder();
-const m = new Money(5);
-h.a = m; h.b = m;
-db.root.set('h', h);
-await db.commit();
-`);
-    const storage = await storageFrom(old.transactions);
+    const storage = await sharedMoneyStored();
     const db = await open({ storage });
     const h = db.root.get('h') as Holder;
     h.b = null; // the value is no longer shared: the record is written plain
