@@ -405,11 +405,12 @@ export class Connection implements Jar {
    * once, it waits for oids and starts over.
    */
   async #prepare(): Promise<CommitBatch> {
-    for (const meta of this.#unmerged) {
+    const [unmerged] = this.#unmerged;
+    if (unmerged !== undefined) {
       this.#unmerged.clear();
       throw new ConflictError(
-        `write conflict on object ${meta.oid} (${classOf(meta).name}): it was written while a commit of it was under way, and its class could not merge that write into the state the commit stored after resolving a conflict`,
-        { oid: meta.oid!, kind: 'write' },
+        `write conflict on object ${unmerged.oid} (${classOf(unmerged).name}): it was written while a commit of it was under way, and its class could not merge that write into the state the commit stored after resolving a conflict`,
+        { oid: unmerged.oid!, kind: 'write' },
       );
     }
     for (;;) {

@@ -86,59 +86,51 @@ export function adopt(owner: ObjectMeta, value: unknown): unknown {
  */
 const adoptedInto = new WeakMap<object, ObjectMeta>();
 
-/** What one adopt call met: one copy of a value met twice (sharing is kept), and cycles. */
-interface AdoptContext {
-  copies?: Map<object, unknown>;
-  walked?: Set<object>;
-}
-
 const isObject = (value: unknown): value is object => typeof value === 'object' && value !== null;
 
-function adoptValue(owner: ObjectMeta, value: unknown, context: AdoptContext): unknown {
+/** The copies one adopt call made (made when first needed: most calls copy nothing). */
+interface Copies {
+  made?: Map<object, unknown>;
+}
+
+/** As adopt; one copy of each value met, so sharing inside a value is kept. */
+function adoptValue(owner: ObjectMeta, value: unknown, copies: Copies): unknown {
   if (!isObject(value)) return value;
   const raw = rawByView.get(value);
   if (raw === undefined) {
     // A new container may hold views itself (`a.summary = { tags: b.tags }`): they are
     // adopted too, in place, or the two objects would share the nested value.
-    adoptWithin(owner, value, context);
+    adoptWithin(owner, value, copies);
     return value;
   }
   if (ownerOfView.get(value) === owner) return raw;
-  context.copies ??= new Map();
-  return copyValue(raw, context.copies);
+  copies.made ??= new Map();
+  return copyValue(raw, copies.made);
 }
 
 /** Adopts (see adopt) the views inside a plain container, replacing them in place. */
-function adoptWithin(owner: ObjectMeta, container: object, context: AdoptContext): void {
-  // Persistent objects (their class's prototype), dates and binary data hold no views.
-  const proto = Object.getPrototypeOf(container);
-  const kind =
-    proto === Array.prototype
-      ? 'array'
-      : proto === Object.prototype || proto === null
-        ? 'plain'
-        : proto === Map.prototype
-          ? 'map'
-          : proto === Set.prototype
-            ? 'set'
-            : undefined;
-  if (kind === undefined) return;
+function adoptWithin(owner: ObjectMeta, container: object, copies: Copies): void {
+  // Only the containers that get views can hold any: not persistent objects (their class's
+  // prototype), dates or binary data.
+  const kind = viewKind(container);
+  if (kind === undefined || kind === ViewKind.Date) return;
+  const isArray = Array.isArray(container);
   // The usual case, primitives only (an array of tags): nothing to adopt, nothing to note.
-  if (kind === 'array' && !(container as unknown[]).some(isObject)) return;
-  if (kind === 'plain' && !Object.values(container).some(isObject)) return;
-  context.walked ??= new Set();
-  if (context.walked.has(container) || adoptedInto.get(container) === owner) return;
-  context.walked.add(container);
+  if (kind === ViewKind.Plain && !(isArray ? container : Object.values(container)).some(isObject)) {
+    return;
+  }
+  // Noted before the walk, so a cycle back to it ends there.
+  if (adoptedInto.get(container) === owner) return;
   adoptedInto.set(container, owner);
-  const adoptItem = (item: unknown): unknown => adoptValue(owner, item, context);
-  if (kind === 'array') {
+  const adoptItem = (item: unknown): unknown => adoptValue(owner, item, copies);
+  if (isArray) {
     const array = container as unknown[];
     for (let i = 0; i < array.length; i++) {
       const item = array[i];
       const adopted = adoptItem(item);
       if (adopted !== item) array[i] = adopted;
     }
-  } else if (kind === 'map') {
+  } else if (kind === ViewKind.Map) {
     const map = container as Map<unknown, unknown>;
     const entries = [...map];
     const adopted = entries.map(([key, item]) => [adoptItem(key), adoptItem(item)] as const);
@@ -147,7 +139,7 @@ function adoptWithin(owner: ObjectMeta, container: object, context: AdoptContext
       map.clear();
       for (const [key, item] of adopted) map.set(key, item);
     }
-  } else if (kind === 'set') {
+  } else if (kind === ViewKind.Set) {
     const set = container as Set<unknown>;
     const items = [...set];
     const adopted = items.map(adoptItem);

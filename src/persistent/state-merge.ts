@@ -56,16 +56,15 @@ export function sameValue(a: unknown, b: unknown, depth = 0): boolean {
     // Object keys of two decoded states are different objects: matched by value, each once.
     const unmatched = [...other.keys()].filter(isPlainValueObject);
     for (const [key, value] of a) {
-      if (!isPlainValueObject(key)) {
-        if (!other.has(key) || !sameValue(value, other.get(key), depth + 1)) return false;
-        continue;
-      }
-      const i = unmatched.findIndex(
-        (candidate) =>
-          sameValue(key, candidate, depth + 1) && sameValue(value, other.get(candidate), depth + 1),
-      );
-      if (i < 0) return false;
-      unmatched.splice(i, 1);
+      const found = isPlainValueObject(key)
+        ? takeMatch(
+            unmatched,
+            (candidate) =>
+              sameValue(key, candidate, depth + 1) &&
+              sameValue(value, other.get(candidate), depth + 1),
+          )
+        : other.has(key) && sameValue(value, other.get(key), depth + 1);
+      if (!found) return false;
     }
     return true;
   }
@@ -74,13 +73,10 @@ export function sameValue(a: unknown, b: unknown, depth = 0): boolean {
     if (a.size !== other.size) return false;
     const unmatched = [...other].filter(isPlainValueObject);
     for (const item of a) {
-      if (!isPlainValueObject(item)) {
-        if (!other.has(item)) return false;
-        continue;
-      }
-      const i = unmatched.findIndex((candidate) => sameValue(item, candidate, depth + 1));
-      if (i < 0) return false;
-      unmatched.splice(i, 1);
+      const found = isPlainValueObject(item)
+        ? takeMatch(unmatched, (candidate) => sameValue(item, candidate, depth + 1))
+        : other.has(item);
+      if (!found) return false;
     }
     return true;
   }
@@ -96,6 +92,14 @@ export function sameValue(a: unknown, b: unknown, depth = 0): boolean {
         depth + 1,
       ),
   );
+}
+
+/** Removes the first of `candidates` that `matches`; false if none does. */
+function takeMatch(candidates: unknown[], matches: (candidate: unknown) => boolean): boolean {
+  const i = candidates.findIndex(matches);
+  if (i < 0) return false;
+  candidates.splice(i, 1);
+  return true;
 }
 
 /** Whether `value` is an object stored by value (not a primitive, not a persistent object). */
@@ -141,6 +145,11 @@ function mergeValue(old: unknown, committed: unknown, mine: unknown): unknown {
   throw new MergeConflict();
 }
 
+/** The places of the three states in the arrays the merge functions pass around. */
+const OLD = 0;
+const COMMITTED = 1;
+const MINE = 2;
+
 /**
  * The elements (or keys) of three collections as keys that compare by identity. A primitive
  * or a persistent object is its own key. The three states are decoded apart, so one stored
@@ -148,9 +157,13 @@ function mergeValue(old: unknown, committed: unknown, mine: unknown): unknown {
  * earlier state (sameValue), matched at most once per state, so that equal elements that
  * are distinct within one collection stay distinct.
  */
-function matchElements(states: readonly (readonly unknown[])[]): unknown[][] {
+function matchElements(states: readonly (readonly unknown[])[]): {
+  keysOf: unknown[][];
+  /** The element to store for each key: the committed state's, else mine, else the old. */
+  stored: Map<unknown, unknown>;
+} {
   const buckets = new Map<string, { value: object; key: object; usedBy: number }[]>();
-  return states.map((elements, state) =>
+  const keysOf = states.map((elements, state) =>
     elements.map((element) => {
       if (!isPlainValueObject(element)) return element;
       const print = fingerprint(element);
@@ -170,6 +183,14 @@ function matchElements(states: readonly (readonly unknown[])[]): unknown[][] {
       return key;
     }),
   );
+  const stored = new Map<unknown, unknown>();
+  for (const state of [OLD, MINE, COMMITTED]) {
+    const keys = keysOf[state]!;
+    states[state]!.forEach((element, i) => {
+      stored.set(keys[i], element);
+    });
+  }
+  return { keysOf, stored };
 }
 
 function mergeMaps(
@@ -178,19 +199,14 @@ function mergeMaps(
   mine: Map<unknown, unknown>,
 ): Map<unknown, unknown> {
   const states = [old, committed, mine];
-  const keysOf = matchElements(states.map((map) => [...map.keys()]));
-  // Each state's entries by matched key; the key object to store, the latest state's.
+  const { keysOf, stored } = matchElements(states.map((map) => [...map.keys()]));
+  // Each state's entries by matched key.
   const entries = states.map((map, state) => {
     const byKey = new Map<unknown, unknown>();
     let i = 0;
     for (const value of map.values()) byKey.set(keysOf[state]![i++], value);
     return byKey;
   });
-  const stored = new Map<unknown, unknown>();
-  for (const state of [0, 2, 1]) {
-    let i = 0;
-    for (const key of states[state]!.keys()) stored.set(keysOf[state]![i++], key);
-  }
   const [o, c, m] = entries as [
     Map<unknown, unknown>,
     Map<unknown, unknown>,
@@ -198,7 +214,7 @@ function mergeMaps(
   ];
   const merged = new Map<unknown, unknown>();
   // Order: committed entries first (what others see), then keys only this side added.
-  for (const key of new Set([...keysOf[1]!, ...keysOf[2]!, ...keysOf[0]!])) {
+  for (const key of new Set([...keysOf[COMMITTED]!, ...keysOf[MINE]!, ...keysOf[OLD]!])) {
     const value = mergeValue(
       o.has(key) ? o.get(key) : ABSENT,
       c.has(key) ? c.get(key) : ABSENT,
@@ -210,21 +226,14 @@ function mergeMaps(
 }
 
 function mergeSets(old: Set<unknown>, committed: Set<unknown>, mine: Set<unknown>): Set<unknown> {
-  const states = [old, committed, mine];
-  const keysOf = matchElements(states.map((set) => [...set]));
+  const { keysOf, stored } = matchElements([[...old], [...committed], [...mine]]);
   const [o, c, m] = keysOf.map((keys) => new Set(keys)) as [
     Set<unknown>,
     Set<unknown>,
     Set<unknown>,
   ];
-  // The element to store for a key: the committed one, else this side's, else the old one.
-  const stored = new Map<unknown, unknown>();
-  for (const state of [0, 2, 1]) {
-    let i = 0;
-    for (const element of states[state]!) stored.set(keysOf[state]![i++], element);
-  }
   const merged = new Set<unknown>();
-  for (const key of new Set([...keysOf[1]!, ...keysOf[2]!, ...keysOf[0]!])) {
+  for (const key of new Set([...keysOf[COMMITTED]!, ...keysOf[MINE]!, ...keysOf[OLD]!])) {
     const inOld = o.has(key);
     // Present unless one side removed it, or absent unless one side added it.
     const keep = inOld ? c.has(key) && m.has(key) : c.has(key) || m.has(key);

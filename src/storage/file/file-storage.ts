@@ -942,12 +942,13 @@ export class FileStorage extends Storage {
         // The packer died (or failed) between writing its marker and renaming its file.
         // The marker holds no data: cut it without keeping a copy.
         const end = stop.moved.offset + stop.moved.length;
-        if (endOfData(this.#fd, end, size) === end)
+        const dataEnd = endOfData(this.#fd, end, size);
+        if (dataEnd === end)
           this.#truncate(stop.offset, 'a pack marker left by a pack that did not finish');
         else
           this.#cut(
             stop.offset,
-            endOfData(this.#fd, end, size),
+            dataEnd,
             'a pack marker left by a pack that did not finish, and what follows it',
           );
         continue;
