@@ -10,8 +10,16 @@
  */
 
 import { addExtension } from 'msgpackr';
+import { defineData } from '../util/define-data.js';
 import { BrokenValue } from './broken-value.js';
 import { type AnyClass, classForName, nameOfClass } from './class-registry.js';
+import {
+  type ErrorPartList,
+  ErrorParts,
+  errorFromParts,
+  errorParts,
+  isErrorPartList,
+} from './error-values.js';
 import { isPersistentClass, referenceType } from './reference-type.js';
 
 const NEGATIVE_ZERO_EXTENSION = 0x1a;
@@ -64,12 +72,7 @@ addExtension({
     readFromEntries.add(object);
     // defineProperty keeps `__proto__` an ordinary own property instead of the prototype.
     for (const [key, value] of entries) {
-      Object.defineProperty(object, key, {
-        value,
-        writable: true,
-        enumerable: true,
-        configurable: true,
-      });
+      defineData(object, key, value);
     }
     return object;
   },
@@ -160,7 +163,17 @@ export function faithfulCopy(
       copies.set(value, marker);
       return marker;
     }
-    return value; // dates, binary, regular expressions, errors
+    if (value instanceof Error) {
+      const parts = errorParts(value);
+      const copied = [...parts] as ErrorPartList;
+      // Among shared values an error is a marker object (see restoreValueClasses): msgpackr
+      // would rebuild an error in a cycle as a plain object.
+      const out = markValueClasses ? { [CLASS_KEY]: copied } : new ErrorParts(copied);
+      copies.set(value, out);
+      for (let i = 0; i < copied.length; i++) copied[i] = copy(copied[i]);
+      return out;
+    }
+    return value; // dates, binary, regular expressions
   };
   // A value-class instance as a plain object with its class name under CLASS_KEY.
   const marked = (value: object, name: string, properties: Record<string, unknown>): unknown => {
@@ -179,18 +192,18 @@ export function faithfulCopy(
       const item = copy(source[key]);
       // CLASS_KEY too: in the user's data it must not read back as a class marker.
       if (key === '__proto__' || key === CLASS_KEY || !isWellFormed(key)) protoKey = true;
-      Object.defineProperty(target, key, {
-        value: item,
-        writable: true,
-        enumerable: true,
-        configurable: true,
-      });
+      defineData(target, key, item);
     }
     return protoKey;
   };
   const copied: Record<string, unknown> = {};
-  copyProperties(state, copied);
-  return copied;
+  if (!copyProperties(state, copied)) return copied;
+  // Attribute names that need the marker too (the marker reads back as a plain object).
+  const entries = Object.keys(copied).map((key): [string, unknown] => [
+    copy(key) as string,
+    copied[key],
+  ]);
+  return new ProtoKeyObject(entries, false) as unknown as Record<string, unknown>;
 }
 
 /**
@@ -206,58 +219,78 @@ export const CLASS_KEY = '\u0000trove.class';
  * An object of a class not registered here becomes a BrokenValue, in place too (others in the
  * state may refer to it), and is written back with its class name, shared or not. (Left
  * marked, it was written back as a plain object with the marker as a key once nothing
- * shared it any more, and lost its class.)
+ * shared it any more, and lost its class.) An error's marker (its parts under CLASS_KEY)
+ * cannot become an error in place: it is replaced by the error wherever it is.
  */
 export function restoreValueClasses(state: unknown): void {
   const seen = new Set<object>();
+  const errors = new Map<object, Error>();
   const referenceBase = referenceType().base;
-  const visit = (value: unknown): void => {
-    if (
-      typeof value !== 'object' ||
-      value === null ||
-      seen.has(value) ||
-      value instanceof referenceBase
-    )
-      return;
+  const visit = (value: unknown): unknown => {
+    if (typeof value !== 'object' || value === null || value instanceof referenceBase) {
+      return value;
+    }
+    const error = errors.get(value);
+    if (error !== undefined) return error;
+    if (seen.has(value)) return value;
     seen.add(value);
-    if (Array.isArray(value) || value instanceof Set) {
-      for (const item of value) visit(item);
-      return;
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const item = visit(value[i]);
+        if (item !== value[i]) value[i] = item;
+      }
+      return value;
+    }
+    if (value instanceof Set) {
+      const items = [...value].map(visit);
+      if (items.some((item) => !value.has(item))) {
+        value.clear();
+        for (const item of items) value.add(item);
+      }
+      return value;
     }
     if (value instanceof Map) {
-      for (const [key, item] of value) {
-        visit(key);
-        visit(item);
+      const entries = [...value].map(([key, item]): [unknown, unknown, unknown] => [
+        key,
+        visit(key),
+        visit(item),
+      ]);
+      if (entries.some(([key, restored]) => restored !== key)) {
+        value.clear();
+        for (const [, key, item] of entries) value.set(key, item);
+      } else {
+        for (const [key, , item] of entries) if (item !== value.get(key)) value.set(key, item);
       }
-      return;
+      return value;
     }
     const proto = Object.getPrototypeOf(value);
-    if (proto !== Object.prototype && proto !== null) return;
+    if (proto !== Object.prototype && proto !== null) return value;
     const record = value as Record<string, unknown>;
-    for (const key of Object.keys(record)) visit(record[key]);
-    if (readFromEntries.has(record)) return;
-    const name = record[CLASS_KEY];
-    if (typeof name !== 'string') return;
-    const cls = classForName(name);
+    const marked = readFromEntries.has(record) ? undefined : record[CLASS_KEY];
+    if (isErrorPartList(marked)) {
+      return errorFromParts(marked, visit, (made) => errors.set(record, made));
+    }
+    for (const key of Object.keys(record)) {
+      const item = visit(record[key]);
+      if (item !== record[key]) record[key] = item;
+    }
+    if (typeof marked !== 'string') return value;
+    const cls = classForName(marked);
     delete record[CLASS_KEY];
     if (cls !== undefined && !isPersistentClass(cls)) {
       Object.setPrototypeOf(record, cls.prototype);
-      return;
+      return value;
     }
     const properties: Record<string, unknown> = {};
     for (const key of Object.keys(record)) {
       // Defined, not assigned: a key '__proto__' is data here.
-      Object.defineProperty(properties, key, {
-        value: record[key],
-        writable: true,
-        enumerable: true,
-        configurable: true,
-      });
+      defineData(properties, key, record[key]);
       delete record[key];
     }
     Object.setPrototypeOf(record, BrokenValue.prototype);
-    Object.defineProperty(record, 'className', { value: name, enumerable: true });
+    Object.defineProperty(record, 'className', { value: marked, enumerable: true });
     Object.defineProperty(record, 'state', { value: properties, enumerable: true });
+    return value;
   };
   visit(state);
 }

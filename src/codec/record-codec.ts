@@ -80,7 +80,10 @@ addValueExtension(BrokenValue, (value) => {
 });
 
 onClassRegistered((cls, name) => {
-  if (!isPersistentClass(cls)) addValueExtension(cls, (value) => [name, { ...value }]);
+  // Errors of a registered class are written as errors, with their class name (error-values).
+  if (!isPersistentClass(cls) && !(cls.prototype instanceof Error)) {
+    addValueExtension(cls, (value) => [name, { ...value }]);
+  }
 });
 
 /**

@@ -41,13 +41,15 @@ export function pathSegment(key: unknown): string {
   return `[${describe(key)}]`;
 }
 
+/** The parts of an error kept besides its own enumerable properties (see error-values). */
+const ERROR_PARTS = ['name', 'message', 'stack', 'cause', 'errors'] as const;
+
 function isLeafObject(value: object, proto: object | null): boolean {
   return (
     proto === Date.prototype ||
     ArrayBuffer.isView(value) ||
     proto === ArrayBuffer.prototype ||
-    proto === RegExp.prototype ||
-    value instanceof Error
+    proto === RegExp.prototype
   );
 }
 
@@ -96,7 +98,8 @@ class Scan {
     this.maps = false;
     this.valueClasses = false;
     try {
-      this.state(state);
+      // Symbol-keyed attributes are the object's volatile state: not stored, not refused.
+      this.properties(state, false);
       return RESULTS[
         (this.sharedValues ? 1 : 0) |
           (this.exoticValues ? 2 : 0) |
@@ -180,7 +183,20 @@ class Scan {
         path.pop();
       }
     } else if (isLeafObject(obj, proto)) {
-      // Stored whole by msgpackr (dates, binary data, regular expressions, errors).
+      // Stored whole by msgpackr (dates, binary data, regular expressions).
+    } else if (obj instanceof Error) {
+      // Written as its parts (see error-values); among shared values, as a marker object
+      // (msgpackr would rebuild an error in a cycle as a plain object).
+      this.valueClasses = true;
+      const error = obj as unknown as Record<string, unknown>;
+      for (const key of ERROR_PARTS) {
+        // Own enumerable ones are scanned with the other properties below.
+        if (Object.prototype.propertyIsEnumerable.call(error, key)) continue;
+        path.push(key);
+        this.value(error[key]);
+        path.pop();
+      }
+      this.properties(obj as unknown as Record<string, unknown>, false);
     } else if (obj instanceof BrokenValue) {
       this.valueClasses = true;
       this.properties(obj.state, false);
@@ -212,18 +228,6 @@ class Scan {
       const item = obj[key];
       const stored = this.value(item);
       if (stored !== item) obj[key] = stored;
-      path.pop();
-    }
-  }
-
-  /** Scans the values of a state (its keys are property names, never checked as data). */
-  state(state: Record<string, unknown>): void {
-    const path = this.#path;
-    for (const key of Object.keys(state)) {
-      path.push(key);
-      const item = state[key];
-      const stored = this.value(item);
-      if (stored !== item) state[key] = stored;
       path.pop();
     }
   }

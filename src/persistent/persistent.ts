@@ -15,6 +15,7 @@ import { installReferenceType } from '../codec/record-codec.js';
 import { isEncoding } from '../codec/reference-type.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Oid } from '../storage/types.js';
+import { defineData } from '../util/define-data.js';
 import { describe } from '../util/validate.js';
 import { adopt, forgetViews, noteWrite, rawOfView, track } from './change-tracking.js';
 import { type Jar, JarStatus, META, metaOf, ObjectMeta, ObjectState } from './object-meta.js';
@@ -219,10 +220,12 @@ const persistentHandler: ProxyHandler<Target> = {
       }
     }
     // A class field on a new object: define it directly unless something in the way
-    // (a prototype accessor, an existing property) needs the full algorithm.
+    // (a prototype accessor, an existing property) needs the full algorithm. (Assigned,
+    // `__proto__` would set the prototype.)
     if (
       isPlainData(descriptor) &&
       target[META].slowKeys?.has(key) !== true &&
+      key !== '__proto__' &&
       !Object.hasOwn(target, key)
     ) {
       target[key] = descriptor.value;
@@ -321,13 +324,21 @@ export class Persistent {
   /** @internal The persisted state: the own string-keyed properties. */
   [GET_STATE](): Record<string, unknown> {
     const state: Record<string, unknown> = {};
-    for (const key of Object.keys(this)) state[key] = (this as Record<string, unknown>)[key];
+    for (const key of Object.keys(this)) {
+      if (key === '__proto__') defineData(state, key, (this as Record<string, unknown>)[key]);
+      else state[key] = (this as Record<string, unknown>)[key];
+    }
     return state;
   }
 
   /** @internal Installs a loaded state. */
   [SET_STATE](state: Record<string, unknown>): void {
-    Object.assign(this, state);
+    // Assigned, a key '__proto__' would set the prototype instead of an attribute.
+    if (Object.hasOwn(state, '__proto__')) {
+      for (const key of Object.keys(state)) defineData(this, key, state[key]);
+    } else {
+      Object.assign(this, state);
+    }
   }
 }
 

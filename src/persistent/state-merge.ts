@@ -32,12 +32,14 @@ export function sameValue(a: unknown, b: unknown, depth = 0): boolean {
   if (a instanceof Error) {
     const other = b as Error;
     if (a.name !== other.name || a.message !== other.message) return false;
-    // Decoding restores a cause as an own property that is not enumerable.
-    if (
-      (Object.hasOwn(a, 'cause') || Object.hasOwn(other, 'cause')) &&
-      !sameValue(a.cause, other.cause, depth + 1)
-    ) {
-      return false;
+    // A cause and an AggregateError's errors are own properties that are not enumerable.
+    for (const key of ['cause', 'errors'] as const) {
+      if (
+        (Object.hasOwn(a, key) || Object.hasOwn(other, key)) &&
+        !sameValue((a as AggregateError)[key], (other as AggregateError)[key], depth + 1)
+      ) {
+        return false;
+      }
     }
   }
   if (ArrayBuffer.isView(a)) {

@@ -237,6 +237,37 @@ describe('codec round trip', () => {
     assert.deepEqual(Object.getOwnPropertyDescriptor(back, '__proto__')?.value, { polluted: true });
   });
 
+  it('attribute names of every kind come back as they were, as data', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const box = new Box();
+    const shared = { n: 1 };
+    const attributes: Record<string, unknown> = {
+      '\uD800x': 'lone surrogate',
+      '\u0000trove.class': 'codecRoundTrip.Money',
+      ['__proto__']: 'data', // computed: an own property, not the prototype
+      a: shared,
+      b: shared,
+    };
+    for (const [key, value] of Object.entries(attributes)) {
+      Object.defineProperty(box, key, {
+        value,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    }
+    db.root.set('box', box);
+    await db.commit();
+    const back = (await reopen(storage)).root.get('box') as any;
+    assert.equal(Object.getPrototypeOf(back), Box.prototype);
+    assert.deepEqual(Object.keys(back).sort(), ['value', ...Object.keys(attributes)].sort());
+    for (const key of ['\uD800x', '\u0000trove.class', '__proto__']) {
+      assert.equal(Object.getOwnPropertyDescriptor(back, key)?.value, attributes[key], key);
+    }
+    assert.equal(back.a, back.b);
+  });
+
   it('objects with a null prototype keep their properties', async () => {
     const value = Object.assign(Object.create(null), { a: 1, b: [2] });
     const back = await roundTrip(value);

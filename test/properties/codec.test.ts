@@ -8,6 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { types } from 'node:util';
 import fc from 'fast-check';
 import {
   type Database,
@@ -133,7 +134,25 @@ function assertStoredEqual(
         compare(got[i], item, `${path}<item ${i}>`);
       });
     } else {
-      assert.ok(proto === Object.prototype || proto === Point.prototype, `storable at ${path}`);
+      if (e instanceof Error) {
+        const error = a as Error;
+        assert.ok(types.isNativeError(error), `a real error at ${path}`);
+        assert.equal(error.name, e.name, `error name at ${path}`);
+        assert.equal(error.stack, e.stack, `error stack at ${path}`);
+        compare(error.message, e.message, `${path}.message`);
+        for (const part of ['cause', 'errors'] as const) {
+          assert.equal(Object.hasOwn(error, part), Object.hasOwn(e, part), `${part} at ${path}`);
+          if (Object.hasOwn(e, part)) {
+            compare(
+              (error as AggregateError)[part],
+              (e as AggregateError)[part],
+              `${path}.${part}`,
+            );
+          }
+        }
+      } else {
+        assert.ok(proto === Object.prototype || proto === Point.prototype, `storable at ${path}`);
+      }
       assert.deepEqual(Object.keys(a), Object.keys(e), `keys at ${path}`);
       for (const key of Object.keys(e)) {
         compare(
@@ -243,6 +262,11 @@ const keyArb = fc.oneof(
   ),
 );
 
+/** Keys of an error's own properties: not those the error has or reads from its class. */
+const errorKeyArb = keyArb.filter(
+  (key) => !['message', 'stack', 'cause', 'errors', 'name', 'constructor'].includes(key),
+);
+
 function objectOf(entries: Array<[string, unknown]>): Record<string, unknown> {
   const obj: Record<string, unknown> = {};
   for (const [key, value] of entries) obj[key] = value;
@@ -256,6 +280,7 @@ const { value: storableTreeArb } = fc.letrec<{
   map: Map<unknown, unknown>;
   set: Set<unknown>;
   point: Point;
+  error: Error;
 }>((tie) => ({
   value: fc.oneof(
     { depthSize: 'small', withCrossShrink: true },
@@ -265,6 +290,7 @@ const { value: storableTreeArb } = fc.letrec<{
     tie('map'),
     tie('set'),
     tie('point'),
+    tie('error'),
   ),
   array: fc.array(tie('value'), { maxLength: 4 }),
   object: fc.array(fc.tuple(keyArb, tie('value')), { maxLength: 4 }).map(objectOf),
@@ -285,7 +311,35 @@ const { value: storableTreeArb } = fc.letrec<{
     .map((entries) => new Map(entries)),
   set: fc.array(tie('value'), { maxLength: 4 }).map((items) => new Set(items)),
   point: fc.tuple(tie('value'), tie('value')).map(([x, y]) => new Point(x, y)),
+  error: fc
+    .record({
+      kind: fc.constantFrom<ErrorKind>('Error', 'TypeError', 'RangeError', 'AggregateError'),
+      message: stringArb,
+      cause: fc.option(fc.tuple(tie('value')), { nil: undefined }),
+      errors: fc.array(tie('value'), { maxLength: 2 }),
+      properties: fc.array(fc.tuple(errorKeyArb, tie('value')), { maxLength: 2 }),
+    })
+    .map(({ kind, message, cause, errors, properties }) => {
+      const error = makeError(kind, message, cause, errors);
+      for (const [key, value] of properties)
+        (error as unknown as Record<string, unknown>)[key] = value;
+      return error;
+    }),
 }));
+
+type ErrorKind = 'Error' | 'TypeError' | 'RangeError' | 'AggregateError';
+
+/** An error of `kind`; `cause` is a one-tuple when there is one (undefined is a cause too). */
+function makeError(
+  kind: ErrorKind,
+  message: string,
+  cause: [unknown] | undefined,
+  errors: unknown[],
+): Error {
+  const options = cause === undefined ? undefined : { cause: cause[0] };
+  if (kind === 'AggregateError') return new AggregateError(errors, message, options);
+  return new { Error, TypeError, RangeError }[kind](message, options);
+}
 
 function isContainer(value: unknown): value is object {
   return (
@@ -293,6 +347,7 @@ function isContainer(value: unknown): value is object {
     value instanceof Map ||
     value instanceof Set ||
     value instanceof Point ||
+    value instanceof Error ||
     (typeof value === 'object' &&
       value !== null &&
       Object.getPrototypeOf(value) === Object.prototype)
@@ -311,6 +366,26 @@ function cloneTree(value: unknown): unknown {
     const point = new Point(undefined, undefined);
     for (const key of Object.keys(value)) point[key] = cloneTree(value[key]);
     return point;
+  }
+  if (value instanceof Error) {
+    const error = makeError(
+      Object.getPrototypeOf(value).constructor.name as ErrorKind,
+      value.message,
+      Object.hasOwn(value, 'cause') ? [cloneTree(value.cause)] : undefined,
+      value instanceof AggregateError ? value.errors.map(cloneTree) : [],
+    );
+    // The copy is the error the test stores: it keeps the original's stack to compare.
+    Object.defineProperty(error, 'stack', {
+      value: value.stack,
+      writable: true,
+      configurable: true,
+    });
+    for (const key of Object.keys(value)) {
+      (error as unknown as Record<string, unknown>)[key] = cloneTree(
+        (value as unknown as Record<string, unknown>)[key],
+      );
+    }
+    return error;
   }
   return objectOf(Object.entries(value).map(([k, v]) => [k, cloneTree(v)]));
 }
@@ -332,7 +407,13 @@ function objectsOf(root: unknown): { containers: object[]; all: object[] } {
         walk(v);
       }
     } else if (value instanceof Set) value.forEach(walk);
-    else Object.values(value).forEach(walk);
+    else {
+      if (value instanceof Error) {
+        if (Object.hasOwn(value, 'cause')) walk(value.cause);
+        if (value instanceof AggregateError) value.errors.forEach(walk);
+      }
+      Object.values(value).forEach(walk);
+    }
   };
   walk(root);
   return { containers, all };
