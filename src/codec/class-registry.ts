@@ -7,19 +7,36 @@
  */
 
 import { InvalidArgumentError } from '../errors.js';
-import { describe, expectNonEmptyString, expectOptions } from '../util/validate.js';
+import {
+  describe,
+  expectNonEmptyString,
+  expectOptionalBoolean,
+  expectOptions,
+} from '../util/validate.js';
+import { type AnyClass, isPersistentClass } from './reference-type.js';
 
-/** Any class trove can store (persistent classes and value classes). */
-export type AnyClass = abstract new (...args: any[]) => object;
+// Defined with the reference type, which needs it and cannot import this module.
+export type { AnyClass };
 
 /** Options of {@link registerClass}. */
 export interface RegisterClassOptions {
   /** Older names under which stored records of this class may exist. */
   aliases?: readonly string[];
+  /**
+   * For persistent classes: make each object loaded from the database by calling the
+   * class's constructor with no arguments, then install its stored state over what the
+   * constructor assigned. Without it a loaded object is made without running a
+   * constructor, so it has no `#private` fields (a method that uses one throws a
+   * `TypeError`) and no volatile state a constructor sets up. The constructor must accept
+   * no arguments; an error it throws is thrown where the object is first used. Default
+   * false.
+   */
+  constructOnLoad?: boolean;
 }
 
 const classByName = new Map<string, AnyClass>();
 const nameByClass = new Map<AnyClass, string>();
+const constructedOnLoad = new Set<AnyClass>();
 
 /** A name is dotted words, like `app.User` or `billing.v2.Invoice`. */
 const NAME_PATTERN = /^[A-Za-z_$][\w$]*(?:[.:/-][A-Za-z_$][\w$]*)*$/;
@@ -74,6 +91,13 @@ export function registerClass<C extends AnyClass>(
   aliases.forEach((alias, i) => {
     checkName(alias, `options.aliases[${i}]`);
   });
+  const constructOnLoad = expectOptionalBoolean(opts.constructOnLoad, 'options.constructOnLoad');
+  if (constructOnLoad === true && !isPersistentClass(cls)) {
+    // A value-class instance is its decoded properties given the class: nothing to construct.
+    throw new InvalidArgumentError('options.constructOnLoad is for persistent classes only', {
+      argument: 'options.constructOnLoad',
+    });
+  }
   const previous = nameByClass.get(cls);
   if (previous !== undefined && previous !== stableName) {
     throw new InvalidArgumentError(
@@ -89,6 +113,8 @@ export function registerClass<C extends AnyClass>(
   classByName.set(stableName, cls);
   for (const alias of aliases) classByName.set(alias, cls);
   nameByClass.set(cls, stableName);
+  if (constructOnLoad === true) constructedOnLoad.add(cls);
+  else if (constructOnLoad === false) constructedOnLoad.delete(cls);
   for (const listener of listeners) listener(cls, stableName);
   return cls;
 }
@@ -104,6 +130,16 @@ export function classForName(name: string): AnyClass | undefined {
  */
 export function nameOfClass(cls: AnyClass): string | undefined {
   return nameByClass.get(cls);
+}
+
+/**
+ * Whether objects of `cls` are made by its constructor when loaded (see
+ * RegisterClassOptions.constructOnLoad).
+ *
+ * @internal
+ */
+export function constructsOnLoad(cls: AnyClass): boolean {
+  return constructedOnLoad.has(cls);
 }
 
 type RegistrationListener = (cls: AnyClass, name: string) => void;

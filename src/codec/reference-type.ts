@@ -7,7 +7,9 @@
  */
 
 import type { Oid } from '../storage/types.js';
-import type { AnyClass } from './class-registry.js';
+
+/** Any class trove can store (persistent classes and value classes). */
+export type AnyClass = abstract new (...args: any[]) => object;
 
 /** What the codec needs to know about persistent objects. */
 export interface ReferenceType {

@@ -88,6 +88,8 @@ export class ObjectMeta {
    * many times when it is shared; a number on the object is cheaper than a set of them).
    */
   walk = 0;
+  /** True once a constructor ran for the object (made with `new`, or see constructOnLoad). */
+  constructed = false;
 
   constructor(target: object, state: ObjectState, classKnown: boolean) {
     this.target = target;

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { type AnyClass, constructsOnLoad } from '../codec/class-registry.js';
 import { installReferenceType } from '../codec/record-codec.js';
 import { isEncoding } from '../codec/reference-type.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -311,8 +312,17 @@ const persistentHandler: ProxyHandler<Target> = {
  */
 export class Persistent {
   constructor() {
+    if (reviving !== undefined && new.target === reviving.cls) {
+      // Loading by the constructor (constructOnLoad): the object exists already. Returned
+      // here, it is what the subclasses' fields, #private ones included, are defined on.
+      const proxy = reviving.meta.proxy;
+      reviving = undefined;
+      // biome-ignore lint/correctness/noConstructorReturn: the loaded object's identity
+      return proxy as unknown as this;
+    }
     const target = this as unknown as Target;
     const meta = new ObjectMeta(target, ObjectState.Unsaved, true);
+    meta.constructed = true;
     Object.defineProperty(target, META, { value: meta });
     readClassFlags(meta, target);
     const proxy = new Proxy(target, persistentHandler);
@@ -359,6 +369,31 @@ export function createGhost(jar: Jar, oid: Oid, cls?: Function): ObjectMeta {
   return meta;
 }
 
+/** The object the next Persistent constructor of `cls` returns (see construct). */
+let reviving: { cls: Function; meta: ObjectMeta } | undefined;
+
+/**
+ * Runs the constructor of `cls` over an object being loaded, so that it gets what only a
+ * constructor gives (`#private` fields); then drops the attributes the constructor set,
+ * which the stored state replaces. The connection is detached meanwhile: what the
+ * constructor does is not a change of the object.
+ */
+function construct(meta: ObjectMeta, cls: Function): void {
+  const target = meta.target as Target;
+  const jar = meta.jar;
+  meta.jar = undefined;
+  reviving = { cls, meta };
+  try {
+    Reflect.construct(cls, [], cls);
+  } finally {
+    reviving = undefined;
+    meta.jar = jar;
+  }
+  meta.constructed = true;
+  for (const key of Object.keys(target)) delete target[key];
+  forgetViews(meta);
+}
+
 /**
  * Gives a loading ghost its class, then installs its state.
  *
@@ -375,6 +410,7 @@ export function installState(
     readClassFlags(meta, target);
   }
   meta.classKnown = true;
+  if (!meta.constructed && constructsOnLoad(cls as AnyClass)) construct(meta, cls);
   // A ghost holds no state and no views (ghostify dropped them, a new ghost never had any):
   // only a loaded object whose state is replaced has some to drop.
   if (meta.state !== ObjectState.Ghost) {

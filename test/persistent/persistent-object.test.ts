@@ -357,8 +357,8 @@ describe('Persistent objects', () => {
     assert.ok(storage);
   });
 
-  // A loaded object has no #private fields (its constructor does not run): README's Known
-  // limits say so.
+  // A loaded object has no #private fields unless its class is registered with
+  // constructOnLoad (construct-on-load.test.ts).
   it('#private fields are volatile too: not stored, and work on new objects', async () => {
     const { db, obj, fresh } = await stored(new WithSecrets());
     assert.equal(obj.secret, 'hidden');
