@@ -215,6 +215,27 @@ function viewKind(value: object): ViewKind | undefined {
 }
 
 /**
+ * A property descriptor with its value as `owner` hands it out (a view for nested values),
+ * so a change made through `Object.getOwnPropertyDescriptor(obj, key).value` is seen.
+ */
+export function trackDescriptor(
+  meta: ObjectMeta,
+  descriptor: PropertyDescriptor | undefined,
+): PropertyDescriptor | undefined {
+  if (
+    descriptor === undefined ||
+    typeof descriptor.value !== 'object' ||
+    descriptor.value === null
+  ) {
+    return descriptor;
+  }
+  // A proxy may report a value other than the target's only for a property that can change.
+  if (descriptor.configurable === false && descriptor.writable === false) return descriptor;
+  descriptor.value = track(meta, descriptor.value);
+  return descriptor;
+}
+
+/**
  * What `owner` hands out for a value read from its state: a view for trackable nested
  * values, the value itself for everything else (persistent objects, primitives, binary).
  */
@@ -281,6 +302,11 @@ class PlainViewHandler extends ViewHandler implements ProxyHandler<object> {
     return Reflect.set(target, key, adopt(this.meta, value), receiver);
   }
 
+  getOwnPropertyDescriptor(target: object, key: string | symbol): PropertyDescriptor | undefined {
+    checkReadable(this.meta);
+    return trackDescriptor(this.meta, Reflect.getOwnPropertyDescriptor(target, key));
+  }
+
   defineProperty(target: object, key: string | symbol, descriptor: PropertyDescriptor): boolean {
     this.write();
     if ('value' in descriptor) descriptor.value = adopt(this.meta, descriptor.value);
@@ -345,10 +371,13 @@ class MethodViewHandler extends ViewHandler implements ProxyHandler<object> {
     if (typeof key === 'string' && MUTATORS[this.kind]!.has(key)) {
       return (...args: unknown[]) => {
         this.write();
-        return fn.apply(
+        const result = fn.apply(
           target,
           args.map((arg) => adopt(meta, arg)),
         );
+        // `map.set(...)` and `set.add(...)` return the collection: the view, so a write
+        // chained on it (`.set(a, 1).set(b, 2)`) is seen too.
+        return result === target ? this.viewOf(target) : result;
       };
     }
     if (this.kind === ViewKind.Date) return fn.bind(target);

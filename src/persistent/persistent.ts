@@ -18,7 +18,14 @@ import { InvalidArgumentError } from '../errors.js';
 import type { Oid } from '../storage/types.js';
 import { defineData } from '../util/define-data.js';
 import { describe } from '../util/validate.js';
-import { adopt, forgetViews, noteWrite, rawOfView, track } from './change-tracking.js';
+import {
+  adopt,
+  forgetViews,
+  noteWrite,
+  rawOfView,
+  track,
+  trackDescriptor,
+} from './change-tracking.js';
 import { type Jar, JarStatus, META, metaOf, ObjectMeta, ObjectState } from './object-meta.js';
 
 /** Where list-like built-ins keep their items, and other built-ins their contents. */
@@ -282,7 +289,9 @@ const persistentHandler: ProxyHandler<Target> = {
         };
       }
     }
-    return Reflect.getOwnPropertyDescriptor(target, key);
+    return key === META
+      ? Reflect.getOwnPropertyDescriptor(target, key)
+      : trackDescriptor(meta, Reflect.getOwnPropertyDescriptor(target, key));
   },
 
   getPrototypeOf(target) {

@@ -197,6 +197,45 @@ describe('Persistent objects', () => {
     assert.equal(read.labels.size, 0);
   });
 
+  it('set and add of a nested Map or Set return its view: writes chained on it are stored', async () => {
+    const { db, obj, fresh } = await stored(new Note());
+    assert.equal(obj.lookup.set('a', 1), obj.lookup);
+    assert.equal(obj.labels.add('a'), obj.labels);
+    await db.commit();
+    // After the commit, writes through what set and add returned are new changes.
+    const lookup = obj.lookup.set('b', 2);
+    const labels = obj.labels.add('b');
+    lookup.set('c', 3);
+    labels.add('c');
+    await db.commit();
+    const read = await fresh();
+    assert.deepEqual(
+      [...read.lookup],
+      [
+        ['a', 1],
+        ['b', 2],
+        ['c', 3],
+      ],
+    );
+    assert.deepEqual([...read.labels], ['a', 'b', 'c']);
+  });
+
+  it('nested values read through property descriptors are tracked', async () => {
+    const { db, obj, fresh } = await stored(new Note());
+    obj.meta = { inner: { n: 0 } };
+    await db.commit();
+    // Each write alone in a commit: nothing else marks the object changed.
+    Object.getOwnPropertyDescriptor(obj, 'meta')!.value.inner.n = 1;
+    await db.commit();
+    assert.deepEqual((await fresh()).meta, { inner: { n: 1 } });
+    Object.getOwnPropertyDescriptors(obj.meta).inner!.value.m = 2;
+    await db.commit();
+    assert.deepEqual((await fresh()).meta, { inner: { n: 1, m: 2 } });
+    // A property that can never change is reported as it is (a proxy may not do otherwise).
+    Object.defineProperty(obj.meta, 'fixed', { value: { a: 1 }, enumerable: true });
+    assert.deepEqual(Object.getOwnPropertyDescriptor(obj.meta, 'fixed')!.value, { a: 1 });
+  });
+
   it('tracks mutations of nested Dates', async () => {
     await assertTracked(
       (n) => {
