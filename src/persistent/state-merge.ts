@@ -9,99 +9,149 @@
 
 import { metaOf } from './object-meta.js';
 
-/** Structural equality of stored values; persistent objects compare by identity. */
-export function sameValue(a: unknown, b: unknown, depth = 0): boolean {
-  if (Object.is(a, b)) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (depth > 64) return false;
-  if (metaOf(a) !== undefined || metaOf(b) !== undefined) return false;
-  const protoA = Object.getPrototypeOf(a);
-  if (protoA !== Object.getPrototypeOf(b)) return false;
-  if (a instanceof Date) return a.getTime() === (b as Date).getTime();
-  // Values whose state is not in their own enumerable keys (which alone would make any two
-  // of a kind equal, and a merge keep a stale one over another transaction's change).
-  if (a instanceof ArrayBuffer) {
-    const x = new Uint8Array(a);
-    const y = new Uint8Array(b as ArrayBuffer);
-    return x.length === y.length && x.every((byte, i) => byte === y[i]);
-  }
-  if (a instanceof RegExp) {
-    const other = b as RegExp;
-    return a.source === other.source && a.flags === other.flags;
-  }
-  if (a instanceof Error) {
-    const other = b as Error;
-    if (a.name !== other.name || a.message !== other.message) return false;
-    // A cause and an AggregateError's errors are own properties that are not enumerable.
-    for (const key of ['cause', 'errors'] as const) {
-      if (
-        (Object.hasOwn(a, key) || Object.hasOwn(other, key)) &&
-        !sameValue((a as AggregateError)[key], (other as AggregateError)[key], depth + 1)
-      ) {
-        return false;
-      }
-    }
-  }
-  if (ArrayBuffer.isView(a)) {
-    const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-    const yView = b as ArrayBufferView;
-    const y = new Uint8Array(yView.buffer, yView.byteOffset, yView.byteLength);
-    return x.length === y.length && x.every((byte, i) => byte === y[i]);
-  }
-  if (Array.isArray(a)) {
-    const other = b as unknown[];
-    return a.length === other.length && a.every((item, i) => sameValue(item, other[i], depth + 1));
-  }
-  if (a instanceof Map) {
-    const other = b as Map<unknown, unknown>;
-    if (a.size !== other.size) return false;
-    // Object keys of two decoded states are different objects: matched by value, each once.
-    const unmatched = [...other.keys()].filter(isPlainValueObject);
-    for (const [key, value] of a) {
-      const found = isPlainValueObject(key)
-        ? takeMatch(
-            unmatched,
-            (candidate) =>
-              sameValue(key, candidate, depth + 1) &&
-              sameValue(value, other.get(candidate), depth + 1),
-          )
-        : other.has(key) && sameValue(value, other.get(key), depth + 1);
-      if (!found) return false;
-    }
-    return true;
-  }
-  if (a instanceof Set) {
-    const other = b as Set<unknown>;
-    if (a.size !== other.size) return false;
-    const unmatched = [...other].filter(isPlainValueObject);
-    for (const item of a) {
-      const found = isPlainValueObject(item)
-        ? takeMatch(unmatched, (candidate) => sameValue(item, candidate, depth + 1))
-        : other.has(item);
-      if (!found) return false;
-    }
-    return true;
-  }
-  const keysA = Object.keys(a);
-  const keysB = Object.keys(b);
-  if (keysA.length !== keysB.length) return false;
-  return keysA.every(
-    (key) =>
-      Object.hasOwn(b, key) &&
-      sameValue(
-        (a as Record<string, unknown>)[key],
-        (b as Record<string, unknown>)[key],
-        depth + 1,
-      ),
-  );
+/**
+ * Nesting beyond which two values are not compared: the merge reports a conflict instead
+ * (deeper recursion could overflow the stack).
+ */
+const MAX_DEPTH = 500;
+
+/**
+ * Structural equality of stored values; persistent objects compare by identity. Shared and
+ * cyclic values compare by their structure too: a pair of objects met again while it is
+ * being compared, or already found equal, counts as equal. That keeps cycles finite and
+ * shared structure linear (each pair is compared once); what a failed comparison assumed
+ * is forgotten with it, so no later answer rests on it.
+ */
+export function sameValue(a: unknown, b: unknown): boolean {
+  return new Comparison().same(a, b, 0);
 }
 
-/** Removes the first of `candidates` that `matches`; false if none does. */
-function takeMatch(candidates: unknown[], matches: (candidate: unknown) => boolean): boolean {
-  const i = candidates.findIndex(matches);
-  if (i < 0) return false;
-  candidates.splice(i, 1);
-  return true;
+class Comparison {
+  /** Pairs assumed or found equal: `b`s by `a`. */
+  readonly #pairs = new Map<object, Set<object>>();
+  /** The pairs in the order they were noted, to forget those after a failure. */
+  readonly #noted: [object, object][] = [];
+
+  same(a: unknown, b: unknown, depth: number): boolean {
+    if (Object.is(a, b)) return true;
+    if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+    if (this.#pairs.get(a)?.has(b) === true) return true;
+    if (depth > MAX_DEPTH) throw new MergeConflict();
+    this.#note(a, b);
+    // A false answer reaches the top, or a #takeMatch that forgets what it assumed.
+    return this.#compare(a, b, depth + 1);
+  }
+
+  #note(a: object, b: object): void {
+    let bs = this.#pairs.get(a);
+    if (bs === undefined) {
+      bs = new Set();
+      this.#pairs.set(a, bs);
+    }
+    bs.add(b);
+    this.#noted.push([a, b]);
+  }
+
+  #forgetSince(mark: number): void {
+    while (this.#noted.length > mark) {
+      const [a, b] = this.#noted.pop()!;
+      this.#pairs.get(a)!.delete(b);
+    }
+  }
+
+  /** Removes the first of `candidates` that `matches`; false if none does. */
+  #takeMatch(candidates: unknown[], matches: (candidate: unknown) => boolean): boolean {
+    for (let i = 0; i < candidates.length; i++) {
+      const mark = this.#noted.length;
+      if (matches(candidates[i])) {
+        candidates.splice(i, 1);
+        return true;
+      }
+      this.#forgetSince(mark);
+    }
+    return false;
+  }
+
+  #compare(a: object, b: object, depth: number): boolean {
+    if (metaOf(a) !== undefined || metaOf(b) !== undefined) return false;
+    const protoA = Object.getPrototypeOf(a);
+    if (protoA !== Object.getPrototypeOf(b)) return false;
+    // Object.is: two invalid dates are the same date (NaN).
+    if (a instanceof Date) return Object.is(a.getTime(), (b as Date).getTime());
+    // Values whose state is not in their own enumerable keys (which alone would make any two
+    // of a kind equal, and a merge keep a stale one over another transaction's change).
+    if (a instanceof ArrayBuffer)
+      return sameBytes(new Uint8Array(a), new Uint8Array(b as ArrayBuffer));
+    if (a instanceof RegExp) {
+      const other = b as RegExp;
+      return a.source === other.source && a.flags === other.flags;
+    }
+    if (a instanceof Error) {
+      const other = b as Error;
+      if (a.name !== other.name || a.message !== other.message) return false;
+      // A cause and an AggregateError's errors are own properties that are not enumerable.
+      for (const key of ['cause', 'errors'] as const) {
+        if (
+          (Object.hasOwn(a, key) || Object.hasOwn(other, key)) &&
+          !this.same((a as AggregateError)[key], (other as AggregateError)[key], depth)
+        ) {
+          return false;
+        }
+      }
+    }
+    if (ArrayBuffer.isView(a)) {
+      const other = b as ArrayBufferView;
+      return sameBytes(
+        new Uint8Array(a.buffer, a.byteOffset, a.byteLength),
+        new Uint8Array(other.buffer, other.byteOffset, other.byteLength),
+      );
+    }
+    if (Array.isArray(a)) {
+      const other = b as unknown[];
+      return a.length === other.length && a.every((item, i) => this.same(item, other[i], depth));
+    }
+    if (a instanceof Map) {
+      const other = b as Map<unknown, unknown>;
+      if (a.size !== other.size) return false;
+      // Object keys of two decoded states are different objects: matched by value, each once.
+      const unmatched = [...other.keys()].filter(isPlainValueObject);
+      for (const [key, value] of a) {
+        const found = isPlainValueObject(key)
+          ? this.#takeMatch(
+              unmatched,
+              (candidate) =>
+                this.same(key, candidate, depth) && this.same(value, other.get(candidate), depth),
+            )
+          : other.has(key) && this.same(value, other.get(key), depth);
+        if (!found) return false;
+      }
+      return true;
+    }
+    if (a instanceof Set) {
+      const other = b as Set<unknown>;
+      if (a.size !== other.size) return false;
+      const unmatched = [...other].filter(isPlainValueObject);
+      for (const item of a) {
+        const found = isPlainValueObject(item)
+          ? this.#takeMatch(unmatched, (candidate) => this.same(item, candidate, depth))
+          : other.has(item);
+        if (!found) return false;
+      }
+      return true;
+    }
+    const keysA = Object.keys(a);
+    const keysB = Object.keys(b);
+    if (keysA.length !== keysB.length) return false;
+    return keysA.every(
+      (key) =>
+        Object.hasOwn(b, key) &&
+        this.same((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], depth),
+    );
+  }
+}
+
+function sameBytes(x: Uint8Array, y: Uint8Array): boolean {
+  return x.length === y.length && x.every((byte, i) => byte === y[i]);
 }
 
 /** Whether `value` is an object stored by value (not a primitive, not a persistent object). */
