@@ -12,6 +12,7 @@
 import { addExtension } from 'msgpackr';
 import { defineData } from '../util/define-data.js';
 import { type AnyClass, classForName, nameOfClass } from './class-registry.js';
+import { referenceType } from './reference-type.js';
 
 const ERROR_EXTENSION = 0x1d;
 
@@ -70,6 +71,10 @@ export class ErrorParts {
  * message, stack, cause and errors, as in structured cloning.
  */
 export function errorParts(error: Error): ErrorPartList {
+  // A nested value read from a persistent object is a view: stored is the value behind it.
+  const rawOf = referenceType().rawOf;
+  const raw = (value: unknown): unknown =>
+    typeof value === 'object' && value !== null ? (rawOf(value) ?? value) : value;
   const own = (key: string): PropertyDescriptor | undefined =>
     Object.getOwnPropertyDescriptor(error, key);
   const hidden = (key: string): boolean => {
@@ -83,18 +88,18 @@ export function errorParts(error: Error): ErrorPartList {
   if (hidden('errors')) flags |= HAS_ERRORS;
   const properties: Record<string, unknown> = {};
   for (const key of Object.keys(error)) {
-    defineData(properties, key, (error as unknown as Record<string, unknown>)[key]);
+    defineData(properties, key, raw((error as unknown as Record<string, unknown>)[key]));
   }
   const cls = (error as { constructor?: unknown }).constructor;
   return [
     builtInOf(error),
     typeof cls === 'function' ? (nameOfClass(cls as AnyClass) ?? null) : null,
-    error.name,
+    raw(error.name),
     flags,
-    error.message,
-    (flags & HAS_STACK) !== 0 ? error.stack : null,
-    (flags & HAS_CAUSE) !== 0 ? error.cause : null,
-    (flags & HAS_ERRORS) !== 0 ? (error as AggregateError).errors : null,
+    raw(error.message),
+    (flags & HAS_STACK) !== 0 ? raw(error.stack) : null,
+    (flags & HAS_CAUSE) !== 0 ? raw(error.cause) : null,
+    (flags & HAS_ERRORS) !== 0 ? raw((error as AggregateError).errors) : null,
     properties,
   ];
 }
@@ -140,16 +145,29 @@ export function errorFromParts(
   // What the construction above made up is not the stored error's.
   delete (error as { stack?: unknown }).stack;
   delete (error as { errors?: unknown }).errors;
-  // Inherited name and message come back from the class; an unregistered one's are kept as
-  // its own, so the error still says what it was.
-  if ((flags & HAS_MESSAGE) !== 0 || error.message !== message) hide('message', part(message));
-  if (error.name !== name) hide('name', part(name));
+  if ((flags & HAS_MESSAGE) !== 0) hide('message', part(message));
   if ((flags & HAS_STACK) !== 0) hide('stack', part(stack));
   if ((flags & HAS_CAUSE) !== 0) hide('cause', part(cause));
   if ((flags & HAS_ERRORS) !== 0) hide('errors', part(errors));
   const stored = part(properties) as Record<string, unknown>;
   for (const key of Object.keys(stored)) defineData(error, key, stored[key]);
+  // Inherited name and message come back from the class; an unregistered one's are kept as
+  // its own, so the error still says what it was. Read last, with the error complete: a
+  // class's getter may read its other properties, or throw (then the stored value stands).
+  if ((flags & HAS_MESSAGE) === 0 && !inherits(error, 'message', message)) {
+    hide('message', part(message));
+  }
+  if (!Object.hasOwn(stored, 'name') && !inherits(error, 'name', name)) hide('name', part(name));
   return error;
+}
+
+/** Whether `error` gives `value` for `key` as it is (false if reading it throws). */
+function inherits(error: Error, key: 'name' | 'message', value: unknown): boolean {
+  try {
+    return Object.is((error as unknown as Record<string, unknown>)[key], value);
+  } catch {
+    return false;
+  }
 }
 
 /** True if `parts` has the shape of an ErrorPartList (read back from a marker object). */

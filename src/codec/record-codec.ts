@@ -144,6 +144,7 @@ export function decodeRecord(data: Uint8Array, resolve: Resolver, oid?: Oid): De
   try {
     // Byte 1 is the kind (the first element of the 3-array), a positive fixint.
     decoded = (data[1] === RecordKind.plain ? plainUnpackr : structuredUnpackr).unpack(data);
+    if (Array.isArray(decoded) && decoded[0] === RecordKind.cloned) restoreValueClasses(decoded[2]);
   } catch (error) {
     throw new CorruptionError(`record of object ${oid ?? '?'} cannot be decoded`, {
       cause: error,
@@ -169,7 +170,6 @@ export function decodeRecord(data: Uint8Array, resolve: Resolver, oid?: Oid): De
       `record of object ${oid ?? '?'} has kind ${String(decoded[0])}, which this trove cannot read`,
     );
   }
-  if (decoded[0] === RecordKind.cloned) restoreValueClasses(decoded[2]);
   return { className: decoded[1], state: decoded[2] as Record<string, unknown> };
 }
 

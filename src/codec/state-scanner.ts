@@ -196,7 +196,8 @@ class Scan {
         this.value(error[key]);
         path.pop();
       }
-      this.properties(obj as unknown as Record<string, unknown>, false);
+      // The error is the user's: views in it are read through (see errorParts), not replaced.
+      this.properties(obj as unknown as Record<string, unknown>, false, false);
     } else if (obj instanceof BrokenValue) {
       this.valueClasses = true;
       this.properties(obj.state, false);
@@ -214,8 +215,8 @@ class Scan {
     return obj;
   }
 
-  /** Scans the properties of `obj`, storing raw values in place of views. */
-  properties(obj: Record<string, unknown>, checkSymbols: boolean): void {
+  /** Scans the properties of `obj`, storing raw values in place of views if `replaceViews`. */
+  properties(obj: Record<string, unknown>, checkSymbols: boolean, replaceViews = true): void {
     if (checkSymbols && Object.getOwnPropertySymbols(obj).length > 0) {
       this.fail('an object with symbol-keyed properties', ' (symbol keys cannot be stored)');
     }
@@ -227,7 +228,7 @@ class Scan {
       path.push(key);
       const item = obj[key];
       const stored = this.value(item);
-      if (stored !== item) obj[key] = stored;
+      if (stored !== item && replaceViews) obj[key] = stored;
       path.pop();
     }
   }

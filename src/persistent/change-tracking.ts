@@ -12,6 +12,7 @@
  */
 
 import { ClosedError, ReadOnlyError } from '../errors.js';
+import { defineData } from '../util/define-data.js';
 import { JarStatus, META, type ObjectMeta, ObjectState } from './object-meta.js';
 
 /** The raw value behind each view. */
@@ -189,7 +190,7 @@ function copyValue(value: unknown, copies: Map<object, unknown>): unknown {
     const copy = Object.create(proto) as Record<string, unknown>;
     copies.set(value, copy);
     for (const key of Object.keys(value))
-      copy[key] = copyValue((value as Record<string, unknown>)[key], copies);
+      defineData(copy, key, copyValue((value as Record<string, unknown>)[key], copies));
     return copy;
   }
   return value;

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { defineData } from '../util/define-data.js';
 import { metaOf } from './object-meta.js';
 
 /**
@@ -88,7 +89,9 @@ class Comparison {
     }
     if (a instanceof Error) {
       const other = b as Error;
-      if (a.name !== other.name || a.message !== other.message) return false;
+      if (a.name !== other.name || a.message !== other.message || a.stack !== other.stack) {
+        return false;
+      }
       // A cause and an AggregateError's errors are own properties that are not enumerable.
       for (const key of ['cause', 'errors'] as const) {
         if (
@@ -314,7 +317,7 @@ export function mergeStates(
       if (o instanceof Map && c instanceof Map && m instanceof Map) value = mergeMaps(o, c, m);
       else if (o instanceof Set && c instanceof Set && m instanceof Set) value = mergeSets(o, c, m);
       else value = mergeValue(o, c, m);
-      if (value !== ABSENT) merged[key] = value;
+      if (value !== ABSENT) defineData(merged, key, value); // a key '__proto__' is data
     }
     return merged;
   } catch (error) {

@@ -50,6 +50,20 @@ class PaymentError extends Error {
 }
 registerClass(PaymentError, 'codecErrors.PaymentError');
 
+/** A registered class whose name is a getter that reads the error's own properties. */
+class HttpError extends Error {
+  constructor(
+    message: string,
+    public readonly status: number,
+  ) {
+    super(message);
+  }
+  override get name(): string {
+    return `HttpError ${this.status}`;
+  }
+}
+registerClass(HttpError, 'codecErrors.HttpError');
+
 /** A subclass that is not registered: it comes back as the built-in class it extends. */
 class UnregisteredError extends RangeError {
   override name = 'UnregisteredError';
@@ -155,6 +169,49 @@ describe('errors as stored values', () => {
     assert.ok(types.isNativeError(back));
     assert.equal(Object.getPrototypeOf(back), Error.prototype);
     assert.equal(back.message, 'odd');
+  });
+
+  it("a registered class's getters run on the loaded error once its properties are there", async () => {
+    const error = new HttpError('not found', 404);
+    const back = await roundTrip(error);
+    assert.ok(back instanceof HttpError);
+    assert.equal(back.name, 'HttpError 404');
+    assert.equal(Object.hasOwn(back, 'name'), false, 'the name is the class getter, not a copy');
+    assertSameError(back, error);
+    // A registered class whose getters refuse an object they did not make (a brand check).
+    registerClass(DOMException, 'codecErrors.DOMException');
+    const aborted = await roundTrip(new DOMException('stopped', 'AbortError'));
+    assert.ok(aborted instanceof DOMException);
+    assert.equal(aborted.message, 'stopped');
+    assert.equal(Object.getOwnPropertyDescriptor(aborted, 'name')?.value, 'AbortError');
+    const [first, second] = await roundTrip([error, error]); // shared: record kind 3
+    assert.equal(first, second);
+    assert.equal(first.name, 'HttpError 404');
+  });
+
+  it('nested values read from a persistent object are stored as values; the error is left as it was', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    db.root.set(
+      'source',
+      new Holder({ list: [1, 2], lookup: new Map([['k', 1]]), when: new Date(5) }),
+    );
+    await db.commit();
+    const source = (db.root.get('source') as Holder).value;
+    const error = Object.freeze(
+      Object.assign(new Error('with views', { cause: source.lookup }), {
+        list: source.list,
+        when: source.when,
+      }),
+    );
+    db.root.set('holder', new Holder(error));
+    await db.commit();
+    assert.equal(error.list, source.list, 'the frozen error still holds what it held');
+    const back = ((await reopen(storage)).root.get('holder') as Holder).value;
+    assert.deepEqual([...back.cause], [['k', 1]]);
+    assert.ok(back.cause instanceof Map);
+    assert.deepEqual(back.list, [1, 2]);
+    assert.equal(back.when.getTime(), 5);
   });
 
   it('a name or message that only the class gives is kept when the class is not registered', async () => {
@@ -272,6 +329,18 @@ describe('errors as stored values', () => {
     const back = ((await reopen(storage)).root.get('holder') as Holder).value;
     assert.ok(back instanceof TypeError);
     assert.equal(back.message, 'old');
+  });
+
+  it('two errors that differ only in their stack are different changes', async () => {
+    const { db, db2 } = await twoHandles();
+    db.root.set('m', new PersistentMap([['k', 0]]));
+    await db.commit();
+    db2.abort();
+    const made = () => new Error('failed');
+    (db.root.get('m') as PersistentMap).set('k', made());
+    (db2.root.get('m') as PersistentMap).set('k', (() => new Error('failed'))());
+    await db.commit();
+    await assert.rejects(db2.commit(), ConflictError);
   });
 
   it('two AggregateErrors that differ only in their errors are different changes', async () => {

@@ -235,6 +235,20 @@ describe('codec round trip', () => {
     assert.equal(({} as any).polluted, undefined);
     assert.ok(Object.hasOwn(back, '__proto__'), 'the property is kept as data');
     assert.deepEqual(Object.getOwnPropertyDescriptor(back, '__proto__')?.value, { polluted: true });
+
+    // Copied when assigned from one object to another, it is still data.
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    db.root.set('from', new Box(value));
+    await db.commit();
+    const other = new Box((db.root.get('from') as Box).value);
+    db.root.set('to', other);
+    await db.commit();
+    const copied = ((await reopen(storage)).root.get('to') as Box).value;
+    assert.equal(Object.getPrototypeOf(copied), Object.prototype);
+    assert.deepEqual(Object.getOwnPropertyDescriptor(copied, '__proto__')?.value, {
+      polluted: true,
+    });
   });
 
   it('attribute names of every kind come back as they were, as data', async () => {

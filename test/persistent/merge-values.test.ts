@@ -105,6 +105,27 @@ describe('three-way merge of awkward values', () => {
     await assert.rejects(db2.commit(), ConflictError);
   });
 
+  it('an attribute named __proto__ survives a merge as data', async () => {
+    const db = await concurrently(
+      (db) => {
+        const map = new PersistentMap<string, number>();
+        Object.defineProperty(map, '__proto__', {
+          value: 'kept',
+          writable: true,
+          enumerable: true,
+          configurable: true,
+        });
+        db.root.set('m', map);
+      },
+      (db) => (db.root.get('m') as PersistentMap).set('a', 1),
+      (db) => (db.root.get('m') as PersistentMap).set('b', 2),
+    );
+    const map = db.root.get('m') as PersistentMap;
+    assert.deepEqual([...map.keys()], ['a', 'b']);
+    assert.equal(Object.getOwnPropertyDescriptor(map, '__proto__')?.value, 'kept');
+    assert.ok(map instanceof PersistentMap);
+  });
+
   for (const [name, make] of Object.entries(awkwardValues)) {
     it(`${name} beside concurrent changes to other keys merges`, async () => {
       const db = await concurrently(
