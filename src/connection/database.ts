@@ -62,6 +62,27 @@ export interface DatabaseOptions {
   poolSize?: number;
 }
 
+/**
+ * The cache limits and pool size `options` ask for; InvalidArgumentError if one is not a
+ * positive integer. `open(path)` checks them before it opens (or creates) the file.
+ *
+ * @internal
+ */
+export function checkDatabaseOptions(options: DatabaseOptions): {
+  limits: CacheLimits;
+  poolSize: number;
+} {
+  const positive = (value: number | undefined, fallback: number, argument: string) =>
+    value === undefined ? fallback : expectPositiveInteger(value, argument);
+  return {
+    limits: {
+      objects: positive(options.cacheSize, DEFAULT_CACHE_SIZE, 'options.cacheSize'),
+      bytes: positive(options.cacheBytes, DEFAULT_CACHE_BYTES, 'options.cacheBytes'),
+    },
+    poolSize: positive(options.poolSize, DEFAULT_POOL_SIZE, 'options.poolSize'),
+  };
+}
+
 /** Options of `db.transaction`. */
 export interface TransactionOptions extends TransactionMeta {
   /**
@@ -141,20 +162,7 @@ export class Database {
   /** @internal Use `open()`. */
   constructor(storage: Storage, options: DatabaseOptions = {}) {
     this.storage = storage;
-    this.#limits = {
-      objects:
-        options.cacheSize === undefined
-          ? DEFAULT_CACHE_SIZE
-          : expectPositiveInteger(options.cacheSize, 'options.cacheSize'),
-      bytes:
-        options.cacheBytes === undefined
-          ? DEFAULT_CACHE_BYTES
-          : expectPositiveInteger(options.cacheBytes, 'options.cacheBytes'),
-    };
-    this.#poolSize =
-      options.poolSize === undefined
-        ? DEFAULT_POOL_SIZE
-        : expectPositiveInteger(options.poolSize, 'options.poolSize');
+    ({ limits: this.#limits, poolSize: this.#poolSize } = checkDatabaseOptions(options));
     this.#default = new Connection(storage, { cache: this.#limits });
     storageUsers.set(storage, (storageUsers.get(storage) ?? 0) + 1);
   }

@@ -9,8 +9,8 @@ import { FileStorage, type FileStorageOptions } from '../storage/file/file-stora
 import { SnapshotStorage } from '../storage/snapshot-storage.js';
 import { Storage, snapshotTid } from '../storage/storage.js';
 import type { Tid } from '../storage/types.js';
-import { describe, expectOptions } from '../util/validate.js';
-import { Database, type DatabaseOptions } from './database.js';
+import { describe, expectOptionalBoolean, expectOptions } from '../util/validate.js';
+import { checkDatabaseOptions, Database, type DatabaseOptions } from './database.js';
 
 /** Options of `open()` with a storage given explicitly. */
 export interface OpenStorageOptions extends DatabaseOptions {
@@ -46,7 +46,10 @@ export async function open(
       );
     }
     const opts = expectOptions<OpenFileOptions>(options, 'options');
-    if (opts.at !== undefined && opts.readOnly === false) {
+    // Checked before the file is opened: a refused open creates nothing.
+    checkDatabaseOptions(opts);
+    const readOnly = expectOptionalBoolean(opts.readOnly, 'options.readOnly');
+    if (opts.at !== undefined && readOnly === false) {
       throw new InvalidArgumentError(
         'options.at opens a historical view, which is read-only: drop readOnly: false',
         {
@@ -58,7 +61,7 @@ export async function open(
     const { at: _at, cacheSize: _cs, cacheBytes: _cb, poolSize: _ps, ...fileOptions } = opts;
     const file = await FileStorage.open(target, {
       ...fileOptions,
-      readOnly: at !== undefined || opts.readOnly === true,
+      readOnly: at !== undefined || readOnly === true,
     });
     const storage = at === undefined ? file : new SnapshotStorage(file, at);
     try {
@@ -74,6 +77,16 @@ export async function open(
     });
   }
   const opts = expectOptions<OpenStorageOptions>(target, 'target');
+  for (const fileOnly of ['readOnly', 'at'] as const) {
+    // Options of open(path): a storage is opened read-only, or as of a time, by its maker
+    // (new SnapshotStorage(storage, tid) for a view); ignored, they would leave it writable.
+    if (fileOnly in opts) {
+      throw new InvalidArgumentError(
+        `options.${fileOnly} is an option of open(path), not of open({ storage })`,
+        { argument: `options.${fileOnly}` },
+      );
+    }
+  }
   if (!(opts.storage instanceof Storage)) {
     throw new InvalidArgumentError(
       `options.storage must be a Storage (for example new MemoryStorage()), got ${describe(opts.storage)}`,

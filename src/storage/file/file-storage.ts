@@ -73,6 +73,7 @@ import {
   decodeTxHeader,
   encodeFileHeader,
   FILE_HEADER_SIZE,
+  FILE_MAGIC,
   type FileHeader,
   FORMAT_VERSION,
   RECORD_HEADER_SIZE,
@@ -426,6 +427,8 @@ export class FileStorage extends Storage {
     if (opts.busyTimeout !== undefined)
       expectNonNegativeInteger(opts.busyTimeout, 'options.busyTimeout');
     expectOptionalBoolean(opts.progress, 'options.progress');
+    if (opts.readCacheBytes !== undefined)
+      expectNonNegativeInteger(opts.readCacheBytes, 'options.readCacheBytes');
     if (opts.logger !== undefined && typeof opts.logger !== 'function') {
       throw new InvalidArgumentError(
         `options.logger must be a function, got ${describe(opts.logger)}`,
@@ -457,6 +460,9 @@ export class FileStorage extends Storage {
       return storage;
     } catch (error) {
       fs.closeSync(fd);
+      // The system's refusals (a directory opened read-only reads with EISDIR) are I/O errors.
+      if ((error as { syscall?: unknown }).syscall !== undefined)
+        throw ioError('opening', file, error);
       throw error;
     }
   }
@@ -2008,6 +2014,17 @@ export class FileStorage extends Storage {
 type ScannedProblem = Exclude<ReturnType<LogReader['readTransaction']>, ScannedTransaction>;
 
 /** Reads the file header, writing it first if the file is new. */
+/**
+ * Whether the bytes of a file shorter than a header can be a header whose writing was cut
+ * short: nothing, zeros (the file grew but the bytes did not reach the disk), or the start of
+ * the magic. Anything else is someone else's file, never overwritten.
+ */
+function isUnfinishedHeader(bytes: Uint8Array): boolean {
+  if (bytes.every((byte) => byte === 0)) return true;
+  const start = Math.min(bytes.length, FILE_MAGIC.length);
+  return FILE_MAGIC.subarray(0, start).equals(bytes.subarray(0, start));
+}
+
 async function openHeader(
   file: string,
   fd: number,
@@ -2020,7 +2037,7 @@ async function openHeader(
     return { bytes, n, size: fs.fstatSync(fd).size };
   };
   let { bytes, n, size } = read();
-  if (size < FILE_HEADER_SIZE && !readOnly) {
+  if (size < FILE_HEADER_SIZE && !readOnly && isUnfinishedHeader(bytes.subarray(0, n))) {
     // A new file (or one whose creation was cut short before any data): write the header
     // under the writer lock, so two processes creating it at once agree on one header.
     const lock = new WriterLock(options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT, () => file);
@@ -2028,7 +2045,7 @@ async function openHeader(
       () => fd,
       async () => {
         ({ bytes, n, size } = read());
-        if (size >= FILE_HEADER_SIZE) return;
+        if (size >= FILE_HEADER_SIZE) return; // another process created it meanwhile
         const header = encodeFileHeader({
           version: FORMAT_VERSION,
           generation: randomBytes(8).readBigUInt64LE(0),

@@ -1,0 +1,101 @@
+/**
+ * What open() refuses, and that a refused open leaves the disk as it was: files that are not
+ * trove databases (however short), directories, and bad options, which are checked before
+ * any file is created. A file whose header was cut short while it was created opens as a
+ * new database.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { InvalidArgumentError, MemoryStorage, open, StorageIOError } from 'trove';
+import { scratch } from './support/temp-dir.js';
+
+const FILE_MAGIC = Buffer.from([0x54, 0x52, 0x4f, 0x56, 0x45, 0x00, 0x0d, 0x0a]);
+
+function invalid(argument: string) {
+  return (error: unknown): boolean => {
+    assert.ok(error instanceof InvalidArgumentError, String(error));
+    assert.equal(error.code, 'TROVE_INVALID_ARGUMENT');
+    assert.equal(error.argument, argument);
+    return true;
+  };
+}
+
+describe('open() refusals', () => {
+  it('a file that is not a trove database is refused and left as it was, however short', async (t) => {
+    const dir = scratch(t);
+    for (const [name, bytes] of [
+      ['config.json', Buffer.from('{"port":8080,"host":"x.local"}')],
+      ['one-byte', Buffer.from([0x7b])],
+      ['almost-magic', Buffer.from([...FILE_MAGIC.subarray(0, 4), 0x21])],
+      ['long.txt', Buffer.alloc(200, 'text ')],
+    ] as const) {
+      const path = dir.file(name);
+      writeFileSync(path, bytes);
+      for (const readOnly of [false, true]) {
+        await assert.rejects(
+          open(path, { readOnly }),
+          invalid('path'),
+          `${name}, readOnly ${readOnly}`,
+        );
+      }
+      assert.deepEqual(readFileSync(path), bytes, `${name} is unchanged`);
+    }
+  });
+
+  it('a file whose header was cut short while it was created opens as a new database', async (t) => {
+    const dir = scratch(t);
+    for (const [name, bytes] of [
+      ['empty.trove', Buffer.alloc(0)],
+      ['zeros.trove', Buffer.alloc(20)],
+      ['magic-start.trove', FILE_MAGIC.subarray(0, 5)],
+      ['magic-whole.trove', Buffer.concat([FILE_MAGIC, Buffer.alloc(8)])],
+    ] as const) {
+      const path = dir.file(name);
+      writeFileSync(path, bytes);
+      const db = dir.track(await open(path, { durability: 'none' }));
+      db.root.set('ok', name);
+      await db.commit();
+      assert.equal(db.root.get('ok'), name);
+    }
+  });
+
+  it('a directory is an I/O error, read-only or not', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file('a-directory');
+    mkdirSync(path);
+    for (const readOnly of [false, true]) {
+      await assert.rejects(open(path, { readOnly }), (error: unknown) => {
+        assert.ok(error instanceof StorageIOError, String(error));
+        assert.equal(error.code, 'TROVE_IO');
+        return true;
+      });
+    }
+  });
+
+  it('bad options are refused before any file is created', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ readOnly: 'yes' }, 'options.readOnly'],
+      [{ readOnly: 1 }, 'options.readOnly'],
+      [{ cacheSize: 0 }, 'options.cacheSize'],
+      [{ cacheBytes: -1 }, 'options.cacheBytes'],
+      [{ poolSize: 1.5 }, 'options.poolSize'],
+      [{ readCacheBytes: Number.NaN }, 'options.readCacheBytes'],
+      [{ readCacheBytes: -5 }, 'options.readCacheBytes'],
+      [{ readCacheBytes: '32mb' }, 'options.readCacheBytes'],
+    ];
+    for (const [options, argument] of cases) {
+      await assert.rejects(open(path, options as never), invalid(argument));
+    }
+    assert.deepEqual(readdirSync(dir.dir), [], 'nothing was created');
+  });
+
+  it('readOnly and at are options of open(path): open({ storage }) refuses them', async () => {
+    const storage = new MemoryStorage();
+    await assert.rejects(open({ storage, readOnly: true } as never), invalid('options.readOnly'));
+    await assert.rejects(open({ storage, at: 1 } as never), invalid('options.at'));
+    assert.equal(storage.lastTid(), 0, 'nothing was written');
+  });
+});
