@@ -193,10 +193,14 @@ class MergeConflict {}
 
 const ABSENT = Symbol('absent');
 
+/**
+ * The merged value of a key (or attribute): the side that changed it wins. Changed by both
+ * it is a conflict, even when both wrote the same value: each may have computed it from
+ * what it read (two increments of 0 both write 1), and a merge would lose an update.
+ */
 function mergeValue(old: unknown, committed: unknown, mine: unknown): unknown {
   if (sameValue(committed, old)) return mine;
   if (sameValue(mine, old)) return committed;
-  if (sameValue(mine, committed)) return committed;
   throw new MergeConflict();
 }
 

@@ -353,16 +353,39 @@ describe('PersistentMap', () => {
     assert.equal(m2.get('k'), 1, 'the loser shows the committed state');
   });
 
-  it('the same change made concurrently by both is no conflict', async () => {
+  it('the same key set by both conflicts even when to the same value (no lost update)', async () => {
+    const { db, db2 } = await twoHandles();
+    db.root.set('m', new PersistentMap([['hits', 0]]));
+    await db.commit();
+    db2.abort();
+    // Both read 0 and write 1: merged, one increment would be lost.
+    for (const handle of [db, db2]) {
+      const map = handle.root.get('m') as PersistentMap<string, number>;
+      map.set('hits', map.get('hits')! + 1);
+    }
+    await db.commit();
+    await assert.rejects(db2.commit(), ConflictError);
+
+    // db.transaction retries the loser on a fresh snapshot: both increments count.
+    const increment = () =>
+      db.transaction((tx) => {
+        const map = tx.root.get('m') as PersistentMap<string, number>;
+        map.set('hits', map.get('hits')! + 1);
+      });
+    await Promise.all([increment(), increment()]);
+    db.abort();
+    assert.equal((db.root.get('m') as PersistentMap).get('hits'), 3);
+  });
+
+  it('a key deleted by both conflicts too', async () => {
     const { db, db2 } = await twoHandles();
     db.root.set('m', new PersistentMap([['k', 0]]));
     await db.commit();
     db2.abort();
-    (db.root.get('m') as PersistentMap).set('k', 5);
-    (db2.root.get('m') as PersistentMap).set('k', 5);
+    (db.root.get('m') as PersistentMap).delete('k');
+    (db2.root.get('m') as PersistentMap).delete('k');
     await db.commit();
-    await db2.commit();
-    assert.equal((db2.root.get('m') as PersistentMap).get('k'), 5);
+    await assert.rejects(db2.commit(), ConflictError);
   });
 
   it('a key changed concurrently with a delete of the same key conflicts', async () => {

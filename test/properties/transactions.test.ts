@@ -144,10 +144,10 @@ function sameVal(a: unknown, b: unknown): boolean {
 
 class MergeConflict extends Error {}
 
+/** A key changed by both sides is a conflict, even to the same value (a lost update). */
 function mergeValue(old: unknown, committed: unknown, mine: unknown): unknown {
   if (sameVal(committed, old)) return mine;
   if (sameVal(mine, old)) return committed;
-  if (sameVal(mine, committed)) return committed;
   throw new MergeConflict();
 }
 
