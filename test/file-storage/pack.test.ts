@@ -4,9 +4,19 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { describe, it, type TestContext } from 'node:test';
 import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { describe, it, type TestContext } from 'node:test';
+import fsx from 'fs-native-extensions';
+import {
+  BusyError,
   ConflictError,
   type Database,
   type Durability,
@@ -137,6 +147,52 @@ describe('pack', () => {
 
   // Found in review: close() closed the file under a running pack, which then failed with
   // EBADF (or, had the descriptor been reused meanwhile, read and written another file).
+  it('a second pack of the same handle while one runs is a BusyError; the first completes', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = dir.track(await open(path, { durability: 'none', ...quiet }));
+    await withGarbage(db);
+    const expected = await contents(db);
+    const first = db.pack();
+    await assert.rejects(db.pack(), (error: unknown) => {
+      assert.ok(error instanceof BusyError, String(error));
+      assert.equal(error.code, 'TROVE_BUSY');
+      return true;
+    });
+    assert.equal((await first).objectsRemoved, 10);
+    assert.equal((await db.pack()).objectsRemoved, 0, 'and packs again once it is done');
+    assert.deepEqual(await contents(db), expected);
+    await assertIntact(db);
+  });
+
+  it('a writer waiting for the lock of a file a pack replaced, while the handle follows the pack, commits', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = dir.track(await open(path, { durability: 'none', ...quiet }));
+    const other = dir.track(await open(path, { durability: 'none', ...quiet }));
+    await db.transaction((tx) => {
+      tx.root.set('before', 1);
+    });
+    other.abort();
+    // The writer lock of the file as it is now, held from outside once the pack replaced it:
+    // `other`, which has not looked since, waits on that file.
+    const oldFile = openSync(path, 'r+');
+    t.after(() => closeSync(oldFile));
+    await db.pack();
+    assert.ok(fsx.tryLock(oldFile, 0, 1));
+    other.root.set('waited', 1);
+    const committing = other.commit();
+    await sleep(20);
+    // A transaction start of `other` follows the pack and retires the old file meanwhile.
+    assert.equal(await other.read((tx) => tx.root.get('before')), 1);
+    fsx.unlock(oldFile, 0, 1);
+    await committing;
+    await reopened(path, async (again) => {
+      assert.deepEqual(await contents(again), { before: 1, waited: 1 });
+      await assertIntact(again);
+    });
+  });
+
   it('close() waits for a pack (and a backup) under way, then closes', async (t) => {
     const dir = scratch(t);
     const path = dir.file();

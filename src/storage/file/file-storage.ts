@@ -23,6 +23,7 @@ import { dirname, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import fsx from 'fs-native-extensions';
 import {
+  BusyError,
   CorruptionError,
   type IntegrityFailure,
   InvalidArgumentError,
@@ -286,6 +287,8 @@ export class FileStorage extends Storage {
   readonly #logger: (message: string) => void;
   readonly #progress: boolean | undefined;
   #file: OpenFile;
+  /** A pack of this handle is running. */
+  #packing = false;
   #reader: LogReader;
   #header: FileHeader;
   #log: ScanState;
@@ -992,7 +995,7 @@ export class FileStorage extends Storage {
     for (;;) {
       try {
         return await this.#lock.run(
-          () => this.#fd,
+          () => this.#file,
           async () => {
             this.#catchUpLocked();
             return fn();
@@ -1682,6 +1685,18 @@ export class FileStorage extends Storage {
   // ---- maintenance ---------------------------------------------------------------------------
 
   protected async _pack(keepHistorySince: Tid | undefined): Promise<PackResult> {
+    // Packs of other handles and processes are kept out by a lock on the file, which two
+    // packs of this handle (one open of the file) would share.
+    if (this.#packing) throw new BusyError(`another pack of ${this.path} is running`);
+    this.#packing = true;
+    try {
+      return await this.#packNow(keepHistorySince);
+    } finally {
+      this.#packing = false;
+    }
+  }
+
+  async #packNow(keepHistorySince: Tid | undefined): Promise<PackResult> {
     const host: PackHost = {
       path: this.path,
       ops: this.#ops,
@@ -2041,8 +2056,10 @@ async function openHeader(
     // A new file (or one whose creation was cut short before any data): write the header
     // under the writer lock, so two processes creating it at once agree on one header.
     const lock = new WriterLock(options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT, () => file);
+    // Not retired by the lock (release closes only a retired file): the caller owns `fd`.
+    const opened = new OpenFile(fd);
     await lock.run(
-      () => fd,
+      () => opened,
       async () => {
         ({ bytes, n, size } = read());
         if (size >= FILE_HEADER_SIZE) return; // another process created it meanwhile

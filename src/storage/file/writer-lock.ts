@@ -13,6 +13,7 @@
 import fsx from 'fs-native-extensions';
 import { BusyError } from '../../errors.js';
 import { AsyncMutex } from '../../util/async-mutex.js';
+import type { OpenFile } from './open-file.js';
 
 /** Waits between attempts grow to this (ms): short, so a waiter sees a brief gap. */
 const MAX_POLL_MS = 2;
@@ -81,17 +82,19 @@ export class WriterLock {
   }
 
   /**
-   * Runs `fn` holding the lock of the file `fd()` names (asked again after each wait, since
-   * the file can be replaced while waiting). BusyError if the lock is not free within the
-   * busy timeout.
+   * Runs `fn` holding the lock of the file `file()` (asked again after each wait, since the
+   * file can be replaced while waiting). BusyError if the lock is not free within the busy
+   * timeout. A file this holds a lock on is kept open (see OpenFile) until the lock is let
+   * go: a handle that follows a pack retires the old file, maybe while this waits on it.
    */
-  run<T>(fd: () => number, fn: () => Promise<T>): Promise<T> {
+  run<T>(file: () => OpenFile, fn: () => Promise<T>): Promise<T> {
     return this.#mutex.run(async () => {
-      const held = await this.#acquire(fd);
+      const held = await this.#acquire(file);
       try {
         return await fn();
       } finally {
-        fsx.unlock(held, WRITER_BYTE, 1);
+        fsx.unlock(held.fd, WRITER_BYTE, 1);
+        held.release();
         wakeWaiter(this.#describe());
       }
     });
@@ -117,16 +120,28 @@ export class WriterLock {
     return this.#mutex.drain();
   }
 
-  async #acquire(fd: () => number): Promise<number> {
+  async #acquire(file: () => OpenFile): Promise<OpenFile> {
     const deadline = Date.now() + this.#busyTimeout;
-    let waitingOn: number | undefined;
+    let waitingOn: OpenFile | undefined;
+    const stopWaiting = () => {
+      if (waitingOn === undefined) return;
+      fsx.unlock(waitingOn.fd, WAITING_BYTE, 1);
+      waitingOn.release();
+      waitingOn = undefined;
+    };
     try {
       for (let wait = 0.25; ; wait = Math.min(wait * 2, MAX_POLL_MS)) {
-        const current = fd();
-        if (fsx.tryLock(current, WRITER_BYTE, 1)) return current;
+        const current = file();
+        if (fsx.tryLock(current.fd, WRITER_BYTE, 1)) {
+          current.acquire();
+          return current;
+        }
         if (waitingOn !== current) {
-          if (waitingOn !== undefined) fsx.unlock(waitingOn, WAITING_BYTE, 1);
-          waitingOn = fsx.tryLock(current, WAITING_BYTE, 1, { shared: true }) ? current : undefined;
+          stopWaiting();
+          if (fsx.tryLock(current.fd, WAITING_BYTE, 1, { shared: true })) {
+            current.acquire();
+            waitingOn = current;
+          }
         }
         if (Date.now() >= deadline) {
           throw new BusyError(
@@ -136,7 +151,7 @@ export class WriterLock {
         await waitForRelease(this.#describe(), wait);
       }
     } finally {
-      if (waitingOn !== undefined) fsx.unlock(waitingOn, WAITING_BYTE, 1);
+      stopWaiting();
     }
   }
 }
