@@ -3,8 +3,10 @@
  * it, and `db.read` snapshots stay put while other processes commit.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { type Database, open } from 'trove';
 import { Tally } from './support/model.js';
 import { finished, startPeer } from './support/peers.js';
@@ -13,6 +15,7 @@ import { scratch } from './support/temp-dir.js';
 const HOLD_LOCK = new URL('./children/hold-lock.js', import.meta.url);
 const SNAPSHOT_READER = new URL('./children/snapshot-reader.js', import.meta.url);
 const PAIR_WRITER = new URL('./children/pair-writer.js', import.meta.url);
+const SET_ROOT = new URL('./children/set-root.js', import.meta.url);
 
 const tallyOf = (db: Database) => db.read((tx) => (tx.root.get('tally') as Tally).count);
 
@@ -95,6 +98,28 @@ describe('readers and writers', () => {
     assert.equal((await child.next('fresh')).count, 4);
     await finished(child);
     assert.equal(await tallyOf(reader), 4);
+  });
+
+  it("every transaction start sees another process's commit that finished before it, even within one turn", async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = dir.track(await open(path, { durability: 'none' }));
+    db.root.set('n', 1);
+    await db.commit();
+    for (const value of [2, 3]) {
+      db.abort(); // a transaction start: it looks at the log
+      // Another process commits and ends while this turn of the event loop goes on.
+      const child = spawnSync(process.execPath, [
+        fileURLToPath(SET_ROOT),
+        path,
+        'n',
+        String(value),
+      ]);
+      assert.equal(child.status, 0, String(child.stderr));
+      db.abort();
+      assert.equal(db.root.get('n'), value, 'the default connection');
+      assert.equal(await db.read((tx) => tx.root.get('n')), value, 'db.read');
+    }
   });
 
   it('db.read sees one snapshot while another process commits', async (t) => {

@@ -170,9 +170,6 @@ interface PendingCommit {
 /** Thrown inside a locked section when the file was replaced by a pack: retry on the new one. */
 class FileReplaced {}
 
-/** Appends made by every handle of this process (see #poll). */
-let appendsInProcess = 0;
-
 /** Recent transactions kept for changesSince; older snapshots are told to flush. */
 const MAX_RECENT_TRANSACTIONS = 10_000;
 const MAX_RECENT_OIDS = 1_000_000;
@@ -308,10 +305,6 @@ export class FileStorage extends Storage {
   #commits = 0;
   /** Set while this handle appends: its own tail scan must not read a group being written. */
   #appending = false;
-  /** Set once the file was looked at in this turn of the event loop. */
-  #lookedThisTurn = false;
-  /** The count of appends in this process at that look. */
-  #appendsSeen = 0;
   /** Files replaced by a pack, to close once no lock on them is held. */
   #replaced: OpenFile[] = [];
   readonly #oneByte = Buffer.allocUnsafe(1);
@@ -626,29 +619,19 @@ export class FileStorage extends Storage {
   // ---- following the log -------------------------------------------------------------------
 
   /**
-   * Reads the transactions other writers appended since the last look. Transactions that
-   * start in the same turn of the event loop share one look (a read at the log's end): each
-   * still gets a consistent snapshot, and this handle's own commits are applied as they
-   * are written.
+   * Reads the transactions other writers appended since the last look (a read at the log's
+   * end, about a microsecond). Every transaction start looks: one that starts after another
+   * process's commit finished, as told by any channel, sees it. (Sharing a look among the
+   * starts of one turn of the event loop missed commits a pipe or a timer told of.) This
+   * handle's own commits are applied as they are written.
    */
   #poll(): void {
     this.#refuseIfDamaged();
     if (this.#appending) return;
-    // Another handle in this process may have appended within this turn (when every step
-    // completes without waiting, no turn passes): then look again.
-    if (this.#lookedThisTurn && this.#appendsSeen === appendsInProcess) return;
-    this.#appendsSeen = appendsInProcess;
-    if (!this.#lookedThisTurn) {
-      this.#lookedThisTurn = true;
-      setImmediate(() => {
-        this.#lookedThisTurn = false;
-      });
-    }
     if (!this.#tailIntact()) this.#reload();
     const stop = this.#scan();
     if (stop?.moved !== undefined && this.#followMove()) {
       this.#retireReplaced();
-      this.#lookedThisTurn = false;
       this.#poll();
     }
   }
@@ -1472,8 +1455,6 @@ export class FileStorage extends Storage {
       applied();
     } finally {
       this.#appending = false;
-      // Counted once the bytes are in the file (or cut off again): see #poll.
-      appendsInProcess++;
     }
   }
 
@@ -1494,8 +1475,6 @@ export class FileStorage extends Storage {
       }
       this.#reader.invalidate();
       throw ioError('appending to', this.path, error);
-    } finally {
-      appendsInProcess++;
     }
   }
 
