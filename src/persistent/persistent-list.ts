@@ -6,7 +6,7 @@
  */
 
 import { registerClass } from '../codec/class-registry.js';
-import { adopt, track } from './change-tracking.js';
+import { adopt, track, unwrapArgument } from './change-tracking.js';
 import { META, type ObjectMeta } from './object-meta.js';
 import {
   GET_STATE,
@@ -111,6 +111,12 @@ export interface PersistentList<T = any>
 
 /** Methods that return the array they were called on; on a list they return the list. */
 const RETURNS_RECEIVER = new Set(['copyWithin', 'fill', 'reverse', 'sort']);
+/**
+ * Methods that look for a value and hand out no item: they run on the stored items, with a
+ * view given as the value unwrapped (a view read from the list is not the item stored, and
+ * an object just pushed is stored as it is, not as the view reading hands out).
+ */
+const SEARCHES = new Set(['includes', 'indexOf', 'lastIndexOf']);
 
 /**
  * Installs the rest of the Array API. Each method runs `Array.prototype`'s own algorithm on
@@ -123,25 +129,36 @@ function installArrayMethods(): void {
     const method = (Array.prototype as unknown as Record<string, unknown>)[name];
     if (typeof method !== 'function' || name === 'constructor' || own.has(name)) continue;
     const returnsReceiver = RETURNS_RECEIVER.has(name);
+    if (SEARCHES.has(name)) {
+      Object.defineProperty(PersistentList.prototype, name, {
+        configurable: true,
+        writable: true,
+        value: function (this: PersistentList, value: unknown, ...rest: unknown[]) {
+          const items = readTarget<ListTarget<unknown>>(this)[ITEMS];
+          return method.call(items, unwrapArgument(value), ...rest);
+        },
+      });
+      continue;
+    }
     Object.defineProperty(PersistentList.prototype, name, {
       configurable: true,
       writable: true,
       value: function (this: PersistentList, ...args: unknown[]) {
         const target = readTarget<ListTarget<unknown>>(this);
         const view = track(target[META], target[ITEMS]);
-        // Callbacks are given the list itself where an array's would get the array.
+        // A callback (always the first argument) is given the list itself where an array's
+        // would get the array; later arguments (a thisArg, even a function) go as they are.
         const list = this;
-        const callArgs = args.map((arg) =>
-          typeof arg === 'function'
-            ? function (this: unknown, ...callbackArgs: unknown[]) {
-                return (arg as Function).apply(
-                  this,
-                  callbackArgs.map((each) => (each === view ? list : each)),
-                );
-              }
-            : arg,
-        );
-        const result = method.apply(view, callArgs);
+        const callback = args[0];
+        if (typeof callback === 'function') {
+          args[0] = function (this: unknown, ...callbackArgs: unknown[]) {
+            return callback.apply(
+              this,
+              callbackArgs.map((each) => (each === view ? list : each)),
+            );
+          };
+        }
+        const result = method.apply(view, args);
         return returnsReceiver ? this : result;
       },
     });

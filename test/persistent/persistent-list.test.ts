@@ -199,6 +199,38 @@ describe('PersistentList', () => {
     for (const third of thirds) assert.equal(third, list);
   });
 
+  it('a thisArg is passed as it is, even a function', () => {
+    const list = new PersistentList(['a', 'b']);
+    function Prefix(this: unknown) {}
+    const seen: unknown[] = [];
+    const result = list.map(function (this: unknown, item) {
+      seen.push(this);
+      return `${typeof this}-${item}`;
+    }, Prefix);
+    assert.deepEqual(result, ['function-a', 'function-b']);
+    assert.deepEqual(seen, [Prefix, Prefix]);
+  });
+
+  it('indexOf, lastIndexOf and includes find an object pushed, and an item read from the list', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const item = { name: 'first' };
+    const list = new PersistentList<{ name: string }>();
+    db.root.set('list', list);
+    list.push(item);
+    const searches = (value: unknown) => [
+      list.indexOf(value as never),
+      list.lastIndexOf(value as never),
+      list.includes(value as never),
+    ];
+    assert.deepEqual(searches(item), [0, 0, true]);
+    assert.deepEqual(searches(list[0]), [0, 0, true]);
+    assert.deepEqual(searches({ name: 'first' }), [-1, -1, false], 'by identity, as arrays do');
+    await db.commit();
+    const loaded = (await reopen(storage)).root.get('list') as PersistentList;
+    assert.deepEqual([loaded.indexOf(loaded[0]), loaded.includes(loaded.at(0))], [0, true]);
+  });
+
   it('keeps persistent items by reference, with identity across reload', async () => {
     const storage = new MemoryStorage();
     const db = await open({ storage });
