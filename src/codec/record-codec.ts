@@ -37,6 +37,9 @@ const REFERENCE_EXTENSION = 0x1e;
 const VALUE_EXTENSION = 0x1f;
 
 const plainPackr = new Packr({ useRecords: false, moreTypes: true });
+// The fast writer above gives every object a 16-bit size: one with 65,536 keys or more fails
+// there and is written by this one, which sizes each object exactly (and costs more).
+const largePlainPackr = new Packr({ useRecords: false, moreTypes: true, variableMapSize: true });
 // Record structures are defined inline in each record (maxSharedStructures 0): shared
 // structures would make a record unreadable without the structure table it was written with.
 const structuredPackr = new Packr({ moreTypes: true, maxSharedStructures: 0 });
@@ -121,7 +124,12 @@ export function encodeRecord(
   }
   const stored = scan.exoticValues ? faithfulCopy(state) : state;
   if (scan.maps) return structuredPackr.pack([RecordKind.structured, className, stored]);
-  return plainPackr.pack([RecordKind.plain, className, stored]);
+  const record = [RecordKind.plain, className, stored];
+  try {
+    return plainPackr.pack(record);
+  } catch {
+    return largePlainPackr.pack(record);
+  }
 }
 
 /** A decoded record. */

@@ -282,6 +282,23 @@ describe('codec round trip', () => {
     assert.equal(back.a, back.b);
   });
 
+  it('objects with 65,536 keys and more, nested or as attributes', async () => {
+    const wide: Record<string, number> = {};
+    for (let i = 0; i < 70_000; i++) wide[`k${i}`] = i;
+    const back = await roundTrip(wide);
+    assert.equal(Object.keys(back).length, 70_000);
+    assert.equal(back.k69999, 69_999);
+
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const box = Object.assign(new Box(), wide);
+    db.root.set('box', box);
+    await db.commit();
+    const loaded = (await reopen(storage)).root.get('box') as Box & Record<string, number>;
+    assert.equal(Object.keys(loaded).length, 70_001);
+    assert.equal(loaded.k12345, 12_345);
+  });
+
   it('objects with a null prototype keep their properties', async () => {
     const value = Object.assign(Object.create(null), { a: 1, b: [2] });
     const back = await roundTrip(value);
