@@ -36,11 +36,35 @@ class Utf16String {
  */
 const readFromEntries = new WeakSet<object>();
 
+/**
+ * An object written as its entries: one with a key MessagePack or a decoder cannot keep as
+ * it is (`__proto__`, a lone surrogate, CLASS_KEY), or with a null prototype, or such a
+ * value-class instance (then with its class name).
+ */
 class ProtoKeyObject {
   constructor(
     readonly entries: Array<[string, unknown]>,
     readonly nullPrototype: boolean,
+    readonly className: string | null = null,
   ) {}
+}
+
+/** Builds the object a ProtoKeyObject (or its kind-3 marker) describes, into `object`. */
+function fromEntries(
+  object: Record<string, unknown>,
+  entries: Array<[string, unknown]>,
+  nullPrototype: boolean,
+  className: string | null,
+): object {
+  readFromEntries.add(object);
+  // Defined, not assigned: `__proto__` is an ordinary own property here.
+  for (const [key, value] of entries) defineData(object, key, value);
+  if (nullPrototype) Object.setPrototypeOf(object, null);
+  if (className === null) return object;
+  const cls = classForName(className);
+  if (cls !== undefined && !isPersistentClass(cls))
+    return Object.setPrototypeOf(object, cls.prototype);
+  return new BrokenValue(className, object);
 }
 
 addExtension({
@@ -66,16 +90,12 @@ addExtension({
 addExtension({
   Class: ProtoKeyObject,
   type: PROTO_KEY_OBJECT_EXTENSION,
-  write: (value: ProtoKeyObject) => [value.nullPrototype, value.entries],
-  read: ([nullPrototype, entries]: [boolean, Array<[string, unknown]>]) => {
-    const object = nullPrototype ? Object.create(null) : {};
-    readFromEntries.add(object);
-    // defineProperty keeps `__proto__` an ordinary own property instead of the prototype.
-    for (const [key, value] of entries) {
-      defineData(object, key, value);
-    }
-    return object;
-  },
+  write: (value: ProtoKeyObject) =>
+    value.className === null
+      ? [value.nullPrototype, value.entries]
+      : [value.nullPrototype, value.entries, value.className],
+  read: ([nullPrototype, entries, className]: [boolean, Array<[string, unknown]>, string?]) =>
+    fromEntries({}, entries, nullPrototype, className ?? null),
 });
 
 const isWellFormed = (text: string): boolean =>
@@ -131,37 +151,30 @@ export function faithfulCopy(
       return out;
     }
     if (value instanceof BrokenValue) {
+      if (needsEntries(value.state, false)) {
+        return asEntries(value, value.state, false, value.className);
+      }
       if (markValueClasses) return marked(value, value.className, value.state);
       const out = new BrokenValue(value.className, {});
       copies.set(value, out);
       copyProperties(value.state, out.state);
       return out;
     }
-    if (
-      markValueClasses &&
-      proto !== Object.prototype &&
-      proto !== null &&
-      isValueClassInstance(value, proto)
-    ) {
-      const name = nameOfClass((proto as { constructor: AnyClass }).constructor);
-      if (name !== undefined) return marked(value, name, value as Record<string, unknown>);
-    }
-    if (proto === Object.prototype || proto === null || isValueClassInstance(value, proto)) {
+    const plain = proto === Object.prototype || proto === null;
+    if (plain || isValueClassInstance(value, proto)) {
+      const name = plain
+        ? undefined
+        : nameOfClass((proto as { constructor: AnyClass }).constructor);
+      const source = value as Record<string, unknown>;
+      if (needsEntries(source, proto === null)) {
+        return asEntries(value, source, proto === null, name ?? null);
+      }
+      if (markValueClasses && name !== undefined) return marked(value, name, source);
       // Registered before its contents are copied, so a cycle through it finds the copy.
-      const out: Record<string, unknown> =
-        proto === Object.prototype || proto === null
-          ? {}
-          : (Object.create(proto) as Record<string, unknown>);
+      const out: Record<string, unknown> = plain ? {} : Object.create(proto);
       copies.set(value, out);
-      const protoKey = copyProperties(value as Record<string, unknown>, out);
-      if (!protoKey) return out;
-      const entries = Object.keys(out).map((key): [string, unknown] => [
-        copy(key) as string,
-        out[key],
-      ]);
-      const marker = new ProtoKeyObject(entries, proto === null);
-      copies.set(value, marker);
-      return marker;
+      copyProperties(source, out);
+      return out;
     }
     if (value instanceof Error) {
       const parts = errorParts(value);
@@ -182,28 +195,53 @@ export function faithfulCopy(
     copyProperties(properties, out);
     return out;
   };
-  /** Copies the properties of `source` into `target`; true if a key needs the proto marker. */
-  const copyProperties = (
+  /**
+   * An object as its entries (see ProtoKeyObject). Among shared values it is a plain object
+   * holding them under CLASS_KEY, rebuilt in place when read (restoreValueClasses): msgpackr
+   * would rebuild an extension value in a cycle as a plain object.
+   */
+  const asEntries = (
+    value: object,
     source: Record<string, unknown>,
-    target: Record<string, unknown>,
-  ): boolean => {
-    let protoKey = false;
-    for (const key of Object.keys(source)) {
-      const item = copy(source[key]);
-      // CLASS_KEY too: in the user's data it must not read back as a class marker.
-      if (key === '__proto__' || key === CLASS_KEY || !isWellFormed(key)) protoKey = true;
-      defineData(target, key, item);
-    }
-    return protoKey;
+    nullPrototype: boolean,
+    className: string | null,
+  ): unknown => {
+    const entries: Array<[string, unknown]> = [];
+    const out = markValueClasses
+      ? { [CLASS_KEY]: { nullPrototype, className, entries } }
+      : new ProtoKeyObject(entries, nullPrototype, className);
+    copies.set(value, out);
+    for (const key of Object.keys(source)) entries.push([copy(key) as string, copy(source[key])]);
+    return out;
   };
+  const copyProperties = (source: Record<string, unknown>, target: Record<string, unknown>) => {
+    for (const key of Object.keys(source)) defineData(target, key, copy(source[key]));
+  };
+  // The state itself: its keys are attribute names, with the same needs.
+  if (needsEntries(state, false)) {
+    const entries = Object.keys(state).map((key): [string, unknown] => [
+      copy(key) as string,
+      copy(state[key]),
+    ]);
+    return new ProtoKeyObject(entries, false) as unknown as Record<string, unknown>;
+  }
   const copied: Record<string, unknown> = {};
-  if (!copyProperties(state, copied)) return copied;
-  // Attribute names that need the marker too (the marker reads back as a plain object).
-  const entries = Object.keys(copied).map((key): [string, unknown] => [
-    copy(key) as string,
-    copied[key],
-  ]);
-  return new ProtoKeyObject(entries, false) as unknown as Record<string, unknown>;
+  copyProperties(state, copied);
+  return copied;
+}
+
+/**
+ * Whether an object must be written as its entries: it has a null prototype, or a key that
+ * would not read back as it is (`__proto__`; a lone surrogate; CLASS_KEY, which in the user's
+ * data must not read back as a class marker).
+ */
+function needsEntries(source: Record<string, unknown>, nullPrototype: boolean): boolean {
+  return (
+    nullPrototype ||
+    Object.keys(source).some(
+      (key) => key === '__proto__' || key === CLASS_KEY || !isWellFormed(key),
+    )
+  );
 }
 
 /**
@@ -270,29 +308,59 @@ export function restoreValueClasses(state: unknown): void {
     if (isErrorPartList(marked)) {
       return errorFromParts(marked, visit, (made) => errors.set(record, made));
     }
+    if (isEntriesMarker(marked)) {
+      // Rebuilt in place: what refers to it (a cycle) keeps referring to it.
+      delete record[CLASS_KEY];
+      const entries = marked.entries.map(([key, item]): [string, unknown] => [key, visit(item)]);
+      fromEntries(record, entries, marked.nullPrototype, null);
+      return marked.className === null ? record : restoreClass(record, marked.className);
+    }
     for (const key of Object.keys(record)) {
       const item = visit(record[key]);
       if (item !== record[key]) record[key] = item;
     }
     if (typeof marked !== 'string') return value;
-    const cls = classForName(marked);
     delete record[CLASS_KEY];
-    if (cls !== undefined && !isPersistentClass(cls)) {
-      Object.setPrototypeOf(record, cls.prototype);
-      return value;
-    }
-    const properties: Record<string, unknown> = {};
-    for (const key of Object.keys(record)) {
-      // Defined, not assigned: a key '__proto__' is data here.
-      defineData(properties, key, record[key]);
-      delete record[key];
-    }
-    Object.setPrototypeOf(record, BrokenValue.prototype);
-    Object.defineProperty(record, 'className', { value: marked, enumerable: true });
-    Object.defineProperty(record, 'state', { value: properties, enumerable: true });
-    return value;
+    return restoreClass(record, marked);
   };
   visit(state);
+}
+
+/**
+ * Gives `record` (the properties of a value-class instance) the class registered under
+ * `className`, in place; or makes it, in place too, a BrokenValue holding them.
+ */
+function restoreClass(record: Record<string, unknown>, className: string): object {
+  const cls = classForName(className);
+  if (cls !== undefined && !isPersistentClass(cls))
+    return Object.setPrototypeOf(record, cls.prototype);
+  const properties: Record<string, unknown> = {};
+  for (const key of Object.keys(record)) {
+    // Defined, not assigned: a key '__proto__' is data here.
+    defineData(properties, key, record[key]);
+    delete record[key];
+  }
+  Object.setPrototypeOf(record, BrokenValue.prototype);
+  Object.defineProperty(record, 'className', { value: className, enumerable: true });
+  Object.defineProperty(record, 'state', { value: properties, enumerable: true });
+  return record;
+}
+
+/** The shape of the kind-3 marker of an object written as its entries (see asEntries). */
+function isEntriesMarker(
+  value: unknown,
+): value is {
+  nullPrototype: boolean;
+  className: string | null;
+  entries: Array<[string, unknown]>;
+} {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Array.isArray((value as { entries?: unknown }).entries) &&
+    typeof (value as { nullPrototype?: unknown }).nullPrototype === 'boolean'
+  );
 }
 
 function isValueClassInstance(value: object, proto: object | null): boolean {

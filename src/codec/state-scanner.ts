@@ -155,6 +155,8 @@ class Scan {
     const path = this.#path;
     const proto = Object.getPrototypeOf(obj) as object | null;
     if (proto === Object.prototype || proto === null) {
+      // A null prototype is kept by a marker (MessagePack maps read back as plain objects).
+      if (proto === null) this.exoticValues = true;
       this.properties(obj as Record<string, unknown>, true);
     } else if (proto === Array.prototype) {
       const array = obj as unknown[];

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MemoryStorage, oidOf, open, Persistent, registerClass } from 'trove';
+import { BrokenValue, MemoryStorage, oidOf, open, Persistent, registerClass } from 'trove';
 import { reopen } from '../support/handles.js';
 
 class Box extends Persistent {
@@ -299,10 +299,61 @@ describe('codec round trip', () => {
     assert.equal(loaded.k12345, 12_345);
   });
 
-  it('objects with a null prototype keep their properties', async () => {
+  it('objects with a null prototype keep it, and their properties, alone or shared', async () => {
     const value = Object.assign(Object.create(null), { a: 1, b: [2] });
     const back = await roundTrip(value);
+    assert.equal(Object.getPrototypeOf(back), null);
     assert.deepEqual({ ...back }, { a: 1, b: [2] });
+    const [first, second] = await roundTrip([value, value]);
+    assert.equal(first, second);
+    assert.equal(Object.getPrototypeOf(first), null);
+    assert.deepEqual({ ...first }, { a: 1, b: [2] });
+  });
+
+  it('an object with a key written as entries (__proto__) keeps its identity in a cycle', async () => {
+    const node = JSON.parse('{"__proto__": "data", "name": "node"}');
+    node.self = node;
+    const back = await roundTrip(node);
+    assert.equal(back.self, back);
+    assert.equal(Object.getOwnPropertyDescriptor(back, '__proto__')?.value, 'data');
+    assert.equal(Object.getPrototypeOf(back), Object.prototype);
+  });
+
+  it('a BrokenValue whose state has such keys is written back as it was read', async () => {
+    for (const key of ['__proto__', '\u0000trove.class']) {
+      const state = Object.defineProperty({ a: 1 }, key, {
+        value: 'data',
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+      const broken = new (BrokenValue as any)('codecRoundTrip.Gone', state) as BrokenValue;
+      for (const back of [await roundTrip(broken), (await roundTrip([broken, broken]))[0]]) {
+        assert.ok(back instanceof BrokenValue, key);
+        assert.equal(back.className, 'codecRoundTrip.Gone');
+        assert.deepEqual(Object.keys(back.state), ['a', key]);
+        assert.equal(Object.getOwnPropertyDescriptor(back.state, key)?.value, 'data');
+      }
+    }
+  });
+
+  it('a value-class instance with such keys keeps its class and its keys, alone or shared', async () => {
+    for (const key of ['__proto__', '\uD800', '\u0000trove.class']) {
+      const money = new Money(5, 'EUR');
+      // An array under the marker key must not read back as a stored error either.
+      Object.defineProperty(money, key, {
+        value: ['Error', null, 'Error', 0, 'x', null, null, null, {}],
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+      for (const back of [await roundTrip(money), (await roundTrip([money, money]))[0]]) {
+        assert.ok(back instanceof Money, key);
+        assert.equal(back.format(), '5 EUR');
+        assert.deepEqual(Object.keys(back), ['amount', 'currency', key]);
+        assert.deepEqual(Object.getOwnPropertyDescriptor(back, key)?.value[4], 'x');
+      }
+    }
   });
 
   it('Uint8Array and Buffer, including views into larger buffers', async () => {

@@ -151,7 +151,10 @@ function assertStoredEqual(
           }
         }
       } else {
-        assert.ok(proto === Object.prototype || proto === Point.prototype, `storable at ${path}`);
+        assert.ok(
+          proto === Object.prototype || proto === null || proto === Point.prototype,
+          `storable at ${path}`,
+        );
       }
       assert.deepEqual(Object.keys(a), Object.keys(e), `keys at ${path}`);
       for (const key of Object.keys(e)) {
@@ -242,10 +245,13 @@ const leafArb: fc.Arbitrary<unknown> = fc.oneof(
     .map(([source, flags]) => new RegExp(source, flags)),
 );
 
-/** Object keys: any string but `__proto__` (see the regression test), and awkward ones. */
+/** Object keys: any string, and awkward ones (kept as data, never as a prototype or marker). */
 const keyArb = fc.oneof(
-  fc.string().filter((key) => key !== '__proto__'),
+  fc.string(),
   fc.constantFrom(
+    '__proto__',
+    '\u0000trove.class',
+    'lone \uD800 surrogate',
     'constructor',
     'toString',
     'hasOwnProperty',
@@ -267,9 +273,17 @@ const errorKeyArb = keyArb.filter(
   (key) => !['message', 'stack', 'cause', 'errors', 'name', 'constructor'].includes(key),
 );
 
-function objectOf(entries: Array<[string, unknown]>): Record<string, unknown> {
-  const obj: Record<string, unknown> = {};
-  for (const [key, value] of entries) obj[key] = value;
+/** Defines an own data property the way an assignment would (`__proto__` included). */
+function defineOwn(obj: object, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
+function objectOf(
+  entries: Array<[string, unknown]>,
+  nullPrototype = false,
+): Record<string, unknown> {
+  const obj: Record<string, unknown> = nullPrototype ? Object.create(null) : {};
+  for (const [key, value] of entries) defineOwn(obj, key, value);
   return obj;
 }
 
@@ -293,7 +307,9 @@ const { value: storableTreeArb } = fc.letrec<{
     tie('error'),
   ),
   array: fc.array(tie('value'), { maxLength: 4 }),
-  object: fc.array(fc.tuple(keyArb, tie('value')), { maxLength: 4 }).map(objectOf),
+  object: fc
+    .tuple(fc.array(fc.tuple(keyArb, tie('value')), { maxLength: 4 }), fc.boolean())
+    .map(([entries, nullPrototype]) => objectOf(entries, nullPrototype)),
   map: fc
     .array(
       fc.tuple(
@@ -321,8 +337,7 @@ const { value: storableTreeArb } = fc.letrec<{
     })
     .map(({ kind, message, cause, errors, properties }) => {
       const error = makeError(kind, message, cause, errors);
-      for (const [key, value] of properties)
-        (error as unknown as Record<string, unknown>)[key] = value;
+      for (const [key, value] of properties) defineOwn(error, key, value);
       return error;
     }),
 }));
@@ -350,7 +365,7 @@ function isContainer(value: unknown): value is object {
     value instanceof Error ||
     (typeof value === 'object' &&
       value !== null &&
-      Object.getPrototypeOf(value) === Object.prototype)
+      (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null))
   );
 }
 
@@ -381,13 +396,14 @@ function cloneTree(value: unknown): unknown {
       configurable: true,
     });
     for (const key of Object.keys(value)) {
-      (error as unknown as Record<string, unknown>)[key] = cloneTree(
-        (value as unknown as Record<string, unknown>)[key],
-      );
+      defineOwn(error, key, cloneTree((value as unknown as Record<string, unknown>)[key]));
     }
     return error;
   }
-  return objectOf(Object.entries(value).map(([k, v]) => [k, cloneTree(v)]));
+  return objectOf(
+    Object.entries(value).map(([k, v]) => [k, cloneTree(v)]),
+    Object.getPrototypeOf(value) === null,
+  );
 }
 
 /** Every object of a tree, containers first-seen order. */
@@ -448,7 +464,7 @@ const storableArb: fc.Arbitrary<unknown> = fc
       if (Array.isArray(container)) container.push(target);
       else if (container instanceof Map) container.set(key, target);
       else if (container instanceof Set) container.add(target);
-      else (container as Record<string, unknown>)[key] = target;
+      else defineOwn(container, key, target);
     });
     return root;
   });
