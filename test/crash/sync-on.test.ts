@@ -251,6 +251,34 @@ describe("where a durable commit's sync runs (syncOn)", () => {
     }
   });
 
+  it('commits that never wait (no sync) leave the event loop a turn at least every 10 ms', async () => {
+    for (const durability of ['none', 'os'] as const) {
+      const recorder = new SyncRecorder();
+      const storage = await recorder.open(join(dir.path, `unsynced-${durability}.trove`), {
+        durability,
+      });
+      try {
+        const [oid] = await storage.newOids(1);
+        await turn();
+        let done = 0;
+        let atTimer: number | undefined;
+        setTimeout(() => {
+          atTimer = done;
+        }, 0);
+        for (const start = performance.now(); performance.now() - start < 3; );
+        let tid: Tid = 0;
+        // Each commit takes 1 ms by the storage's clock; none waits for anything.
+        for (; done < 30; done++) {
+          tid = await commit(storage, [put(oid!, `change ${done}`, tid)]);
+          recorder.clock.ms += 1;
+        }
+        assert.equal(atTimer, 10, durability);
+      } finally {
+        await storage.close();
+      }
+    }
+  });
+
   it('after a group of several, commits made in the same turn of the event loop join one group', async () => {
     const recorder = new SyncRecorder();
     const storage = await openFileStorage(join(dir.path, 'join.trove'), {

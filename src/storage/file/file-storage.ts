@@ -198,6 +198,11 @@ const THREADPOOL_AFTER_SLOW_SYNC = 10;
  * ago, the next one waits for the next turn: timers and I/O wait at most about this long.
  */
 const CALLING_THREAD_MS_PER_TURN = 2;
+/**
+ * How long commits may keep one turn of the event loop when none waits for anything (no
+ * sync: durability 'none', or 'os'): back to back, they would starve timers and I/O.
+ */
+const COMMIT_MS_PER_TURN = 10;
 /** A commit this large or larger syncs on the threadpool: its sync has real data to write. */
 const CALLING_THREAD_SYNC_BYTES = 64 * 1024;
 const DEFAULT_READ_CACHE_BYTES = 32 * 1024 * 1024;
@@ -274,6 +279,8 @@ export class FileStorage extends Storage {
   #threadpoolUntil = 0;
   /** When the first sync on the calling thread in this turn of the event loop began. */
   #callingThreadSince: number | undefined;
+  /** When this handle's commits began to run in this turn of the event loop. */
+  #commitTurnSince: number | undefined;
   readonly #clock: () => number;
   /** How far the next growth of the file goes (see #preallocation). */
   #preallocationStep = FIRST_PREALLOCATION;
@@ -1126,6 +1133,11 @@ export class FileStorage extends Storage {
         if (this.#lastGroupSize > 1 && this.#heldAcks === undefined) {
           await new Promise((resolve) => setImmediate(resolve));
         }
+        if (this.#commitTurnIsUp()) {
+          // Two immediates, as in #sync.
+          await new Promise((resolve) => setImmediate(resolve));
+          await new Promise((resolve) => setImmediate(resolve));
+        }
         const group = this.#queue;
         this.#queue = [];
         try {
@@ -1290,6 +1302,23 @@ export class FileStorage extends Storage {
     } else {
       settle();
     }
+  }
+
+  /**
+   * Whether this handle's commits have run COMMIT_MS_PER_TURN in this turn of the event
+   * loop: then timers and I/O get a turn before the next group. (Checked without awaiting:
+   * an await here would let a second commit join a lone one's group.)
+   */
+  #commitTurnIsUp(): boolean {
+    const now = this.#clock();
+    if (this.#commitTurnSince === undefined) {
+      this.#commitTurnSince = now;
+      setImmediate(() => {
+        this.#commitTurnSince = undefined;
+      });
+      return false;
+    }
+    return now - this.#commitTurnSince >= COMMIT_MS_PER_TURN;
   }
 
   /**
