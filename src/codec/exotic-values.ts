@@ -347,9 +347,7 @@ function restoreClass(record: Record<string, unknown>, className: string): objec
 }
 
 /** The shape of the kind-3 marker of an object written as its entries (see asEntries). */
-function isEntriesMarker(
-  value: unknown,
-): value is {
+function isEntriesMarker(value: unknown): value is {
   nullPrototype: boolean;
   className: string | null;
   entries: Array<[string, unknown]>;

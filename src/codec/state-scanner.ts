@@ -79,6 +79,8 @@ class Scan {
   #refType: ReferenceType = referenceType();
   #onReference: (obj: object) => void = ignoreReference;
   #where: () => string = nowhere;
+  /** A state key whose value stands for the object itself (a list's items), left out of paths. */
+  #itemsKey: string | undefined = undefined;
   readonly #path: unknown[] = [];
   /** The first nested value visited, and the set of them once there is a second. */
   #first: object | undefined = undefined;
@@ -89,10 +91,12 @@ class Scan {
     state: Record<string, unknown>,
     onReference: (obj: object) => void,
     where: () => string,
+    itemsKey: string | undefined,
   ): ScanResult {
     this.#refType = referenceType();
     this.#onReference = onReference;
     this.#where = where;
+    this.#itemsKey = itemsKey;
     this.sharedValues = false;
     this.exoticValues = false;
     this.maps = false;
@@ -117,7 +121,9 @@ class Scan {
   }
 
   fail(what: string, hint = ''): never {
-    const at = this.#where() + this.#path.map(pathSegment).join('');
+    // A list's items key stands for the list itself: its item 2 is at `list[2]`.
+    const path = this.#path[0] === this.#itemsKey ? this.#path.slice(1) : this.#path;
+    const at = this.#where() + path.map(pathSegment).join('');
     throw new InvalidArgumentError(`cannot store ${what} at ${at}${hint}`, { path: at });
   }
 
@@ -242,17 +248,19 @@ let idleScan: Scan | undefined;
 /**
  * Scans the values of `state` (an object's persisted properties). Calls `onReference` for
  * every persistent object referenced. Throws InvalidArgumentError naming the path to a
- * value that cannot be stored; `where` gives the path of the object whose state this is.
+ * value that cannot be stored; `where` gives the path of the object whose state this is,
+ * and `itemsKey` a key of the state left out of the path (a list's items).
  */
 export function scanState(
   state: Record<string, unknown>,
   onReference: (obj: object) => void,
   where: () => string,
+  itemsKey?: string,
 ): ScanResult {
   const scan = idleScan ?? new Scan();
   idleScan = undefined;
   try {
-    return scan.run(state, onReference, where);
+    return scan.run(state, onReference, where, itemsKey);
   } finally {
     idleScan = scan;
   }

@@ -29,6 +29,7 @@ import {
   ObjectState,
 } from '../persistent/object-meta.js';
 import { createGhost, expectPersistent, installState, stateOf } from '../persistent/persistent.js';
+import { ITEMS_KEY } from '../persistent/persistent-list.js';
 import { type ConflictInfo, type Storage, StorageConflictError } from '../storage/storage.js';
 import {
   type Oid,
@@ -546,7 +547,9 @@ export class Connection implements Jar {
       }
       const state = stateOf(meta);
       refs = undefined;
-      const scan = whileEncoding(() => scanState(state, onReference, where));
+      const scan = whileEncoding(() =>
+        scanState(state, onReference, where, meta.indexed ? ITEMS_KEY : undefined),
+      );
       entries.push(new PendingWrite(meta, className, state, refs ?? NO_METAS, scan, undefined));
     }
     return { entries, fresh, toStage };

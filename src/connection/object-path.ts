@@ -10,10 +10,8 @@
 import { pathSegment } from '../codec/state-scanner.js';
 import { metaOf, type ObjectMeta, ObjectState } from '../persistent/object-meta.js';
 import { stateOf } from '../persistent/persistent.js';
+import { ITEMS_KEY } from '../persistent/persistent-list.js';
 import { describe } from '../util/validate.js';
-
-/** State keys under which the built-in collections keep their items. */
-const ITEMS_KEY = '@items';
 
 function className(meta: ObjectMeta): string {
   return (

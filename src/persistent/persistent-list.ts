@@ -19,7 +19,13 @@ import {
   writeTarget,
 } from './persistent.js';
 
-const ITEMS_KEY = '@items';
+/**
+ * The state key of a list's items. Paths (in errors, in describePath) leave it out: an
+ * item of `root.list` is `root.list[2]`.
+ *
+ * @internal
+ */
+export const ITEMS_KEY = '@items';
 
 interface ListTarget<T> {
   [ITEMS]: T[];

@@ -18,6 +18,7 @@ import {
   oidOf,
   open,
   Persistent,
+  PersistentList,
   PersistentMap,
   persistent,
   ReadOnlyError,
@@ -265,6 +266,19 @@ describe('bad input', () => {
           return true;
         },
       );
+    });
+
+    it('the path to a value in a list item names the item by its index', async () => {
+      const storage = new MemoryStorage();
+      const db = await open({ storage });
+      const before = storage.lastTid();
+      db.root.set('list', new PersistentList([{ ok: 1 }, { f: () => {} }]));
+      await assert.rejects(db.commit(), (error: unknown) => {
+        assert.ok(error instanceof InvalidArgumentError);
+        assert.equal(error.path, 'root.list[1].f');
+        return true;
+      });
+      assert.equal(storage.lastTid(), before, 'nothing was written');
     });
 
     it('storing a symbol fails the commit with the path to it', async () => {
