@@ -76,11 +76,14 @@ export async function open(
       argument: 'options',
     });
   }
-  const opts = expectOptions<OpenStorageOptions>(target, 'target');
+  const opts = expectOptions<OpenStorageOptions & Pick<OpenFileOptions, 'readOnly' | 'at'>>(
+    target,
+    'target',
+  );
   for (const fileOnly of ['readOnly', 'at'] as const) {
     // Options of open(path): a storage is opened read-only, or as of a time, by its maker
     // (new SnapshotStorage(storage, tid) for a view); ignored, they would leave it writable.
-    if (fileOnly in opts) {
+    if (opts[fileOnly] !== undefined) {
       throw new InvalidArgumentError(
         `options.${fileOnly} is an option of open(path), not of open({ storage })`,
         { argument: `options.${fileOnly}` },

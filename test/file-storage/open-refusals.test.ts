@@ -5,9 +5,17 @@
  * new database.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { describe, it } from 'node:test';
-import { InvalidArgumentError, MemoryStorage, open, StorageIOError } from 'trove';
+import { CorruptionError, InvalidArgumentError, MemoryStorage, open, StorageIOError } from 'trove';
 import { scratch } from './support/temp-dir.js';
 
 const FILE_MAGIC = Buffer.from([0x54, 0x52, 0x4f, 0x56, 0x45, 0x00, 0x0d, 0x0a]);
@@ -60,6 +68,55 @@ describe('open() refusals', () => {
     }
   });
 
+  it('an open that follows a pack to a damaged file refuses it, and leaves no descriptor open', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const quiet = { durability: 'full' as const, logger: () => {} };
+    // The file as it is before a pack, kept under another name.
+    const db = await open(path, quiet);
+    db.root.set('gone', { x: 1 });
+    await db.commit();
+    db.root.delete('gone');
+    await db.commit();
+    linkSync(path, dir.file('before-pack'));
+    await db.pack();
+    // The packed file, with later commits, one of them damaged in the middle of the log.
+    for (let i = 0; i < 3; i++) {
+      db.root.set(`k${i}`, `${i}`.repeat(200));
+      await db.commit();
+    }
+    await db.close();
+    const packed = readFileSync(path);
+    const damageAt = packed.indexOf('1'.repeat(200)) + 50;
+    packed[damageAt] = packed[damageAt]! ^ 0xff;
+    writeFileSync(dir.file('packed-damaged'), packed);
+    // The open reads the old file; while it does, a pack elsewhere puts the damaged file in
+    // place (here: when the open reports the stale file it removed).
+    renameSync(dir.file('before-pack'), path);
+    writeFileSync(`${path}.blob-999999-x`, '');
+    const descriptors = () =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir.dir);
+        } catch {
+          return false;
+        }
+      });
+    await assert.rejects(
+      open(path, {
+        ...quiet,
+        logger: (message) => {
+          if (message.includes('removed')) renameSync(dir.file('packed-damaged'), path);
+        },
+      }),
+      (error: unknown) => {
+        assert.ok(error instanceof CorruptionError, String(error));
+        return true;
+      },
+    );
+    assert.deepEqual(descriptors(), []);
+  });
+
   it('a directory is an I/O error, read-only or not', async (t) => {
     const dir = scratch(t);
     const path = dir.file('a-directory');
@@ -97,5 +154,9 @@ describe('open() refusals', () => {
     await assert.rejects(open({ storage, readOnly: true } as never), invalid('options.readOnly'));
     await assert.rejects(open({ storage, at: 1 } as never), invalid('options.at'));
     assert.equal(storage.lastTid(), 0, 'nothing was written');
+    // Absent (undefined, as a spread of options may leave them) is no option.
+    const db = await open({ storage, readOnly: undefined, at: undefined } as never);
+    assert.equal(db.readOnly, false);
+    await db.close();
   });
 });

@@ -450,10 +450,11 @@ export class FileStorage extends Storage {
       }
       throw ioError('opening', file, error);
     }
+    let storage: FileStorage | undefined;
     try {
       const header = await openHeader(file, fd, opts, readOnly);
       const { state, rebuilt } = loadState(file, fd, header, opts.progress);
-      const storage = new FileStorage(file, opts, fd, header, state);
+      storage = new FileStorage(file, opts, fd, header, state);
       storage.#indexRebuilt = rebuilt;
       if (!readOnly) {
         for (const stale of removeStaleFiles(file))
@@ -462,7 +463,13 @@ export class FileStorage extends Storage {
       await storage.#recoverTail();
       return storage;
     } catch (error) {
-      fs.closeSync(fd);
+      // Once the storage exists it owns the files: recovery may have followed a pack to a
+      // new one (and closed `fd` already).
+      if (storage === undefined) fs.closeSync(fd);
+      else {
+        storage.#retireReplaced();
+        storage.#file.retire();
+      }
       // The system's refusals (a directory opened read-only reads with EISDIR) are I/O errors.
       if ((error as { syscall?: unknown }).syscall !== undefined)
         throw ioError('opening', file, error);
@@ -627,7 +634,7 @@ export class FileStorage extends Storage {
 
   /**
    * Reads the transactions other writers appended since the last look (a read at the log's
-   * end, about a microsecond). Every transaction start looks: one that starts after another
+   * end, one or two microseconds). Every transaction start looks: one that starts after another
    * process's commit finished, as told by any channel, sees it. (Sharing a look among the
    * starts of one turn of the event loop missed commits a pipe or a timer told of.) This
    * handle's own commits are applied as they are written.
@@ -1705,6 +1712,8 @@ export class FileStorage extends Storage {
   }
 
   async #packNow(keepHistorySince: Tid | undefined): Promise<PackResult> {
+    // The file the pack replaced, once it did: retired however the pack ends.
+    let replaced: OpenFile | undefined;
     const host: PackHost = {
       path: this.path,
       ops: this.#ops,
@@ -1717,17 +1726,18 @@ export class FileStorage extends Storage {
       withLock: (fn) => this.#withLock(fn),
       revisionAt: (oid, tid) => this.#revisionBefore(oid, tid + 1)?.offset,
       switchTo: (fd, header, state) => {
-        const old = this.#switchTo(new OpenFile(fd), header, state);
+        replaced = this.#switchTo(new OpenFile(fd), header, state);
         // The pack saved an index for the new file.
         this.#indexRebuilt = false;
         // The pack removed objects this handle's connections may hold.
         this.invalidateCaches();
-        return old;
       },
     };
-    const { result, old } = await packFile(host, keepHistorySince);
-    old.retire();
-    return result;
+    try {
+      return await packFile(host, keepHistorySince);
+    } finally {
+      replaced?.retire();
+    }
   }
 
   /**

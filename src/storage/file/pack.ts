@@ -45,7 +45,6 @@ import {
   type TxMeta,
 } from './log-reader.js';
 import { OidIndex } from './oid-index.js';
-import type { OpenFile } from './open-file.js';
 import { applyToState, type ScanState } from './scan-state.js';
 import { temporaryPath } from './stale-files.js';
 import { type StreamedRecord, writeStreamedTransaction } from './streamed-transaction.js';
@@ -69,8 +68,8 @@ export interface PackHost {
   withLock<T>(fn: () => Promise<T>): Promise<T>;
   /** Offset of the revision of `oid` current at `tid` (tid <= `tid`), if it existed. */
   revisionAt(oid: number, tid: Tid): number | undefined;
-  /** Makes the new file the storage's; returns the old one. */
-  switchTo(fd: number, header: FileHeader, state: ScanState): OpenFile;
+  /** Makes the new file the storage's (which retires the old one once the pack is over). */
+  switchTo(fd: number, header: FileHeader, state: ScanState): void;
 }
 
 /** Records up to this size are copied through memory, larger ones streamed. */
@@ -158,11 +157,11 @@ function metaOf(tx: ScannedTransaction): TxMeta {
   return { ...(note === undefined ? {} : { note }), ...(user === undefined ? {} : { user }) };
 }
 
-/** Packs the host's file; returns the result and the old file (for the caller to retire). */
+/** Packs the host's file. */
 export async function packFile(
   host: PackHost,
   keepHistorySince: Tid | undefined,
-): Promise<{ result: PackResult; old: OpenFile }> {
+): Promise<PackResult> {
   host.poll();
   const oldFd = host.fd();
   // Byte 1 of the data file marks a running pack: one at a time, across processes.
@@ -201,7 +200,7 @@ async function copyAndSwap(
   temp: string,
   keepHistorySince: Tid | undefined,
   onRenamed: () => void,
-): Promise<{ result: PackResult; old: OpenFile }> {
+): Promise<PackResult> {
   // A pack is long work: it lets the event loop run between its phases, even when every
   // step it takes completes at once (small files, no sync).
   await turn();
@@ -384,7 +383,7 @@ async function copyAndSwap(
   let bytesBefore = 0;
   // Writers of other processes kept waiting go first: the swap holds the lock a while.
   await yieldToWaitingWriters(oldFd, YIELD_LIMIT_MS);
-  const old = await host.withLock(async () => {
+  await host.withLock(async () => {
     const log = host.log();
     await copyTail(copied, log.end);
     // The new file ends with the oid high-water mark, at the last tid (a pack is not a
@@ -429,17 +428,14 @@ async function copyAndSwap(
     // The new file is the data file now: its writer lock is the one other writers take.
     fsx.unlock(newFd, 0, 1);
     if (host.sync) syncDirectory(dirname(host.path));
-    return host.switchTo(newFd, header, { ...state });
+    host.switchTo(newFd, header, { ...state });
   });
   bar.stop();
   return {
-    result: {
-      objectsKept: kept,
-      objectsRemoved: existingCount - kept,
-      revisionsRemoved: Math.max(0, oldRecords - historyWritten),
-      bytesBefore,
-      bytesAfter: state.end,
-    },
-    old,
+    objectsKept: kept,
+    objectsRemoved: existingCount - kept,
+    revisionsRemoved: Math.max(0, oldRecords - historyWritten),
+    bytesBefore,
+    bytesAfter: state.end,
   };
 }
