@@ -265,8 +265,9 @@ export class Database {
 
   /**
    * Runs `fn` in a new transaction on a pooled connection and commits what it changed.
-   * When the commit conflicts with another transaction, `fn` runs again on a fresh snapshot,
-   * up to `attempts` times in all; other errors abort the transaction and propagate.
+   * When the commit conflicts with another transaction, or `fn` throws a ConflictError (a
+   * read conflict, an inner transaction's conflict), `fn` runs again on a fresh snapshot, up
+   * to `attempts` times in all; other errors abort the transaction and propagate.
    * Returns what `fn` returned.
    */
   async transaction<T>(
@@ -277,7 +278,8 @@ export class Database {
     expectFunction(fn, 'fn');
     const opts = expectOptions<TransactionOptions>(options, 'options');
     const meta = checkTransactionMeta(opts);
-    const attempts = opts.attempts ?? DEFAULT_ATTEMPTS;
+    // null is no number of attempts (as for every other option): refused, not the default.
+    const attempts = opts.attempts === undefined ? DEFAULT_ATTEMPTS : opts.attempts;
     if (attempts !== Number.POSITIVE_INFINITY) expectPositiveInteger(attempts, 'options.attempts');
     if (this.storage.readOnly) throw new ReadOnlyError('the database is read-only; use db.read');
     for (let attempt = 1; ; attempt++) {

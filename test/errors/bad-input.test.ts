@@ -143,6 +143,10 @@ describe('bad input', () => {
         invalid(),
       );
       await assert.rejects(
+        db.transaction(() => {}, { attempts: null as any }),
+        invalid({ argument: 'options.attempts' }),
+      );
+      await assert.rejects(
         db.transaction(() => {}, { note: 5 as any }),
         invalid(),
       );
