@@ -27,8 +27,9 @@ export interface RegisterClassOptions {
    * class's constructor with no arguments, then install its stored state over what the
    * constructor assigned. Without it a loaded object is made without running a
    * constructor, so it has no `#private` fields (a method that uses one throws a
-   * `TypeError`) and no volatile state a constructor sets up. The constructor must accept
-   * no arguments; an error it throws is thrown where the object is first used. Default
+   * `TypeError`) and no volatile state a constructor sets up. The constructor runs once
+   * per object and handle (a subclass inherits the option) and must accept no arguments;
+   * an error it throws is thrown wherever the object is used in that handle. Default
    * false.
    */
   constructOnLoad?: boolean;
@@ -139,7 +140,12 @@ export function nameOfClass(cls: AnyClass): string | undefined {
  * @internal
  */
 export function constructsOnLoad(cls: AnyClass): boolean {
-  return constructedOnLoad.has(cls);
+  // A subclass of such a class too: its construction runs the base's constructor, which
+  // defines the base's #private fields.
+  for (let each: unknown = cls; typeof each === 'function'; each = Object.getPrototypeOf(each)) {
+    if (constructedOnLoad.has(each as AnyClass)) return true;
+  }
+  return false;
 }
 
 type RegistrationListener = (cls: AnyClass, name: string) => void;

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { ClosedError, ReadOnlyError } from '../errors.js';
+import { ClosedError, InvalidArgumentError, ReadOnlyError } from '../errors.js';
 import { defineData } from '../util/define-data.js';
 import { JarStatus, META, type ObjectMeta, ObjectState } from './object-meta.js';
 
@@ -276,6 +276,18 @@ abstract class ViewHandler {
   constructor(meta: ObjectMeta) {
     this.meta = meta;
     this.generation = meta.generation;
+  }
+
+  /**
+   * Refuses `Object.freeze` and `Object.preventExtensions`: a frozen nested value is not
+   * stored as frozen (it loads thawed), and a view of a frozen value could not hand out
+   * views of its members (the proxy's invariants forbid it).
+   */
+  preventExtensions(): boolean {
+    throw new InvalidArgumentError(
+      'a nested value of a persistent object cannot be frozen or made non-extensible',
+      { argument: 'value' },
+    );
   }
 
   /** Marks the owner changed, refusing writes through a view of a dropped state. */

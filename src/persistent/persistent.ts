@@ -289,7 +289,8 @@ const persistentHandler: ProxyHandler<Target> = {
         };
       }
     }
-    return key === META
+    // Symbol-keyed properties are volatile, handed out as they are (as by `get`).
+    return typeof key === 'symbol'
       ? Reflect.getOwnPropertyDescriptor(target, key)
       : trackDescriptor(meta, Reflect.getOwnPropertyDescriptor(target, key));
   },
@@ -388,19 +389,51 @@ let reviving: { cls: Function; meta: ObjectMeta } | undefined;
  * constructor does is not a change of the object.
  */
 function construct(meta: ObjectMeta, cls: Function): void {
+  // A constructor runs once over an object: run again, it would define the #private fields
+  // a second time (a TypeError). One that failed fails every later load of the object in
+  // this handle with its error; another handle (or a new open) tries again.
+  const failed = constructionFailures.get(meta);
+  if (failed !== undefined) throw failed.error;
   const target = meta.target as Target;
   const jar = meta.jar;
   meta.jar = undefined;
+  // Restored, not cleared, after: a constructor may load another such object before super().
+  const outer = reviving;
   reviving = { cls, meta };
   try {
     Reflect.construct(cls, [], cls);
+    for (const key of Object.keys(target)) {
+      if (!Reflect.deleteProperty(target, key)) {
+        throw new InvalidArgumentError(
+          `objects of class ${cls.name || '(anonymous)'} cannot be made by their constructor when loaded (constructOnLoad): it defines attribute ${key} as non-configurable, which their stored state could not replace`,
+          { argument: 'cls' },
+        );
+      }
+    }
+  } catch (error) {
+    constructionFailures.set(meta, { error });
+    throw error;
   } finally {
-    reviving = undefined;
+    reviving = outer;
     meta.jar = jar;
   }
   meta.constructed = true;
-  for (const key of Object.keys(target)) delete target[key];
   forgetViews(meta);
+}
+
+/** Objects whose construction on load failed, with the error (see construct). */
+const constructionFailures = new WeakMap<ObjectMeta, { error: unknown }>();
+
+/**
+ * The keys of a loaded object's raw target to drop when its state is dropped or replaced:
+ * every key but META; but the symbol-keyed ones of a class made by its constructor when
+ * loaded are kept, as its #private fields are (the constructor does not run again).
+ */
+function droppedKeys(target: Target): (string | symbol)[] {
+  if (constructsOnLoad((Object.getPrototypeOf(target) as { constructor: AnyClass }).constructor)) {
+    return Object.keys(target);
+  }
+  return Reflect.ownKeys(target).filter((key) => key !== META);
 }
 
 /**
@@ -423,9 +456,7 @@ export function installState(
   // A ghost holds no state and no views (ghostify dropped them, a new ghost never had any):
   // only a loaded object whose state is replaced has some to drop.
   if (meta.state !== ObjectState.Ghost) {
-    for (const key of Reflect.ownKeys(target)) {
-      if (key !== META) delete target[key];
-    }
+    for (const key of droppedKeys(target)) delete target[key];
     forgetViews(meta);
   }
   (target[SET_STATE] as (state: Record<string, unknown>) => void).call(target, state);
@@ -448,9 +479,7 @@ export function stateOf(meta: ObjectMeta): Record<string, unknown> {
  */
 export function ghostify(meta: ObjectMeta): void {
   const target = meta.target as Target;
-  for (const key of Reflect.ownKeys(target)) {
-    if (key !== META) delete target[key];
-  }
+  for (const key of droppedKeys(target)) delete target[key];
   forgetViews(meta);
   meta.state = ObjectState.Ghost;
 }

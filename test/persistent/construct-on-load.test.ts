@@ -81,6 +81,40 @@ class Fragile extends Persistent {
 }
 registerClass(Fragile, 'constructOnLoad.Fragile', { constructOnLoad: true });
 
+/** Defines an attribute the stored state could not replace. */
+class Fixed extends Persistent {
+  declare readonly kind: string;
+  constructor() {
+    super();
+    Object.defineProperty(this, 'kind', { value: 'fixed', enumerable: true });
+  }
+}
+registerClass(Fixed, 'constructOnLoad.Fixed', { constructOnLoad: true });
+
+/** Reads another such object (a ghost) in a parameter default, before super(). */
+class Greeter extends Persistent {
+  static source: Account | undefined;
+  #secret = 42;
+  greeting: string;
+  constructor(greeting = Greeter.source?.owner ?? 'hello') {
+    super();
+    this.greeting = greeting;
+  }
+  get secret(): number {
+    return this.#secret;
+  }
+}
+registerClass(Greeter, 'constructOnLoad.Greeter', { constructOnLoad: true });
+
+/** Registered without the option: it inherits it from Account. */
+class Savings extends Account {
+  #rate = 2;
+  get rate(): number {
+    return this.#rate;
+  }
+}
+registerClass(Savings, 'constructOnLoad.Savings');
+
 class Unconstructed extends Persistent {
   #secret = 1;
   get secret(): number {
@@ -180,7 +214,7 @@ describe('constructOnLoad', () => {
     assert.equal(back.balance, 3);
   });
 
-  it("the constructor's error is thrown where the object is used; other objects load", async () => {
+  it("the constructor's error is thrown wherever the object is used in that handle; other objects load", async () => {
     const storage = new MemoryStorage();
     const db = await open({ storage });
     db.root.set('fragile', new Fragile());
@@ -189,14 +223,86 @@ describe('constructOnLoad', () => {
 
     const db2 = await reopen(storage);
     Fragile.failing = true;
+    let first: unknown;
     try {
-      assert.throws(() => (db2.root.get('fragile') as Fragile).ok, RangeError);
+      assert.throws(
+        () => (db2.root.get('fragile') as Fragile).ok,
+        (error: unknown) => {
+          first = error;
+          return error instanceof RangeError;
+        },
+      );
       assert.equal((db2.root.get('account') as Account).owner, 'di');
     } finally {
       Fragile.failing = false;
     }
+    // Its #private fields were defined before it threw: it does not run again over the same
+    // object (that would be a TypeError), and the object is not handed out half made.
+    db2.abort();
+    assert.throws(
+      () => (db2.root.get('fragile') as Fragile).ok,
+      (error: unknown) => error === first,
+    );
     const db3 = await reopen(storage);
     assert.equal((db3.root.get('fragile') as Fragile).ok, true);
+  });
+
+  it('a constructor that defines a non-configurable attribute makes loading fail with InvalidArgumentError', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    db.root.set('fixed', new Fixed());
+    await db.commit();
+    const db2 = await reopen(storage);
+    for (let i = 0; i < 2; i++) {
+      assert.throws(
+        () => (db2.root.get('fixed') as Fixed).kind,
+        (error: unknown) =>
+          error instanceof InvalidArgumentError && error.code === 'TROVE_INVALID_ARGUMENT',
+      );
+    }
+  });
+
+  it('a constructor may load another such object before super()', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    db.root.set('account', new Account('eve'));
+    db.root.set('greeter', new Greeter());
+    await db.commit();
+    const db2 = await reopen(storage);
+    Greeter.source = db2.root.get('account') as Account; // a ghost, loaded by the default
+    try {
+      const greeter = db2.root.get('greeter') as Greeter;
+      assert.equal(greeter.secret, 42);
+      assert.equal(Greeter.source.ready, true);
+    } finally {
+      Greeter.source = undefined;
+    }
+  });
+
+  it('what the constructor keeps under symbol keys stays, as its #private fields do, when the object reloads', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    db.root.set('account', new Account('fay'));
+    await db.commit();
+    const db2 = await reopen(storage);
+    const account = db2.root.get('account') as Account;
+    assert.equal(account.ready, true);
+    (db.root.get('account') as Account).deposit(1);
+    await db.commit();
+    db2.abort(); // reloads the object another handle changed
+    assert.equal(account.balance, 1);
+    assert.equal(account.ready, true, 'the Map the constructor made is still there');
+  });
+
+  it('a subclass of such a class is made by its constructor too', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    db.root.set('savings', new Savings('gus'));
+    await db.commit();
+    const loaded = (await reopen(storage)).root.get('savings') as Savings;
+    loaded.deposit(3);
+    assert.equal(loaded.depositsSinceLoad, 1);
+    assert.equal(loaded.rate, 2);
   });
 
   it('without the option a loaded object has no #private fields (the default)', async () => {

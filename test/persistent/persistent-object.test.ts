@@ -10,6 +10,7 @@ import {
   Blob,
   ClosedError,
   type Database,
+  InvalidArgumentError,
   MemoryStorage,
   markChanged,
   oidOf,
@@ -231,6 +232,15 @@ describe('Persistent objects', () => {
     Object.getOwnPropertyDescriptors(obj.meta).inner!.value.m = 2;
     await db.commit();
     assert.deepEqual((await fresh()).meta, { inner: { n: 1, m: 2 } });
+    // A symbol-keyed (volatile) property is handed out as it is, as by a read.
+    const cache = Symbol('cache');
+    (obj as any)[cache] = new Map();
+    assert.equal(Object.getOwnPropertyDescriptor(obj, cache)!.value, (obj as any)[cache]);
+    // A nested value cannot be frozen: it would load thawed, and its view could not work.
+    assert.throws(
+      () => Object.freeze(obj.meta),
+      (error: unknown) => error instanceof InvalidArgumentError,
+    );
     // A property that can never change is reported as it is (a proxy may not do otherwise).
     Object.defineProperty(obj.meta, 'fixed', { value: { a: 1 }, enumerable: true });
     assert.deepEqual(Object.getOwnPropertyDescriptor(obj.meta, 'fixed')!.value, { a: 1 });
