@@ -38,6 +38,8 @@ export interface RegisterClassOptions {
 const classByName = new Map<string, AnyClass>();
 const nameByClass = new Map<AnyClass, string>();
 const constructedOnLoad = new Set<AnyClass>();
+/** constructsOnLoad's answers (asked at every load), forgotten at every registration. */
+const constructsAnswers = new Map<AnyClass, boolean>();
 
 /** A name is dotted words, like `app.User` or `billing.v2.Invoice`. */
 const NAME_PATTERN = /^[A-Za-z_$][\w$]*(?:[.:/-][A-Za-z_$][\w$]*)*$/;
@@ -116,6 +118,7 @@ export function registerClass<C extends AnyClass>(
   nameByClass.set(cls, stableName);
   if (constructOnLoad === true) constructedOnLoad.add(cls);
   else if (constructOnLoad === false) constructedOnLoad.delete(cls);
+  constructsAnswers.clear();
   for (const listener of listeners) listener(cls, stableName);
   return cls;
 }
@@ -140,12 +143,17 @@ export function nameOfClass(cls: AnyClass): string | undefined {
  * @internal
  */
 export function constructsOnLoad(cls: AnyClass): boolean {
-  // A subclass of such a class too: its construction runs the base's constructor, which
-  // defines the base's #private fields.
-  for (let each: unknown = cls; typeof each === 'function'; each = Object.getPrototypeOf(each)) {
-    if (constructedOnLoad.has(each as AnyClass)) return true;
+  let answer = constructsAnswers.get(cls);
+  if (answer === undefined) {
+    // A subclass of such a class too: its construction runs the base's constructor, which
+    // defines the base's #private fields.
+    answer = false;
+    for (let each: unknown = cls; typeof each === 'function'; each = Object.getPrototypeOf(each)) {
+      if (constructedOnLoad.has(each as AnyClass)) answer = true;
+    }
+    constructsAnswers.set(cls, answer);
   }
-  return false;
+  return answer;
 }
 
 type RegistrationListener = (cls: AnyClass, name: string) => void;

@@ -35,6 +35,9 @@ const BUILT_IN_PROTOTYPES = new Map<object, string>(
   [...BUILT_IN_ERRORS].map(([name, cls]) => [cls.prototype, name]),
 );
 
+/** The parts of an error kept besides its own enumerable properties. */
+export const ERROR_PART_KEYS = ['name', 'message', 'stack', 'cause', 'errors'] as const;
+
 /** Which of the optional parts an error has (they are own properties that are not enumerable). */
 const HAS_MESSAGE = 1;
 const HAS_STACK = 2;

@@ -24,14 +24,14 @@ import { isPersistentClass, referenceType } from './reference-type.js';
 
 const NEGATIVE_ZERO_EXTENSION = 0x1a;
 const UTF16_STRING_EXTENSION = 0x1b;
-const PROTO_KEY_OBJECT_EXTENSION = 0x1c;
+const ENTRIES_OBJECT_EXTENSION = 0x1c;
 
 class NegativeZero {}
 class Utf16String {
   constructor(readonly units: Uint16Array) {}
 }
 /**
- * Objects read from a ProtoKeyObject: the user's own data, never a class marker, even with a
+ * Objects read from a EntriesObject: the user's own data, never a class marker, even with a
  * CLASS_KEY key (see restoreValueClasses).
  */
 const readFromEntries = new WeakSet<object>();
@@ -41,7 +41,7 @@ const readFromEntries = new WeakSet<object>();
  * it is (`__proto__`, a lone surrogate, CLASS_KEY), or with a null prototype, or such a
  * value-class instance (then with its class name).
  */
-class ProtoKeyObject {
+class EntriesObject {
   constructor(
     readonly entries: Array<[string, unknown]>,
     readonly nullPrototype: boolean,
@@ -49,7 +49,7 @@ class ProtoKeyObject {
   ) {}
 }
 
-/** Builds the object a ProtoKeyObject (or its kind-3 marker) describes, into `object`. */
+/** Builds the object a EntriesObject (or its kind-3 marker) describes, into `object`. */
 function fromEntries(
   object: Record<string, unknown>,
   entries: Array<[string, unknown]>,
@@ -88,9 +88,9 @@ addExtension({
   },
 });
 addExtension({
-  Class: ProtoKeyObject,
-  type: PROTO_KEY_OBJECT_EXTENSION,
-  write: (value: ProtoKeyObject) =>
+  Class: EntriesObject,
+  type: ENTRIES_OBJECT_EXTENSION,
+  write: (value: EntriesObject) =>
     value.className === null
       ? [value.nullPrototype, value.entries]
       : [value.nullPrototype, value.entries, value.className],
@@ -108,9 +108,13 @@ export function isExoticPrimitive(value: unknown): boolean {
   );
 }
 
-/** True for a string that needs a marker as a key or value. */
-export function isExoticString(text: string): boolean {
-  return !isWellFormed(text);
+/**
+ * True for a key an object must be written as its entries for (see EntriesObject): one
+ * that would not read back as it is (`__proto__`; a lone surrogate; CLASS_KEY, which in the
+ * user's data must not read back as a class marker).
+ */
+export function isExoticKey(key: string): boolean {
+  return key === '__proto__' || key === CLASS_KEY || !isWellFormed(key);
 }
 
 /**
@@ -196,7 +200,7 @@ export function faithfulCopy(
     return out;
   };
   /**
-   * An object as its entries (see ProtoKeyObject). Among shared values it is a plain object
+   * An object as its entries (see EntriesObject). Among shared values it is a plain object
    * holding them under CLASS_KEY, rebuilt in place when read (restoreValueClasses): msgpackr
    * would rebuild an extension value in a cycle as a plain object.
    */
@@ -209,7 +213,7 @@ export function faithfulCopy(
     const entries: Array<[string, unknown]> = [];
     const out = markValueClasses
       ? { [CLASS_KEY]: { nullPrototype, className, entries } }
-      : new ProtoKeyObject(entries, nullPrototype, className);
+      : new EntriesObject(entries, nullPrototype, className);
     copies.set(value, out);
     for (const key of Object.keys(source)) entries.push([copy(key) as string, copy(source[key])]);
     return out;
@@ -223,25 +227,16 @@ export function faithfulCopy(
       copy(key) as string,
       copy(state[key]),
     ]);
-    return new ProtoKeyObject(entries, false) as unknown as Record<string, unknown>;
+    return new EntriesObject(entries, false) as unknown as Record<string, unknown>;
   }
   const copied: Record<string, unknown> = {};
   copyProperties(state, copied);
   return copied;
 }
 
-/**
- * Whether an object must be written as its entries: it has a null prototype, or a key that
- * would not read back as it is (`__proto__`; a lone surrogate; CLASS_KEY, which in the user's
- * data must not read back as a class marker).
- */
+/** Whether an object must be written as its entries: a null prototype, or an exotic key. */
 function needsEntries(source: Record<string, unknown>, nullPrototype: boolean): boolean {
-  return (
-    nullPrototype ||
-    Object.keys(source).some(
-      (key) => key === '__proto__' || key === CLASS_KEY || !isWellFormed(key),
-    )
-  );
+  return nullPrototype || Object.keys(source).some(isExoticKey);
 }
 
 /**

@@ -17,7 +17,8 @@ import { InvalidArgumentError } from '../errors.js';
 import { describe } from '../util/validate.js';
 import { BrokenValue } from './broken-value.js';
 import { type AnyClass, nameOfClass } from './class-registry.js';
-import { CLASS_KEY, isExoticPrimitive, isExoticString } from './exotic-values.js';
+import { ERROR_PART_KEYS } from './error-values.js';
+import { isExoticKey, isExoticPrimitive } from './exotic-values.js';
 import { isPersistentClass, type ReferenceType, referenceType } from './reference-type.js';
 
 /** What the scan found. */
@@ -40,9 +41,6 @@ export function pathSegment(key: unknown): string {
   if (typeof key === 'string') return IDENTIFIER.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
   return `[${describe(key)}]`;
 }
-
-/** The parts of an error kept besides its own enumerable properties (see error-values). */
-const ERROR_PARTS = ['name', 'message', 'stack', 'cause', 'errors'] as const;
 
 function isLeafObject(value: object, proto: object | null): boolean {
   return (
@@ -197,7 +195,7 @@ class Scan {
       // (msgpackr would rebuild an error in a cycle as a plain object).
       this.valueClasses = true;
       const error = obj as unknown as Record<string, unknown>;
-      for (const key of ERROR_PARTS) {
+      for (const key of ERROR_PART_KEYS) {
         // Own enumerable ones are scanned with the other properties below.
         if (Object.prototype.propertyIsEnumerable.call(error, key)) continue;
         path.push(key);
@@ -230,7 +228,7 @@ class Scan {
     }
     const path = this.#path;
     for (const key of Object.keys(obj)) {
-      if (!this.exoticValues && (key === '__proto__' || key === CLASS_KEY || isExoticString(key))) {
+      if (!this.exoticValues && isExoticKey(key)) {
         this.exoticValues = true;
       }
       path.push(key);

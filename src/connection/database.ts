@@ -37,6 +37,7 @@ import {
   type Tid,
   type TransactionMeta,
 } from '../storage/types.js';
+import { sleep } from '../util/event-loop.js';
 import {
   expectFunction,
   expectOptionalBoolean,
@@ -139,7 +140,7 @@ function checkTransactionMeta(options: TransactionMeta): TransactionMeta {
 /** Waits a little, longer after each failed attempt, so contending writers spread out. */
 function backOff(attempt: number): Promise<void> {
   const ms = Math.random() * Math.min(2 ** attempt, 64);
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return sleep(ms);
 }
 
 /** An open database. Create one with `open()`. */

@@ -425,15 +425,16 @@ function construct(meta: ObjectMeta, cls: Function): void {
 const constructionFailures = new WeakMap<ObjectMeta, { error: unknown }>();
 
 /**
- * The keys of a loaded object's raw target to drop when its state is dropped or replaced:
- * every key but META; but the symbol-keyed ones of a class made by its constructor when
- * loaded are kept, as its #private fields are (the constructor does not run again).
+ * Drops a loaded object's state and views: every key of its raw target but META; but the
+ * symbol-keyed ones of a class made by its constructor when loaded are kept, as its
+ * #private fields are (the constructor does not run again).
  */
-function droppedKeys(target: Target): (string | symbol)[] {
-  if (constructsOnLoad((Object.getPrototypeOf(target) as { constructor: AnyClass }).constructor)) {
-    return Object.keys(target);
-  }
-  return Reflect.ownKeys(target).filter((key) => key !== META);
+function dropState(meta: ObjectMeta): void {
+  const target = meta.target as Target;
+  const cls = (Object.getPrototypeOf(target) as { constructor: AnyClass }).constructor;
+  const keys = constructsOnLoad(cls) ? Object.keys(target) : Reflect.ownKeys(target);
+  for (const key of keys) if (key !== META) delete target[key];
+  forgetViews(meta);
 }
 
 /**
@@ -455,10 +456,7 @@ export function installState(
   if (!meta.constructed && constructsOnLoad(cls as AnyClass)) construct(meta, cls);
   // A ghost holds no state and no views (ghostify dropped them, a new ghost never had any):
   // only a loaded object whose state is replaced has some to drop.
-  if (meta.state !== ObjectState.Ghost) {
-    for (const key of droppedKeys(target)) delete target[key];
-    forgetViews(meta);
-  }
+  if (meta.state !== ObjectState.Ghost) dropState(meta);
   (target[SET_STATE] as (state: Record<string, unknown>) => void).call(target, state);
 }
 
@@ -478,9 +476,7 @@ export function stateOf(meta: ObjectMeta): Record<string, unknown> {
  * @internal
  */
 export function ghostify(meta: ObjectMeta): void {
-  const target = meta.target as Target;
-  for (const key of droppedKeys(target)) delete target[key];
-  forgetViews(meta);
+  dropState(meta);
   meta.state = ObjectState.Ghost;
 }
 

@@ -31,6 +31,7 @@ import {
   StorageIOError,
   TroveError,
 } from '../../errors.js';
+import { afterTimers, nextImmediate } from '../../util/event-loop.js';
 import { startProgress } from '../../util/progress.js';
 import {
   describe,
@@ -1137,14 +1138,8 @@ export class FileStorage extends Storage {
         // nearly twice the commits a second). A lone writer (last group of one) does not
         // wait, nor does a group that queued while the last one was written: its writers
         // are all in it.
-        if (this.#lastGroupSize > 1 && this.#heldAcks === undefined) {
-          await new Promise((resolve) => setImmediate(resolve));
-        }
-        if (this.#commitTurnIsUp()) {
-          // Two immediates, as in #sync.
-          await new Promise((resolve) => setImmediate(resolve));
-          await new Promise((resolve) => setImmediate(resolve));
-        }
+        if (this.#lastGroupSize > 1 && this.#heldAcks === undefined) await nextImmediate();
+        if (this.#commitTurnIsUp()) await afterTimers();
         const group = this.#queue;
         this.#queue = [];
         try {
@@ -1352,11 +1347,8 @@ export class FileStorage extends Storage {
       // This turn's time for syncs on the calling thread is up: let timers and I/O have a
       // turn now, then sync here in the next. (Sending the sync to the threadpool instead
       // gives them the turn too, but costs two thread hops: a lone writer lost about a
-      // tenth of its commits a second to that, one sync in eight.) Two immediates: from the
-      // poll phase (commits that began in an I/O callback), the first runs in this same
-      // round of the loop, before its timers.
-      await new Promise((resolve) => setImmediate(resolve));
-      await new Promise((resolve) => setImmediate(resolve));
+      // tenth of its commits a second to that, one sync in eight.)
+      await afterTimers();
       start = this.#clock();
       turnStart = this.#callingThreadSince;
     }
@@ -2046,7 +2038,6 @@ export class FileStorage extends Storage {
 
 type ScannedProblem = Exclude<ReturnType<LogReader['readTransaction']>, ScannedTransaction>;
 
-/** Reads the file header, writing it first if the file is new. */
 /**
  * Whether the bytes of a file shorter than a header can be a header whose writing was cut
  * short: nothing, zeros (the file grew but the bytes did not reach the disk), or the start of
@@ -2058,6 +2049,7 @@ function isUnfinishedHeader(bytes: Uint8Array): boolean {
   return FILE_MAGIC.subarray(0, start).equals(bytes.subarray(0, start));
 }
 
+/** Reads the file header, writing it first if the file is new. */
 async function openHeader(
   file: string,
   fd: number,

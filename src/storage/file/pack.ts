@@ -23,6 +23,7 @@ import * as fs from 'node:fs';
 import { dirname } from 'node:path';
 import fsx from 'fs-native-extensions';
 import { BusyError, CorruptionError, StorageIOError, TroveError } from '../../errors.js';
+import { nextImmediate } from '../../util/event-loop.js';
 import { startProgress } from '../../util/progress.js';
 import type { PackResult, Tid } from '../types.js';
 import { crc32c } from './checksum.js';
@@ -79,8 +80,6 @@ const BATCH_BYTES = 8 * 1024 * 1024;
 /** The tail is copied without the lock until what is left is this small. */
 const FINAL_TAIL_BYTES = 1024 * 1024;
 const MAX_UNLOCKED_ROUNDS = 8;
-/** One turn of the event loop. */
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** How long a pack lets waiting writers go first before it takes the writer lock. */
 const YIELD_LIMIT_MS = 1000;
@@ -203,7 +202,7 @@ async function copyAndSwap(
 ): Promise<PackResult> {
   // A pack is long work: it lets the event loop run between its phases, even when every
   // step it takes completes at once (small files, no sync).
-  await turn();
+  await nextImmediate();
   const start = host.log();
   const snapshot = start.lastTid;
   const snapshotEnd = start.end;
@@ -372,7 +371,7 @@ async function copyAndSwap(
 
   let copied = snapshotEnd;
   for (let round = 0; round < MAX_UNLOCKED_ROUNDS; round++) {
-    await turn();
+    await nextImmediate();
     host.poll();
     const end = host.log().end;
     if (end - copied < FINAL_TAIL_BYTES) break;

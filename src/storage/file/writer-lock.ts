@@ -13,6 +13,7 @@
 import fsx from 'fs-native-extensions';
 import { BusyError } from '../../errors.js';
 import { AsyncMutex } from '../../util/async-mutex.js';
+import { sleep } from '../../util/event-loop.js';
 import type { OpenFile } from './open-file.js';
 
 /** Waits between attempts grow to this (ms): short, so a waiter sees a brief gap. */
@@ -24,8 +25,6 @@ const WRITER_BYTE = 0;
  * holder (a pack) can see that someone is waiting and let them go first.
  */
 const WAITING_BYTE = 2;
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Handles of this process kept waiting for the writer lock of a file (by path), first come
