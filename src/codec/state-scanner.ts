@@ -33,6 +33,16 @@ export interface ScanResult {
   readonly valueClasses: boolean;
 }
 
+/**
+ * How deep values may nest inside one object's state: the value of an attribute is at depth
+ * 1, a value inside it at 2. Encoding, decoding and merging recurse once a level, and the
+ * costliest shapes (objects with a null prototype, value class instances) overflowed the
+ * stack at about 360 levels; a limit well below that keeps a commit from failing with a
+ * RangeError half way through, whatever the shape and however deep the caller's stack.
+ * Deeper structures are built from persistent objects, which are records of their own.
+ */
+export const MAX_NESTING = 256;
+
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
 /** Renders a path segment the way JavaScript would write the access. */
@@ -157,6 +167,10 @@ class Scan {
       return obj;
     }
     const path = this.#path;
+    // A list's items key stands for the list itself, so its items are at depth 1.
+    if (path.length - (path[0] === this.#itemsKey ? 1 : 0) > MAX_NESTING) {
+      this.fail(`a value nested more than ${MAX_NESTING} levels deep`);
+    }
     const proto = Object.getPrototypeOf(obj) as object | null;
     if (proto === Object.prototype || proto === null) {
       // A null prototype is kept by a marker (MessagePack maps read back as plain objects).

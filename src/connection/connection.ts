@@ -28,8 +28,13 @@ import {
   type ObjectMeta,
   ObjectState,
 } from '../persistent/object-meta.js';
-import { createGhost, expectPersistent, installState, stateOf } from '../persistent/persistent.js';
-import { ITEMS_KEY } from '../persistent/persistent-list.js';
+import {
+  createGhost,
+  expectPersistent,
+  installState,
+  itemsKeyOf,
+  stateOf,
+} from '../persistent/persistent.js';
 import { type ConflictInfo, type Storage, StorageConflictError } from '../storage/storage.js';
 import {
   type Oid,
@@ -547,9 +552,7 @@ export class Connection implements Jar {
       }
       const state = stateOf(meta);
       refs = undefined;
-      const scan = whileEncoding(() =>
-        scanState(state, onReference, where, meta.indexed ? ITEMS_KEY : undefined),
-      );
+      const scan = whileEncoding(() => scanState(state, onReference, where, itemsKeyOf(meta)));
       entries.push(new PendingWrite(meta, className, state, refs ?? NO_METAS, scan, undefined));
     }
     return { entries, fresh, toStage };

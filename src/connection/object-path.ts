@@ -9,8 +9,7 @@
 
 import { pathSegment } from '../codec/state-scanner.js';
 import { metaOf, type ObjectMeta, ObjectState } from '../persistent/object-meta.js';
-import { stateOf } from '../persistent/persistent.js';
-import { ITEMS_KEY } from '../persistent/persistent-list.js';
+import { ITEMS_KEY, stateOf } from '../persistent/persistent.js';
 import { describe } from '../util/validate.js';
 
 function className(meta: ObjectMeta): string {

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { MAX_NESTING } from '../codec/state-scanner.js';
 import { ClosedError, InvalidArgumentError, ReadOnlyError } from '../errors.js';
 import { defineData } from '../util/define-data.js';
 import { JarStatus, META, type ObjectMeta, ObjectState } from './object-meta.js';
@@ -77,7 +78,7 @@ export function noteWrite(meta: ObjectMeta): void {
  */
 export function adopt(owner: ObjectMeta, value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value;
-  return adoptValue(owner, value, {});
+  return adoptValue(owner, value, {}, 1);
 }
 
 /**
@@ -94,14 +95,17 @@ interface Copies {
   made?: Map<object, unknown>;
 }
 
-/** As adopt; one copy of each value met, so sharing inside a value is kept. */
-function adoptValue(owner: ObjectMeta, value: unknown, copies: Copies): unknown {
+/**
+ * As adopt; one copy of each value met, so sharing inside a value is kept. `depth` is how
+ * deep `value` is in the value adopted (1 for that value).
+ */
+function adoptValue(owner: ObjectMeta, value: unknown, copies: Copies, depth: number): unknown {
   if (!isObject(value)) return value;
   const raw = rawByView.get(value);
   if (raw === undefined) {
     // A new container may hold views itself (`a.summary = { tags: b.tags }`): they are
     // adopted too, in place, or the two objects would share the nested value.
-    adoptWithin(owner, value, copies);
+    adoptWithin(owner, value, copies, depth);
     return value;
   }
   if (ownerOfView.get(value) === owner) return raw;
@@ -110,20 +114,46 @@ function adoptValue(owner: ObjectMeta, value: unknown, copies: Copies): unknown 
 }
 
 /** Adopts (see adopt) the views inside a plain container, replacing them in place. */
-function adoptWithin(owner: ObjectMeta, container: object, copies: Copies): void {
+function adoptWithin(owner: ObjectMeta, container: object, copies: Copies, depth: number): void {
   // Only the containers that get views can hold any: not persistent objects (their class's
   // prototype), dates or binary data.
   const kind = viewKind(container);
   if (kind === undefined || kind === ViewKind.Date) return;
-  const isArray = Array.isArray(container);
   // The usual case, primitives only (an array of tags): nothing to adopt, nothing to note.
-  if (kind === ViewKind.Plain && !(isArray ? container : Object.values(container)).some(isObject)) {
+  if (
+    kind === ViewKind.Plain &&
+    !(Array.isArray(container) ? container : Object.values(container)).some(isObject)
+  ) {
     return;
   }
   // Noted before the walk, so a cycle back to it ends there.
   if (adoptedInto.get(container) === owner) return;
+  // The commit would refuse it (see MAX_NESTING); refused here, the walk cannot overflow.
+  if (depth > MAX_NESTING) {
+    throw new InvalidArgumentError(
+      `cannot store a value nested more than ${MAX_NESTING} levels deep`,
+    );
+  }
   adoptedInto.set(container, owner);
-  const adoptItem = (item: unknown): unknown => adoptValue(owner, item, copies);
+  try {
+    walkAdopting(owner, container, kind, copies, depth);
+  } catch (error) {
+    // Unnoted on the way out, so that the parts not walked are walked when next adopted.
+    adoptedInto.delete(container);
+    throw error;
+  }
+}
+
+/** The walk of adoptWithin over a container's items. */
+function walkAdopting(
+  owner: ObjectMeta,
+  container: object,
+  kind: ViewKind,
+  copies: Copies,
+  depth: number,
+): void {
+  const adoptItem = (item: unknown): unknown => adoptValue(owner, item, copies, depth + 1);
+  const isArray = Array.isArray(container);
   if (isArray) {
     const array = container as unknown[];
     for (let i = 0; i < array.length; i++) {

@@ -12,20 +12,13 @@ import {
   GET_STATE,
   INDEXED,
   ITEMS,
+  ITEMS_KEY,
   Persistent,
   readTarget,
   refuseReservedKey,
   SET_STATE,
   writeTarget,
 } from './persistent.js';
-
-/**
- * The state key of a list's items. Paths (in errors, in describePath) leave it out: an
- * item of `root.list` is `root.list[2]`.
- *
- * @internal
- */
-export const ITEMS_KEY = '@items';
 
 interface ListTarget<T> {
   [ITEMS]: T[];

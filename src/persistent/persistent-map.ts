@@ -10,6 +10,7 @@ import { META, type ObjectMeta } from './object-meta.js';
 import {
   GET_STATE,
   ITEMS,
+  ITEMS_KEY,
   Persistent,
   readTarget,
   refuseReservedKey,
@@ -18,9 +19,6 @@ import {
   writeTarget,
 } from './persistent.js';
 import { mergeStates } from './state-merge.js';
-
-/** The state key under which the entries are stored. */
-const ENTRIES_KEY = '@items';
 
 interface MapTarget<K, V> {
   [ITEMS]: Map<K, V>;
@@ -130,14 +128,14 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
   /** @internal */
   override [GET_STATE](): Record<string, unknown> {
     const state = super[GET_STATE]();
-    refuseReservedKey(state, ENTRIES_KEY);
-    state[ENTRIES_KEY] = this[ITEMS];
+    refuseReservedKey(state, ITEMS_KEY);
+    state[ITEMS_KEY] = this[ITEMS];
     return state;
   }
 
   /** @internal */
   override [SET_STATE](state: Record<string, unknown>): void {
-    const { [ENTRIES_KEY]: items, ...attributes } = state;
+    const { [ITEMS_KEY]: items, ...attributes } = state;
     this[ITEMS] = items instanceof Map ? (items as Map<K, V>) : new Map();
     super[SET_STATE](attributes);
   }

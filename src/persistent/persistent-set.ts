@@ -10,6 +10,7 @@ import { META, type ObjectMeta } from './object-meta.js';
 import {
   GET_STATE,
   ITEMS,
+  ITEMS_KEY,
   Persistent,
   readTarget,
   refuseReservedKey,
@@ -18,8 +19,6 @@ import {
   writeTarget,
 } from './persistent.js';
 import { mergeStates } from './state-merge.js';
-
-const VALUES_KEY = '@items';
 
 interface SetTarget<T> {
   [ITEMS]: Set<T>;
@@ -172,14 +171,14 @@ export class PersistentSet<T = any> extends Persistent implements Set<T> {
   /** @internal */
   override [GET_STATE](): Record<string, unknown> {
     const state = super[GET_STATE]();
-    refuseReservedKey(state, VALUES_KEY);
-    state[VALUES_KEY] = this[ITEMS];
+    refuseReservedKey(state, ITEMS_KEY);
+    state[ITEMS_KEY] = this[ITEMS];
     return state;
   }
 
   /** @internal */
   override [SET_STATE](state: Record<string, unknown>): void {
-    const { [VALUES_KEY]: items, ...attributes } = state;
+    const { [ITEMS_KEY]: items, ...attributes } = state;
     this[ITEMS] = items instanceof Set ? (items as Set<T>) : new Set();
     super[SET_STATE](attributes);
   }

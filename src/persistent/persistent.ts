@@ -30,6 +30,19 @@ import { type Jar, JarStatus, META, metaOf, ObjectMeta, ObjectState } from './ob
 
 /** Where list-like built-ins keep their items, and other built-ins their contents. */
 export const ITEMS: unique symbol = Symbol('trove.items');
+/**
+ * The state key of a built-in collection's items (a list's, map's or set's). Paths (in
+ * errors, in describePath) leave it out: an item of `root.list` is `root.list[2]`, an entry
+ * of `root.users` is `root.users.ada`.
+ *
+ * @internal
+ */
+export const ITEMS_KEY = '@items';
+
+/** ITEMS_KEY if the object is a built-in collection (its state holds its items there). */
+export function itemsKeyOf(meta: ObjectMeta): string | undefined {
+  return ITEMS in (meta.target as object) ? ITEMS_KEY : undefined;
+}
 /** Set on the prototype of classes whose proxy answers index access (`list[3]`). */
 export const INDEXED: unique symbol = Symbol('trove.indexed');
 /** Set on the prototype of classes whose instances refuse writes (Broken). */

@@ -20,6 +20,7 @@ import {
   Persistent,
   PersistentList,
   PersistentMap,
+  PersistentSet,
   persistent,
   ReadOnlyError,
   registerClass,
@@ -42,6 +43,15 @@ class Unregistered extends Persistent {
 
 /** A subclass of a registered class, not registered itself. */
 class Admin extends User {}
+
+/** A value class: stored by value inside persistent objects. */
+class Point {
+  constructor(
+    public x: unknown,
+    public y: unknown,
+  ) {}
+}
+registerClass(Point, 'badInput.Point');
 
 /** A plain class nobody registered. */
 class Image {
@@ -283,6 +293,90 @@ describe('bad input', () => {
         return true;
       });
       assert.equal(storage.lastTid(), before, 'nothing was written');
+    });
+
+    it('the path to a value in a map entry or a set element leaves out where the collection keeps them', async () => {
+      const { db, users, assertUnchanged } = await fixture();
+      users.set('bad', { f: () => {} } as any);
+      await assert.rejects(db.commit(), invalid({ path: 'root.users.bad.f' }));
+      db.abort();
+      db.root.set('tags', new PersistentSet([{ g: () => {} }]));
+      await assert.rejects(db.commit(), invalid({ path: 'root.tags[0].g' }));
+      await assertUnchanged();
+    });
+
+    it('values nested more than 256 levels deep fail the commit with the path; 256 levels store', async () => {
+      const shapes: Record<string, (inner: unknown) => unknown> = {
+        object: (inner) => ({ a: inner }),
+        array: (inner) => [inner],
+        map: (inner) => new Map([['a', inner]]),
+        set: (inner) => new Set([inner]),
+        'null prototype': (inner) => Object.assign(Object.create(null), { a: inner }),
+        'value class': (inner) => new Point(inner, 0),
+        'error cause': (inner) => new Error('e', { cause: inner }),
+      };
+      for (const [shape, wrap] of Object.entries(shapes)) {
+        for (const inList of [false, true]) {
+          const nested = (depth: number) => {
+            let value: unknown = new Date(0); // at depth `depth`
+            for (let level = 1; level < depth; level++) value = wrap(value);
+            return value;
+          };
+          const { storage, db, ada, assertUnchanged } = await fixture();
+          const put = (value: unknown) => {
+            ada.avatar = inList ? new PersistentList([value]) : value;
+          };
+          put(nested(257));
+          await assert.rejects(db.commit(), (error: unknown) => {
+            invalid()(error);
+            const path = (error as InvalidArgumentError).path!;
+            const prefix = inList ? 'root.users.ada.avatar[0]' : 'root.users.ada.avatar';
+            assert.ok(path.startsWith(prefix), `${shape}: ${path}`);
+            return true;
+          });
+          await assertUnchanged();
+          put(nested(256));
+          await db.commit();
+          let value = (await reopen(storage)).root.get('users').get('ada').avatar;
+          if (inList) value = value[0];
+          let depth = 1;
+          for (; !(value instanceof Date); depth++) {
+            if (value instanceof Map || value instanceof Set) value = [...value.values()][0];
+            else if (value instanceof Point) value = value.x;
+            else if (value instanceof Error) value = value.cause;
+            else value = Array.isArray(value) ? value[0] : (value as any).a;
+          }
+          assert.equal(depth, 256, shape);
+        }
+      }
+    });
+
+    it('assigning a value nested far deeper than 256 levels throws at the assignment', async () => {
+      const { storage, db, ada } = await fixture();
+      const other = new User('Other');
+      other.avatar = ['tag'];
+      let deep: any = { end: true };
+      for (let level = 0; level < 5000; level++) deep = { a: deep };
+      // The deep part comes first: the refused walk stops before it reaches `tags`.
+      const summary: any = { deep, tags: other.avatar };
+      assert.throws(() => {
+        ada.avatar = summary;
+      }, invalid());
+      assert.equal(ada.avatar, undefined, 'the attribute is unchanged');
+      // Cut to 100 levels, the same value is walked again, so the view of the other
+      // object's array in it is copied, not shared.
+      let shallow = deep;
+      for (let level = 0; level < 4900; level++) shallow = shallow.a;
+      summary.deep = shallow;
+      ada.avatar = summary;
+      ada.avatar.tags.push('mine');
+      assert.deepEqual([...other.avatar], ['tag']);
+      await db.commit();
+      const stored = (await reopen(storage)).root.get('users').get('ada').avatar;
+      assert.deepEqual([...stored.tags], ['tag', 'mine']);
+      let depth = 0;
+      for (let value = stored.deep; value.a !== undefined; value = value.a) depth++;
+      assert.equal(depth, 100);
     });
 
     it('storing a symbol fails the commit with the path to it', async () => {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConflictError, type Database, PersistentMap, PersistentSet } from 'trove';
+import { ConflictError, type Database, oidOf, PersistentMap, PersistentSet } from 'trove';
 import { twoHandles } from '../support/handles.js';
 
 /** A cyclic object. */
@@ -95,13 +95,46 @@ describe('three-way merge of awkward values', () => {
   });
 
   it('a value nested deeper than the merge compares is a conflict, not a crash', async () => {
-    const { db, db2 } = await twoHandles();
-    db.root.set('m', new PersistentMap<string, unknown>([['kept', deep(700)]]));
+    // A commit refuses values nested more than 256 levels deep, but a database written
+    // before that limit may hold one: its records are written here byte by byte.
+    const { storage, db, db2 } = await twoHandles();
+    const map = new PersistentMap<string, unknown>([['kept', 'MARKER']]);
+    db.root.set('m', map);
     await db.commit();
+    const oid = oidOf(map)!;
+    const withKept = storage.load(oid).data;
+    map.set('other', 1);
+    await db.commit();
+    const withKeptAndOther = storage.load(oid).data;
+    const levels = 700;
+    const write = async (record: Uint8Array) => {
+      const marker = Buffer.from([0xa6, ...Buffer.from('MARKER')]);
+      const at = Buffer.from(record).indexOf(marker);
+      assert.ok(at > 0, 'the record holds the marker');
+      const data = Uint8Array.from([
+        ...record.subarray(0, at),
+        ...Array.from({ length: levels }, () => 0x91), // arrays of one item, one in another
+        0xc3, // true
+        ...record.subarray(at + marker.length),
+      ]);
+      await storage.commit({
+        baseTid: storage.lastTid(),
+        writes: [{ oid, data, refs: [], expectedTid: storage.load(oid).tid }],
+      });
+    };
+    await write(withKept);
     db2.abort();
-    (db.root.get('m') as PersistentMap).set('a', 1);
+    let depth = 0;
+    for (let value: any = (db2.root.get('m') as PersistentMap).get('kept'); value !== true; ) {
+      value = value[0];
+      depth++;
+    }
+    assert.equal(depth, levels, 'the deep value was stored as written');
+    // Another writer adds a key, keeping the deep value; this one drops the deep value and
+    // adds another key: the merge must compare the two stored deep values.
+    await write(withKeptAndOther);
+    (db2.root.get('m') as PersistentMap).delete('kept');
     (db2.root.get('m') as PersistentMap).set('b', 2);
-    await db.commit();
     await assert.rejects(db2.commit(), ConflictError);
   });
 
