@@ -117,7 +117,10 @@ export class CorruptionError extends TroveError {
 
 /** One problem found by an integrity check. */
 export interface IntegrityFailure {
-  /** What kind of problem: for example `checksum`, `structure`, `index`, `dangling-ref`. */
+  /**
+   * What kind of problem: for example `checksum`, `structure`, `index`, `revision-chain`,
+   * `dangling-ref`.
+   */
   kind: string;
   /** The object concerned, if the problem is about one object. */
   oid?: number;

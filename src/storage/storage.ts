@@ -36,6 +36,7 @@ import {
   expectOptions,
 } from '../util/validate.js';
 import { writeLogFile } from './file/log-writer.js';
+import { MAX_OID } from './oid-limit.js';
 import {
   type BackupOptions,
   type BackupResult,
@@ -54,6 +55,8 @@ import {
   type Tid,
   type TransactionRecord,
 } from './types.js';
+
+export { MAX_OID } from './oid-limit.js';
 
 /** The outcome of an integrity check. */
 export interface IntegrityReport {
@@ -82,9 +85,6 @@ export class StorageConflictError extends ConflictError {
     this.conflicts = conflicts;
   }
 }
-
-/** The largest oid trove stores: oids index typed-array tables, so they stay 32-bit. */
-export const MAX_OID: Oid = 0xffff_fffe;
 
 /**
  * Throws InvalidArgumentError if `count` new oids starting at `next` would pass MAX_OID.

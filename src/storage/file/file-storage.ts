@@ -517,24 +517,20 @@ export class FileStorage extends Storage {
     let offset = index.offset(oid);
     if (offset !== 0 && index.tid(oid) < tid) return { offset, nextTid: undefined };
     let nextTid: Tid | undefined;
-    const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
+    // Each revision on the way is read whole and checked, and the chain must go back in
+    // time: one damaged tid or previous offset in a header would otherwise send the walk to
+    // the wrong revision (wrong data), round in a circle, or out of the file.
     while (offset !== 0) {
-      if (
-        readFully(this.#fd, head, 0, RECORD_HEADER_SIZE, offset) < RECORD_HEADER_SIZE ||
-        readU64(head, 0) !== oid
-      ) {
+      const record = this.#readRecord(offset, oid);
+      if (nextTid !== undefined && record.tid >= nextTid) {
         throw new CorruptionError(
-          `the revision chain of object ${oid} is broken at offset ${offset}`,
-          {
-            offset,
-            path: this.path,
-          },
+          `the revision chain of object ${oid} is broken at offset ${offset}: it does not lead back in time`,
+          { offset, path: this.path },
         );
       }
-      const revisionTid = readU64(head, 8);
-      if (revisionTid < tid) return { offset, nextTid };
-      nextTid = revisionTid;
-      offset = readU64(head, 16);
+      if (record.tid < tid) return { offset, nextTid };
+      nextTid = record.tid;
+      offset = record.prev;
     }
     const horizon = this.#header.historyHorizon;
     if (horizon > 0 && tid <= horizon) throw snapshotTooOld(oid, tid);
@@ -584,6 +580,11 @@ export class FileStorage extends Storage {
     // From a cached block when the whole record lies in one, else straight from the file.
     const fd = file?.fd ?? this.#fd;
     const end = file?.end ?? this.#log.end;
+    // Offsets come from the index file and from records, checksummed but not proof against
+    // a writer's bug: one outside the log would be a RangeError from the read.
+    if (!(offset >= FILE_HEADER_SIZE && offset < end && Number.isInteger(offset))) {
+      damaged('is outside the log');
+    }
     let bytes: Buffer;
     let at: number;
     // The cache takes only blocks below the log's end as this handle knows it now, which an

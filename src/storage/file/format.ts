@@ -20,6 +20,8 @@ export const FORMAT_VERSION = 1;
 export const FILE_HEADER_SIZE = 64;
 /** Bytes of a transaction header. */
 export const TX_HEADER_SIZE = 32;
+/** The high half of 2^53: a u64 field whose high half reaches it does not read exactly. */
+const U53_HIGH = 0x20_0000;
 /** Bytes after a transaction's records: body checksum and the length again. */
 export const TX_TRAILER_SIZE = 12;
 /** Bytes of a data record header. */
@@ -121,6 +123,17 @@ export function decodeTxHeader(buf: Buffer, offset: number): TxHeader | undefine
   const minimum =
     TX_HEADER_SIZE + header.metaLength + header.recordCount * RECORD_HEADER_SIZE + TX_TRAILER_SIZE;
   if (header.length < minimum || !Object.values(TxStatus).includes(header.status as never)) {
+    return undefined;
+  }
+  // A tid past 2^53 does not read exactly (a length that long is past any file anyway);
+  // markers and reservations hold no records (a marker taken for one would have its records
+  // indexed, or cut off with it).
+  if (buf.readUInt32LE(offset + 12) >= U53_HIGH) return undefined;
+  if (
+    header.recordCount > 0 &&
+    header.status !== TxStatus.committed &&
+    header.status !== TxStatus.packed
+  ) {
     return undefined;
   }
   return header;

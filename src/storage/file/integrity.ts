@@ -1,6 +1,6 @@
 /**
  * The integrity check of a data file: every transaction's checksums and structure, every
- * record's checksum, agreement of the in-memory index with the log, and refs that point at
+ * record's checksum, each object's chain of revisions, agreement of the in-memory index with the log, and refs that point at
  * objects without a record. It reports; it never throws for damage it can read past.
  *
  * @internal
@@ -43,6 +43,7 @@ export function checkFile(fd: number, end: number, index: OidIndex): IntegrityRe
   const reader = new LogReader(fd);
   const latest = new OidIndex();
   const refsOf = new Map<number, number[]>();
+  const damaged = new Set<number>();
   let offset = FILE_HEADER_SIZE;
   while (offset < end) {
     const tx = reader.readTransaction(offset, end);
@@ -66,7 +67,22 @@ export function checkFile(fd: number, end: number, index: OidIndex): IntegrityRe
           offset: record.offset,
           detail: `the record of object ${record.oid} at offset ${record.offset} fails its checksum`,
         });
+        damaged.add(record.offset);
         continue;
+      }
+      // Reads of the past follow `prev` from the newest revision back: each must lead to the
+      // revision before, which the scan met last (a damaged one is reported already).
+      const before = latest.offset(record.oid);
+      if (
+        (record.prev !== before && !damaged.has(record.prev)) ||
+        (before !== 0 && record.tid <= latest.tid(record.oid))
+      ) {
+        failures.push({
+          kind: 'revision-chain',
+          oid: record.oid,
+          offset: record.offset,
+          detail: `the record of object ${record.oid} at offset ${record.offset} (tid ${record.tid}) names offset ${record.prev} as its previous revision; the log has offset ${before} (tid ${before === 0 ? 'none' : latest.tid(record.oid)})`,
+        });
       }
       latest.set(record.oid, record.offset, record.tid);
       refsOf.set(record.oid, refs);
@@ -81,6 +97,14 @@ export function checkFile(fd: number, end: number, index: OidIndex): IntegrityRe
         oid,
         offset: latest.offset(oid),
         detail: `the index has offset ${index.offset(oid)} for object ${oid}, the log ${latest.offset(oid)}`,
+      });
+    } else if (index.tid(oid) !== latest.tid(oid)) {
+      // Conflict checks compare with this tid: a wrong one fails every commit of the object.
+      failures.push({
+        kind: 'index',
+        oid,
+        offset: latest.offset(oid),
+        detail: `the index has tid ${index.tid(oid)} for object ${oid}, the log ${latest.tid(oid)}`,
       });
     }
     for (const ref of refsOf.get(oid) ?? []) {

@@ -10,6 +10,7 @@
 
 import * as fs from 'node:fs';
 import { Packr } from 'msgpackr';
+import { MAX_OID } from '../oid-limit.js';
 import { crc32c } from './checksum.js';
 import {
   decodeTxHeader,
@@ -305,6 +306,8 @@ export class LogReader {
       }
       position += RECORD_HEADER_SIZE + readU32(buf, base + 32) * 4 + readU64(buf, base + 24);
       if (position > end) return { problem: 'body', header };
+      // The index is an array by oid: a larger one could not be held (nor is any written).
+      if (readU64(buf, base) > MAX_OID) return { problem: 'body', header };
     }
     if (position !== end) return { problem: 'body', header };
 

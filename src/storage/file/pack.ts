@@ -138,19 +138,6 @@ function readRaw(fd: number, offset: number, path: string): RawRecord {
   };
 }
 
-/** The refs of the record at `offset` (no checksum check: used for reachability only). */
-function readRefs(fd: number, offset: number): number[] {
-  const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
-  readFully(fd, head, 0, RECORD_HEADER_SIZE, offset);
-  const count = head.readUInt32LE(32);
-  if (count === 0) return [];
-  const bytes = Buffer.allocUnsafe(count * 4);
-  readFully(fd, bytes, 0, bytes.length, offset + RECORD_HEADER_SIZE);
-  const refs = new Array<number>(count);
-  for (let i = 0; i < count; i++) refs[i] = bytes.readUInt32LE(i * 4);
-  return refs;
-}
-
 function metaOf(tx: ScannedTransaction): TxMeta {
   const { note, user } = tx.meta;
   return { ...(note === undefined ? {} : { note }), ...(user === undefined ? {} : { user }) };
@@ -226,12 +213,30 @@ async function copyAndSwap(
     }
   }
   const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
+  // The walk reads record headers and refs only, unchecked (a checksum needs the data too;
+  // the copy below checks the records it copies): what it reads must lie in the log and
+  // lead back along the object's revisions, or a damaged header sends it round in a circle.
   const keptRefs = (oid: number): number[] => {
     const refs: number[] = [];
+    let newer = snapshotEnd;
     for (let offset = host.revisionAt(oid, snapshot) ?? 0; offset !== 0; ) {
-      readFully(oldFd, head, 0, RECORD_HEADER_SIZE, offset);
-      for (const ref of readRefs(oldFd, offset)) refs.push(ref);
+      const damaged = (): never => {
+        throw new CorruptionError(
+          `the revisions of object ${oid} are damaged at offset ${offset}; pack stopped`,
+          { offset, path: host.path },
+        );
+      };
+      if (!(Number.isInteger(offset) && offset >= FILE_HEADER_SIZE && offset < newer)) damaged();
+      if (readFully(oldFd, head, 0, RECORD_HEADER_SIZE, offset) < RECORD_HEADER_SIZE) damaged();
+      const count = head.readUInt32LE(32);
+      if (readU64(head, 0) !== oid || offset + RECORD_HEADER_SIZE + count * 4 > snapshotEnd) {
+        damaged();
+      }
+      const bytes = Buffer.allocUnsafe(count * 4);
+      readFully(oldFd, bytes, 0, bytes.length, offset + RECORD_HEADER_SIZE);
+      for (let i = 0; i < count; i++) refs.push(bytes.readUInt32LE(i * 4));
       if (readU64(head, 8) <= cut) break;
+      newer = offset;
       offset = readU64(head, 16);
     }
     return refs;

@@ -96,7 +96,9 @@ export function judge(
   const dataEnd = endOfData(reader.fd, offset, fileSize);
   if (problem.problem === 'incomplete') {
     const end = problem.header === undefined ? offset : offset + problem.header.length;
-    if (dataEnd <= end) return { kind: 'torn', end: dataEnd };
+    if (dataEnd <= end && !isWholeBefore(reader, offset, dataEnd, fileSize)) {
+      return { kind: 'torn', end: dataEnd };
+    }
   }
   const corrupt = (later: ScannedTransaction): Verdict => {
     // Writers write in order: once a later transaction can be read, an earlier one that was
@@ -142,6 +144,33 @@ export function judge(
     if (found !== undefined && groupStart(found) > offset) return corrupt(found);
   }
   return { kind: 'torn', end: last };
+}
+
+/**
+ * Whether the transaction at `offset`, whose header says it ends past the data, is in fact
+ * followed by valid transactions up to the data's end, and its own trailer gives the length
+ * that reaches them: then its header is damaged, not cut short by a crash. (The bytes of a
+ * write cut short are not searched for transactions: a blob may hold a whole trove file.)
+ */
+function isWholeBefore(
+  reader: LogReader,
+  offset: number,
+  dataEnd: number,
+  fileSize: number,
+): boolean {
+  // A transaction's last bytes may be zeros (the high bytes of its length).
+  for (let end = dataEnd; end <= Math.min(fileSize, dataEnd + 8); end++) {
+    let start = end;
+    for (;;) {
+      const tx = transactionEndingAt(reader, start, fileSize);
+      if (tx === undefined || tx.offset <= offset) break;
+      start = tx.offset;
+    }
+    if (start < end && start - offset >= TX_HEADER_SIZE + 12) {
+      return readU64(reader.fresh(start - 8, 8), 0) === start - offset;
+    }
+  }
+  return false;
 }
 
 /** The valid transaction whose trailer ends at `end`, if there is one. */

@@ -1,0 +1,257 @@
+/**
+ * Damage the checksums do not catch, or catch only when the damaged bytes are read: fields
+ * of record and transaction headers that are wrong but sealed with valid checksums (a
+ * writer's bug, or a tool's), flipped bits in the headers of revisions that a read of the
+ * past walks through, and index files whose entries are not what the log holds. Each must be
+ * a CorruptionError or an integrity failure, never wrong data, a raw error, a hang or a cut.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { crc32c } from '@node-rs/crc32';
+import { CorruptionError, type Database, FileStorage, oidOf, open, PersistentMap } from 'trove';
+import {
+  closeQuietly,
+  flipBit,
+  format,
+  quiet,
+  rejection,
+  type ScannedTransaction,
+  tempDir,
+  tornFiles,
+  transactions,
+} from './support.js';
+
+const { RECORD_HEADER_SIZE, TX_HEADER_SIZE, TX_TRAILER_SIZE, TxStatus } = format;
+
+const readU64 = (bytes: Buffer, at: number): number =>
+  bytes.readUInt32LE(at) + bytes.readUInt32LE(at + 4) * 2 ** 32;
+function writeU64(bytes: Buffer, at: number, value: number): void {
+  bytes.writeUInt32LE(value % 2 ** 32, at);
+  bytes.writeUInt32LE(Math.floor(value / 2 ** 32), at + 4);
+}
+
+/** Seals the transaction at `offset` again: its header, record and trailer checksums. */
+function reseal(bytes: Buffer, offset: number, length: number): void {
+  bytes.writeUInt32LE(crc32c(bytes.subarray(offset, offset + 28)), offset + 28);
+  const metaLength = bytes.readUInt32LE(offset + 20);
+  const count = bytes.readUInt32LE(offset + 24);
+  let at = offset + TX_HEADER_SIZE + metaLength;
+  for (let i = 0; i < count; i++) {
+    const end = at + RECORD_HEADER_SIZE + bytes.readUInt32LE(at + 32) * 4 + readU64(bytes, at + 24);
+    const head = crc32c(bytes.subarray(at, at + 44));
+    bytes.writeUInt32LE(crc32c(bytes.subarray(at + RECORD_HEADER_SIZE, end), head), at + 44);
+    at = end;
+  }
+  const trailer = offset + length - TX_TRAILER_SIZE;
+  bytes.writeUInt32LE(crc32c(bytes.subarray(offset, trailer)), trailer);
+}
+
+function assertCorruption(error: unknown, what: string): void {
+  assert.ok(error instanceof CorruptionError, `${what}: ${String(error)}`);
+  assert.equal(error.code, 'TROVE_CORRUPTION', what);
+}
+
+/** The answer to every read of the past of `oid`, by the tid read at. */
+async function historyOf(path: string, oid: number, tids: number[]): Promise<string[]> {
+  const storage = await FileStorage.open(path, { readOnly: true, logger: quiet });
+  try {
+    return tids.map((tid) => {
+      try {
+        const record = storage.loadBefore(oid, tid + 1);
+        if (record === undefined) return 'none';
+        return `${record.tid} ${Buffer.from(record.data).toString('hex')}`;
+      } catch (error) {
+        assertCorruption(error, `loadBefore(${oid}, ${tid + 1})`);
+        return 'corrupt';
+      }
+    });
+  } finally {
+    await storage.close();
+  }
+}
+
+describe('damage sealed with valid checksums, and damage on the way to a revision', () => {
+  const dir = tempDir();
+  const source = join(dir.path, 'source.trove');
+  let bytes: Buffer;
+  let index: Buffer;
+  let committed: ScannedTransaction[];
+  let m1: number;
+  let copies = 0;
+
+  before(async () => {
+    const db = await open(source, { logger: quiet });
+    for (let k = 1; k <= 5; k++) {
+      db.root.set(`m${k}`, new PersistentMap([['payload', `${k}`.repeat(30)]]));
+      if (k === 3) db.root.get('m1').set('payload', 'rewritten');
+      await db.commit();
+    }
+    m1 = oidOf(db.root.get('m1'))!;
+    await db.close();
+    bytes = fs.readFileSync(source);
+    index = fs.readFileSync(`${source}.index`);
+    committed = transactions(source).filter((tx) => tx.status === TxStatus.committed);
+  });
+
+  after(() => dir.remove());
+
+  /** A copy of the source, changed by `damage`; with the saved index unless `withIndex` is false. */
+  function damagedCopy(damage: (copy: Buffer) => void, withIndex = true): string {
+    const path = join(dir.path, `copy-${++copies}.trove`);
+    const copy = Buffer.from(bytes);
+    damage(copy);
+    fs.writeFileSync(path, copy);
+    if (withIndex) fs.writeFileSync(`${path}.index`, index);
+    return path;
+  }
+
+  /** The transactions holding a revision of m1, oldest first, and those records. */
+  function revisionsOfM1(): { tx: ScannedTransaction; offset: number }[] {
+    return committed.flatMap((tx) =>
+      tx.records
+        .filter((record) => record.oid === m1)
+        .map((record) => ({ tx, offset: record.offset })),
+    );
+  }
+
+  it('a flipped bit in any byte of the header of any revision: each read of the past is exact or a CorruptionError', async () => {
+    const tids = committed.map((tx) => tx.tid);
+    const good = await historyOf(source, m1, tids);
+    assert.ok(good.includes('none') && new Set(good).size === 3, 'two revisions and a time before');
+    const revisions = revisionsOfM1();
+    assert.equal(revisions.length, 2);
+    for (const revision of revisions) {
+      for (let i = 0; i < RECORD_HEADER_SIZE; i++) {
+        const path = damagedCopy(() => undefined);
+        flipBit(path, revision.offset + i, i % 8);
+        const got = await historyOf(path, m1, tids);
+        for (let k = 0; k < tids.length; k++) {
+          if (got[k] !== 'corrupt') {
+            assert.equal(got[k], good[k], `header byte ${i} at ${revision.offset}, tid ${k}`);
+          }
+        }
+        assert.ok(got.includes('corrupt'), `header byte ${i}: some read meets the damage`);
+      }
+    }
+  });
+
+  it('a revision that names itself as its previous one: a CorruptionError, not a hang; integrityCheck reports the chain', async () => {
+    const [older, newer] = revisionsOfM1();
+    for (const prev of [newer!.offset, newer!.offset + 1, 2 ** 50]) {
+      const path = damagedCopy((copy) => {
+        writeU64(copy, newer!.offset + 16, prev);
+        reseal(copy, newer!.tx.offset, newer!.tx.length);
+      });
+      let db: Database | undefined;
+      try {
+        db = await open(path, { readOnly: true, at: older!.tx.tid + 1, logger: quiet });
+        assertCorruption(await rejection(() => db!.root.get('m1').get('payload')), `prev ${prev}`);
+        await db.close();
+        db = await open(path, { readOnly: true, logger: quiet });
+        const report = await db.integrityCheck();
+        assert.ok(
+          report.failures.some(
+            (failure) => failure.kind === 'revision-chain' && failure.oid === m1,
+          ),
+          JSON.stringify(report.failures),
+        );
+      } finally {
+        await closeQuietly(db);
+      }
+    }
+  });
+
+  /** Opens without the index, writable and read-only: CorruptionError, and nothing cut. */
+  async function assertRefused(path: string, what: string): Promise<void> {
+    const before = fs.readFileSync(path);
+    for (const readOnly of [false, true]) {
+      const error = await rejection(() => open(path, { readOnly, logger: quiet }));
+      assertCorruption(error, `${what} (readOnly ${readOnly})`);
+    }
+    assert.deepEqual(fs.readFileSync(path), before, `${what}: the file is unchanged`);
+    assert.deepEqual(tornFiles(path), [], `${what}: nothing was cut`);
+  }
+
+  it('a transaction header sealed with a length past the end of the file, before later commits', async () => {
+    const tx = committed[2]!;
+    for (const length of [2 ** 40, 2 ** 60]) {
+      const path = damagedCopy((copy) => {
+        writeU64(copy, tx.offset, length);
+        copy.writeUInt32LE(crc32c(copy.subarray(tx.offset, tx.offset + 28)), tx.offset + 28);
+      }, false);
+      await assertRefused(path, `length ${length}`);
+    }
+  });
+
+  it('a committed transaction sealed as a pack marker, with its records, before later commits', async () => {
+    const tx = committed[2]!;
+    const path = damagedCopy((copy) => {
+      copy[tx.offset + 16] = TxStatus.moved;
+      reseal(copy, tx.offset, tx.length);
+    }, false);
+    await assertRefused(path, 'status M');
+  });
+
+  it('a record sealed with an oid no index can hold, or a transaction with a tid past 2^53', async () => {
+    const tx = committed[2]!;
+    const record = tx.records[0]!;
+    await assertRefused(
+      damagedCopy((copy) => {
+        writeU64(copy, record.offset, 2 ** 40);
+        reseal(copy, tx.offset, tx.length);
+      }, false),
+      'oid 2^40',
+    );
+    await assertRefused(
+      damagedCopy((copy) => {
+        writeU64(copy, tx.offset + 8, 2 ** 60);
+        reseal(copy, tx.offset, tx.length);
+      }, false),
+      'tid 2^60',
+    );
+  });
+
+  /** A copy whose index is sealed with `change` made to its entries (n of each kind). */
+  function withIndexEntries(change: (index: Buffer, n: number) => void): string {
+    const path = damagedCopy(() => undefined, false);
+    const copy = Buffer.from(index);
+    const n = readU64(copy, 48);
+    change(copy, n);
+    copy.writeUInt32LE(crc32c(copy.subarray(64)), 60);
+    fs.writeFileSync(`${path}.index`, copy);
+    return path;
+  }
+
+  it('an index whose offset for an object is not an offset in the log: reads and pack are CorruptionErrors', async () => {
+    const m2 = m1 + 1;
+    for (const offset of [Number.NaN, 705.5, 2 ** 60, -1, 3]) {
+      const path = withIndexEntries((copy) => copy.writeDoubleLE(offset, 64 + 8 * m2));
+      const db = await open(path, { logger: quiet });
+      try {
+        assertCorruption(
+          await rejection(() => db.storage.load(m2)),
+          `load with index offset ${offset}`,
+        );
+        assertCorruption(await rejection(() => db.pack()), `pack with index offset ${offset}`);
+      } finally {
+        await db.close();
+      }
+    }
+  });
+
+  it('an index with a wrong tid for an object: integrityCheck reports it', async () => {
+    const path = withIndexEntries((copy, n) => copy.writeDoubleLE(1, 64 + 8 * n + 8 * m1));
+    const db = await open(path, { logger: quiet });
+    try {
+      const report = await db.integrityCheck();
+      assert.ok(
+        report.failures.some((failure) => failure.kind === 'index' && failure.oid === m1),
+        JSON.stringify(report.failures),
+      );
+    } finally {
+      await db.close();
+    }
+  });
+});
