@@ -420,6 +420,9 @@ export class Connection implements Jar {
       );
     }
     for (;;) {
+      // The handle may have closed while this commit waited (for oids, or for a blob to be
+      // staged): it dropped the changes, and a commit of nothing would look like success.
+      if (this.status !== JarStatus.Writable) this.refuse(true);
       const { entries, fresh, toStage } = this.#collect();
       if (toStage.length > 0) {
         // Blob content is copied aside first (streams are read now); then start over, since

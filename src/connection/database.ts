@@ -292,7 +292,13 @@ export class Database {
         await connection.commit(meta);
         return result;
       } catch (error) {
-        retry = error instanceof ConflictError && attempt < attempts && !this.closed;
+        retry = error instanceof ConflictError && attempt < attempts;
+        if (retry && this.closed) {
+          // A conflict says "try again", which this handle can no longer do.
+          throw new ClosedError('the database was closed before the transaction could run again', {
+            cause: error,
+          });
+        }
         if (!retry) throw error;
       } finally {
         tx[END_TRANSACTION]();

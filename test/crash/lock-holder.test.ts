@@ -176,6 +176,33 @@ describe('the writer lock of a killed holder, and of a live one', () => {
     }
   });
 
+  // Found in a bug hunt: the commit waited for oids (new objects) behind the lock; close()
+  // dropped the pending changes, and the commit then wrote nothing and resolved.
+  it('close() while a transaction waits behind a holder for new oids: ClosedError, nothing written', async () => {
+    const path = await setup();
+    const db = await open(path, { busyTimeout: 20_000, logger: quiet });
+    const child = await holder(path, 'sync');
+    try {
+      const transaction = db
+        .transaction((tx) => {
+          tx.root.get('parent').set('v', new PersistentMap([['new', 'object']]));
+        })
+        .then(
+          () => 'committed',
+          (error: { code?: string }) => error.code,
+        );
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      const closing = db.close();
+      await child.kill();
+      assert.equal(await transaction, 'TROVE_CLOSED');
+      await closing;
+      await assertCommitted(path, 'initial');
+    } finally {
+      await child.kill();
+      await closeQuietly(db);
+    }
+  });
+
   it('a read-only open never waits for a writer in the middle of a commit', async () => {
     const path = await setup();
     const child = await holder(path, 'write');

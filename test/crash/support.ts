@@ -14,8 +14,10 @@ import { type Database, FileStorage, type FileStorageOptions, type Storage } fro
 import type * as FileOpsModule from '../../dist/storage/file/file-ops.js';
 import type * as FormatModule from '../../dist/storage/file/format.js';
 import type * as LogReaderModule from '../../dist/storage/file/log-reader.js';
+import type * as OpenFileModule from '../../dist/storage/file/open-file.js';
 import type * as RecoveryModule from '../../dist/storage/file/recovery.js';
 import type * as TxBuilderModule from '../../dist/storage/file/tx-builder.js';
+import type * as WriterLockModule from '../../dist/storage/file/writer-lock.js';
 
 // Tests run from build/test/crash/, the package from dist/: internal modules are loaded by
 // their place in the built package (the types come from the same files at compile time).
@@ -27,6 +29,8 @@ export const logReader = await internal<typeof LogReaderModule>('storage/file/lo
 export const fileOps = await internal<typeof FileOpsModule>('storage/file/file-ops.js');
 export const recovery = await internal<typeof RecoveryModule>('storage/file/recovery.js');
 export const txBuilder = await internal<typeof TxBuilderModule>('storage/file/tx-builder.js');
+export const openFile = await internal<typeof OpenFileModule>('storage/file/open-file.js');
+export const writerLock = await internal<typeof WriterLockModule>('storage/file/writer-lock.js');
 export type FileOps = FileOpsModule.FileOps;
 export type ScannedTransaction = LogReaderModule.ScannedTransaction;
 

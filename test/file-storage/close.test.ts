@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { closeSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { FileStorage, type FileStorageOptions } from 'trove';
-import { fileOps } from '../crash/support.js';
+import { fileOps, openFile, writerLock } from '../crash/support.js';
 import { scratch } from './support/temp-dir.js';
 
 const quiet = { logger: () => undefined };
@@ -247,5 +247,77 @@ describe('close and what is under way', () => {
     } finally {
       await storage.close();
     }
+  });
+
+  // Found in a bug hunt: a handle that followed another's pack retired the old file while a
+  // checkpoint's sync of it was on the threadpool; the sync ran on a closed descriptor (EBADF),
+  // or on another file's.
+  it('a sync under way when the handle follows a pack runs on the descriptor it started with, still open', async (t) => {
+    const dir = scratch(t);
+    const real = fileOps.nodeFileOps;
+    let hold: Promise<void> | undefined;
+    let reached!: () => void;
+    const atSync = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    const syncErrors: unknown[] = [];
+    const packer = await withCommits(dir.file(), 5);
+    const storage = await FileStorage.open(packer.path, {
+      ...quiet,
+      fileOps: {
+        ...real,
+        sync: async (fd: number, onCallingThread?: boolean) => {
+          if (hold !== undefined) {
+            reached();
+            await hold;
+          }
+          try {
+            await real.sync(fd, onCallingThread);
+          } catch (error) {
+            syncErrors.push(error);
+            throw error;
+          }
+        },
+      },
+    } as FileStorageOptions);
+    try {
+      let release!: () => void;
+      hold = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const checkpoint = storage.checkpoint();
+      await atSync;
+      await packer.pack();
+      assert.equal(storage.changesSince(0), 'flush', 'the handle followed the pack');
+      release();
+      await checkpoint;
+      assert.deepEqual(syncErrors, [], 'the sync ran on an open descriptor');
+    } finally {
+      await storage.close();
+      await packer.close();
+    }
+  });
+
+  it('a writer lock asked for on a file the storage has closed: ClosedError, its descriptor untouched', async (t) => {
+    const dir = scratch(t);
+    const file = new openFile.OpenFile(openSync(dir.file(), 'w+'));
+    file.retire();
+    const lock = new writerLock.WriterLock(1000, () => 'test');
+    let ran = false;
+    const error = await lock
+      .run(
+        () => file,
+        async () => {
+          ran = true;
+        },
+      )
+      .then(
+        () => undefined,
+        (reason: unknown) => reason,
+      );
+    // Not EBADF from the closed descriptor (nor, had its number been given to another file,
+    // a lock taken on that file).
+    assert.equal((error as { code?: string } | undefined)?.code, 'TROVE_CLOSED');
+    assert.equal(ran, false);
   });
 });

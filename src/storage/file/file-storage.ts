@@ -1365,12 +1365,22 @@ export class FileStorage extends Storage {
     const loads = this.#loads;
     const reads = this.#reads;
     const durableTo = this.#log.end;
-    const syncing = this.#ops.sync(this.#fd, onCallingThread);
+    // Held while the sync runs (on the threadpool): a handle that closes, or follows a pack
+    // meanwhile, retires the file, and its descriptor must not be closed under the sync.
+    const file = this.#file;
+    file.acquire();
+    let syncing: Promise<void>;
+    try {
+      syncing = this.#ops.sync(file.fd, onCallingThread);
+    } catch (error) {
+      file.release();
+      throw error;
+    }
     // A sync on the calling thread is over when the call returns: awaiting the settled
     // promise may run other microtasks first, which are not the disk's time.
     let end = this.#clock();
     try {
-      await syncing;
+      await syncing.finally(() => file.release());
       // Whatever the file held when the sync began is durable now: the log this handle had
       // loaded and read to its end then, unless it loaded the log again meanwhile (a load may
       // follow a cut-back, and what was read before may have been rewritten); and what it

@@ -131,10 +131,10 @@ export class WriterLock {
     try {
       for (let wait = 0.25; ; wait = Math.min(wait * 2, MAX_POLL_MS)) {
         const current = file();
-        if (fsx.tryLock(current.fd, WRITER_BYTE, 1)) {
-          current.acquire();
-          return current;
-        }
+        // Held before its descriptor is used: ClosedError if the handle closed the file while
+        // this waited (the descriptor may be another file's by now).
+        current.acquire();
+        if (fsx.tryLock(current.fd, WRITER_BYTE, 1)) return current;
         if (waitingOn !== current) {
           stopWaiting();
           if (fsx.tryLock(current.fd, WAITING_BYTE, 1, { shared: true })) {
@@ -142,6 +142,7 @@ export class WriterLock {
             waitingOn = current;
           }
         }
+        current.release();
         if (Date.now() >= deadline) {
           throw new BusyError(
             `the writer lock of ${this.#describe()} was not free within ${this.#busyTimeout} ms`,
