@@ -33,6 +33,6 @@ export {
   type SyncOn,
 } from './storage/file/file-storage.js';
 export { MemoryStorage, type MemoryStorageOptions } from './storage/memory-storage.js';
-export { SnapshotStorage } from './storage/snapshot-storage.js';
+export { SnapshotStorage, type SnapshotStorageOptions } from './storage/snapshot-storage.js';
 export { type IntegrityReport, Storage } from './storage/storage.js';
 export * from './storage/types.js';

@@ -19,7 +19,14 @@ import {
   NotFoundError,
   ReadOnlyError,
 } from '../errors.js';
-import { Blob, BlobContent, pendingBlob, STAGED } from '../persistent/blob.js';
+import {
+  Blob,
+  BlobContent,
+  isEmptyBlob,
+  pendingBlob,
+  refuseSpentStream,
+  STAGED,
+} from '../persistent/blob.js';
 import { BROKEN_CLASS_NAME, Broken } from '../persistent/broken.js';
 import {
   type Jar,
@@ -207,7 +214,19 @@ export class Connection implements Jar {
 
   /** The revision of `oid` this connection's snapshot sees. */
   #snapshotRecord(oid: Oid): StoredRecord {
-    const record = this.storage.load(oid);
+    let record: StoredRecord;
+    try {
+      record = this.storage.load(oid);
+    } catch (error) {
+      // Gone now (a pack removed it once nothing reached it), it may have existed at this
+      // snapshot: history has it, or says the snapshot is too old (a ConflictError, retried).
+      if (!(error instanceof NotFoundError) || this.#snapshot >= this.storage.lastTid()) {
+        throw error;
+      }
+      const before = this.storage.loadBefore(oid, this.#snapshot + 1);
+      if (before === undefined) throw error;
+      return before;
+    }
     if (record.tid <= this.#snapshot) return record;
     const before = this.storage.loadBefore(oid, this.#snapshot + 1);
     if (before === undefined) {
@@ -430,6 +449,7 @@ export class Connection implements Jar {
         for (const meta of toStage) {
           const pending = pendingBlob(meta);
           if (pending === undefined) continue;
+          refuseSpentStream(pending.source);
           const staged = await this.storage.stageBlob(pending.source);
           const content = new BlobContent();
           (content as unknown as { [META]: ObjectMeta })[META].target[STAGED as never] =
@@ -544,6 +564,12 @@ export class Connection implements Jar {
       if (cls === Blob && pendingBlob(meta) !== undefined) {
         toStage.push(meta);
         continue;
+      }
+      if (cls === Blob && meta.state === ObjectState.Unsaved && isEmptyBlob(meta)) {
+        throw new InvalidArgumentError(
+          `cannot store a Blob without content at ${where()}: make it with Blob.from(source)`,
+          { path: where() },
+        );
       }
       const className = nameOfClass(cls as never);
       if (className === undefined) {

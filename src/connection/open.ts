@@ -63,7 +63,7 @@ export async function open(
       ...fileOptions,
       readOnly: at !== undefined || readOnly === true,
     });
-    const storage = at === undefined ? file : new SnapshotStorage(file, at);
+    const storage = at === undefined ? file : new SnapshotStorage(file, at, { closeInner: true });
     try {
       return await new Database(storage, opts).start();
     } catch (error) {

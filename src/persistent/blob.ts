@@ -59,6 +59,7 @@ export class Blob extends Persistent {
         { argument: 'source' },
       );
     }
+    refuseSpentStream(source);
     const blob = new Blob();
     const target = (blob as unknown as { [META]: ObjectMeta })[META].target as BlobTarget;
     // The blob is immutable, so its state is set on the raw object, not through the proxy.
@@ -120,6 +121,38 @@ export class Blob extends Persistent {
   /** `Blob`, for `Object.prototype.toString`. */
   get [Symbol.toStringTag](): string {
     return 'Blob';
+  }
+}
+
+/**
+ * True for a blob made with `new Blob()` and never given content: there is nothing to store
+ * (stored, it would read as a blob of unknown size that is "not stored yet").
+ *
+ * @internal
+ */
+export function isEmptyBlob(meta: ObjectMeta): boolean {
+  const target = meta.target as BlobTarget;
+  return target.content === undefined && target[BLOB_SOURCE] === undefined;
+}
+
+/**
+ * Refuses a stream something has read from, or that ended or failed: what is left of it is
+ * not the content (a transaction run again after a conflict, say, would pass the stream its
+ * first run read, and store an empty blob).
+ *
+ * @internal
+ */
+export function refuseSpentStream(source: BlobSource): void {
+  const stream = source as Partial<Readable>;
+  if (
+    stream.readableDidRead === true ||
+    stream.readableEnded === true ||
+    (stream.destroyed === true && typeof stream.readableDidRead === 'boolean')
+  ) {
+    throw new InvalidArgumentError(
+      'source is a stream that was read from already (or ended, or was destroyed): make a new one',
+      { argument: 'source' },
+    );
   }
 }
 

@@ -8,6 +8,7 @@ import { registerClass } from '../codec/class-registry.js';
 import { InvalidArgumentError } from '../errors.js';
 import { describe } from '../util/validate.js';
 import { Persistent } from './persistent.js';
+import { mergeStates } from './state-merge.js';
 
 /**
  * A persistent counter. Concurrent increments never conflict: when two transactions change
@@ -30,28 +31,55 @@ export class Counter extends Persistent {
 
   /** Adds `by` (default 1) and returns the new value. */
   increment(by = 1): number {
-    if (typeof by !== 'number' || !Number.isFinite(by)) {
-      throw new InvalidArgumentError(`by must be a finite number, got ${describe(by)}`, {
-        argument: 'by',
-      });
-    }
-    this.value += by;
-    return this.value;
+    return add(this, expectAmount(by), by);
   }
 
   /** Subtracts `by` (default 1) and returns the new value. */
   decrement(by = 1): number {
-    return this.increment(-by);
+    return add(this, -expectAmount(by), by);
   }
 
-  /** Both changes count: committed + (mine - old). */
+  /**
+   * Both changes of the value count: committed + (mine - old). Other attributes (of a
+   * subclass, say) merge as a map's keys do: a change of one side is kept, and an attribute
+   * both sides changed is a conflict.
+   */
   static resolveConflict(
     oldState: { value: number },
     committedState: { value: number },
     myState: { value: number },
-  ): { value: number } {
-    return { ...myState, value: committedState.value + (myState.value - oldState.value) };
+  ): { value: number } | undefined {
+    const value = committedState.value + (myState.value - oldState.value);
+    if (!Number.isFinite(value)) return undefined;
+    const { value: _old, ...oldRest } = oldState;
+    const { value: _committed, ...committedRest } = committedState;
+    const { value: _mine, ...myRest } = myState;
+    const merged = mergeStates(oldRest, committedRest, myRest);
+    return merged === undefined ? undefined : { ...merged, value };
   }
+}
+
+/** Adds `change` to the counter's value (a function: `#private` members fail on proxies). */
+function add(counter: Counter, change: number, by: number): number {
+  const next = counter.value + change;
+  // Infinity would be stored, and concurrent changes would merge it into NaN.
+  if (!Number.isFinite(next)) {
+    throw new InvalidArgumentError(
+      `changing ${counter.value} by ${by} leaves the range of finite numbers`,
+      { argument: 'by' },
+    );
+  }
+  counter.value = next;
+  return next;
+}
+
+function expectAmount(by: unknown): number {
+  if (typeof by !== 'number' || !Number.isFinite(by)) {
+    throw new InvalidArgumentError(`by must be a finite number, got ${describe(by)}`, {
+      argument: 'by',
+    });
+  }
+  return by;
 }
 
 registerClass(Counter, 'trove.Counter');

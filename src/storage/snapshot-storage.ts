@@ -6,7 +6,8 @@
  */
 
 import type { Readable } from 'node:stream';
-import { NotFoundError } from '../errors.js';
+import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { describe, expectNonNegativeInteger, expectOptions } from '../util/validate.js';
 import { type IntegrityReport, Storage } from './storage.js';
 import type {
   BackupResult,
@@ -22,17 +23,40 @@ import type {
   TransactionRecord,
 } from './types.js';
 
+/** Options of a {@link SnapshotStorage}. */
+export interface SnapshotStorageOptions {
+  /**
+   * Close the storage viewed when the view closes (default false: others may use it, as a
+   * database handle on it does).
+   */
+  closeInner?: boolean;
+}
+
 /** A read-only view of `inner` as of `tid`: later commits are invisible, nothing changes. */
 export class SnapshotStorage extends Storage {
   readonly kind = 'snapshot';
   readonly #inner: Storage;
   readonly #tid: Tid;
+  readonly #closeInner: boolean;
 
   /** A view of `inner` showing what was committed at or before `tid`. */
-  constructor(inner: Storage, tid: Tid) {
+  constructor(inner: Storage, tid: Tid, options?: SnapshotStorageOptions) {
     super(true);
+    if (!(inner instanceof Storage)) {
+      throw new InvalidArgumentError(`inner must be a Storage, got ${describe(inner)}`, {
+        argument: 'inner',
+      });
+    }
     this.#inner = inner;
-    this.#tid = tid;
+    this.#tid = expectNonNegativeInteger(tid, 'tid');
+    const closeInner = expectOptions<SnapshotStorageOptions>(options, 'options').closeInner;
+    if (closeInner !== undefined && typeof closeInner !== 'boolean') {
+      throw new InvalidArgumentError(
+        `options.closeInner must be a boolean, got ${describe(closeInner)}`,
+        { argument: 'options.closeInner' },
+      );
+    }
+    this.#closeInner = closeInner ?? false;
   }
 
   /** The tid this view shows the storage as of. */
@@ -44,6 +68,12 @@ export class SnapshotStorage extends Storage {
     const record = this.#inner.loadBefore(oid, this.#tid + 1);
     if (record === undefined)
       throw new NotFoundError(`no object with oid ${oid} as of tid ${this.#tid}`);
+    // As the storages refuse it: its bytes are the user's, not a state to decode.
+    if (record.blob === true) {
+      throw new InvalidArgumentError(`object ${oid} is blob content; read it through its Blob`, {
+        argument: 'oid',
+      });
+    }
     return record;
   }
 
@@ -117,7 +147,7 @@ export class SnapshotStorage extends Storage {
     return this.#inner.openBlob(oid);
   }
 
-  protected _close(): Promise<void> {
-    return this.#inner.close();
+  protected async _close(): Promise<void> {
+    if (this.#closeInner) await this.#inner.close();
   }
 }

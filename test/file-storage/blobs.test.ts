@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Blob, type Database, open, type PersistentMap } from 'trove';
+import { Blob, type Database, oidOf, open, type PersistentMap } from 'trove';
 import { finished, startPeer } from './support/peers.js';
 import { scratch } from './support/temp-dir.js';
 
@@ -183,6 +183,73 @@ describe('blobs in a file', () => {
     assert.deepEqual(stagedFiles(dir.dir), []);
     await assertBlobs(db, { fresh: large, kept: small });
     assert.equal(await db.read((tx) => tx.root.get('n')), 11);
+  });
+
+  // Found in a bug hunt: the retry read the stream its first attempt had read to its end,
+  // and stored an empty blob.
+  it('a stream something read already is refused, as when an attempt run again passes it again', async (t) => {
+    const dir = scratch(t);
+    const db = dir.track(await open(dir.file(), { durability: 'none' }));
+    const other = dir.track(await open(dir.file(), { durability: 'none' }));
+    await db.transaction((tx) => {
+      tx.root.set('n', 0);
+    });
+    const upload = Readable.from(chunksOf(large, [MiB]));
+    let attempts = 0;
+    const outcome = db.transaction(async (tx) => {
+      attempts++;
+      tx.root.set('n', (tx.root.get('n') as number) + 1);
+      tx.root.set('upload', Blob.from(upload));
+      if (attempts === 1) {
+        await other.transaction((tx2) => {
+          tx2.root.set('n', 10);
+        });
+      }
+    });
+    await assert.rejects(outcome, { code: 'TROVE_INVALID_ARGUMENT' });
+    assert.equal(attempts, 2);
+    assert.equal(await db.read((tx) => tx.root.get('upload')), undefined);
+    const half = Readable.from(chunksOf(small, [100]));
+    half.read();
+    assert.throws(() => Blob.from(half), { code: 'TROVE_INVALID_ARGUMENT' });
+    // Read after Blob.from, before the commit: refused when it is staged.
+    const late = Readable.from(chunksOf(small, [100]));
+    await assert.rejects(
+      db.transaction(
+        (tx) => {
+          tx.root.set('late', Blob.from(late));
+          late.read();
+        },
+        { attempts: 1 },
+      ),
+      { code: 'TROVE_INVALID_ARGUMENT' },
+    );
+  });
+
+  it('a Blob made with new has no content and cannot be stored', async (t) => {
+    const dir = scratch(t);
+    const db = dir.track(await open(dir.file(), { durability: 'none' }));
+    db.root.set('empty', new Blob());
+    await assert.rejects(db.commit(), { code: 'TROVE_INVALID_ARGUMENT', path: 'root.empty' });
+  });
+
+  // Found in a bug hunt: a view decoded a blob's bytes as an object's state (a
+  // CorruptionError, or an object made of the user's bytes when they parsed as one).
+  it("a view of the past refuses to load a blob's content as an object, as the database does", async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = dir.track(await open(path, { durability: 'none' }));
+    db.root.set('x', 1);
+    await db.commit();
+    const upload = Blob.from(db.storage.load(0).data); // bytes that parse as a record
+    db.root.set('upload', upload);
+    const tid = await db.commit();
+    const byContent = db.storage.load(oidOf(upload)!).refs[0]!; // the blob's content
+    assert.throws(() => db.storage.load(byContent), { code: 'TROVE_INVALID_ARGUMENT' });
+    const view = dir.track(await open(path, { at: tid }));
+    assert.throws(() => view.storage.load(byContent), { code: 'TROVE_INVALID_ARGUMENT' });
+    assert.throws(() => view.getObject(byContent), { code: 'TROVE_INVALID_ARGUMENT' });
+    assert.equal(view.storage.loadBefore(byContent, tid + 1)?.blob, true);
   });
 
   it('a Blob cannot be changed: writes raise TROVE_READ_ONLY', async (t) => {

@@ -249,6 +249,34 @@ describe('pack', () => {
     await assertIntact(db);
   });
 
+  // Found in a bug hunt: the load asked for the newest revision first, and the pack's
+  // NotFoundError reached the caller, where a snapshot too old is a conflict, retried.
+  it('a transaction whose snapshot is older than a pack that removed an object it reaches retries', async (t) => {
+    const dir = scratch(t);
+    const db = dir.track(await open(dir.file(), { durability: 'none', ...quiet }));
+    db.root.set('session', new Item('session', 'ada'));
+    await db.commit();
+    let attempts = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const job = db.transaction(async (tx) => {
+      attempts++;
+      tx.root.get('x'); // the snapshot is taken, the root loaded
+      if (attempts === 1) await gate;
+      return (tx.root.get('session') as Item | undefined)?.payload ?? 'logged out';
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    await db.transaction((tx) => {
+      tx.root.delete('session');
+    });
+    assert.equal((await db.pack()).objectsRemoved, 1);
+    release();
+    assert.equal(await job, 'logged out');
+    assert.equal(attempts, 2);
+  });
+
   describe('keepHistorySince', () => {
     /** Commits payload v1..v4 of one Item, a few ms apart; returns their tids. */
     async function history(db: Database): Promise<Tid[]> {

@@ -505,7 +505,14 @@ export class FileStorage extends Storage {
     const found = this.#revisionBefore(oid, tid);
     if (found === undefined) return undefined;
     const record = this.#readRecord(found.offset, oid);
-    return { oid, tid: record.tid, data: record.data, refs: record.refs, nextTid: found.nextTid };
+    return {
+      oid,
+      tid: record.tid,
+      data: record.data,
+      refs: record.refs,
+      nextTid: found.nextTid,
+      ...((record.flags & RecordFlag.blob) !== 0 ? { blob: true } : {}),
+    };
   }
 
   /**
