@@ -638,9 +638,23 @@ describe('pack', () => {
     await db.close();
     const dead = spawnSync(process.execPath, ['-e', 'process.pid']).pid!;
     assert.ok(dead > 0);
-    const stale = [`pack-${dead}-x`, `blob-${dead}-y`, `index.tmp-${dead}-z`];
-    const live = `pack-${process.pid}-w`;
-    for (const name of [...stale, live]) writeFileSync(`${path}.${name}`, 'leftover');
+    // Of this process: a pack file nobody locks is a terminated worker thread's; one locked
+    // is a pack under way; staged blobs and index files may be another thread's at work.
+    const stale = [
+      `pack-${dead}-x`,
+      `blob-${dead}-y`,
+      `index.tmp-${dead}-z`,
+      `pack-${process.pid}-v`,
+    ];
+    const ownLive = [
+      `pack-${process.pid}-w`,
+      `blob-${process.pid}-u`,
+      `index.tmp-${process.pid}-t`,
+    ];
+    for (const name of [...stale, ...ownLive]) writeFileSync(`${path}.${name}`, 'leftover');
+    const packing = openSync(`${path}.${ownLive[0]}`, 'r+');
+    t.after(() => closeSync(packing));
+    assert.ok(fsx.tryLock(packing, 0, 1));
 
     // A read-only open writes nothing, not even a cleanup.
     await reopened(path, async (again) => {
@@ -650,7 +664,7 @@ describe('pack', () => {
 
     const writer = dir.track(await open(path, { durability: 'none', ...quiet }));
     for (const name of stale) assert.equal(existsSync(`${path}.${name}`), false, name);
-    assert.ok(existsSync(`${path}.${live}`), 'the file of a live process is left alone');
+    for (const name of ownLive) assert.ok(existsSync(`${path}.${name}`), `${name} is left alone`);
     assert.equal(await writer.read((tx) => tx.root.get('n')), 1);
     await assertIntact(writer);
   });

@@ -24,7 +24,6 @@ export function temporaryPath(
 }
 
 function alive(pid: number): boolean {
-  if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
     return true;
@@ -50,7 +49,12 @@ export function removeStaleFiles(path: string): string[] {
     const kind = TEMPORARY_KINDS.find((k) => rest.startsWith(`${k}-`));
     if (kind === undefined) continue;
     const pid = Number(rest.slice(kind.length + 1).split('-')[0]);
-    if (!Number.isInteger(pid) || alive(pid)) continue;
+    const own = pid === process.pid;
+    if (!Number.isInteger(pid) || (!own && alive(pid))) continue;
+    // This process's files are another thread's work in progress, unless (a pack's) nobody
+    // holds its lock: then the worker thread that made it was terminated (its descriptors
+    // closed). Locks are the open file's, so another thread's lock counts here too.
+    if (own && kind !== 'pack') continue;
     const file = join(directory, name);
     if (kind === 'pack' && !unlocked(file)) continue;
     try {
