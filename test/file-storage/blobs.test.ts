@@ -226,6 +226,19 @@ describe('blobs in a file', () => {
     );
   });
 
+  it("a source that fails passes its own error on (the application's, not an I/O error); nothing stays staged", async (t) => {
+    const dir = scratch(t);
+    const db = dir.track(await open(dir.file(), { durability: 'none' }));
+    const aborted = Object.assign(new Error('client went away'), { code: 'UPLOAD_ABORTED' });
+    async function* upload() {
+      yield Buffer.from('part 1');
+      throw aborted;
+    }
+    db.root.set('upload', Blob.from(upload()));
+    await assert.rejects(db.commit(), (error) => error === aborted);
+    assert.deepEqual(stagedFiles(dir.dir), []);
+  });
+
   it('a Blob made with new has no content and cannot be stored', async (t) => {
     const dir = scratch(t);
     const db = dir.track(await open(dir.file(), { durability: 'none' }));

@@ -1614,15 +1614,22 @@ export class FileStorage extends Storage {
     const file = temporaryPath(this.path, 'blob', randomBytes(6).toString('hex'));
     const handle = await fs.promises.open(file, 'wx');
     let size = 0;
+    let writing = false;
     try {
       for await (const chunk of chunks) {
+        writing = true;
         await handle.write(chunk);
+        writing = false;
         size += chunk.byteLength;
       }
     } catch (error) {
       await handle.close();
       await fs.promises.rm(file, { force: true });
-      throw error instanceof TroveError ? error : ioError('staging a blob for', this.path, error);
+      // The source's own failure (an upload cut off) is the application's, passed on as it
+      // is; only the system's refusal to write is an I/O error of the storage.
+      throw writing && !(error instanceof TroveError)
+        ? ioError('staging a blob for', this.path, error)
+        : error;
     }
     await handle.close();
     const staged: StagedBlob = { size };
