@@ -119,8 +119,21 @@ export function registerClass<C extends AnyClass>(
   if (constructOnLoad === true) constructedOnLoad.add(cls);
   else if (constructOnLoad === false) constructedOnLoad.delete(cls);
   constructsAnswers.clear();
+  registrations++;
   for (const listener of listeners) listener(cls, stableName);
   return cls;
+}
+
+let registrations = 0;
+
+/**
+ * How many registrations there were so far: a change tells a connection holding objects of
+ * unregistered classes (Broken) to load them again.
+ *
+ * @internal
+ */
+export function registrationCount(): number {
+  return registrations;
 }
 
 /** The class registered under `name` (or an alias of it), if any. */

@@ -8,7 +8,7 @@
  */
 
 import type { Readable } from 'node:stream';
-import { classForName, nameOfClass } from '../codec/class-registry.js';
+import { classForName, nameOfClass, registrationCount } from '../codec/class-registry.js';
 import { decodeRecord, encodeRecord, peekClassName } from '../codec/record-codec.js';
 import { isPersistentClass, whileEncoding } from '../codec/reference-type.js';
 import { type ScanResult, scanState } from '../codec/state-scanner.js';
@@ -189,6 +189,8 @@ export class Connection implements Jar {
   readonly #readGuards = new Map<Oid, Tid>();
   #oidPool: Oid[] = [];
   #closedReason = 'the transaction these objects belong to has ended';
+  /** The registration count when the first Broken object loaded since the last look. */
+  #brokenSince: number | undefined;
   #committing = false;
 
   constructor(storage: Storage, options: ConnectionOptions) {
@@ -243,8 +245,12 @@ export class Connection implements Jar {
     if (cls === undefined || !isPersistentClass(cls)) {
       installState(meta, Broken, state);
       (meta.target as { [BROKEN_CLASS_NAME]: string })[BROKEN_CLASS_NAME] = className;
+      this.#brokenSince ??= registrationCount();
+      // Its class may be registered before it loads again: `instanceof` must load it first.
+      meta.classKnown = false;
     } else {
       installState(meta, cls, state);
+      delete (meta.target as { [BROKEN_CLASS_NAME]?: string })[BROKEN_CLASS_NAME];
     }
     meta.serial = record.tid;
     meta.size = record.data.byteLength + OBJECT_OVERHEAD_BYTES;
@@ -311,6 +317,12 @@ export class Connection implements Jar {
     // does not walk every transaction the storage remembers.
     const since = this.cache.loadedCount === 0 ? this.storage.lastTid() : this.#snapshot;
     const changes = this.storage.changesSince(since);
+    if (this.#brokenSince !== undefined && this.#brokenSince !== registrationCount()) {
+      // A class registered since may be the one some Broken object stands for: everything
+      // loads again (the objects themselves stay, so references to them still work).
+      this.#brokenSince = undefined;
+      this.cache.unloadAll();
+    }
     if (this.storage.cacheEpoch !== this.#cacheEpoch) {
       this.#cacheEpoch = this.storage.cacheEpoch;
       this.cache.unloadAll();

@@ -257,6 +257,25 @@ output = { isUser: user instanceof User, name: user.name, isMoney: user.wallet i
     assert.equal(((await open({ storage })).root.get('gone') as any).name, 'writable again');
   });
 
+  // Found in a bug hunt: the handle that had loaded it kept the Broken object after the
+  // class was registered, refusing writes, while its db.read saw the class.
+  it('registered while a handle holds a Broken object: the next transaction of that handle sees the class', async () => {
+    const old = writeGone('codecRegistry.GoneF');
+    const db = await open({ storage: await storageFrom(old.transactions) });
+    const broken = db.root.get('gone') as any;
+    assert.ok(broken instanceof Broken);
+    class Gone extends Persistent {}
+    registerClass(Gone, 'codecRegistry.GoneF');
+    db.abort();
+    const gone = db.root.get('gone');
+    assert.equal(gone === broken, true, 'the same object, loaded again');
+    assert.equal(gone instanceof Gone, true);
+    assert.equal(gone.name, 'kept');
+    assert.equal(gone.peer.peer, gone);
+    gone.name = 'writable again';
+    await db.commit();
+  });
+
   it('a value-class instance whose class is gone loads as a BrokenValue and is saved back unchanged', async () => {
     const old = runProgram(`${OLD_CLASSES}
 registerClass(Money, 'codecRegistry.LostMoney');
