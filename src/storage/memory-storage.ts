@@ -47,6 +47,19 @@ export interface MemoryStorageOptions {
 }
 
 /** The storage contract held in memory. Nothing survives the process. */
+/**
+ * A stored record as handed to a caller: its bytes copied, as a file storage's are read
+ * afresh, so that a caller changing them cannot change what is stored (the refs are frozen).
+ */
+function handedOut(record: StoredRecord): StoredRecord {
+  return { ...record, data: copyOf(record.data) };
+}
+
+/** A copy of `bytes` (a Buffer's own `slice` would be a view of the same memory). */
+function copyOf(bytes: Uint8Array): Uint8Array {
+  return Uint8Array.prototype.slice.call(bytes);
+}
+
 export class MemoryStorage extends Storage {
   readonly kind = 'memory';
   /** Every kept revision of each object, oldest first. */
@@ -77,7 +90,7 @@ export class MemoryStorage extends Storage {
         argument: 'oid',
       });
     }
-    return record;
+    return handedOut(record);
   }
 
   protected _loadBefore(oid: Oid, tid: Tid): HistoricalRecord | undefined {
@@ -85,7 +98,9 @@ export class MemoryStorage extends Storage {
     if (revisions !== undefined) {
       for (let i = revisions.length - 1; i >= 0; i--) {
         const revision = revisions[i]!;
-        if (revision.tid < tid) return { ...revision, nextTid: revisions[i + 1]?.tid };
+        if (revision.tid < tid) {
+          return { ...handedOut(revision), nextTid: revisions[i + 1]?.tid };
+        }
       }
     }
     if (this.#horizon > 0 && tid <= this.#horizon) throw snapshotTooOld(oid, tid);
@@ -116,8 +131,8 @@ export class MemoryStorage extends Storage {
       const record: StoredRecord = {
         oid: write.oid,
         tid,
-        data: content ?? write.data.slice(),
-        refs: [...write.refs],
+        data: content ?? copyOf(write.data),
+        refs: Object.freeze([...write.refs]),
         ...(content === undefined ? {} : { blob: true }),
       };
       let revisions = this.#revisions.get(write.oid);
@@ -200,7 +215,11 @@ export class MemoryStorage extends Storage {
     // A copy of the list, so commits during iteration do not shift it.
     for (const transaction of [...this.#transactions]) {
       if (transaction.tid < fromTid) continue;
-      yield { tid: transaction.tid, meta: transaction.meta, records: [...transaction.records] };
+      yield {
+        tid: transaction.tid,
+        meta: { ...transaction.meta },
+        records: transaction.records.map(handedOut),
+      };
     }
   }
 

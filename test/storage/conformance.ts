@@ -605,6 +605,27 @@ function commitTests(test: Register): void {
     assert.deepEqual(transaction?.records[0]?.data, [...bytes('original')]);
   });
 
+  // Found in a bug hunt: MemoryStorage handed out, and kept, the bytes themselves (a
+  // Buffer's slice is a view, not a copy).
+  test('bytes given as a Buffer, and bytes handed out by load, loadBefore and the iterator, are copies', async (storage) => {
+    const [a, b] = (await storage.newOids(2)) as [Oid, Oid];
+    const given = Buffer.from('original');
+    const tid = await storage.commit({
+      baseTid: 0,
+      writes: [{ oid: a, data: given, refs: [b], expectedTid: 0 }, put(b, 'b')],
+    });
+    given.fill(0);
+    storage.load(a).data.fill(0);
+    storage.loadBefore(a, tid + 1)!.data.fill(0);
+    for await (const transaction of storage.iterator()) {
+      for (const record of transaction.records) record.data.fill(0);
+    }
+    try {
+      (storage.load(a).refs as Oid[]).push(a); // a copy, or frozen
+    } catch {}
+    assertRecord(storage.load(a), { oid: a, tid, data: 'original', refs: [b] });
+  });
+
   test('keeps meta (note and user) with the transaction', async (storage) => {
     const [a] = (await storage.newOids(1)) as [Oid];
     const t1 = await commit(storage, [put(a, 'v1')], { meta: { note: 'create a', user: 'ada' } });
