@@ -38,8 +38,9 @@ export interface ScanResult {
  * 1, a value inside it at 2. Encoding, decoding and merging recurse once a level, and the
  * costliest shapes (objects with a null prototype, value class instances) overflowed the
  * stack at about 360 levels; a limit well below that keeps a commit from failing with a
- * RangeError half way through, whatever the shape and however deep the caller's stack.
- * Deeper structures are built from persistent objects, which are records of their own.
+ * RangeError half way through, whatever the shape, with room left for the caller's stack
+ * (a commit called from thousands of frames deep can still overflow). Deeper structures
+ * are built from persistent objects, which are records of their own.
  */
 export const MAX_NESTING = 256;
 

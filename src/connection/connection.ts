@@ -23,6 +23,7 @@ import {
   Blob,
   BlobContent,
   isEmptyBlob,
+  noteSourceRead,
   pendingBlob,
   refuseSpentStream,
   STAGED,
@@ -211,18 +212,23 @@ export class Connection implements Jar {
   // ---- Jar ---------------------------------------------------------------------------
 
   activate(meta: ObjectMeta): void {
-    this.#install(meta, this.#snapshotRecord(meta.oid!));
+    this.#install(meta, this.#snapshotRecord(meta.oid!, true));
   }
 
   /** The revision of `oid` this connection's snapshot sees. */
-  #snapshotRecord(oid: Oid): StoredRecord {
+  #snapshotRecord(oid: Oid, referenced: boolean): StoredRecord {
     let record: StoredRecord;
     try {
       record = this.storage.load(oid);
     } catch (error) {
-      // Gone now (a pack removed it once nothing reached it), it may have existed at this
-      // snapshot: history has it, or says the snapshot is too old (a ConflictError, retried).
-      if (!(error instanceof NotFoundError) || this.#snapshot >= this.storage.lastTid()) {
+      // Gone now (a pack removed it once nothing reached it), an object this snapshot
+      // reached by a reference existed then: history has it, or says the snapshot is too old
+      // (a ConflictError, retried). An oid asked for by number may never have existed.
+      if (
+        !(error instanceof NotFoundError) ||
+        !referenced ||
+        this.#snapshot >= this.storage.lastTid()
+      ) {
         throw error;
       }
       const before = this.storage.loadBefore(oid, this.#snapshot + 1);
@@ -261,7 +267,7 @@ export class Connection implements Jar {
 
   /** Loads an object the cache does not have, made with its class from the start. */
   #loadNew(oid: Oid): ObjectMeta {
-    const record = this.#snapshotRecord(oid);
+    const record = this.#snapshotRecord(oid, false);
     const name = peekClassName(record.data);
     const cls = name === undefined ? undefined : classForName(name);
     const meta = createGhost(
@@ -462,6 +468,7 @@ export class Connection implements Jar {
           const pending = pendingBlob(meta);
           if (pending === undefined) continue;
           refuseSpentStream(pending.source);
+          noteSourceRead(pending.source);
           const staged = await this.storage.stageBlob(pending.source);
           const content = new BlobContent();
           (content as unknown as { [META]: ObjectMeta })[META].target[STAGED as never] =
@@ -689,6 +696,7 @@ export class Connection implements Jar {
             refs.push(child);
           },
           () => `resolveConflict of ${entry.className}`,
+          itemsKeyOf(entry.meta),
         );
         return encodeRecord(entry.className, merged, scan);
       });

@@ -286,25 +286,25 @@ export class Database {
     for (let attempt = 1; ; attempt++) {
       const connection = this.#acquire(JarStatus.Writable);
       const tx = new Transaction(connection, false);
-      let retry = false;
+      let conflict: ConflictError;
       try {
         const result = await fn(tx);
         await connection.commit(meta);
         return result;
       } catch (error) {
-        retry = error instanceof ConflictError && attempt < attempts;
-        if (retry && this.closed) {
-          // A conflict says "try again", which this handle can no longer do.
-          throw new ClosedError('the database was closed before the transaction could run again', {
-            cause: error,
-          });
-        }
-        if (!retry) throw error;
+        if (!(error instanceof ConflictError) || attempt >= attempts) throw error;
+        conflict = error;
       } finally {
         tx[END_TRANSACTION]();
         this.#release(connection);
       }
       await backOff(attempt);
+      if (this.closed) {
+        // A conflict says "try again", which this handle can no longer do.
+        throw new ClosedError('the database was closed before the transaction could run again', {
+          cause: conflict,
+        });
+      }
     }
   }
 

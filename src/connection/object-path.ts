@@ -7,7 +7,7 @@
  * @module
  */
 
-import { pathSegment } from '../codec/state-scanner.js';
+import { MAX_NESTING, pathSegment } from '../codec/state-scanner.js';
 import { metaOf, type ObjectMeta, ObjectState } from '../persistent/object-meta.js';
 import { ITEMS_KEY, stateOf } from '../persistent/persistent.js';
 import { describe } from '../util/validate.js';
@@ -40,8 +40,10 @@ export function describePath(root: ObjectMeta | undefined, wanted: ObjectMeta): 
     for (const [meta, path] of frontier) {
       if (meta.state === ObjectState.Ghost) continue;
       let found: string | undefined;
-      const visit = (value: unknown, at: string): void => {
+      const visit = (value: unknown, at: string, depth = 1): void => {
         if (found !== undefined || typeof value !== 'object' || value === null) return;
+        // No deeper than values are stored (deeper, the recursion could overflow the stack).
+        if (depth > MAX_NESTING) return;
         const child = metaOf(value);
         if (child !== undefined) {
           if (child === wanted) found = at;
@@ -55,26 +57,27 @@ export function describePath(root: ObjectMeta | undefined, wanted: ObjectMeta): 
         seenValues.add(value);
         if (value instanceof Map) {
           for (const [key, item] of value) {
-            visit(key, `${at}[key ${describe(key)}]`);
-            visit(item, `${at}${pathSegment(key)}`);
+            visit(key, `${at}[key ${describe(key)}]`, depth + 1);
+            visit(item, `${at}${pathSegment(key)}`, depth + 1);
           }
         } else if (value instanceof Set) {
           let index = 0;
-          for (const item of value) visit(item, `${at}[${index++}]`);
+          for (const item of value) visit(item, `${at}[${index++}]`, depth + 1);
         } else if (Array.isArray(value)) {
           value.forEach((item, index) => {
-            visit(item, `${at}[${index}]`);
+            visit(item, `${at}[${index}]`, depth + 1);
           });
         } else {
           for (const key of Object.keys(value)) {
-            visit((value as Record<string, unknown>)[key], `${at}${pathSegment(key)}`);
+            visit((value as Record<string, unknown>)[key], `${at}${pathSegment(key)}`, depth + 1);
           }
         }
       };
       const state = stateOf(meta);
       for (const key of Object.keys(state)) {
         // A collection's items read as the collection's own entries: root.users, not root['@items'].users.
-        visit(state[key], key === ITEMS_KEY ? path : `${path}${pathSegment(key)}`);
+        if (key === ITEMS_KEY) visit(state[key], path, 0);
+        else visit(state[key], `${path}${pathSegment(key)}`);
         if (found !== undefined) return found;
       }
     }

@@ -135,25 +135,55 @@ export function isEmptyBlob(meta: ObjectMeta): boolean {
   return target.content === undefined && target[BLOB_SOURCE] === undefined;
 }
 
+/** One-shot sources (streams, iterators) that staging has read: a second read finds nothing. */
+const consumedSources = new WeakSet<object>();
+
 /**
- * Refuses a stream something has read from, or that ended or failed: what is left of it is
- * not the content (a transaction run again after a conflict, say, would pass the stream its
- * first run read, and store an empty blob).
+ * Refuses a one-shot source that was read before: a stream something read from (or that
+ * ended, or was destroyed), or a stream or iterator a commit staged already. What is left of
+ * it is not the content: a transaction run again after a conflict, say, would pass the
+ * source its first run read, and store an empty blob.
  *
  * @internal
  */
 export function refuseSpentStream(source: BlobSource): void {
   const stream = source as Partial<Readable>;
   if (
+    consumedSources.has(source) ||
     stream.readableDidRead === true ||
     stream.readableEnded === true ||
     (stream.destroyed === true && typeof stream.readableDidRead === 'boolean')
   ) {
     throw new InvalidArgumentError(
-      'source is a stream that was read from already (or ended, or was destroyed): make a new one',
+      'source is a stream or iterator that was read already (or ended, or was destroyed): make a new one',
       { argument: 'source' },
     );
   }
+}
+
+/**
+ * Notes that staging reads `source` now, if it can be read only once: a stream, or an
+ * iterator (an object whose iteration returns itself, as generators do). Bytes and arrays of
+ * chunks read the same every time.
+ *
+ * @internal
+ */
+export function noteSourceRead(source: BlobSource): void {
+  if (source instanceof Uint8Array || Array.isArray(source)) return;
+  const iterable = source as {
+    [Symbol.iterator]?: () => unknown;
+    [Symbol.asyncIterator]?: () => unknown;
+    getReader?: unknown;
+  };
+  const iterateAsync = iterable[Symbol.asyncIterator];
+  const iterate = iterable[Symbol.iterator];
+  // Streams first: asking a web stream for its iterator would lock it.
+  const oneShot =
+    source instanceof Readable ||
+    typeof iterable.getReader === 'function' ||
+    (typeof iterateAsync === 'function' && iterateAsync.call(source) === source) ||
+    (typeof iterate === 'function' && iterate.call(source) === source);
+  if (oneShot) consumedSources.add(source);
 }
 
 /**

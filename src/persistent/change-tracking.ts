@@ -110,7 +110,7 @@ function adoptValue(owner: ObjectMeta, value: unknown, copies: Copies, depth: nu
   }
   if (ownerOfView.get(value) === owner) return raw;
   copies.made ??= new Map();
-  return copyValue(raw, copies.made);
+  return copyValue(raw, copies.made, depth);
 }
 
 /** Adopts (see adopt) the views inside a plain container, replacing them in place. */
@@ -189,29 +189,39 @@ function walkAdopting(
   }
 }
 
-/** A deep copy of a nested value; persistent objects are kept by reference. */
-function copyValue(value: unknown, copies: Map<object, unknown>): unknown {
+/**
+ * A deep copy of a nested value (at `depth` in the value adopted); persistent objects are
+ * kept by reference.
+ */
+function copyValue(value: unknown, copies: Map<object, unknown>, depth: number): unknown {
   if (typeof value !== 'object' || value === null) return value;
   if ((value as { [META]?: unknown })[META] !== undefined) return value;
   const done = copies.get(value);
   if (done !== undefined) return done;
+  // A value built up one level at a time (`a.x = { next: a.x }`) was never walked whole.
+  if (depth > MAX_NESTING) {
+    throw new InvalidArgumentError(
+      `cannot store a value nested more than ${MAX_NESTING} levels deep`,
+    );
+  }
+  const copyItem = (item: unknown): unknown => copyValue(item, copies, depth + 1);
   const proto = Object.getPrototypeOf(value);
   if (Array.isArray(value)) {
     const copy: unknown[] = [];
     copies.set(value, copy);
-    for (const item of value) copy.push(copyValue(item, copies));
+    for (const item of value) copy.push(copyItem(item));
     return copy;
   }
   if (value instanceof Map) {
     const copy = new Map();
     copies.set(value, copy);
-    for (const [key, item] of value) copy.set(copyValue(key, copies), copyValue(item, copies));
+    for (const [key, item] of value) copy.set(copyItem(key), copyItem(item));
     return copy;
   }
   if (value instanceof Set) {
     const copy = new Set();
     copies.set(value, copy);
-    for (const item of value) copy.add(copyValue(item, copies));
+    for (const item of value) copy.add(copyItem(item));
     return copy;
   }
   if (value instanceof Date) return new Date(value.getTime());
@@ -220,7 +230,7 @@ function copyValue(value: unknown, copies: Map<object, unknown>): unknown {
     const copy = Object.create(proto) as Record<string, unknown>;
     copies.set(value, copy);
     for (const key of Object.keys(value))
-      defineData(copy, key, copyValue((value as Record<string, unknown>)[key], copies));
+      defineData(copy, key, copyItem((value as Record<string, unknown>)[key]));
     return copy;
   }
   return value;

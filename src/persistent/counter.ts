@@ -5,7 +5,7 @@
  */
 
 import { registerClass } from '../codec/class-registry.js';
-import { InvalidArgumentError } from '../errors.js';
+import { ConflictError, InvalidArgumentError } from '../errors.js';
 import { describe } from '../util/validate.js';
 import { Persistent } from './persistent.js';
 import { mergeStates } from './state-merge.js';
@@ -48,14 +48,21 @@ export class Counter extends Persistent {
     oldState: { value: number },
     committedState: { value: number },
     myState: { value: number },
-  ): { value: number } | undefined {
+  ): { value: number } {
+    // Thrown, not returned as undefined: a subclass spreading this result into its own
+    // (`{ ...super.resolveConflict(...), max }`) would store a counter without a value.
     const value = committedState.value + (myState.value - oldState.value);
-    if (!Number.isFinite(value)) return undefined;
+    if (!Number.isFinite(value)) {
+      throw new ConflictError('the two changes of the counter add up past the finite numbers');
+    }
     const { value: _old, ...oldRest } = oldState;
     const { value: _committed, ...committedRest } = committedState;
     const { value: _mine, ...myRest } = myState;
     const merged = mergeStates(oldRest, committedRest, myRest);
-    return merged === undefined ? undefined : { ...merged, value };
+    if (merged === undefined) {
+      throw new ConflictError('both transactions changed an attribute of the counter');
+    }
+    return { ...merged, value };
   }
 }
 

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { open, Persistent, persistent } from 'trove';
+import { Blob, MemoryStorage, open, Persistent, persistent } from 'trove';
 
 /** An object without conflict resolution: two writers of it conflict. */
 @persistent('closeDuringTransaction.Account')
@@ -60,5 +60,50 @@ describe('close() during transactions', () => {
     const balance = (check.root.get('account') as Account).balance;
     await check.close();
     assert.ok(balance === 1 || balance === 2, `one of the two committed: ${balance}`);
+  });
+
+  // Found in review: close() waiting for a slow commit of the default connection let a
+  // transaction's retry start after it, run, and commit.
+  it('a transaction that conflicted does not run again once close() began', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const check = await open({ storage }); // keeps the storage open after db closes
+    db.root.set('n', 0);
+    await db.commit();
+    let runs = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const conflicting = db.transaction(
+      async (tx) => {
+        runs++;
+        const n = tx.root.get('n') as number;
+        if (runs === 1) await gate;
+        tx.root.set('n', n + 1);
+      },
+      { attempts: 10 },
+    );
+    await db.transaction((tx) => {
+      tx.root.set('n', 100);
+    });
+    release();
+    await new Promise((resolve) => setImmediate(resolve));
+    async function* slowly() {
+      for (let i = 0; i < 5; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        yield Buffer.from('x');
+      }
+    }
+    db.root.set('blob', Blob.from(slowly()));
+    const committing = db.commit();
+    const closing = db.close();
+    await assert.rejects(conflicting, { code: 'TROVE_CLOSED' });
+    await committing;
+    await closing;
+    assert.equal(runs, 1);
+    check.abort();
+    assert.equal(check.root.get('n'), 100);
+    await check.close();
   });
 });

@@ -379,6 +379,35 @@ describe('bad input', () => {
       assert.equal(depth, 100);
     });
 
+    // Found in review: built one level at a time, the value was never walked whole, and
+    // copying it into another object (or naming the path of another bad value beside it)
+    // overflowed the stack.
+    it('a value built deeper one level at a time: refused when copied, and at commit', async () => {
+      const { db, ada } = await fixture();
+      const other = new User('Other');
+      db.root.set('other', other);
+      other.avatar = { end: true };
+      for (let level = 0; level < 3000; level++) other.avatar = { next: other.avatar };
+      assert.throws(() => {
+        ada.avatar = other.avatar;
+      }, invalid());
+      await assert.rejects(db.commit(), (error: unknown) => {
+        invalid()(error);
+        assert.ok((error as InvalidArgumentError).path!.startsWith('root.other.avatar.next'));
+        return true;
+      });
+    });
+
+    it('the path of a bad value beside a value nested very deep', async () => {
+      const { db, ada } = await fixture();
+      // Changed first, so checked first: its path is looked for from the root, past the chain.
+      ada.avatar = new Image('a.png');
+      let chain: unknown = 1;
+      for (let level = 0; level < 20_000; level++) chain = new Point(chain, 0);
+      db.root.set('chain', chain);
+      await assert.rejects(db.commit(), invalid({ path: 'root.users.ada.avatar' }));
+    });
+
     it('storing a symbol fails the commit with the path to it', async () => {
       const { db, ada, assertUnchanged } = await fixture();
       ada.avatar = { kinds: ['png', Symbol('svg')] };

@@ -209,6 +209,36 @@ describe('blobs in a file', () => {
     await assert.rejects(outcome, { code: 'TROVE_INVALID_ARGUMENT' });
     assert.equal(attempts, 2);
     assert.equal(await db.read((tx) => tx.root.get('upload')), undefined);
+    // The same for generators and web streams, once a commit has read them.
+    async function* generated() {
+      yield Buffer.from('once');
+    }
+    function* generatedSync() {
+      yield Buffer.from('once');
+    }
+    const sources = [
+      generated(),
+      generatedSync(),
+      new ReadableStream({
+        start(controller) {
+          controller.enqueue(new Uint8Array([1]));
+          controller.close();
+        },
+      }),
+    ];
+    for (const source of sources) {
+      await db.transaction((tx) => {
+        tx.root.set('once', Blob.from(source as never));
+      });
+      assert.throws(() => Blob.from(source as never), { code: 'TROVE_INVALID_ARGUMENT' });
+    }
+    // Bytes and arrays of chunks read the same every time.
+    const chunks = [Buffer.from('again')];
+    for (let i = 0; i < 2; i++) {
+      await db.transaction((tx) => {
+        tx.root.set(`again${i}`, Blob.from(chunks));
+      });
+    }
     const half = Readable.from(chunksOf(small, [100]));
     half.read();
     assert.throws(() => Blob.from(half), { code: 'TROVE_INVALID_ARGUMENT' });

@@ -275,6 +275,12 @@ describe('pack', () => {
     release();
     assert.equal(await job, 'logged out');
     assert.equal(attempts, 2);
+    // An oid asked for by number, which may never have existed: not found, as before.
+    await db.transaction((tx) => {
+      tx.root.set('n', 1);
+    });
+    await db.pack();
+    assert.throws(() => db.getObject(12_345), { code: 'TROVE_NOT_FOUND' });
   });
 
   describe('keepHistorySince', () => {

@@ -13,6 +13,18 @@ class PageViews extends Counter {
 }
 registerClass(PageViews, 'counterTest.PageViews');
 
+/** A subclass merging on top of Counter's merge, as the resolveConflict hook allows. */
+class Tally extends PageViews {
+  static override resolveConflict(
+    oldState: { value: number },
+    committedState: { value: number },
+    myState: { value: number },
+  ) {
+    return { ...Counter.resolveConflict(oldState, committedState, myState), merged: true };
+  }
+}
+registerClass(Tally, 'counterTest.Tally');
+
 const invalid = { code: 'TROVE_INVALID_ARGUMENT' };
 
 /** Runs `first` and `second` on two handles from one snapshot; commits first, then second. */
@@ -91,5 +103,24 @@ describe('Counter', () => {
       },
     );
     await assert.rejects(db2.commit(), ConflictError);
+  });
+
+  // Found in review: the merge returned undefined for an attribute both sides changed, and
+  // a subclass spreading it stored a counter without a value.
+  it('a subclass building on the merge gets a conflict, never a counter without its value', async () => {
+    const { db, db2 } = await concurrently(
+      () => new Tally(),
+      (views) => {
+        views.label = 'landing';
+        views.increment();
+      },
+      (views) => {
+        views.label = 'start';
+        views.increment();
+      },
+    );
+    await assert.rejects(db2.commit(), ConflictError);
+    db.abort();
+    assert.equal((db.root.get('views') as Tally).value, 1);
   });
 });

@@ -138,6 +138,17 @@ describe('three-way merge of awkward values', () => {
     await assert.rejects(db2.commit(), ConflictError);
   });
 
+  // Found in review: the merged state was scanned without the map's items key, one level
+  // deeper than at commit, and refused.
+  it('an entry nested as deep as a commit allows still merges beside changes to other keys', async () => {
+    const db = await concurrently(
+      (db) => db.root.set('m', new PersistentMap<string, unknown>([['deep', deep(255)]])),
+      (db) => (db.root.get('m') as PersistentMap).set('a', 1),
+      (db) => (db.root.get('m') as PersistentMap).set('b', 2),
+    );
+    assert.deepEqual([...(db.root.get('m') as PersistentMap).keys()], ['deep', 'a', 'b']);
+  });
+
   it('an attribute named __proto__ survives a merge as data', async () => {
     const db = await concurrently(
       (db) => {
