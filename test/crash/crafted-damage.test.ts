@@ -10,7 +10,15 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { crc32c } from '@node-rs/crc32';
-import { CorruptionError, type Database, FileStorage, oidOf, open, PersistentMap } from 'trove';
+import {
+  Blob,
+  CorruptionError,
+  type Database,
+  FileStorage,
+  oidOf,
+  open,
+  PersistentMap,
+} from 'trove';
 import {
   closeQuietly,
   flipBit,
@@ -79,16 +87,20 @@ describe('damage sealed with valid checksums, and damage on the way to a revisio
   let index: Buffer;
   let committed: ScannedTransaction[];
   let m1: number;
+  let blobContent: number;
   let copies = 0;
 
   before(async () => {
     const db = await open(source, { logger: quiet });
     for (let k = 1; k <= 5; k++) {
       db.root.set(`m${k}`, new PersistentMap([['payload', `${k}`.repeat(30)]]));
-      if (k === 3) db.root.get('m1').set('payload', 'rewritten');
+      // Three revisions: one passed over on the way to another decides what a read finds.
+      if (k === 3 || k === 4) db.root.get('m1').set('payload', `rewritten at ${k}`);
+      if (k === 5) db.root.set('blob', Blob.from(Buffer.from('blob bytes')));
       await db.commit();
     }
     m1 = oidOf(db.root.get('m1'))!;
+    blobContent = db.storage.load(oidOf(db.root.get('blob'))!).refs[0]!;
     await db.close();
     bytes = fs.readFileSync(source);
     index = fs.readFileSync(`${source}.index`);
@@ -119,9 +131,12 @@ describe('damage sealed with valid checksums, and damage on the way to a revisio
   it('a flipped bit in any byte of the header of any revision: each read of the past is exact or a CorruptionError', async () => {
     const tids = committed.map((tx) => tx.tid);
     const good = await historyOf(source, m1, tids);
-    assert.ok(good.includes('none') && new Set(good).size === 3, 'two revisions and a time before');
+    assert.ok(
+      good.includes('none') && new Set(good).size === 4,
+      'three revisions and a time before',
+    );
     const revisions = revisionsOfM1();
-    assert.equal(revisions.length, 2);
+    assert.equal(revisions.length, 3);
     for (const revision of revisions) {
       for (let i = 0; i < RECORD_HEADER_SIZE; i++) {
         const path = damagedCopy(() => undefined);
@@ -135,6 +150,13 @@ describe('damage sealed with valid checksums, and damage on the way to a revisio
         assert.ok(got.includes('corrupt'), `header byte ${i}: some read meets the damage`);
       }
     }
+  });
+
+  it('a previous offset zeroed in a revision passed over: a CorruptionError, not "did not exist"', async () => {
+    const [oldest, middle] = revisionsOfM1();
+    const path = damagedCopy((copy) => writeU64(copy, middle!.offset + 16, 0));
+    const history = await historyOf(path, m1, [oldest!.tx.tid]);
+    assert.deepEqual(history, ['corrupt']);
   });
 
   it('a revision that names itself as its previous one: a CorruptionError, not a hang; integrityCheck reports the chain', async () => {
@@ -194,7 +216,7 @@ describe('damage sealed with valid checksums, and damage on the way to a revisio
     await assertRefused(path, 'status M');
   });
 
-  it('a record sealed with an oid no index can hold, or a transaction with a tid past 2^53', async () => {
+  it('a record sealed with an oid no index can hold or a tid not its transaction’s, or a transaction with a tid past 2^53', async () => {
     const tx = committed[2]!;
     const record = tx.records[0]!;
     await assertRefused(
@@ -210,6 +232,13 @@ describe('damage sealed with valid checksums, and damage on the way to a revisio
         reseal(copy, tx.offset, tx.length);
       }, false),
       'tid 2^60',
+    );
+    await assertRefused(
+      damagedCopy((copy) => {
+        writeU64(copy, record.offset + 8, tx.tid + 1000);
+        reseal(copy, tx.offset, tx.length);
+      }, false),
+      "a record's tid not its transaction's",
     );
   });
 
@@ -238,10 +267,20 @@ describe('damage sealed with valid checksums, and damage on the way to a revisio
       } finally {
         await db.close();
       }
+      const blobPath = withIndexEntries((copy) => copy.writeDoubleLE(offset, 64 + 8 * blobContent));
+      const again = await open(blobPath, { logger: quiet });
+      try {
+        assertCorruption(
+          await rejection(() => again.storage.openBlob(blobContent)),
+          `openBlob with index offset ${offset}`,
+        );
+      } finally {
+        await db.close();
+      }
     }
   });
 
-  it('an index with a wrong tid for an object: integrityCheck reports it', async () => {
+  it('an index with a wrong tid for an object: integrityCheck reports it, reads of the past refuse it', async () => {
     const path = withIndexEntries((copy, n) => copy.writeDoubleLE(1, 64 + 8 * n + 8 * m1));
     const db = await open(path, { logger: quiet });
     try {
@@ -249,6 +288,49 @@ describe('damage sealed with valid checksums, and damage on the way to a revisio
       assert.ok(
         report.failures.some((failure) => failure.kind === 'index' && failure.oid === m1),
         JSON.stringify(report.failures),
+      );
+      const [older] = revisionsOfM1();
+      assertCorruption(
+        await rejection(() => db.storage.loadBefore(m1, older!.tx.tid + 1)),
+        'the newest revision taken for an older one',
+      );
+    } finally {
+      await db.close();
+    }
+  });
+
+  // Found in review: a pack keeping history can copy a revision twice, with one tid.
+  it('two revisions of an object with one tid, as a pack can write them: accepted', async () => {
+    const [older, newer] = revisionsOfM1();
+    const path = damagedCopy((copy) => {
+      copy[newer!.tx.offset + 16] = TxStatus.packed;
+      writeU64(copy, newer!.offset + 8, older!.tx.tid);
+      reseal(copy, newer!.tx.offset, newer!.tx.length);
+    }, false);
+    const db = await open(path, { readOnly: true, logger: quiet });
+    try {
+      assert.deepEqual((await db.integrityCheck()).failures, []);
+      assert.equal(db.storage.loadBefore(m1, older!.tx.tid), undefined);
+      assert.equal(db.storage.loadBefore(m1, older!.tx.tid + 1)?.tid, older!.tx.tid);
+    } finally {
+      await db.close();
+    }
+  });
+
+  // Found in review: the records of a transaction that failed its checksum were not noted as
+  // reported, and the next revision of each was reported again as a broken chain.
+  it('damage to a whole transaction is reported once, not again at the next revisions', async () => {
+    const [older] = revisionsOfM1();
+    const path = damagedCopy(() => undefined);
+    flipBit(path, older!.offset + RECORD_HEADER_SIZE + 2, 1);
+    flipBit(path, older!.tx.offset + older!.tx.length - TX_TRAILER_SIZE, 0);
+    const db = await open(path, { readOnly: true, logger: quiet });
+    try {
+      const { failures } = await db.integrityCheck();
+      assert.ok(failures.some((failure) => failure.kind === 'checksum'));
+      assert.deepEqual(
+        failures.filter((failure) => failure.kind === 'revision-chain'),
+        [],
       );
     } finally {
       await db.close();

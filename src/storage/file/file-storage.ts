@@ -85,7 +85,7 @@ import {
   TxStatus,
 } from './format.js';
 import { loadIndex, savedCoverage, saveIndex } from './index-file.js';
-import { checkFile } from './integrity.js';
+import { checkFile, checkRecordAt } from './integrity.js';
 import {
   isTransaction,
   LogReader,
@@ -505,6 +505,14 @@ export class FileStorage extends Storage {
     const found = this.#revisionBefore(oid, tid);
     if (found === undefined) return undefined;
     const record = this.#readRecord(found.offset, oid);
+    // The newest revision is found by the index's tid, which a checksum of its own covers
+    // but nothing checks against the record.
+    if (record.tid >= tid) {
+      throw new CorruptionError(
+        `the index says object ${oid} was last written before tid ${tid}; its record at offset ${found.offset} has tid ${record.tid}`,
+        { offset: found.offset, path: this.path },
+      );
+    }
     return {
       oid,
       tid: record.tid,
@@ -518,30 +526,79 @@ export class FileStorage extends Storage {
   /**
    * The offset of the newest revision of `oid` with a tid below `tid` (and the tid of the
    * revision after it), or undefined if the object did not exist then.
+   *
+   * It walks back from the newest revision through the record headers (a revision read whole
+   * at each step would read every later revision of the object, blobs included). The chain
+   * must stay in the log and lead back in it (so the walk ends) and in time, through records
+   * of this object; and the last header passed over, whose tid and previous offset decided
+   * where the walk stopped, must pass its checksum (the revision found is checked when read).
+   * One damaged tid or offset in a header would otherwise give another revision silently.
    */
   #revisionBefore(oid: Oid, tid: Tid): { offset: number; nextTid: Tid | undefined } | undefined {
     const index = this.#log.index;
     let offset = index.offset(oid);
     if (offset !== 0 && index.tid(oid) < tid) return { offset, nextTid: undefined };
     let nextTid: Tid | undefined;
-    // Each revision on the way is read whole and checked, and the chain must go back in
-    // time: one damaged tid or previous offset in a header would otherwise send the walk to
-    // the wrong revision (wrong data), round in a circle, or out of the file.
+    /** The revision passed over last: where the walk came from. */
+    let newer = 0;
+    const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
     while (offset !== 0) {
-      const record = this.#readRecord(offset, oid);
-      if (nextTid !== undefined && record.tid >= nextTid) {
+      const broken = (what: string): never => {
         throw new CorruptionError(
-          `the revision chain of object ${oid} is broken at offset ${offset}: it does not lead back in time`,
+          `the revision chain of object ${oid} is broken at offset ${offset}: ${what}`,
           { offset, path: this.path },
         );
+      };
+      if (
+        !Number.isInteger(offset) ||
+        offset < FILE_HEADER_SIZE ||
+        offset >= (newer === 0 ? this.#log.end : newer)
+      ) {
+        broken('it does not lead back through the log');
       }
-      if (record.tid < tid) return { offset, nextTid };
-      nextTid = record.tid;
-      offset = record.prev;
+      if (
+        readFully(this.#fd, head, 0, RECORD_HEADER_SIZE, offset) < RECORD_HEADER_SIZE ||
+        readU64(head, 0) !== oid
+      ) {
+        broken('there is no record of it there');
+      }
+      const revisionTid = readU64(head, 8);
+      // Equal tids are a pack's: one that keeps history can copy a revision twice.
+      if (nextTid !== undefined && revisionTid > nextTid) broken('it does not lead back in time');
+      if (revisionTid < tid) {
+        if (newer !== 0) this.#checkPassedOver(newer, oid);
+        return { offset, nextTid };
+      }
+      nextTid = revisionTid;
+      newer = offset;
+      offset = readU64(head, 16);
     }
+    if (newer !== 0) this.#checkPassedOver(newer, oid);
     const horizon = this.#header.historyHorizon;
     if (horizon > 0 && tid <= horizon) throw snapshotTooOld(oid, tid);
     return undefined;
+  }
+
+  /** Whether `offset` can be the start of a record in the log as this handle knows it. */
+  #isInLog(offset: number): boolean {
+    return Number.isInteger(offset) && offset >= FILE_HEADER_SIZE && offset < this.#log.end;
+  }
+
+  /** CorruptionError unless the record of `oid` at `offset` passes its checksum. */
+  #checkPassedOver(offset: number, oid: Oid): void {
+    const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
+    readFully(this.#fd, head, 0, RECORD_HEADER_SIZE, offset);
+    const refCount = head.readUInt32LE(32);
+    const dataLength = readU64(head, 24);
+    if (
+      offset + RECORD_HEADER_SIZE + refCount * 4 + dataLength > this.#log.end ||
+      checkRecordAt(this.#fd, offset, refCount, dataLength) === undefined
+    ) {
+      throw new CorruptionError(
+        `the record of object ${oid} at offset ${offset}, on the way to an older revision, fails its checksum`,
+        { offset, path: this.path },
+      );
+    }
   }
 
   protected _lastTid(): Tid {
@@ -1648,6 +1705,15 @@ export class FileStorage extends Storage {
     const offset = this.#log.index.offset(oid);
     const file = this.#file;
     const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
+    if (offset !== 0 && !this.#isInLog(offset)) {
+      throw new CorruptionError(
+        `the index has offset ${offset} for object ${oid}, outside the log`,
+        {
+          offset,
+          path: this.path,
+        },
+      );
+    }
     if (
       offset === 0 ||
       readFully(file.fd, head, 0, RECORD_HEADER_SIZE, offset) < RECORD_HEADER_SIZE ||

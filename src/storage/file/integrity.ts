@@ -18,23 +18,38 @@ import { findNextTransaction } from './recovery.js';
 /** Records larger than this are checked in pieces. */
 const PIECE = 8 * 1024 * 1024;
 
-/** Verifies one record's checksum by reading it; returns its refs, or undefined if damaged. */
-function checkRecord(fd: number, record: ScannedRecord): number[] | undefined {
-  const refsEnd = RECORD_HEADER_SIZE + record.refCount * 4;
+/**
+ * Verifies the checksum of the record at `offset` (its header says how long it is) by
+ * reading it in pieces, never whole (it may be a blob of gigabytes); returns its refs, or
+ * undefined if it is damaged.
+ *
+ * @internal
+ */
+export function checkRecordAt(
+  fd: number,
+  offset: number,
+  refCount: number,
+  dataLength: number,
+): number[] | undefined {
+  const refsEnd = RECORD_HEADER_SIZE + refCount * 4;
   const head = Buffer.allocUnsafe(refsEnd);
-  if (readFully(fd, head, 0, refsEnd, record.offset) < refsEnd) return undefined;
+  if (readFully(fd, head, 0, refsEnd, offset) < refsEnd) return undefined;
   let crc = crc32c(head.subarray(RECORD_HEADER_SIZE), crc32c(head.subarray(0, 44)));
-  const piece = Buffer.allocUnsafe(Math.min(PIECE, Math.max(record.dataLength, 1)));
-  for (let done = 0; done < record.dataLength; ) {
-    const length = Math.min(piece.length, record.dataLength - done);
-    if (readFully(fd, piece, 0, length, record.offset + refsEnd + done) < length) return undefined;
+  const piece = Buffer.allocUnsafe(Math.min(PIECE, Math.max(dataLength, 1)));
+  for (let done = 0; done < dataLength; ) {
+    const length = Math.min(piece.length, dataLength - done);
+    if (readFully(fd, piece, 0, length, offset + refsEnd + done) < length) return undefined;
     crc = crc32c(piece.subarray(0, length), crc);
     done += length;
   }
   if (crc !== head.readUInt32LE(44)) return undefined;
-  const refs = new Array<number>(record.refCount);
-  for (let i = 0; i < record.refCount; i++) refs[i] = head.readUInt32LE(RECORD_HEADER_SIZE + i * 4);
+  const refs = new Array<number>(refCount);
+  for (let i = 0; i < refCount; i++) refs[i] = head.readUInt32LE(RECORD_HEADER_SIZE + i * 4);
   return refs;
+}
+
+function checkRecord(fd: number, record: ScannedRecord): number[] | undefined {
+  return checkRecordAt(fd, record.offset, record.refCount, record.dataLength);
 }
 
 /** Checks the log of `fd` up to `end` against `index`. */
@@ -44,6 +59,9 @@ export function checkFile(fd: number, end: number, index: OidIndex): IntegrityRe
   const latest = new OidIndex();
   const refsOf = new Map<number, number[]>();
   const damaged = new Set<number>();
+  const damagedRanges: [number, number][] = [];
+  const inDamagedRange = (at: number) =>
+    damagedRanges.some(([start, stop]) => at >= start && at < stop);
   let offset = FILE_HEADER_SIZE;
   while (offset < end) {
     const tx = reader.readTransaction(offset, end);
@@ -54,6 +72,8 @@ export function checkFile(fd: number, end: number, index: OidIndex): IntegrityRe
         detail: `the transaction at offset ${offset} fails its checks (${tx.problem})`,
       });
       const next = findNextTransaction(reader, offset + 1, end);
+      // Its records are reported with it: a later revision naming one as its previous is not.
+      damagedRanges.push([offset, next?.offset ?? end]);
       if (next === undefined) break;
       offset = next.offset;
       continue;
@@ -72,10 +92,11 @@ export function checkFile(fd: number, end: number, index: OidIndex): IntegrityRe
       }
       // Reads of the past follow `prev` from the newest revision back: each must lead to the
       // revision before, which the scan met last (a damaged one is reported already).
+      // (Equal tids are a pack's: one that keeps history can copy a revision twice.)
       const before = latest.offset(record.oid);
       if (
-        (record.prev !== before && !damaged.has(record.prev)) ||
-        (before !== 0 && record.tid <= latest.tid(record.oid))
+        (record.prev !== before && !damaged.has(record.prev) && !inDamagedRange(record.prev)) ||
+        (before !== 0 && record.tid < latest.tid(record.oid))
       ) {
         failures.push({
           kind: 'revision-chain',

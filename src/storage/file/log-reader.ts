@@ -20,6 +20,7 @@ import {
   TX_HEADER_SIZE,
   TX_TRAILER_SIZE,
   type TxHeader,
+  TxStatus,
 } from './format.js';
 
 /** Descriptive data stored in a transaction (msgpack map; unknown keys are kept). */
@@ -308,6 +309,11 @@ export class LogReader {
       if (position > end) return { problem: 'body', header };
       // The index is an array by oid: a larger one could not be held (nor is any written).
       if (readU64(buf, base) > MAX_OID) return { problem: 'body', header };
+      // A committed transaction's records carry its tid; a pack's keep theirs, not later.
+      const tid = readU64(buf, base + 8);
+      if (header.status === TxStatus.committed ? tid !== header.tid : tid > header.tid) {
+        return { problem: 'body', header };
+      }
     }
     if (position !== end) return { problem: 'body', header };
 

@@ -213,9 +213,10 @@ async function copyAndSwap(
     }
   }
   const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
-  // The walk reads record headers and refs only, unchecked (a checksum needs the data too;
-  // the copy below checks the records it copies): what it reads must lie in the log and
-  // lead back along the object's revisions, or a damaged header sends it round in a circle.
+  // Past the revision revisionAt found (checked as far as it walked), the walk reads record
+  // headers and refs only, unchecked (a checksum needs the data too; the copy below checks
+  // the records it copies): what it reads must lie in the log and lead back along the
+  // object's revisions, or a damaged header sends it round in a circle.
   const keptRefs = (oid: number): number[] => {
     const refs: number[] = [];
     let newer = snapshotEnd;

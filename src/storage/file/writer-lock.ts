@@ -134,15 +134,22 @@ export class WriterLock {
         // Held before its descriptor is used: ClosedError if the handle closed the file while
         // this waited (the descriptor may be another file's by now).
         current.acquire();
-        if (fsx.tryLock(current.fd, WRITER_BYTE, 1)) return current;
-        if (waitingOn !== current) {
-          stopWaiting();
-          if (fsx.tryLock(current.fd, WAITING_BYTE, 1, { shared: true })) {
-            current.acquire();
-            waitingOn = current;
+        let held = false;
+        try {
+          if (fsx.tryLock(current.fd, WRITER_BYTE, 1)) {
+            held = true;
+            return current;
           }
+          if (waitingOn !== current) {
+            stopWaiting();
+            if (fsx.tryLock(current.fd, WAITING_BYTE, 1, { shared: true })) {
+              current.acquire();
+              waitingOn = current;
+            }
+          }
+        } finally {
+          if (!held) current.release();
         }
-        current.release();
         if (Date.now() >= deadline) {
           throw new BusyError(
             `the writer lock of ${this.#describe()} was not free within ${this.#busyTimeout} ms`,
