@@ -55,7 +55,11 @@ export async function writeLogFile(
     for await (const transaction of transactions) {
       const tx = await writeStreamedTransaction(nodeFileOps, fd, state.end, {
         tid: transaction.tid,
-        status: TxStatus.committed,
+        // Records a pack copied keep their older tids: such a transaction is a packed one
+        // (a committed one's records all carry its tid).
+        status: transaction.records.every((record) => record.tid === transaction.tid)
+          ? TxStatus.committed
+          : TxStatus.packed,
         meta: { ...transaction.meta },
         records: transaction.records.map((record) => ({
           oid: record.oid,
