@@ -5,7 +5,15 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { type Database, FileStorage, open, type Tid, tidToDate } from 'trove';
+import {
+  type Database,
+  FileStorage,
+  MemoryStorage,
+  open,
+  type Tid,
+  type TransactionRecord,
+  tidToDate,
+} from 'trove';
 import { FaultyOps, withFileOps } from './support/faulty-ops.js';
 import { Item, Tally } from './support/model.js';
 import { finished, startPeer } from './support/peers.js';
@@ -242,6 +250,40 @@ describe('backup', () => {
         }
       }
     });
+  });
+
+  // A storage of another kind is backed up from its transactions; after a pack of its own,
+  // one may hold records that keep older tids, which a committed transaction may not.
+  it('a backup of a storage whose transactions hold records of older tids opens', async (t) => {
+    const dir = scratch(t);
+    class Repacked extends MemoryStorage {
+      protected override async *_iterator(fromTid: Tid) {
+        const all: TransactionRecord[] = [];
+        for await (const transaction of super._iterator(fromTid)) all.push(transaction);
+        const last = all.pop()!;
+        yield* all;
+        // Copies of older revisions beside the last one's, as a pack keeping history writes
+        // objects it rescues.
+        const written = new Set(last.records.map((record) => record.oid));
+        const older = all.flatMap((transaction) => transaction.records);
+        yield {
+          ...last,
+          records: [...last.records, ...older.filter((record) => !written.has(record.oid))],
+        };
+      }
+    }
+    const storage = new Repacked();
+    const db = await open({ storage });
+    db.root.set('a', new Item('a', 'one'));
+    await db.commit();
+    db.root.set('b', 2);
+    await db.commit();
+    const target = dir.file('copy.trove');
+    await db.backup(target);
+    await db.close();
+    const copy = dir.track(await open(target));
+    assert.deepEqual([(copy.root.get('a') as Item).payload, copy.root.get('b')], ['one', 2]);
+    assert.equal((await copy.integrityCheck()).ok, true);
   });
 
   it('refuses a target that exists, and leaves it as it was', async (t) => {
