@@ -159,6 +159,27 @@ describe('damage sealed with valid checksums, and damage on the way to a revisio
     assert.deepEqual(history, ['corrupt']);
   });
 
+  it('the same for a revision too large to read whole (a big object, a blob)', async () => {
+    const path = join(dir.path, 'large.trove');
+    const db = await open(path, { logger: quiet });
+    const tids: number[] = [];
+    db.root.set('big', new PersistentMap([['payload', 'a'.repeat(100_000)]]));
+    tids.push(await db.commit());
+    for (const fill of ['b', 'c']) {
+      db.root.get('big').set('payload', fill.repeat(100_000));
+      tids.push(await db.commit());
+    }
+    const big = oidOf(db.root.get('big'))!;
+    await db.close();
+    const revisions = transactions(path).flatMap((tx) =>
+      tx.records.filter((record) => record.oid === big),
+    );
+    const fd = fs.openSync(path, 'r+');
+    fs.writeSync(fd, Buffer.alloc(8), 0, 8, revisions[1]!.offset + 16);
+    fs.closeSync(fd);
+    assert.deepEqual(await historyOf(path, big, [tids[0]!]), ['corrupt']);
+  });
+
   it('a revision that names itself as its previous one: a CorruptionError, not a hang; integrityCheck reports the chain', async () => {
     const [older, newer] = revisionsOfM1();
     for (const prev of [newer!.offset, newer!.offset + 1, 2 ** 50]) {

@@ -179,6 +179,8 @@ const FIRST_OID_BLOCK = 64;
 const MAX_OID_BLOCK = 65_536;
 /** Bytes read at once for a record load (most records fit). */
 const LOAD_READ = 4096;
+/** Records passed over on the way to an older revision up to this size are read whole to be checked. */
+const PASSED_OVER_READ = 64 * 1024;
 const DEFAULT_BUSY_TIMEOUT = 5000;
 /**
  * A sync quicker than this many milliseconds is quick: on the calling thread, the event
@@ -539,8 +541,9 @@ export class FileStorage extends Storage {
     let offset = index.offset(oid);
     if (offset !== 0 && index.tid(oid) < tid) return { offset, nextTid: undefined };
     let nextTid: Tid | undefined;
-    /** The revision passed over last: where the walk came from. */
+    /** The revision passed over last (where the walk came from), and its size. */
     let newer = 0;
+    let newerSize = 0;
     const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
     while (offset !== 0) {
       const broken = (what: string): never => {
@@ -566,14 +569,15 @@ export class FileStorage extends Storage {
       // Equal tids are a pack's: one that keeps history can copy a revision twice.
       if (nextTid !== undefined && revisionTid > nextTid) broken('it does not lead back in time');
       if (revisionTid < tid) {
-        if (newer !== 0) this.#checkPassedOver(newer, oid);
+        if (newer !== 0) this.#checkPassedOver(newer, oid, newerSize);
         return { offset, nextTid };
       }
       nextTid = revisionTid;
       newer = offset;
+      newerSize = RECORD_HEADER_SIZE + head.readUInt32LE(32) * 4 + readU64(head, 24);
       offset = readU64(head, 16);
     }
-    if (newer !== 0) this.#checkPassedOver(newer, oid);
+    if (newer !== 0) this.#checkPassedOver(newer, oid, newerSize);
     const horizon = this.#header.historyHorizon;
     if (horizon > 0 && tid <= horizon) throw snapshotTooOld(oid, tid);
     return undefined;
@@ -584,8 +588,16 @@ export class FileStorage extends Storage {
     return Number.isInteger(offset) && offset >= FILE_HEADER_SIZE && offset < this.#log.end;
   }
 
-  /** CorruptionError unless the record of `oid` at `offset` passes its checksum. */
-  #checkPassedOver(offset: number, oid: Oid): void {
+  /**
+   * CorruptionError unless the record of `oid` at `offset` (of `size` bytes, as its header
+   * says) passes its checksum: a small one read as any record is (through the block cache),
+   * a large one in pieces (it may be a blob of gigabytes).
+   */
+  #checkPassedOver(offset: number, oid: Oid, size: number): void {
+    if (size <= PASSED_OVER_READ) {
+      this.#readRecord(offset, oid);
+      return;
+    }
     const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
     readFully(this.#fd, head, 0, RECORD_HEADER_SIZE, offset);
     const refCount = head.readUInt32LE(32);
