@@ -7,6 +7,7 @@
 
 import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
+import { afterTimers, TurnBudget } from '../util/event-loop.js';
 import { expectOptionalBoolean, expectOptions } from '../util/validate.js';
 import { danglingRefs, reachableFromRoot } from './reachability.js';
 import { snapshotTooOld } from './snapshot-too-old.js';
@@ -60,6 +61,9 @@ function copyOf(bytes: Uint8Array): Uint8Array {
   return Uint8Array.prototype.slice.call(bytes);
 }
 
+/** How long commits may keep one turn of the event loop (as a file storage's may). */
+const COMMIT_MS_PER_TURN = 10;
+
 export class MemoryStorage extends Storage {
   readonly kind = 'memory';
   /** Every kept revision of each object, oldest first. */
@@ -75,6 +79,7 @@ export class MemoryStorage extends Storage {
    * before it are no longer listed.
    */
   #horizon: Tid = 0;
+  readonly #commitTurn = new TurnBudget(COMMIT_MS_PER_TURN);
 
   constructor(options?: MemoryStorageOptions) {
     const opts = expectOptions<MemoryStorageOptions>(options, 'options');
@@ -123,6 +128,8 @@ export class MemoryStorage extends Storage {
   }
 
   protected async _commit(request: CommitRequest): Promise<Tid> {
+    // Commits here never wait for I/O: back to back, they would keep timers from running.
+    if (this.#commitTurn.isUp()) await afterTimers();
     const writes = settleConflicts(request, (current) => this.#conflicts(current, request));
     const tid = nextTid(this.#lastTid);
     const records = writes.map((write) => {
@@ -145,7 +152,13 @@ export class MemoryStorage extends Storage {
       if (write.oid >= this.#nextOid) this.#nextOid = write.oid + 1;
       return record;
     });
-    this.#transactions.push({ tid, meta: { ...request.meta }, records });
+    // The meta a file keeps (unknown keys are not stored there either).
+    const { note, user } = request.meta ?? {};
+    const meta = {
+      ...(note === undefined ? {} : { note }),
+      ...(user === undefined ? {} : { user }),
+    };
+    this.#transactions.push({ tid, meta, records });
     this.#lastTid = tid;
     this.#commits++;
     return tid;

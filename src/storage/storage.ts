@@ -414,7 +414,18 @@ export abstract class Storage {
    */
   iterator(fromTid: Tid = 0): AsyncIterable<TransactionRecord> {
     this.checkOpen();
-    return this._iterator(expectNonNegativeInteger(fromTid, 'fromTid'));
+    return this.#whileOpen(this._iterator(expectNonNegativeInteger(fromTid, 'fromTid')));
+  }
+
+  /** The transactions of `iteration` while the storage is open; ClosedError after. */
+  async *#whileOpen(iteration: AsyncIterable<TransactionRecord>): AsyncIterable<TransactionRecord> {
+    this.checkOpen();
+    for await (const transaction of iteration) {
+      this.checkOpen();
+      yield transaction;
+    }
+    // An iteration a close ended early ends with ClosedError too, not as if complete.
+    this.checkOpen();
   }
 
   /**

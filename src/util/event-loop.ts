@@ -26,3 +26,32 @@ export async function afterTimers(): Promise<void> {
   await immediate();
   await immediate();
 }
+
+/**
+ * Tells work that runs on in microtasks (commit after commit that never waits for I/O)
+ * when it has had `ms` milliseconds of one turn of the event loop: then it should let
+ * timers and I/O have theirs (`afterTimers`). Asked without awaiting, so the caller decides.
+ */
+export class TurnBudget {
+  readonly #ms: number;
+  readonly #clock: () => number;
+  #since: number | undefined;
+
+  constructor(ms: number, clock: () => number = () => performance.now()) {
+    this.#ms = ms;
+    this.#clock = clock;
+  }
+
+  /** Whether this turn's time is up (the first call of a turn starts its clock). */
+  isUp(): boolean {
+    const now = this.#clock();
+    if (this.#since === undefined) {
+      this.#since = now;
+      setImmediate(() => {
+        this.#since = undefined;
+      });
+      return false;
+    }
+    return now - this.#since >= this.#ms;
+  }
+}

@@ -626,6 +626,31 @@ function commitTests(test: Register): void {
     assertRecord(storage.load(a), { oid: a, tid, data: 'original', refs: [b] });
   });
 
+  // Found in a bug hunt: MemoryStorage kept keys a file does not (and a backup drops).
+  test('keeps only note and user of the meta it is given', async (storage) => {
+    const [a] = (await storage.newOids(1)) as [Oid];
+    await commit(storage, [put(a, 'v1')], { meta: { note: 'n', user: 'u', extra: 1 } as never });
+    for await (const transaction of storage.iterator()) {
+      assert.deepEqual({ ...transaction.meta }, { note: 'n', user: 'u' });
+    }
+  });
+
+  // Found in a bug hunt: MemoryStorage commits never waited, and a loop of them kept every
+  // timer from running (FileStorage without syncs already gave the loop a turn).
+  test('commits back to back let timers run', async (storage) => {
+    const [a] = (await storage.newOids(1)) as [Oid];
+    let fired = false;
+    setTimeout(() => {
+      fired = true;
+    }, 1);
+    let tid: Tid = 0;
+    // Bounded, so that without the turn the test fails instead of running for ever.
+    for (let i = 0; !fired && i < 200_000; i++) {
+      tid = await commit(storage, [put(a, `v${i}`, tid)]);
+    }
+    assert.equal(fired, true);
+  });
+
   test('keeps meta (note and user) with the transaction', async (storage) => {
     const [a] = (await storage.newOids(1)) as [Oid];
     const t1 = await commit(storage, [put(a, 'v1')], { meta: { note: 'create a', user: 'ada' } });
@@ -1114,6 +1139,14 @@ function closeTests(test: Register): void {
     await expectRejects(() => storage.integrityCheck(), closed, 'integrityCheck');
     await expectIterationFails(() => storage.iterator(), closed, 'iterator');
     await expectIterationFails(() => storage.iterator(tid), closed, 'iterator(tid)');
+  });
+
+  // Found in a bug hunt: MemoryStorage's iteration went on (with nothing) after close.
+  test('an iterator made before close() and advanced after it throws ClosedError', async (storage) => {
+    await rootAB(storage);
+    const iterator = storage.iterator()[Symbol.asyncIterator]();
+    await storage.close();
+    await expectRejects(() => iterator.next(), 'TROVE_CLOSED', 'next');
   });
 
   test(

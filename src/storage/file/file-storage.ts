@@ -31,7 +31,7 @@ import {
   StorageIOError,
   TroveError,
 } from '../../errors.js';
-import { afterTimers, nextImmediate } from '../../util/event-loop.js';
+import { afterTimers, nextImmediate, TurnBudget } from '../../util/event-loop.js';
 import { startProgress } from '../../util/progress.js';
 import {
   describe,
@@ -283,7 +283,12 @@ export class FileStorage extends Storage {
   /** When the first sync on the calling thread in this turn of the event loop began. */
   #callingThreadSince: number | undefined;
   /** When this handle's commits began to run in this turn of the event loop. */
-  #commitTurnSince: number | undefined;
+  /**
+   * Whether this handle's commits have run COMMIT_MS_PER_TURN in this turn of the event
+   * loop: then timers and I/O get a turn before the next group. (Asked without awaiting: an
+   * await there would let a second commit join a lone one's group.)
+   */
+  readonly #commitTurn: TurnBudget;
   readonly #clock: () => number;
   /** How far the next growth of the file goes (see #preallocation). */
   #preallocationStep = FIRST_PREALLOCATION;
@@ -402,6 +407,7 @@ export class FileStorage extends Storage {
     this.durability = options.durability ?? 'full';
     this.#syncOn = options.syncOn ?? 'auto';
     this.#clock = options.clock ?? (() => performance.now());
+    this.#commitTurn = new TurnBudget(COMMIT_MS_PER_TURN, this.#clock);
     this.#ops = options.fileOps ?? nodeFileOps;
     this.#logger = options.logger ?? ((message) => console.warn(message));
     this.#progress = options.progress;
@@ -1216,7 +1222,7 @@ export class FileStorage extends Storage {
         // wait, nor does a group that queued while the last one was written: its writers
         // are all in it.
         if (this.#lastGroupSize > 1 && this.#heldAcks === undefined) await nextImmediate();
-        if (this.#commitTurnIsUp()) await afterTimers();
+        if (this.#commitTurn.isUp()) await afterTimers();
         const group = this.#queue;
         this.#queue = [];
         try {
@@ -1381,23 +1387,6 @@ export class FileStorage extends Storage {
     } else {
       settle();
     }
-  }
-
-  /**
-   * Whether this handle's commits have run COMMIT_MS_PER_TURN in this turn of the event
-   * loop: then timers and I/O get a turn before the next group. (Checked without awaiting:
-   * an await here would let a second commit join a lone one's group.)
-   */
-  #commitTurnIsUp(): boolean {
-    const now = this.#clock();
-    if (this.#commitTurnSince === undefined) {
-      this.#commitTurnSince = now;
-      setImmediate(() => {
-        this.#commitTurnSince = undefined;
-      });
-      return false;
-    }
-    return now - this.#commitTurnSince >= COMMIT_MS_PER_TURN;
   }
 
   /**
