@@ -23,10 +23,9 @@ import {
   Blob,
   BlobContent,
   isEmptyBlob,
-  noteSourceRead,
   pendingBlob,
-  refuseSpentStream,
   STAGED,
+  takeSourceForStaging,
 } from '../persistent/blob.js';
 import { BROKEN_CLASS_NAME, Broken } from '../persistent/broken.js';
 import {
@@ -467,8 +466,7 @@ export class Connection implements Jar {
         for (const meta of toStage) {
           const pending = pendingBlob(meta);
           if (pending === undefined) continue;
-          refuseSpentStream(pending.source);
-          noteSourceRead(pending.source);
+          takeSourceForStaging(pending.source);
           const staged = await this.storage.stageBlob(pending.source);
           const content = new BlobContent();
           (content as unknown as { [META]: ObjectMeta })[META].target[STAGED as never] =

@@ -26,6 +26,7 @@ import { stateOf } from '../persistent/persistent.js';
 import { PersistentMap } from '../persistent/persistent-map.js';
 import type { IntegrityReport, Storage } from '../storage/storage.js';
 import { StorageConflictError } from '../storage/storage.js';
+import { keptMeta } from '../storage/transaction-meta.js';
 import {
   type BackupOptions,
   type BackupResult,
@@ -132,9 +133,10 @@ const DEFAULT_POOL_SIZE = 64;
 const DEFAULT_ATTEMPTS = 3;
 
 function checkTransactionMeta(options: TransactionMeta): TransactionMeta {
-  const note = expectOptionalString(options.note, 'options.note');
-  const user = expectOptionalString(options.user, 'options.user');
-  return { ...(note === undefined ? {} : { note }), ...(user === undefined ? {} : { user }) };
+  return keptMeta({
+    note: expectOptionalString(options.note, 'options.note'),
+    user: expectOptionalString(options.user, 'options.user'),
+  });
 }
 
 /** Waits a little, longer after each failed attempt, so contending writers spread out. */

@@ -146,7 +146,7 @@ const consumedSources = new WeakSet<object>();
  *
  * @internal
  */
-export function refuseSpentStream(source: BlobSource): void {
+function refuseSpentStream(source: BlobSource): void {
   const stream = source as Partial<Readable>;
   if (
     consumedSources.has(source) ||
@@ -162,13 +162,15 @@ export function refuseSpentStream(source: BlobSource): void {
 }
 
 /**
- * Notes that staging reads `source` now, if it can be read only once: a stream, or an
+ * Takes `source` for staging, which reads it now: refuses it if it was read before (see
+ * refuseSpentStream), then notes it as read if it can be read only once: a stream, or an
  * iterator (an object whose iteration returns itself, as generators do). Bytes and arrays of
  * chunks read the same every time.
  *
  * @internal
  */
-export function noteSourceRead(source: BlobSource): void {
+export function takeSourceForStaging(source: BlobSource): void {
+  refuseSpentStream(source);
   if (source instanceof Uint8Array || Array.isArray(source)) return;
   const iterable = source as {
     [Symbol.iterator]?: () => unknown;

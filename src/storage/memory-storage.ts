@@ -19,6 +19,7 @@ import {
   Storage,
   settleConflicts,
 } from './storage.js';
+import { keptMeta } from './transaction-meta.js';
 import {
   type ChangesSince,
   type CommitRequest,
@@ -47,7 +48,6 @@ export interface MemoryStorageOptions {
   readOnly?: boolean;
 }
 
-/** The storage contract held in memory. Nothing survives the process. */
 /**
  * A stored record as handed to a caller: its bytes copied, as a file storage's are read
  * afresh, so that a caller changing them cannot change what is stored (the refs are frozen).
@@ -64,6 +64,7 @@ function copyOf(bytes: Uint8Array): Uint8Array {
 /** How long commits may keep one turn of the event loop (as a file storage's may). */
 const COMMIT_MS_PER_TURN = 10;
 
+/** The storage contract held in memory. Nothing survives the process. */
 export class MemoryStorage extends Storage {
   readonly kind = 'memory';
   /** Every kept revision of each object, oldest first. */
@@ -152,13 +153,7 @@ export class MemoryStorage extends Storage {
       if (write.oid >= this.#nextOid) this.#nextOid = write.oid + 1;
       return record;
     });
-    // The meta a file keeps (unknown keys are not stored there either).
-    const { note, user } = request.meta ?? {};
-    const meta = {
-      ...(note === undefined ? {} : { note }),
-      ...(user === undefined ? {} : { user }),
-    };
-    this.#transactions.push({ tid, meta, records });
+    this.#transactions.push({ tid, meta: keptMeta(request.meta), records });
     this.#lastTid = tid;
     this.#commits++;
     return tid;

@@ -7,7 +7,12 @@
 
 import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
-import { describe, expectNonNegativeInteger, expectOptions } from '../util/validate.js';
+import {
+  describe,
+  expectNonNegativeInteger,
+  expectOptionalBoolean,
+  expectOptions,
+} from '../util/validate.js';
 import { type IntegrityReport, Storage } from './storage.js';
 import type {
   BackupResult,
@@ -49,14 +54,8 @@ export class SnapshotStorage extends Storage {
     }
     this.#inner = inner;
     this.#tid = expectNonNegativeInteger(tid, 'tid');
-    const closeInner = expectOptions<SnapshotStorageOptions>(options, 'options').closeInner;
-    if (closeInner !== undefined && typeof closeInner !== 'boolean') {
-      throw new InvalidArgumentError(
-        `options.closeInner must be a boolean, got ${describe(closeInner)}`,
-        { argument: 'options.closeInner' },
-      );
-    }
-    this.#closeInner = closeInner ?? false;
+    const opts = expectOptions<SnapshotStorageOptions>(options, 'options');
+    this.#closeInner = expectOptionalBoolean(opts.closeInner, 'options.closeInner') ?? false;
   }
 
   /** The tid this view shows the storage as of. */

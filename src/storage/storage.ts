@@ -417,7 +417,10 @@ export abstract class Storage {
     return this.#whileOpen(this._iterator(expectNonNegativeInteger(fromTid, 'fromTid')));
   }
 
-  /** The transactions of `iteration` while the storage is open; ClosedError after. */
+  /**
+   * The transactions of `iteration` while the storage is open; ClosedError after. (A
+   * generator runs from its first next(), which may come after close().)
+   */
   async *#whileOpen(iteration: AsyncIterable<TransactionRecord>): AsyncIterable<TransactionRecord> {
     this.checkOpen();
     for await (const transaction of iteration) {

@@ -1149,6 +1149,14 @@ function closeTests(test: Register): void {
     await expectRejects(() => iterator.next(), 'TROVE_CLOSED', 'next');
   });
 
+  test('an iteration closed after its last transaction was handed out does not end as if complete', async (storage) => {
+    await rootAB(storage);
+    const iterator = storage.iterator()[Symbol.asyncIterator]();
+    assert.equal((await iterator.next()).done, false);
+    await storage.close();
+    await expectRejects(() => iterator.next(), 'TROVE_CLOSED', 'next');
+  });
+
   test(
     'a read-only storage closes the same way',
     async (storage) => {

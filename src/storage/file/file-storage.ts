@@ -49,6 +49,7 @@ import {
   Storage,
   settleConflicts,
 } from '../storage.js';
+import { keptMeta } from '../transaction-meta.js';
 import {
   type BackupResult,
   type ChangesSince,
@@ -78,6 +79,7 @@ import {
   FILE_MAGIC,
   type FileHeader,
   FORMAT_VERSION,
+  isRecordOffset,
   RECORD_HEADER_SIZE,
   RecordFlag,
   readU64,
@@ -282,7 +284,6 @@ export class FileStorage extends Storage {
   #threadpoolUntil = 0;
   /** When the first sync on the calling thread in this turn of the event loop began. */
   #callingThreadSince: number | undefined;
-  /** When this handle's commits began to run in this turn of the event loop. */
   /**
    * Whether this handle's commits have run COMMIT_MS_PER_TURN in this turn of the event
    * loop: then timers and I/O get a turn before the next group. (Asked without awaiting: an
@@ -547,9 +548,10 @@ export class FileStorage extends Storage {
     let offset = index.offset(oid);
     if (offset !== 0 && index.tid(oid) < tid) return { offset, nextTid: undefined };
     let nextTid: Tid | undefined;
-    /** The revision passed over last (where the walk came from), and its size. */
+    /** The revision passed over last (where the walk came from), and the sizes in it. */
     let newer = 0;
-    let newerSize = 0;
+    let newerRefCount = 0;
+    let newerDataLength = 0;
     const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
     while (offset !== 0) {
       const broken = (what: string): never => {
@@ -558,11 +560,7 @@ export class FileStorage extends Storage {
           { offset, path: this.path },
         );
       };
-      if (
-        !Number.isInteger(offset) ||
-        offset < FILE_HEADER_SIZE ||
-        offset >= (newer === 0 ? this.#log.end : newer)
-      ) {
+      if (!isRecordOffset(offset, newer === 0 ? this.#log.end : newer)) {
         broken('it does not lead back through the log');
       }
       if (
@@ -575,41 +573,34 @@ export class FileStorage extends Storage {
       // Equal tids are a pack's: one that keeps history can copy a revision twice.
       if (nextTid !== undefined && revisionTid > nextTid) broken('it does not lead back in time');
       if (revisionTid < tid) {
-        if (newer !== 0) this.#checkPassedOver(newer, oid, newerSize);
+        if (newer !== 0) this.#checkPassedOver(newer, oid, newerRefCount, newerDataLength);
         return { offset, nextTid };
       }
       nextTid = revisionTid;
       newer = offset;
-      newerSize = RECORD_HEADER_SIZE + head.readUInt32LE(32) * 4 + readU64(head, 24);
+      newerRefCount = head.readUInt32LE(32);
+      newerDataLength = readU64(head, 24);
       offset = readU64(head, 16);
     }
-    if (newer !== 0) this.#checkPassedOver(newer, oid, newerSize);
+    if (newer !== 0) this.#checkPassedOver(newer, oid, newerRefCount, newerDataLength);
     const horizon = this.#header.historyHorizon;
     if (horizon > 0 && tid <= horizon) throw snapshotTooOld(oid, tid);
     return undefined;
   }
 
-  /** Whether `offset` can be the start of a record in the log as this handle knows it. */
-  #isInLog(offset: number): boolean {
-    return Number.isInteger(offset) && offset >= FILE_HEADER_SIZE && offset < this.#log.end;
-  }
-
   /**
-   * CorruptionError unless the record of `oid` at `offset` (of `size` bytes, as its header
-   * says) passes its checksum: a small one read as any record is (through the block cache),
-   * a large one in pieces (it may be a blob of gigabytes).
+   * CorruptionError unless the record of `oid` at `offset` (with the sizes its header gives)
+   * passes its checksum: a small one read as any record is (through the block cache), a
+   * large one in pieces (it may be a blob of gigabytes).
    */
-  #checkPassedOver(offset: number, oid: Oid, size: number): void {
+  #checkPassedOver(offset: number, oid: Oid, refCount: number, dataLength: number): void {
+    const size = RECORD_HEADER_SIZE + refCount * 4 + dataLength;
     if (size <= PASSED_OVER_READ) {
       this.#readRecord(offset, oid);
       return;
     }
-    const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
-    readFully(this.#fd, head, 0, RECORD_HEADER_SIZE, offset);
-    const refCount = head.readUInt32LE(32);
-    const dataLength = readU64(head, 24);
     if (
-      offset + RECORD_HEADER_SIZE + refCount * 4 + dataLength > this.#log.end ||
+      offset + size > this.#log.end ||
       checkRecordAt(this.#fd, offset, refCount, dataLength) === undefined
     ) {
       throw new CorruptionError(
@@ -662,11 +653,7 @@ export class FileStorage extends Storage {
     // From a cached block when the whole record lies in one, else straight from the file.
     const fd = file?.fd ?? this.#fd;
     const end = file?.end ?? this.#log.end;
-    // Offsets come from the index file and from records, checksummed but not proof against
-    // a writer's bug: one outside the log would be a RangeError from the read.
-    if (!(offset >= FILE_HEADER_SIZE && offset < end && Number.isInteger(offset))) {
-      damaged('is outside the log');
-    }
+    if (!isRecordOffset(offset, end)) damaged('is outside the log');
     let bytes: Buffer;
     let at: number;
     // The cache takes only blocks below the log's end as this handle knows it now, which an
@@ -1315,10 +1302,8 @@ export class FileStorage extends Storage {
           };
           for (let t = 0; t < accepted.length; t++) {
             const { pending, writes, tid: txTid } = accepted[t]!;
-            const { note, user } = pending.request.meta ?? {};
             const meta = {
-              ...(note === undefined ? {} : { note }),
-              ...(user === undefined ? {} : { user }),
+              ...keptMeta(pending.request.meta),
               ...(offset === groupFrom ? {} : { group: groupFrom }),
               ...(this.durability === 'full' ? {} : { nosync: true }),
             };
@@ -1434,18 +1419,12 @@ export class FileStorage extends Storage {
     // meanwhile, retires the file, and its descriptor must not be closed under the sync.
     const file = this.#file;
     file.acquire();
-    let syncing: Promise<void>;
-    try {
-      syncing = this.#ops.sync(file.fd, onCallingThread);
-    } catch (error) {
-      file.release();
-      throw error;
-    }
+    const syncing = this.#ops.sync(file.fd, onCallingThread).finally(() => file.release());
     // A sync on the calling thread is over when the call returns: awaiting the settled
     // promise may run other microtasks first, which are not the disk's time.
     let end = this.#clock();
     try {
-      await syncing.finally(() => file.release());
+      await syncing;
       // Whatever the file held when the sync began is durable now: the log this handle had
       // loaded and read to its end then, unless it loaded the log again meanwhile (a load may
       // follow a cut-back, and what was read before may have been rewritten); and what it
@@ -1706,7 +1685,7 @@ export class FileStorage extends Storage {
     const offset = this.#log.index.offset(oid);
     const file = this.#file;
     const head = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
-    if (offset !== 0 && !this.#isInLog(offset)) {
+    if (offset !== 0 && !isRecordOffset(offset, this.#log.end)) {
       throw new CorruptionError(
         `the index has offset ${offset} for object ${oid}, outside the log`,
         {
@@ -1889,8 +1868,7 @@ export class FileStorage extends Storage {
   }
 
   protected async *_iterator(fromTid: Tid): AsyncIterable<TransactionRecord> {
-    // A generator runs from its first next(), which may come after close().
-    this.checkOpen();
+    // (Storage.iterator checks the storage is open when this runs, at the first next().)
     this.#refuseIfDamaged();
     const end = this.#log.end;
     const file = this.#file;
@@ -1908,13 +1886,9 @@ export class FileStorage extends Storage {
         }
         offset += tx.length;
         if (tx.tid < fromTid || tx.records.length === 0) continue;
-        const { note, user } = tx.meta;
         yield {
           tid: tx.tid,
-          meta: {
-            ...(note === undefined ? {} : { note }),
-            ...(user === undefined ? {} : { user }),
-          },
+          meta: keptMeta(tx.meta),
           records: tx.records.map((record) => {
             const read = this.#readRecord(record.offset, record.oid, source);
             const blob = (read.flags & RecordFlag.blob) !== 0;

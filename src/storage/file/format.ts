@@ -151,6 +151,15 @@ export interface RecordHeader {
   readonly checksum: number;
 }
 
+/**
+ * Whether `offset` can be where a record starts in a log ending at `end`. Offsets come from
+ * the index file and from record headers, checksummed but not proof against a writer's bug:
+ * one outside the log would make a read fail with a RangeError.
+ */
+export function isRecordOffset(offset: number, end: number): boolean {
+  return Number.isInteger(offset) && offset >= FILE_HEADER_SIZE && offset < end;
+}
+
 /** Bytes of a whole data record. */
 export function recordSize(dataLength: number, refCount: number): number {
   return RECORD_HEADER_SIZE + refCount * 4 + dataLength;

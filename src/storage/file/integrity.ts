@@ -1,7 +1,8 @@
 /**
  * The integrity check of a data file: every transaction's checksums and structure, every
- * record's checksum, each object's chain of revisions, agreement of the in-memory index with the log, and refs that point at
- * objects without a record. It reports; it never throws for damage it can read past.
+ * record's checksum, each object's chain of revisions, agreement of the in-memory index with
+ * the log, and refs that point at objects without a record. It reports; it never throws for
+ * damage it can read past.
  *
  * @internal
  * @module
@@ -11,7 +12,7 @@ import type { IntegrityFailure } from '../../errors.js';
 import type { IntegrityReport } from '../storage.js';
 import { crc32c } from './checksum.js';
 import { FILE_HEADER_SIZE, RECORD_HEADER_SIZE } from './format.js';
-import { isTransaction, LogReader, readFully, type ScannedRecord } from './log-reader.js';
+import { isTransaction, LogReader, readFully } from './log-reader.js';
 import { OidIndex } from './oid-index.js';
 import { findNextTransaction } from './recovery.js';
 
@@ -48,20 +49,15 @@ export function checkRecordAt(
   return refs;
 }
 
-function checkRecord(fd: number, record: ScannedRecord): number[] | undefined {
-  return checkRecordAt(fd, record.offset, record.refCount, record.dataLength);
-}
-
 /** Checks the log of `fd` up to `end` against `index`. */
 export function checkFile(fd: number, end: number, index: OidIndex): IntegrityReport {
   const failures: IntegrityFailure[] = [];
   const reader = new LogReader(fd);
   const latest = new OidIndex();
   const refsOf = new Map<number, number[]>();
-  const damaged = new Set<number>();
-  const damagedRanges: [number, number][] = [];
-  const inDamagedRange = (at: number) =>
-    damagedRanges.some(([start, stop]) => at >= start && at < stop);
+  /** Byte ranges of damage reported already: a revision naming one as its previous is not. */
+  const reported: [number, number][] = [];
+  const isReported = (at: number) => reported.some(([start, stop]) => at >= start && at < stop);
   let offset = FILE_HEADER_SIZE;
   while (offset < end) {
     const tx = reader.readTransaction(offset, end);
@@ -72,14 +68,13 @@ export function checkFile(fd: number, end: number, index: OidIndex): IntegrityRe
         detail: `the transaction at offset ${offset} fails its checks (${tx.problem})`,
       });
       const next = findNextTransaction(reader, offset + 1, end);
-      // Its records are reported with it: a later revision naming one as its previous is not.
-      damagedRanges.push([offset, next?.offset ?? end]);
+      reported.push([offset, next?.offset ?? end]);
       if (next === undefined) break;
       offset = next.offset;
       continue;
     }
     for (const record of tx.records) {
-      const refs = checkRecord(fd, record);
+      const refs = checkRecordAt(fd, record.offset, record.refCount, record.dataLength);
       if (refs === undefined) {
         failures.push({
           kind: 'checksum',
@@ -87,7 +82,7 @@ export function checkFile(fd: number, end: number, index: OidIndex): IntegrityRe
           offset: record.offset,
           detail: `the record of object ${record.oid} at offset ${record.offset} fails its checksum`,
         });
-        damaged.add(record.offset);
+        reported.push([record.offset, record.offset + 1]);
         continue;
       }
       // Reads of the past follow `prev` from the newest revision back: each must lead to the
@@ -95,7 +90,7 @@ export function checkFile(fd: number, end: number, index: OidIndex): IntegrityRe
       // (Equal tids are a pack's: one that keeps history can copy a revision twice.)
       const before = latest.offset(record.oid);
       if (
-        (record.prev !== before && !damaged.has(record.prev) && !inDamagedRange(record.prev)) ||
+        (record.prev !== before && !isReported(record.prev)) ||
         (before !== 0 && record.tid < latest.tid(record.oid))
       ) {
         failures.push({

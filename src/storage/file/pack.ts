@@ -25,6 +25,7 @@ import fsx from 'fs-native-extensions';
 import { BusyError, CorruptionError, StorageIOError, TroveError } from '../../errors.js';
 import { nextImmediate } from '../../util/event-loop.js';
 import { startProgress } from '../../util/progress.js';
+import { keptMeta } from '../transaction-meta.js';
 import type { PackResult, Tid } from '../types.js';
 import { crc32c } from './checksum.js';
 import type { FileOps } from './file-ops.js';
@@ -33,18 +34,13 @@ import {
   FILE_HEADER_SIZE,
   type FileHeader,
   FORMAT_VERSION,
+  isRecordOffset,
   RECORD_HEADER_SIZE,
   readU64,
   TxStatus,
 } from './format.js';
 import { prepareIndex, publishIndex } from './index-file.js';
-import {
-  isTransaction,
-  LogReader,
-  readFully,
-  type ScannedTransaction,
-  type TxMeta,
-} from './log-reader.js';
+import { isTransaction, LogReader, readFully, type TxMeta } from './log-reader.js';
 import { OidIndex } from './oid-index.js';
 import { applyToState, type ScanState } from './scan-state.js';
 import { temporaryPath } from './stale-files.js';
@@ -138,11 +134,6 @@ function readRaw(fd: number, offset: number, path: string): RawRecord {
   };
 }
 
-function metaOf(tx: ScannedTransaction): TxMeta {
-  const { note, user } = tx.meta;
-  return { ...(note === undefined ? {} : { note }), ...(user === undefined ? {} : { user }) };
-}
-
 /** Packs the host's file. */
 export async function packFile(
   host: PackHost,
@@ -227,7 +218,7 @@ async function copyAndSwap(
           { offset, path: host.path },
         );
       };
-      if (!(Number.isInteger(offset) && offset >= FILE_HEADER_SIZE && offset < newer)) damaged();
+      if (!isRecordOffset(offset, newer)) damaged();
       if (readFully(oldFd, head, 0, RECORD_HEADER_SIZE, offset) < RECORD_HEADER_SIZE) damaged();
       const count = head.readUInt32LE(32);
       if (readU64(head, 0) !== oid || offset + RECORD_HEADER_SIZE + count * 4 > snapshotEnd) {
@@ -330,7 +321,7 @@ async function copyAndSwap(
     const records = tx.records
       .filter((record) => record.oid < length && reachable[record.oid] === 1)
       .map((record) => copy(readRaw(oldFd, record.offset, host.path)));
-    if (records.length > 0) await writeTx(tx.tid, tx.status, metaOf(tx), records);
+    if (records.length > 0) await writeTx(tx.tid, tx.status, keptMeta(tx.meta), records);
     bar.update(snapshotEnd + offset);
   }
   const historyWritten = written;
@@ -353,7 +344,7 @@ async function copyAndSwap(
       if (tx.records.length === 0) continue;
       const records = tx.records.map((record) => readRaw(oldFd, record.offset, host.path));
       await rescue(records);
-      await writeTx(tx.tid, tx.status, metaOf(tx), records.map(copy));
+      await writeTx(tx.tid, tx.status, keptMeta(tx.meta), records.map(copy));
     }
   };
   // Objects the tail refers to that the pack left out: copy them (as of the snapshot) first.
