@@ -36,6 +36,7 @@ import {
   expectOptions,
 } from '../util/validate.js';
 import { writeLogFile } from './file/log-writer.js';
+import { removeStaleFiles } from './file/stale-files.js';
 import { MAX_OID } from './oid-limit.js';
 import {
   type BackupOptions,
@@ -434,7 +435,8 @@ export abstract class Storage {
   /**
    * Writes a consistent copy of the database to a new trove file at `target` (which must not
    * exist), while commits go on; with `at`, the database as it was then. Returns what it
-   * wrote. Open the copy like any database file.
+   * wrote. Open the copy like any database file. What a backup to the same target left
+   * half written when its process died is removed first.
    */
   async backup(target: string, options?: BackupOptions): Promise<BackupResult> {
     this.checkOpen();
@@ -446,6 +448,9 @@ export abstract class Storage {
         argument: 'target',
       });
     }
+    // A backup to this target that a killed process left half written is in the way of
+    // nothing (its name is its own), but nothing else would ever remove it.
+    removeStaleFiles(path);
     try {
       return await this.#run(this._backup(path, at));
     } catch (error) {

@@ -3,6 +3,7 @@
  * point-in-time copy holds the state at that tid or time; an existing target is refused.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import {
@@ -304,5 +305,33 @@ describe('backup', () => {
     assert.equal(await db.read((tx) => tx.root.get('n')), 1);
     await assertIntact(db);
     assert.deepEqual(readdirSync(dir.dir).sort(), ['app.trove', 'precious.trove']);
+  });
+
+  it('removes what a killed backup to the same target left, but not a live one', async (t) => {
+    const dir = scratch(t);
+    const memory = await open({ storage: new MemoryStorage() });
+    t.after(() => memory.close());
+    const db = dir.track(await open(dir.file(), { durability: 'none' }));
+    for (const source of [db, memory]) {
+      await source.transaction((tx) => {
+        tx.root.set('n', 1);
+      });
+    }
+    const dead = spawnSync(process.execPath, ['-e', 'process.pid']).pid!;
+    assert.ok(dead > 0);
+    for (const [i, source] of [db, memory].entries()) {
+      const target = dir.file(`copy-${i}.trove`);
+      const left = `${target}.backup-${dead}-0bad0bad`;
+      // This process's: another thread's backup under way.
+      const live = `${target}.backup-${process.pid}-600d600d`;
+      writeFileSync(left, 'half a backup');
+      writeFileSync(live, 'a backup under way');
+      await source.backup(target);
+      assert.equal(existsSync(left), false);
+      assert.equal(readFileSync(live, 'utf8'), 'a backup under way');
+      await withCopy(target, async (copy) => {
+        assert.equal(await copy.read((tx) => tx.root.get('n')), 1);
+      });
+    }
   });
 });

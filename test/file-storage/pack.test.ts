@@ -650,6 +650,7 @@ describe('pack', () => {
       `pack-${dead}-x`,
       `blob-${dead}-y`,
       `index.tmp-${dead}-z`,
+      `backup-${dead}-q`,
       `pack-${process.pid}-v`,
     ];
     const ownLive = [

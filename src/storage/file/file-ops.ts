@@ -31,6 +31,13 @@ export interface FileOps {
   truncateNow?(fd: number, length: number): void;
 }
 
+/**
+ * The most bytes one read or write asks for: Node refuses a length of 2 GiB or more with a
+ * RangeError (and Linux moves at most 2 GiB less a page a call), which an index of 130
+ * million objects, or a commit that large, would reach.
+ */
+export const MAX_IO = 1024 * 1024 * 1024;
+
 function writeAll(fd: number, buffer: Uint8Array, position: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const step = (done: number): void => {
@@ -38,7 +45,8 @@ function writeAll(fd: number, buffer: Uint8Array, position: number): Promise<voi
         resolve();
         return;
       }
-      fs.write(fd, buffer, done, buffer.byteLength - done, position + done, (error, written) => {
+      const length = Math.min(buffer.byteLength - done, MAX_IO);
+      fs.write(fd, buffer, done, length, position + done, (error, written) => {
         if (error) reject(error);
         else step(done + written);
       });
@@ -55,10 +63,12 @@ function writeAll(fd: number, buffer: Uint8Array, position: number): Promise<voi
  */
 const SYNC_WRITE_LIMIT = 256 * 1024;
 
-function writeAllNow(fd: number, buffer: Uint8Array, position: number): void {
+/** Writes all of `buffer` at `position` before returning. */
+export function writeFully(fd: number, buffer: Uint8Array, position: number): void {
   let done = 0;
   while (done < buffer.byteLength) {
-    done += fs.writeSync(fd, buffer, done, buffer.byteLength - done, position + done);
+    const length = Math.min(buffer.byteLength - done, MAX_IO);
+    done += fs.writeSync(fd, buffer, done, length, position + done);
   }
 }
 
@@ -67,13 +77,13 @@ export const nodeFileOps: FileOps = {
   write: (fd, buffer, position) => {
     if (buffer.byteLength > SYNC_WRITE_LIMIT) return writeAll(fd, buffer, position);
     try {
-      writeAllNow(fd, buffer, position);
+      writeFully(fd, buffer, position);
       return Promise.resolve();
     } catch (error) {
       return Promise.reject(error);
     }
   },
-  writeNow: writeAllNow,
+  writeNow: writeFully,
   truncateNow: (fd, length) => fs.ftruncateSync(fd, length),
   sync: (fd, onCallingThread) => {
     if (onCallingThread === true) {

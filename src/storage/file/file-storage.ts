@@ -1817,7 +1817,7 @@ export class FileStorage extends Storage {
     const header = this.#header;
     const log = this.#log;
     file.acquire();
-    const temporary = `${path}.backup-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const temporary = temporaryPath(path, 'backup', randomBytes(4).toString('hex'));
     let out: number | undefined;
     try {
       let cut = log.end;

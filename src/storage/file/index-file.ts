@@ -17,7 +17,9 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { crc32c } from './checksum.js';
+import { writeFully } from './file-ops.js';
 import { readU64, writeU64 } from './format.js';
+import { readFully } from './log-reader.js';
 import { OidIndex } from './oid-index.js';
 import { temporaryPath } from './stale-files.js';
 
@@ -80,9 +82,9 @@ export function prepareIndex(dataPath: string, saved: SavedIndex, sync: boolean)
   const temporary = temporaryPath(dataPath, 'index.tmp', randomBytes(4).toString('hex'));
   const fd = fs.openSync(temporary, 'w');
   try {
-    fs.writeSync(fd, header);
-    fs.writeSync(fd, offsetBytes);
-    fs.writeSync(fd, tidBytes);
+    writeFully(fd, header, 0);
+    writeFully(fd, offsetBytes, HEADER_SIZE);
+    writeFully(fd, tidBytes, HEADER_SIZE + offsetBytes.length);
     if (sync) fs.fdatasyncSync(fd);
   } catch (error) {
     fs.closeSync(fd);
@@ -152,8 +154,10 @@ export function loadIndex(dataPath: string): SavedIndex | undefined {
     const tids = new Float64Array(n);
     const offsetBytes = Buffer.from(offsets.buffer);
     const tidBytes = Buffer.from(tids.buffer);
-    if (readAll(fd, offsetBytes, HEADER_SIZE) < offsetBytes.length) return undefined;
-    if (readAll(fd, tidBytes, HEADER_SIZE + offsetBytes.length) < tidBytes.length) return undefined;
+    const readWhole = (target: Buffer, position: number): boolean =>
+      readFully(fd, target, 0, target.length, position) === target.length;
+    if (!readWhole(offsetBytes, HEADER_SIZE)) return undefined;
+    if (!readWhole(tidBytes, HEADER_SIZE + offsetBytes.length)) return undefined;
     if (header.readUInt32LE(60) !== crc32c(tidBytes, crc32c(offsetBytes))) return undefined;
     return {
       generation: header.readBigUInt64LE(16),
@@ -163,14 +167,4 @@ export function loadIndex(dataPath: string): SavedIndex | undefined {
       index: OidIndex.fromArrays(offsets, tids),
     };
   });
-}
-
-function readAll(fd: number, target: Buffer, position: number): number {
-  let done = 0;
-  while (done < target.length) {
-    const n = fs.readSync(fd, target, done, target.length - done, position + done);
-    if (n === 0) break;
-    done += n;
-  }
-  return done;
 }

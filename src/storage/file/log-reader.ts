@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import { Packr } from 'msgpackr';
 import { MAX_OID } from '../oid-limit.js';
 import { crc32c } from './checksum.js';
+import { MAX_IO } from './file-ops.js';
 import {
   decodeTxHeader,
   RECORD_HEADER_SIZE,
@@ -116,7 +117,8 @@ export function readFully(
 ): number {
   let done = 0;
   while (done < length) {
-    const n = fs.readSync(fd, target, targetOffset + done, length - done, position + done);
+    const ask = Math.min(length - done, MAX_IO);
+    const n = fs.readSync(fd, target, targetOffset + done, ask, position + done);
     if (n === 0) break;
     done += n;
   }

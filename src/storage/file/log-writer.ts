@@ -22,6 +22,7 @@ import { saveIndex } from './index-file.js';
 import { OidIndex } from './oid-index.js';
 import { applyToState, type ScanState } from './scan-state.js';
 import { writeStreamedTransaction } from './streamed-transaction.js';
+import { temporaryPath } from './stale-files.js';
 import { syncDirectory } from './sync-directory.js';
 
 /** Writes `transactions` into a new data file at `path` (which must not exist). */
@@ -30,7 +31,7 @@ export async function writeLogFile(
   transactions: AsyncIterable<TransactionRecord>,
   sync: boolean,
 ): Promise<{ lastTid: number; bytes: number }> {
-  const temporary = `${path}.backup-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const temporary = temporaryPath(path, 'backup', randomBytes(4).toString('hex'));
   const fd = fs.openSync(temporary, 'wx', 0o644);
   try {
     const generation = randomBytes(8).readBigUInt64LE(0);

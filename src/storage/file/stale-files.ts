@@ -1,7 +1,8 @@
 /**
- * Leftovers of processes that died mid-operation: temporary pack files, staged blobs and
- * index files being written. Their names carry the writer's pid; a pack file is also locked
- * by its packer. They are removed at open when their writer is gone.
+ * Leftovers of processes that died mid-operation: temporary pack files, staged blobs, index
+ * files and backups being written. Their names carry the writer's pid; a pack file is also
+ * locked by its packer. They are removed at open, and a backup's before a backup to the same
+ * target, when their writer is gone.
  *
  * @internal
  * @module
@@ -12,7 +13,7 @@ import { basename, dirname, join } from 'node:path';
 import fsx from 'fs-native-extensions';
 
 /** The suffixes of temporary files next to a data file, each followed by `-<pid>-<random>`. */
-export const TEMPORARY_KINDS = ['pack', 'blob', 'index.tmp'] as const;
+export const TEMPORARY_KINDS = ['pack', 'blob', 'index.tmp', 'backup'] as const;
 
 /** The name of a new temporary file of `kind` for the data file at `path`. */
 export function temporaryPath(
