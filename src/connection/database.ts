@@ -160,6 +160,9 @@ export class Database {
   #defaultCommitting = false;
   /** Commits of the default connection requested while another was under way, not begun. */
   #defaultCommitsWaiting = 0;
+  /** The conflicts that discarded the default connection's changes: a count, and the last. */
+  #defaultDiscards = 0;
+  #lastDiscard: ConflictError | undefined;
   #closing: Promise<void> | undefined;
 
   /** @internal Use `open()`. */
@@ -204,13 +207,30 @@ export class Database {
   /**
    * Commits the default connection's changes and starts its next transaction. If another
    * transaction committed a conflicting change, this throws ConflictError and the changes
-   * are discarded (objects show the newest committed state, as after `abort()`); any other
-   * failure leaves the changes pending, so they can be fixed and committed again.
+   * are discarded (objects show the newest committed state, as after `abort()`), and so
+   * does every commit that was called before and waits for this one (the changes it was to
+   * store are gone); any other failure leaves the changes pending, so they can be fixed and
+   * committed again.
    */
   async commit(options?: CommitOptions): Promise<Tid> {
     this.#checkOpen();
     const meta = checkTransactionMeta(expectOptions<CommitOptions>(options, 'options'));
+    const discards = this.#defaultDiscards;
     const start = async (): Promise<Tid> => {
+      // A commit that waited behind one whose conflict discarded the changes (every change,
+      // those made after it began too) has lost the changes it was asked to store.
+      if (this.#defaultDiscards !== discards) {
+        const conflict = this.#lastDiscard!;
+        throw new ConflictError(
+          `the changes this commit was to store were discarded by an earlier commit's conflict: ${conflict.message}`,
+          {
+            kind: conflict.kind,
+            ...(conflict.oid === undefined ? {} : { oid: conflict.oid }),
+            ...(conflict.className === undefined ? {} : { className: conflict.className }),
+            cause: conflict,
+          },
+        );
+      }
       this.#defaultCommitting = true;
       try {
         const tid = await this.#default.commit(meta);
@@ -220,6 +240,8 @@ export class Database {
         if (error instanceof ConflictError && !this.closed) {
           this.#default.abort();
           this.#default.sync();
+          this.#defaultDiscards++;
+          this.#lastDiscard = error;
         }
         throw error;
       } finally {

@@ -2,7 +2,8 @@
  * db.commit() of the default connection: one that can begin at once collects the changes
  * before it returns, so a close() called right after it (not awaited) leaves them to it; an
  * abort() while a commit runs or waits is refused (InvalidArgumentError), since it would
- * take changes from a waiting commit, or reload objects a running one is storing.
+ * take changes from a waiting commit, or reload objects a running one is storing. Commits
+ * waiting for one whose conflict discarded the changes fail with it.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -104,5 +105,34 @@ describe('db.commit() followed at once by abort() or close()', () => {
     assert.equal(storage.lastTid(), tids.at(-1));
     const other = await open({ storage });
     assert.equal(other.root.get('k'), 5);
+  });
+
+  it('commits waiting for one that conflicts fail with it: the changes they were to store are discarded', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const other = await open({ storage });
+    assert.equal(db.root.get('x'), undefined);
+    await other.transaction((tx) => {
+      tx.root.set('x', 'theirs');
+    });
+    db.root.set('x', 'mine');
+    const first = db.commit();
+    db.root.set('y', 'after the first commit began');
+    const second = db.commit();
+    const third = db.commit();
+    await assert.rejects(first, { code: 'TROVE_CONFLICT', kind: 'write' });
+    for (const waiting of [second, third]) {
+      await assert.rejects(waiting, (error: Error & { code: string; cause: unknown }) => {
+        assert.equal(error.code, 'TROVE_CONFLICT');
+        assert.equal((error.cause as { code: string }).code, 'TROVE_CONFLICT');
+        return true;
+      });
+    }
+    assert.equal(db.root.get('y'), undefined);
+    // Commits asked for after the conflict store what they are given.
+    db.root.set('y', 'again');
+    await db.commit();
+    other.abort();
+    assert.deepEqual([other.root.get('x'), other.root.get('y')], ['theirs', 'again']);
   });
 });
