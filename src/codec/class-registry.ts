@@ -65,11 +65,45 @@ function claim(name: string, cls: AnyClass, argument: string): void {
   }
 }
 
+const NATIVE_SOURCE = /\{\s*\[native code\]\s*\}\s*$/;
+
+/** True for the engine's own functions (built-in classes, of any realm). */
+function isNative(fn: unknown): boolean {
+  return typeof fn === 'function' && NATIVE_SOURCE.test(Function.prototype.toString.call(fn));
+}
+
+/**
+ * The built-in class `cls` is, or extends (of this realm or another) other than Object and
+ * the error classes; undefined if none. Instances of such a class hold their contents in
+ * the engine's internal slots (a Map's entries, a Date's time, a typed array's bytes), which
+ * a value class's stored properties cannot give back: trove stores the built-ins it knows
+ * as they are, and cannot store subclasses of them. Errors are stored by their parts, and a
+ * registered subclass of Error is a value class.
+ *
+ * @internal
+ */
+export function builtInBase(cls: Function): Function | undefined {
+  if (isNative(cls)) return cls;
+  for (
+    let proto: unknown = cls.prototype;
+    proto !== null && proto !== Object.prototype && typeof proto === 'object';
+    proto = Object.getPrototypeOf(proto)
+  ) {
+    const base = Object.getOwnPropertyDescriptor(proto, 'constructor')?.value as Function;
+    if (!isNative(base)) continue;
+    if (base === Error || base.prototype instanceof Error) return undefined;
+    return base;
+  }
+  return undefined;
+}
+
 /**
  * Registers `cls` under the stable `name` (and `aliases` for names it was stored under
  * before). Persistent classes must be registered before their instances are committed;
  * other classes (value classes) must be registered before their instances can be stored
- * inside persistent objects. Registering the same class under the same name again is
+ * inside persistent objects. Built-in classes are refused (those trove can store, Map, Date,
+ * Uint8Array and others, it stores as they are), and so are classes that extend one other
+ * than Error: a value class is stored by its properties, and theirs live in internal slots. Registering the same class under the same name again is
  * allowed (module reloads); anything else that would make a name ambiguous throws
  * InvalidArgumentError.
  */
@@ -82,6 +116,15 @@ export function registerClass<C extends AnyClass>(
     throw new InvalidArgumentError(`cls must be a class, got ${describe(cls)}`, {
       argument: 'cls',
     });
+  }
+  const builtIn = builtInBase(cls);
+  if (builtIn !== undefined) {
+    throw new InvalidArgumentError(
+      builtIn === cls
+        ? `${cls.name || 'a built-in class'} is a built-in class, which cannot be registered (the built-ins trove can store, it stores as they are)`
+        : `class ${cls.name || '(anonymous)'} extends the built-in ${builtIn.name}: its instances cannot be stored (their contents live in the engine's internal slots)`,
+      { argument: 'cls' },
+    );
   }
   const stableName = checkName(name, 'name');
   const opts = expectOptions<RegisterClassOptions>(options, 'options');

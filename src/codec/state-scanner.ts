@@ -16,7 +16,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { describe } from '../util/validate.js';
 import { BrokenValue } from './broken-value.js';
-import { type AnyClass, nameOfClass } from './class-registry.js';
+import { type AnyClass, builtInBase, nameOfClass } from './class-registry.js';
 import { ERROR_PART_KEYS } from './error-values.js';
 import { isExoticKey, isExoticPrimitive } from './exotic-values.js';
 import { isPersistentClass, type ReferenceType, referenceType } from './reference-type.js';
@@ -53,13 +53,41 @@ export function pathSegment(key: unknown): string {
   return `[${describe(key)}]`;
 }
 
-function isLeafObject(value: object, proto: object | null): boolean {
-  return (
-    proto === Date.prototype ||
-    ArrayBuffer.isView(value) ||
-    proto === ArrayBuffer.prototype ||
-    proto === RegExp.prototype
-  );
+/**
+ * The prototypes of the objects msgpackr stores whole and gives back as they were. Exactly
+ * these: a subclass of one (or one of another realm) would be written as its base class, or
+ * under a code msgpackr cannot read back.
+ */
+const LEAF_PROTOTYPES: ReadonlySet<object> = new Set<object>([
+  Date.prototype,
+  RegExp.prototype,
+  ArrayBuffer.prototype,
+  DataView.prototype,
+  Buffer.prototype,
+  Uint8Array.prototype,
+  Uint8ClampedArray.prototype,
+  Int8Array.prototype,
+  Uint16Array.prototype,
+  Int16Array.prototype,
+  Uint32Array.prototype,
+  Int32Array.prototype,
+  Float32Array.prototype,
+  Float64Array.prototype,
+  BigUint64Array.prototype,
+  BigInt64Array.prototype,
+]);
+
+/** Why an object of class `cls`, not stored as it is, cannot be stored: what to do instead. */
+function whyNotStored(cls: AnyClass | undefined): string {
+  const builtIn = typeof cls === 'function' ? builtInBase(cls) : undefined;
+  if (builtIn === undefined) {
+    return `an unregistered class: register it with registerClass(${cls?.name || 'Class'}, 'app.${cls?.name || 'Name'}')`;
+  }
+  const name = builtIn.name || 'a built-in class';
+  // The built-in of another realm (a vm context's) is not this realm's: its own name here.
+  const ours = (globalThis as Record<string, unknown>)[name] === builtIn;
+  if (!ours) return `an object of another realm, as a vm context makes: copy it into this one`;
+  return `a subclass of ${name}: store a ${name}`;
 }
 
 /** Every possible result, made once: a scan answers one of them, never a new object. */
@@ -203,7 +231,7 @@ class Scan {
         this.value(item);
         path.pop();
       }
-    } else if (isLeafObject(obj, proto)) {
+    } else if (LEAF_PROTOTYPES.has(proto)) {
       // Stored whole by msgpackr (dates, binary data, regular expressions).
     } else if (obj instanceof Error) {
       // Written as its parts (see error-values); among shared values, as a marker object
@@ -226,10 +254,7 @@ class Scan {
       this.valueClasses = true;
       const cls = (proto as { constructor?: AnyClass }).constructor;
       if (cls === undefined || nameOfClass(cls) === undefined || isPersistentClass(cls)) {
-        this.fail(
-          describe(obj),
-          ` (an unregistered class: register it with registerClass(${cls?.name || 'Class'}, 'app.${cls?.name || 'Name'}'))`,
-        );
+        this.fail(describe(obj), ` (${whyNotStored(cls)})`);
       }
       this.properties(obj as Record<string, unknown>, true);
     }

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { runInNewContext } from 'node:vm';
 import {
   ClosedError,
   ConflictError,
@@ -226,6 +227,29 @@ describe('bad input', () => {
       // The decorator is for persistent classes only.
       class Value {}
       assert.throws(() => persistent('badInput.Value')(Value), invalid({ argument: 'cls' }));
+    });
+
+    it('registerClass refuses built-in classes, and classes extending one other than Error', () => {
+      class Bytes extends Uint8Array {}
+      class Dictionary extends Map {}
+      class Stamp extends Date {}
+      class Items extends Array {}
+      const realmObject = runInNewContext('Object') as Function;
+      for (const cls of [Object, Map, Set, Date, Uint8Array, Array, Promise, Error, TypeError]) {
+        assert.throws(
+          () => registerClass(cls as any, `badInput.${cls.name}`),
+          invalid({ argument: 'cls' }),
+        );
+      }
+      for (const cls of [Bytes, Dictionary, Stamp, Items, realmObject]) {
+        assert.throws(
+          () => registerClass(cls as any, 'badInput.Derived'),
+          invalid({ argument: 'cls' }),
+        );
+      }
+      // An error class of one's own is a value class; the name refused above stays free.
+      class Failure extends TypeError {}
+      assert.equal(registerClass(Failure, 'badInput.Derived'), Failure);
     });
 
     it('oidOf, markChanged and readCurrent of things that are not persistent objects', async () => {
@@ -451,6 +475,35 @@ describe('bad input', () => {
         invalid({ path: 'root.users.ada.avatar' }),
       );
       await assertUnchanged();
+    });
+
+    it('a subclass of a built-in, or binary data of another realm, fails the commit; nothing is written', async () => {
+      class Bytes extends Uint8Array {}
+      class Dictionary<K, V> extends Map<K, V> {}
+      class Floats extends Float64Array {}
+      const { db, ada, storage, assertUnchanged } = await fixture();
+      const values: [string, unknown][] = [
+        ['bytes', new Bytes([1, 2])],
+        ['floats', new Floats([1.5])],
+        ['dictionary', new Dictionary([['a', 1]])],
+        ['realmBytes', runInNewContext('new Uint8Array([1, 2])')],
+        ['realmDate', runInNewContext('new Date(0)')],
+      ];
+      for (const [key, value] of values) {
+        ada.avatar = { [key]: value };
+        await assert.rejects(
+          call(() => db.commit()),
+          invalid({ path: `root.users.ada.avatar.${key}` }),
+        );
+        await assertUnchanged();
+      }
+      // This realm's own binary data stores and reads back as it was.
+      ada.avatar = { bytes: new Uint8Array([1, 2]), floats: new Float64Array([1.5]) };
+      await db.commit();
+      const again = await reopen(storage);
+      const stored = (again.root.get('users') as PersistentMap<string, User>).get('ada')!.avatar;
+      assert.deepEqual(stored, { bytes: new Uint8Array([1, 2]), floats: new Float64Array([1.5]) });
+      await again.close();
     });
 
     it('an unregistered persistent class fails the commit naming the class', async () => {

@@ -21,8 +21,8 @@ import {
 import { saveIndex } from './index-file.js';
 import { OidIndex } from './oid-index.js';
 import { applyToState, type ScanState } from './scan-state.js';
-import { writeStreamedTransaction } from './streamed-transaction.js';
 import { temporaryPath } from './stale-files.js';
+import { writeStreamedTransaction } from './streamed-transaction.js';
 import { syncDirectory } from './sync-directory.js';
 
 /** Writes `transactions` into a new data file at `path` (which must not exist). */
