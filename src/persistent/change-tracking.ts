@@ -82,11 +82,46 @@ export function adopt(owner: ObjectMeta, value: unknown): unknown {
 }
 
 /**
+ * Where the items an Array method inserts begin in its arguments, for the methods that
+ * insert several: `push(...items)`, `unshift(...items)`, `splice(start, count, ...items)`.
+ *
+ * @internal
+ */
+export const INSERTED_FROM: ReadonlyMap<string | symbol, number> = new Map([
+  ['push', 0],
+  ['unshift', 0],
+  ['splice', 2],
+]);
+
+/**
+ * Adopts the items an Array method is about to insert, in place in `args`, before the
+ * method changes anything: the algorithm sets them one at a time (moving the others first,
+ * for `unshift` and `splice`), so a value refused half way (nested too deep) would leave
+ * the array half changed, and the next commit would store it so.
+ *
+ * @internal
+ */
+export function adoptInserted(owner: ObjectMeta, args: unknown[], from: number): void {
+  for (let i = from; i < args.length; i++) args[i] = adopt(owner, args[i]);
+}
+
+/**
  * The containers whose views were adopted (see adoptWithin), by the object they went into:
  * walked once for it, so that building a structure piece by piece (each new node pointing
  * at the ones before) does not walk the whole of it again at each step.
  */
 const adoptedInto = new WeakMap<object, ObjectMeta>();
+
+/**
+ * The refusal of a value assigned that is nested too deep. Its `argument` is the value
+ * assigned (`value`, as of a setter); its path from the root is known only to a commit.
+ */
+function tooDeep(): InvalidArgumentError {
+  return new InvalidArgumentError(
+    `cannot store a value nested more than ${MAX_NESTING} levels deep`,
+    { argument: 'value' },
+  );
+}
 
 const isObject = (value: unknown): value is object => typeof value === 'object' && value !== null;
 
@@ -130,9 +165,7 @@ function adoptWithin(owner: ObjectMeta, container: object, copies: Copies, depth
   if (adoptedInto.get(container) === owner) return;
   // The commit would refuse it (see MAX_NESTING); refused here, the walk cannot overflow.
   if (depth > MAX_NESTING) {
-    throw new InvalidArgumentError(
-      `cannot store a value nested more than ${MAX_NESTING} levels deep`,
-    );
+    throw tooDeep();
   }
   adoptedInto.set(container, owner);
   try {
@@ -200,9 +233,7 @@ function copyValue(value: unknown, copies: Map<object, unknown>, depth: number):
   if (done !== undefined) return done;
   // A value built up one level at a time (`a.x = { next: a.x }`) was never walked whole.
   if (depth > MAX_NESTING) {
-    throw new InvalidArgumentError(
-      `cannot store a value nested more than ${MAX_NESTING} levels deep`,
-    );
+    throw tooDeep();
   }
   const copyItem = (item: unknown): unknown => copyValue(item, copies, depth + 1);
   const proto = Object.getPrototypeOf(value);
@@ -347,7 +378,21 @@ class PlainViewHandler extends ViewHandler implements ProxyHandler<object> {
   get(target: object, key: string | symbol, receiver: unknown): unknown {
     if (key === 'then' && isClosed(this.meta)) return undefined;
     checkReadable(this.meta);
-    return track(this.meta, Reflect.get(target, key, receiver));
+    const value = Reflect.get(target, key, receiver);
+    if (typeof value === 'function' && Array.isArray(target)) {
+      const from = INSERTED_FROM.get(key);
+      if (
+        from !== undefined &&
+        value === (Array.prototype as unknown as Record<string, unknown>)[key as string]
+      ) {
+        const meta = this.meta;
+        return function (this: unknown, ...args: unknown[]): unknown {
+          adoptInserted(meta, args, from);
+          return (value as Function).apply(this, args);
+        };
+      }
+    }
+    return track(this.meta, value);
   }
 
   set(target: object, key: string | symbol, value: unknown, receiver: unknown): boolean {

@@ -6,7 +6,7 @@
  */
 
 import { registerClass } from '../codec/class-registry.js';
-import { adopt, track, unwrapArgument } from './change-tracking.js';
+import { adopt, adoptInserted, INSERTED_FROM, track, unwrapArgument } from './change-tracking.js';
 import { META, type ObjectMeta } from './object-meta.js';
 import {
   GET_STATE,
@@ -57,7 +57,9 @@ export class PersistentList<T = any> extends Persistent {
   push(...items: T[]): number {
     const target = writeTarget<ListTarget<T>>(this);
     const list = target[ITEMS];
-    for (const item of items) list.push(adopt(target[META], item) as T);
+    // All adopted before any is added: one refused leaves the list as it was.
+    adoptInserted(target[META], items, 0);
+    for (const item of items) list.push(item);
     return list.length;
   }
 
@@ -139,11 +141,13 @@ function installArrayMethods(): void {
       });
       continue;
     }
+    const insertedFrom = INSERTED_FROM.get(name);
     Object.defineProperty(PersistentList.prototype, name, {
       configurable: true,
       writable: true,
       value: function (this: PersistentList, ...args: unknown[]) {
         const target = readTarget<ListTarget<unknown>>(this);
+        if (insertedFrom !== undefined) adoptInserted(target[META], args, insertedFrom);
         const view = track(target[META], target[ITEMS]);
         // A callback (always the first argument) is given the list itself where an array's
         // would get the array; later arguments (a thisArg, even a function) go as they are.

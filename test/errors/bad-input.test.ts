@@ -385,7 +385,7 @@ describe('bad input', () => {
       const summary: any = { deep, tags: other.avatar };
       assert.throws(() => {
         ada.avatar = summary;
-      }, invalid());
+      }, invalid({ argument: 'value' }));
       assert.equal(ada.avatar, undefined, 'the attribute is unchanged');
       // Cut to 100 levels, the same value is walked again, so the view of the other
       // object's array in it is copied, not shared.
@@ -401,6 +401,30 @@ describe('bad input', () => {
       let depth = 0;
       for (let value = stored.deep; value.a !== undefined; value = value.a) depth++;
       assert.equal(depth, 100);
+    });
+
+    it('a list or nested array refusing one of several items inserted is left as it was', async () => {
+      const { storage, db, ada } = await fixture();
+      let deep: any = { end: true };
+      for (let level = 0; level < 5000; level++) deep = { a: deep };
+      const list = new PersistentList<unknown>([0, 1]);
+      ada.avatar = { list, tags: [0, 1] };
+      await db.commit();
+      const inserts: [string, (array: any) => unknown][] = [
+        ['push', (array) => array.push(2, deep)],
+        ['unshift', (array) => array.unshift('a', deep)],
+        ['splice', (array) => array.splice(0, 1, 'a', deep)],
+      ];
+      for (const [name, insert] of inserts) {
+        for (const array of [list, ada.avatar.tags]) {
+          assert.throws(() => insert(array), invalid({ argument: 'value' }), name);
+          assert.deepEqual([...array], [0, 1], `${name} left the array as it was`);
+        }
+      }
+      ada.avatar.note = 'another change';
+      await db.commit();
+      const stored = (await reopen(storage)).root.get('users').get('ada').avatar;
+      assert.deepEqual([[...stored.list], stored.tags], [[0, 1], [0, 1]]);
     });
 
     // Found in review: built one level at a time, the value was never walked whole, and
