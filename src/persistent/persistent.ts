@@ -204,6 +204,8 @@ const persistentHandler: ProxyHandler<Target> = {
   defineProperty(target, key, descriptor) {
     if (typeof key !== 'symbol') {
       const meta = target[META];
+      // Loaded first: a ghost made from a reference learns only then that it is a list.
+      beforeRead(meta);
       // An index of a list names an item, as in `set`, and `length` is the items' length:
       // only a writable, enumerable, configurable value can be stored there. (A data
       // property `length` would hide the accessor, and loading it would call the setter on
@@ -316,14 +318,20 @@ const persistentHandler: ProxyHandler<Target> = {
     return Reflect.getPrototypeOf(target);
   },
 
+  // Refused with an error of trove's own, where a trap answering false makes the engine
+  // throw a TypeError.
   setPrototypeOf() {
     // The class of a persistent object is part of its stored identity.
-    return false;
+    throw new InvalidArgumentError(
+      'the prototype of a persistent object cannot be changed: its class is part of what is stored',
+    );
   },
 
   preventExtensions() {
     // A frozen object could not be loaded again after being unloaded.
-    return false;
+    throw new InvalidArgumentError(
+      'a persistent object cannot be frozen, sealed or made non-extensible: it could not be loaded again',
+    );
   },
 };
 

@@ -306,6 +306,23 @@ describe('PersistentList', () => {
     assert.equal(back['4294967295'], 'x');
   });
 
+  // Found in a bug hunt: a list reached by a reference, not loaded yet, did not know it was
+  // a list: the item was written as a hidden attribute '0' (and listing keys threw).
+  it('Object.defineProperty of an index of a list not loaded yet writes the item', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    db.root.set('l', new PersistentList<unknown>([1, 2, 3]));
+    await db.commit();
+    const other = await reopen(storage);
+    const list = other.root.get('l') as PersistentList<unknown>;
+    const descriptor = { value: 100, writable: true, enumerable: true, configurable: true };
+    Object.defineProperty(list, '0', descriptor);
+    assert.deepEqual([list[0], Object.keys(list)], [100, ['0', '1', '2']]);
+    await other.commit();
+    const loaded = (await reopen(storage)).root.get('l') as PersistentList<unknown>;
+    assert.deepEqual([...loaded], [100, 2, 3]);
+  });
+
   // Found in review: flags other than a plain writable value on an index were ignored or
   // broke the proxy's invariants (a TypeError), and a data property `length` hid the
   // accessor, after which the list could not be loaded (the stack overflowed).

@@ -241,6 +241,15 @@ describe('Persistent objects', () => {
       () => Object.freeze(obj.meta),
       (error: unknown) => error instanceof InvalidArgumentError,
     );
+    // Nor can the object, or be given another class (a refusal of trove's, not a TypeError).
+    for (const refused of [
+      () => Object.freeze(obj),
+      () => Object.preventExtensions(obj),
+      () => Object.setPrototypeOf(obj, Object.prototype),
+    ]) {
+      assert.throws(refused, (error: unknown) => error instanceof InvalidArgumentError);
+    }
+    assert.ok(Object.isExtensible(obj) && obj instanceof Note);
     // A property that can never change is reported as it is (a proxy may not do otherwise).
     Object.defineProperty(obj.meta, 'fixed', { value: { a: 1 }, enumerable: true });
     assert.deepEqual(Object.getOwnPropertyDescriptor(obj.meta, 'fixed')!.value, { a: 1 });
