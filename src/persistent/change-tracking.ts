@@ -361,23 +361,44 @@ abstract class ViewHandler {
     );
   }
 
+  /** True once the owner's state this view reads was dropped or replaced. */
+  get stale(): boolean {
+    return this.meta.generation !== this.generation;
+  }
+
+  /**
+   * Refuses reads through a view of a dropped state (as writes are): the owner was reloaded
+   * since (after a commit, abort, invalidation, or an eviction from the cache), and what
+   * the view would read is no longer the object's.
+   */
+  read(): void {
+    checkReadable(this.meta);
+    if (this.stale) throw staleView();
+  }
+
   /** Marks the owner changed, refusing writes through a view of a dropped state. */
   write(): void {
-    const meta = this.meta;
-    if (meta.generation !== this.generation) {
-      throw new ClosedError(
-        'this nested value belongs to an earlier state of its object (reloaded after a commit, abort or invalidation); read it from the object again',
-      );
-    }
-    noteWrite(meta);
+    if (this.stale) throw staleView();
+    noteWrite(this.meta);
   }
+
+  /** What `await view` asks: answered (none) for a view that can no longer be read. */
+  noThen(key: string | symbol): boolean {
+    return key === 'then' && (isClosed(this.meta) || this.stale);
+  }
+}
+
+function staleView(): ClosedError {
+  return new ClosedError(
+    'this nested value belongs to an earlier state of its object (reloaded after a commit, abort, invalidation or eviction from the cache); read it from the object again',
+  );
 }
 
 /** Views of plain objects and arrays: every write goes through a trap. */
 class PlainViewHandler extends ViewHandler implements ProxyHandler<object> {
   get(target: object, key: string | symbol, receiver: unknown): unknown {
-    if (key === 'then' && isClosed(this.meta)) return undefined;
-    checkReadable(this.meta);
+    if (this.noThen(key)) return undefined;
+    this.read();
     const value = Reflect.get(target, key, receiver);
     if (typeof value === 'function' && Array.isArray(target)) {
       const from = INSERTED_FROM.get(key);
@@ -401,8 +422,18 @@ class PlainViewHandler extends ViewHandler implements ProxyHandler<object> {
   }
 
   getOwnPropertyDescriptor(target: object, key: string | symbol): PropertyDescriptor | undefined {
-    checkReadable(this.meta);
+    this.read();
     return trackDescriptor(this.meta, Reflect.getOwnPropertyDescriptor(target, key));
+  }
+
+  has(target: object, key: string | symbol): boolean {
+    this.read();
+    return Reflect.has(target, key);
+  }
+
+  ownKeys(target: object): (string | symbol)[] {
+    this.read();
+    return Reflect.ownKeys(target);
   }
 
   defineProperty(target: object, key: string | symbol, descriptor: PropertyDescriptor): boolean {
@@ -447,8 +478,8 @@ class MethodViewHandler extends ViewHandler implements ProxyHandler<object> {
   }
 
   get(target: object, key: string | symbol): unknown {
-    if (key === 'then' && isClosed(this.meta)) return undefined;
-    checkReadable(this.meta);
+    if (this.noThen(key)) return undefined;
+    this.read();
     const value = Reflect.get(target, key, target);
     if (typeof value !== 'function') return value;
     let methods = this.#methods;

@@ -79,6 +79,29 @@ describe('object cache', () => {
     assert.equal(((await reopen(storage)).root.get('list') as PersistentList<Leaf>)[0]!.i, 1000);
   });
 
+  // Found in a bug hunt: a view kept across an eviction read the dropped state silently
+  // (its writes were refused), where with room in the cache it read the object's own.
+  it('a nested value kept across a transaction whose object was evicted refuses use; read again, it works', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage, cacheSize: 1 });
+    for (let i = 0; i < 3; i++) db.root.set(`leaf${i}`, Object.assign(new Leaf(i), { tags: ['a'] }));
+    await db.commit();
+    const leaf = db.root.get('leaf0') as Leaf & { tags: string[] };
+    const tags = leaf.tags;
+    for (let i = 1; i < 3; i++) assert.equal((db.root.get(`leaf${i}`) as Leaf).i, i);
+    await db.commit(); // the transaction boundary: the cache shrinks to one object
+    leaf.tags.push('b'); // loads the object again, with a new state
+    const closed = { code: 'TROVE_CLOSED' };
+    assert.throws(() => tags.join(','), closed);
+    assert.throws(() => Object.keys(tags), closed);
+    assert.throws(() => 0 in tags, closed);
+    assert.throws(() => tags.push('c'), closed);
+    assert.deepEqual([...leaf.tags], ['a', 'b']);
+    await db.commit();
+    const stored = (await reopen(storage)).root.get('leaf0') as Leaf & { tags: string[] };
+    assert.deepEqual(stored.tags, ['a', 'b']);
+  });
+
   it('commits elsewhere reach the objects wherever the cache holds them: beyond its first slots, and loaded again after eviction', async () => {
     const storage = await forest(3000);
     const reader = await open({ storage, cacheSize: 100, poolSize: 1 });
