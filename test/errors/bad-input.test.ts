@@ -383,9 +383,12 @@ describe('bad input', () => {
       for (let level = 0; level < 5000; level++) deep = { a: deep };
       // The deep part comes first: the refused walk stops before it reaches `tags`.
       const summary: any = { deep, tags: other.avatar };
-      assert.throws(() => {
-        ada.avatar = summary;
-      }, invalid({ argument: 'value' }));
+      assert.throws(
+        () => {
+          ada.avatar = summary;
+        },
+        invalid({ argument: 'value' }),
+      );
       assert.equal(ada.avatar, undefined, 'the attribute is unchanged');
       // Cut to 100 levels, the same value is walked again, so the view of the other
       // object's array in it is copied, not shared.
@@ -424,7 +427,13 @@ describe('bad input', () => {
       ada.avatar.note = 'another change';
       await db.commit();
       const stored = (await reopen(storage)).root.get('users').get('ada').avatar;
-      assert.deepEqual([[...stored.list], stored.tags], [[0, 1], [0, 1]]);
+      assert.deepEqual(
+        [[...stored.list], stored.tags],
+        [
+          [0, 1],
+          [0, 1],
+        ],
+      );
     });
 
     // Found in review: built one level at a time, the value was never walked whole, and

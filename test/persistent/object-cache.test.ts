@@ -84,7 +84,8 @@ describe('object cache', () => {
   it('a nested value kept across a transaction whose object was evicted refuses use; read again, it works', async () => {
     const storage = new MemoryStorage();
     const db = await open({ storage, cacheSize: 1 });
-    for (let i = 0; i < 3; i++) db.root.set(`leaf${i}`, Object.assign(new Leaf(i), { tags: ['a'] }));
+    for (let i = 0; i < 3; i++)
+      db.root.set(`leaf${i}`, Object.assign(new Leaf(i), { tags: ['a'] }));
     await db.commit();
     const leaf = db.root.get('leaf0') as Leaf & { tags: string[] };
     const tags = leaf.tags;
