@@ -9,7 +9,7 @@ import { FileStorage, type FileStorageOptions } from '../storage/file/file-stora
 import { SnapshotStorage } from '../storage/snapshot-storage.js';
 import { Storage, snapshotTid } from '../storage/storage.js';
 import type { Tid } from '../storage/types.js';
-import { describe, expectOptionalBoolean, expectOptions } from '../util/validate.js';
+import { describe, expectOptionalBoolean, expectOptions, expectPath } from '../util/validate.js';
 import { checkDatabaseOptions, Database, type DatabaseOptions } from './database.js';
 
 /** Options of `open()` with a storage given explicitly. */
@@ -39,6 +39,7 @@ export async function open(
   options?: OpenFileOptions,
 ): Promise<Database> {
   if (typeof target === 'string') {
+    expectPath(target, 'target');
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
       throw new InvalidArgumentError(
         `target ${JSON.stringify(target)} is a URL; this version of trove opens database files and storages, not servers`,

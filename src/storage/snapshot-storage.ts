@@ -13,7 +13,7 @@ import {
   expectOptionalBoolean,
   expectOptions,
 } from '../util/validate.js';
-import { type IntegrityReport, Storage } from './storage.js';
+import { type IntegrityReport, Storage, snapshotTid } from './storage.js';
 import type {
   BackupResult,
   ChangesSince,
@@ -53,7 +53,9 @@ export class SnapshotStorage extends Storage {
       });
     }
     this.#inner = inner;
-    this.#tid = expectNonNegativeInteger(tid, 'tid');
+    // Clamped as open(path, { at }) clamps it: a view as of the far future reads as of now,
+    // where the tid after it (which reads ask for) would be past the safe integers.
+    this.#tid = snapshotTid(expectNonNegativeInteger(tid, 'tid'), 'tid');
     const opts = expectOptions<SnapshotStorageOptions>(options, 'options');
     this.#closeInner = expectOptionalBoolean(opts.closeInner, 'options.closeInner') ?? false;
   }

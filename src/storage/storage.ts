@@ -31,9 +31,10 @@ import {
   describe,
   expectBytes,
   expectDate,
-  expectNonEmptyString,
   expectNonNegativeInteger,
   expectOptions,
+  expectPath,
+  isDate,
 } from '../util/validate.js';
 import { writeLogFile } from './file/log-writer.js';
 import { removeStaleFiles } from './file/stale-files.js';
@@ -241,10 +242,9 @@ const MAX_SNAPSHOT_TID = Number.MAX_SAFE_INTEGER - 1;
 
 /** The tid that shows everything committed at or before `at` (a tid, or a time). */
 export function snapshotTid(at: Tid | Date, argument: string): Tid {
-  const tid =
-    at instanceof Date
-      ? expectDate(at, argument).getTime() * 1000 + 999
-      : expectNonNegativeInteger(at, argument);
+  const tid = isDate(at)
+    ? expectDate(at, argument).getTime() * 1000 + 999
+    : expectNonNegativeInteger(at, argument);
   // A date before 1970 shows what was committed before the first commit: nothing.
   return Math.max(0, Math.min(tid, MAX_SNAPSHOT_TID));
 }
@@ -253,8 +253,8 @@ export function snapshotTid(at: Tid | Date, argument: string): Tid {
 export function historyCutTid(options: PackOptions): Tid | undefined {
   const since = options.keepHistorySince;
   if (since === undefined) return undefined;
-  if (since instanceof Date) return dateToTid(expectDate(since, 'keepHistorySince'));
-  return expectNonNegativeInteger(since, 'keepHistorySince');
+  if (isDate(since)) return dateToTid(expectDate(since, 'options.keepHistorySince'));
+  return expectNonNegativeInteger(since, 'options.keepHistorySince');
 }
 
 /**
@@ -440,7 +440,7 @@ export abstract class Storage {
    */
   async backup(target: string, options?: BackupOptions): Promise<BackupResult> {
     this.checkOpen();
-    const path = resolvePath(expectNonEmptyString(target, 'target'));
+    const path = resolvePath(expectPath(target, 'target'));
     const opts = expectOptions<BackupOptions>(options, 'options');
     const at = opts.at === undefined ? undefined : snapshotTid(opts.at, 'options.at');
     if (fs.existsSync(path)) {

@@ -181,17 +181,25 @@ export interface StorageStats {
   readonly [key: string]: unknown;
 }
 
+import { expectDate, expectNonNegativeInteger } from '../util/validate.js';
+
 /** Microseconds per millisecond, the scale between tids and `Date` times. */
 const MICROS_PER_MS = 1000;
 
-/** The tid for a point in time: the first possible tid at or after `date`. */
+/**
+ * The tid for a point in time: the first possible tid at or after `date` (0 for a date
+ * before 1970). InvalidArgumentError for anything but a valid Date.
+ */
 export function dateToTid(date: Date): Tid {
-  return date.getTime() * MICROS_PER_MS;
+  return Math.max(0, expectDate(date, 'date').getTime() * MICROS_PER_MS);
 }
 
-/** The time a tid was committed at (to the millisecond). */
+/**
+ * The time a tid was committed at (to the millisecond). InvalidArgumentError for anything
+ * but a tid (a non-negative integer).
+ */
 export function tidToDate(tid: Tid): Date {
-  return new Date(Math.floor(tid / MICROS_PER_MS));
+  return new Date(Math.floor(expectNonNegativeInteger(tid, 'tid') / MICROS_PER_MS));
 }
 
 /**

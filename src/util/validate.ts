@@ -7,6 +7,7 @@
  * @module
  */
 
+import { types } from 'node:util';
 import { InvalidArgumentError } from '../errors.js';
 
 /** Describes a value for an error message without dumping large or cyclic structures. */
@@ -67,6 +68,16 @@ export function expectNonEmptyString(value: unknown, argument: string): string {
   return value;
 }
 
+/**
+ * A file path: a non-empty string without a NUL character (which no file name can hold:
+ * the system would refuse it as an I/O error, though the argument is what is wrong).
+ */
+export function expectPath(value: unknown, argument: string): string {
+  const path = expectNonEmptyString(value, argument);
+  if (path.includes('\0')) fail(argument, 'a path without NUL characters', value);
+  return path;
+}
+
 /** A string, if present. */
 export function expectOptionalString(value: unknown, argument: string): string | undefined {
   if (value !== undefined && typeof value !== 'string') fail(argument, 'a string', value);
@@ -76,7 +87,13 @@ export function expectOptionalString(value: unknown, argument: string): string |
 /** A plain options object, or undefined (returned as an empty object). */
 export function expectOptions<T extends object>(value: unknown, argument: string): Partial<T> {
   if (value === undefined) return {};
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+  // Binary data is an object too (a Buffer given as a path would be read as options).
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    Array.isArray(value) ||
+    ArrayBuffer.isView(value)
+  ) {
     fail(argument, 'an options object', value);
   }
   return value as Partial<T>;
@@ -106,9 +123,14 @@ export function expectOptionalBoolean(value: unknown, argument: string): boolean
   return value;
 }
 
-/** A valid Date. */
+/** True for a Date, of this realm or another (a vm context's, a test sandbox's). */
+export function isDate(value: unknown): value is Date {
+  return types.isDate(value);
+}
+
+/** A valid Date (of any realm). */
 export function expectDate(value: unknown, argument: string): Date {
-  if (!(value instanceof Date) || Number.isNaN(value.getTime()))
+  if (!isDate(value) || Number.isNaN(Date.prototype.getTime.call(value)))
     fail(argument, 'a valid Date', value);
   return value;
 }

@@ -12,6 +12,8 @@ import {
   CorruptionError,
   Counter,
   type Database,
+  dateToTid,
+  FileStorage,
   InvalidArgumentError,
   MemoryStorage,
   markChanged,
@@ -26,6 +28,7 @@ import {
   ReadOnlyError,
   registerClass,
   type TroveError,
+  tidToDate,
 } from 'trove';
 import { gate, reopen } from '../support/handles.js';
 
@@ -132,6 +135,36 @@ describe('bad input', () => {
         invalid({ argument: 'options.poolSize' }),
       );
       assert.equal(storage.lastTid(), 0, 'a failed open writes nothing, not even the root');
+    });
+
+    // Found in a bug hunt: a Buffer was read as an options object (and refused as one with
+    // a stray option), and a NUL in a path was reported as an I/O error.
+    it('paths that are not strings, or hold a NUL, are refused as the argument they are', async () => {
+      await assert.rejects(open(Buffer.from('x.trove') as any), invalid({ argument: 'target' }));
+      await assert.rejects(open('bad\0name.trove'), invalid({ argument: 'target' }));
+      await assert.rejects(FileStorage.open('bad\0name.trove'), invalid({ argument: 'path' }));
+      const { db, assertUnchanged } = await fixture();
+      await assert.rejects(db.backup('bad\0name.trove'), invalid({ argument: 'target' }));
+      await assertUnchanged();
+    });
+
+    it('times are Dates of any realm; dateToTid and tidToDate check what they are given', async () => {
+      const { db } = await fixture();
+      const realmDate = runInNewContext('new Date(Date.now() + 1000)') as Date;
+      await assert.doesNotReject(db.pack({ keepHistorySince: realmDate }));
+      await assert.rejects(
+        db.pack({ keepHistorySince: -1 }),
+        invalid({ argument: 'options.keepHistorySince' }),
+      );
+      assert.equal(dateToTid(realmDate), realmDate.getTime() * 1000);
+      assert.equal(dateToTid(new Date(-5000)), 0, 'before 1970: the first tid');
+      for (const bad of [123, new Date(Number.NaN), '2020-01-01', undefined]) {
+        assert.throws(() => dateToTid(bad as never), invalid({ argument: 'date' }));
+      }
+      assert.equal(tidToDate(1_500_000).getTime(), 1500);
+      for (const bad of ['x', -1, 1.5, Number.NaN]) {
+        assert.throws(() => tidToDate(bad as never), invalid({ argument: 'tid' }));
+      }
     });
 
     it('transaction, read and commit with wrong arguments', async () => {

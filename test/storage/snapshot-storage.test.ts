@@ -22,6 +22,10 @@ describe('SnapshotStorage', () => {
       assert.throws(() => new SnapshotStorage(storage, tid as never), invalid('tid'));
     }
     assert.throws(() => new SnapshotStorage(storage, 1, 'yes' as never), invalid('options'));
+    // The far future reads as of now (the tid after it, which reads ask for, is safe).
+    const future = new SnapshotStorage(storage, Number.MAX_SAFE_INTEGER);
+    assert.equal(future.tid, Number.MAX_SAFE_INTEGER - 1);
+    assert.throws(() => future.load(0), { code: 'TROVE_NOT_FOUND' });
     assert.throws(
       () => new SnapshotStorage(storage, 1, { closeInner: 1 as never }),
       invalid('options.closeInner'),

@@ -35,11 +35,11 @@ import { afterTimers, nextImmediate, TurnBudget } from '../../util/event-loop.js
 import { startProgress } from '../../util/progress.js';
 import {
   describe,
-  expectNonEmptyString,
   expectNonNegativeInteger,
   expectOneOf,
   expectOptionalBoolean,
   expectOptions,
+  expectPath,
 } from '../../util/validate.js';
 import { snapshotTooOld } from '../snapshot-too-old.js';
 import {
@@ -430,7 +430,7 @@ export class FileStorage extends Storage {
    * index or rebuilds it, reads the log after it, and cuts off a torn last transaction.
    */
   static async open(path: string, options?: FileStorageOptions): Promise<FileStorage> {
-    const file = resolve(expectNonEmptyString(path, 'path'));
+    const file = resolve(expectPath(path, 'path'));
     const opts = expectOptions<FileStorageOptions>(options, 'options');
     const readOnly = expectOptionalBoolean(opts.readOnly, 'options.readOnly') === true;
     if (opts.durability !== undefined)
