@@ -100,7 +100,13 @@ const RESULTS: readonly ScanResult[] = Array.from({ length: 16 }, (_, bits) =>
   }),
 );
 
-const ignoreReference = (): void => {};
+/**
+ * Told of every persistent object a state refers to; returns what the reference is, if it
+ * cannot be stored (`a reference to ...`), so the refusal names where it is.
+ */
+export type ReferenceCheck = (obj: object) => string | undefined;
+
+const ignoreReference = (): undefined => undefined;
 const nowhere = (): string => '';
 
 /**
@@ -114,7 +120,7 @@ class Scan {
   maps = false;
   valueClasses = false;
   #refType: ReferenceType = referenceType();
-  #onReference: (obj: object) => void = ignoreReference;
+  #onReference: ReferenceCheck = ignoreReference;
   #where: () => string = nowhere;
   /** A state key whose value stands for the object itself (a list's items), left out of paths. */
   #itemsKey: string | undefined = undefined;
@@ -126,7 +132,7 @@ class Scan {
   /** Scans `state`; the scanner is ready for the next scan afterwards, even if this throws. */
   run(
     state: Record<string, unknown>,
-    onReference: (obj: object) => void,
+    onReference: ReferenceCheck,
     where: () => string,
     itemsKey: string | undefined,
   ): ScanResult {
@@ -188,7 +194,8 @@ class Scan {
     if (value === null) return value;
     const obj = this.#refType.rawOf(value) ?? value;
     if (this.#refType.isReference(obj)) {
-      this.#onReference(obj);
+      const refused = this.#onReference(obj);
+      if (refused !== undefined) this.fail(refused);
       return obj;
     }
     if (this.#seen(obj)) {
@@ -285,13 +292,13 @@ let idleScan: Scan | undefined;
 
 /**
  * Scans the values of `state` (an object's persisted properties). Calls `onReference` for
- * every persistent object referenced. Throws InvalidArgumentError naming the path to a
+ * every persistent object referenced, and refuses the reference if it says why. Throws InvalidArgumentError naming the path to a
  * value that cannot be stored; `where` gives the path of the object whose state this is,
  * and `itemsKey` a key of the state left out of the path (a list's items).
  */
 export function scanState(
   state: Record<string, unknown>,
-  onReference: (obj: object) => void,
+  onReference: ReferenceCheck,
   where: () => string,
   itemsKey?: string,
 ): ScanResult {

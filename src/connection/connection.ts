@@ -550,10 +550,8 @@ export class Connection implements Jar {
     // Made at the first reference: most objects refer to none.
     let refs: ObjectMeta[] | undefined;
     const where = () => describePath(rootMeta, meta);
-    const onReference = (obj: object): void => {
+    const onReference = (obj: object): string | undefined => {
       const child = (obj as { [META]: ObjectMeta })[META];
-      refs ??= [];
-      refs.push(child);
       if (child.jar === undefined) {
         if (child.walk !== walk) {
           child.walk = walk;
@@ -561,11 +559,11 @@ export class Connection implements Jar {
           queue.push(child);
         }
       } else if (child.jar !== this) {
-        throw new InvalidArgumentError(
-          `cannot store a reference at ${where()} to an object of another transaction or database`,
-          { path: where() },
-        );
+        return 'a reference to an object of another transaction or database';
       }
+      refs ??= [];
+      refs.push(child);
+      return undefined;
     };
     for (let i = 0; i < queue.length; i++) {
       meta = queue[i]!;
@@ -692,6 +690,7 @@ export class Connection implements Jar {
               throw new InvalidArgumentError('a resolved state may only refer to stored objects');
             }
             refs.push(child);
+            return undefined;
           },
           () => `resolveConflict of ${entry.className}`,
           itemsKeyOf(entry.meta),

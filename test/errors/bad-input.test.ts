@@ -620,7 +620,14 @@ describe('bad input', () => {
       db.root.set('foreign', other.root.get('u'));
       await assert.rejects(
         call(() => db.commit()),
-        invalid(),
+        invalid({ path: 'root.foreign' }),
+      );
+      await assertUnchanged();
+      // Nested: the path goes to the reference (found in a bug hunt: it named the holder).
+      db.root.set('foreign', [1, { deep: { ref: other.root.get('u') } }]);
+      await assert.rejects(
+        call(() => db.commit()),
+        invalid({ path: 'root.foreign[1].deep.ref' }),
       );
       await assertUnchanged();
     });
