@@ -22,7 +22,6 @@ import {
 import {
   Blob,
   BlobContent,
-  isEmptyBlob,
   pendingBlob,
   STAGED,
   takeSourceForStaging,
@@ -579,12 +578,6 @@ export class Connection implements Jar {
       if (cls === Blob && pendingBlob(meta) !== undefined) {
         toStage.push(meta);
         continue;
-      }
-      if (cls === Blob && meta.state === ObjectState.Unsaved && isEmptyBlob(meta)) {
-        throw new InvalidArgumentError(
-          `cannot store a Blob without content at ${where()}: make it with Blob.from(source)`,
-          { path: where() },
-        );
       }
       const className = nameOfClass(cls as never);
       if (className === undefined) {

@@ -37,12 +37,25 @@ interface BlobTarget {
   [BLOB_SOURCE]?: BlobSource | undefined;
 }
 
+/** True while Blob.from makes its blob: the only maker of blobs (see the constructor). */
+let makingBlob = false;
+
 /**
  * Binary content of any size, stored in the database and read back as a stream. Create one
- * with {@link Blob.from} (a Blob made with `new` has no content) and store it like any value
- * of a persistent object.
+ * with {@link Blob.from} and store it like any value of a persistent object.
  */
 export class Blob extends Persistent {
+  /**
+   * Refused (InvalidArgumentError): a blob is made with {@link Blob.from}, which gives it
+   * its content. (Made with `new`, it would have none: no size, nothing to store or read.)
+   */
+  constructor() {
+    super();
+    if (!makingBlob) {
+      throw new InvalidArgumentError('make a Blob with Blob.from(source), which gives it content');
+    }
+  }
+
   /**
    * A new blob with the bytes of `source`: a Uint8Array, or a Node Readable (or any
    * iterable or async iterable) of byte chunks. A stream is read when the blob is committed.
@@ -60,7 +73,13 @@ export class Blob extends Persistent {
       );
     }
     refuseSpentStream(source);
-    const blob = new Blob();
+    let blob: Blob;
+    makingBlob = true;
+    try {
+      blob = new Blob();
+    } finally {
+      makingBlob = false;
+    }
     const target = (blob as unknown as { [META]: ObjectMeta })[META].target as BlobTarget;
     // The blob is immutable, so its state is set on the raw object, not through the proxy.
     target.sizeInBytes = isBytes ? (source as Uint8Array).byteLength : -1;
@@ -122,17 +141,6 @@ export class Blob extends Persistent {
   get [Symbol.toStringTag](): string {
     return 'Blob';
   }
-}
-
-/**
- * True for a blob made with `new Blob()` and never given content: there is nothing to store
- * (stored, it would read as a blob of unknown size that is "not stored yet").
- *
- * @internal
- */
-export function isEmptyBlob(meta: ObjectMeta): boolean {
-  const target = meta.target as BlobTarget;
-  return target.content === undefined && target[BLOB_SOURCE] === undefined;
 }
 
 /** One-shot sources (streams, iterators) that staging has read: a second read finds nothing. */
