@@ -24,7 +24,7 @@ export function unwrapArgument(value: unknown): unknown {
 }
 
 /** The object each view belongs to. */
-const ownerOfView = new WeakMap<object, ObjectMeta>();
+const handlerOfView = new WeakMap<object, ViewHandler>();
 
 /** The raw value behind `value` if it is a change-tracking view, else undefined. */
 export function rawOfView(value: object): object | undefined {
@@ -93,6 +93,8 @@ export const INSERTED_FROM: ReadonlyMap<string | symbol, number> = new Map([
   ['splice', 2],
 ]);
 
+const ARRAY_METHODS = Array.prototype as unknown as Record<string, unknown>;
+
 /**
  * Adopts the items an Array method is about to insert, in place in `args`, before the
  * method changes anything: the algorithm sets them one at a time (moving the others first,
@@ -143,7 +145,10 @@ function adoptValue(owner: ObjectMeta, value: unknown, copies: Copies, depth: nu
     adoptWithin(owner, value, copies, depth);
     return value;
   }
-  if (ownerOfView.get(value) === owner) return raw;
+  const handler = handlerOfView.get(value)!;
+  // What a view of a dropped state reads is no longer its object's: not copied, refused.
+  if (handler.stale) throw staleView();
+  if (handler.meta === owner) return raw;
   copies.made ??= new Map();
   return copyValue(raw, copies.made, depth);
 }
@@ -329,7 +334,7 @@ export function track(meta: ObjectMeta, value: unknown): unknown {
     kind === ViewKind.Plain ? new PlainViewHandler(meta) : new MethodViewHandler(meta, kind);
   const view = new Proxy(value, handler);
   rawByView.set(view, value);
-  ownerOfView.set(view, meta);
+  handlerOfView.set(view, handler);
   views.set(value, view);
   return view;
 }
@@ -396,21 +401,27 @@ function staleView(): ClosedError {
 
 /** Views of plain objects and arrays: every write goes through a trap. */
 class PlainViewHandler extends ViewHandler implements ProxyHandler<object> {
+  /** An array's push, unshift and splice, adopting what they insert first; made once. */
+  #inserters: Map<string | symbol, Function> | undefined;
+
   get(target: object, key: string | symbol, receiver: unknown): unknown {
     if (this.noThen(key)) return undefined;
     this.read();
     const value = Reflect.get(target, key, receiver);
     if (typeof value === 'function' && Array.isArray(target)) {
       const from = INSERTED_FROM.get(key);
-      if (
-        from !== undefined &&
-        value === (Array.prototype as unknown as Record<string, unknown>)[key as string]
-      ) {
-        const meta = this.meta;
-        return function (this: unknown, ...args: unknown[]): unknown {
-          adoptInserted(meta, args, from);
-          return (value as Function).apply(this, args);
-        };
+      if (from !== undefined && value === ARRAY_METHODS[key as string]) {
+        this.#inserters ??= new Map();
+        let inserter = this.#inserters.get(key);
+        if (inserter === undefined) {
+          const meta = this.meta;
+          inserter = function (this: unknown, ...args: unknown[]): unknown {
+            adoptInserted(meta, args, from);
+            return (value as Function).apply(this, args);
+          };
+          this.#inserters.set(key, inserter);
+        }
+        return inserter;
       }
     }
     return track(this.meta, value);
@@ -509,32 +520,54 @@ class MethodViewHandler extends ViewHandler implements ProxyHandler<object> {
         return result === target ? this.viewOf(target) : result;
       };
     }
-    if (this.kind === ViewKind.Date) return fn.bind(target);
+    // Checked at each call, not only when the method is looked up: a method kept from a view
+    // (`const get = map.get`) would otherwise read a dropped state.
+    if (this.kind === ViewKind.Date) {
+      return (...args: unknown[]) => {
+        this.read();
+        return fn.apply(target, args);
+      };
+    }
     const isMap = this.kind === ViewKind.Map;
     // Keys and values handed out are views too (a change to a key object is a change to
     // this object); arguments are unwrapped, so a view finds the raw value it stands for.
     if (key === 'forEach') {
-      return (callback: Function, thisArg?: unknown) =>
-        fn.call(target, (value: unknown, itemKey: unknown) =>
-          callback.call(thisArg, track(meta, value), track(meta, itemKey), this.viewOf(target)),
-        );
+      return (callback: Function, thisArg?: unknown) => {
+        this.read();
+        return fn.call(target, (value: unknown, itemKey: unknown) => {
+          this.read();
+          return callback.call(
+            thisArg,
+            track(meta, value),
+            track(meta, itemKey),
+            this.viewOf(target),
+          );
+        });
+      };
     }
     if (VALUE_READERS.has(key) || key === 'keys') {
       const entries = key === 'entries' || (key === Symbol.iterator && isMap);
       return (...args: unknown[]) => {
+        this.read();
         const result = fn.apply(target, args.map(unwrapArgument));
         if (key === 'get') return track(meta, result);
-        return mapIterator(result as Iterator<unknown>, (item) =>
-          entries
+        // Each step checks too: an iterator kept across a reload would go on over the
+        // dropped state, handing out views that look current.
+        return mapIterator(result as Iterator<unknown>, (item) => {
+          this.read();
+          return entries
             ? [
                 track(meta, (item as [unknown, unknown])[0]),
                 track(meta, (item as [unknown, unknown])[1]),
               ]
-            : track(meta, item),
-        );
+            : track(meta, item);
+        });
       };
     }
-    return (...args: unknown[]) => fn.apply(target, args.map(unwrapArgument));
+    return (...args: unknown[]) => {
+      this.read();
+      return fn.apply(target, args.map(unwrapArgument));
+    };
   }
 
   viewOf(target: object): unknown {

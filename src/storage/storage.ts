@@ -450,7 +450,7 @@ export abstract class Storage {
     }
     // A backup to this target that a killed process left half written is in the way of
     // nothing (its name is its own), but nothing else would ever remove it.
-    removeStaleFiles(path);
+    removeStaleFiles(path, ['backup']);
     try {
       return await this.#run(this._backup(path, at));
     } catch (error) {

@@ -321,9 +321,9 @@ describe('backup', () => {
     assert.ok(dead > 0);
     for (const [i, source] of [db, memory].entries()) {
       const target = dir.file(`copy-${i}.trove`);
-      const left = `${target}.backup-${dead}-0bad0bad`;
+      const left = `${target}.backup-${dead}-0bad0bad0bad`;
       // This process's: another thread's backup under way.
-      const live = `${target}.backup-${process.pid}-600d600d`;
+      const live = `${target}.backup-${process.pid}-600d600d600d`;
       writeFileSync(left, 'half a backup');
       writeFileSync(live, 'a backup under way');
       await source.backup(target);

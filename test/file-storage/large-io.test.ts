@@ -1,7 +1,7 @@
 /**
  * Reads and writes of 2 GiB or more: Node refuses such a length in one call (a RangeError),
  * so the file layer asks for at most MAX_IO bytes a call. An index file of 130 million
- * objects, or a commit that large, is one such write. The devices that take any write and
+ * objects, a commit or a blob that large, is one such write. The devices that take any write and
  * give zeros to any read stand in for a file: writing and reading 4 GiB of a real one took
  * 18 s here, nearly all of it the kernel's.
  */
@@ -53,6 +53,15 @@ describe('reads and writes of more than 2 GiB', { skip }, () => {
       assert.doesNotThrow(() => fileOps.writeFully(fd, buffer, 0));
     } finally {
       fs.closeSync(fd);
+    }
+  });
+
+  it('an append through a file handle (a blob staged that large) writes it all', async () => {
+    const handle = await fs.promises.open('/dev/null', 'w');
+    try {
+      await assert.doesNotReject(fileOps.appendFully(handle, buffer));
+    } finally {
+      await handle.close();
     }
   });
 

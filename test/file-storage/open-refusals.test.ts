@@ -93,7 +93,7 @@ describe('open() refusals', () => {
     // The open reads the old file; while it does, a pack elsewhere puts the damaged file in
     // place (here: when the open reports the stale file it removed).
     renameSync(dir.file('before-pack'), path);
-    writeFileSync(`${path}.blob-999999-x`, '');
+    writeFileSync(`${path}.blob-999999-0123456789ab`, '');
     const descriptors = () =>
       readdirSync('/proc/self/fd').filter((fd) => {
         try {

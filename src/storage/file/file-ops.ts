@@ -63,6 +63,17 @@ function writeAll(fd: number, buffer: Uint8Array, position: number): Promise<voi
  */
 const SYNC_WRITE_LIMIT = 256 * 1024;
 
+/** Writes all of `buffer` at the file handle's current position, in pieces of MAX_IO. */
+export async function appendFully(
+  handle: fs.promises.FileHandle,
+  buffer: Uint8Array,
+): Promise<void> {
+  for (let done = 0; done < buffer.byteLength; ) {
+    const length = Math.min(buffer.byteLength - done, MAX_IO);
+    done += (await handle.write(buffer, done, length)).bytesWritten;
+  }
+}
+
 /** Writes all of `buffer` at `position` before returning. */
 export function writeFully(fd: number, buffer: Uint8Array, position: number): void {
   let done = 0;

@@ -69,7 +69,7 @@ import {
 } from '../types.js';
 import { BLOCK_SIZE, BlockCache } from './block-cache.js';
 import { crc32c, crc32cOfRange } from './checksum.js';
-import { type FileOps, nodeFileOps } from './file-ops.js';
+import { appendFully, type FileOps, nodeFileOps } from './file-ops.js';
 import {
   decodeFileHeader,
   decodeRefs,
@@ -102,7 +102,7 @@ import { OpenFile } from './open-file.js';
 import { type PackHost, packFile } from './pack.js';
 import { cutTornTail, endOfData, judge } from './recovery.js';
 import { applyToState, type ScanState } from './scan-state.js';
-import { removeStaleFiles, temporaryPath } from './stale-files.js';
+import { OPEN_KINDS, removeStaleFiles, temporaryPath } from './stale-files.js';
 import { type StreamedRecord, writeStreamedTransaction } from './streamed-transaction.js';
 import { syncDirectory } from './sync-directory.js';
 import { buildCommit, buildTransaction } from './tx-builder.js';
@@ -467,7 +467,7 @@ export class FileStorage extends Storage {
       storage = new FileStorage(file, opts, fd, header, state);
       storage.#indexRebuilt = rebuilt;
       if (!readOnly) {
-        for (const stale of removeStaleFiles(file))
+        for (const stale of removeStaleFiles(file, OPEN_KINDS))
           storage.#logger(`trove: removed ${stale}, left by a process that died`);
       }
       await storage.#recoverTail();
@@ -1648,14 +1648,14 @@ export class FileStorage extends Storage {
   // ---- blobs -----------------------------------------------------------------------------------
 
   protected async _stageBlob(chunks: AsyncIterable<Uint8Array>): Promise<StagedBlob> {
-    const file = temporaryPath(this.path, 'blob', randomBytes(6).toString('hex'));
+    const file = temporaryPath(this.path, 'blob');
     const handle = await fs.promises.open(file, 'wx');
     let size = 0;
     let writing = false;
     try {
       for await (const chunk of chunks) {
         writing = true;
-        await handle.write(chunk);
+        await appendFully(handle, chunk);
         writing = false;
         size += chunk.byteLength;
       }
@@ -1817,7 +1817,7 @@ export class FileStorage extends Storage {
     const header = this.#header;
     const log = this.#log;
     file.acquire();
-    const temporary = temporaryPath(path, 'backup', randomBytes(4).toString('hex'));
+    const temporary = temporaryPath(path, 'backup');
     let out: number | undefined;
     try {
       let cut = log.end;

@@ -14,7 +14,6 @@
  * @module
  */
 
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { crc32c } from './checksum.js';
 import { writeFully } from './file-ops.js';
@@ -79,7 +78,7 @@ export function prepareIndex(dataPath: string, saved: SavedIndex, sync: boolean)
   header.writeUInt32LE(crc32c(header.subarray(0, 56)), 56);
   header.writeUInt32LE(crc32c(tidBytes, crc32c(offsetBytes)), 60);
 
-  const temporary = temporaryPath(dataPath, 'index.tmp', randomBytes(4).toString('hex'));
+  const temporary = temporaryPath(dataPath, 'index.tmp');
   const fd = fs.openSync(temporary, 'w');
   try {
     writeFully(fd, header, 0);

@@ -31,7 +31,7 @@ export async function writeLogFile(
   transactions: AsyncIterable<TransactionRecord>,
   sync: boolean,
 ): Promise<{ lastTid: number; bytes: number }> {
-  const temporary = temporaryPath(path, 'backup', randomBytes(4).toString('hex'));
+  const temporary = temporaryPath(path, 'backup');
   const fd = fs.openSync(temporary, 'wx', 0o644);
   try {
     const generation = randomBytes(8).readBigUInt64LE(0);

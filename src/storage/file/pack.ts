@@ -143,7 +143,7 @@ export async function packFile(
   const oldFd = host.fd();
   // Byte 1 of the data file marks a running pack: one at a time, across processes.
   if (!fsx.tryLock(oldFd, 1, 1)) throw new BusyError(`another pack of ${host.path} is running`);
-  const temp = temporaryPath(host.path, 'pack', randomBytes(6).toString('hex'));
+  const temp = temporaryPath(host.path, 'pack');
   let newFd: number | undefined;
   let renamed = false;
   try {

@@ -8,20 +8,31 @@
  * @module
  */
 
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import fsx from 'fs-native-extensions';
 
 /** The suffixes of temporary files next to a data file, each followed by `-<pid>-<random>`. */
 export const TEMPORARY_KINDS = ['pack', 'blob', 'index.tmp', 'backup'] as const;
+type TemporaryKind = (typeof TEMPORARY_KINDS)[number];
+
+/**
+ * The temporary files an open removes: those of a database's own work. A backup's are named
+ * after its target, not after the database it copies: a backup removes those (see Storage).
+ */
+export const OPEN_KINDS: readonly TemporaryKind[] = ['pack', 'blob', 'index.tmp'];
+
+/**
+ * What follows the kind in a temporary file's name, exactly as temporaryPath writes it: only
+ * such a name is ever removed, never a file of the user's that merely starts alike
+ * (`app.trove.backup-20240601`).
+ */
+const OWNER_AND_RANDOM = /^-([1-9]\d{0,9})-[0-9a-f]{12}$/;
 
 /** The name of a new temporary file of `kind` for the data file at `path`. */
-export function temporaryPath(
-  path: string,
-  kind: (typeof TEMPORARY_KINDS)[number],
-  random: string,
-): string {
-  return `${path}.${kind}-${process.pid}-${random}`;
+export function temporaryPath(path: string, kind: TemporaryKind): string {
+  return `${path}.${kind}-${process.pid}-${randomBytes(6).toString('hex')}`;
 }
 
 function alive(pid: number): boolean {
@@ -33,8 +44,8 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Removes temporary files of `path` whose writers are gone; returns their names. */
-export function removeStaleFiles(path: string): string[] {
+/** Removes temporary files of `kinds` of `path` whose writers are gone; returns their names. */
+export function removeStaleFiles(path: string, kinds: readonly TemporaryKind[]): string[] {
   const directory = dirname(path);
   const prefix = `${basename(path)}.`;
   const removed: string[] = [];
@@ -47,11 +58,14 @@ export function removeStaleFiles(path: string): string[] {
   for (const name of names) {
     if (!name.startsWith(prefix)) continue;
     const rest = name.slice(prefix.length);
-    const kind = TEMPORARY_KINDS.find((k) => rest.startsWith(`${k}-`));
+    const kind = kinds.find((k) => rest.startsWith(`${k}-`));
     if (kind === undefined) continue;
-    const pid = Number(rest.slice(kind.length + 1).split('-')[0]);
+    const owner = OWNER_AND_RANDOM.exec(rest.slice(kind.length))?.[1];
+    if (owner === undefined) continue;
+    const pid = Number(owner);
     const own = pid === process.pid;
-    if (!Number.isInteger(pid) || (!own && alive(pid))) continue;
+    // A pid the system could not have given is not a writer that died.
+    if (pid > 0x7fff_ffff || (!own && alive(pid))) continue;
     // This process's files are another thread's work in progress, unless (a pack's) nobody
     // holds its lock: then the worker thread that made it was terminated (its descriptors
     // closed). Locks are the open file's, so another thread's lock counts here too.
