@@ -6,6 +6,7 @@
  * @module
  */
 
+import { types } from 'node:util';
 import { InvalidArgumentError } from '../errors.js';
 import {
   describe,
@@ -112,7 +113,8 @@ export function registerClass<C extends AnyClass>(
   name: string,
   options?: RegisterClassOptions,
 ): C {
-  if (typeof cls !== 'function' || cls.prototype === undefined) {
+  // A Proxy of a class is not the class its instances have as their constructor.
+  if (typeof cls !== 'function' || cls.prototype === undefined || types.isProxy(cls)) {
     throw new InvalidArgumentError(`cls must be a class, got ${describe(cls)}`, {
       argument: 'cls',
     });

@@ -77,17 +77,41 @@ const LEAF_PROTOTYPES: ReadonlySet<object> = new Set<object>([
   BigInt64Array.prototype,
 ]);
 
-/** Why an object of class `cls`, not stored as it is, cannot be stored: what to do instead. */
-function whyNotStored(cls: AnyClass | undefined): string {
+/** The built-ins stored as they are, whose subclasses could be stored as their base. */
+const STORED_BUILT_INS: ReadonlySet<unknown> = new Set([
+  Object,
+  Array,
+  Map,
+  Set,
+  ...[...LEAF_PROTOTYPES].map((proto) => proto.constructor),
+]);
+
+/** True if `obj`'s prototype chain ends in this realm's Object.prototype. */
+function ofThisRealm(obj: object): boolean {
+  let proto = Object.getPrototypeOf(obj) as object | null;
+  while (proto !== null) {
+    const next = Object.getPrototypeOf(proto) as object | null;
+    if (next === null) return proto === Object.prototype;
+    proto = next;
+  }
+  return true;
+}
+
+/**
+ * Why `obj` (of class `cls`, not stored as it is) cannot be stored: what to do instead.
+ */
+function whyNotStored(obj: object, cls: AnyClass | undefined): string {
+  if (!ofThisRealm(obj)) {
+    return 'an object of another realm, as a vm context makes: copy it into this one';
+  }
   const builtIn = typeof cls === 'function' ? builtInBase(cls) : undefined;
   if (builtIn === undefined) {
     return `an unregistered class: register it with registerClass(${cls?.name || 'Class'}, 'app.${cls?.name || 'Name'}')`;
   }
-  const name = builtIn.name || 'a built-in class';
-  // The built-in of another realm (a vm context's) is not this realm's: its own name here.
-  const ours = (globalThis as Record<string, unknown>)[name] === builtIn;
-  if (!ours) return `an object of another realm, as a vm context makes: copy it into this one`;
-  return `a subclass of ${name}: store a ${name}`;
+  if (builtIn === cls || !STORED_BUILT_INS.has(builtIn)) {
+    return 'a built-in object of a kind that cannot be stored';
+  }
+  return `a subclass of ${builtIn.name}: store a ${builtIn.name}`;
 }
 
 /** Every possible result, made once: a scan answers one of them, never a new object. */
@@ -261,7 +285,7 @@ class Scan {
       this.valueClasses = true;
       const cls = (proto as { constructor?: AnyClass }).constructor;
       if (cls === undefined || nameOfClass(cls) === undefined || isPersistentClass(cls)) {
-        this.fail(describe(obj), ` (${whyNotStored(cls)})`);
+        this.fail(describe(obj), ` (${whyNotStored(obj, cls)})`);
       }
       this.properties(obj as Record<string, unknown>, true);
     }

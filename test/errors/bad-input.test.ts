@@ -280,6 +280,11 @@ describe('bad input', () => {
           invalid({ argument: 'cls' }),
         );
       }
+      // A Proxy of a class is not the class (its instances' constructor is the class).
+      assert.throws(
+        () => registerClass(new Proxy(class Proxied {}, {}), 'badInput.Derived'),
+        invalid({ argument: 'cls' }),
+      );
       // An error class of one's own is a value class; the name refused above stays free.
       class Failure extends TypeError {}
       assert.equal(registerClass(Failure, 'badInput.Derived'), Failure);
