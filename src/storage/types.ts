@@ -181,6 +181,7 @@ export interface StorageStats {
   readonly [key: string]: unknown;
 }
 
+import { ReadOnlyError } from '../errors.js';
 import { expectDate, expectNonNegativeInteger } from '../util/validate.js';
 
 /** Microseconds per millisecond, the scale between tids and `Date` times. */
@@ -204,11 +205,21 @@ export function tidToDate(tid: Tid): Date {
 
 /**
  * The next tid after `last`: the current time in microseconds, or `last + 1` if the clock is
- * behind (tids never go backwards, even when the system clock does).
+ * behind (tids never go backwards, even when the system clock does). ReadOnlyError past the
+ * largest tid, 2^53 - 1 (the year 2255, reached only by a clock set centuries ahead): a
+ * larger one could not be read back, and the commit given it would be lost.
+ *
+ * @internal
  */
 export function nextTid(last: Tid): Tid {
   const now = Math.floor((performance.timeOrigin + performance.now()) * MICROS_PER_MS);
-  return now > last ? now : last + 1;
+  const tid = now > last ? now : last + 1;
+  if (tid > Number.MAX_SAFE_INTEGER) {
+    throw new ReadOnlyError(
+      `the last tid is ${last}, the largest a tid can be: the database can take no more commits`,
+    );
+  }
+  return tid;
 }
 
 /** Options of `backup`. */
