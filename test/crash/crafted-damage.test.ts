@@ -263,6 +263,21 @@ describe('damage sealed with valid checksums, and damage on the way to a revisio
     );
   });
 
+  // Found in a spec audit: the largest oid the format allows made the open fail with a raw
+  // RangeError (the index, an array by oid, asked for 64 GiB).
+  it('a record with the largest oid: the open fails with StorageIOError, not a raw error', async () => {
+    const tx = committed[2]!;
+    const path = damagedCopy((copy) => {
+      writeU64(copy, tx.records[0]!.offset, 0xffff_fffe);
+      reseal(copy, tx.offset, tx.length);
+    }, false);
+    // Where the system gives 64 GiB more, the open works; anywhere else it is refused.
+    await open(path, { readOnly: true, logger: quiet }).then(
+      (db) => db.close(),
+      (error: unknown) => assert.equal((error as { code?: string }).code, 'TROVE_IO'),
+    );
+  });
+
   // Found in a spec audit: the next commit was acknowledged with tid 2^53, which the log's
   // reader refuses, so the same handle cut it off as a torn tail.
   it('a last tid of 2^53 - 1 (valid, but the largest): the next commit is refused, nothing is lost', async () => {

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { StorageIOError } from '../../errors.js';
+
 const INITIAL_CAPACITY = 1024;
 
 export class OidIndex {
@@ -84,9 +86,20 @@ export class OidIndex {
   #grow(minimum: number): void {
     let capacity = Math.max(INITIAL_CAPACITY, this.#offsets.length * 2);
     while (capacity < minimum) capacity *= 2;
-    const offsets = new Float64Array(capacity);
+    let offsets: Float64Array;
+    let tids: Float64Array;
+    try {
+      offsets = new Float64Array(capacity);
+      tids = new Float64Array(capacity);
+    } catch (error) {
+      // An oid near the top of the range (in a file of billions of objects, or a file made
+      // by hand) asks for tens of GiB: the engine's refusal is a RangeError without a code.
+      throw new StorageIOError(
+        `the index of oid ${minimum - 1} needs ${Math.ceil((capacity * 16) / 2 ** 30)} GiB of memory, more than the system gives`,
+        { cause: error },
+      );
+    }
     offsets.set(this.#offsets);
-    const tids = new Float64Array(capacity);
     tids.set(this.#tids);
     this.#offsets = offsets;
     this.#tids = tids;
