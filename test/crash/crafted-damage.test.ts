@@ -29,6 +29,7 @@ import {
   tempDir,
   tornFiles,
   transactions,
+  txBuilder,
 } from './support.js';
 
 const { RECORD_HEADER_SIZE, TX_HEADER_SIZE, TX_TRAILER_SIZE, TxStatus } = format;
@@ -261,6 +262,32 @@ describe('damage sealed with valid checksums, and damage on the way to a revisio
       }, false),
       "a record's tid not its transaction's",
     );
+  });
+
+  // Found in a spec audit: an oid reservation past the oid range was taken as it is, and no
+  // object could be made again.
+  it('an oid reservation past the oid range is a bad transaction: cut as the torn last one', async () => {
+    const end = committed.at(-1)!.offset + committed.at(-1)!.length;
+    const { bytes: reservation } = txBuilder.buildTransaction(
+      {
+        tid: committed.at(-1)!.tid + 1,
+        status: TxStatus.oids,
+        meta: { oidHigh: 2 ** 60 },
+        records: [],
+      },
+      end,
+    );
+    const path = damagedCopy(() => undefined, false);
+    fs.writeFileSync(path, Buffer.concat([bytes.subarray(0, end), reservation]));
+    const db = await open(path, { logger: quiet });
+    try {
+      db.root.set('more', new PersistentMap());
+      await db.commit();
+      assert.ok(oidOf(db.root.get('more'))! < 2 ** 32);
+    } finally {
+      await closeQuietly(db);
+    }
+    assert.equal(tornFiles(path).length, 1);
   });
 
   // Found in a spec audit: the largest oid the format allows made the open fail with a raw

@@ -291,6 +291,11 @@ export class LogReader {
       } catch {
         return { problem: 'body', header };
       }
+      // An oid high-water mark past the oid range would leave no oid to hand out, ever.
+      const high = meta.oidHigh;
+      if (high !== undefined && !(Number.isInteger(high) && high >= 0 && high <= MAX_OID + 1)) {
+        return { problem: 'body', header };
+      }
     }
     const first = offset + TX_HEADER_SIZE + header.metaLength;
     const end = offset + header.length - TX_TRAILER_SIZE;
