@@ -222,7 +222,8 @@ export class MemoryStorage extends Storage {
   protected async *_iterator(fromTid: Tid): AsyncIterable<TransactionRecord> {
     // A copy of the list, so commits during iteration do not shift it.
     for (const transaction of [...this.#transactions]) {
-      if (transaction.tid < fromTid) continue;
+      // A commit of read guards alone wrote nothing (a file storage's log skips it too).
+      if (transaction.tid < fromTid || transaction.records.length === 0) continue;
       yield {
         tid: transaction.tid,
         meta: { ...transaction.meta },

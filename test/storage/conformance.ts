@@ -1050,6 +1050,17 @@ function iteratorTests(test: Register): void {
     assert.deepEqual(await plainTransactions(storage, t3 + 1), []);
   });
 
+  test('a commit of read guards alone moves lastTid but is not iterated: it wrote nothing', async (storage) => {
+    const t1 = await commit(storage, [put(ROOT, 'r')]);
+    const t2 = await commit(storage, [], { readCurrent: [{ oid: ROOT, tid: t1 }] });
+    assert.ok(t2 > t1);
+    assert.equal(storage.lastTid(), t2);
+    assert.deepEqual(
+      (await plainTransactions(storage)).map((transaction) => transaction.tid),
+      [t1],
+    );
+  });
+
   test('every record of a transaction carries the transaction’s tid', async (storage) => {
     await packGraph(storage);
     for (const transaction of await collect(storage.iterator())) {
