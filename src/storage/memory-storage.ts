@@ -232,6 +232,10 @@ export class MemoryStorage extends Storage {
     }
   }
 
+  protected override _historyHorizon(): Tid {
+    return this.#horizon;
+  }
+
   protected async _checkpoint(): Promise<void> {
     // Nothing to save: a memory storage has no index file.
   }

@@ -553,9 +553,25 @@ export abstract class Storage {
   /** @internal */
   protected abstract _close(): Promise<void>;
   /**
-   * @internal Writes the backup; by default by replaying the iterator into a new file.
+   * @internal The tid before which a pack removed the history (reads of the past before it
+   * are refused); 0 while it is all kept. A backup keeps it.
+   */
+  protected _historyHorizon(): Tid {
+    return 0;
+  }
+
+  /**
+   * @internal Writes the backup; by default by replaying the iterator into a new file, which
+   * keeps the history horizon (its views of before it refuse, as this storage's do).
    */
   protected async _backup(path: string, at: Tid | undefined): Promise<BackupResult> {
+    const horizon = this._historyHorizon();
+    if (at !== undefined && at < horizon) {
+      throw new InvalidArgumentError(
+        `the history before tid ${horizon} was removed by a pack; options.at ${at} is older`,
+        { argument: 'options.at' },
+      );
+    }
     const source = this._iterator(0);
     async function* upTo(): AsyncIterable<TransactionRecord> {
       for await (const transaction of source) {
@@ -563,7 +579,7 @@ export abstract class Storage {
         yield transaction;
       }
     }
-    const { lastTid, bytes } = await writeLogFile(path, upTo(), true);
+    const { lastTid, bytes } = await writeLogFile(path, upTo(), true, horizon);
     return { path, tid: lastTid, bytes };
   }
 

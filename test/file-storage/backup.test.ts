@@ -287,6 +287,29 @@ describe('backup', () => {
     assert.equal((await copy.integrityCheck()).ok, true);
   });
 
+  // Known limit until now: the copy's views older than the pack read objects as missing.
+  it("a backup of a packed MemoryStorage keeps its history horizon: views before it refuse, as the storage's do", async (t) => {
+    const dir = scratch(t);
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    db.root.set('item', new Item('item', 'one'));
+    const t1 = await db.commit();
+    (db.root.get('item') as Item).payload = 'two';
+    const t2 = await db.commit();
+    await db.pack({ keepHistorySince: t2 });
+    await assert.rejects(db.backup(dir.file('too-old.trove'), { at: t1 }), {
+      code: 'TROVE_INVALID_ARGUMENT',
+      argument: 'options.at',
+    });
+    const target = dir.file('copy.trove');
+    await db.backup(target);
+    const before = dir.track(await open(target, { at: t1 }));
+    assert.throws(() => (before.root.get('item') as Item).payload, { code: 'TROVE_CONFLICT' });
+    const at = dir.track(await open(target, { at: t2 }));
+    assert.equal((at.root.get('item') as Item).payload, 'two');
+    await db.close();
+  });
+
   it('refuses a target that exists, and leaves it as it was', async (t) => {
     const dir = scratch(t);
     const path = dir.file();

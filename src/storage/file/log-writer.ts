@@ -30,6 +30,7 @@ export async function writeLogFile(
   path: string,
   transactions: AsyncIterable<TransactionRecord>,
   sync: boolean,
+  historyHorizon = 0,
 ): Promise<{ lastTid: number; bytes: number }> {
   const temporary = temporaryPath(path, 'backup');
   const fd = fs.openSync(temporary, 'wx', 0o644);
@@ -41,7 +42,7 @@ export async function writeLogFile(
         version: FORMAT_VERSION,
         generation,
         createdAt: Date.now() * 1000,
-        historyHorizon: 0,
+        historyHorizon,
       }),
       0,
       FILE_HEADER_SIZE,
