@@ -9,9 +9,9 @@
  * @module
  */
 
-import { Readable } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
 import { registerClass } from '../codec/class-registry.js';
-import { InvalidArgumentError } from '../errors.js';
+import { CorruptionError, InvalidArgumentError } from '../errors.js';
 import type { StagedBlob } from '../storage/types.js';
 import { describe } from '../util/validate.js';
 import { META, type ObjectMeta } from './object-meta.js';
@@ -109,7 +109,11 @@ export class Blob extends Persistent {
     if (content !== undefined) {
       const contentMeta = (content as unknown as { [META]: ObjectMeta })[META];
       if (contentMeta.jar !== undefined && contentMeta.oid !== undefined) {
-        return contentMeta.jar.openBlob(contentMeta.oid);
+        return ofLength(
+          contentMeta.jar.openBlob(contentMeta.oid),
+          target.sizeInBytes,
+          contentMeta.oid,
+        );
       }
     }
     const source = target[BLOB_SOURCE];
@@ -141,6 +145,34 @@ export class Blob extends Persistent {
   get [Symbol.toStringTag](): string {
     return 'Blob';
   }
+}
+
+/**
+ * `content` as it streams, failing with CorruptionError at its end if it did not hold the
+ * `size` bytes the blob says (a damaged or hand-made file: the checksums of each record
+ * hold, but the blob and its content disagree), so that a short read is never taken whole.
+ */
+function ofLength(content: Readable, size: number, oid: number): Readable {
+  let seen = 0;
+  const checked = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      seen += chunk.byteLength;
+      done(null, chunk);
+    },
+    flush(done) {
+      done(
+        seen === size
+          ? null
+          : new CorruptionError(
+              `the content of a blob (object ${oid}) holds ${seen} bytes; the blob says ${size}`,
+            ),
+      );
+    },
+  });
+  // Either end's failure or early close ends both: the content's own (a CorruptionError)
+  // is the stream's, and a reader that stops early releases the content's file.
+  pipeline(content, checked, () => {});
+  return checked;
 }
 
 /** One-shot sources (streams, iterators) that staging has read: a second read finds nothing. */

@@ -264,6 +264,25 @@ describe('damage sealed with valid checksums, and damage on the way to a revisio
     );
   });
 
+  // Found in a spec audit: a blob whose size disagrees with its content read short, whole.
+  it('a blob whose stated size is not its content’s: reading it fails with CorruptionError', async () => {
+    const tx = committed.at(-1)!; // the commit of the blob: 10 bytes
+    const sizeAt = bytes.indexOf(Buffer.from('sizeInBytes'), tx.offset) + 'sizeInBytes'.length;
+    assert.equal(bytes[sizeAt], 10, 'the size, a positive fixint');
+    const path = damagedCopy((copy) => {
+      copy[sizeAt] = 11;
+      reseal(copy, tx.offset, tx.length);
+    }, false);
+    const db = await open(path, { readOnly: true, logger: quiet });
+    try {
+      const blob = db.root.get('blob') as Blob;
+      assert.equal(blob.size, 11);
+      await assert.rejects(blob.bytes(), { code: 'TROVE_CORRUPTION' });
+    } finally {
+      await closeQuietly(db);
+    }
+  });
+
   // Found in a spec audit: an oid reservation past the oid range was taken as it is, and no
   // object could be made again.
   it('an oid reservation past the oid range is a bad transaction: cut as the torn last one', async () => {
