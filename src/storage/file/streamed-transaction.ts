@@ -103,8 +103,15 @@ export async function writeStreamedTransaction(
   for (const record of tx.records)
     length += recordSize(sourceLength(record.source), record.refs.length);
 
-  const piece = Buffer.allocUnsafe(BUFFER);
-  const out = Buffer.allocUnsafe(BUFFER);
+  // No larger than what they will hold: a small blob's commit, or each of the many small
+  // transactions a pack keeping history copies, allocated 16 MiB here.
+  let largestFileSource = 0;
+  for (const record of tx.records) {
+    if (!('bytes' in record.source))
+      largestFileSource = Math.max(largestFileSource, record.source.length);
+  }
+  const piece = Buffer.allocUnsafe(Math.min(BUFFER, largestFileSource));
+  const out = Buffer.allocUnsafe(Math.min(BUFFER, length));
   let used = 0;
   let position = offset;
   let crc = 0;
