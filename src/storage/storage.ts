@@ -257,6 +257,9 @@ export function historyCutTid(options: PackOptions): Tid | undefined {
   return expectNonNegativeInteger(since, 'options.keepHistorySince');
 }
 
+/** What runs when a reader a storage tracks (see Storage's #track) is collected. */
+const readerCollection = new FinalizationRegistry<() => void>((collected) => collected());
+
 /**
  * The base class of every storage backend. See the module comment for the contract.
  */
@@ -279,6 +282,10 @@ export abstract class Storage {
   protected constructor(readOnly: boolean) {
     this.readOnly = readOnly;
   }
+
+  /** Blob streams and iterations not finished: close() ends them (see #track). */
+  readonly #readers = new Set<WeakRef<object>>();
+  readonly #endReader = new WeakMap<object, () => void>();
 
   /** True once `close()` was called. */
   get closed(): boolean {
@@ -387,7 +394,33 @@ export abstract class Storage {
   /** Streams the content of the blob stored as object `oid`. NotFoundError if there is none. */
   openBlob(oid: Oid): Readable {
     this.checkOpen();
-    return this._openBlob(expectOid(oid, 'oid'));
+    const stream = this._openBlob(expectOid(oid, 'oid'));
+    const ref = this.#track(stream, () => {
+      // Whoever reads it (it listens for errors) learns why it ended; a stream nobody reads
+      // just ends, since an error nobody listens for would end the process.
+      if (stream.listenerCount('error') === 0) stream.destroy();
+      else
+        stream.destroy(
+          new ClosedError(`the ${this.kind} storage was closed while a blob was read`),
+        );
+    });
+    stream.once('close', () => this.#readers.delete(ref));
+    return stream;
+  }
+
+  /**
+   * Notes a reader (a blob stream, an iteration) that close() ends, held weakly: one
+   * dropped unfinished is collected, and `collected` runs then.
+   */
+  #track(reader: object, end: () => void, collected?: () => void): WeakRef<object> {
+    const ref = new WeakRef(reader);
+    this.#readers.add(ref);
+    this.#endReader.set(reader, end);
+    readerCollection.register(reader, () => {
+      this.#readers.delete(ref);
+      collected?.();
+    });
+    return ref;
   }
 
   /**
@@ -415,21 +448,39 @@ export abstract class Storage {
    */
   iterator(fromTid: Tid = 0): AsyncIterable<TransactionRecord> {
     this.checkOpen();
-    return this.#whileOpen(this._iterator(expectNonNegativeInteger(fromTid, 'fromTid')));
+    const inner = this._iterator(expectNonNegativeInteger(fromTid, 'fromTid'))[
+      Symbol.asyncIterator
+    ]();
+    // Ended (what it holds released) by close(), or when the iteration is dropped unfinished
+    // and collected: a file storage's iteration holds its file from its first step.
+    const end = () => void inner.return?.().catch(() => undefined);
+    const outer = this.#whileOpen(inner, () => this.#readers.delete(ref));
+    const ref = this.#track(outer, end, end);
+    return outer;
   }
 
   /**
    * The transactions of `iteration` while the storage is open; ClosedError after. (A
    * generator runs from its first next(), which may come after close().)
    */
-  async *#whileOpen(iteration: AsyncIterable<TransactionRecord>): AsyncIterable<TransactionRecord> {
-    this.checkOpen();
-    for await (const transaction of iteration) {
+  async *#whileOpen(
+    iteration: AsyncIterator<TransactionRecord>,
+    done: () => void,
+  ): AsyncIterable<TransactionRecord> {
+    try {
       this.checkOpen();
-      yield transaction;
+      for (;;) {
+        const step = await iteration.next();
+        if (step.done === true) break;
+        this.checkOpen();
+        yield step.value;
+      }
+      // An iteration a close ended early ends with ClosedError too, not as if complete.
+      this.checkOpen();
+    } finally {
+      done();
+      await iteration.return?.();
     }
-    // An iteration a close ended early ends with ClosedError too, not as if complete.
-    this.checkOpen();
   }
 
   /**
@@ -504,6 +555,12 @@ export abstract class Storage {
       try {
         // Their failures are theirs to report, to whoever awaits them.
         await Promise.allSettled([...this.#running]);
+        // Readers still open end now, releasing what they hold (a file a pack replaced).
+        for (const ref of this.#readers) {
+          const reader = ref.deref();
+          if (reader !== undefined) this.#endReader.get(reader)?.();
+        }
+        this.#readers.clear();
         await this._close();
       } finally {
         for (const blob of this.#staged) await this._discardBlob(blob).catch(() => undefined);

@@ -270,6 +270,9 @@ function ioError(action: string, path: string, cause: unknown): TroveError {
   return new StorageIOError(`${action} ${path} failed${code ? ` (${code})` : ''}`, { cause });
 }
 
+/** Releases the file of a blob stream collected unfinished (see _openBlob). */
+const fileOfDroppedStream = new FinalizationRegistry<() => void>((release) => release());
+
 /** The trove storage on one local file. */
 export class FileStorage extends Storage {
   readonly kind = 'file';
@@ -1715,14 +1718,16 @@ export class FileStorage extends Storage {
     file.acquire();
     let position = 0;
     let released = false;
+    const unregister = {};
     const release = () => {
       if (!released) {
         released = true;
+        fileOfDroppedStream.unregister(unregister);
         file.release();
       }
     };
     const path = this.path;
-    return new Readable({
+    const stream = new Readable({
       highWaterMark: BLOB_CHUNK,
       read() {
         if (position >= length) {
@@ -1758,6 +1763,10 @@ export class FileStorage extends Storage {
         callback(error);
       },
     });
+    // A stream dropped unfinished (never read to its end, never destroyed) gives the file
+    // back when it is collected: a file a pack replaced is closed then, not at exit.
+    fileOfDroppedStream.register(stream, release, unregister);
+    return stream;
   }
 
   // ---- maintenance ---------------------------------------------------------------------------
