@@ -59,7 +59,7 @@ import { describePath } from './object-path.js';
 const OBJECT_OVERHEAD_BYTES = 160;
 /** How many times one commit re-resolves conflicts before giving up. */
 const MAX_RESOLUTION_ROUNDS = 32;
-/** Oids fetched from the storage at a time, so most commits need no extra round trip. */
+/** Oids fetched at a time from a storage that must be waited for (a round trip each). */
 const OID_BATCH = 64;
 /** Commit walks so far, in this process: each marks the new objects it finds with its number. */
 let walks = 0;
@@ -477,9 +477,11 @@ export class Connection implements Jar {
       }
       if (fresh.length > this.#oidPool.length) {
         // Oids had without waiting keep this walk; waiting would let the objects change.
+        // Just those needed: a storage that hands them out at once reserves in blocks of its
+        // own, and oids a connection kept would be lost when it closes (the index, an array
+        // by oid, grows with every oid lost).
         const needed = fresh.length - this.#oidPool.length;
-        for (const oid of this.storage.newOidsNow(Math.max(needed, OID_BATCH)))
-          this.#oidPool.push(oid);
+        for (const oid of this.storage.newOidsNow(needed)) this.#oidPool.push(oid);
       }
       if (fresh.length > this.#oidPool.length) {
         const needed = fresh.length - this.#oidPool.length;
