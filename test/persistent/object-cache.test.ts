@@ -4,8 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { MemoryStorage, open, Persistent, PersistentList, registerClass } from 'trove';
 import { reopen } from '../support/handles.js';
+
+// The garbage collector, to see what the caches keep.
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
 
 class Leaf extends Persistent {
   pad = 'x'.repeat(1000);
@@ -186,6 +192,64 @@ describe('object cache', () => {
       [3, 500, 7],
     );
     assert.equal(list[5], kept[1], 'one object for the oid');
+  });
+
+  // Found in a bug hunt: each connection's cache was an array up to the highest oid it
+  // held, so pooled connections that read one recent object of a large database held
+  // megabytes each (2 GiB for 64 connections at oid 4 million).
+  it("a connection's cache takes memory for the objects it holds, not for how high their oids are", async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage, poolSize: 16 });
+    await db.transaction(() => {}); // the root
+    const [high] = await storage.newOids(4_000_000).then((oids) => oids.slice(-1));
+    await storage.commit({
+      baseTid: storage.lastTid(),
+      writes: [
+        {
+          oid: high!,
+          data: storage.load(0).data, // any object's record: the root's
+          refs: [],
+          expectedTid: 0,
+        },
+      ],
+    });
+    collectGarbage();
+    const before = process.memoryUsage().heapUsed;
+    const reads = Array.from({ length: 16 }, () =>
+      db.read(async (tx) => {
+        tx.getObject(high!);
+        await new Promise((resolve) => setImmediate(resolve)); // all 16 at once
+      }),
+    );
+    await Promise.all(reads);
+    collectGarbage();
+    const grown = process.memoryUsage().heapUsed - before;
+    // An array to oid 4 million is 32 MiB: 16 of them, half a gigabyte.
+    assert.ok(grown < 64 * 1024 * 1024, `the heap grew by ${Math.round(grown / 2 ** 20)} MiB`);
+    await db.close();
+  });
+
+  it('the cache gives back the memory of oid ranges it no longer holds objects of', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage, poolSize: 1, cacheSize: 10 });
+    await db.transaction(() => {}); // the root
+    const oids = (await storage.newOids(400 * 4096)).filter((_, i) => i % 4096 === 0);
+    await storage.commit({
+      baseTid: storage.lastTid(),
+      writes: oids.map((oid) => ({ oid, data: storage.load(0).data, refs: [], expectedTid: 0 })),
+    });
+    await db.read((tx) => {
+      for (const oid of oids) tx.getObject(oid); // 400 objects, each in a range of its own
+    });
+    collectGarbage();
+    const before = process.memoryUsage().heapUsed;
+    // The next transaction shrinks the cache to 10 objects and lets the ghosts go.
+    await db.read(() => {});
+    collectGarbage();
+    const freed = before - process.memoryUsage().heapUsed;
+    // A range's slots are 32 KiB: 400 of them, 12.5 MiB.
+    assert.ok(freed > 8 * 1024 * 1024, `${Math.round(freed / 2 ** 20)} MiB freed`);
+    await db.close();
   });
 
   it('counts hits and misses', async () => {
