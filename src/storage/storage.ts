@@ -322,7 +322,11 @@ export abstract class Storage {
     return this._loadBefore(expectOid(oid, 'oid'), expectNonNegativeInteger(tid, 'tid'));
   }
 
-  /** The tid of the newest committed transaction this storage knows, or 0 if none. */
+  /**
+   * The newest tid this storage knows, or 0 if none: its newest committed transaction's, or
+   * later (a file storage's oid reservations take tids of their own). Every later commit
+   * gets a larger tid.
+   */
   lastTid(): Tid {
     this.checkOpen();
     return this._lastTid();

@@ -190,7 +190,10 @@ function checkAgainstModel(
   model: RevisionModel,
   allocated: readonly Oid[],
 ): void {
-  assert.equal(storage.lastTid(), model.lastTid, 'lastTid');
+  // At least the newest commit's: a file storage's oid reservations take tids too (found
+  // when reservations came in blocks of 16 oids rather than 64, and one followed the last
+  // commit of a run).
+  assert.ok(storage.lastTid() >= model.lastTid, `lastTid ${storage.lastTid()} < ${model.lastTid}`);
   const tids = model.transactions.map((t) => t.tid);
   const probes = [...new Set(tids.flatMap((t) => [t, t + 1]))];
   probes.push(model.lastTid + 1);
