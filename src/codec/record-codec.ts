@@ -97,6 +97,7 @@ onClassRegistered((cls, name) => {
  * An instance is an object whose prototype's class is registered (the scanner refused the
  * rest already).
  */
+// biome-ignore lint/complexity/noStaticOnlyClass: msgpackr takes an extension's class and asks it with instanceof
 class RegisteredValue {
   static [Symbol.hasInstance](value: unknown): boolean {
     if (typeof value !== 'object' || value === null) return false;

@@ -82,7 +82,7 @@ describe('codec round trip', () => {
         constructor(readonly n: number) {}
         static [Symbol.hasInstance](value: unknown): boolean {
           asked++;
-          return Function.prototype[Symbol.hasInstance].call(this, value);
+          return Function.prototype[Symbol.hasInstance].call(Counted, value);
         }
       };
       return registerClass(cls, `roundTrip.Counted${i}`);
