@@ -577,7 +577,8 @@ export class Connection implements Jar {
         );
         continue;
       }
-      if (cls === Blob && pendingBlob(meta) !== undefined) {
+      // (A subclass of Blob, made by its from(), is staged as a Blob is.)
+      if ((cls === Blob || cls.prototype instanceof Blob) && pendingBlob(meta) !== undefined) {
         toStage.push(meta);
         continue;
       }
@@ -682,7 +683,7 @@ export class Connection implements Jar {
           (obj) => {
             const child = (obj as { [META]: ObjectMeta })[META];
             if (child.jar !== this || child.oid === undefined) {
-              throw new InvalidArgumentError('a resolved state may only refer to stored objects');
+              return 'a reference to an object not stored (a resolved state may only refer to stored objects)';
             }
             refs.push(child);
             return undefined;

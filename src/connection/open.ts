@@ -72,6 +72,13 @@ export async function open(
       throw error;
     }
   }
+  if (typeof target !== 'object' || target === null || ArrayBuffer.isView(target)) {
+    // A path given as bytes (a Buffer) is not one: paths are strings here.
+    throw new InvalidArgumentError(
+      `target must be a path (a string) or { storage }, got ${describe(target)}`,
+      { argument: 'target' },
+    );
+  }
   if (options !== undefined) {
     throw new InvalidArgumentError('options go inside the first argument when it is an object', {
       argument: 'options',

@@ -47,11 +47,13 @@ let makingBlob = false;
 export class Blob extends Persistent {
   /**
    * Refused (InvalidArgumentError): a blob is made with {@link Blob.from}, which gives it
-   * its content. (Made with `new`, it would have none: no size, nothing to store or read.)
+   * its content (called on a subclass, it makes one of that class). Made with `new`, it
+   * would have none: no size, nothing to store or read. (A stored blob of a class made by
+   * its constructor when loaded, `constructOnLoad`, is made so, and has its content.)
    */
   constructor() {
     super();
-    if (!makingBlob) {
+    if (!makingBlob && (this as unknown as { [META]: ObjectMeta })[META].oid === undefined) {
       throw new InvalidArgumentError('make a Blob with Blob.from(source), which gives it content');
     }
   }
@@ -60,7 +62,7 @@ export class Blob extends Persistent {
    * A new blob with the bytes of `source`: a Uint8Array, or a Node Readable (or any
    * iterable or async iterable) of byte chunks. A stream is read when the blob is committed.
    */
-  static from(source: BlobSource): Blob {
+  static from<T extends Blob = Blob>(this: (new () => T) | void, source: BlobSource): T {
     const isBytes = source instanceof Uint8Array;
     const isIterable =
       typeof source === 'object' &&
@@ -73,10 +75,12 @@ export class Blob extends Persistent {
       );
     }
     refuseSpentStream(source);
-    let blob: Blob;
+    // Called unbound (`const from = Blob.from`), it makes a Blob.
+    const cls = typeof this === 'function' ? this : (Blob as unknown as new () => T);
+    let blob: T;
     makingBlob = true;
     try {
-      blob = new Blob();
+      blob = new cls();
     } finally {
       makingBlob = false;
     }

@@ -395,7 +395,12 @@ export abstract class Storage {
     if (this.#staged.delete(blob)) await this._discardBlob(blob);
   }
 
-  /** Streams the content of the blob stored as object `oid`. NotFoundError if there is none. */
+  /**
+   * Streams the content of the blob stored as object `oid`. NotFoundError if there is none.
+   * Unfinished when the storage closes, the stream ends with ClosedError if it has an
+   * 'error' listener (as `for await`, `pipeline` and Blob's stream() give it), and is
+   * destroyed without one otherwise (it closes without 'end').
+   */
   openBlob(oid: Oid): Readable {
     this.checkOpen();
     const stream = this._openBlob(expectOid(oid, 'oid'));

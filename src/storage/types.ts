@@ -189,10 +189,13 @@ const MICROS_PER_MS = 1000;
 
 /**
  * The tid for a point in time: the first possible tid at or after `date` (0 for a date
- * before 1970). InvalidArgumentError for anything but a valid Date.
+ * before 1970, the largest tid for one past 2255). InvalidArgumentError for anything but a
+ * valid Date.
  */
 export function dateToTid(date: Date): Tid {
-  return Math.max(0, expectDate(date, 'date').getTime() * MICROS_PER_MS);
+  const tid = expectDate(date, 'date').getTime() * MICROS_PER_MS;
+  // Dates run to the year 275760; tids, as safe integers, to 2255.
+  return Math.max(0, Math.min(tid, Number.MAX_SAFE_INTEGER));
 }
 
 /**

@@ -92,7 +92,8 @@ export function expectOptions<T extends object>(value: unknown, argument: string
     typeof value !== 'object' ||
     value === null ||
     Array.isArray(value) ||
-    ArrayBuffer.isView(value)
+    ArrayBuffer.isView(value) ||
+    types.isAnyArrayBuffer(value)
   ) {
     fail(argument, 'an options object', value);
   }

@@ -119,8 +119,9 @@ function call(fn: () => Promise<unknown>): Promise<unknown> {
 describe('bad input', () => {
   describe('InvalidArgumentError (TROVE_INVALID_ARGUMENT)', () => {
     it('open with wrong arguments', async () => {
-      await assert.rejects(open(undefined as any), invalid({ argument: 'options.storage' }));
-      await assert.rejects(open(42 as any), invalid());
+      await assert.rejects(open(undefined as any), invalid({ argument: 'target' }));
+      await assert.rejects(open(42 as any), invalid({ argument: 'target' }));
+      await assert.rejects(open({} as any), invalid({ argument: 'options.storage' }));
       await assert.rejects(open({ storage: {} as any }), invalid({ argument: 'options.storage' }));
       await assert.rejects(open({ storage: 'memory' as any }), invalid());
       const storage = new MemoryStorage();
@@ -141,6 +142,14 @@ describe('bad input', () => {
     // a stray option), and a NUL in a path was reported as an I/O error.
     it('paths that are not strings, or hold a NUL, are refused as the argument they are', async () => {
       await assert.rejects(open(Buffer.from('x.trove') as any), invalid({ argument: 'target' }));
+      await assert.rejects(
+        open({ storage: new MemoryStorage() }, new ArrayBuffer(4) as any),
+        invalid(),
+      );
+      await assert.rejects(
+        open('x.trove', new ArrayBuffer(4) as any),
+        invalid({ argument: 'options' }),
+      );
       await assert.rejects(open('bad\0name.trove'), invalid({ argument: 'target' }));
       await assert.rejects(FileStorage.open('bad\0name.trove'), invalid({ argument: 'path' }));
       const { db, assertUnchanged } = await fixture();
@@ -158,6 +167,7 @@ describe('bad input', () => {
       );
       assert.equal(dateToTid(realmDate), realmDate.getTime() * 1000);
       assert.equal(dateToTid(new Date(-5000)), 0, 'before 1970: the first tid');
+      assert.equal(dateToTid(new Date(8.64e15)), Number.MAX_SAFE_INTEGER, 'past 2255: the last');
       for (const bad of [123, new Date(Number.NaN), '2020-01-01', undefined]) {
         assert.throws(() => dateToTid(bad as never), invalid({ argument: 'date' }));
       }
@@ -690,6 +700,33 @@ describe('bad input', () => {
       );
       assert.equal(ada.name, 'Ada (db2)');
       assert.equal(db.root.has('alsoWritten'), false);
+    });
+
+    // Found in review: the refusal did not say where the reference was.
+    it('a resolved state that refers to an object not stored: ConflictError, its cause names where', async () => {
+      class Merged extends Persistent {
+        [key: string]: unknown;
+        static resolveConflict(_old: object, _committed: object, mine: object): object {
+          return { ...mine, extra: new Merged() };
+        }
+      }
+      registerClass(Merged, 'badInput.Merged');
+      const storage = new MemoryStorage();
+      const db = await open({ storage });
+      db.root.set('merged', new Merged());
+      await db.commit();
+      (db.root.get('merged') as Merged).mine = 1;
+      const other = await reopen(storage);
+      (other.root.get('merged') as Merged).theirs = 2;
+      await other.commit();
+      await assert.rejects(
+        call(() => db.commit()),
+        (error: unknown) => {
+          is(ConflictError, 'TROVE_CONFLICT')(error);
+          invalid({ path: 'resolveConflict of badInput.Merged.extra' })((error as Error).cause);
+          return true;
+        },
+      );
     });
   });
 

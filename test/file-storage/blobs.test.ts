@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Blob, type Database, oidOf, open, type PersistentMap } from 'trove';
+import { Blob, type Database, oidOf, open, type PersistentMap, registerClass } from 'trove';
 import { finished, startPeer } from './support/peers.js';
 import { scratch } from './support/temp-dir.js';
 
@@ -297,6 +297,33 @@ describe('blobs in a file', () => {
   it('a Blob cannot be made with new, which would give it no content', () => {
     assert.throws(() => new Blob(), { code: 'TROVE_INVALID_ARGUMENT' });
     assert.equal(Blob.from(Buffer.from('x')).size, 1);
+    const from = Blob.from; // unbound: a Blob
+    assert.ok(from(Buffer.from('x')) instanceof Blob);
+  });
+
+  // Found in review: the refusal of new Blob() refused the constructor a class made by its
+  // constructor when loaded runs, so such a stored blob could not be loaded.
+  it('a subclass of Blob is made by from(), and loads, made by its constructor too', async (t) => {
+    class Attachment extends Blob {
+      readonly #kind = 'attachment';
+      kind(): string {
+        return this.#kind;
+      }
+    }
+    registerClass(Attachment, 'blobs.Attachment', { constructOnLoad: true });
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = await open(path, { durability: 'none' });
+    const made = Attachment.from(small);
+    assert.ok(made instanceof Attachment);
+    assert.throws(() => new Attachment(), { code: 'TROVE_INVALID_ARGUMENT' });
+    db.root.set('attachment', made);
+    await db.commit();
+    await db.close();
+    const again = dir.track(await open(path));
+    const loaded = again.root.get('attachment') as Attachment;
+    assert.equal(loaded.kind(), 'attachment');
+    assert.deepEqual(await loaded.bytes(), small);
   });
 
   // Found in a bug hunt: a view decoded a blob's bytes as an object's state (a
