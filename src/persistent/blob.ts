@@ -62,6 +62,7 @@ export class Blob extends Persistent {
    * A new blob with the bytes of `source`: a Uint8Array, or a Node Readable (or any
    * iterable or async iterable) of byte chunks. A stream is read when the blob is committed.
    */
+  // biome-ignore lint/suspicious/noConfusingVoidType: `this` is void in an unbound call (`const from = Blob.from`)
   static from<T extends Blob = Blob>(this: (new () => T) | void, source: BlobSource): T {
     const isBytes = source instanceof Uint8Array;
     const isIterable =
@@ -75,7 +76,8 @@ export class Blob extends Persistent {
       );
     }
     refuseSpentStream(source);
-    // Called unbound (`const from = Blob.from`), it makes a Blob.
+    // Called on a subclass, it makes one of that subclass; called unbound, a Blob.
+    // biome-ignore lint/complexity/noThisInStatic: the class it was called on, a subclass too
     const cls = typeof this === 'function' ? this : (Blob as unknown as new () => T);
     let blob: T;
     makingBlob = true;
