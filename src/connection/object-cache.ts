@@ -5,12 +5,13 @@
  * Oids are dense, so the map is an array of pages indexed by oid: a lookup is two array
  * reads, and memory follows the ranges of oids the cache holds (one array up to the highest
  * oid held made every pooled connection that read a recent object of a large database hold
- * an array the size of its index). It holds its objects strongly, ghosts included, until the cache shrinks (at transaction
- * boundaries, never in the middle of a transaction's work): then the least recently used
- * loaded objects beyond the budget (objects and bytes) are turned back into ghosts, and,
- * when there are many ghosts, ghosts are moved to a table of weak references, so an object
- * nobody references any more can be collected while one that is still referenced keeps its
- * identity. Weak references are costly to make, so only that move makes them.
+ * an array the size of its index). It holds its objects strongly, ghosts included, until
+ * the cache shrinks (at transaction boundaries, never in the middle of a transaction's
+ * work): then the least recently used loaded objects beyond the budget (objects and bytes)
+ * are turned back into ghosts, and, when there are many ghosts, ghosts are moved to a table
+ * of weak references, so an object nobody references any more can be collected while one
+ * that is still referenced keeps its identity. Weak references are costly to make, so only
+ * that move makes them.
  *
  * @internal
  * @module
