@@ -2008,7 +2008,17 @@ export class FileStorage extends Storage {
       if (this.#damage === undefined) throw error;
       beyond = this.#damage;
     }
-    const report = checkFile(this.#fd, this.#log.end, this.#log.index);
+    // The check gives the event loop turns: its file is held, so a pack meanwhile does not
+    // close it, and it reads the log as it is now (commits meanwhile only append).
+    const file = this.#file;
+    const log = this.#log;
+    file.acquire();
+    let report: IntegrityReport;
+    try {
+      report = await checkFile(file.fd, log.end, log.index);
+    } finally {
+      file.release();
+    }
     return beyond === undefined ? report : { ok: false, failures: [...report.failures, beyond] };
   }
 

@@ -9,9 +9,10 @@
  */
 
 import type { IntegrityFailure } from '../../errors.js';
+import { afterTimers, TurnBudget } from '../../util/event-loop.js';
 import type { IntegrityReport } from '../storage.js';
 import { crc32c } from './checksum.js';
-import { FILE_HEADER_SIZE, RECORD_HEADER_SIZE } from './format.js';
+import { FILE_HEADER_SIZE, RECORD_HEADER_SIZE, readU32 } from './format.js';
 import { isTransaction, LogReader, readFully } from './log-reader.js';
 import { OidIndex } from './oid-index.js';
 import { findNextTransaction } from './recovery.js';
@@ -49,17 +50,46 @@ export function checkRecordAt(
   return refs;
 }
 
-/** Checks the log of `fd` up to `end` against `index`. */
-export function checkFile(fd: number, end: number, index: OidIndex): IntegrityReport {
+/** Milliseconds of a turn of the event loop the check takes before it lets others have one. */
+const TURN_MS = 10;
+/** Records or objects checked between looks at the clock. */
+const OBJECTS_PER_LOOK = 1024;
+
+/**
+ * The refs of the record at `offset` (checked already), read again from the file: a check
+ * of a large file kept an array of them for every object, some 300 bytes an object.
+ */
+function refsAt(fd: number, offset: number, scratch: Buffer): number[] {
+  readFully(fd, scratch, 0, RECORD_HEADER_SIZE, offset);
+  const count = readU32(scratch, 32);
+  const bytes = count * 4;
+  const into = bytes <= scratch.length ? scratch : Buffer.allocUnsafe(bytes);
+  readFully(fd, into, 0, bytes, offset + RECORD_HEADER_SIZE);
+  const refs = new Array<number>(count);
+  for (let i = 0; i < count; i++) refs[i] = readU32(into, i * 4);
+  return refs;
+}
+
+/**
+ * Checks the log of `fd` up to `end` against `index`, giving the event loop a turn every few
+ * milliseconds (a check of a large file ran for seconds without one). `index` may move on
+ * meanwhile, with this handle's commits: its entries from `end` on are not this check's.
+ */
+export async function checkFile(
+  fd: number,
+  end: number,
+  index: OidIndex,
+): Promise<IntegrityReport> {
+  const budget = new TurnBudget(TURN_MS);
   const failures: IntegrityFailure[] = [];
   const reader = new LogReader(fd);
   const latest = new OidIndex();
-  const refsOf = new Map<number, number[]>();
   /** Byte ranges of damage reported already: a revision naming one as its previous is not. */
   const reported: [number, number][] = [];
   const isReported = (at: number) => reported.some(([start, stop]) => at >= start && at < stop);
   let offset = FILE_HEADER_SIZE;
   while (offset < end) {
+    if (budget.isUp()) await afterTimers();
     const tx = reader.readTransaction(offset, end);
     if (!isTransaction(tx)) {
       failures.push({
@@ -73,7 +103,9 @@ export function checkFile(fd: number, end: number, index: OidIndex): IntegrityRe
       offset = next.offset;
       continue;
     }
-    for (const record of tx.records) {
+    for (const [i, record] of tx.records.entries()) {
+      // A large transaction (a bulk commit, a pack's) gives turns within it too.
+      if (i % OBJECTS_PER_LOOK === OBJECTS_PER_LOOK - 1 && budget.isUp()) await afterTimers();
       const refs = checkRecordAt(fd, record.offset, record.refCount, record.dataLength);
       if (refs === undefined) {
         failures.push({
@@ -101,12 +133,16 @@ export function checkFile(fd: number, end: number, index: OidIndex): IntegrityRe
         });
       }
       latest.set(record.oid, record.offset, record.tid);
-      refsOf.set(record.oid, refs);
     }
     offset = tx.offset + tx.length;
   }
 
+  const scratch = Buffer.allocUnsafe(4096);
+  let compared = 0;
   for (const oid of latest.oids()) {
+    if (++compared % OBJECTS_PER_LOOK === 0 && budget.isUp()) await afterTimers();
+    // Written again since the check began: the index is ahead of the log the check read.
+    if (index.offset(oid) >= end) continue;
     if (index.offset(oid) !== latest.offset(oid)) {
       failures.push({
         kind: 'index',
@@ -123,7 +159,7 @@ export function checkFile(fd: number, end: number, index: OidIndex): IntegrityRe
         detail: `the index has tid ${index.tid(oid)} for object ${oid}, the log ${latest.tid(oid)}`,
       });
     }
-    for (const ref of refsOf.get(oid) ?? []) {
+    for (const ref of refsAt(fd, latest.offset(oid), scratch)) {
       if (latest.offset(ref) === 0 && index.offset(ref) === 0) {
         failures.push({
           kind: 'dangling-ref',
@@ -134,7 +170,9 @@ export function checkFile(fd: number, end: number, index: OidIndex): IntegrityRe
     }
   }
   for (const oid of index.oids()) {
-    if (latest.offset(oid) === 0) {
+    if (++compared % OBJECTS_PER_LOOK === 0 && budget.isUp()) await afterTimers();
+    // Made since the check began (or written again): not in the log the check read.
+    if (latest.offset(oid) === 0 && index.offset(oid) < end) {
       failures.push({
         kind: 'index',
         oid,
