@@ -393,10 +393,21 @@ abstract class ViewHandler {
   }
 }
 
-function staleView(): ClosedError {
+function staleView(what = 'this nested value'): ClosedError {
   return new ClosedError(
-    'this nested value belongs to an earlier state of its object (reloaded after a commit, abort, invalidation or eviction from the cache); read it from the object again',
+    `${what} belongs to an earlier state of its object (reloaded after a commit, abort, invalidation or eviction from the cache); read it from the object again`,
   );
+}
+
+/**
+ * Throws ClosedError if `meta`'s state is no longer the one of `generation` (an iterator
+ * begun over it was kept across a reload), or its transaction ended.
+ *
+ * @internal
+ */
+export function checkStillCurrent(meta: ObjectMeta, generation: number): void {
+  checkReadable(meta);
+  if (meta.generation !== generation) throw staleView('this iterator');
 }
 
 /** Views of plain objects and arrays: every write goes through a trap. */

@@ -5,12 +5,15 @@
  */
 
 import { registerClass } from '../codec/class-registry.js';
+import { InvalidArgumentError } from '../errors.js';
+import { describe, expectFunction } from '../util/validate.js';
 import { adopt, unwrapArgument } from './change-tracking.js';
 import { META, type ObjectMeta } from './object-meta.js';
 import {
   GET_STATE,
   ITEMS,
   ITEMS_KEY,
+  itemsOfState,
   Persistent,
   readTarget,
   refuseReservedKey,
@@ -38,7 +41,17 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
     const items = new Map<K, V>();
     if (entries !== undefined && entries !== null) {
       const meta = (this as unknown as { [META]: ObjectMeta })[META];
-      for (const [key, value] of entries) items.set(adopt(meta, key) as K, adopt(meta, value) as V);
+      for (const entry of entries) {
+        // As a Map: an entry is an object (a string 'ab' is not [a, b]).
+        if (typeof entry !== 'object' || entry === null) {
+          throw new InvalidArgumentError(
+            `entries must hold [key, value] entries, got ${describe(entry)}`,
+            { argument: 'entries' },
+          );
+        }
+        const [key, value] = entry;
+        items.set(adopt(meta, key) as K, adopt(meta, value) as V);
+      }
     }
     this[ITEMS] = items;
   }
@@ -82,13 +95,18 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
 
   /** Calls `callback` for each entry, in insertion order. */
   forEach(callback: (value: V, key: K, map: Map<K, V>) => void, thisArg?: unknown): void {
+    expectFunction(callback, 'callback');
     for (const [key, value] of this.entries()) callback.call(thisArg, value, key, this);
   }
 
-  /** The entries, in insertion order. */
+  /**
+   * The entries, in insertion order. Like a Map's, the iterator is live; kept across a
+   * reload of the map (after an abort, another's commit), it throws ClosedError.
+   */
   *entries(): MapIterator<[K, V]> {
     const target = readTarget<MapTarget<K, V>>(this);
-    for (const [key, value] of target[ITEMS]) yield [key, trackItem(target, value) as V];
+    for (const [key, value] of itemsOfState(this, () => target[ITEMS].entries()))
+      yield [key, trackItem(target, value) as V];
   }
 
   /**
@@ -96,14 +114,16 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
    * to it is not seen (call `markChanged(map)`). As a view it would be copied when used as
    * a key of another map, and no longer find its entry there.
    */
-  keys(): MapIterator<K> {
-    return readTarget<MapTarget<K, V>>(this)[ITEMS].keys();
+  *keys(): MapIterator<K> {
+    const target = readTarget<MapTarget<K, V>>(this);
+    yield* itemsOfState(this, () => target[ITEMS].keys());
   }
 
   /** The values, in insertion order. */
   *values(): MapIterator<V> {
     const target = readTarget<MapTarget<K, V>>(this);
-    for (const value of target[ITEMS].values()) yield trackItem(target, value) as V;
+    for (const value of itemsOfState(this, () => target[ITEMS].values()))
+      yield trackItem(target, value) as V;
   }
 
   /** The entries, in insertion order. */

@@ -5,12 +5,15 @@
  */
 
 import { registerClass } from '../codec/class-registry.js';
+import { InvalidArgumentError } from '../errors.js';
+import { describe, expectFunction } from '../util/validate.js';
 import { adopt, unwrapArgument } from './change-tracking.js';
 import { META, type ObjectMeta } from './object-meta.js';
 import {
   GET_STATE,
   ITEMS,
   ITEMS_KEY,
+  itemsOfState,
   Persistent,
   readTarget,
   refuseReservedKey,
@@ -32,6 +35,36 @@ export interface SetLike<T> {
   has(value: T): boolean;
   /** The elements. */
   keys(): Iterator<T>;
+}
+
+/**
+ * `other`, checked to be set-like as ES2025's set methods check it (a numeric size, `has`
+ * and `keys` methods): an array, say, has none, where its indexes would be taken for its
+ * elements.
+ */
+function setRecord<T>(other: SetLike<T>): SetLike<T> {
+  const like = other as Partial<SetLike<T>> | null;
+  if (
+    typeof like !== 'object' ||
+    like === null ||
+    typeof like.size !== 'number' ||
+    Number.isNaN(like.size) ||
+    typeof like.has !== 'function' ||
+    typeof like.keys !== 'function'
+  ) {
+    throw new InvalidArgumentError(
+      `other must be set-like (a size, has and keys), got ${describe(other)}`,
+      { argument: 'other' },
+    );
+  }
+  return other;
+}
+
+/** Whether `other` holds `value`, an element as read, or the element as stored. */
+function holds(other: SetLike<unknown>, value: unknown): boolean {
+  if (other.has(value)) return true;
+  const stored = unwrapArgument(value);
+  return stored !== value && other.has(stored);
 }
 
 function* iterate<T>(iterator: Iterator<T>): Generator<T> {
@@ -91,13 +124,18 @@ export class PersistentSet<T = any> extends Persistent implements Set<T> {
 
   /** Calls `callback` for each element, in insertion order. */
   forEach(callback: (value: T, value2: T, set: Set<T>) => void, thisArg?: unknown): void {
+    expectFunction(callback, 'callback');
     for (const value of this.values()) callback.call(thisArg, value, value, this);
   }
 
-  /** The elements, in insertion order. */
+  /**
+   * The elements, in insertion order. Like a Set's, the iterator is live; kept across a
+   * reload of the set (after an abort, another's commit), it throws ClosedError.
+   */
   *values(): SetIterator<T> {
     const target = readTarget<SetTarget<T>>(this);
-    for (const value of target[ITEMS]) yield trackItem(target, value) as T;
+    for (const value of itemsOfState(this, () => target[ITEMS].values()))
+      yield trackItem(target, value) as T;
   }
 
   /** The elements (a Set's keys are its values). */
@@ -115,19 +153,30 @@ export class PersistentSet<T = any> extends Persistent implements Set<T> {
     return this.values();
   }
 
+  // The set-algebra methods ask `other` about an object element both as read (a view of the
+  // stored one, see change-tracking: what a set made from this one's elements holds) and as
+  // stored (what a set made from the objects added holds). The sets they return hold the
+  // elements as read, as iteration gives them.
+
   /** A new Set of the elements of this set and `other`. */
   union<U>(other: SetLike<U>): Set<T | U> {
-    return new Set<T | U>([...this, ...iterate(other.keys())]);
+    const record = setRecord(other);
+    const result = new Set<T | U>(this);
+    for (const value of iterate(record.keys()))
+      if (!this.has(value as unknown as T)) result.add(value);
+    return result;
   }
 
   /** A new Set of the elements in both this set and `other`. */
   intersection<U>(other: SetLike<U>): Set<T & U> {
-    return new Set([...this].filter((value) => other.has(value as unknown as U))) as Set<T & U>;
+    const record = setRecord(other);
+    return new Set([...this].filter((value) => holds(record, value))) as Set<T & U>;
   }
 
   /** A new Set of the elements of this set that are not in `other`. */
   difference<U>(other: SetLike<U>): Set<T> {
-    return new Set([...this].filter((value) => !other.has(value as unknown as U)));
+    const record = setRecord(other);
+    return new Set([...this].filter((value) => !holds(record, value)));
   }
 
   /** A new Set of the elements in exactly one of this set and `other`. */
@@ -140,18 +189,21 @@ export class PersistentSet<T = any> extends Persistent implements Set<T> {
 
   /** Whether every element of this set is in `other`. */
   isSubsetOf(other: SetLike<unknown>): boolean {
-    return [...this].every((value) => other.has(value));
+    const record = setRecord(other);
+    return [...this].every((value) => holds(record, value));
   }
 
   /** Whether every element of `other` is in this set. */
   isSupersetOf(other: SetLike<unknown>): boolean {
-    for (const value of iterate(other.keys())) if (!this.has(value as T)) return false;
+    const record = setRecord(other);
+    for (const value of iterate(record.keys())) if (!this.has(value as T)) return false;
     return true;
   }
 
   /** Whether this set and `other` have no element in common. */
   isDisjointFrom(other: SetLike<unknown>): boolean {
-    return [...this].every((value) => !other.has(value));
+    const record = setRecord(other);
+    return [...this].every((value) => !holds(record, value));
   }
 
   /** `PersistentSet`, for `Object.prototype.toString`. */

@@ -20,6 +20,7 @@ import { defineData } from '../util/define-data.js';
 import { describe } from '../util/validate.js';
 import {
   adopt,
+  checkStillCurrent,
   forgetViews,
   noteWrite,
   rawOfView,
@@ -565,6 +566,30 @@ export function markChanged(obj: object): void {
  */
 export function trackItem(target: Target, value: unknown): unknown {
   return typeof value === 'object' && value !== null ? track(target[META], value) : value;
+}
+
+/**
+ * The items of a collection's current state, one by one, as `iterate` gives them (live, as
+ * a Map's or a Set's iterator is): each step first checks the state is still the one the
+ * iteration began on. Kept across a reload, an iterator went on over the dropped state, and
+ * a write through a value it handed out was lost.
+ *
+ * @internal
+ */
+export function* itemsOfState<T>(
+  obj: object,
+  iterate: (target: Target) => Iterator<T>,
+): Generator<T> {
+  const target = readTarget<object>(obj);
+  const meta = target[META];
+  const generation = meta.generation;
+  const items = iterate(target);
+  for (;;) {
+    const step = items.next();
+    if (step.done === true) return;
+    checkStillCurrent(meta, generation);
+    yield step.value;
+  }
 }
 
 installReferenceType({

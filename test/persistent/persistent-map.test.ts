@@ -120,6 +120,43 @@ describe('PersistentMap', () => {
     assert.deepEqual([...new PersistentMap(entries)], [...new Map(entries)]);
     assert.equal(new PersistentMap().size, 0);
     assert.equal(new PersistentMap(null).size, 0);
+    // As a Map refuses them: entries that are not objects (a string is not [key, value]).
+    assert.throws(() => new PersistentMap(['ab'] as never), {
+      code: 'TROVE_INVALID_ARGUMENT',
+      argument: 'entries',
+    });
+    assert.throws(() => new PersistentMap().forEach(undefined as never), {
+      code: 'TROVE_INVALID_ARGUMENT',
+      argument: 'callback',
+    });
+  });
+
+  // Found in a bug hunt: an iterator kept across a reload went on over the dropped state, and
+  // a write through a value it handed out was lost.
+  it('iterators kept across a reload of the map throw ClosedError', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    db.root.set(
+      'm',
+      new PersistentMap([
+        ['a', { n: 1 }],
+        ['b', { n: 2 }],
+      ]),
+    );
+    await db.commit();
+    const m = db.root.get('m') as PersistentMap<string, { n: number }>;
+    const iterators = [m.entries(), m.keys(), m.values(), m[Symbol.iterator]()];
+    for (const iterator of iterators) iterator.next();
+    const other = await reopen(storage);
+    (other.root.get('m') as PersistentMap<string, unknown>).set('c', 3);
+    await other.commit();
+    db.abort(); // the map reloads
+    for (const iterator of iterators)
+      assert.throws(() => iterator.next(), { code: 'TROVE_CLOSED' });
+    assert.deepEqual(
+      [...(db.root.get('m') as PersistentMap<string, unknown>).keys()],
+      ['a', 'b', 'c'],
+    );
   });
 
   it('is a Persistent, not a Map; toStringTag says PersistentMap', () => {
