@@ -547,7 +547,8 @@ export abstract class Storage {
   /** Checks the stored data; never throws for damage it can report. */
   async integrityCheck(): Promise<IntegrityReport> {
     this.checkOpen();
-    return this._integrityCheck();
+    // close() waits for it, as for a pack: it may run for a while, giving the loop turns.
+    return this.#run(this._integrityCheck());
   }
 
   /** Counters for `db.stats()`. */

@@ -2015,7 +2015,7 @@ export class FileStorage extends Storage {
     file.acquire();
     let report: IntegrityReport;
     try {
-      report = await checkFile(file.fd, log.end, log.index);
+      report = await checkFile(file.fd, log.end, log.index, () => log.end);
     } finally {
       file.release();
     }

@@ -12,7 +12,7 @@ import type { IntegrityFailure } from '../../errors.js';
 import { afterTimers, TurnBudget } from '../../util/event-loop.js';
 import type { IntegrityReport } from '../storage.js';
 import { crc32c } from './checksum.js';
-import { FILE_HEADER_SIZE, RECORD_HEADER_SIZE, readU32 } from './format.js';
+import { FILE_HEADER_SIZE, RECORD_HEADER_SIZE, readU32, readU64 } from './format.js';
 import { isTransaction, LogReader, readFully } from './log-reader.js';
 import { OidIndex } from './oid-index.js';
 import { findNextTransaction } from './recovery.js';
@@ -59,12 +59,26 @@ const OBJECTS_PER_LOOK = 1024;
  * The refs of the record at `offset` (checked already), read again from the file: a check
  * of a large file kept an array of them for every object, some 300 bytes an object.
  */
-function refsAt(fd: number, offset: number, scratch: Buffer): number[] {
-  readFully(fd, scratch, 0, RECORD_HEADER_SIZE, offset);
+function refsAt(
+  fd: number,
+  offset: number,
+  record: { oid: number; tid: number; end: number },
+  scratch: Buffer,
+): number[] | undefined {
+  // The bytes may have changed since they were checked: a commit of another writer whose
+  // sync failed is cut back, and another written there. Such a record is not judged again.
+  if (readFully(fd, scratch, 0, RECORD_HEADER_SIZE, offset) < RECORD_HEADER_SIZE) return undefined;
   const count = readU32(scratch, 32);
   const bytes = count * 4;
+  if (
+    readU64(scratch, 0) !== record.oid ||
+    readU64(scratch, 8) !== record.tid ||
+    offset + RECORD_HEADER_SIZE + bytes > record.end
+  ) {
+    return undefined;
+  }
   const into = bytes <= scratch.length ? scratch : Buffer.allocUnsafe(bytes);
-  readFully(fd, into, 0, bytes, offset + RECORD_HEADER_SIZE);
+  if (readFully(fd, into, 0, bytes, offset + RECORD_HEADER_SIZE) < bytes) return undefined;
   const refs = new Array<number>(count);
   for (let i = 0; i < count; i++) refs[i] = readU32(into, i * 4);
   return refs;
@@ -73,13 +87,16 @@ function refsAt(fd: number, offset: number, scratch: Buffer): number[] {
 /**
  * Checks the log of `fd` up to `end` against `index`, giving the event loop a turn every few
  * milliseconds (a check of a large file ran for seconds without one). `index` may move on
- * meanwhile, with this handle's commits: its entries from `end` on are not this check's.
+ * meanwhile, with this handle's commits: its entries between `end` and where the log has
+ * come to (`logEnd()`) are not this check's; one past that is damage.
  */
 export async function checkFile(
   fd: number,
   end: number,
   index: OidIndex,
+  logEnd: () => number,
 ): Promise<IntegrityReport> {
+  const writtenSince = (offset: number) => offset >= end && offset < logEnd();
   const budget = new TurnBudget(TURN_MS);
   const failures: IntegrityFailure[] = [];
   const reader = new LogReader(fd);
@@ -142,7 +159,7 @@ export async function checkFile(
   for (const oid of latest.oids()) {
     if (++compared % OBJECTS_PER_LOOK === 0 && budget.isUp()) await afterTimers();
     // Written again since the check began: the index is ahead of the log the check read.
-    if (index.offset(oid) >= end) continue;
+    if (writtenSince(index.offset(oid))) continue;
     if (index.offset(oid) !== latest.offset(oid)) {
       failures.push({
         kind: 'index',
@@ -159,7 +176,8 @@ export async function checkFile(
         detail: `the index has tid ${index.tid(oid)} for object ${oid}, the log ${latest.tid(oid)}`,
       });
     }
-    for (const ref of refsAt(fd, latest.offset(oid), scratch)) {
+    const found = { oid, tid: latest.tid(oid), end };
+    for (const ref of refsAt(fd, latest.offset(oid), found, scratch) ?? []) {
       if (latest.offset(ref) === 0 && index.offset(ref) === 0) {
         failures.push({
           kind: 'dangling-ref',
@@ -172,7 +190,7 @@ export async function checkFile(
   for (const oid of index.oids()) {
     if (++compared % OBJECTS_PER_LOOK === 0 && budget.isUp()) await afterTimers();
     // Made since the check began (or written again): not in the log the check read.
-    if (latest.offset(oid) === 0 && index.offset(oid) < end) {
+    if (latest.offset(oid) === 0 && !writtenSince(index.offset(oid))) {
       failures.push({
         kind: 'index',
         oid,
