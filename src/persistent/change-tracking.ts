@@ -393,21 +393,16 @@ abstract class ViewHandler {
   }
 }
 
-function staleView(what = 'this nested value'): ClosedError {
-  return new ClosedError(
-    `${what} belongs to an earlier state of its object (reloaded after a commit, abort, invalidation or eviction from the cache); read it from the object again`,
-  );
-}
-
 /**
- * Throws ClosedError if `meta`'s state is no longer the one of `generation` (an iterator
- * begun over it was kept across a reload), or its transaction ended.
+ * The refusal of what belongs to a dropped state of an object (`what`: a nested value, an
+ * iterator).
  *
  * @internal
  */
-export function checkStillCurrent(meta: ObjectMeta, generation: number): void {
-  checkReadable(meta);
-  if (meta.generation !== generation) throw staleView('this iterator');
+export function staleView(what = 'this nested value'): ClosedError {
+  return new ClosedError(
+    `${what} belongs to an earlier state of its object (reloaded after a commit, abort, invalidation or eviction from the cache); read it from the object again`,
+  );
 }
 
 /** Views of plain objects and arrays: every write goes through a trap. */

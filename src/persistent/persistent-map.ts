@@ -23,6 +23,9 @@ import {
 } from './persistent.js';
 import { mergeStates } from './state-merge.js';
 
+const entryKey = (entry: readonly [unknown, unknown]): unknown => entry[0];
+const itself = (key: unknown): unknown => key;
+
 interface MapTarget<K, V> {
   [ITEMS]: Map<K, V>;
 }
@@ -105,7 +108,7 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
    */
   *entries(): MapIterator<[K, V]> {
     const target = readTarget<MapTarget<K, V>>(this);
-    for (const [key, value] of itemsOfState(this, () => target[ITEMS].entries()))
+    for (const [key, value] of itemsOfState(this, () => target[ITEMS].entries(), entryKey))
       yield [key, trackItem(target, value) as V];
   }
 
@@ -116,13 +119,13 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
    */
   *keys(): MapIterator<K> {
     const target = readTarget<MapTarget<K, V>>(this);
-    yield* itemsOfState(this, () => target[ITEMS].keys());
+    yield* itemsOfState(this, () => target[ITEMS].keys(), itself);
   }
 
   /** The values, in insertion order. */
   *values(): MapIterator<V> {
     const target = readTarget<MapTarget<K, V>>(this);
-    for (const value of itemsOfState(this, () => target[ITEMS].values()))
+    for (const [, value] of itemsOfState(this, () => target[ITEMS].entries(), entryKey))
       yield trackItem(target, value) as V;
   }
 

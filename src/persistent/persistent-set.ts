@@ -134,7 +134,11 @@ export class PersistentSet<T = any> extends Persistent implements Set<T> {
    */
   *values(): SetIterator<T> {
     const target = readTarget<SetTarget<T>>(this);
-    for (const value of itemsOfState(this, () => target[ITEMS].values()))
+    for (const value of itemsOfState(
+      this,
+      () => target[ITEMS].values(),
+      (element) => element,
+    ))
       yield trackItem(target, value) as T;
   }
 

@@ -20,10 +20,10 @@ import { defineData } from '../util/define-data.js';
 import { describe } from '../util/validate.js';
 import {
   adopt,
-  checkStillCurrent,
   forgetViews,
   noteWrite,
   rawOfView,
+  staleView,
   track,
   trackDescriptor,
 } from './change-tracking.js';
@@ -568,28 +568,59 @@ export function trackItem(target: Target, value: unknown): unknown {
   return typeof value === 'object' && value !== null ? track(target[META], value) : value;
 }
 
+/** SameValueZero, as Map keys and Set elements compare. */
+function sameKey(a: unknown, b: unknown): boolean {
+  return a === b || (Number.isNaN(a) && Number.isNaN(b));
+}
+
 /**
  * The items of a collection's current state, one by one, as `iterate` gives them (live, as
- * a Map's or a Set's iterator is): each step first checks the state is still the one the
- * iteration began on. Kept across a reload, an iterator went on over the dropped state, and
- * a write through a value it handed out was lost.
+ * a Map's or a Set's iterator is). Each step reads the object again (loading it if it was
+ * evicted, so a long loop keeps it in use) and checks the state is still the one the
+ * iteration began on. If the object was loaded again meanwhile (a commit or abort of the
+ * default connection after an eviction or a pack, another's commit, a merge), the iteration
+ * goes on in the new state after the key it handed out last; ClosedError if that key is gone
+ * or cannot be found again (an object key, which loads as a new object). Kept across a
+ * reload, an iterator went on over the dropped state, and a write through a value it handed
+ * out was lost.
  *
  * @internal
  */
 export function* itemsOfState<T>(
   obj: object,
   iterate: (target: Target) => Iterator<T>,
+  keyOf: (item: T) => unknown,
 ): Generator<T> {
-  const target = readTarget<object>(obj);
-  const meta = target[META];
-  const generation = meta.generation;
-  const items = iterate(target);
+  let target = readTarget<object>(obj);
+  let generation = target[META].generation;
+  let items = iterate(target);
+  let handedOut = false;
+  let lastKey: unknown;
   for (;;) {
     const step = items.next();
+    // Read again at each step, the last one too: its transaction may have ended, or the
+    // state been replaced (then the new one may hold more).
+    target = readTarget<object>(obj);
+    const meta = target[META];
+    if (meta.generation !== generation) {
+      generation = meta.generation;
+      items = iterate(target);
+      if (handedOut && !skipPast(items, lastKey, keyOf)) throw staleView('this iterator');
+      continue;
+    }
     if (step.done === true) return;
-    checkStillCurrent(meta, generation);
+    handedOut = true;
+    lastKey = keyOf(step.value);
     yield step.value;
   }
+}
+
+/** Advances `items` past the item with `key`; false if there is none. */
+function skipPast<T>(items: Iterator<T>, key: unknown, keyOf: (item: T) => unknown): boolean {
+  for (let step = items.next(); step.done !== true; step = items.next()) {
+    if (sameKey(keyOf(step.value), key)) return true;
+  }
+  return false;
 }
 
 installReferenceType({
