@@ -271,8 +271,9 @@ export abstract class Storage {
   #closed = false;
   #closing: Promise<void> | undefined;
   /**
-   * Packs, backups and checkpoints under way: close() lets them finish first, as it does
-   * queued commits, rather than close the file they read and write.
+   * Packs, backups, checkpoints and integrity checks under way: close() lets them finish
+   * first (a check of a large file takes seconds), as it does queued commits, rather than
+   * close the file they read and write.
    */
   readonly #running = new Set<Promise<unknown>>();
   /** Blobs staged and not yet stored or discarded. */
