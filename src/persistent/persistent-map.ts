@@ -23,6 +23,10 @@ import {
 } from './persistent.js';
 import { mergeStates } from './state-merge.js';
 
+const entriesOf = (target: object): MapIterator<[unknown, unknown]> =>
+  (target as MapTarget<unknown, unknown>)[ITEMS].entries();
+const keysOf = (target: object): MapIterator<unknown> =>
+  (target as MapTarget<unknown, unknown>)[ITEMS].keys();
 const entryKey = (entry: readonly [unknown, unknown]): unknown => entry[0];
 const itself = (key: unknown): unknown => key;
 
@@ -104,12 +108,12 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
 
   /**
    * The entries, in insertion order. Like a Map's, the iterator is live; kept across a
-   * reload of the map (after an abort, another's commit), it throws ClosedError.
+   * reload of the map, it goes on in the new state (see itemsOfState).
    */
   *entries(): MapIterator<[K, V]> {
     const target = readTarget<MapTarget<K, V>>(this);
-    for (const [key, value] of itemsOfState(this, () => target[ITEMS].entries(), entryKey))
-      yield [key, trackItem(target, value) as V];
+    for (const [key, value] of itemsOfState(this, entriesOf, entryKey))
+      yield [key as K, trackItem(target, value) as V];
   }
 
   /**
@@ -118,14 +122,13 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
    * a key of another map, and no longer find its entry there.
    */
   *keys(): MapIterator<K> {
-    const target = readTarget<MapTarget<K, V>>(this);
-    yield* itemsOfState(this, () => target[ITEMS].keys(), itself);
+    yield* itemsOfState(this, keysOf, itself) as MapIterator<K>;
   }
 
   /** The values, in insertion order. */
   *values(): MapIterator<V> {
     const target = readTarget<MapTarget<K, V>>(this);
-    for (const [, value] of itemsOfState(this, () => target[ITEMS].entries(), entryKey))
+    for (const [, value] of itemsOfState(this, entriesOf, entryKey))
       yield trackItem(target, value) as V;
   }
 

@@ -23,6 +23,9 @@ import {
 } from './persistent.js';
 import { mergeStates } from './state-merge.js';
 
+const valuesOf = (target: object): SetIterator<unknown> =>
+  (target as SetTarget<unknown>)[ITEMS].values();
+
 interface SetTarget<T> {
   [ITEMS]: Set<T>;
 }
@@ -130,15 +133,11 @@ export class PersistentSet<T = any> extends Persistent implements Set<T> {
 
   /**
    * The elements, in insertion order. Like a Set's, the iterator is live; kept across a
-   * reload of the set (after an abort, another's commit), it throws ClosedError.
+   * reload of the set, it goes on in the new state (see itemsOfState).
    */
   *values(): SetIterator<T> {
     const target = readTarget<SetTarget<T>>(this);
-    for (const value of itemsOfState(
-      this,
-      () => target[ITEMS].values(),
-      (element) => element,
-    ))
+    for (const value of itemsOfState(this, valuesOf, (element) => element))
       yield trackItem(target, value) as T;
   }
 

@@ -5,6 +5,9 @@
  * @module
  */
 
+import { ReadOnlyError } from '../errors.js';
+import { expectDate, expectNonNegativeInteger } from '../util/validate.js';
+
 /** An object id: a dense non-negative integer; oid 0 is the root object. */
 export type Oid = number;
 
@@ -180,9 +183,6 @@ export interface StorageStats {
   /** Backend-specific counters. */
   readonly [key: string]: unknown;
 }
-
-import { ReadOnlyError } from '../errors.js';
-import { expectDate, expectNonNegativeInteger } from '../util/validate.js';
 
 /** Microseconds per millisecond, the scale between tids and `Date` times. */
 const MICROS_PER_MS = 1000;

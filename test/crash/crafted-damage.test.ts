@@ -32,14 +32,7 @@ import {
   txBuilder,
 } from './support.js';
 
-const { RECORD_HEADER_SIZE, TX_HEADER_SIZE, TX_TRAILER_SIZE, TxStatus } = format;
-
-const readU64 = (bytes: Buffer, at: number): number =>
-  bytes.readUInt32LE(at) + bytes.readUInt32LE(at + 4) * 2 ** 32;
-function writeU64(bytes: Buffer, at: number, value: number): void {
-  bytes.writeUInt32LE(value % 2 ** 32, at);
-  bytes.writeUInt32LE(Math.floor(value / 2 ** 32), at + 4);
-}
+const { RECORD_HEADER_SIZE, TX_HEADER_SIZE, TX_TRAILER_SIZE, TxStatus, readU64, writeU64 } = format;
 
 /** Seals the transaction at `offset` again: its header, record and trailer checksums. */
 function reseal(bytes: Buffer, offset: number, length: number): void {
@@ -373,23 +366,16 @@ describe('damage sealed with valid checksums, and damage on the way to a revisio
           `load with index offset ${offset}`,
         );
         assertCorruption(await rejection(() => db.pack()), `pack with index offset ${offset}`);
+        // Found in review: offsets past the log were taken for this handle's own commits
+        // made while the check ran, and not reported.
+        const report = await db.integrityCheck();
+        assert.ok(
+          report.failures.some((failure) => failure.kind === 'index' && failure.oid === m2),
+          `integrityCheck with index offset ${offset}: ${JSON.stringify(report.failures)}`,
+        );
       } finally {
         await db.close();
       }
-      // Found in review: offsets past the log were taken for this handle's own commits
-      // made while the check ran, and not reported.
-      const report = await (async () => {
-        const reopened = await open(path, { readOnly: true, logger: quiet });
-        try {
-          return await reopened.integrityCheck();
-        } finally {
-          await reopened.close();
-        }
-      })();
-      assert.ok(
-        report.failures.some((failure) => failure.kind === 'index' && failure.oid === m2),
-        `integrityCheck with index offset ${offset}: ${JSON.stringify(report.failures)}`,
-      );
       const blobPath = withIndexEntries((copy) => copy.writeDoubleLE(offset, 64 + 8 * blobContent));
       const again = await open(blobPath, { logger: quiet });
       try {

@@ -606,10 +606,7 @@ export class FileStorage extends Storage {
       this.#readRecord(offset, oid);
       return;
     }
-    if (
-      offset + size > this.#log.end ||
-      checkRecordAt(this.#fd, offset, refCount, dataLength) === undefined
-    ) {
+    if (offset + size > this.#log.end || !checkRecordAt(this.#fd, offset, refCount, dataLength)) {
       throw new CorruptionError(
         `the record of object ${oid} at offset ${offset}, on the way to an older revision, fails its checksum`,
         { offset, path: this.path },

@@ -21,9 +21,8 @@ import { findNextTransaction } from './recovery.js';
 const PIECE = 8 * 1024 * 1024;
 
 /**
- * Verifies the checksum of the record at `offset` (its header says how long it is) by
- * reading it in pieces, never whole (it may be a blob of gigabytes); returns its refs, or
- * undefined if it is damaged.
+ * Whether the record at `offset` (its header says how long it is) passes its checksum, read
+ * in pieces, never whole (it may be a blob of gigabytes).
  *
  * @internal
  */
@@ -32,22 +31,19 @@ export function checkRecordAt(
   offset: number,
   refCount: number,
   dataLength: number,
-): number[] | undefined {
+): boolean {
   const refsEnd = RECORD_HEADER_SIZE + refCount * 4;
   const head = Buffer.allocUnsafe(refsEnd);
-  if (readFully(fd, head, 0, refsEnd, offset) < refsEnd) return undefined;
+  if (readFully(fd, head, 0, refsEnd, offset) < refsEnd) return false;
   let crc = crc32c(head.subarray(RECORD_HEADER_SIZE), crc32c(head.subarray(0, 44)));
   const piece = Buffer.allocUnsafe(Math.min(PIECE, Math.max(dataLength, 1)));
   for (let done = 0; done < dataLength; ) {
     const length = Math.min(piece.length, dataLength - done);
-    if (readFully(fd, piece, 0, length, offset + refsEnd + done) < length) return undefined;
+    if (readFully(fd, piece, 0, length, offset + refsEnd + done) < length) return false;
     crc = crc32c(piece.subarray(0, length), crc);
     done += length;
   }
-  if (crc !== head.readUInt32LE(44)) return undefined;
-  const refs = new Array<number>(refCount);
-  for (let i = 0; i < refCount; i++) refs[i] = head.readUInt32LE(RECORD_HEADER_SIZE + i * 4);
-  return refs;
+  return crc === head.readUInt32LE(44);
 }
 
 /** Milliseconds of a turn of the event loop the check takes before it lets others have one. */
@@ -123,8 +119,7 @@ export async function checkFile(
     for (const [i, record] of tx.records.entries()) {
       // A large transaction (a bulk commit, a pack's) gives turns within it too.
       if (i % OBJECTS_PER_LOOK === OBJECTS_PER_LOOK - 1 && budget.isUp()) await afterTimers();
-      const refs = checkRecordAt(fd, record.offset, record.refCount, record.dataLength);
-      if (refs === undefined) {
+      if (!checkRecordAt(fd, record.offset, record.refCount, record.dataLength)) {
         failures.push({
           kind: 'checksum',
           oid: record.oid,
