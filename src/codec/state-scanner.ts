@@ -77,6 +77,14 @@ const LEAF_PROTOTYPES: ReadonlySet<object> = new Set<object>([
   BigInt64Array.prototype,
 ]);
 
+/**
+ * True for the prototypes of values msgpackr stores whole (see LEAF_PROTOTYPES): what a
+ * copy of a nested value must copy as one piece, keeping its class.
+ */
+export function isStoredWhole(proto: object | null): boolean {
+  return proto !== null && LEAF_PROTOTYPES.has(proto);
+}
+
 /** The built-ins stored as they are, whose subclasses could be stored as their base. */
 const STORED_BUILT_INS: ReadonlySet<unknown> = new Set([
   Object,

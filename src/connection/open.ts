@@ -79,6 +79,12 @@ export async function open(
       { argument: 'target' },
     );
   }
+  if (target instanceof Storage) {
+    // Its own properties (readOnly) would otherwise be taken for misplaced options.
+    throw new InvalidArgumentError('target is a Storage: open it with open({ storage })', {
+      argument: 'target',
+    });
+  }
   if (options !== undefined) {
     throw new InvalidArgumentError('options go inside the first argument when it is an object', {
       argument: 'options',

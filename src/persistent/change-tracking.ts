@@ -11,7 +11,7 @@
  * @module
  */
 
-import { MAX_NESTING } from '../codec/state-scanner.js';
+import { isStoredWhole, MAX_NESTING } from '../codec/state-scanner.js';
 import { ClosedError, InvalidArgumentError, ReadOnlyError } from '../errors.js';
 import { defineData } from '../util/define-data.js';
 import { JarStatus, META, type ObjectMeta, ObjectState } from './object-meta.js';
@@ -241,27 +241,31 @@ function copyValue(value: unknown, copies: Map<object, unknown>, depth: number):
     throw tooDeep();
   }
   const copyItem = (item: unknown): unknown => copyValue(item, copies, depth + 1);
-  const proto = Object.getPrototypeOf(value);
-  if (Array.isArray(value)) {
+  // By exact prototype, as the commit's scanner stores values: a subclass copied as its
+  // base class would be stored where the original is refused.
+  const proto = Object.getPrototypeOf(value) as object | null;
+  if (proto === Array.prototype) {
     const copy: unknown[] = [];
     copies.set(value, copy);
-    for (const item of value) copy.push(copyItem(item));
+    for (const item of value as unknown[]) copy.push(copyItem(item));
     return copy;
   }
-  if (value instanceof Map) {
+  if (proto === Map.prototype) {
     const copy = new Map();
     copies.set(value, copy);
-    for (const [key, item] of value) copy.set(copyItem(key), copyItem(item));
+    for (const [key, item] of value as Map<unknown, unknown>)
+      copy.set(copyItem(key), copyItem(item));
     return copy;
   }
-  if (value instanceof Set) {
+  if (proto === Set.prototype) {
     const copy = new Set();
     copies.set(value, copy);
-    for (const item of value) copy.add(copyItem(item));
+    for (const item of value as Set<unknown>) copy.add(copyItem(item));
     return copy;
   }
-  if (value instanceof Date) return new Date(value.getTime());
-  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return structuredClone(value);
+  // structuredClone gives a Buffer back as a Uint8Array.
+  if (proto === Buffer.prototype) return Buffer.from(value as Buffer);
+  if (isStoredWhole(proto)) return structuredClone(value);
   if (proto === Object.prototype || proto === null) {
     const copy = Object.create(proto) as Record<string, unknown>;
     copies.set(value, copy);
@@ -269,6 +273,8 @@ function copyValue(value: unknown, copies: Map<object, unknown>, depth: number):
       defineData(copy, key, copyItem((value as Record<string, unknown>)[key]));
     return copy;
   }
+  // Value classes and errors are shared, not copied (README: their in-place changes are not
+  // seen); anything else is refused by the commit, as it would be where it came from.
   return value;
 }
 

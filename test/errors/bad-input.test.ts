@@ -121,6 +121,8 @@ describe('bad input', () => {
     it('open with wrong arguments', async () => {
       await assert.rejects(open(undefined as any), invalid({ argument: 'target' }));
       await assert.rejects(open(42 as any), invalid({ argument: 'target' }));
+      // A storage given as it is, not as { storage }.
+      await assert.rejects(open(new MemoryStorage() as any), invalid({ argument: 'target' }));
       await assert.rejects(open({} as any), invalid({ argument: 'options.storage' }));
       await assert.rejects(open({ storage: {} as any }), invalid({ argument: 'options.storage' }));
       await assert.rejects(open({ storage: 'memory' as any }), invalid());

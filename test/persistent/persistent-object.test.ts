@@ -330,6 +330,36 @@ describe('Persistent objects', () => {
     assert.equal(again.meta.first, again.meta.second[0]);
   });
 
+  // Found by a read-through: the copy kept Buffers as Uint8Arrays, and subclasses as their
+  // base class, which the commit then stored where it refuses the original.
+  it('a nested value copied to another object keeps the classes of what it holds', async () => {
+    const { db, obj } = await stored(new Note());
+    obj.meta = { bytes: Buffer.from('ab'), floats: new Float64Array([1.5]), re: /x/g };
+    const other = new Note();
+    db.root.set('other', other);
+    await db.commit();
+    other.meta = { copy: obj.meta };
+    assert.ok(Buffer.isBuffer(other.meta.copy.bytes));
+    assert.notEqual(other.meta.copy.bytes, obj.meta.bytes);
+    assert.equal(Object.getPrototypeOf(other.meta.copy.floats), Float64Array.prototype);
+    await db.commit();
+    const copied = (await reopen(db.storage as MemoryStorage)).root.get('other') as Note;
+    assert.ok(Buffer.isBuffer(copied.meta.copy.bytes));
+    assert.deepEqual([...copied.meta.copy.floats], [1.5]);
+    assert.equal(copied.meta.copy.re.source, 'x');
+
+    class Tagged extends Map<number, number> {}
+    obj.meta = { map: new Tagged([[1, 2]]), list: new (class extends Array {})() };
+    other.meta = { copy: obj.meta };
+    assert.ok(other.meta.copy.map instanceof Tagged);
+    obj.meta = {};
+    await assert.rejects(db.commit(), (error: InvalidArgumentError) => {
+      assert.equal(error.code, 'TROVE_INVALID_ARGUMENT');
+      assert.match(String(error.path), /copy\.(map|list)$/);
+      return true;
+    });
+  });
+
   it('markChanged stores writes trove cannot see (typed arrays)', async () => {
     const { db, obj, fresh } = await stored(new Blobby());
     obj.bytes[0] = 7;
