@@ -426,6 +426,42 @@ describe('damage sealed with valid checksums, and damage on the way to a revisio
     }
   });
 
+  it('a record that fails its own checksum inside a transaction that passes: integrityCheck reports it, small or large', async () => {
+    const path = join(dir.path, 'records.trove');
+    const db = await open(path, { logger: quiet });
+    db.root.set('small', new PersistentMap([['payload', 'x'.repeat(40)]]));
+    // Over a mebibyte: checked in pieces read from the file, not in the scan's window.
+    db.root.set('large', Blob.from(Buffer.alloc(1536 * 1024, 7)));
+    await db.commit();
+    const small = oidOf(db.root.get('small'))!;
+    const large = db.storage.load(oidOf(db.root.get('large'))!).refs[0]!;
+    await db.close();
+    const tx = transactions(path).at(-1)!;
+    const copy = fs.readFileSync(path);
+    const damaged = tx.records.filter((record) => record.oid === small || record.oid === large);
+    for (const record of damaged) {
+      // A byte of the data changed, and the transaction sealed again over it: only the
+      // record's own checksum is left to find it.
+      const at = record.offset + RECORD_HEADER_SIZE + record.refCount * 4 + record.dataLength - 1;
+      copy[at] = copy[at]! ^ 1;
+    }
+    const trailer = tx.offset + tx.length - TX_TRAILER_SIZE;
+    copy.writeUInt32LE(crc32c(copy.subarray(tx.offset, trailer)), trailer);
+    fs.writeFileSync(path, copy);
+    const reopened = await open(path, { readOnly: true, logger: quiet });
+    try {
+      const { failures } = await reopened.integrityCheck();
+      assert.deepEqual(
+        failures
+          .filter((failure) => failure.kind === 'checksum')
+          .map(({ oid, offset }) => ({ oid, offset })),
+        damaged.map(({ oid, offset }) => ({ oid, offset })),
+      );
+    } finally {
+      await reopened.close();
+    }
+  });
+
   // Found in review: the records of a transaction that failed its checksum were not noted as
   // reported, and the next revision of each was reported again as a broken chain.
   it('damage to a whole transaction is reported once, not again at the next revisions', async () => {
