@@ -257,6 +257,28 @@ describe('damage sealed with valid checksums, and damage on the way to a revisio
     );
   });
 
+  it('a committed transaction sealed with a tid not above the one before it: integrityCheck reports it', async () => {
+    for (const lower of [0, 1]) {
+      const [before, tx] = [committed[1]!, committed[2]!];
+      const path = damagedCopy((copy) => {
+        writeU64(copy, tx.offset + 8, before.tid - lower);
+        for (const record of tx.records) writeU64(copy, record.offset + 8, before.tid - lower);
+        reseal(copy, tx.offset, tx.length);
+      }, false);
+      const db = await open(path, { readOnly: true, logger: quiet });
+      try {
+        const { failures } = await db.integrityCheck();
+        assert.deepEqual(
+          failures.filter((failure) => failure.kind === 'structure').map(({ offset }) => offset),
+          [tx.offset],
+          `tid lowered by ${lower}`,
+        );
+      } finally {
+        await db.close();
+      }
+    }
+  });
+
   // Found in a spec audit: a blob whose size disagrees with its content read short, whole.
   it('a blob whose stated size is not its content’s: reading it fails with CorruptionError', async () => {
     const tx = committed.at(-1)!; // the commit of the blob: 10 bytes

@@ -20,6 +20,7 @@ import {
   readU32,
   readU64,
   recordSize,
+  TxStatus,
 } from './format.js';
 import { isTransaction, LogReader, readFully } from './log-reader.js';
 import { OidIndex } from './oid-index.js';
@@ -144,6 +145,7 @@ export async function checkFile(
   const addOffset = (_oid: number, at: number) => {
     recordOffsets.push(at);
   };
+  let previousTid: number | undefined;
   let offset = FILE_HEADER_SIZE;
   while (offset < end) {
     if (budget.isUp()) await afterTimers();
@@ -163,6 +165,19 @@ export async function checkFile(
       offset = next.offset;
       continue;
     }
+    // A read of the past takes the newest revision at or before a tid: tids that go back
+    // along the file would make it take the wrong one.
+    if (
+      previousTid !== undefined &&
+      (tx.tid < previousTid || (tx.tid === previousTid && tx.status === TxStatus.committed))
+    ) {
+      failures.push({
+        kind: 'structure',
+        offset,
+        detail: `the transaction at offset ${offset} has tid ${tx.tid}, not above the tid ${previousTid} of the transaction before it`,
+      });
+    }
+    previousTid = tx.tid;
     for (let i = 0; i < recordOffsets.length; i++) {
       // A large transaction (a bulk commit, a pack's) gives turns within it too.
       if (i % OBJECTS_PER_LOOK === OBJECTS_PER_LOOK - 1 && budget.isUp()) await afterTimers();
