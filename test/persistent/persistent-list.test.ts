@@ -266,6 +266,33 @@ describe('PersistentList', () => {
     assert.deepEqual([...reloaded], [{ n: 10 }, { n: 20 }, [0, 1]]);
   });
 
+  it('items taken out by shift and splice are tracked too; fill puts one value in every slot', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const list = new PersistentList<any>([{ n: 1 }, { n: 2 }, { n: 3 }, [0]]);
+    const other = new PersistentList<any>([{ shared: 1 }]);
+    db.root.set('list', list);
+    db.root.set('other', other);
+    await db.commit();
+    const first = list.shift();
+    const [second] = list.splice(0, 1);
+    assert.deepEqual([first, second], [{ n: 1 }, { n: 2 }]);
+    // Written through after they were taken out: the list is changed, and it no longer
+    // holds them, so what is stored is the list without them.
+    first.n = 100;
+    second.n = 200;
+    list.unshift({ n: 0 });
+    list.reverse();
+    list.copyWithin(0, 1);
+    // As Array.prototype.fill: the one value (a copy of another object's) in each slot.
+    list.fill(other[0], 1);
+    assert.equal(list[1], list[2]);
+    await db.commit();
+    const reloaded = (await reopen(storage)).root.get('list') as PersistentList;
+    assert.deepEqual([...reloaded], [{ n: 3 }, { shared: 1 }, { shared: 1 }]);
+    assert.equal(reloaded[1], reloaded[2]);
+  });
+
   it('attributes of a list are stored beside its items', async () => {
     const storage = new MemoryStorage();
     const db = await open({ storage });
