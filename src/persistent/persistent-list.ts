@@ -6,7 +6,7 @@
  */
 
 import { registerClass } from '../codec/class-registry.js';
-import { adopt, adoptInserted, INSERTED_FROM, track, unwrapArgument } from './change-tracking.js';
+import { adopt, applyInPlace, IN_PLACE_METHODS, track, unwrapArgument } from './change-tracking.js';
 import { META, type ObjectMeta } from './object-meta.js';
 import {
   GET_STATE,
@@ -56,11 +56,7 @@ export class PersistentList<T = any> extends Persistent {
   /** Appends items; returns the new length. */
   push(...items: T[]): number {
     const target = writeTarget<ListTarget<T>>(this);
-    const list = target[ITEMS];
-    // All adopted before any is added: one refused leaves the list as it was.
-    adoptInserted(target[META], items, 0);
-    for (const item of items) list.push(item);
-    return list.length;
+    return applyInPlace(target[META], 'push', target[ITEMS], items) as number;
   }
 
   /** Removes and returns the last item. */
@@ -120,13 +116,6 @@ const RETURNS_RECEIVER = new Set(['copyWithin', 'fill', 'reverse', 'sort']);
 const SEARCHES = new Set(['includes', 'indexOf', 'lastIndexOf']);
 
 /**
- * Methods that change the items in place and call nothing of the user's: they run on the
- * stored array itself. Through the view, each item they move was a read and a write through
- * its traps (`shift` on a list of 100,000 items took some 100 ms).
- */
-const IN_PLACE = new Set(['copyWithin', 'fill', 'reverse', 'shift', 'splice', 'unshift']);
-
-/**
  * Installs the rest of the Array API. Each method runs `Array.prototype`'s own algorithm on
  * a change-tracking view of the items, so reads hand out tracked values and writes mark the
  * list changed, with the exact semantics of arrays.
@@ -148,24 +137,14 @@ function installArrayMethods(): void {
       });
       continue;
     }
-    const insertedFrom = INSERTED_FROM.get(name);
-    if (IN_PLACE.has(name)) {
+    if (IN_PLACE_METHODS.has(name)) {
       Object.defineProperty(PersistentList.prototype, name, {
         configurable: true,
         writable: true,
         value: function (this: PersistentList, ...args: unknown[]) {
           const target = writeTarget<ListTarget<unknown>>(this);
-          const meta = target[META];
-          // Adopted before the items change, as the view's writes would adopt them: one
-          // refused leaves the list as it was.
-          if (insertedFrom !== undefined) adoptInserted(meta, args, insertedFrom);
-          else if (name === 'fill') args[0] = adopt(meta, args[0]);
-          const result = method.apply(target[ITEMS], args);
-          if (returnsReceiver) return this;
-          // What is taken out is handed out as reads of the list hand it out.
-          if (name === 'shift') return track(meta, result);
-          if (name === 'splice') return (result as unknown[]).map((item) => track(meta, item));
-          return result;
+          const result = applyInPlace(target[META], name, target[ITEMS], args);
+          return returnsReceiver ? this : result;
         },
       });
       continue;
@@ -175,7 +154,6 @@ function installArrayMethods(): void {
       writable: true,
       value: function (this: PersistentList, ...args: unknown[]) {
         const target = readTarget<ListTarget<unknown>>(this);
-        if (insertedFrom !== undefined) adoptInserted(target[META], args, insertedFrom);
         const view = track(target[META], target[ITEMS]);
         // A callback (always the first argument) is given the list itself where an array's
         // would get the array; later arguments (a thisArg, even a function) go as they are.

@@ -287,9 +287,12 @@ describe('PersistentList', () => {
     // As Array.prototype.fill: the one value (a copy of another object's) in each slot.
     list.fill(other[0], 1);
     assert.equal(list[1], list[2]);
+    // A copy: the other object's value is its own still.
+    list[1].shared = 2;
+    assert.equal(other[0].shared, 1);
     await db.commit();
     const reloaded = (await reopen(storage)).root.get('list') as PersistentList;
-    assert.deepEqual([...reloaded], [{ n: 3 }, { shared: 1 }, { shared: 1 }]);
+    assert.deepEqual([...reloaded], [{ n: 3 }, { shared: 2 }, { shared: 2 }]);
     assert.equal(reloaded[1], reloaded[2]);
   });
 

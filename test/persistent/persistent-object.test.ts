@@ -168,6 +168,35 @@ describe('Persistent objects', () => {
     assert.deepEqual((await fresh()).meta.deep.list, [{ x: 3 }]);
   });
 
+  it("a nested array's in-place methods: what they take out is tracked, fill puts one value in each slot", async () => {
+    const { db, obj, fresh } = await stored(new Note());
+    const other = new Note();
+    db.root.set('other', other);
+    obj.meta.list = [{ x: 1 }, { x: 2 }, { x: 3 }];
+    other.meta.shared = { y: 1 };
+    await db.commit();
+    const list = obj.meta.list;
+    assert.equal(list.reverse(), list);
+    const taken = list.shift();
+    taken.x = 30; // the list no longer holds it: changes nothing stored
+    assert.deepEqual(list.splice(1, 1, 'in'), [{ x: 1 }]);
+    assert.equal(list.push(other.meta.shared, other.meta.shared), 4);
+    assert.notEqual(list[2], list[3]);
+    // One value in each slot filled, as Array.prototype.fill puts it.
+    assert.equal(list.fill(other.meta.shared, 2, 4), list);
+    assert.equal(list[2], list[3]);
+    assert.equal(list.pop(), list[2]);
+    // A copy: the other object's value is its own still.
+    list[2].y = 5;
+    assert.equal(other.meta.shared.y, 1);
+    // Taken off the view and called on another array, a method is the Array method.
+    const plain: unknown[] = [];
+    list.unshift.call(plain, 'p');
+    assert.deepEqual(plain, ['p']);
+    await db.commit();
+    assert.deepEqual((await fresh()).meta.list, [{ x: 2 }, 'in', { y: 5 }]);
+  });
+
   it('tracks mutations of nested Maps and Sets, and of values inside them', async () => {
     await assertTracked(
       (n) => {
