@@ -472,6 +472,49 @@ describe('pack', () => {
     });
   });
 
+  // Found by a bug hunt: the objects a commit made during the pack brought back were copied
+  // under the pack's snapshot tid, after commits it had copied with later tids.
+  it('an object a commit made while it runs links back in is kept, and tids never go back', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const faults = new FaultyOps(path);
+    const storage = await FileStorage.open(
+      path,
+      withFileOps({ durability: 'none', ...quiet }, faults.ops),
+    );
+    const db = dir.track(await open({ storage }));
+    db.root.set('dropped', new Item('dropped', 'kept by another handle'));
+    await db.commit();
+    const other = dir.track(await open(path, { durability: 'none', ...quiet }));
+    const held = other.root.get('dropped') as Item;
+    assert.equal(held.payload, 'kept by another handle');
+    await db.transaction((tx) => {
+      tx.root.delete('dropped');
+    });
+    const copying = faults.holdNextWrite('other file');
+    const packing = db.pack();
+    await copying.reached;
+    // A commit with a later tid, then one that links the dropped object back in.
+    await db.transaction((tx) => {
+      tx.root.set('later', 1);
+    });
+    other.root.set('back', held);
+    await other.commit();
+    copying.open();
+    await packing;
+    assert.deepEqual(await contents(db), { later: 1, back: walk(held) });
+    await reopened(path, async (again) => {
+      const tids: Tid[] = [];
+      for await (const tx of again.storage.iterator()) tids.push(tx.tid);
+      assert.deepEqual(
+        tids,
+        [...tids].sort((x, y) => x - y),
+      );
+      assert.equal((again.root.get('back') as Item).payload, 'kept by another handle');
+      await assertIntact(again);
+    });
+  });
+
   it('a handle that slept through several packs follows to the newest file', async (t) => {
     const dir = scratch(t);
     const path = dir.file();

@@ -363,7 +363,11 @@ async function copyAndSwap(
       missing.push(raw);
       for (const ref of raw.refs) queue.push(ref);
     }
-    if (missing.length > 0) await writeTx(snapshot, TxStatus.packed, {}, missing.map(copy));
+    // At the tid of the transaction before it (tids never go back along a file: it may be
+    // a tail commit's, past the snapshot); the records keep their own, older, tids.
+    if (missing.length > 0) {
+      await writeTx(Math.max(snapshot, state.lastTid), TxStatus.packed, {}, missing.map(copy));
+    }
   };
 
   let copied = snapshotEnd;
