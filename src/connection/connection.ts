@@ -43,6 +43,7 @@ import {
 } from '../persistent/persistent.js';
 import { type ConflictInfo, type Storage, StorageConflictError } from '../storage/storage.js';
 import {
+  type HistoricalRecord,
   type Oid,
   type ReadGuard,
   type RecordWrite,
@@ -186,6 +187,12 @@ export class Connection implements Jar {
    */
   #unmerged = new Set<ObjectMeta>();
   readonly #readGuards = new Map<Oid, Tid>();
+  /**
+   * For changed objects of classes that resolve conflicts: the revision each was changed
+   * from, read when it was first changed. Their merge needs it, and a pack before the commit
+   * (in any handle or process) may remove it from the storage's history.
+   */
+  readonly #bases = new Map<ObjectMeta, { readonly tid: Tid; readonly data: Uint8Array }>();
   #oidPool: Oid[] = [];
   #closedReason = 'the transaction these objects belong to has ended';
   /** The registration count when the first Broken object loaded since the last look. */
@@ -280,6 +287,23 @@ export class Connection implements Jar {
 
   registerChange(meta: ObjectMeta): void {
     this.#changed.add(meta);
+    if (meta.serial !== 0 && meta.oid !== undefined && resolvesConflicts(meta)) {
+      this.#keepBase(meta, meta.oid);
+    }
+  }
+
+  /** Reads and keeps the revision `meta` is changed from (see #bases). */
+  #keepBase(meta: ObjectMeta, oid: Oid): void {
+    let base: HistoricalRecord | undefined;
+    try {
+      base = this.storage.loadBefore(oid, meta.serial + 1);
+    } catch {
+      // Unreadable now (a pack removed it already): a merge reads it again or fails then.
+      return;
+    }
+    // A copy: a storage's record may be a view of a larger buffer (a cached block).
+    if (base?.tid === meta.serial)
+      this.#bases.set(meta, { tid: base.tid, data: base.data.slice() });
   }
 
   openBlob(oid: Oid): Readable {
@@ -354,6 +378,7 @@ export class Connection implements Jar {
     this.#changed = new Set();
     this.#unmerged.clear();
     this.#readGuards.clear();
+    this.#bases.clear();
   }
 
   /** Closes the connection for good. */
@@ -361,6 +386,7 @@ export class Connection implements Jar {
     this.#closedReason = reason;
     this.status = JarStatus.Closed;
     this.#changed = new Set();
+    this.#bases.clear();
     this.cache.clear();
   }
 
@@ -656,8 +682,20 @@ export class Connection implements Jar {
     if (committed === undefined || entry.write.expectedTid === 0) {
       fail('it was created or removed concurrently');
     }
-    const old = this.storage.loadBefore(conflict.oid, entry.write.expectedTid + 1);
-    if (old === undefined || old.tid !== entry.write.expectedTid) {
+    const expected = entry.write.expectedTid;
+    let old: { readonly tid: Tid; readonly data: Uint8Array } | undefined = this.#bases.get(
+      entry.meta,
+    );
+    if (old?.tid !== expected) {
+      try {
+        old = this.storage.loadBefore(conflict.oid, expected + 1);
+      } catch (cause) {
+        // Removed by a pack (a read conflict: retried on a fresh snapshot, it merges no more).
+        if (!(cause instanceof ConflictError)) throw cause;
+        fail('the revision it was changed from is no longer kept', cause);
+      }
+    }
+    if (old === undefined || old.tid !== expected) {
       fail('the revision it was changed from is no longer kept');
     }
     const decode = (data: Uint8Array) => decodeRecord(data, this.#resolve, conflict.oid).state;
@@ -712,6 +750,7 @@ export class Connection implements Jar {
       const meta = entry.meta;
       const previousSize = meta.size;
       meta.serial = tid;
+      this.#bases.delete(meta);
       meta.size = entry.write.data.byteLength + OBJECT_OVERHEAD_BYTES;
       if (entry.resolved !== undefined) this.#installResolved(entry);
       if (entry.staged !== undefined) {
@@ -783,4 +822,10 @@ export class Connection implements Jar {
     // Oids of objects that were not stored were never used: hand them out again.
     this.#oidPool = oids.sort((a, b) => a - b).concat(this.#oidPool);
   }
+}
+
+/** True if the class of `meta`'s object merges concurrent changes (has resolveConflict). */
+function resolvesConflicts(meta: ObjectMeta): boolean {
+  const cls = classOf(meta) as Function & { resolveConflict?: unknown };
+  return typeof cls.resolveConflict === 'function';
 }

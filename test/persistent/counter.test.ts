@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConflictError, Counter, registerClass } from 'trove';
+import { ConflictError, Counter, PersistentMap, registerClass } from 'trove';
 import { twoHandles } from '../support/handles.js';
 
 /** A counter with an attribute of its own. */
@@ -75,6 +75,27 @@ describe('Counter', () => {
     const views = db.root.get('views') as PageViews;
     assert.equal(views.value, 2);
     assert.equal(views.label, 'landing');
+  });
+
+  // Found by a bug hunt: the merge needs the revision the change was made from, and a pack
+  // meanwhile had removed it: a ConflictError, and the default connection's changes lost.
+  it('concurrent changes merge though a pack removed the revision they were made from', async () => {
+    const { db, db2 } = await twoHandles();
+    db.root.set('views', new PageViews());
+    db.root.set('keys', new PersistentMap());
+    await db.commit();
+    db2.abort();
+    (db2.root.get('views') as PageViews).increment();
+    (db2.root.get('keys') as PersistentMap<string, number>).set('two', 2);
+    await db.transaction((tx) => {
+      (tx.root.get('views') as PageViews).increment();
+      (tx.root.get('keys') as PersistentMap<string, number>).set('one', 1);
+    });
+    await db.pack();
+    await db2.commit();
+    db.abort();
+    assert.equal((db.root.get('views') as PageViews).value, 2);
+    assert.deepEqual([...(db.root.get('keys') as PersistentMap).keys()].sort(), ['one', 'two']);
   });
 
   // Found in review (the subclass): the merge returned undefined for an attribute both sides
