@@ -308,7 +308,17 @@ export class Connection implements Jar {
 
   openBlob(oid: Oid): Readable {
     if (this.status === JarStatus.Closed) this.refuse(false);
-    return this.storage.openBlob(oid);
+    try {
+      return this.storage.openBlob(oid);
+    } catch (error) {
+      // Content a pack removed since this snapshot (nothing reached it any more) is a read of
+      // the past, as an object's is (see #load): history calls the snapshot too old, a
+      // ConflictError a transaction retries.
+      if (error instanceof NotFoundError && this.#snapshot < this.storage.lastTid()) {
+        this.storage.loadBefore(oid, this.#snapshot + 1);
+      }
+      throw error;
+    }
   }
 
   refuse(write: boolean): never {

@@ -151,6 +151,33 @@ describe('blobs in a file', () => {
     await assertBlobs(db, { blob: content });
   });
 
+  // Found by a bug hunt: a NotFoundError, where an object removed so is a read conflict.
+  it('a blob a pack removed since the snapshot was taken is a read conflict, retried', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = dir.track(await open(path, { durability: 'none' }));
+    const other = dir.track(await open(path, { durability: 'none' }));
+    await db.transaction((tx) => {
+      tx.root.set('blob', Blob.from(Buffer.from('gone soon')));
+    });
+    let attempts = 0;
+    const read = await db.transaction(async (tx) => {
+      attempts++;
+      const blob = tx.root.get('blob') as Blob | undefined;
+      if (attempts === 1) {
+        await other.transaction((otherTx) => {
+          otherTx.root.delete('blob');
+        });
+        await other.pack();
+        // A start of another transaction of this handle follows the pack to the new file.
+        await db.read(() => undefined);
+      }
+      return blob === undefined ? 'deleted' : (await contentOf(blob)).toString();
+    });
+    assert.equal(read, 'deleted');
+    assert.equal(attempts, 2);
+  });
+
   // Found by a bug hunt: each attempt of db.transaction that failed with a conflict left
   // its staged bytes (a temporary file) behind until the database closed.
   it('staged bytes of a conflicting attempt are freed once nothing can store them', async (t) => {
