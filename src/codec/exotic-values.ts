@@ -5,7 +5,6 @@
  * it, to keep the prototype safe). The state scan flags records holding any; only those are
  * copied with such values replaced by extension markers, so ordinary records cost nothing.
  *
- * @internal
  * @module
  */
 

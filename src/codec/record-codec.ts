@@ -7,7 +7,6 @@
  * record is self-contained (msgpackr's record structures are defined inline, never shared
  * between records), so any record can be read alone, by any process, in any order.
  *
- * @internal
  * @module
  */
 

@@ -2,7 +2,6 @@
  * How the codec recognises references to other persistent objects without importing the
  * persistent layer above it: that layer describes its base class here once, at load.
  *
- * @internal
  * @module
  */
 

@@ -2,7 +2,6 @@
  * Writing a new data file from a sequence of transactions (keeping their tids): how a
  * storage that is not a file (memory, a historical view) is backed up into one.
  *
- * @internal
  * @module
  */
 
