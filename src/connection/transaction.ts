@@ -5,6 +5,7 @@
  */
 
 import { ClosedError, InvalidArgumentError } from '../errors.js';
+import type { Persistent } from '../persistent/persistent.js';
 import type { PersistentMap } from '../persistent/persistent-map.js';
 import { MAX_OID } from '../storage/storage.js';
 import type { Oid, Tid } from '../storage/types.js';
@@ -69,7 +70,7 @@ export class Transaction {
    * is changed by another transaction before this one commits (so decisions based on it
    * stay valid).
    */
-  readCurrent(obj: object): void {
+  readCurrent(obj: Persistent): void {
     this.#open().readCurrent(obj);
   }
 

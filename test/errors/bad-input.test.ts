@@ -271,7 +271,7 @@ describe('bad input', () => {
       assert.throws(() => registerClass(Fine, 'badInput.Fine3'), invalid({ argument: 'name' }));
       // The decorator is for persistent classes only.
       class Value {}
-      assert.throws(() => persistent('badInput.Value')(Value), invalid({ argument: 'cls' }));
+      assert.throws(() => persistent('badInput.Value')(Value as any), invalid({ argument: 'cls' }));
     });
 
     it('registerClass refuses built-in classes, and classes extending one other than Error', () => {
@@ -309,7 +309,7 @@ describe('bad input', () => {
         assert.throws(() => markChanged(bad as any), invalid({ argument: 'obj' }), String(bad));
       }
       await db.transaction((tx) => {
-        assert.throws(() => tx.readCurrent({}), invalid({ argument: 'obj' }));
+        assert.throws(() => tx.readCurrent({} as any), invalid({ argument: 'obj' }));
         assert.throws(() => tx.readCurrent(new User('new')), invalid({ argument: 'obj' }));
       });
       await assertUnchanged();
