@@ -5,7 +5,12 @@
  */
 
 export { BrokenValue } from './codec/broken-value.js';
-export { type AnyClass, type RegisterClassOptions, registerClass } from './codec/class-registry.js';
+export {
+  type AnyClass,
+  type ClassShape,
+  type RegisterClassOptions,
+  registerClass,
+} from './codec/class-registry.js';
 export {
   type CommitOptions,
   Database,

@@ -14,10 +14,10 @@ import {
   expectOptionalBoolean,
   expectOptions,
 } from '../util/validate.js';
-import { type AnyClass, isPersistentClass } from './reference-type.js';
+import { type AnyClass, type ClassShape, isPersistentClass } from './reference-type.js';
 
 // Defined with the reference type, which needs it and cannot import this module.
-export type { AnyClass };
+export type { AnyClass, ClassShape };
 
 /** Options of {@link registerClass}. */
 export interface RegisterClassOptions {
