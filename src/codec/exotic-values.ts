@@ -63,7 +63,7 @@ function fromEntries(
   const cls = classForName(className);
   if (cls !== undefined && !isPersistentClass(cls))
     return Object.setPrototypeOf(object, cls.prototype);
-  return new BrokenValue(className, object);
+  return BrokenValue.create(className, object);
 }
 
 addExtension({
@@ -158,7 +158,7 @@ export function faithfulCopy(
         return asEntries(value, value.state, false, value.className);
       }
       if (markValueClasses) return marked(value, value.className, value.state);
-      const out = new BrokenValue(value.className, {});
+      const out = BrokenValue.create(value.className, {});
       copies.set(value, out);
       copyProperties(value.state, out.state);
       return out;

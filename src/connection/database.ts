@@ -165,12 +165,17 @@ export class Database {
   #lastDiscard: ConflictError | undefined;
   #closing: Promise<void> | undefined;
 
-  /** @internal Use `open()`. */
-  constructor(storage: Storage, options: DatabaseOptions = {}) {
+  // Private: `open()` makes databases, through `create`.
+  private constructor(storage: Storage, options: DatabaseOptions = {}) {
     this.storage = storage;
     ({ limits: this.#limits, poolSize: this.#poolSize } = checkDatabaseOptions(options));
     this.#default = new Connection(storage, { cache: this.#limits });
     storageUsers.set(storage, (storageUsers.get(storage) ?? 0) + 1);
+  }
+
+  /** @internal A database on `storage`; `start` it before use. */
+  static create(storage: Storage, options?: DatabaseOptions): Database {
+    return new Database(storage, options);
   }
 
   /** @internal Creates the root if the storage has none, and opens the default transaction. */
@@ -309,7 +314,7 @@ export class Database {
     if (this.storage.readOnly) throw new ReadOnlyError('the database is read-only; use db.read');
     for (let attempt = 1; ; attempt++) {
       const connection = this.#acquire(JarStatus.Writable);
-      const tx = new Transaction(connection, false);
+      const tx = Transaction.create(connection, false);
       let conflict: ConflictError;
       try {
         const result = await fn(tx);
@@ -337,7 +342,7 @@ export class Database {
     this.#checkOpen();
     expectFunction(fn, 'fn');
     const connection = this.#acquire(JarStatus.ReadOnly);
-    const tx = new Transaction(connection, true);
+    const tx = Transaction.create(connection, true);
     try {
       return await fn(tx);
     } finally {

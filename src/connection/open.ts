@@ -66,7 +66,7 @@ export async function open(
     });
     const storage = at === undefined ? file : new SnapshotStorage(file, at, { closeInner: true });
     try {
-      return await new Database(storage, opts).start();
+      return await Database.create(storage, opts).start();
     } catch (error) {
       await storage.close();
       throw error;
@@ -110,5 +110,5 @@ export async function open(
       { argument: 'options.storage' },
     );
   }
-  return new Database(opts.storage, opts).start();
+  return Database.create(opts.storage, opts).start();
 }

@@ -38,10 +38,15 @@ export class Transaction {
   readonly #readOnly: boolean;
   #ended = false;
 
-  /** @internal */
-  constructor(connection: Connection, readOnly: boolean) {
+  // Private: only a Database makes one, through `create`, for `transaction` and `read`.
+  private constructor(connection: Connection, readOnly: boolean) {
     this.#connection = connection;
     this.#readOnly = readOnly;
+  }
+
+  /** @internal A transaction on `connection`, which has begun it. */
+  static create(connection: Connection, readOnly: boolean): Transaction {
+    return new Transaction(connection, readOnly);
   }
 
   /** True for `db.read` transactions, which cannot change anything. */
