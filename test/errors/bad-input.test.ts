@@ -27,6 +27,7 @@ import {
   persistent,
   ReadOnlyError,
   registerClass,
+  Storage,
   type TroveError,
   tidToDate,
 } from 'trove';
@@ -313,6 +314,35 @@ describe('bad input', () => {
         assert.throws(() => tx.readCurrent(new User('new')), invalid({ argument: 'obj' }));
       });
       await assertUnchanged();
+    });
+
+    // Found in a review of the published types: a subclass of Storage compiled (the backend
+    // methods are not published) and failed only when opened, with a TypeError.
+    it('a storage subclass of its own is refused when constructed: custom storages are not supported', async () => {
+      class Empty extends Storage {
+        readonly kind = 'empty';
+        constructor() {
+          super(false);
+        }
+      }
+      assert.throws(() => new Empty(), invalid({ argument: 'new.target' }));
+      const inner = new MemoryStorage();
+      class Partial extends Storage {
+        readonly kind = 'partial';
+        constructor() {
+          super(false);
+        }
+        protected _load(oid: number) {
+          return inner.load(oid);
+        }
+      }
+      assert.throws(() => new Partial(), invalid({ argument: 'new.target' }));
+      // A subclass of a storage of trove's has its methods.
+      class Kept extends MemoryStorage {}
+      const db = await open({ storage: new Kept() });
+      db.root.set('x', 1);
+      await db.commit();
+      await db.close();
     });
 
     it('Counter with a value that is not a finite number', () => {
