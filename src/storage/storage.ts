@@ -394,9 +394,9 @@ export abstract class Storage {
 
   /**
    * Stores every write atomically and durably (per the storage's durability setting) as one
-   * new transaction, and returns its tid. Rejects with a {@link StorageConflictError} listing
-   * every write whose `expectedTid` is not the current revision's tid, and every read guard
-   * that is stale; nothing is stored then.
+   * new transaction, and returns its tid. Rejects with a ConflictError when a write's
+   * `expectedTid` is not the current revision's tid, or a read guard is stale (the error
+   * lists them all, for trove's own use); nothing is stored then.
    */
   async commit(request: CommitRequest): Promise<Tid> {
     this.checkWritable();

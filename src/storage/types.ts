@@ -5,7 +5,6 @@
  * @module
  */
 
-import { ReadOnlyError } from '../errors.js';
 import { expectDate, expectNonNegativeInteger } from '../util/validate.js';
 
 /** An object id: a dense non-negative integer; oid 0 is the root object. */
@@ -204,25 +203,6 @@ export function dateToTid(date: Date): Tid {
  */
 export function tidToDate(tid: Tid): Date {
   return new Date(Math.floor(expectNonNegativeInteger(tid, 'tid') / MICROS_PER_MS));
-}
-
-/**
- * The next tid after `last`: the current time in microseconds, or `last + 1` if the clock is
- * behind (tids never go backwards, even when the system clock does). ReadOnlyError past the
- * largest tid, 2^53 - 1 (the year 2255, reached only by a clock set centuries ahead): a
- * larger one could not be read back, and the commit given it would be lost.
- *
- * @internal
- */
-export function nextTid(last: Tid): Tid {
-  const now = Math.floor((performance.timeOrigin + performance.now()) * MICROS_PER_MS);
-  const tid = now > last ? now : last + 1;
-  if (tid > Number.MAX_SAFE_INTEGER) {
-    throw new ReadOnlyError(
-      `the last tid is ${last}, the largest a tid can be: the database can take no more commits`,
-    );
-  }
-  return tid;
 }
 
 /** Options of `backup`. */

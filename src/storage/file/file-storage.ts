@@ -41,6 +41,7 @@ import {
   expectOptions,
   expectPath,
 } from '../../util/validate.js';
+import { nextTid } from '../next-tid.js';
 import { snapshotTooOld } from '../snapshot-too-old.js';
 import {
   checkOidSpace,
@@ -50,22 +51,21 @@ import {
   settleConflicts,
 } from '../storage.js';
 import { keptMeta } from '../transaction-meta.js';
-import {
-  type BackupResult,
-  type ChangesSince,
-  type CommitRequest,
-  type ConflictInfo,
-  type HistoricalRecord,
-  nextTid,
-  type Oid,
-  type PackResult,
-  type RecordWrite,
-  type StagedBlob,
-  type StorageStats,
-  type StoredRecord,
-  type Tid,
-  type TransactionChanges,
-  type TransactionRecord,
+import type {
+  BackupResult,
+  ChangesSince,
+  CommitRequest,
+  ConflictInfo,
+  HistoricalRecord,
+  Oid,
+  PackResult,
+  RecordWrite,
+  StagedBlob,
+  StorageStats,
+  StoredRecord,
+  Tid,
+  TransactionChanges,
+  TransactionRecord,
 } from '../types.js';
 import { BLOCK_SIZE, BlockCache } from './block-cache.js';
 import { crc32c, crc32cOfRange } from './checksum.js';
