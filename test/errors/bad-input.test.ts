@@ -146,7 +146,7 @@ describe('bad input', () => {
     it('paths that are not strings, or hold a NUL, are refused as the argument they are', async () => {
       await assert.rejects(open(Buffer.from('x.trove') as any), invalid({ argument: 'target' }));
       await assert.rejects(
-        open({ storage: new MemoryStorage() }, new ArrayBuffer(4) as any),
+        open({ storage: new MemoryStorage() } as any, new ArrayBuffer(4) as any),
         invalid(),
       );
       await assert.rejects(
