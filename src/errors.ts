@@ -54,14 +54,14 @@ export class NotFoundError extends TroveError {
 /** What a {@link ConflictError} says about the object it is about. */
 export interface ConflictDetails extends TroveErrorOptions {
   /** The oid of the object that was changed by another transaction, if known. */
-  oid?: number;
+  oid?: number | undefined;
   /**
    * `write`: the object was written here and committed elsewhere since this transaction's
    * snapshot. `read`: an object guarded with `readCurrent` was committed elsewhere.
    */
-  kind?: 'write' | 'read';
+  kind?: 'write' | 'read' | undefined;
   /** The registered class name of the object, if known. */
-  className?: string;
+  className?: string | undefined;
 }
 
 /**
@@ -102,9 +102,9 @@ export class BusyError extends TroveError {
 /** Where a {@link CorruptionError} was found. */
 export interface CorruptionDetails extends TroveErrorOptions {
   /** The byte offset in the file where the damage was found. */
-  offset?: number;
+  offset?: number | undefined;
   /** The file that is damaged. */
-  path?: string;
+  path?: string | undefined;
 }
 
 /**
@@ -162,9 +162,9 @@ export class IntegrityError extends TroveError {
 /** Where an {@link InvalidArgumentError} was found. */
 export interface InvalidArgumentDetails extends TroveErrorOptions {
   /** The name of the argument that was wrong. */
-  argument?: string;
+  argument?: string | undefined;
   /** For a value that cannot be stored: the path from the root to it, like `root.users.ada.avatar`. */
-  path?: string;
+  path?: string | undefined;
 }
 
 /**

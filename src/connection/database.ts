@@ -53,15 +53,15 @@ import { END_TRANSACTION, expectObjectId, Transaction } from './transaction.js';
 /** Options of a database handle (the storage-independent part of `open`'s options). */
 export interface DatabaseOptions {
   /** Loaded objects each connection keeps in its cache (default 100,000). */
-  cacheSize?: number;
+  cacheSize?: number | undefined;
   /** Bytes of loaded state each connection keeps in its cache (default 256 MiB). */
-  cacheBytes?: number;
+  cacheBytes?: number | undefined;
   /**
    * Idle connections kept for `transaction` and `read` (default 64). Size it to the number of
    * transactions that run at once: a connection beyond it is closed when its transaction
    * ends, and the next one starts with an empty cache. Each idle connection keeps its cache.
    */
-  poolSize?: number;
+  poolSize?: number | undefined;
 }
 
 /**
@@ -91,13 +91,13 @@ export interface TransactionOptions extends TransactionMeta {
    * How many times to run `fn` in all when commits conflict (default 3). Each retry runs on a
    * fresh snapshot. `Infinity` retries until the commit succeeds.
    */
-  attempts?: number;
+  attempts?: number | undefined;
 }
 
 /** Options of `db.integrityCheck`. */
 export interface IntegrityCheckOptions {
   /** Throw an IntegrityError (listing the failures) instead of returning a failed report. */
-  throwOnFailure?: boolean;
+  throwOnFailure?: boolean | undefined;
 }
 
 /** Options of `db.commit`. */

@@ -45,7 +45,7 @@ interface MemoryTransaction {
 /** Options of {@link MemoryStorage}. */
 export interface MemoryStorageOptions {
   /** Refuse writes. */
-  readOnly?: boolean;
+  readOnly?: boolean | undefined;
 }
 
 /**
