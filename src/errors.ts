@@ -43,6 +43,9 @@ export class TroveError extends Error {
 
 /** A requested object, document or record does not exist. */
 export class NotFoundError extends TroveError {
+  /** Always `TROVE_NOT_FOUND`: typed as it, so that a check of `code` narrows. */
+  declare readonly code: typeof ErrorCode.notFound;
+
   constructor(message: string, options?: TroveErrorOptions) {
     super(ErrorCode.notFound, message, options);
   }
@@ -51,14 +54,14 @@ export class NotFoundError extends TroveError {
 /** What a {@link ConflictError} says about the object it is about. */
 export interface ConflictDetails extends TroveErrorOptions {
   /** The oid of the object that was changed by another transaction, if known. */
-  oid?: number;
+  oid?: number | undefined;
   /**
    * `write`: the object was written here and committed elsewhere since this transaction's
    * snapshot. `read`: an object guarded with `readCurrent` was committed elsewhere.
    */
-  kind?: 'write' | 'read';
+  kind?: 'write' | 'read' | undefined;
   /** The registered class name of the object, if known. */
-  className?: string;
+  className?: string | undefined;
 }
 
 /**
@@ -68,6 +71,9 @@ export interface ConflictDetails extends TroveErrorOptions {
  * does that by itself.
  */
 export class ConflictError extends TroveError {
+  /** Always `TROVE_CONFLICT`: typed as it, so that a check of `code` narrows. */
+  declare readonly code: typeof ErrorCode.conflict;
+
   /** The oid of the conflicting object, if known. */
   readonly oid: number | undefined;
   /** Whether a written or a read-guarded object conflicted. */
@@ -85,6 +91,9 @@ export class ConflictError extends TroveError {
 
 /** A lock could not be taken in time, for example the writer lock of a shared file. */
 export class BusyError extends TroveError {
+  /** Always `TROVE_BUSY`: typed as it, so that a check of `code` narrows. */
+  declare readonly code: typeof ErrorCode.busy;
+
   constructor(message: string, options?: TroveErrorOptions) {
     super(ErrorCode.busy, message, options);
   }
@@ -93,9 +102,9 @@ export class BusyError extends TroveError {
 /** Where a {@link CorruptionError} was found. */
 export interface CorruptionDetails extends TroveErrorOptions {
   /** The byte offset in the file where the damage was found. */
-  offset?: number;
+  offset?: number | undefined;
   /** The file that is damaged. */
-  path?: string;
+  path?: string | undefined;
 }
 
 /**
@@ -103,6 +112,9 @@ export interface CorruptionDetails extends TroveErrorOptions {
  * vouch for, so reads of damaged records raise this instead of answering wrongly.
  */
 export class CorruptionError extends TroveError {
+  /** Always `TROVE_CORRUPTION`: typed as it, so that a check of `code` narrows. */
+  declare readonly code: typeof ErrorCode.corruption;
+
   /** The byte offset of the damage, if known. */
   readonly offset: number | undefined;
   /** The damaged file, if known. */
@@ -118,10 +130,13 @@ export class CorruptionError extends TroveError {
 /** One problem found by an integrity check. */
 export interface IntegrityFailure {
   /**
-   * What kind of problem: for example `checksum`, `structure`, `index`, `revision-chain`,
-   * `dangling-ref`.
+   * What kind of problem: `checksum` (data that fails its checksum), `structure` (a
+   * transaction that is not laid out as the format says, or whose tid is out of order),
+   * `index` (the index disagrees with the log), `revision-chain` (a record's link to the
+   * object's previous revision disagrees with the log), `dangling-ref` (a reference to an
+   * object that has no record). Later versions may report other kinds too.
    */
-  kind: string;
+  kind: 'checksum' | 'structure' | 'index' | 'revision-chain' | 'dangling-ref' | (string & {});
   /** The object concerned, if the problem is about one object. */
   oid?: number;
   /** The byte offset concerned, if the problem is at a place in a file. */
@@ -132,6 +147,9 @@ export interface IntegrityFailure {
 
 /** An integrity check found problems; {@link IntegrityError.failures} lists them. */
 export class IntegrityError extends TroveError {
+  /** Always `TROVE_INTEGRITY`: typed as it, so that a check of `code` narrows. */
+  declare readonly code: typeof ErrorCode.integrity;
+
   /** Every problem found. */
   readonly failures: readonly IntegrityFailure[];
 
@@ -144,9 +162,9 @@ export class IntegrityError extends TroveError {
 /** Where an {@link InvalidArgumentError} was found. */
 export interface InvalidArgumentDetails extends TroveErrorOptions {
   /** The name of the argument that was wrong. */
-  argument?: string;
+  argument?: string | undefined;
   /** For a value that cannot be stored: the path from the root to it, like `root.users.ada.avatar`. */
-  path?: string;
+  path?: string | undefined;
 }
 
 /**
@@ -155,6 +173,9 @@ export interface InvalidArgumentDetails extends TroveErrorOptions {
  * was expected.
  */
 export class InvalidArgumentError extends TroveError {
+  /** Always `TROVE_INVALID_ARGUMENT`: typed as it, so that a check of `code` narrows. */
+  declare readonly code: typeof ErrorCode.invalidArgument;
+
   /** The name of the wrong argument, if the error is about one. */
   readonly argument: string | undefined;
   /** The path to a value that cannot be stored, if the error is about one. */
@@ -169,6 +190,9 @@ export class InvalidArgumentError extends TroveError {
 
 /** The database, connection, transaction or object was used after it was closed or ended. */
 export class ClosedError extends TroveError {
+  /** Always `TROVE_CLOSED`: typed as it, so that a check of `code` narrows. */
+  declare readonly code: typeof ErrorCode.closed;
+
   constructor(message: string, options?: TroveErrorOptions) {
     super(ErrorCode.closed, message, options);
   }
@@ -176,6 +200,9 @@ export class ClosedError extends TroveError {
 
 /** A write was attempted through a read-only database, view or transaction. */
 export class ReadOnlyError extends TroveError {
+  /** Always `TROVE_READ_ONLY`: typed as it, so that a check of `code` narrows. */
+  declare readonly code: typeof ErrorCode.readOnly;
+
   constructor(message: string, options?: TroveErrorOptions) {
     super(ErrorCode.readOnly, message, options);
   }
@@ -187,6 +214,9 @@ export class ReadOnlyError extends TroveError {
  * error, whose `code` (for example `ENOSPC`) tells what happened.
  */
 export class StorageIOError extends TroveError {
+  /** Always `TROVE_IO`: typed as it, so that a check of `code` narrows. */
+  declare readonly code: typeof ErrorCode.io;
+
   /** The system error code, for example `ENOSPC`, if there was one. */
   readonly systemCode: string | undefined;
 

@@ -5,7 +5,12 @@
  */
 
 export { BrokenValue } from './codec/broken-value.js';
-export { type AnyClass, type RegisterClassOptions, registerClass } from './codec/class-registry.js';
+export {
+  type AnyClass,
+  type ClassShape,
+  type RegisterClassOptions,
+  registerClass,
+} from './codec/class-registry.js';
 export {
   type CommitOptions,
   Database,
@@ -22,7 +27,7 @@ export { Blob, type BlobSource } from './persistent/blob.js';
 export { Broken } from './persistent/broken.js';
 export { Counter } from './persistent/counter.js';
 export { markChanged, oidOf, Persistent } from './persistent/persistent.js';
-export { persistent } from './persistent/persistent-decorator.js';
+export { type PersistentClass, persistent } from './persistent/persistent-decorator.js';
 export { PersistentList } from './persistent/persistent-list.js';
 export { PersistentMap } from './persistent/persistent-map.js';
 export { PersistentSet, type SetLike } from './persistent/persistent-set.js';

@@ -13,9 +13,14 @@ export class BrokenValue {
   /** Its stored properties, as read. */
   readonly state: Record<string, unknown>;
 
-  /** @internal */
-  constructor(className: string, state: Record<string, unknown>) {
+  // Private: only the codec makes one, through `create`, when it reads such an instance.
+  private constructor(className: string, state: Record<string, unknown>) {
     this.className = className;
     this.state = state;
+  }
+
+  /** @internal A BrokenValue of `className` with `state`. */
+  static create(className: string, state: Record<string, unknown>): BrokenValue {
+    return new BrokenValue(className, state);
   }
 }

@@ -14,15 +14,15 @@ import {
   expectOptionalBoolean,
   expectOptions,
 } from '../util/validate.js';
-import { type AnyClass, isPersistentClass } from './reference-type.js';
+import { type AnyClass, type ClassShape, isPersistentClass } from './reference-type.js';
 
 // Defined with the reference type, which needs it and cannot import this module.
-export type { AnyClass };
+export type { AnyClass, ClassShape };
 
 /** Options of {@link registerClass}. */
 export interface RegisterClassOptions {
   /** Older names under which stored records of this class may exist. */
-  aliases?: readonly string[];
+  aliases?: readonly string[] | undefined;
   /**
    * For persistent classes: make each object loaded from the database by calling the
    * class's constructor with no arguments, then install its stored state over what the
@@ -33,7 +33,7 @@ export interface RegisterClassOptions {
    * an error it throws is thrown wherever the object is used in that handle. Default
    * false.
    */
-  constructOnLoad?: boolean;
+  constructOnLoad?: boolean | undefined;
 }
 
 const classByName = new Map<string, AnyClass>();

@@ -5,7 +5,6 @@
  * system error's `code`. trove writes an error as its parts instead (see ErrorParts) and
  * builds a real error of the same kind from them when reading.
  *
- * @internal
  * @module
  */
 

@@ -5,7 +5,6 @@
  * it, to keep the prototype safe). The state scan flags records holding any; only those are
  * copied with such values replaced by extension markers, so ordinary records cost nothing.
  *
- * @internal
  * @module
  */
 
@@ -64,7 +63,7 @@ function fromEntries(
   const cls = classForName(className);
   if (cls !== undefined && !isPersistentClass(cls))
     return Object.setPrototypeOf(object, cls.prototype);
-  return new BrokenValue(className, object);
+  return BrokenValue.create(className, object);
 }
 
 addExtension({
@@ -159,7 +158,7 @@ export function faithfulCopy(
         return asEntries(value, value.state, false, value.className);
       }
       if (markValueClasses) return marked(value, value.className, value.state);
-      const out = new BrokenValue(value.className, {});
+      const out = BrokenValue.create(value.className, {});
       copies.set(value, out);
       copyProperties(value.state, out.state);
       return out;

@@ -7,7 +7,6 @@
  * record is self-contained (msgpackr's record structures are defined inline, never shared
  * between records), so any record can be read alone, by any process, in any order.
  *
- * @internal
  * @module
  */
 
@@ -15,7 +14,7 @@ import { addExtension, Packr, Unpackr } from 'msgpackr';
 import { CorruptionError } from '../errors.js';
 import type { Oid } from '../storage/types.js';
 import { BrokenValue } from './broken-value.js';
-import { type AnyClass, classForName, onClassRegistered } from './class-registry.js';
+import { classForName, onClassRegistered } from './class-registry.js';
 import { faithfulCopy, restoreValueClasses } from './exotic-values.js';
 import { isPersistentClass, type ReferenceType, setReferenceType } from './reference-type.js';
 import type { ScanResult } from './state-scanner.js';
@@ -67,13 +66,13 @@ let resolveReference: Resolver | undefined;
 
 function readValue([name, properties]: [string, Record<string, unknown>]): object {
   const cls = classForName(name);
-  if (cls === undefined || isPersistentClass(cls)) return new BrokenValue(name, properties);
+  if (cls === undefined || isPersistentClass(cls)) return BrokenValue.create(name, properties);
   // The properties object itself becomes the instance: references to the instance from
   // inside it (a cycle through itself) were decoded as references to this very object.
   return Object.setPrototypeOf(properties, cls.prototype) as object;
 }
 
-function addValueExtension(cls: AnyClass, write: (value: object) => unknown): void {
+function addValueExtension(cls: Function, write: (value: object) => unknown): void {
   addExtension({ Class: cls, type: VALUE_EXTENSION, write, read: readValue });
 }
 

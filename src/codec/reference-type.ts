@@ -2,14 +2,25 @@
  * How the codec recognises references to other persistent objects without importing the
  * persistent layer above it: that layer describes its base class here once, at load.
  *
- * @internal
  * @module
  */
 
 import type { Oid } from '../storage/types.js';
 
-/** Any class trove can store (persistent classes and value classes). */
-export type AnyClass = abstract new (...args: any[]) => object;
+/**
+ * What every class is, as a type: a constructor that may be abstract, and public or
+ * protected (as Blob's is: its subclasses are made by `from`, never by `new`). A type only,
+ * never a class at run time; {@link AnyClass} is its `typeof`.
+ */
+export declare abstract class ClassShape {
+  protected constructor(...args: any[]);
+}
+
+/**
+ * Any class trove can store (persistent classes and value classes). Its constructor may be
+ * protected: `abstract new (...args: any[]) => object` would refuse the subclasses of Blob.
+ */
+export type AnyClass = typeof ClassShape;
 
 /** What the codec needs to know about persistent objects. */
 export interface ReferenceType {

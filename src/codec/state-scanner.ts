@@ -9,7 +9,6 @@
  * instance as a plain object; a database must refuse those instead of losing data, so the
  * checks happen here, once, before anything is written.
  *
- * @internal
  * @module
  */
 

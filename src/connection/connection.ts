@@ -3,7 +3,6 @@
  * uncommitted changes. It runs one transaction at a time; the Database keeps a pool of them
  * for concurrent transactions and one default connection for the Durus-style API.
  *
- * @internal
  * @module
  */
 

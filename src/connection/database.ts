@@ -53,15 +53,15 @@ import { END_TRANSACTION, expectObjectId, Transaction } from './transaction.js';
 /** Options of a database handle (the storage-independent part of `open`'s options). */
 export interface DatabaseOptions {
   /** Loaded objects each connection keeps in its cache (default 100,000). */
-  cacheSize?: number;
+  cacheSize?: number | undefined;
   /** Bytes of loaded state each connection keeps in its cache (default 256 MiB). */
-  cacheBytes?: number;
+  cacheBytes?: number | undefined;
   /**
    * Idle connections kept for `transaction` and `read` (default 64). Size it to the number of
    * transactions that run at once: a connection beyond it is closed when its transaction
    * ends, and the next one starts with an empty cache. Each idle connection keeps its cache.
    */
-  poolSize?: number;
+  poolSize?: number | undefined;
 }
 
 /**
@@ -91,13 +91,13 @@ export interface TransactionOptions extends TransactionMeta {
    * How many times to run `fn` in all when commits conflict (default 3). Each retry runs on a
    * fresh snapshot. `Infinity` retries until the commit succeeds.
    */
-  attempts?: number;
+  attempts?: number | undefined;
 }
 
 /** Options of `db.integrityCheck`. */
 export interface IntegrityCheckOptions {
   /** Throw an IntegrityError (listing the failures) instead of returning a failed report. */
-  throwOnFailure?: boolean;
+  throwOnFailure?: boolean | undefined;
 }
 
 /** Options of `db.commit`. */
@@ -165,12 +165,17 @@ export class Database {
   #lastDiscard: ConflictError | undefined;
   #closing: Promise<void> | undefined;
 
-  /** @internal Use `open()`. */
-  constructor(storage: Storage, options: DatabaseOptions = {}) {
+  // Private: `open()` makes databases, through `create`.
+  private constructor(storage: Storage, options: DatabaseOptions = {}) {
     this.storage = storage;
     ({ limits: this.#limits, poolSize: this.#poolSize } = checkDatabaseOptions(options));
     this.#default = new Connection(storage, { cache: this.#limits });
     storageUsers.set(storage, (storageUsers.get(storage) ?? 0) + 1);
+  }
+
+  /** @internal A database on `storage`; `start` it before use. */
+  static create(storage: Storage, options?: DatabaseOptions): Database {
+    return new Database(storage, options);
   }
 
   /** @internal Creates the root if the storage has none, and opens the default transaction. */
@@ -309,7 +314,7 @@ export class Database {
     if (this.storage.readOnly) throw new ReadOnlyError('the database is read-only; use db.read');
     for (let attempt = 1; ; attempt++) {
       const connection = this.#acquire(JarStatus.Writable);
-      const tx = new Transaction(connection, false);
+      const tx = Transaction.create(connection, false);
       let conflict: ConflictError;
       try {
         const result = await fn(tx);
@@ -337,7 +342,7 @@ export class Database {
     this.#checkOpen();
     expectFunction(fn, 'fn');
     const connection = this.#acquire(JarStatus.ReadOnly);
-    const tx = new Transaction(connection, true);
+    const tx = Transaction.create(connection, true);
     try {
       return await fn(tx);
     } finally {

@@ -13,7 +13,6 @@
  * that is still referenced keeps its identity. Weak references are costly to make, so only
  * that move makes them.
  *
- * @internal
  * @module
  */
 

@@ -3,7 +3,6 @@
  * not know their parents, so this searches from the root through loaded objects only (it
  * never loads anything); it runs only when an error is being reported.
  *
- * @internal
  * @module
  */
 

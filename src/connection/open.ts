@@ -18,22 +18,38 @@ export interface OpenStorageOptions extends DatabaseOptions {
   storage: Storage;
 }
 
-/** Options of `open(path)`: the database handle's and the file storage's. */
-export interface OpenFileOptions extends DatabaseOptions, Omit<FileStorageOptions, 'fileOps'> {
-  /**
-   * Open a read-only view of the database as it was at this tid or time (everything
-   * committed at or before it). Implies `readOnly`.
-   */
-  at?: Tid | Date;
-}
+/**
+ * Options of `open(path)`: the database handle's and the file storage's. With `at`, the
+ * database opens read-only, so `readOnly` may only be left out or `true` then (`false` is
+ * refused at run time, and here by the type).
+ */
+export type OpenFileOptions = DatabaseOptions &
+  Omit<FileStorageOptions, 'fileOps' | 'readOnly'> &
+  (
+    | {
+        /** Open without the right to write: no lock is ever taken, nothing is written. */
+        readOnly?: boolean | undefined;
+        /** Absent here: with `at`, the database opens as a read-only view of the past. */
+        at?: undefined;
+      }
+    | {
+        /** Implied by `at`: a view of the past is read-only. */
+        readOnly?: true | undefined;
+        /**
+         * Open a read-only view of the database as it was at this tid or time (everything
+         * committed at or before it).
+         */
+        at: Tid | Date;
+      }
+  );
 
 /**
- * Opens a database.
- *
- * - `open('app.trove', options?)` opens (creating it if needed) the database file at that
- *   path: the embedded default.
- * - `open({ storage })` opens a database on the given storage, for example a MemoryStorage.
+ * Opens (creating it if needed) the database file at `target`: the embedded default.
+ * `{ at }` opens a read-only view of the past instead.
  */
+export function open(target: string, options?: OpenFileOptions): Promise<Database>;
+/** Opens a database on the given storage, for example `open({ storage: new MemoryStorage() })`. */
+export function open(options: OpenStorageOptions): Promise<Database>;
 export async function open(
   target: string | OpenStorageOptions,
   options?: OpenFileOptions,
@@ -66,7 +82,7 @@ export async function open(
     });
     const storage = at === undefined ? file : new SnapshotStorage(file, at, { closeInner: true });
     try {
-      return await new Database(storage, opts).start();
+      return await Database.create(storage, opts).start();
     } catch (error) {
       await storage.close();
       throw error;
@@ -110,5 +126,5 @@ export async function open(
       { argument: 'options.storage' },
     );
   }
-  return new Database(opts.storage, opts).start();
+  return Database.create(opts.storage, opts).start();
 }

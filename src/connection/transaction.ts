@@ -5,6 +5,7 @@
  */
 
 import { ClosedError, InvalidArgumentError } from '../errors.js';
+import type { Persistent } from '../persistent/persistent.js';
 import type { PersistentMap } from '../persistent/persistent-map.js';
 import { MAX_OID } from '../storage/storage.js';
 import type { Oid, Tid } from '../storage/types.js';
@@ -37,10 +38,15 @@ export class Transaction {
   readonly #readOnly: boolean;
   #ended = false;
 
-  /** @internal */
-  constructor(connection: Connection, readOnly: boolean) {
+  // Private: only a Database makes one, through `create`, for `transaction` and `read`.
+  private constructor(connection: Connection, readOnly: boolean) {
     this.#connection = connection;
     this.#readOnly = readOnly;
+  }
+
+  /** @internal A transaction on `connection`, which has begun it. */
+  static create(connection: Connection, readOnly: boolean): Transaction {
+    return new Transaction(connection, readOnly);
   }
 
   /** True for `db.read` transactions, which cannot change anything. */
@@ -69,7 +75,7 @@ export class Transaction {
    * is changed by another transaction before this one commits (so decisions based on it
    * stay valid).
    */
-  readCurrent(obj: object): void {
+  readCurrent(obj: Persistent): void {
     this.#open().readCurrent(obj);
   }
 

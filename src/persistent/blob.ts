@@ -50,8 +50,9 @@ export class Blob extends Persistent {
    * its content (called on a subclass, it makes one of that class). Made with `new`, it
    * would have none: no size, nothing to store or read. (A stored blob of a class made by
    * its constructor when loaded, `constructOnLoad`, is made so, and has its content.)
+   * Protected, so that `new Blob()` does not compile either.
    */
-  constructor() {
+  protected constructor() {
     super();
     if (!makingBlob && (this as unknown as { [META]: ObjectMeta })[META].oid === undefined) {
       throw new InvalidArgumentError('make a Blob with Blob.from(source), which gives it content');
@@ -62,8 +63,13 @@ export class Blob extends Persistent {
    * A new blob with the bytes of `source`: a Uint8Array, or a Node Readable (or any
    * iterable or async iterable) of byte chunks. A stream is read when the blob is committed.
    */
-  // biome-ignore lint/suspicious/noConfusingVoidType: `this` is void in an unbound call (`const from = Blob.from`)
-  static from<T extends Blob = Blob>(this: (new () => T) | void, source: BlobSource): T {
+  static from<T extends Blob = Blob>(
+    // The class by its prototype: a construct signature would refuse the protected
+    // constructor of a subclass.
+    // biome-ignore lint/suspicious/noConfusingVoidType: `this` is void in an unbound call (`const from = Blob.from`)
+    this: { readonly prototype: T } | void,
+    source: BlobSource,
+  ): T {
     const isBytes = source instanceof Uint8Array;
     const isIterable =
       typeof source === 'object' &&
@@ -78,7 +84,7 @@ export class Blob extends Persistent {
     refuseSpentStream(source);
     // Called on a subclass, it makes one of that subclass; called unbound, a Blob.
     // biome-ignore lint/complexity/noThisInStatic: the class it was called on, a subclass too
-    const cls = typeof this === 'function' ? this : (Blob as unknown as new () => T);
+    const cls = (typeof this === 'function' ? this : Blob) as unknown as new () => T;
     let blob: T;
     makingBlob = true;
     try {

@@ -16,6 +16,12 @@ export const BROKEN_CLASS_NAME: unique symbol = Symbol('trove.brokenClassName');
  * an alias) brings the object back intact.
  */
 export class Broken extends Persistent {
+  /**
+   * The stored attributes, read as on any persistent object (`broken.title`); of types the
+   * program cannot know, since their class is gone.
+   */
+  readonly [attribute: string]: unknown;
+
   /** The class name the object was stored under. */
   get brokenClassName(): string {
     return (this as unknown as { [BROKEN_CLASS_NAME]: string })[BROKEN_CLASS_NAME];

@@ -7,7 +7,6 @@
  * owner changed and whose reads hand out views of deeper values. One raw value has one view
  * per owner (so `obj.tags === obj.tags`), and stored data always holds raw values.
  *
- * @internal
  * @module
  */
 

@@ -3,7 +3,6 @@
  * layer needs from the connection that owns an object (the "jar", as ZODB calls it). The
  * connection layer sits above this one, so it is described here and implemented there.
  *
- * @internal
  * @module
  */
 

@@ -13,6 +13,9 @@ import { InvalidArgumentError } from '../errors.js';
 import { describe } from '../util/validate.js';
 import { Persistent } from './persistent.js';
 
+/** A class whose instances are persistent objects: Persistent or a subclass of it. */
+export type PersistentClass = AnyClass & { readonly prototype: Persistent };
+
 /**
  * Registers the decorated class, which must extend {@link Persistent}, under the stable
  * `name` (see `registerClass`). Works with standard (TC39) decorators and with TypeScript's
@@ -21,7 +24,7 @@ import { Persistent } from './persistent.js';
 export function persistent(
   name: string,
   options?: RegisterClassOptions,
-): <C extends AnyClass>(cls: C, context?: unknown) => void {
+): <C extends PersistentClass>(cls: C, context?: unknown) => void {
   return (cls, _context) => {
     if (typeof cls !== 'function' || !(cls.prototype instanceof Persistent)) {
       throw new InvalidArgumentError(

@@ -99,12 +99,112 @@ export class PersistentList<T = any> extends Persistent {
   }
 }
 
-/** Every other method of the Array API, with the signatures of `Array`. */
+/**
+ * The methods of the Array API whose signatures say something else of a list: those that
+ * return the array itself, and those whose callbacks are given the array (both get the list).
+ */
+type ListSpecific =
+  | 'sort'
+  | 'reverse'
+  | 'fill'
+  | 'copyWithin'
+  | 'every'
+  | 'some'
+  | 'forEach'
+  | 'map'
+  | 'filter'
+  | 'reduce'
+  | 'reduceRight'
+  | 'find'
+  | 'findIndex'
+  | 'findLast'
+  | 'findLastIndex'
+  | 'flatMap';
+
+/**
+ * Every other method of the Array API, with the signatures of `Array`, except that those
+ * that return the array return the list, and callbacks are given the list where an array's
+ * get the array. (Omit makes `this` in Array's own signatures `T[]`, hence the redeclared
+ * ones.)
+ */
 export interface PersistentList<T = any>
   extends Omit<
     Array<T>,
-    'length' | 'push' | 'pop' | typeof Symbol.iterator | typeof Symbol.unscopables
-  > {}
+    'length' | 'push' | 'pop' | typeof Symbol.iterator | typeof Symbol.unscopables | ListSpecific
+  > {
+  /** Sorts the items in place, as `Array.prototype.sort` does; returns the list. */
+  sort(compareFn?: (a: T, b: T) => number): this;
+  /** Reverses the items in place; returns the list. */
+  reverse(): this;
+  /** Sets the items from `start` to `end` to `value`; returns the list. */
+  fill(value: T, start?: number, end?: number): this;
+  /** Copies the items from `start` to `end` to `target` and on, in place; returns the list. */
+  copyWithin(target: number, start: number, end?: number): this;
+  /** Whether `predicate` holds for every item (given the item, its index and the list). */
+  every<S extends T>(
+    predicate: (value: T, index: number, list: this) => value is S,
+    thisArg?: any,
+  ): this is PersistentList<S>;
+  every(predicate: (value: T, index: number, list: this) => unknown, thisArg?: any): boolean;
+  /** Whether `predicate` holds for some item (given the item, its index and the list). */
+  some(predicate: (value: T, index: number, list: this) => unknown, thisArg?: any): boolean;
+  /** Calls `callbackfn` with each item, its index and the list. */
+  forEach(callbackfn: (value: T, index: number, list: this) => void, thisArg?: any): void;
+  /** A plain array of what `callbackfn` returns for each item, its index and the list. */
+  map<U>(callbackfn: (value: T, index: number, list: this) => U, thisArg?: any): U[];
+  /** A plain array of the items `predicate` (given the item, its index and the list) keeps. */
+  filter<S extends T>(
+    predicate: (value: T, index: number, list: this) => value is S,
+    thisArg?: any,
+  ): S[];
+  filter(predicate: (value: T, index: number, list: this) => unknown, thisArg?: any): T[];
+  /** Folds the items from the first, as `Array.prototype.reduce`; the callback gets the list. */
+  reduce(callbackfn: (previousValue: T, currentValue: T, currentIndex: number, list: this) => T): T;
+  reduce(
+    callbackfn: (previousValue: T, currentValue: T, currentIndex: number, list: this) => T,
+    initialValue: T,
+  ): T;
+  reduce<U>(
+    callbackfn: (previousValue: U, currentValue: T, currentIndex: number, list: this) => U,
+    initialValue: U,
+  ): U;
+  /** Folds the items from the last, as `Array.prototype.reduceRight`; the callback gets the list. */
+  reduceRight(
+    callbackfn: (previousValue: T, currentValue: T, currentIndex: number, list: this) => T,
+  ): T;
+  reduceRight(
+    callbackfn: (previousValue: T, currentValue: T, currentIndex: number, list: this) => T,
+    initialValue: T,
+  ): T;
+  reduceRight<U>(
+    callbackfn: (previousValue: U, currentValue: T, currentIndex: number, list: this) => U,
+    initialValue: U,
+  ): U;
+  /** The first item `predicate` (given the item, its index and the list) holds for. */
+  find<S extends T>(
+    predicate: (value: T, index: number, list: this) => value is S,
+    thisArg?: any,
+  ): S | undefined;
+  find(predicate: (value: T, index: number, list: this) => unknown, thisArg?: any): T | undefined;
+  /** The index of the first item `predicate` holds for, or -1. */
+  findIndex(predicate: (value: T, index: number, list: this) => unknown, thisArg?: any): number;
+  /** The last item `predicate` (given the item, its index and the list) holds for. */
+  findLast<S extends T>(
+    predicate: (value: T, index: number, list: this) => value is S,
+    thisArg?: any,
+  ): S | undefined;
+  findLast(
+    predicate: (value: T, index: number, list: this) => unknown,
+    thisArg?: any,
+  ): T | undefined;
+  /** The index of the last item `predicate` holds for, or -1. */
+  findLastIndex(predicate: (value: T, index: number, list: this) => unknown, thisArg?: any): number;
+  /** A plain array of what `callback` returns for each item, flattened one level. */
+  flatMap<U, This = undefined>(
+    callback: (this: This, value: T, index: number, list: this) => U | ReadonlyArray<U>,
+    thisArg?: This,
+  ): U[];
+}
 
 /** Methods that return the array they were called on; on a list they return the list. */
 const RETURNS_RECEIVER = new Set(['copyWithin', 'fill', 'reverse', 'sort']);

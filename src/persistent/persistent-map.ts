@@ -142,7 +142,10 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
     return 'PersistentMap';
   }
 
-  /** Resolves concurrent changes key by key; see {@link mergeStates}. */
+  /**
+   * Resolves concurrent changes key by key (entries and attributes): changes to different
+   * keys both stay; undefined (a conflict) when both sides changed one key.
+   */
   static resolveConflict(
     oldState: Record<string, unknown>,
     committedState: Record<string, unknown>,

@@ -214,7 +214,11 @@ export class PersistentSet<T = any> extends Persistent implements Set<T> {
     return 'PersistentSet';
   }
 
-  /** Resolves concurrent changes element by element; see {@link mergeStates}. */
+  /**
+   * Resolves concurrent changes element by element (and attributes key by key): additions
+   * and removals on both sides all count, an element both added or both removed once;
+   * undefined (a conflict) when both sides changed one attribute.
+   */
   static resolveConflict(
     oldState: Record<string, unknown>,
     committedState: Record<string, unknown>,

@@ -343,6 +343,13 @@ const persistentHandler: ProxyHandler<Target> = {
  * arrays, objects, Maps, Sets and Dates held in attributes, mark the object changed.
  */
 export class Persistent {
+  /**
+   * Makes the type nominal: an object of the same shape that is not made by a subclass of
+   * Persistent (a plain object literal) is not a persistent object, and trove refuses it
+   * where one is needed. Declared only: nothing of it exists at run time.
+   */
+  declare private readonly persistentBrand: never;
+
   constructor() {
     if (reviving !== undefined && new.target === reviving.cls) {
       // Loading by the constructor (constructOnLoad): the object exists already. Returned
@@ -542,7 +549,7 @@ export function expectPersistent(value: unknown, argument: string): ObjectMeta {
  * The oid of a stored persistent object, or undefined if it has not been stored yet.
  * Throws InvalidArgumentError for anything that is not a persistent object.
  */
-export function oidOf(obj: object): Oid | undefined {
+export function oidOf(obj: Persistent): Oid | undefined {
   const meta = expectPersistent(obj, 'obj');
   return meta.jar === undefined ? undefined : meta.oid;
 }
@@ -552,7 +559,7 @@ export function oidOf(obj: object): Oid | undefined {
  * made through the object are noticed by themselves; this is for changes trove cannot see,
  * such as writes into a typed array or Buffer held by the object.
  */
-export function markChanged(obj: object): void {
+export function markChanged(obj: Persistent): void {
   const meta = expectPersistent(obj, 'obj');
   beforeRead(meta);
   beforeWrite(meta);

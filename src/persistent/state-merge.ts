@@ -3,7 +3,6 @@
  * two transactions that changed different keys (or attributes) of one object both win; a
  * key changed differently by both is a real conflict.
  *
- * @internal
  * @module
  */
 

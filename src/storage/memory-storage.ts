@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { afterTimers, TurnBudget } from '../util/event-loop.js';
 import { expectOptionalBoolean, expectOptions } from '../util/validate.js';
+import { nextTid } from './next-tid.js';
 import { danglingRefs, reachableFromRoot } from './reachability.js';
 import { snapshotTooOld } from './snapshot-too-old.js';
 import {
@@ -20,20 +21,19 @@ import {
   settleConflicts,
 } from './storage.js';
 import { keptMeta } from './transaction-meta.js';
-import {
-  type ChangesSince,
-  type CommitRequest,
-  type HistoricalRecord,
-  nextTid,
-  type Oid,
-  type PackResult,
-  type RecordWrite,
-  type StagedBlob,
-  type StorageStats,
-  type StoredRecord,
-  type Tid,
-  type TransactionMeta,
-  type TransactionRecord,
+import type {
+  ChangesSince,
+  CommitRequest,
+  HistoricalRecord,
+  Oid,
+  PackResult,
+  RecordWrite,
+  StagedBlob,
+  StorageStats,
+  StoredRecord,
+  Tid,
+  TransactionMeta,
+  TransactionRecord,
 } from './types.js';
 
 interface MemoryTransaction {
@@ -45,7 +45,7 @@ interface MemoryTransaction {
 /** Options of {@link MemoryStorage}. */
 export interface MemoryStorageOptions {
   /** Refuse writes. */
-  readOnly?: boolean;
+  readOnly?: boolean | undefined;
 }
 
 /**

@@ -2,7 +2,6 @@
  * The range of oids, shared by the storages and by the file format's reader (which must not
  * reach up to the Storage class for it).
  *
- * @internal
  * @module
  */
 

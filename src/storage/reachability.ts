@@ -2,7 +2,6 @@
  * Reachability over stored refs: what pack keeps and what an integrity check follows. Works
  * on oids and refs only, so it never needs the application's classes.
  *
- * @internal
  * @module
  */
 

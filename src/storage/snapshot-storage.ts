@@ -34,7 +34,7 @@ export interface SnapshotStorageOptions {
    * Close the storage viewed when the view closes (default false: others may use it, as a
    * database handle on it does).
    */
-  closeInner?: boolean;
+  closeInner?: boolean | undefined;
 }
 
 /** A read-only view of `inner` as of `tid`: later commits are invisible, nothing changes. */

@@ -261,7 +261,31 @@ export function historyCutTid(options: PackOptions): Tid | undefined {
 const readerCollection = new FinalizationRegistry<() => void>((collected) => collected());
 
 /**
- * The base class of every storage backend. See the module comment for the contract.
+ * The methods a backend implements (see the module comment). They are not published, so a
+ * subclass made outside trove has none of them; the constructor refuses one that lacks any.
+ */
+const BACKEND_METHODS = [
+  '_load',
+  '_loadBefore',
+  '_lastTid',
+  '_newOids',
+  '_commit',
+  '_changesSince',
+  '_pack',
+  '_iterator',
+  '_checkpoint',
+  '_integrityCheck',
+  '_stats',
+  '_close',
+  '_stageBlob',
+  '_discardBlob',
+  '_openBlob',
+] as const;
+
+/**
+ * The base class of every storage: MemoryStorage, FileStorage and SnapshotStorage. Custom
+ * storages are not supported yet: the methods a backend implements are not part of the
+ * published API, and constructing a subclass that lacks them throws InvalidArgumentError.
  */
 export abstract class Storage {
   /** A short name of the backend, for example `memory` or `file`. */
@@ -280,7 +304,20 @@ export abstract class Storage {
   readonly #staged = new Set<StagedBlob>();
   #cacheEpoch = 0;
 
+  /**
+   * For the storages of trove. InvalidArgumentError (`argument` `new.target`) for a subclass
+   * that lacks the backend methods: refused here, it would fail at its first use instead.
+   */
   protected constructor(readOnly: boolean) {
+    const missing = BACKEND_METHODS.filter(
+      (name) => typeof (this as unknown as Record<string, unknown>)[name] !== 'function',
+    );
+    if (missing.length > 0) {
+      throw new InvalidArgumentError(
+        `${new.target.name || 'this class'} lacks the backend methods ${missing.join(', ')}: custom storages are not supported yet (use MemoryStorage, FileStorage or SnapshotStorage)`,
+        { argument: 'new.target' },
+      );
+    }
     this.readOnly = readOnly;
   }
 
@@ -357,9 +394,9 @@ export abstract class Storage {
 
   /**
    * Stores every write atomically and durably (per the storage's durability setting) as one
-   * new transaction, and returns its tid. Rejects with a {@link StorageConflictError} listing
-   * every write whose `expectedTid` is not the current revision's tid, and every read guard
-   * that is stale; nothing is stored then.
+   * new transaction, and returns its tid. Rejects with a ConflictError when a write's
+   * `expectedTid` is not the current revision's tid, or a read guard is stale (the error
+   * lists them all, for trove's own use); nothing is stored then.
    */
   async commit(request: CommitRequest): Promise<Tid> {
     this.checkWritable();

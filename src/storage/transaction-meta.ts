@@ -1,7 +1,6 @@
 /**
  * The descriptive data a transaction keeps, the same for every storage.
  *
- * @internal
  * @module
  */
 

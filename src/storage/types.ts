@@ -5,7 +5,6 @@
  * @module
  */
 
-import { ReadOnlyError } from '../errors.js';
 import { expectDate, expectNonNegativeInteger } from '../util/validate.js';
 
 /** An object id: a dense non-negative integer; oid 0 is the root object. */
@@ -58,7 +57,7 @@ export interface RecordWrite {
    * Set for blob content: the staged bytes become the object's record (raw bytes, read
    * back with `openBlob`). Blob content is written once and never changed.
    */
-  readonly blob?: StagedBlob;
+  readonly blob?: StagedBlob | undefined;
   /** The oids the new state references. */
   readonly refs: readonly Oid[];
   /**
@@ -79,9 +78,9 @@ export interface ReadGuard {
 /** Descriptive data stored with a transaction. */
 export interface TransactionMeta {
   /** A note from the application, for example what the transaction did. */
-  readonly note?: string;
+  readonly note?: string | undefined;
   /** Who made the change, as the application names users. */
-  readonly user?: string;
+  readonly user?: string | undefined;
 }
 
 /** One object whose commit conflicted, with what is committed now. */
@@ -110,14 +109,14 @@ export interface CommitRequest {
   /** The objects written. */
   readonly writes: readonly RecordWrite[];
   /** Objects that were only read but must not have changed since they were read. */
-  readonly readCurrent?: readonly ReadGuard[];
+  readonly readCurrent?: readonly ReadGuard[] | undefined;
   /** Descriptive data kept with the transaction. */
-  readonly meta?: TransactionMeta;
+  readonly meta?: TransactionMeta | undefined;
   /**
    * Resolves conflicts in place instead of failing the commit (storages that cannot call
    * back, such as a remote one, may ignore it and report the conflicts).
    */
-  readonly resolveConflicts?: ConflictResolver;
+  readonly resolveConflicts?: ConflictResolver | undefined;
 }
 
 /** The oids one committed transaction changed. */
@@ -151,7 +150,7 @@ export interface PackOptions {
    * Keep every revision committed at or after this time (a tid or a Date), so that
    * historical reads back to it still work. By default only current revisions are kept.
    */
-  readonly keepHistorySince?: Tid | Date;
+  readonly keepHistorySince?: Tid | Date | undefined;
 }
 
 /** What a pack did. */
@@ -206,29 +205,10 @@ export function tidToDate(tid: Tid): Date {
   return new Date(Math.floor(expectNonNegativeInteger(tid, 'tid') / MICROS_PER_MS));
 }
 
-/**
- * The next tid after `last`: the current time in microseconds, or `last + 1` if the clock is
- * behind (tids never go backwards, even when the system clock does). ReadOnlyError past the
- * largest tid, 2^53 - 1 (the year 2255, reached only by a clock set centuries ahead): a
- * larger one could not be read back, and the commit given it would be lost.
- *
- * @internal
- */
-export function nextTid(last: Tid): Tid {
-  const now = Math.floor((performance.timeOrigin + performance.now()) * MICROS_PER_MS);
-  const tid = now > last ? now : last + 1;
-  if (tid > Number.MAX_SAFE_INTEGER) {
-    throw new ReadOnlyError(
-      `the last tid is ${last}, the largest a tid can be: the database can take no more commits`,
-    );
-  }
-  return tid;
-}
-
 /** Options of `backup`. */
 export interface BackupOptions {
   /** Copy the database as it was at this tid or time (everything committed at or before it). */
-  readonly at?: Tid | Date;
+  readonly at?: Tid | Date | undefined;
 }
 
 /** What a backup wrote. */

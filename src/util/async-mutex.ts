@@ -1,7 +1,6 @@
 /**
  * A minimal async mutex: callers run one at a time, in arrival order.
  *
- * @internal
  * @module
  */
 

@@ -3,7 +3,6 @@
  * assigning would not: a key `__proto__` (assigned, it sets the prototype) and keys whose
  * setters are inherited.
  *
- * @internal
  * @module
  */
 

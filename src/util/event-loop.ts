@@ -1,7 +1,6 @@
 /**
  * Giving the event loop a turn from code that would otherwise run on in microtasks.
  *
- * @internal
  * @module
  */
 

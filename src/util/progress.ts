@@ -3,7 +3,6 @@
  * the bar; trove only decides when to show one: when asked, and only on a TTY, so logs and
  * pipes stay clean.
  *
- * @internal
  * @module
  */
 

@@ -3,7 +3,6 @@
  * message names the argument and what was expected, so misuse is reported at the call that
  * made it rather than deep inside.
  *
- * @internal
  * @module
  */
 

@@ -27,6 +27,7 @@ import {
   persistent,
   ReadOnlyError,
   registerClass,
+  Storage,
   type TroveError,
   tidToDate,
 } from 'trove';
@@ -145,7 +146,7 @@ describe('bad input', () => {
     it('paths that are not strings, or hold a NUL, are refused as the argument they are', async () => {
       await assert.rejects(open(Buffer.from('x.trove') as any), invalid({ argument: 'target' }));
       await assert.rejects(
-        open({ storage: new MemoryStorage() }, new ArrayBuffer(4) as any),
+        open({ storage: new MemoryStorage() } as any, new ArrayBuffer(4) as any),
         invalid(),
       );
       await assert.rejects(
@@ -271,7 +272,7 @@ describe('bad input', () => {
       assert.throws(() => registerClass(Fine, 'badInput.Fine3'), invalid({ argument: 'name' }));
       // The decorator is for persistent classes only.
       class Value {}
-      assert.throws(() => persistent('badInput.Value')(Value), invalid({ argument: 'cls' }));
+      assert.throws(() => persistent('badInput.Value')(Value as any), invalid({ argument: 'cls' }));
     });
 
     it('registerClass refuses built-in classes, and classes extending one other than Error', () => {
@@ -309,10 +310,39 @@ describe('bad input', () => {
         assert.throws(() => markChanged(bad as any), invalid({ argument: 'obj' }), String(bad));
       }
       await db.transaction((tx) => {
-        assert.throws(() => tx.readCurrent({}), invalid({ argument: 'obj' }));
+        assert.throws(() => tx.readCurrent({} as any), invalid({ argument: 'obj' }));
         assert.throws(() => tx.readCurrent(new User('new')), invalid({ argument: 'obj' }));
       });
       await assertUnchanged();
+    });
+
+    // Found in a review of the published types: a subclass of Storage compiled (the backend
+    // methods are not published) and failed only when opened, with a TypeError.
+    it('a storage subclass of its own is refused when constructed: custom storages are not supported', async () => {
+      class Empty extends Storage {
+        readonly kind = 'empty';
+        constructor() {
+          super(false);
+        }
+      }
+      assert.throws(() => new Empty(), invalid({ argument: 'new.target' }));
+      const inner = new MemoryStorage();
+      class Partial extends Storage {
+        readonly kind = 'partial';
+        constructor() {
+          super(false);
+        }
+        protected _load(oid: number) {
+          return inner.load(oid);
+        }
+      }
+      assert.throws(() => new Partial(), invalid({ argument: 'new.target' }));
+      // A subclass of a storage of trove's has its methods.
+      class Kept extends MemoryStorage {}
+      const db = await open({ storage: new Kept() });
+      db.root.set('x', 1);
+      await db.commit();
+      await db.close();
     });
 
     it('Counter with a value that is not a finite number', () => {

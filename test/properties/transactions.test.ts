@@ -481,7 +481,7 @@ function applyToReal(target: any, op: Op, lookup: Lookup): void {
 }
 
 function idOf(obj: object): string {
-  if (oidOf(obj) === 0) return 'root';
+  if (oidOf(obj as Persistent) === 0) return 'root';
   const id = (obj as { id?: unknown }).id;
   assert.equal(typeof id, 'string', 'every persistent object of the test has an id');
   return id as string;
@@ -775,7 +775,7 @@ class CommitCommand implements Cmd {
           if (next.has(refId)) continue;
           next.set(refId, cloneNode(m.pending.get(refId)!));
           queue.push(refId);
-          const oid = oidOf(r.handles.get(refId)!);
+          const oid = oidOf(r.handles.get(refId) as Persistent);
           assert.ok(oid !== undefined, `${refId} was stored`);
           r.oids.set(refId, oid);
         }
@@ -1121,7 +1121,7 @@ async function setup(cacheSize: number | undefined): Promise<{ model: Model; rea
     ['n3', list],
   ]);
   const oids = new Map<string, number>();
-  for (const [id, obj] of handles) oids.set(id, oidOf(obj)!);
+  for (const [id, obj] of handles) oids.set(id, oidOf(obj as Persistent)!);
   return {
     model: {
       committed,

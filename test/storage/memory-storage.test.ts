@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import {
   type ChangesSince,
@@ -8,6 +9,7 @@ import {
   MemoryStorage,
   type Oid,
   type PackResult,
+  type StagedBlob,
   Storage,
   type StorageStats,
   type StoredRecord,
@@ -74,6 +76,15 @@ class ReopenableMemoryStorage extends Storage {
   }
   protected async _close(): Promise<void> {
     // The data stays for the next instance.
+  }
+  protected _stageBlob(chunks: AsyncIterable<Uint8Array>): Promise<StagedBlob> {
+    return this.#data.stageBlob(chunks);
+  }
+  protected _discardBlob(blob: StagedBlob): Promise<void> {
+    return this.#data.discardBlob(blob);
+  }
+  protected _openBlob(oid: Oid): Readable {
+    return this.#data.openBlob(oid);
   }
 }
 

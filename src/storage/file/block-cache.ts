@@ -4,7 +4,6 @@
  * cached: the log only grows, so they never change (a pack makes a new file, and the cache
  * is dropped with the old one).
  *
- * @internal
  * @module
  */
 

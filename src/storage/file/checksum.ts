@@ -7,7 +7,6 @@
  * slicing-by-8 table walk here and long ones the native code (which uses the CPU's CRC32
  * instruction); both give the same value, which a property test checks.
  *
- * @internal
  * @module
  */
 

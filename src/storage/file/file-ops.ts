@@ -3,7 +3,6 @@
  * (disk full, device errors). They go through this seam so tests can make them fail and
  * check that a failed commit leaves the database as it was.
  *
- * @internal
  * @module
  */
 

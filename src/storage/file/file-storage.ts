@@ -41,6 +41,7 @@ import {
   expectOptions,
   expectPath,
 } from '../../util/validate.js';
+import { nextTid } from '../next-tid.js';
 import { snapshotTooOld } from '../snapshot-too-old.js';
 import {
   checkOidSpace,
@@ -50,22 +51,21 @@ import {
   settleConflicts,
 } from '../storage.js';
 import { keptMeta } from '../transaction-meta.js';
-import {
-  type BackupResult,
-  type ChangesSince,
-  type CommitRequest,
-  type ConflictInfo,
-  type HistoricalRecord,
-  nextTid,
-  type Oid,
-  type PackResult,
-  type RecordWrite,
-  type StagedBlob,
-  type StorageStats,
-  type StoredRecord,
-  type Tid,
-  type TransactionChanges,
-  type TransactionRecord,
+import type {
+  BackupResult,
+  ChangesSince,
+  CommitRequest,
+  ConflictInfo,
+  HistoricalRecord,
+  Oid,
+  PackResult,
+  RecordWrite,
+  StagedBlob,
+  StorageStats,
+  StoredRecord,
+  Tid,
+  TransactionChanges,
+  TransactionRecord,
 } from '../types.js';
 import { BLOCK_SIZE, BlockCache } from './block-cache.js';
 import { crc32c, crc32cOfRange } from './checksum.js';
@@ -117,7 +117,7 @@ export type SyncOn = 'auto' | 'threadpool';
 /** Options of {@link FileStorage.open}. */
 export interface FileStorageOptions {
   /** Open without the right to write: no lock is ever taken, nothing is written. */
-  readOnly?: boolean;
+  readOnly?: boolean | undefined;
   /**
    * `full` (default): a commit is acknowledged after fdatasync, so it survives power loss.
    * `os`: no fsync on commit; commits survive a crash of the process, while a crash of the
@@ -126,7 +126,7 @@ export interface FileStorageOptions {
    * index is saved).
    * `none`: no fsync at all (tests, scratch data).
    */
-  durability?: Durability;
+  durability?: Durability | undefined;
   /**
    * Where the fdatasync of a `full` commit runs. `threadpool`: always on libuv's threadpool,
    * so the event loop never waits for the disk. `auto` (default): a commit that is alone
@@ -142,19 +142,19 @@ export interface FileStorageOptions {
    * loop also heard of it within the millisecond, so a busy event loop keeps syncs there.)
    * Either way a commit is acknowledged only after its sync.
    */
-  syncOn?: SyncOn;
+  syncOn?: SyncOn | undefined;
   /** How long a writer waits for the writer lock before BusyError, in ms (default 5000). */
-  busyTimeout?: number;
+  busyTimeout?: number | undefined;
   /** Show progress of long operations on a terminal (default: when stderr is a TTY). */
-  progress?: boolean;
+  progress?: boolean | undefined;
   /** Where recovery and maintenance messages go (default: console.warn). */
-  logger?: (message: string) => void;
+  logger?: ((message: string) => void) | undefined;
   /** Bytes of the file kept in memory for reads, in 8 KiB blocks (default 32 MiB; 0 = none). */
-  readCacheBytes?: number;
+  readCacheBytes?: number | undefined;
   /** @internal Replaces the file operations that can fail, for failure tests. */
-  fileOps?: FileOps;
+  fileOps?: FileOps | undefined;
   /** @internal Replaces the clock (ms) that times syncs (see `syncOn`), for tests. */
-  clock?: () => number;
+  clock?: (() => number) | undefined;
 }
 
 /** A transaction the process knows about, for changesSince. */

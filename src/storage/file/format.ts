@@ -6,7 +6,6 @@
  * All integers are little-endian. Offsets and lengths are 64-bit (read as JavaScript
  * numbers, so files up to 2^53 bytes). Checksums are CRC32C (Castagnoli).
  *
- * @internal
  * @module
  */
 

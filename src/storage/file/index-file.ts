@@ -10,7 +10,6 @@
  * It is a cache: written to a temporary name and renamed into place, and ignored (and
  * rebuilt by a scan) when missing, damaged, or made for another generation of the file.
  *
- * @internal
  * @module
  */
 

@@ -4,7 +4,6 @@
  * the log, and refs that point at objects without a record. It reports; it never throws for
  * damage it can read past.
  *
- * @internal
  * @module
  */
 

@@ -4,7 +4,6 @@
  * a time. Reading never repairs anything; deciding what a bad transaction means is
  * recovery's job.
  *
- * @internal
  * @module
  */
 

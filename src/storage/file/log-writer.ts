@@ -2,13 +2,13 @@
  * Writing a new data file from a sequence of transactions (keeping their tids): how a
  * storage that is not a file (memory, a historical view) is backed up into one.
  *
- * @internal
  * @module
  */
 
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
+import { keptMeta } from '../transaction-meta.js';
 import type { TransactionRecord } from '../types.js';
 import { nodeFileOps } from './file-ops.js';
 import {
@@ -62,7 +62,7 @@ export async function writeLogFile(
         status: transaction.records.every((record) => record.tid === transaction.tid)
           ? TxStatus.committed
           : TxStatus.packed,
-        meta: { ...transaction.meta },
+        meta: keptMeta(transaction.meta),
         records: transaction.records.map((record) => ({
           oid: record.oid,
           tid: record.tid,

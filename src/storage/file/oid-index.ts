@@ -4,7 +4,6 @@
  * (16 bytes an object, no per-object allocation); the tid lets a commit check conflicts
  * without reading the file.
  *
- * @internal
  * @module
  */
 

@@ -1,7 +1,6 @@
 /**
  * Membership in the oids of a commit's writes, for checks that ask it of many refs.
  *
- * @internal
  * @module
  */
 

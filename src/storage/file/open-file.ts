@@ -2,7 +2,6 @@
  * An open data file shared by the storage and the blob streams reading it. After a pack
  * replaces the file, the old one stays open until the last stream reading it finishes.
  *
- * @internal
  * @module
  */
 

@@ -14,7 +14,6 @@
  * snapshot (it held a reference from an older snapshot): such objects are copied too, right
  * before the commit that needs them, so nothing is ever left dangling.
  *
- * @internal
  * @module
  */
 

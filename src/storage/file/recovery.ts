@@ -11,7 +11,6 @@
  * transaction where the zeros begin (writers mark what they write while earlier bytes are
  * not yet durable with the offset those begin at, `group`, so a crash's hole is torn).
  *
- * @internal
  * @module
  */
 

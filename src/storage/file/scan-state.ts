@@ -1,7 +1,6 @@
 /**
  * How far a handle has read the log, and the index that reading built.
  *
- * @internal
  * @module
  */
 

@@ -4,7 +4,6 @@
  * locked by its packer. They are removed at open, and a backup's before a backup to the same
  * target, when their writer is gone.
  *
- * @internal
  * @module
  */
 

@@ -6,7 +6,6 @@
  * covers that header: so the data is read twice, once for the record checksum and once to
  * copy it (from the page cache, at memory speed). Output is gathered in a bounded buffer.
  *
- * @internal
  * @module
  */
 

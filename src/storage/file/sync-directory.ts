@@ -1,7 +1,6 @@
 /**
  * Syncing a directory, so that a file created or renamed in it survives power loss.
  *
- * @internal
  * @module
  */
 

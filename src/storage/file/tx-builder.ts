@@ -1,7 +1,6 @@
 /**
  * Building transaction records in memory, ready to be appended.
  *
- * @internal
  * @module
  */
 

@@ -6,7 +6,6 @@
  * process (or in two worker threads) exclude each other like two processes do. Within one
  * handle, an async mutex keeps the handle's own operations from overlapping.
  *
- * @internal
  * @module
  */
 
