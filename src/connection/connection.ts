@@ -187,11 +187,15 @@ export class Connection implements Jar {
   #unmerged = new Set<ObjectMeta>();
   readonly #readGuards = new Map<Oid, Tid>();
   /**
-   * For changed objects of classes that resolve conflicts: the revision each was changed
-   * from, read when it was first changed. Their merge needs it, and a pack before the commit
-   * (in any handle or process) may remove it from the storage's history.
+   * For objects of classes that resolve conflicts: the revision each was changed from, which
+   * their merge needs and a pack before the commit (in any handle or process) may remove
+   * from the storage's history. Kept when this connection commits the object (at no cost:
+   * the bytes are at hand) or, if it has none for the revision loaded, read when the object
+   * is first changed. Valid while its tid is the object's serial.
    */
   readonly #bases = new Map<ObjectMeta, { readonly tid: Tid; readonly data: Uint8Array }>();
+  /** #bases is pruned of unloaded objects' entries when it grows past this. */
+  #basesPruneAt = BASES_PRUNE_AT;
   #oidPool: Oid[] = [];
   #closedReason = 'the transaction these objects belong to has ended';
   /** The registration count when the first Broken object loaded since the last look. */
@@ -286,7 +290,12 @@ export class Connection implements Jar {
 
   registerChange(meta: ObjectMeta): void {
     this.#changed.add(meta);
-    if (meta.serial !== 0 && meta.oid !== undefined && resolvesConflicts(meta)) {
+    if (
+      meta.serial !== 0 &&
+      meta.oid !== undefined &&
+      this.#bases.get(meta)?.tid !== meta.serial &&
+      resolvesConflicts(meta)
+    ) {
       this.#keepBase(meta, meta.oid);
     }
   }
@@ -301,8 +310,18 @@ export class Connection implements Jar {
       return;
     }
     // A copy: a storage's record may be a view of a larger buffer (a cached block).
-    if (base?.tid === meta.serial)
-      this.#bases.set(meta, { tid: base.tid, data: base.data.slice() });
+    if (base?.tid === meta.serial) this.#setBase(meta, base.tid, base.data);
+  }
+
+  /** Keeps a copy of `data` (which may be a view of a buffer reused or shared) as a base. */
+  #setBase(meta: ObjectMeta, tid: Tid, data: Uint8Array): void {
+    this.#bases.set(meta, { tid, data: data.slice() });
+    if (this.#bases.size < this.#basesPruneAt) return;
+    // Those of objects unloaded since (evicted, invalidated) or changed since are of no use.
+    for (const [kept, base] of this.#bases) {
+      if (kept.state === ObjectState.Ghost || kept.serial !== base.tid) this.#bases.delete(kept);
+    }
+    this.#basesPruneAt = Math.max(BASES_PRUNE_AT, this.#bases.size * 2);
   }
 
   openBlob(oid: Oid): Readable {
@@ -387,7 +406,6 @@ export class Connection implements Jar {
     this.#changed = new Set();
     this.#unmerged.clear();
     this.#readGuards.clear();
-    this.#bases.clear();
   }
 
   /** Closes the connection for good. */
@@ -759,7 +777,7 @@ export class Connection implements Jar {
       const meta = entry.meta;
       const previousSize = meta.size;
       meta.serial = tid;
-      this.#bases.delete(meta);
+      if (resolvesConflicts(meta)) this.#setBase(meta, tid, entry.write.data);
       meta.size = entry.write.data.byteLength + OBJECT_OVERHEAD_BYTES;
       if (entry.resolved !== undefined) this.#installResolved(entry);
       if (entry.staged !== undefined) {
@@ -832,6 +850,9 @@ export class Connection implements Jar {
     this.#oidPool = oids.sort((a, b) => a - b).concat(this.#oidPool);
   }
 }
+
+/** Entries of Connection#bases before the first pruning. */
+const BASES_PRUNE_AT = 1024;
 
 /** True if the class of `meta`'s object merges concurrent changes (has resolveConflict). */
 function resolvesConflicts(meta: ObjectMeta): boolean {

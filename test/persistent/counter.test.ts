@@ -98,6 +98,24 @@ describe('Counter', () => {
     assert.deepEqual([...(db.root.get('keys') as PersistentMap).keys()].sort(), ['one', 'two']);
   });
 
+  it('a change made after a pack removed the revision it is made from merges, if this handle committed that revision', async () => {
+    const { db, db2 } = await twoHandles();
+    db.root.set('views', new PageViews());
+    await db.commit();
+    db2.abort();
+    (db2.root.get('views') as PageViews).increment();
+    await db2.commit();
+    db.abort();
+    (db.root.get('views') as PageViews).increment();
+    await db.commit();
+    await db.pack();
+    // db2 changes the revision it committed, which the pack removed.
+    (db2.root.get('views') as PageViews).increment();
+    await db2.commit();
+    db.abort();
+    assert.equal((db.root.get('views') as PageViews).value, 3);
+  });
+
   // Found in review (the subclass): the merge returned undefined for an attribute both sides
   // changed, and a subclass spreading it stored a counter without a value.
   it('an attribute both sides changed is a conflict, also for a subclass building on the merge', async () => {
