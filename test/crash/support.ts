@@ -33,6 +33,7 @@ export const openFile = await internal<typeof OpenFileModule>('storage/file/open
 export const writerLock = await internal<typeof WriterLockModule>('storage/file/writer-lock.js');
 export type FileOps = FileOpsModule.FileOps;
 export type ScannedTransaction = LogReaderModule.ScannedTransaction;
+export type ScanProblem = LogReaderModule.ScanProblem;
 
 /** A fresh temporary directory; `remove()` deletes it with everything in it. */
 export function tempDir(prefix = 'trove-crash-'): { path: string; remove: () => void } {

@@ -9,8 +9,11 @@ import {
   commits,
   type Dump,
   dump,
+  logReader,
   quiet,
+  recovery,
   type ScannedTransaction,
+  type ScanProblem,
   tempDir,
   tornFiles,
   transactions,
@@ -218,6 +221,28 @@ describe('torn tail: a cut or garbage at the end of the log', () => {
       assert.deepEqual(fs.readFileSync(`${copy}.torn-1`), withoutTrailingZeros(remains));
     } finally {
       await closeQuietly(db);
+    }
+  });
+
+  // Found by a bug hunt: an open or integrityCheck judging a torn tail while another process
+  // cut it off (outside the lock, on the size it had measured) threw a RangeError.
+  it('a tail judged on a size the file had before another process cut it: no RangeError', () => {
+    const path = join(dir.path, 'judged-while-cut.trove');
+    // The last transaction cut short by its last 8 bytes: a torn write of a killed writer.
+    fs.writeFileSync(path, bytes.subarray(0, bytes.length - 8));
+    const fd = fs.openSync(path, 'r+');
+    try {
+      const reader = new logReader.LogReader(fd);
+      const size = fs.fstatSync(fd).size;
+      const problem = reader.readTransaction(last.offset, size);
+      assert.equal(logReader.isTransaction(problem), false);
+      // Another process cuts the torn tail off now.
+      fs.ftruncateSync(fd, last.offset);
+      reader.invalidate();
+      const verdict = recovery.judge(reader, last.offset, size, problem as ScanProblem);
+      assert.equal(verdict.kind, 'torn');
+    } finally {
+      fs.closeSync(fd);
     }
   });
 

@@ -179,7 +179,11 @@ function transactionEndingAt(
   fileSize: number,
 ): ScannedTransaction | undefined {
   if (end < TX_HEADER_SIZE + 12) return undefined;
-  const length = readU64(reader.fresh(end - 8, 8), 0);
+  const bytes = reader.fresh(end - 8, 8);
+  // Short when another process cut the file since its size was measured (judging runs
+  // without the writer lock): no transaction ends there now.
+  if (bytes.length < 8) return undefined;
+  const length = readU64(bytes, 0);
   if (length < TX_HEADER_SIZE || length > end) return undefined;
   const tx = reader.readTransaction(end - length, fileSize);
   return isTransaction(tx) && tx.length === length ? tx : undefined;
