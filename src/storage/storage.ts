@@ -541,14 +541,15 @@ export abstract class Storage {
     const path = resolvePath(expectPath(target, 'target'));
     const opts = expectOptions<BackupOptions>(options, 'options');
     const at = opts.at === undefined ? undefined : snapshotTid(opts.at, 'options.at');
+    // A backup to this target that a killed process left (half written, or a second name of
+    // a finished copy) is in the way of nothing, but nothing else would ever remove it: also
+    // when the target exists, as it does after a backup killed just after it was named.
+    removeStaleFiles(path, ['backup']);
     if (fs.existsSync(path)) {
       throw new InvalidArgumentError(`target ${path} exists; a backup never replaces a file`, {
         argument: 'target',
       });
     }
-    // A backup to this target that a killed process left half written is in the way of
-    // nothing (its name is its own), but nothing else would ever remove it.
-    removeStaleFiles(path, ['backup']);
     try {
       return await this.#run(this._backup(path, at));
     } catch (error) {

@@ -355,6 +355,12 @@ describe('backup', () => {
       await withCopy(target, async (copy) => {
         assert.equal(await copy.read((tx) => tx.root.get('n')), 1);
       });
+      // Found by a bug hunt: a backup killed after its copy got the target's name, before
+      // its own name was removed, leaves a second name of the copy; the next backup to that
+      // target is refused, and removed it only after that check.
+      writeFileSync(left, 'a second name of the copy');
+      await assert.rejects(source.backup(target), { code: 'TROVE_INVALID_ARGUMENT' });
+      assert.equal(existsSync(left), false);
     }
   });
 });
