@@ -30,6 +30,7 @@ import {
   type Jar,
   JarStatus,
   META,
+  metaOf,
   type ObjectMeta,
   ObjectState,
 } from '../persistent/object-meta.js';
@@ -40,6 +41,7 @@ import {
   itemsKeyOf,
   stateOf,
 } from '../persistent/persistent.js';
+import { PersistentMap } from '../persistent/persistent-map.js';
 import { type ConflictInfo, type Storage, StorageConflictError } from '../storage/storage.js';
 import {
   type HistoricalRecord,
@@ -225,6 +227,20 @@ export class Connection implements Jar {
 
   /** The revision of `oid` this connection's snapshot sees. */
   #snapshotRecord(oid: Oid, referenced: boolean): StoredRecord {
+    try {
+      return this.#snapshotRevision(oid, referenced);
+    } catch (error) {
+      // A read-only view of a database with no root yet (its creation cut short by a crash,
+      // or a view as of a time before the root was made): an empty root, as an open that
+      // can write makes.
+      if (oid === ROOT_OID && error instanceof NotFoundError && this.storage.readOnly) {
+        return { oid, tid: 0, data: emptyRootData(), refs: [] };
+      }
+      throw error;
+    }
+  }
+
+  #snapshotRevision(oid: Oid, referenced: boolean): StoredRecord {
     let record: StoredRecord;
     try {
       record = this.storage.load(oid);
@@ -849,6 +865,21 @@ export class Connection implements Jar {
     // Oids of objects that were not stored were never used: hand them out again.
     this.#oidPool = oids.sort((a, b) => a - b).concat(this.#oidPool);
   }
+}
+
+/**
+ * The stored state of a new, empty root (a PersistentMap).
+ *
+ * @internal
+ */
+export function emptyRootData(): Uint8Array {
+  const root = new PersistentMap();
+  return encodeRecord(nameOfClass(PersistentMap)!, stateOf(metaOf(root)!), {
+    sharedValues: false,
+    exoticValues: false,
+    maps: true,
+    valueClasses: false,
+  });
 }
 
 /** Entries of Connection#bases before the first pruning. */

@@ -11,8 +11,6 @@
  * @module
  */
 
-import { nameOfClass } from '../codec/class-registry.js';
-import { encodeRecord } from '../codec/record-codec.js';
 import {
   ClosedError,
   ConflictError,
@@ -21,9 +19,8 @@ import {
   NotFoundError,
   ReadOnlyError,
 } from '../errors.js';
-import { JarStatus, metaOf } from '../persistent/object-meta.js';
-import { stateOf } from '../persistent/persistent.js';
-import { PersistentMap } from '../persistent/persistent-map.js';
+import { JarStatus } from '../persistent/object-meta.js';
+import type { PersistentMap } from '../persistent/persistent-map.js';
 import type { IntegrityReport, Storage } from '../storage/storage.js';
 import { StorageConflictError } from '../storage/storage.js';
 import { keptMeta } from '../storage/transaction-meta.js';
@@ -46,7 +43,7 @@ import {
   expectOptions,
   expectPositiveInteger,
 } from '../util/validate.js';
-import { Connection } from './connection.js';
+import { Connection, emptyRootData } from './connection.js';
 import type { CacheCounters, CacheLimits } from './object-cache.js';
 import { END_TRANSACTION, expectObjectId, Transaction } from './transaction.js';
 
@@ -483,13 +480,7 @@ export class Database {
     } catch (error) {
       if (!(error instanceof NotFoundError)) throw error;
     }
-    const root = new PersistentMap();
-    const data = encodeRecord(nameOfClass(PersistentMap)!, stateOf(metaOf(root)!), {
-      sharedValues: false,
-      exoticValues: false,
-      maps: true,
-      valueClasses: false,
-    });
+    const data = emptyRootData();
     try {
       await this.storage.commit({
         baseTid: this.storage.lastTid(),

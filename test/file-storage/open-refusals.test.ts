@@ -15,7 +15,14 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { describe, it } from 'node:test';
-import { CorruptionError, InvalidArgumentError, MemoryStorage, open, StorageIOError } from 'trove';
+import {
+  CorruptionError,
+  FileStorage,
+  InvalidArgumentError,
+  MemoryStorage,
+  open,
+  StorageIOError,
+} from 'trove';
 import { scratch } from './support/temp-dir.js';
 
 const FILE_MAGIC = Buffer.from([0x54, 0x52, 0x4f, 0x56, 0x45, 0x00, 0x0d, 0x0a]);
@@ -66,6 +73,26 @@ describe('open() refusals', () => {
       await db.commit();
       assert.equal(db.root.get('ok'), name);
     }
+  });
+
+  // Found by a bug hunt: db.root threw NotFoundError (no object with oid 0).
+  it('a read-only view of a database with no root yet has an empty root', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    // A file whose creation stopped after its header: the root is made by the first open
+    // that can write, in a commit of its own.
+    await (await FileStorage.open(path, { durability: 'none' })).close();
+    const viewer = dir.track(await open(path, { readOnly: true }));
+    assert.equal(viewer.root.size, 0);
+    assert.deepEqual(await viewer.read((tx) => [...tx.root.keys()]), []);
+    const writer = dir.track(await open(path, { durability: 'none' }));
+    writer.root.set('made', 1);
+    const tid = await writer.commit();
+    // As of a time before the root was made.
+    const before = dir.track(await open(path, { at: tid - 1_000_000 }));
+    assert.equal(before.root.size, 0);
+    viewer.abort();
+    assert.equal(viewer.root.get('made'), 1);
   });
 
   it('an open that follows a pack to a damaged file refuses it, and leaves no descriptor open', async (t) => {
