@@ -78,6 +78,19 @@ async function contents(db: Database): Promise<unknown> {
   });
 }
 
+/** A database on a new file whose I/O the returned FaultyOps can hold or fail. */
+async function withFaults(
+  t: TestContext,
+  durability: Durability,
+): Promise<{ dir: Scratch; path: string; faults: FaultyOps; db: Database }> {
+  const dir = scratch(t);
+  const path = dir.file();
+  const faults = new FaultyOps(path);
+  const storage = await FileStorage.open(path, withFileOps({ durability, ...quiet }, faults.ops));
+  const db = dir.track(await open({ storage }));
+  return { dir, path, faults, db };
+}
+
 async function assertIntact(db: Database): Promise<void> {
   const report = await db.integrityCheck();
   assert.deepEqual(report.failures, []);
@@ -394,14 +407,7 @@ describe('pack', () => {
   });
 
   it('keeps every commit made while it runs: same handle, another handle, another process', async (t) => {
-    const dir = scratch(t);
-    const path = dir.file();
-    const faults = new FaultyOps(path);
-    const storage = await FileStorage.open(
-      path,
-      withFileOps({ durability: 'none', ...quiet }, faults.ops),
-    );
-    const db = dir.track(await open({ storage }));
+    const { dir, path, faults, db } = await withFaults(t, 'none');
     const other = dir.track(await open(path, { durability: 'none', ...quiet }));
     await withGarbage(db);
     await db.transaction((tx) => {
@@ -475,14 +481,7 @@ describe('pack', () => {
   // Found by a bug hunt: the objects a commit made during the pack brought back were copied
   // under the pack's snapshot tid, after commits it had copied with later tids.
   it('an object a commit made while it runs links back in is kept, and tids never go back', async (t) => {
-    const dir = scratch(t);
-    const path = dir.file();
-    const faults = new FaultyOps(path);
-    const storage = await FileStorage.open(
-      path,
-      withFileOps({ durability: 'none', ...quiet }, faults.ops),
-    );
-    const db = dir.track(await open({ storage }));
+    const { dir, path, faults, db } = await withFaults(t, 'none');
     db.root.set('dropped', new Item('dropped', 'kept by another handle'));
     await db.commit();
     const other = dir.track(await open(path, { durability: 'none', ...quiet }));
@@ -583,14 +582,7 @@ describe('pack', () => {
     }
 
     async function failedPack(t: TestContext, failure: FailureCase): Promise<void> {
-      const dir = scratch(t);
-      const path = dir.file();
-      const faults = new FaultyOps(path);
-      const storage = await FileStorage.open(
-        path,
-        withFileOps({ durability: failure.durability, ...quiet }, faults.ops),
-      );
-      const db = dir.track(await open({ storage }));
+      const { dir, path, faults, db } = await withFaults(t, failure.durability);
       const other = dir.track(await open(path, { durability: 'none', ...quiet }));
       await withGarbage(db);
       await db.checkpoint();
