@@ -112,10 +112,12 @@ export const IN_PLACE_METHODS: ReadonlySet<string | symbol> = new Set([
 
 /**
  * Runs the in-place Array method `name` (one of IN_PLACE_METHODS) on `items`, an array of
- * `owner`'s state that the caller has marked changed. What it inserts is adopted first, so a
- * value refused (nested too deep) leaves the array as it was; what it takes out is handed
- * out tracked, as reads hand it out. Returns what the method returns (`items` itself for
- * those returning their array).
+ * `owner`'s state, calling `write` (which marks the owner changed, or refuses) first unless
+ * the method would set nothing (as a reverse of one item, a fill of an empty range), where
+ * an array's method writes nothing either. What it inserts is adopted first, so a value
+ * refused (nested too deep) leaves the array, and its owner, as they were; what it takes out
+ * is handed out tracked, as reads hand it out. Returns what the method returns (`items`
+ * itself for those returning their array).
  *
  * @internal
  */
@@ -124,6 +126,7 @@ export function applyInPlace(
   name: string | symbol,
   items: unknown[],
   args: unknown[],
+  write: () => void,
 ): unknown {
   const from = INSERTED_FROM.get(name);
   if (from !== undefined) {
@@ -132,10 +135,45 @@ export function applyInPlace(
     // One value in every slot, as Array.prototype.fill puts it.
     args[0] = adopt(owner, args[0]);
   }
+  if (setsSomething(name, items.length, args)) write();
   const result = (ARRAY_METHODS[name as string] as Function).apply(items, args);
   if (name === 'shift' || name === 'pop') return track(owner, result);
   if (name === 'splice') return (result as unknown[]).map((item) => track(owner, item));
   return result;
+}
+
+/**
+ * Whether the in-place method `name` sets or deletes anything on an array of `length` items
+ * (the others always set at least `length`). The positions in `args` are replaced by the
+ * numbers they convert to, so a `valueOf` runs once, here, as it would in the method.
+ */
+function setsSomething(name: string | symbol, length: number, args: unknown[]): boolean {
+  if (name === 'reverse') return length > 1;
+  if (name === 'fill') {
+    const start = relativeIndex(args, 1, length, 0);
+    return start < relativeIndex(args, 2, length, length);
+  }
+  if (name === 'copyWithin') {
+    const target = relativeIndex(args, 0, length, 0);
+    const start = relativeIndex(args, 1, length, 0);
+    const end = relativeIndex(args, 2, length, length);
+    return Math.min(end - start, length - target) > 0;
+  }
+  return true;
+}
+
+/**
+ * The index `args[at]` stands for in an array of `length` items, as Array methods read a
+ * relative index (negative from the end, clamped); `absent` if it is undefined.
+ */
+function relativeIndex(args: unknown[], at: number, length: number, absent: number): number {
+  const arg = args[at];
+  if (arg === undefined) return absent;
+  // Unary plus converts as the method would (a BigInt or Symbol throws TypeError).
+  const number = +(arg as number);
+  args[at] = number;
+  const integer = Number.isNaN(number) ? 0 : Math.trunc(number);
+  return integer < 0 ? Math.max(length + integer, 0) : Math.min(integer, length);
 }
 
 /**
@@ -464,8 +502,11 @@ class PlainViewHandler extends ViewHandler implements ProxyHandler<object> {
         method = function (this: unknown, ...args: unknown[]): unknown {
           // Called on something else than this view (taken off it): as the method itself.
           if (handlerOfView.get(this as object) !== handler) return value.apply(this, args);
-          handler.write();
-          const result = applyInPlace(handler.meta, key, target as unknown[], args);
+          // Checked as the method's reads through the view would be, even where it writes nothing.
+          handler.read();
+          const result = applyInPlace(handler.meta, key, target as unknown[], args, () =>
+            handler.write(),
+          );
           return result === target ? this : result;
         };
         this.#inPlace.set(key, method);

@@ -55,8 +55,10 @@ export class PersistentList<T = any> extends Persistent {
 
   /** Appends items; returns the new length. */
   push(...items: T[]): number {
-    const target = writeTarget<ListTarget<T>>(this);
-    return applyInPlace(target[META], 'push', target[ITEMS], items) as number;
+    const target = readTarget<ListTarget<T>>(this);
+    return applyInPlace(target[META], 'push', target[ITEMS], items, () =>
+      writeTarget(this),
+    ) as number;
   }
 
   /** Removes and returns the last item. */
@@ -242,8 +244,10 @@ function installArrayMethods(): void {
         configurable: true,
         writable: true,
         value: function (this: PersistentList, ...args: unknown[]) {
-          const target = writeTarget<ListTarget<unknown>>(this);
-          const result = applyInPlace(target[META], name, target[ITEMS], args);
+          const target = readTarget<ListTarget<unknown>>(this);
+          const result = applyInPlace(target[META], name, target[ITEMS], args, () =>
+            writeTarget(this),
+          );
           return returnsReceiver ? this : result;
         },
       });

@@ -296,6 +296,64 @@ describe('PersistentList', () => {
     assert.equal(reloaded[1], reloaded[2]);
   });
 
+  // Found in review: run on the stored items, these methods counted as writes even where an
+  // array's write nothing, so a read-only transaction refused them and a commit stored them.
+  it('in-place methods that set nothing are reads: allowed in db.read, not stored', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    await db.transaction((tx) => {
+      tx.root.set('list', new PersistentList(['a']));
+      tx.root.set('nested', { items: ['a'] });
+      tx.root.set('two', new PersistentList(['a', 'b']));
+    });
+    await db.read((tx) => {
+      const list = tx.root.get('list') as PersistentList<string>;
+      const nested = (tx.root.get('nested') as { items: string[] }).items;
+      for (const items of [list, nested]) {
+        assert.equal(items.reverse(), items);
+        assert.equal(items.fill('x', 1, 1), items);
+        assert.equal(items.fill('x', 5), items);
+        assert.equal(items.copyWithin(0, 1), items);
+        assert.deepEqual([...items], ['a']);
+      }
+      assert.throws(() => list.push('b'), { code: 'TROVE_READ_ONLY' });
+      const two = tx.root.get('two') as PersistentList<string>;
+      assert.throws(() => two.reverse(), { code: 'TROVE_READ_ONLY' });
+      assert.throws(() => two.fill('x', 1), { code: 'TROVE_READ_ONLY' });
+    });
+    // A reverse of one item is not a change: another handle's change to the list meanwhile
+    // is no conflict.
+    const other = await reopen(storage);
+    db.abort();
+    const list = db.root.get('list') as PersistentList<string>;
+    list.reverse();
+    (other.root.get('list') as PersistentList<string>).push('from other');
+    // Nor is a refused insertion (a value nested too deep).
+    let tooDeep: unknown = 'bottom';
+    for (let i = 0; i < 300; i++) tooDeep = [tooDeep];
+    assert.throws(() => list.unshift(tooDeep as string), { code: 'TROVE_INVALID_ARGUMENT' });
+    await other.commit();
+    await db.commit();
+    db.abort();
+    assert.deepEqual([...(db.root.get('list') as PersistentList<string>)], ['a', 'from other']);
+  });
+
+  it("fill and copyWithin convert each position once, as an array's do", () => {
+    let conversions = 0;
+    const position = {
+      valueOf() {
+        conversions++;
+        return 1;
+      },
+    } as unknown as number;
+    const list = new PersistentList([1, 2, 3]);
+    list.fill(0, position);
+    list.copyWithin(position, 0, 1);
+    assert.equal(conversions, 2);
+    assert.deepEqual([...list], [1, 1, 0]);
+    assert.throws(() => list.fill(0, 1n as unknown as number), TypeError);
+  });
+
   it('attributes of a list are stored beside its items', async () => {
     const storage = new MemoryStorage();
     const db = await open({ storage });
