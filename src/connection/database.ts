@@ -20,6 +20,7 @@ import {
   ReadOnlyError,
 } from '../errors.js';
 import { JarStatus } from '../persistent/object-meta.js';
+import type { Persistent } from '../persistent/persistent.js';
 import type { PersistentMap } from '../persistent/persistent-map.js';
 import type { IntegrityReport, Storage } from '../storage/storage.js';
 import { StorageConflictError } from '../storage/storage.js';
@@ -201,7 +202,7 @@ export class Database {
   }
 
   /** The stored object with this oid, loaded, on the default connection. */
-  getObject<T extends object = object>(oid: Oid): T {
+  getObject<T extends object = Persistent>(oid: Oid): T {
     this.#checkOpen();
     return this.#default.getObject(expectObjectId(oid)) as T;
   }

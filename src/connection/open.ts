@@ -18,30 +18,14 @@ export interface OpenStorageOptions extends DatabaseOptions {
   storage: Storage;
 }
 
-/**
- * Options of `open(path)`: the database handle's and the file storage's. With `at`, the
- * database opens read-only, so `readOnly` may only be left out or `true` then (`false` is
- * refused at run time, and here by the type).
- */
-export type OpenFileOptions = DatabaseOptions &
-  Omit<FileStorageOptions, 'fileOps' | 'readOnly'> &
-  (
-    | {
-        /** Open without the right to write: no lock is ever taken, nothing is written. */
-        readOnly?: boolean | undefined;
-        /** Absent here: with `at`, the database opens as a read-only view of the past. */
-        at?: undefined;
-      }
-    | {
-        /** Implied by `at`: a view of the past is read-only. */
-        readOnly?: true | undefined;
-        /**
-         * Open a read-only view of the database as it was at this tid or time (everything
-         * committed at or before it).
-         */
-        at: Tid | Date;
-      }
-  );
+/** Options of `open(path)`: the database handle's and the file storage's. */
+export interface OpenFileOptions extends DatabaseOptions, Omit<FileStorageOptions, 'fileOps'> {
+  /**
+   * Open a read-only view of the database as it was at this tid or time (everything
+   * committed at or before it). Implies `readOnly` (`readOnly: false` with it is refused).
+   */
+  at?: Tid | Date | undefined;
+}
 
 /**
  * Opens (creating it if needed) the database file at `target`: the embedded default.
@@ -50,6 +34,8 @@ export type OpenFileOptions = DatabaseOptions &
 export function open(target: string, options?: OpenFileOptions): Promise<Database>;
 /** Opens a database on the given storage, for example `open({ storage: new MemoryStorage() })`. */
 export function open(options: OpenStorageOptions): Promise<Database>;
+/** Either of the above, for a target whose kind is known only at run time. */
+export function open(target: string | OpenStorageOptions): Promise<Database>;
 export async function open(
   target: string | OpenStorageOptions,
   options?: OpenFileOptions,

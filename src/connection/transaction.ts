@@ -65,7 +65,7 @@ export class Transaction {
   }
 
   /** The stored object with this oid, loaded. NotFoundError if there is none. */
-  getObject<T extends object = object>(oid: Oid): T {
+  getObject<T extends object = Persistent>(oid: Oid): T {
     const connection = this.#open();
     return connection.getObject(expectObjectId(oid)) as T;
   }

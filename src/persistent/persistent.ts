@@ -336,6 +336,9 @@ const persistentHandler: ProxyHandler<Target> = {
   },
 };
 
+/** The key of Persistent's brand: a type only (see Persistent). */
+declare const persistentBrand: unique symbol;
+
 /**
  * The base class of persistent objects. Subclass it, register the subclass under a stable
  * name (`@persistent('app.User')` or `registerClass`), and instances reachable from the
@@ -346,9 +349,11 @@ export class Persistent {
   /**
    * Makes the type nominal: an object of the same shape that is not made by a subclass of
    * Persistent (a plain object literal) is not a persistent object, and trove refuses it
-   * where one is needed. Declared only: nothing of it exists at run time.
+   * where one is needed. Declared only: nothing of it exists at run time. Keyed by a symbol
+   * nobody can name, and public, so mapped types (`Readonly<User>`) and exported mixins keep
+   * it, where they drop or refuse a private member.
    */
-  declare private readonly persistentBrand: never;
+  declare readonly [persistentBrand]: true;
 
   constructor() {
     if (reviving !== undefined && new.target === reviving.cls) {

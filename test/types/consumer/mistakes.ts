@@ -71,8 +71,6 @@ list.forEach((_value, _index, self) => {
 // Combinations open() refuses.
 // @ts-expect-error
 void open({ storage: new MemoryStorage() }, { cacheSize: 10 });
-// @ts-expect-error
-void open('types.trove', { at: new Date(), readOnly: false });
 // (Refused by the earlier types too: an option of open(path) given to open({ storage }).)
 // @ts-expect-error
 void open({ storage: new MemoryStorage(), readOnly: true });

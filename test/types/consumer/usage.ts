@@ -178,3 +178,26 @@ export function broken(value: unknown): unknown {
   if (value instanceof Broken) return [value.brokenClassName, value.title];
   return undefined;
 }
+
+// Fixed in review: an options type users extend, options built from variables, the brand
+// kept by mapped types, and what getObject returns taken where a persistent object is.
+export interface AppOptions extends OpenFileOptions {
+  appName?: string;
+}
+export function openFrom(path: string, at: number | undefined, readOnly: boolean) {
+  return open(path, { at, readOnly });
+}
+export function oidOfReadonly(user: Readonly<User>): number | undefined {
+  return oidOf(user);
+}
+export async function guardObject(db: Database, oid: number): Promise<void> {
+  await db.transaction((tx) => {
+    const read = tx.getObject(oid);
+    tx.readCurrent(read);
+  });
+  const got = db.getObject(oid);
+  void oidOf(got);
+}
+export function openEither(target: string | { storage: MemoryStorage }) {
+  return open(target);
+}
