@@ -117,6 +117,16 @@ export function isExoticKey(key: string): boolean {
 }
 
 /**
+ * True for the arrays stored as arrays: those of this realm's Array.prototype, and those
+ * without a prototype (msgpackr writes any array as one; it loads with Array.prototype).
+ *
+ * @internal
+ */
+export function isStoredAsArray(value: object, proto: object | null): boolean {
+  return proto === Array.prototype || (proto === null && Array.isArray(value));
+}
+
+/**
  * A copy of a state with exotic values replaced by markers. Containers are copied (shared
  * and cyclic ones once, so structure is kept); persistent objects and leaf values (dates,
  * binary) are kept as they are.
@@ -135,10 +145,11 @@ export function faithfulCopy(
     const done = copies.get(value);
     if (done !== undefined) return done;
     const proto = Object.getPrototypeOf(value) as object | null;
-    if (proto === Array.prototype) {
+    if (isStoredAsArray(value, proto)) {
+      const array = value as unknown[];
       const out: unknown[] = [];
       copies.set(value, out);
-      for (const item of value as unknown[]) out.push(copy(item));
+      for (let i = 0; i < array.length; i++) out.push(copy(array[i]));
       return out;
     }
     if (proto === Map.prototype) {

@@ -17,7 +17,7 @@ import { describe } from '../util/validate.js';
 import { BrokenValue } from './broken-value.js';
 import { type AnyClass, builtInBase, nameOfClass } from './class-registry.js';
 import { ERROR_PART_KEYS } from './error-values.js';
-import { isExoticKey, isExoticPrimitive } from './exotic-values.js';
+import { isExoticKey, isExoticPrimitive, isStoredAsArray } from './exotic-values.js';
 import { isPersistentClass, type ReferenceType, referenceType } from './reference-type.js';
 
 /** What the scan found. */
@@ -239,11 +239,12 @@ class Scan {
       this.fail(`a value nested more than ${MAX_NESTING} levels deep`);
     }
     const proto = Object.getPrototypeOf(obj) as object | null;
-    if (proto === Object.prototype || proto === null) {
+    const asArray = isStoredAsArray(obj, proto);
+    if (!asArray && (proto === Object.prototype || proto === null)) {
       // A null prototype is kept by a marker (MessagePack maps read back as plain objects).
       if (proto === null) this.exoticValues = true;
       this.properties(obj as Record<string, unknown>, true);
-    } else if (proto === Array.prototype) {
+    } else if (asArray) {
       const array = obj as unknown[];
       for (let i = 0; i < array.length; i++) {
         path.push(i);
@@ -269,7 +270,7 @@ class Scan {
         this.value(item);
         path.pop();
       }
-    } else if (LEAF_PROTOTYPES.has(proto)) {
+    } else if (isStoredWhole(proto)) {
       // Stored whole by msgpackr (dates, binary data, regular expressions).
     } else if (obj instanceof Error) {
       // Written as its parts (see error-values); among shared values, as a marker object

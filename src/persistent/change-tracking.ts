@@ -10,6 +10,7 @@
  * @module
  */
 
+import { isStoredAsArray } from '../codec/exotic-values.js';
 import { isStoredWhole, MAX_NESTING } from '../codec/state-scanner.js';
 import { ClosedError, InvalidArgumentError, ReadOnlyError } from '../errors.js';
 import { defineData } from '../util/define-data.js';
@@ -231,7 +232,10 @@ function adoptWithin(owner: ObjectMeta, container: object, copies: Copies, depth
   // The usual case, primitives only (an array of tags): nothing to adopt, nothing to note.
   if (
     kind === ViewKind.Plain &&
-    !(Array.isArray(container) ? container : Object.values(container)).some(isObject)
+    !Array.prototype.some.call(
+      Array.isArray(container) ? container : Object.values(container),
+      isObject,
+    )
   ) {
     return;
   }
@@ -313,10 +317,11 @@ function copyValue(value: unknown, copies: Map<object, unknown>, depth: number):
   // By exact prototype, as the commit's scanner stores values: a subclass copied as its
   // base class would be stored where the original is refused.
   const proto = Object.getPrototypeOf(value) as object | null;
-  if (proto === Array.prototype) {
+  if (isStoredAsArray(value, proto)) {
+    const array = value as unknown[];
     const copy: unknown[] = [];
     copies.set(value, copy);
-    for (const item of value as unknown[]) copy.push(copyItem(item));
+    for (let i = 0; i < array.length; i++) copy.push(copyItem(array[i]));
     return copy;
   }
   if (proto === Map.prototype) {

@@ -389,6 +389,29 @@ describe('Persistent objects', () => {
     });
   });
 
+  // Found in review: adopting it threw a TypeError (it has no array methods).
+  it('an array without a prototype is stored, copied and loaded as an array', async () => {
+    const { db, obj } = await stored(new Note());
+    const other = new Note();
+    db.root.set('other', other);
+    obj.meta = { list: Object.setPrototypeOf([1, { n: 2 }], null) };
+    await db.commit();
+    other.meta = { copy: obj.meta.list };
+    await db.commit();
+    const fresh = await reopen(db.storage as MemoryStorage);
+    for (const note of [fresh.root.get('it'), fresh.root.get('other')] as Note[]) {
+      const list = note.meta.list ?? note.meta.copy;
+      assert.ok(Array.isArray(list));
+      assert.deepEqual([...list], [1, { n: 2 }]);
+    }
+    // Scanned as an array: what it cannot store is named by its index.
+    obj.meta = { list: Object.setPrototypeOf([1, () => 2], null) };
+    await assert.rejects(db.commit(), (error: InvalidArgumentError) => {
+      assert.equal(error.path, 'root.it.meta.list[1]');
+      return true;
+    });
+  });
+
   it('markChanged stores writes trove cannot see (typed arrays)', async () => {
     const { db, obj, fresh } = await stored(new Blobby());
     obj.bytes[0] = 7;
