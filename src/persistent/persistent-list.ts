@@ -68,11 +68,35 @@ export class PersistentList<T = any> extends Persistent {
     return track(target[META], target[ITEMS].pop()) as T | undefined;
   }
 
-  /** The items, in order. */
+  /**
+   * The items, in order. As an array's iterator, it reads the list at each step: kept across
+   * a reload of the list (a loop that commits as it goes, when an eviction or another
+   * handle's commit loads it again), it goes on at the next index of the state loaded.
+   */
   *[Symbol.iterator](): ArrayIterator<T> {
-    const target = readTarget<ListTarget<T>>(this);
-    const items = target[ITEMS];
-    for (let i = 0; i < items.length; i++) yield track(target[META], items[i]) as T;
+    for (let i = 0; ; i++) {
+      // Read again at each step: the items of a dropped state are not the list's.
+      const target = readTarget<ListTarget<T>>(this);
+      const items = target[ITEMS];
+      if (i >= items.length) return undefined;
+      yield track(target[META], items[i]) as T;
+    }
+  }
+
+  /** The items, in order: as `[Symbol.iterator]`. */
+  values(): ArrayIterator<T> {
+    return this[Symbol.iterator]();
+  }
+
+  /** The indexes, in order; read at each step, as `[Symbol.iterator]` reads the items. */
+  *keys(): ArrayIterator<number> {
+    for (let i = 0; i < readTarget<ListTarget<T>>(this)[ITEMS].length; i++) yield i;
+  }
+
+  /** `[index, item]` pairs, in order; read at each step, as `[Symbol.iterator]` reads. */
+  *entries(): ArrayIterator<[number, T]> {
+    let i = 0;
+    for (const item of this) yield [i++, item];
   }
 
   /** `PersistentList`, for `Object.prototype.toString`. */
@@ -132,7 +156,15 @@ type ListSpecific =
 export interface PersistentList<T = any>
   extends Omit<
     Array<T>,
-    'length' | 'push' | 'pop' | typeof Symbol.iterator | typeof Symbol.unscopables | ListSpecific
+    | 'length'
+    | 'push'
+    | 'pop'
+    | 'values'
+    | 'keys'
+    | 'entries'
+    | typeof Symbol.iterator
+    | typeof Symbol.unscopables
+    | ListSpecific
   > {
   /** Sorts the items in place, as `Array.prototype.sort` does; returns the list. */
   sort(compareFn?: (a: T, b: T) => number): this;

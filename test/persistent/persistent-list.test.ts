@@ -354,6 +354,43 @@ describe('PersistentList', () => {
     assert.throws(() => list.fill(0, 1n as unknown as number), TypeError);
   });
 
+  // Found by a bug hunt: it went on over the items of the state dropped at the reload, and
+  // writes through what it handed out were lost.
+  it('an iterator kept across a reload goes on in the state loaded, as an array iterator does', async () => {
+    const storage = new MemoryStorage();
+    // A cache of one object: each commit evicts the list, and the next step loads it again.
+    const db = await open({ storage, cacheSize: 1 });
+    db.root.set('list', new PersistentList([{ n: 0 }, { n: 0 }, { n: 0 }]));
+    await db.commit();
+    const other = await reopen(storage);
+    let steps = 0;
+    for (const item of db.root.get('list') as PersistentList<{ n: number }>) {
+      item.n++;
+      await db.commit();
+      if (++steps === 1) {
+        // Another handle appends meanwhile: the loop sees it, as a loop over an array would.
+        other.abort();
+        (other.root.get('list') as PersistentList<{ n: number }>).push({ n: 100 });
+        await other.commit();
+        db.abort();
+      }
+    }
+    assert.equal(steps, 4);
+    const stored = (await reopen(storage)).root.get('list') as PersistentList;
+    assert.deepEqual(stored.toJSON(), [{ n: 1 }, { n: 1 }, { n: 1 }, { n: 101 }]);
+    // values(), keys() and entries() are the same kind of iterator.
+    const list = db.root.get('list') as PersistentList<{ n: number }>;
+    for (const [index, item] of list.entries()) {
+      item.n = index;
+      await db.commit();
+    }
+    assert.deepEqual([...list.keys()], [0, 1, 2, 3]);
+    assert.deepEqual(
+      [...list.values()].map((item) => item.n),
+      [0, 1, 2, 3],
+    );
+  });
+
   it('attributes of a list are stored beside its items', async () => {
     const storage = new MemoryStorage();
     const db = await open({ storage });
