@@ -112,10 +112,23 @@ export const IN_PLACE_METHODS: ReadonlySet<string | symbol> = new Set([
 ]);
 
 /**
+ * The Array methods that look for a value and hand out no item: run on the stored items,
+ * with a view given as the value unwrapped (a view read from the array is not the item
+ * stored, and an object just put in is stored as it is, not as the view reads hand out).
+ *
+ * @internal
+ */
+export const SEARCH_METHODS: ReadonlySet<string | symbol> = new Set([
+  'includes',
+  'indexOf',
+  'lastIndexOf',
+]);
+
+/**
  * Runs the in-place Array method `name` (one of IN_PLACE_METHODS) on `items`, an array of
  * `owner`'s state, calling `write` (which marks the owner changed, or refuses) first unless
- * the method would set nothing (as a reverse of one item, a fill of an empty range), where
- * an array's method writes nothing either. What it inserts is adopted first, so a value
+ * the method changes nothing (see setsSomething): such a call is a read, allowed in a
+ * read-only transaction and not stored. What it inserts is adopted first, so a value
  * refused (nested too deep) leaves the array, and its owner, as they were; what it takes out
  * is handed out tracked, as reads hand it out. Returns what the method returns (`items`
  * itself for those returning their array).
@@ -144,12 +157,26 @@ export function applyInPlace(
 }
 
 /**
- * Whether the in-place method `name` sets or deletes anything on an array of `length` items
- * (the others always set at least `length`). The positions in `args` are replaced by the
- * numbers they convert to, so a `valueOf` runs once, here, as it would in the method.
+ * Whether the in-place method `name` changes an array of `length` items: a reverse of one
+ * item, a fill of an empty range, a pop of an empty array or a push of nothing leaves it as
+ * it was (an array's method may still set its length to what it was). The positions in
+ * `args` are replaced by the numbers they convert to, so a `valueOf` runs once, here, as it
+ * would in the method.
  */
 function setsSomething(name: string | symbol, length: number, args: unknown[]): boolean {
   if (name === 'reverse') return length > 1;
+  if (name === 'pop' || name === 'shift') return length > 0;
+  if (name === 'push' || name === 'unshift') return args.length > 0;
+  if (name === 'splice') {
+    if (args.length === 0) return false;
+    const start = relativeIndex(args, 0, length, 0);
+    if (args.length > 2) return true;
+    if (args.length === 1) return start < length;
+    // The count to remove, clamped as the method clamps it.
+    const count = +(args[1] as number);
+    args[1] = count;
+    return Math.min(Math.max(Number.isNaN(count) ? 0 : Math.trunc(count), 0), length - start) > 0;
+  }
   if (name === 'fill') {
     const start = relativeIndex(args, 1, length, 0);
     return start < relativeIndex(args, 2, length, length);
@@ -487,8 +514,11 @@ export function staleView(what = 'this nested value'): ClosedError {
 
 /** Views of plain objects and arrays: every write goes through a trap. */
 class PlainViewHandler extends ViewHandler implements ProxyHandler<object> {
-  /** An array's in-place methods (see applyInPlace), run on the array itself; made once. */
-  #inPlace: Map<string | symbol, Function> | undefined;
+  /**
+   * An array's in-place and search methods (see applyInPlace, SEARCH_METHODS), run on the
+   * array itself; made once.
+   */
+  #onItems: Map<string | symbol, Function> | undefined;
 
   get(target: object, key: string | symbol, receiver: unknown): unknown {
     if (this.noThen(key)) return undefined;
@@ -496,25 +526,27 @@ class PlainViewHandler extends ViewHandler implements ProxyHandler<object> {
     const value = Reflect.get(target, key, receiver);
     if (
       typeof value === 'function' &&
-      IN_PLACE_METHODS.has(key) &&
+      (IN_PLACE_METHODS.has(key) || SEARCH_METHODS.has(key)) &&
       value === ARRAY_METHODS[key as string] &&
       Array.isArray(target)
     ) {
-      this.#inPlace ??= new Map();
-      let method = this.#inPlace.get(key);
+      this.#onItems ??= new Map();
+      let method = this.#onItems.get(key);
       if (method === undefined) {
         const handler = this;
+        const search = SEARCH_METHODS.has(key);
         method = function (this: unknown, ...args: unknown[]): unknown {
           // Called on something else than this view (taken off it): as the method itself.
           if (handlerOfView.get(this as object) !== handler) return value.apply(this, args);
           // Checked as the method's reads through the view would be, even where it writes nothing.
           handler.read();
+          if (search) return value.call(target, unwrapArgument(args[0]), ...args.slice(1));
           const result = applyInPlace(handler.meta, key, target as unknown[], args, () =>
             handler.write(),
           );
           return result === target ? this : result;
         };
-        this.#inPlace.set(key, method);
+        this.#onItems.set(key, method);
       }
       return method;
     }

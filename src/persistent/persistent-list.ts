@@ -6,7 +6,14 @@
  */
 
 import { registerClass } from '../codec/class-registry.js';
-import { adopt, applyInPlace, IN_PLACE_METHODS, track, unwrapArgument } from './change-tracking.js';
+import {
+  adopt,
+  applyInPlace,
+  IN_PLACE_METHODS,
+  SEARCH_METHODS,
+  track,
+  unwrapArgument,
+} from './change-tracking.js';
 import { META, type ObjectMeta } from './object-meta.js';
 import {
   GET_STATE,
@@ -63,9 +70,10 @@ export class PersistentList<T = any> extends Persistent {
 
   /** Removes and returns the last item. */
   pop(): T | undefined {
-    if (this.length === 0) return undefined;
-    const target = writeTarget<ListTarget<T>>(this);
-    return track(target[META], target[ITEMS].pop()) as T | undefined;
+    const target = readTarget<ListTarget<T>>(this);
+    return applyInPlace(target[META], 'pop', target[ITEMS], [], () => writeTarget(this)) as
+      | T
+      | undefined;
   }
 
   /**
@@ -243,11 +251,23 @@ export interface PersistentList<T = any>
 /** Methods that return the array they were called on; on a list they return the list. */
 const RETURNS_RECEIVER = new Set(['copyWithin', 'fill', 'reverse', 'sort']);
 /**
- * Methods that look for a value and hand out no item: they run on the stored items, with a
- * view given as the value unwrapped (a view read from the list is not the item stored, and
- * an object just pushed is stored as it is, not as the view reading hands out).
+ * Methods whose first argument is a callback given the array: on a list it is given the
+ * list. (Only these: a function given to another, `concat(fn)` or `join(fn)`, is a value.)
  */
-const SEARCHES = new Set(['includes', 'indexOf', 'lastIndexOf']);
+const CALLBACK_METHODS = new Set([
+  'every',
+  'filter',
+  'find',
+  'findIndex',
+  'findLast',
+  'findLastIndex',
+  'flatMap',
+  'forEach',
+  'map',
+  'reduce',
+  'reduceRight',
+  'some',
+]);
 
 /**
  * Installs the rest of the Array API. Each method runs `Array.prototype`'s own algorithm on
@@ -260,7 +280,8 @@ function installArrayMethods(): void {
     const method = (Array.prototype as unknown as Record<string, unknown>)[name];
     if (typeof method !== 'function' || name === 'constructor' || own.has(name)) continue;
     const returnsReceiver = RETURNS_RECEIVER.has(name);
-    if (SEARCHES.has(name)) {
+    const takesCallback = CALLBACK_METHODS.has(name);
+    if (SEARCH_METHODS.has(name)) {
       Object.defineProperty(PersistentList.prototype, name, {
         configurable: true,
         writable: true,
@@ -295,7 +316,7 @@ function installArrayMethods(): void {
         // would get the array; later arguments (a thisArg, even a function) go as they are.
         const list = this;
         const callback = args[0];
-        if (typeof callback === 'function') {
+        if (takesCallback && typeof callback === 'function') {
           args[0] = function (this: unknown, ...callbackArgs: unknown[]) {
             return callback.apply(
               this,

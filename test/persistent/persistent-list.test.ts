@@ -305,6 +305,7 @@ describe('PersistentList', () => {
       tx.root.set('list', new PersistentList(['a']));
       tx.root.set('nested', { items: ['a'] });
       tx.root.set('two', new PersistentList(['a', 'b']));
+      tx.root.set('empty', new PersistentList());
     });
     await db.read((tx) => {
       const list = tx.root.get('list') as PersistentList<string>;
@@ -317,6 +318,15 @@ describe('PersistentList', () => {
         assert.deepEqual([...items], ['a']);
       }
       assert.throws(() => list.push('b'), { code: 'TROVE_READ_ONLY' });
+      const empty = tx.root.get('empty') as PersistentList<string>;
+      assert.equal(empty.pop(), undefined);
+      assert.equal(empty.shift(), undefined);
+      assert.equal(empty.push(), 0);
+      assert.deepEqual(list.splice(1), []);
+      assert.deepEqual(list.splice(0, 0), []);
+      assert.deepEqual(list.splice(0, Number.NaN), []);
+      assert.throws(() => list.splice(0, 1), { code: 'TROVE_READ_ONLY' });
+      assert.throws(() => list.pop(), { code: 'TROVE_READ_ONLY' });
       const two = tx.root.get('two') as PersistentList<string>;
       assert.throws(() => two.reverse(), { code: 'TROVE_READ_ONLY' });
       assert.throws(() => two.fill('x', 1), { code: 'TROVE_READ_ONLY' });
@@ -338,7 +348,32 @@ describe('PersistentList', () => {
     assert.deepEqual([...(db.root.get('list') as PersistentList<string>)], ['a', 'from other']);
   });
 
-  it("fill and copyWithin convert each position once, as an array's do", () => {
+  // Found by a bug hunt: a function given to them was taken for a callback and wrapped.
+  it('a function given to concat or join is a value, as for an array', () => {
+    const handler = () => 'fn';
+    const list = new PersistentList([1, 2]);
+    assert.equal(list.concat(handler as never)[2], handler);
+    assert.equal(list.join(handler as never), [1, 2].join(handler as never));
+  });
+
+  // Found by a bug hunt: a nested array's searches compared the views they read with the
+  // object stored, so an object just put in was not found.
+  it("a nested array's includes, indexOf and lastIndexOf find an object put in, and one read", async () => {
+    const db = await open({ storage: new MemoryStorage() });
+    const tag = { name: 'red' };
+    db.root.set('holder', { items: [] as object[] });
+    const items = (db.root.get('holder') as { items: object[] }).items;
+    items.push(tag);
+    assert.deepEqual(
+      [items.includes(tag), items.indexOf(tag), items.lastIndexOf(tag)],
+      [true, 0, 0],
+    );
+    await db.commit();
+    const read = items[0]!;
+    assert.deepEqual([items.includes(read), items.indexOf(read, 0)], [true, 0]);
+  });
+
+  it("fill, copyWithin and splice convert each position once, as an array's do", () => {
     let conversions = 0;
     const position = {
       valueOf() {
@@ -349,8 +384,9 @@ describe('PersistentList', () => {
     const list = new PersistentList([1, 2, 3]);
     list.fill(0, position);
     list.copyWithin(position, 0, 1);
-    assert.equal(conversions, 2);
-    assert.deepEqual([...list], [1, 1, 0]);
+    assert.deepEqual(list.splice(position, position), [1]);
+    assert.equal(conversions, 4);
+    assert.deepEqual([...list], [1, 0]);
     assert.throws(() => list.fill(0, 1n as unknown as number), TypeError);
   });
 
