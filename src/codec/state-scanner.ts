@@ -43,6 +43,13 @@ export interface ScanResult {
  */
 export const MAX_NESTING = 256;
 
+/**
+ * The most items an array in one object's state may have. Holes are stored one by one (as
+ * undefined), so `list[2 ** 32 - 2] = x` made a commit encode four billion items and never
+ * finish; a collection this large belongs in many objects, each a record of its own.
+ */
+export const MAX_ARRAY_LENGTH = 2 ** 24;
+
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
 /** Renders a path segment the way JavaScript would write the access. */
@@ -246,6 +253,12 @@ class Scan {
       this.properties(obj as Record<string, unknown>, true);
     } else if (asArray) {
       const array = obj as unknown[];
+      if (array.length > MAX_ARRAY_LENGTH) {
+        this.fail(
+          `an array of ${array.length} items`,
+          ` (at most ${MAX_ARRAY_LENGTH} in one object: spread them over several, or use a list of lists)`,
+        );
+      }
       for (let i = 0; i < array.length; i++) {
         path.push(i);
         const item = array[i];

@@ -427,6 +427,28 @@ describe('PersistentList', () => {
     );
   });
 
+  // Found by a bug hunt: holes are stored one by one, and the commit of list[2 ** 32 - 2]
+  // encoded four billion items (it ran out of memory after minutes).
+  it('an array longer than 2^24 items is refused at commit, at once; a shorter one is stored', async () => {
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    const list = new PersistentList<string>();
+    db.root.set('list', list);
+    db.root.set('holder', { items: [] as string[] });
+    list[2 ** 32 - 2] = 'far';
+    await assert.rejects(db.commit(), { code: 'TROVE_INVALID_ARGUMENT', path: 'root.list' });
+    list.length = 2;
+    (db.root.get('holder') as { items: string[] }).items.length = 2 ** 24 + 1;
+    await assert.rejects(db.commit(), {
+      code: 'TROVE_INVALID_ARGUMENT',
+      path: 'root.holder.items',
+    });
+    (db.root.get('holder') as { items: string[] }).items.length = 1;
+    await db.commit();
+    const reloaded = (await reopen(storage)).root.get('list') as PersistentList;
+    assert.deepEqual([...reloaded], [undefined, undefined]);
+  });
+
   it('attributes of a list are stored beside its items', async () => {
     const storage = new MemoryStorage();
     const db = await open({ storage });
