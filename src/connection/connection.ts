@@ -309,11 +309,8 @@ export class Connection implements Jar {
 
   /** Keeps `data`, the revision `meta` was just committed as at `tid`, as its merge base. */
   #keepBase(meta: ObjectMeta, tid: Tid, data: Uint8Array): void {
-    const kept = this.#bases.get(meta);
-    if (kept !== undefined) {
-      this.#bases.delete(meta);
-      this.#basesBytes -= kept.data.byteLength;
-    }
+    // Dropped first, so that the new one goes to the end of the order (the newest).
+    this.#dropBase(meta);
     if (data.byteLength > BASES_BYTES / 4) return;
     if (this.#basesBytes + data.byteLength > BASES_BYTES || this.#bases.size >= BASES_COUNT) {
       // Those of objects unloaded since (evicted, invalidated) or changed since are of no

@@ -11,7 +11,7 @@
  */
 
 import { isStoredAsArray } from '../codec/exotic-values.js';
-import { isStoredWhole, MAX_NESTING } from '../codec/state-scanner.js';
+import { isStoredWhole, MAX_ARRAY_LENGTH, MAX_NESTING } from '../codec/state-scanner.js';
 import { ClosedError, InvalidArgumentError, ReadOnlyError } from '../errors.js';
 import { defineData } from '../util/define-data.js';
 import { JarStatus, META, type ObjectMeta, ObjectState } from './object-meta.js';
@@ -48,10 +48,10 @@ export function checkReadable(meta: ObjectMeta): void {
 }
 
 /**
- * Marks the owner changed before a write to it or to a value nested in it; throws
- * ClosedError or ReadOnlyError if the owner may not be written now.
+ * Throws ClosedError or ReadOnlyError if `meta`'s object may not be written now; marks
+ * nothing.
  */
-export function noteWrite(meta: ObjectMeta): void {
+function refuseWrite(meta: ObjectMeta): void {
   const jar = meta.jar;
   if (jar !== undefined) {
     if (jar.status !== JarStatus.Writable) jar.refuse(true);
@@ -63,6 +63,15 @@ export function noteWrite(meta: ObjectMeta): void {
       `object ${meta.oid ?? '(new)'} is of a class whose instances cannot be changed`,
     );
   }
+}
+
+/**
+ * Marks the owner changed before a write to it or to a value nested in it; throws
+ * ClosedError or ReadOnlyError if the owner may not be written now.
+ */
+export function noteWrite(meta: ObjectMeta): void {
+  refuseWrite(meta);
+  const jar = meta.jar;
   if (jar !== undefined && meta.state === ObjectState.Saved) {
     meta.state = ObjectState.Changed;
     jar.registerChange(meta);
@@ -142,14 +151,18 @@ export function applyInPlace(
   args: unknown[],
   write: () => void,
 ): unknown {
-  const from = INSERTED_FROM.get(name);
-  if (from !== undefined) {
-    for (let i = from; i < args.length; i++) args[i] = adopt(owner, args[i]);
-  } else if (name === 'fill') {
-    // One value in every slot, as Array.prototype.fill puts it.
-    args[0] = adopt(owner, args[0]);
+  if (setsSomething(name, items.length, args)) {
+    // Refused before anything is adopted: a refusal leaves the caller's values as they were.
+    refuseWrite(owner);
+    const from = INSERTED_FROM.get(name);
+    if (from !== undefined) {
+      for (let i = from; i < args.length; i++) args[i] = adopt(owner, args[i]);
+    } else if (name === 'fill') {
+      // One value in every slot, as Array.prototype.fill puts it.
+      args[0] = adopt(owner, args[0]);
+    }
+    write();
   }
-  if (setsSomething(name, items.length, args)) write();
   const result = (ARRAY_METHODS[name as string] as Function).apply(items, args);
   if (name === 'shift' || name === 'pop') return track(owner, result);
   if (name === 'splice') return (result as unknown[]).map((item) => track(owner, item));
@@ -159,9 +172,9 @@ export function applyInPlace(
 /**
  * Whether the in-place method `name` changes an array of `length` items: a reverse of one
  * item, a fill of an empty range, a pop of an empty array or a push of nothing leaves it as
- * it was (an array's method may still set its length to what it was). The positions in
- * `args` are replaced by the numbers they convert to, so a `valueOf` runs once, here, as it
- * would in the method.
+ * it was (an array's method may still set its length to what it was). Positions given as
+ * objects are not converted here (their `valueOf` runs in the method, after it has read the
+ * length, as on an array): such a call is taken to change the array.
  */
 function setsSomething(name: string | symbol, length: number, args: unknown[]): boolean {
   if (name === 'reverse') return length > 1;
@@ -169,38 +182,45 @@ function setsSomething(name: string | symbol, length: number, args: unknown[]): 
   if (name === 'push' || name === 'unshift') return args.length > 0;
   if (name === 'splice') {
     if (args.length === 0) return false;
-    const start = relativeIndex(args, 0, length, 0);
     if (args.length > 2) return true;
+    const start = relativeIndex(args[0], length, 0);
+    if (start === undefined) return true;
     if (args.length === 1) return start < length;
-    // The count to remove, clamped as the method clamps it.
-    const count = +(args[1] as number);
-    args[1] = count;
-    return Math.min(Math.max(Number.isNaN(count) ? 0 : Math.trunc(count), 0), length - start) > 0;
+    const count = integerOf(args[1]);
+    return count === undefined || Math.min(Math.max(count, 0), length - start) > 0;
   }
-  if (name === 'fill') {
-    const start = relativeIndex(args, 1, length, 0);
-    return start < relativeIndex(args, 2, length, length);
-  }
-  if (name === 'copyWithin') {
-    const target = relativeIndex(args, 0, length, 0);
-    const start = relativeIndex(args, 1, length, 0);
-    const end = relativeIndex(args, 2, length, length);
-    return Math.min(end - start, length - target) > 0;
+  if (name === 'fill' || name === 'copyWithin') {
+    const fill = name === 'fill';
+    const target = fill ? 0 : relativeIndex(args[0], length, 0);
+    const start = relativeIndex(args[1], length, 0);
+    const end = relativeIndex(args[2], length, length);
+    if (target === undefined || start === undefined || end === undefined) return true;
+    return fill ? start < end : Math.min(end - start, length - target) > 0;
   }
   return true;
 }
 
 /**
- * The index `args[at]` stands for in an array of `length` items, as Array methods read a
- * relative index (negative from the end, clamped); `absent` if it is undefined.
+ * `arg` as an integer, as Array methods convert it (NaN is 0, fractions are cut, infinities
+ * stay); undefined for an object, whose conversion runs code and is left to the method.
  */
-function relativeIndex(args: unknown[], at: number, length: number, absent: number): number {
-  const arg = args[at];
-  if (arg === undefined) return absent;
+function integerOf(arg: unknown): number | undefined {
+  if (typeof arg === 'object' && arg !== null) return undefined;
+  if (typeof arg === 'function') return undefined;
   // Unary plus converts as the method would (a BigInt or Symbol throws TypeError).
   const number = +(arg as number);
-  args[at] = number;
-  const integer = Number.isNaN(number) ? 0 : Math.trunc(number);
+  return Number.isNaN(number) ? 0 : Math.trunc(number);
+}
+
+/**
+ * The index `arg` stands for in an array of `length` items, as Array methods read a relative
+ * index (negative from the end, clamped); `absent` if it is undefined, and undefined for an
+ * object (see integerOf).
+ */
+function relativeIndex(arg: unknown, length: number, absent: number): number | undefined {
+  if (arg === undefined) return absent;
+  const integer = integerOf(arg);
+  if (integer === undefined) return undefined;
   return integer < 0 ? Math.max(length + integer, 0) : Math.min(integer, length);
 }
 
@@ -256,6 +276,9 @@ function adoptWithin(owner: ObjectMeta, container: object, copies: Copies, depth
   // prototype), dates or binary data.
   const kind = viewKind(container);
   if (kind === undefined || kind === ViewKind.Date) return;
+  // The commit refuses it whole (see MAX_ARRAY_LENGTH); a walk over its holes, one by one,
+  // took minutes for `a[2 ** 32 - 2] = x`.
+  if (Array.isArray(container) && container.length > MAX_ARRAY_LENGTH) return;
   // The usual case, primitives only (an array of tags): nothing to adopt, nothing to note.
   if (
     kind === ViewKind.Plain &&

@@ -388,6 +388,34 @@ describe('PersistentList', () => {
     assert.equal(conversions, 4);
     assert.deepEqual([...list], [1, 0]);
     assert.throws(() => list.fill(0, 1n as unknown as number), TypeError);
+    // Found in review: a position's valueOf ran before the method read the length.
+    for (const items of [new PersistentList<number>(), [] as number[]]) {
+      items.fill(1, {
+        valueOf() {
+          items.push(0, 0, 0);
+          return 0;
+        },
+      } as unknown as number);
+      assert.deepEqual([...items], [0, 0, 0]);
+    }
+  });
+
+  // Found in review: the value was adopted (a view in it replaced by a copy) before the
+  // refusal.
+  it('an insertion a read-only transaction refuses leaves the value given as it was', async () => {
+    const db = await open({ storage: new MemoryStorage() });
+    await db.transaction((tx) => {
+      tx.root.set('list', new PersistentList());
+      tx.root.set('other', { tags: ['a'] });
+    });
+    await db.read((tx) => {
+      const tags = (tx.root.get('other') as { tags: string[] }).tags;
+      const given = { tags };
+      assert.throws(() => (tx.root.get('list') as PersistentList).push(given), {
+        code: 'TROVE_READ_ONLY',
+      });
+      assert.equal(given.tags, tags);
+    });
   });
 
   // Found by a bug hunt: it went on over the items of the state dropped at the reload, and
@@ -443,7 +471,12 @@ describe('PersistentList', () => {
       code: 'TROVE_INVALID_ARGUMENT',
       path: 'root.holder.items',
     });
-    (db.root.get('holder') as { items: string[] }).items.length = 1;
+    // Assigned, such an array is not walked either (that took minutes): refused at commit.
+    const far: string[] = [];
+    far[2 ** 32 - 2] = 'far';
+    (db.root.get('holder') as { items: string[] }).items = far;
+    await assert.rejects(db.commit(), { path: 'root.holder.items' });
+    (db.root.get('holder') as { items: string[] }).items = ['near'];
     await db.commit();
     const reloaded = (await reopen(storage)).root.get('list') as PersistentList;
     assert.deepEqual([...reloaded], [undefined, undefined]);
