@@ -103,8 +103,8 @@ const INSERTED_FROM: ReadonlyMap<string | symbol, number> = new Map([
 const ARRAY_METHODS = Array.prototype as unknown as Record<string, unknown>;
 
 /**
- * The Array methods that change an array in place and call nothing of the user's: run on
- * the stored array itself (see applyInPlace). Through a view, each item they move was a read
+ * The Array methods that change an array in place and take no callback: run on the stored
+ * array itself (see applyInPlace). Through a view, each item they move was a read
  * and a write through its traps: `shift` on 100,000 items took some 100 ms.
  *
  * @internal
@@ -135,12 +135,12 @@ export const SEARCH_METHODS: ReadonlySet<string | symbol> = new Set([
 
 /**
  * Runs the in-place Array method `name` (one of IN_PLACE_METHODS) on `items`, an array of
- * `owner`'s state, calling `write` (which marks the owner changed, or refuses) first unless
- * the method changes nothing (see setsSomething): such a call is a read, allowed in a
- * read-only transaction and not stored. What it inserts is adopted first, so a value
- * refused (nested too deep) leaves the array, and its owner, as they were; what it takes out
- * is handed out tracked, as reads hand it out. Returns what the method returns (`items`
- * itself for those returning their array).
+ * `owner`'s state. Unless the method changes nothing (see setsSomething: such a call is a
+ * read, allowed in a read-only transaction and not stored), a write the owner may not take
+ * is refused first; then what the method inserts is adopted, so a value refused (nested too
+ * deep) leaves the array and its owner as they were; then `write` marks the owner changed.
+ * What the method takes out is handed out tracked, as reads hand it out. Returns what the
+ * method returns (`items` itself for those returning their array).
  *
  * @internal
  */

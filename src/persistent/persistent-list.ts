@@ -270,9 +270,10 @@ const CALLBACK_METHODS = new Set([
 ]);
 
 /**
- * Installs the rest of the Array API. Each method runs `Array.prototype`'s own algorithm on
- * a change-tracking view of the items, so reads hand out tracked values and writes mark the
- * list changed, with the exact semantics of arrays.
+ * Installs the rest of the Array API, each with the exact semantics of arrays. Searches and
+ * the in-place methods run `Array.prototype`'s own algorithm on the stored items (see
+ * SEARCH_METHODS, applyInPlace); the others on a change-tracking view of them, so reads hand
+ * out tracked values and writes mark the list changed.
  */
 function installArrayMethods(): void {
   const own = new Set(Object.getOwnPropertyNames(PersistentList.prototype));
