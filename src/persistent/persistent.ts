@@ -387,8 +387,15 @@ export class Persistent {
 
   /** @internal Installs a loaded state. */
   [SET_STATE](state: Record<string, unknown>): void {
-    // Assigned, a key '__proto__' would set the prototype instead of an attribute.
-    if (Object.hasOwn(state, '__proto__')) {
+    // Assigned, a key '__proto__' would set the prototype instead of an attribute, and a key
+    // the class has an accessor or a read-only property for (a stored field that a later
+    // version made a getter) would run its setter or throw: stored attributes are installed
+    // as stored.
+    const slow = (this as unknown as Target)[META].slowKeys;
+    if (
+      Object.hasOwn(state, '__proto__') ||
+      (slow !== undefined && Object.keys(state).some((key) => slow.has(key)))
+    ) {
       for (const key of Object.keys(state)) defineData(this, key, state[key]);
     } else {
       Object.assign(this, state);
