@@ -198,7 +198,9 @@ export class Connection implements Jar {
   readonly #bases = new Map<ObjectMeta, { readonly tid: Tid; readonly data: Uint8Array }>();
   #basesBytes = 0;
   #oidPool: Oid[] = [];
-  #closedReason = 'the transaction these objects belong to has ended';
+  #closedReason = ENDED;
+  /** Set when a `db.transaction`'s last commit has collected its changes (see commit). */
+  #sealed = false;
   /** The registration count when the first Broken object loaded since the last look. */
   #brokenSince: number | undefined;
   #committing = false;
@@ -352,6 +354,7 @@ export class Connection implements Jar {
 
   refuse(write: boolean): never {
     if (this.status === JarStatus.Closed) throw new ClosedError(this.#closedReason);
+    if (this.#sealed) throw new ClosedError(ENDED_AT_COMMIT);
     throw new ReadOnlyError(
       write
         ? 'this transaction is read-only: it cannot change objects'
@@ -364,6 +367,7 @@ export class Connection implements Jar {
   /** Starts a transaction: a new snapshot, with changes committed elsewhere invalidated. */
   begin(status: JarStatus.Writable | JarStatus.ReadOnly): void {
     this.sync();
+    this.#sealed = false;
     this.status = status;
   }
 
@@ -479,9 +483,12 @@ export class Connection implements Jar {
    * Writes every change of the current transaction (and every new object they reach) as one
    * storage transaction. On failure nothing is stored and the changes stay pending (so an
    * InvalidArgumentError can be fixed and the commit retried); a ConflictError leaves it to
-   * the caller to abort.
+   * the caller to abort. `last`: the transaction ends with this commit (`db.transaction`),
+   * so once its changes are collected, its objects refuse use (ClosedError): a write made
+   * then could be stored by no commit. (The default connection keeps such a write for its
+   * next commit.)
    */
-  async commit(meta?: TransactionMeta): Promise<Tid> {
+  async commit(meta?: TransactionMeta, last = false): Promise<Tid> {
     if (this.status !== JarStatus.Writable) this.refuse(true);
     if (this.#committing) {
       throw new InvalidArgumentError('a commit of this transaction is already in progress');
@@ -489,6 +496,11 @@ export class Connection implements Jar {
     this.#committing = true;
     try {
       const batch = await this.#prepare();
+      if (last) {
+        // Read-only, not closed: a merge of a conflict reads objects of this transaction.
+        this.#sealed = true;
+        this.status = JarStatus.ReadOnly;
+      }
       if (batch.pending.length === 0 && batch.guards.length === 0) return this.#snapshot;
       let tid: Tid;
       try {
@@ -877,6 +889,12 @@ export function emptyRootData(): Uint8Array {
     valueClasses: false,
   });
 }
+
+/** Why the objects of a transaction that ended refuse use. */
+const ENDED = 'the transaction these objects belong to has ended';
+/** Why the objects of a `db.transaction` refuse use once its function has returned. */
+const ENDED_AT_COMMIT =
+  'the transaction these objects belong to has ended: its function returned, and its commit stored what it had changed by then (await everything the function starts before it returns)';
 
 /** Bytes of merge bases a connection keeps at most (see Connection#bases). */
 const BASES_BYTES = 4 * 1024 * 1024;

@@ -40,7 +40,7 @@ import { sleep } from '../util/event-loop.js';
 import {
   expectFunction,
   expectOptionalBoolean,
-  expectOptionalString,
+  expectOptionalText,
   expectOptions,
   expectPositiveInteger,
 } from '../util/validate.js';
@@ -132,8 +132,8 @@ const DEFAULT_ATTEMPTS = 3;
 
 function checkTransactionMeta(options: TransactionMeta): TransactionMeta {
   return keptMeta({
-    note: expectOptionalString(options.note, 'options.note'),
-    user: expectOptionalString(options.user, 'options.user'),
+    note: expectOptionalText(options.note, 'options.note'),
+    user: expectOptionalText(options.user, 'options.user'),
   });
 }
 
@@ -316,7 +316,7 @@ export class Database {
       let conflict: ConflictError;
       try {
         const result = await fn(tx);
-        await connection.commit(meta);
+        await connection.commit(meta, true);
         return result;
       } catch (error) {
         if (!(error instanceof ConflictError) || attempt >= attempts) throw error;

@@ -32,6 +32,7 @@ import {
   expectBytes,
   expectDate,
   expectNonNegativeInteger,
+  expectOptionalText,
   expectOptions,
   expectPath,
   isDate,
@@ -225,11 +226,7 @@ function checkCommitRequest(
   }
   if (req.meta !== undefined) {
     const meta = expectOptions<{ note: string; user: string }>(req.meta, 'commit request meta');
-    for (const key of ['note', 'user'] as const) {
-      if (meta[key] !== undefined && typeof meta[key] !== 'string') {
-        throw new InvalidArgumentError(`meta.${key} must be a string`, { argument: `meta.${key}` });
-      }
-    }
+    for (const key of ['note', 'user'] as const) expectOptionalText(meta[key], `meta.${key}`);
   }
 }
 

@@ -83,6 +83,18 @@ export function expectOptionalString(value: unknown, argument: string): string |
   return value;
 }
 
+/**
+ * A string that UTF-8 holds as it is (no lone surrogate), or undefined: for text a storage
+ * writes as UTF-8 (commit notes), where a lone surrogate would come back as U+FFFD.
+ */
+export function expectOptionalText(value: unknown, argument: string): string | undefined {
+  const text = expectOptionalString(value, argument);
+  if (text !== undefined && !(text as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+    fail(argument, 'a well-formed string (no lone surrogate)', value);
+  }
+  return text;
+}
+
 /** A plain options object, or undefined (returned as an empty object). */
 export function expectOptions<T extends object>(value: unknown, argument: string): Partial<T> {
   if (value === undefined) return {};

@@ -153,4 +153,46 @@ describe('a write made while a commit is under way, when that commit resolved a 
     await db.commit();
     assert.equal((await stored()).b, 6);
   });
+
+  // Found by a bug hunt: accepted, then thrown away when the transaction ended.
+  it('db.transaction: a write made after its function returned, while its commit runs, is refused', async () => {
+    const storage = new HeldStorage();
+    const db = await open({ storage });
+    await db.transaction((tx) => {
+      tx.root.set('a', new Pair());
+      tx.root.set('b', new Pair());
+    });
+    let release!: () => void;
+    storage.hold = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let late!: Promise<void>;
+    let reached!: () => void;
+    const lateReached = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    const committed = db.transaction((tx) => {
+      const [a, b] = [tx.root.get('a') as Pair, tx.root.get('b') as Pair];
+      a.a = 1;
+      // Work the function started and did not await: it runs while the commit waits.
+      late = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        assert.equal(b.b, 0, 'reads still work');
+        try {
+          b.a = 2;
+        } finally {
+          reached();
+        }
+      });
+    });
+    await lateReached;
+    storage.hold = undefined;
+    release();
+    await committed;
+    await assert.rejects(late, { code: 'TROVE_CLOSED' });
+    const stored = await db.read((tx) => [
+      (tx.root.get('a') as Pair).a,
+      (tx.root.get('b') as Pair).a,
+    ]);
+    assert.deepEqual(stored, [1, 0]);
+  });
 });

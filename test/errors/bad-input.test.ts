@@ -214,6 +214,15 @@ describe('bad input', () => {
       await assert.rejects(db.read(undefined as any), invalid({ argument: 'fn' }));
       await assert.rejects(async () => db.commit('x' as any), invalid());
       await assert.rejects(async () => db.commit({ note: 1 as any }), invalid());
+      // Found by a bug hunt: a lone surrogate came back from a file as U+FFFD.
+      await assert.rejects(
+        db.transaction(() => {}, { note: 'a\uD800b' }),
+        invalid({ argument: 'options.note' }),
+      );
+      await assert.rejects(
+        db.storage.commit({ baseTid: 0, writes: [], meta: { user: '\uDC00' } }),
+        invalid({ argument: 'meta.user' }),
+      );
       await assertUnchanged();
     });
 
