@@ -296,7 +296,9 @@ export class Database {
    * When the commit conflicts with another transaction, or `fn` throws a ConflictError (a
    * read conflict, an inner transaction's conflict), `fn` runs again on a fresh snapshot, up
    * to `attempts` times in all; other errors abort the transaction and propagate.
-   * Returns what `fn` returned.
+   * Returns what `fn` returned. The commit stores what `fn` changed by the time it returned
+   * (or its promise settled): await everything it starts, since its objects refuse writes
+   * from then on (ClosedError).
    */
   async transaction<T>(
     fn: (tx: Transaction) => T | Promise<T>,
