@@ -6,6 +6,8 @@
  * @module
  */
 
+import { reserveClass } from './class-registry.js';
+
 /** A stored instance of a value class that is not registered in this program. */
 export class BrokenValue {
   /** The name the instance was stored under. */
@@ -24,3 +26,5 @@ export class BrokenValue {
     return new BrokenValue(className, state);
   }
 }
+
+reserveClass(BrokenValue);

@@ -98,6 +98,20 @@ export function builtInBase(cls: Function): Function | undefined {
   return undefined;
 }
 
+/** Classes of trove's own that are stored under no name of their own (see reserveClass). */
+const reservedClasses = new WeakSet<object>();
+
+/**
+ * Marks a class of trove's own that must not be registered: the base class of persistent
+ * objects, and what an object or value of an unregistered class loads as (registered, those
+ * would be written under the name given, and what they stand for lost).
+ *
+ * @internal
+ */
+export function reserveClass(cls: object): void {
+  reservedClasses.add(cls);
+}
+
 /**
  * Registers `cls` under the stable `name` (and `aliases` for names it was stored under
  * before). Persistent classes must be registered before their instances are committed;
@@ -125,6 +139,12 @@ export function registerClass<C extends AnyClass>(
       builtIn === cls
         ? `${cls.name || 'a built-in class'} is a built-in class, which cannot be registered (the built-ins trove can store, it stores as they are)`
         : `class ${cls.name || '(anonymous)'} extends the built-in ${builtIn.name}: its instances cannot be stored (their contents live in the engine's internal slots)`,
+      { argument: 'cls' },
+    );
+  }
+  if (reservedClasses.has(cls)) {
+    throw new InvalidArgumentError(
+      `${cls.name} is trove's own class, which cannot be registered (register your own classes, extending Persistent for persistent objects)`,
       { argument: 'cls' },
     );
   }

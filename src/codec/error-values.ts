@@ -62,6 +62,13 @@ export type ErrorPartList = [
   properties: Record<string, unknown>,
 ];
 
+/**
+ * The class names errors were stored under whose class is not registered in this program
+ * (they load as their built-in base): written again as stored, so a program that registers
+ * the class gets it back.
+ */
+const storedClassNames = new WeakMap<Error, string>();
+
 /** An error's parts already copied (see faithfulCopy), written as an error. */
 export class ErrorParts {
   constructor(readonly parts: ErrorPartList) {}
@@ -95,7 +102,9 @@ export function errorParts(error: Error): ErrorPartList {
   const cls = (error as { constructor?: unknown }).constructor;
   return [
     builtInOf(error),
-    typeof cls === 'function' ? (nameOfClass(cls as AnyClass) ?? null) : null,
+    (typeof cls === 'function' ? nameOfClass(cls as AnyClass) : undefined) ??
+      storedClassNames.get(error) ??
+      null,
     raw(error.name),
     flags,
     raw(error.message),
@@ -133,8 +142,11 @@ export function errorFromParts(
   const error: Error =
     base === AggregateError ? new AggregateError([]) : new (base as ErrorConstructor)();
   const cls = typeof registeredName === 'string' ? classForName(registeredName) : undefined;
-  if (cls !== undefined && cls.prototype instanceof base)
+  if (cls !== undefined && cls.prototype instanceof base) {
     Object.setPrototypeOf(error, cls.prototype);
+  } else if (typeof registeredName === 'string') {
+    storedClassNames.set(error, registeredName);
+  }
   created(error);
   const hide = (key: string, value: unknown): void => {
     Object.defineProperty(error, key, {

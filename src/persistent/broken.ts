@@ -4,6 +4,7 @@
  * @module
  */
 
+import { reserveClass } from '../codec/class-registry.js';
 import { FROZEN, Persistent } from './persistent.js';
 
 /** Where a Broken object keeps the name its class was stored under. */
@@ -29,3 +30,4 @@ export class Broken extends Persistent {
 }
 
 Object.defineProperty(Broken.prototype, FROZEN, { value: true });
+reserveClass(Broken);

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { type AnyClass, constructsOnLoad } from '../codec/class-registry.js';
+import { type AnyClass, constructsOnLoad, reserveClass } from '../codec/class-registry.js';
 import { installReferenceType } from '../codec/record-codec.js';
 import { isEncoding } from '../codec/reference-type.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -402,6 +402,8 @@ export class Persistent {
     }
   }
 }
+
+reserveClass(Persistent);
 
 /**
  * Creates a ghost: an object known by oid whose state loads on first access. `cls` is its

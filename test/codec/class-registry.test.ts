@@ -112,6 +112,55 @@ await db.commit();
     assert.equal((again.root.get('person') as Person).first, 'Augusta');
   });
 
+  // Found by a bug hunt: saved again by a program without the class, the error was stored
+  // as a plain Error, and the class was lost for good.
+  it('an error of a class this program does not register keeps its class name when saved again', async () => {
+    const old = runProgram(`${OLD_CLASSES}
+class PaymentError extends Error {}
+registerClass(PaymentError, 'codecRegistry.PaymentError');
+const db = await open({ storage });
+const holder = new Holder();
+holder.price = new PaymentError('declined');
+db.root.set('holder', holder);
+await db.commit();
+`);
+    const storage = await storageFrom(old.transactions);
+    const db = await open({ storage });
+    const holder = db.root.get('holder') as Holder;
+    assert.equal((holder.price as Error).message, 'declined');
+    holder.note = 'saved again without the class';
+    await db.commit();
+    const next = runProgram(
+      `
+const { open, Persistent, registerClass } = trove;
+class Holder extends Persistent {}
+registerClass(Holder, 'codecRegistry.Holder');
+class PaymentError extends Error {}
+registerClass(PaymentError, 'codecRegistry.PaymentError');
+const db = await open({ storage });
+const holder = db.root.get('holder');
+output = { isPaymentError: holder.price instanceof PaymentError, message: holder.price.message, note: holder.note };
+`,
+      await dump(storage),
+    );
+    assert.deepEqual(next.output, {
+      isPaymentError: true,
+      message: 'declined',
+      note: 'saved again without the class',
+    });
+  });
+
+  // Found by a bug hunt: registering BrokenValue made every unregistered value be written
+  // under the name given, wrapping what it stood for.
+  it("trove's own unregistered classes cannot be registered", () => {
+    for (const cls of [Persistent, Broken, BrokenValue]) {
+      assert.throws(() => registerClass(cls as never, 'codecRegistry.Mine'), {
+        code: 'TROVE_INVALID_ARGUMENT',
+        argument: 'cls',
+      });
+    }
+  });
+
   it('aliases load records stored under old names, for persistent and value classes', async () => {
     const old = runProgram(`${OLD_CLASSES}
 class User extends Persistent { constructor(name) { super(); this.name = name; } }
