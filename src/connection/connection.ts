@@ -495,12 +495,7 @@ export class Connection implements Jar {
     }
     this.#committing = true;
     try {
-      const batch = await this.#prepare();
-      if (last) {
-        // Read-only, not closed: a merge of a conflict reads objects of this transaction.
-        this.#sealed = true;
-        this.status = JarStatus.ReadOnly;
-      }
+      const batch = await this.#prepare(last);
       if (batch.pending.length === 0 && batch.guards.length === 0) return this.#snapshot;
       let tid: Tid;
       try {
@@ -522,7 +517,7 @@ export class Connection implements Jar {
    * more new objects than there are oids at hand and the storage cannot hand out enough at
    * once, it waits for oids and starts over.
    */
-  async #prepare(): Promise<CommitBatch> {
+  async #prepare(last: boolean): Promise<CommitBatch> {
     const [unmerged] = this.#unmerged;
     if (unmerged !== undefined) {
       this.#unmerged.clear();
@@ -603,9 +598,15 @@ export class Connection implements Jar {
         this.#release(fresh);
         throw error;
       }
-      // From here on, a write to one of these objects is a change for the next commit.
+      // From here on, a write to one of these objects is a change for the next commit; in
+      // the last commit of a transaction, refused (see commit), in this same step, so no
+      // write falls between the two. Read-only, not closed: a merge reads objects.
       for (const { meta } of pending) meta.state = ObjectState.Saved;
       this.#changed = new Set();
+      if (last) {
+        this.#sealed = true;
+        this.status = JarStatus.ReadOnly;
+      }
       const batch = new CommitBatch(pending);
       for (const [oid, tid] of this.#readGuards) {
         if (batch.byOid(oid) === undefined) batch.guards.push({ oid, tid });

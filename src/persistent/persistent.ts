@@ -387,20 +387,36 @@ export class Persistent {
 
   /** @internal Installs a loaded state. */
   [SET_STATE](state: Record<string, unknown>): void {
-    // Assigned, a key '__proto__' would set the prototype instead of an attribute, and a key
-    // the class has an accessor or a read-only property for (a stored field that a later
-    // version made a getter) would run its setter or throw: stored attributes are installed
-    // as stored.
     const slow = (this as unknown as Target)[META].slowKeys;
     if (
-      Object.hasOwn(state, '__proto__') ||
-      (slow !== undefined && Object.keys(state).some((key) => slow.has(key)))
+      !Object.hasOwn(state, '__proto__') &&
+      (slow === undefined || !Object.keys(state).some((key) => slow.has(key)))
     ) {
-      for (const key of Object.keys(state)) defineData(this, key, state[key]);
-    } else {
       Object.assign(this, state);
+      return;
+    }
+    // Assigned, a key '__proto__' would set the prototype instead of an attribute, and a key
+    // the class has a getter without a setter or a read-only property for (a stored field a
+    // later version made computed) would throw: those are installed as stored. A key with a
+    // setter is assigned through it, as a class migrating the field expects.
+    const proto = Object.getPrototypeOf(this) as object;
+    for (const key of Object.keys(state)) {
+      if (key === '__proto__' || (slow?.has(key) === true && !hasSetter(proto, key))) {
+        defineData(this, key, state[key]);
+      } else {
+        (this as unknown as Record<string, unknown>)[key] = state[key];
+      }
     }
   }
+}
+
+/** True if `key` is an accessor with a setter somewhere on `proto`'s chain. */
+function hasSetter(proto: object | null, key: string): boolean {
+  for (let p = proto; p !== null; p = Object.getPrototypeOf(p) as object | null) {
+    const descriptor = Object.getOwnPropertyDescriptor(p, key);
+    if (descriptor !== undefined) return descriptor.set !== undefined;
+  }
+  return false;
 }
 
 reserveClass(Persistent);

@@ -76,25 +76,28 @@ describe('class registry', () => {
     assert.ok(new Friend('x') instanceof Persistent);
   });
 
-  // Found by a bug hunt: installed by assignment, the stored field met the getter of the new
-  // version and threw a TypeError (the object could not load), or ran a setter that used it
-  // up (the next save dropped it).
-  it('a stored field that a later version made an accessor loads as stored', async () => {
+  // Found by a bug hunt: installed by assignment, a stored field the new version made a
+  // getter threw a TypeError, and the object could not load. One it made a getter and a
+  // setter still goes through the setter, as a class migrating the field expects.
+  it('a stored field that a later version made an accessor: a getter loads it as stored, a setter takes it', async () => {
     const old = runProgram(`${OLD_CLASSES}
-class Person extends Persistent { constructor() { super(); this.first = 'Ada'; this.fullName = 'Ada Lovelace'; } }
+class Person extends Persistent { constructor() { super(); this.first = 'Ada'; this.fullName = 'Ada Lovelace'; this.nick = 'A.'; } }
 registerClass(Person, 'codecRegistry.Person');
 const db = await open({ storage });
 db.root.set('person', new Person());
 await db.commit();
 `);
-    let setterCalls = 0;
     class Person extends Persistent {
       first = '';
+      nickname = '';
       get fullName(): string {
         return `${this.first} (computed)`;
       }
-      set fullName(_value: string) {
-        setterCalls++;
+      get nick(): string {
+        return this.nickname;
+      }
+      set nick(value: string) {
+        this.nickname = value;
       }
     }
     registerClass(Person, 'codecRegistry.Person');
@@ -102,14 +105,13 @@ await db.commit();
     const db = await open({ storage });
     const person = db.root.get('person') as Person;
     assert.equal(person.first, 'Ada');
-    assert.equal(setterCalls, 0);
     // The stored attribute is the object's own, as stored; saved again, it is kept.
     assert.equal(person.fullName, 'Ada Lovelace');
+    assert.equal(person.nickname, 'A.');
     person.first = 'Augusta';
     await db.commit();
-    const again = await open({ storage });
-    assert.equal((again.root.get('person') as Person).fullName, 'Ada Lovelace');
-    assert.equal((again.root.get('person') as Person).first, 'Augusta');
+    const again = (await open({ storage })).root.get('person') as Person;
+    assert.deepEqual([again.fullName, again.first, again.nick], ['Ada Lovelace', 'Augusta', 'A.']);
   });
 
   // Found by a bug hunt: saved again by a program without the class, the error was stored

@@ -195,4 +195,36 @@ describe('a write made while a commit is under way, when that commit resolved a 
     ]);
     assert.deepEqual(stored, [1, 0]);
   });
+
+  // Found in review: the first fix sealed the transaction a microtask after its changes were
+  // collected, and a write in between was accepted and lost.
+  it('db.transaction: every write its function leaves running is stored or refused, never lost', async () => {
+    const db = await open({ storage: new MemoryStorage() });
+    await db.transaction((tx) => {
+      tx.root.set('pair', new Pair());
+    });
+    const accepted: number[] = [];
+    let refused: unknown;
+    let done!: Promise<void>;
+    await db.transaction((tx) => {
+      const pair = tx.root.get('pair') as Pair;
+      pair.a = 1;
+      done = (async () => {
+        for (let i = 2; i < 50; i++) {
+          await null;
+          try {
+            pair.a = i;
+            accepted.push(i);
+          } catch (error) {
+            refused = error;
+            return;
+          }
+        }
+      })();
+    });
+    await done;
+    assert.equal((refused as { code?: string }).code, 'TROVE_CLOSED');
+    const stored = await db.read((tx) => (tx.root.get('pair') as Pair).a);
+    assert.equal(stored, accepted.at(-1) ?? 1);
+  });
 });
