@@ -5,6 +5,7 @@
  */
 
 import { reserveClass } from '../codec/class-registry.js';
+import { META } from './object-meta.js';
 import { FROZEN, Persistent } from './persistent.js';
 
 /** Where a Broken object keeps the name its class was stored under. */
@@ -29,5 +30,8 @@ export class Broken extends Persistent {
   }
 }
 
-Object.defineProperty(Broken.prototype, FROZEN, { value: true });
+Object.defineProperty(Broken.prototype, FROZEN, {
+  value: (target: { [BROKEN_CLASS_NAME]?: string; [META]?: { oid?: number } }) =>
+    `object ${target[META]?.oid} was stored as an instance of class ${target[BROKEN_CLASS_NAME]}, which is not registered in this program: it can be read, not changed. Register the class under that name (or with it as an alias) to change it`,
+});
 reserveClass(Broken);

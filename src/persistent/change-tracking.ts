@@ -14,7 +14,7 @@ import { isStoredAsArray } from '../codec/exotic-values.js';
 import { isStoredWhole, MAX_ARRAY_LENGTH, MAX_NESTING } from '../codec/state-scanner.js';
 import { ClosedError, InvalidArgumentError, ReadOnlyError } from '../errors.js';
 import { defineData } from '../util/define-data.js';
-import { JarStatus, META, type ObjectMeta, ObjectState } from './object-meta.js';
+import { FROZEN, JarStatus, META, type ObjectMeta, ObjectState } from './object-meta.js';
 
 /** The raw value behind each view. */
 const rawByView = new WeakMap<object, object>();
@@ -59,8 +59,11 @@ function refuseWrite(meta: ObjectMeta): void {
     if (meta.state === ObjectState.Ghost) jar.activate(meta);
   }
   if (meta.frozen) {
+    const why = (Object.getPrototypeOf(meta.target) as { [FROZEN]?: unknown })[FROZEN];
     throw new ReadOnlyError(
-      `object ${meta.oid ?? '(new)'} is of a class whose instances cannot be changed`,
+      typeof why === 'function'
+        ? (why as (target: object) => string)(meta.target)
+        : `object ${meta.oid ?? '(new)'} is of a class whose instances cannot be changed`,
     );
   }
 }

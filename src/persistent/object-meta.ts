@@ -12,6 +12,12 @@ import type { Oid, Tid } from '../storage/types.js';
 /** The key under which an object's {@link ObjectMeta} hangs on the raw object. */
 export const META: unique symbol = Symbol('trove.meta');
 
+/**
+ * Set on the prototype of classes whose instances refuse writes (Broken, Blob): `true`, or a
+ * function that says why for an object (the raw object), for the refusal's message.
+ */
+export const FROZEN: unique symbol = Symbol('trove.frozen');
+
 /** Where an object is in its life. */
 export enum ObjectState {
   /** Never committed: not in any connection yet; its whole state is written when stored. */

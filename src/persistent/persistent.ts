@@ -27,7 +27,15 @@ import {
   track,
   trackDescriptor,
 } from './change-tracking.js';
-import { type Jar, JarStatus, META, metaOf, ObjectMeta, ObjectState } from './object-meta.js';
+import {
+  FROZEN,
+  type Jar,
+  JarStatus,
+  META,
+  metaOf,
+  ObjectMeta,
+  ObjectState,
+} from './object-meta.js';
 
 /** Where list-like built-ins keep their items, and other built-ins their contents. */
 export const ITEMS: unique symbol = Symbol('trove.items');
@@ -46,8 +54,7 @@ export function itemsKeyOf(meta: ObjectMeta): string | undefined {
 }
 /** Set on the prototype of classes whose proxy answers index access (`list[3]`). */
 export const INDEXED: unique symbol = Symbol('trove.indexed');
-/** Set on the prototype of classes whose instances refuse writes (Broken). */
-export const FROZEN: unique symbol = Symbol('trove.frozen');
+export { FROZEN };
 /** The method that returns an object's persisted state as a plain object. */
 export const GET_STATE: unique symbol = Symbol('trove.getState');
 /** The method that installs a loaded state into an object. */
@@ -117,10 +124,10 @@ function classInfo(proto: object): ClassInfo {
         }
       }
     }
-    const flags = proto as { [INDEXED]?: boolean; [FROZEN]?: boolean };
+    const flags = proto as { [INDEXED]?: boolean; [FROZEN]?: unknown };
     info = {
       indexed: flags[INDEXED] === true,
-      frozen: flags[FROZEN] === true,
+      frozen: flags[FROZEN] !== undefined,
       slowKeys: slow.size > 0 ? slow : undefined,
     };
     classInfos.set(proto, info);
