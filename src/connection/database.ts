@@ -213,7 +213,9 @@ export class Database {
    * are discarded (objects show the newest committed state, as after `abort()`), and so
    * does every commit that was called before and waits for this one (the changes it was to
    * store are gone); any other failure leaves the changes pending, so they can be fixed and
-   * committed again.
+   * committed again. Commits called while one runs go one after another, each storing every
+   * change made by the time it starts: one that finds nothing left to store (an earlier one
+   * took it) stores nothing, its `note` included, and returns the last tid.
    */
   async commit(options?: CommitOptions): Promise<Tid> {
     this.#checkOpen();
