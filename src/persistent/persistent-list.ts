@@ -60,22 +60,6 @@ export class PersistentList<T = any> extends Persistent {
     writeTarget<ListTarget<T>>(this)[ITEMS].length = length;
   }
 
-  /** Appends items; returns the new length. */
-  push(...items: T[]): number {
-    const target = readTarget<ListTarget<T>>(this);
-    return applyInPlace(target[META], 'push', target[ITEMS], items, () =>
-      writeTarget(this),
-    ) as number;
-  }
-
-  /** Removes and returns the last item. */
-  pop(): T | undefined {
-    const target = readTarget<ListTarget<T>>(this);
-    return applyInPlace(target[META], 'pop', target[ITEMS], [], () => writeTarget(this)) as
-      | T
-      | undefined;
-  }
-
   /**
    * The items, in order. As an array's iterator, it reads the list at each step: kept across
    * a reload of the list (a loop that commits as it goes, when an eviction or another
@@ -165,8 +149,6 @@ export interface PersistentList<T = any>
   extends Omit<
     Array<T>,
     | 'length'
-    | 'push'
-    | 'pop'
     | 'values'
     | 'keys'
     | 'entries'

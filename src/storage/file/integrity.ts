@@ -18,6 +18,7 @@ import {
   type RecordHeader,
   readU32,
   readU64,
+  recordChecksum,
   recordSize,
   TxStatus,
 } from './format.js';
@@ -43,7 +44,7 @@ export function checkRecordAt(
   const refsEnd = RECORD_HEADER_SIZE + refCount * 4;
   const head = Buffer.allocUnsafe(refsEnd);
   if (readFully(fd, head, 0, refsEnd, offset) < refsEnd) return false;
-  let crc = crc32c(head.subarray(RECORD_HEADER_SIZE), crc32c(head.subarray(0, 44)));
+  let crc = recordChecksum(head, 0, [head.subarray(RECORD_HEADER_SIZE)]);
   const piece = Buffer.allocUnsafe(Math.min(PIECE, Math.max(dataLength, 1)));
   for (let done = 0; done < dataLength; ) {
     const length = Math.min(piece.length, dataLength - done);
@@ -71,7 +72,7 @@ function checkedRecord(reader: LogReader, at: number): RecordHeader | undefined 
   }
   const bytes = reader.bytes(at, size);
   if (bytes.length < size) return undefined;
-  const crc = crc32c(bytes.subarray(RECORD_HEADER_SIZE), crc32c(bytes.subarray(0, 44)));
+  const crc = recordChecksum(bytes, 0, [bytes.subarray(RECORD_HEADER_SIZE)]);
   return crc === record.checksum ? record : undefined;
 }
 
