@@ -343,9 +343,6 @@ const persistentHandler: ProxyHandler<Target> = {
   },
 };
 
-/** The key of Persistent's brand: a type only (see Persistent). */
-declare const persistentBrand: unique symbol;
-
 /**
  * The base class of persistent objects. Subclass it, register the subclass under a stable
  * name (`@persistent('app.User')` or `registerClass`), and instances reachable from the
@@ -354,13 +351,21 @@ declare const persistentBrand: unique symbol;
  */
 export class Persistent {
   /**
+   * The key of the brand that makes the type nominal (see below). A static of the class,
+   * so that declaration files of code extending Persistent (a mixin, an exported class
+   * expression) can write the brand out as `Persistent.persistentBrand`: a symbol declared
+   * apart could not be named from outside the package, and their emit failed (TS4058).
+   */
+  static readonly persistentBrand: unique symbol = Symbol('trove.persistentBrand');
+
+  /**
    * Makes the type nominal: an object of the same shape that is not made by a subclass of
    * Persistent (a plain object literal) is not a persistent object, and trove refuses it
-   * where one is needed. Declared only: nothing of it exists at run time. Keyed by a symbol
-   * nobody can name, and public, so mapped types (`Readonly<User>`) and exported mixins keep
-   * it, where they drop or refuse a private member.
+   * where one is needed. Declared only: no object has this property at run time. Keyed by
+   * a symbol, and public, so mapped types (`Readonly<User>`) and exported mixins keep it,
+   * where they drop or refuse a private member.
    */
-  declare readonly [persistentBrand]: true;
+  declare readonly [Persistent.persistentBrand]: true;
 
   constructor() {
     if (reviving !== undefined && new.target === reviving.cls) {
