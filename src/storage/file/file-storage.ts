@@ -2148,6 +2148,13 @@ async function openHeader(
     return { bytes, n, size: fs.fstatSync(fd).size };
   };
   let { bytes, n, size } = read();
+  if (size < FILE_HEADER_SIZE && readOnly && isUnfinishedHeader(bytes.subarray(0, n))) {
+    // A database being created (or whose creation was cut short) is not there yet, as a
+    // missing file is not: a read-only open cannot finish it, and may retry.
+    throw new NotFoundError(
+      `no database at ${file} yet: its creation has not finished (a read-write open finishes it)`,
+    );
+  }
   if (size < FILE_HEADER_SIZE && !readOnly && isUnfinishedHeader(bytes.subarray(0, n))) {
     // A new file (or one whose creation was cut short before any data): write the header
     // under the writer lock, so two processes creating it at once agree on one header.
