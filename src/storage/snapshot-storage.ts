@@ -53,14 +53,18 @@ export class SnapshotStorage extends Storage {
       });
     }
     this.#inner = inner;
-    // Clamped as open(path, { at }) clamps it: a view as of the far future reads as of now,
-    // where the tid after it (which reads ask for) would be past the safe integers.
-    this.#tid = snapshotTid(expectNonNegativeInteger(tid, 'tid'), 'tid');
+    // Clamped to the storage's last tid now: a view as of the future shows what is committed
+    // now and keeps showing it. (Left above it, the view took in later commits whenever the
+    // storage read them, while objects it had loaded kept their older states.)
+    this.#tid = Math.min(snapshotTid(expectNonNegativeInteger(tid, 'tid'), 'tid'), inner.lastTid());
     const opts = expectOptions<SnapshotStorageOptions>(options, 'options');
     this.#closeInner = expectOptionalBoolean(opts.closeInner, 'options.closeInner') ?? false;
   }
 
-  /** The tid this view shows the storage as of. */
+  /**
+   * The tid this view shows the storage as of: the one it was made with, or the storage's
+   * last tid when it was made if that is earlier.
+   */
   get tid(): Tid {
     return this.#tid;
   }
@@ -145,7 +149,14 @@ export class SnapshotStorage extends Storage {
   }
 
   protected _openBlob(oid: Oid): Readable {
-    return this.#inner.openBlob(oid);
+    try {
+      return this.#inner.openBlob(oid);
+    } catch (error) {
+      // Content a pack removed after this view's tid is a read of the past, as an object's
+      // is: loadBefore says the view is too old (ConflictError) if the pack removed it.
+      if (error instanceof NotFoundError) this.#inner.loadBefore(oid, this.#tid + 1);
+      throw error;
+    }
   }
 
   protected async _close(): Promise<void> {
