@@ -36,10 +36,11 @@ import type {
   TransactionRecord,
 } from './types.js';
 
+/** Never changed once committed: a pack replaces it (iterations and backups hold it). */
 interface MemoryTransaction {
   readonly tid: Tid;
   readonly meta: TransactionMeta;
-  records: StoredRecord[];
+  readonly records: readonly StoredRecord[];
 }
 
 /** Options of {@link MemoryStorage}. */
@@ -202,10 +203,14 @@ export class MemoryStorage extends Storage {
     }
     let bytesAfter = 0;
     for (const record of kept) bytesAfter += record.data.byteLength;
+    // New transactions, not the old ones changed: an iteration or a backup under way goes on
+    // over the log as it was when it began (as a file storage's goes on over its old file).
+    const remaining: MemoryTransaction[] = [];
     for (const transaction of this.#transactions) {
-      transaction.records = transaction.records.filter((record) => kept.has(record));
+      const records = transaction.records.filter((record) => kept.has(record));
+      if (records.length === transaction.records.length) remaining.push(transaction);
+      else if (records.length > 0) remaining.push({ ...transaction, records });
     }
-    const remaining = this.#transactions.filter((t) => t.records.length > 0);
     this.#transactions.splice(0, this.#transactions.length, ...remaining);
     this.#bytes = bytesAfter;
     this.#horizon = Math.max(this.#horizon, cut);
@@ -219,17 +224,22 @@ export class MemoryStorage extends Storage {
     };
   }
 
-  protected async *_iterator(fromTid: Tid): AsyncIterable<TransactionRecord> {
-    // A copy of the list, so commits during iteration do not shift it.
-    for (const transaction of [...this.#transactions]) {
-      // A commit of read guards alone wrote nothing (a file storage's log skips it too).
-      if (transaction.tid < fromTid || transaction.records.length === 0) continue;
-      yield {
-        tid: transaction.tid,
-        meta: { ...transaction.meta },
-        records: transaction.records.map(handedOut),
-      };
-    }
+  protected _iterator(fromTid: Tid): AsyncIterable<TransactionRecord> {
+    // The log as it is now, taken when the iteration is made (a backup reads the history
+    // horizon at the same moment), not at its first step: commits and packs after do not
+    // change it.
+    const transactions = [...this.#transactions];
+    return (async function* () {
+      for (const transaction of transactions) {
+        // A commit of read guards alone wrote nothing (a file storage's log skips it too).
+        if (transaction.tid < fromTid || transaction.records.length === 0) continue;
+        yield {
+          tid: transaction.tid,
+          meta: { ...transaction.meta },
+          records: transaction.records.map(handedOut),
+        };
+      }
+    })();
   }
 
   protected override _historyHorizon(): Tid {

@@ -310,6 +310,40 @@ describe('backup', () => {
     await db.close();
   });
 
+  // Found by a bug hunt: a MemoryStorage's pack changed the transactions a backup was
+  // copying, so a backup as of a past tid held no root at all, and a full one recorded no
+  // history horizon while its history was gone.
+  for (const kind of ['memory', 'file'] as const) {
+    it(`a backup made while a pack runs is the database as of when it began (${kind})`, async (t) => {
+      const dir = scratch(t);
+      const db = dir.track(
+        kind === 'memory'
+          ? await open({ storage: new MemoryStorage() })
+          : await open(dir.file(), { durability: 'none' }),
+      );
+      const tids: number[] = [];
+      for (let i = 1; i <= 5; i++) {
+        db.root.set('n', i);
+        db.root.set(`k${i}`, new Item(`k${i}`, String(i)));
+        tids.push(await db.commit());
+      }
+      const [past, whole] = await Promise.all([
+        db.backup(dir.file('past.trove'), { at: tids[2]! }),
+        db.backup(dir.file('whole.trove')),
+        db.pack(),
+      ]);
+      assert.equal(past.tid, tids[2]);
+      const pastCopy = dir.track(await open(past.path, { readOnly: true }));
+      assert.deepEqual([...pastCopy.root.keys()].sort(), ['k1', 'k2', 'k3', 'n']);
+      assert.equal(pastCopy.root.get('n'), 3);
+      assert.equal((await pastCopy.integrityCheck()).ok, true);
+      // The whole copy has the history the database had when the backup began: all of it.
+      const wholeAt = dir.track(await open(whole.path, { at: tids[0]! }));
+      assert.deepEqual([...wholeAt.root.keys()].sort(), ['k1', 'n']);
+      assert.equal(wholeAt.root.get('n'), 1);
+    });
+  }
+
   it('refuses a target that exists, and leaves it as it was', async (t) => {
     const dir = scratch(t);
     const path = dir.file();

@@ -9,7 +9,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConflictError, type Oid, type Storage, type Tid, tidToDate } from 'trove';
+import {
+  ConflictError,
+  type Oid,
+  type Storage,
+  type Tid,
+  type TransactionRecord,
+  tidToDate,
+} from 'trove';
 import {
   assertOldReadCorrectOrTooOld,
   assertRecord,
@@ -816,6 +823,29 @@ function expectTooOld(storage: Storage, oid: Oid, tid: Tid): void {
 }
 
 function packTests(test: Register): void {
+  // Found by a bug hunt: a MemoryStorage's pack changed the transactions an iteration was
+  // going over, which then handed out a mix of the log before the pack and after it.
+  test('an iteration begun before a pack goes on over the log as it was', async (storage) => {
+    await packHistory(storage);
+    const before = await plainTransactions(storage);
+    const iteration = storage.iterator()[Symbol.asyncIterator]();
+    const first = await iteration.next();
+    await storage.pack();
+    const seen = [first.value as TransactionRecord];
+    for (let step = await iteration.next(); step.done !== true; step = await iteration.next())
+      seen.push(step.value);
+    assert.deepEqual(
+      seen.map((t) => ({
+        tid: t.tid,
+        note: t.meta.note,
+        user: t.meta.user,
+        records: t.records.map(plain).sort((a, b) => a.oid - b.oid),
+      })),
+      before,
+    );
+    assert.ok((await plainTransactions(storage)).length < before.length, 'the pack removed some');
+  });
+
   test('removes objects unreachable from the root and keeps reachable ones, cycles included', async (storage) => {
     const { kept, removed } = await packGraph(storage);
     const loaded = new Map(kept.map((oid) => [oid, plain(storage.load(oid))]));
