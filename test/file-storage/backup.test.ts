@@ -344,6 +344,38 @@ describe('backup', () => {
     });
   }
 
+  // Found by a bug hunt: a backup as of a later tid took the damaged transaction for the end
+  // of the log and wrote a copy that stopped short, with no error; a whole backup copied the
+  // damage without a word.
+  it('a backup of a log with a damaged transaction refuses with CorruptionError and writes nothing', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = await open(path, { durability: 'none' });
+    const tids: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      db.root.set(`k${i}`, `value-${i}`);
+      tids.push(await db.commit());
+    }
+    await db.close();
+    const bytes = readFileSync(path);
+    const at = bytes.indexOf('value-3');
+    assert.ok(at > 0);
+    bytes[at] = bytes[at]! ^ 0xff;
+    writeFileSync(path, bytes);
+    const source = dir.track(await open(path, { readOnly: true }));
+    for (const options of [{ at: tids[4]! }, {}]) {
+      await assert.rejects(source.backup(dir.file('copy.trove'), options), {
+        code: 'TROVE_CORRUPTION',
+      });
+      assert.deepEqual(readdirSync(dir.dir).sort(), ['app.trove', 'app.trove.index']);
+    }
+    // Before the damage, a copy is whole.
+    const before = await source.backup(dir.file('before.trove'), { at: tids[1]! });
+    assert.equal(before.tid, tids[1]);
+    const copy = dir.track(await open(before.path, { readOnly: true }));
+    assert.deepEqual([...copy.root.keys()].sort(), ['k0', 'k1']);
+  });
+
   it('refuses a target that exists, and leaves it as it was', async (t) => {
     const dir = scratch(t);
     const path = dir.file();

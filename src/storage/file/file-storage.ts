@@ -238,6 +238,10 @@ const INDEX_BYTES_PER_OID = 16;
 const NO_REFS: readonly Oid[] = Object.freeze([]);
 /** Chunk size of blob streams. */
 const BLOB_CHUNK = 1024 * 1024;
+/** Bytes of log a backup checks between turns of the event loop. */
+const BACKUP_CHECK_STRETCH = 16 * 1024 * 1024;
+/** A record sink that keeps nothing: a check of transactions makes no record objects. */
+const ignoreRecord = (): void => {};
 /**
  * The log's file grows in steps of zeros written ahead of the commits that will overwrite
  * them. A commit that only overwrites leaves the file's size alone, so its fdatasync has no
@@ -1830,26 +1834,41 @@ export class FileStorage extends Storage {
     const temporary = temporaryPath(path, 'backup');
     let out: number | undefined;
     try {
-      let cut = log.end;
-      let lastTid = log.lastTid;
-      if (at !== undefined && at < lastTid) {
-        if (at < header.historyHorizon) {
-          throw new InvalidArgumentError(
-            `the history before tid ${header.historyHorizon} was removed by a pack; options.at ${at} is older`,
-            { argument: 'options.at' },
-          );
+      // The log as of now: it goes on taking commits while this checks and copies.
+      const end = log.end;
+      const endTid = log.lastTid;
+      const past = at !== undefined && at < endTid;
+      if (past && at < header.historyHorizon) {
+        throw new InvalidArgumentError(
+          `the history before tid ${header.historyHorizon} was removed by a pack; options.at ${at} is older`,
+          { argument: 'options.at' },
+        );
+      }
+      // Every transaction copied is checked first, as a read of it would be: damage copied
+      // without a word would be found only when the copy is needed. (A damaged transaction
+      // was taken for the end of the log, and a backup as of a later tid stopped short.)
+      const reader = new LogReader(file.fd);
+      let cut = FILE_HEADER_SIZE;
+      let lastTid = 0;
+      let yielded = cut;
+      while (cut < end) {
+        const tx = reader.readTransaction(cut, end, ignoreRecord);
+        if (!isTransaction(tx)) {
+          throw new CorruptionError(`the transaction at offset ${cut} fails its checks`, {
+            offset: cut,
+            path: this.path,
+          });
         }
-        const reader = new LogReader(file.fd);
-        cut = FILE_HEADER_SIZE;
-        lastTid = 0;
-        for (let offset = FILE_HEADER_SIZE; offset < log.end; ) {
-          const tx = reader.readTransaction(offset, log.end);
-          if (!isTransaction(tx) || tx.tid > at) break;
-          offset += tx.length;
-          cut = offset;
-          lastTid = Math.max(lastTid, tx.tid);
+        if (past && tx.tid > at) break;
+        cut += tx.length;
+        lastTid = Math.max(lastTid, tx.tid);
+        // The check reads synchronously: the event loop gets a turn between stretches.
+        if (cut - yielded >= BACKUP_CHECK_STRETCH) {
+          yielded = cut;
+          await new Promise(setImmediate);
         }
       }
+      if (!past) lastTid = endTid;
       out = fs.openSync(temporary, 'wx', 0o644);
       await copyRange(this.#ops, file.fd, out, cut);
       const generation = randomBytes(8).readBigUInt64LE(0);
