@@ -1802,6 +1802,7 @@ export class FileStorage extends Storage {
       poll: () => this.#poll(),
       withLock: (fn) => this.#withLock(fn),
       revisionAt: (oid, tid) => this.#revisionBefore(oid, tid + 1)?.offset,
+      warn: (message) => this.#logger(message),
       switchTo: (fd, header, state) => {
         replaced = this.#switchTo(new OpenFile(fd), header, state);
         // The pack saved an index for the new file.
@@ -1885,8 +1886,14 @@ export class FileStorage extends Storage {
       publish(temporary, path);
       syncDirectory(dirname(path));
       if (cut === log.end) {
+        // The copy is whole and in place: an index it cannot have is rebuilt by its first
+        // open, not a reason to report the backup failed (a retry would find the target).
         const { index, nextOid } = log;
-        saveIndex(path, { generation, coveredOffset: cut, lastTid, nextOid, index }, true);
+        try {
+          saveIndex(path, { generation, coveredOffset: cut, lastTid, nextOid, index }, true);
+        } catch (error) {
+          this.#logger(`trove: ${path}: the backup's index could not be saved: ${error}`);
+        }
       }
       return { path, tid: lastTid, bytes: cut };
     } finally {
@@ -2236,11 +2243,10 @@ function loadState(
   progress: boolean | undefined,
 ): { state: ScanState; rebuilt: boolean } {
   const size = fs.fstatSync(fd).size;
-  const saved = loadIndex(file);
+  const saved = loadIndex(file, header.generation);
   const reader = new LogReader(fd);
   if (
     saved !== undefined &&
-    saved.generation === header.generation &&
     saved.coveredOffset >= FILE_HEADER_SIZE &&
     saved.coveredOffset <= size &&
     endsTransaction(reader, saved.coveredOffset, saved.lastTid, size)

@@ -14,6 +14,7 @@
  */
 
 import * as fs from 'node:fs';
+import { MAX_OID } from '../oid-limit.js';
 import { crc32c } from './checksum.js';
 import { writeFully } from './file-ops.js';
 import { readU64, writeU64 } from './format.js';
@@ -108,16 +109,23 @@ function readHeader(fd: number): Buffer | undefined {
   return header;
 }
 
-/** Runs `read` on the open index file; undefined if there is none. */
+/**
+ * Runs `read` on the open index file; undefined if there is none, or it is not a regular
+ * file, or reading it fails in any way: a cache that cannot be read is rebuilt, never a
+ * reason to refuse the database (a directory at its path made every open fail with EISDIR).
+ */
 function withIndexFile<T>(dataPath: string, read: (fd: number) => T | undefined): T | undefined {
   let fd: number;
   try {
-    fd = fs.openSync(indexPath(dataPath), 'r');
+    // Not blocking: the open of a FIFO waits for a writer, for ever.
+    fd = fs.openSync(indexPath(dataPath), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch {
     return undefined;
   }
   try {
-    return read(fd);
+    return fs.fstatSync(fd).isFile() ? read(fd) : undefined;
+  } catch {
+    return undefined;
   } finally {
     fs.closeSync(fd);
   }
@@ -141,12 +149,18 @@ export function savedCoverage(
   });
 }
 
-/** Reads the index file; undefined if it is missing or not valid. */
-export function loadIndex(dataPath: string): SavedIndex | undefined {
+/**
+ * Reads the index file; undefined if it is missing or not valid, or made for a data file
+ * of another generation than `generation`.
+ */
+export function loadIndex(dataPath: string, generation: bigint): SavedIndex | undefined {
   return withIndexFile(dataPath, (fd) => {
     const header = readHeader(fd);
-    if (header === undefined) return undefined;
+    // Judged by its header before its entries are read: an index of another file (or one
+    // crafted with a huge count) would make arrays of gigabytes for nothing.
+    if (header === undefined || header.readBigUInt64LE(16) !== generation) return undefined;
     const n = readU64(header, 48);
+    if (n > MAX_OID + 1) return undefined;
     // Read straight into the arrays the index will use: no intermediate copy.
     const offsets = new Float64Array(n);
     const tids = new Float64Array(n);

@@ -66,6 +66,8 @@ export interface PackHost {
   revisionAt(oid: number, tid: Tid): number | undefined;
   /** Makes the new file the storage's (which retires the old one once the pack is over). */
   switchTo(fd: number, header: FileHeader, state: ScanState): void;
+  /** Reports what went wrong after the swap (the index not saved): the pack is done. */
+  warn(message: string): void;
 }
 
 /** Records up to this size are copied through memory, larger ones streamed. */
@@ -423,8 +425,15 @@ async function copyAndSwap(
       throw error;
     }
     onRenamed();
-    publishIndex(host.path, index);
-    // The new file is the data file now: its writer lock is the one other writers take.
+    // The new file is the data file now: nothing may keep this handle from switching to it
+    // and freeing its writer lock, the one other writers take (left held, every writer of
+    // every process waited on it until this process ended). The index is a cache, which
+    // the next open rebuilds if it cannot be published.
+    try {
+      publishIndex(host.path, index);
+    } catch (error) {
+      host.warn(`trove: ${host.path}: the packed file's index could not be saved: ${error}`);
+    }
     fsx.unlock(newFd, 0, 1);
     if (host.sync) syncDirectory(dirname(host.path));
     host.switchTo(newFd, header, { ...state });

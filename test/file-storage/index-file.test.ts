@@ -1,0 +1,146 @@
+/**
+ * The saved index (`app.trove.index`) is a cache: whatever is at its path, an open, a
+ * handle following a pack, a pack and a backup go on without it, rebuilding it from the log.
+ * Found by a bug hunt: a directory there made every open fail with EISDIR (and a handle that
+ * followed a pack throw raw errors), a pack that could not publish its index kept the writer
+ * lock of the new file for good, a FIFO there made an open wait for ever, and a header with
+ * a huge entry count threw a RangeError.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { closeSync, ftruncateSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { crc32c } from '@node-rs/crc32';
+import { open } from 'trove';
+import { scratch } from './support/temp-dir.js';
+
+const quietly = (warnings: string[]) => ({
+  durability: 'none' as const,
+  busyTimeout: 1000,
+  logger: (message: string) => void warnings.push(message),
+});
+
+/** A database at `path` whose root holds `n`, closed (its index saved). */
+async function made(path: string, n: number): Promise<void> {
+  const db = await open(path, { durability: 'none' });
+  db.root.set('n', n);
+  await db.commit();
+  await db.close();
+}
+
+/** Puts a directory where the index of `path` goes. */
+function indexDirectory(path: string): void {
+  rmSync(`${path}.index`, { recursive: true, force: true });
+  mkdirSync(`${path}.index`);
+}
+
+describe('the saved index is a cache', () => {
+  it('a directory at its path: opens, read-write and read-only, rebuild from the log', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    await made(path, 1);
+    indexDirectory(path);
+    const viewer = dir.track(await open(path, { readOnly: true }));
+    assert.equal(viewer.root.get('n'), 1);
+    const warnings: string[] = [];
+    const db = dir.track(await open(path, quietly(warnings)));
+    assert.equal(db.root.get('n'), 1);
+    db.root.set('n', 2);
+    await db.commit();
+    assert.deepEqual((await db.integrityCheck()).failures, []);
+  });
+
+  it('a handle that follows a pack to a file whose index cannot be read goes on', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    await made(path, 1);
+    const warnings: string[] = [];
+    const db = dir.track(await open(path, quietly(warnings)));
+    assert.equal(db.root.get('n'), 1);
+    const packer = await open(path, quietly(warnings));
+    await packer.pack();
+    await packer.close();
+    indexDirectory(path);
+    db.root.set('n', 2);
+    await db.commit();
+    db.abort();
+    assert.equal(await db.read((tx) => tx.root.get('n')), 2);
+    assert.equal((await db.integrityCheck()).ok, true);
+  });
+
+  it('a pack that cannot publish its index is done, and every writer can get in', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    await made(path, 1);
+    const warnings: string[] = [];
+    const packer = dir.track(await open(path, quietly(warnings)));
+    const other = dir.track(await open(path, quietly(warnings)));
+    indexDirectory(path);
+    const result = await packer.pack();
+    assert.equal(result.objectsRemoved, 0);
+    assert.equal(warnings.length, 1, 'the index not saved is reported');
+    // The new file's writer lock is free: both handles commit (busyTimeout is 1 s).
+    await other.transaction((tx) => {
+      tx.root.set('other', true);
+    });
+    await packer.transaction((tx) => {
+      tx.root.set('packer', true);
+    });
+    const again = dir.track(await open(path, { readOnly: true }));
+    assert.deepEqual([...again.root.keys()].sort(), ['n', 'other', 'packer']);
+    assert.deepEqual((await again.integrityCheck()).failures, []);
+  });
+
+  it('a backup whose index cannot be saved is made, and reported so', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    await made(path, 1);
+    const warnings: string[] = [];
+    const db = dir.track(await open(path, quietly(warnings)));
+    const target = dir.file('copy.trove');
+    mkdirSync(`${target}.index`);
+    const copy = await db.backup(target);
+    assert.equal(copy.path, target);
+    assert.equal(warnings.length, 1);
+    const restored = dir.track(await open(target, { readOnly: true }));
+    assert.equal(restored.root.get('n'), 1);
+  });
+
+  it('a FIFO at its path does not make an open wait', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    await made(path, 1);
+    rmSync(`${path}.index`);
+    const fifo = spawnSync('mkfifo', [`${path}.index`]);
+    // Without mkfifo (not Linux or macOS) there is nothing to check.
+    if (fifo.status !== 0) return t.skip('mkfifo is not available');
+    const db = dir.track(await open(path, { readOnly: true }));
+    assert.equal(db.root.get('n'), 1);
+  });
+
+  it('a header with a valid checksum and a huge entry count is ignored', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    await made(path, 1);
+    const count = 2 ** 33;
+    const header = Buffer.alloc(64);
+    header.write('TROVEIDX', 0, 'latin1');
+    header.writeUInt32LE(1, 8);
+    header.writeBigUInt64LE(12345n, 16);
+    header.writeBigUInt64LE(64n, 24);
+    header.writeBigUInt64LE(1n, 40);
+    header.writeBigUInt64LE(BigInt(count), 48);
+    header.writeUInt32LE(crc32c(header.subarray(0, 56)) >>> 0, 56);
+    rmSync(`${path}.index`);
+    // Sparse: the size matches the count, as the header check asks.
+    const fd = openSync(`${path}.index`, 'w');
+    writeSync(fd, header, 0, 64, 0);
+    ftruncateSync(fd, 64 + count * 16);
+    closeSync(fd);
+    for (const readOnly of [true, false]) {
+      const db = await open(path, { readOnly, durability: 'none' });
+      assert.equal(db.root.get('n'), 1);
+      await db.close();
+    }
+  });
+});
