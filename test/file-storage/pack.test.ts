@@ -670,6 +670,34 @@ describe('pack', () => {
     });
   }
 
+  // Found by a bug hunt (a model of power loss): the marker was written over commits of
+  // durability 'os' not synced yet; a power loss that kept the marker and lost a page of
+  // such a commit made the next open refuse the file (CorruptionError), not cut the tail.
+  it("makes the old file's commits durable before it appends its marker (durability 'os')", async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const faults = new FaultyOps(path);
+    const storage = await FileStorage.open(
+      path,
+      withFileOps({ durability: 'os', ...quiet }, faults.ops),
+    );
+    const db = dir.track(await open({ storage }));
+    db.root.set('a', 1);
+    await db.commit(); // synced: the first commit after an open
+    db.root.set('b', 2);
+    await db.commit(); // not synced
+    const operations = faults.record();
+    await db.pack();
+    const onOldFile = operations.filter((o) => o.target === 'data file').map((o) => o.op);
+    assert.deepEqual(
+      onOldFile.filter((op) => op === 'write'),
+      ['write'],
+      'the marker is its one write to the old file',
+    );
+    assert.equal(onOldFile[0], 'sync');
+    assert.deepEqual([...db.root.keys()].sort(), ['a', 'b']);
+  });
+
   it('the next open removes the temporary files of a packer that died', async (t) => {
     const dir = scratch(t);
     const path = dir.file();

@@ -414,6 +414,10 @@ async function copyAndSwap(
       log.end,
     );
     try {
+      // The old file's commits first (those of durability 'os' may not be synced yet): a
+      // power loss could otherwise keep the marker and lose a page of a commit before it,
+      // and an open would take that for damage to committed data, not a torn tail.
+      if (host.sync) await host.ops.sync(oldFd);
       await host.ops.write(oldFd, marker.bytes, log.end);
       if (host.sync) await host.ops.sync(oldFd);
       fs.renameSync(temp, host.path);

@@ -50,6 +50,12 @@ function writeAll(fd: number, buffer: Uint8Array, position: number): Promise<voi
   });
 }
 
+/** An operation made, as record() lists it. */
+export interface Operation {
+  readonly op: 'write' | 'sync' | 'truncate';
+  readonly target: FaultTarget;
+}
+
 export class FaultyOps {
   readonly #path: string;
   #dataInode = 0;
@@ -57,6 +63,7 @@ export class FaultyOps {
   #syncFault: { target: FaultTarget; skip: number } | undefined;
   #writeGate: { target: FaultTarget; gate: Promise<void>; reached: () => void } | undefined;
   #syncGate: { target: FaultTarget; gate: Promise<void>; reached: () => void } | undefined;
+  #log: Operation[] | undefined;
   /** How many faults fired. */
   fired = 0;
 
@@ -68,6 +75,7 @@ export class FaultyOps {
   /** The operations to pass as `fileOps`. */
   readonly ops: FileOps = {
     write: async (fd, buffer, position) => {
+      this.#note('write', fd);
       const gate = this.#writeGate;
       if (gate !== undefined && this.#is(fd, gate.target)) {
         this.#writeGate = undefined;
@@ -85,6 +93,7 @@ export class FaultyOps {
       await writeAll(fd, buffer, position);
     },
     sync: async (fd, onCallingThread) => {
+      this.#note('sync', fd);
       const gate = this.#syncGate;
       if (gate !== undefined && this.#is(fd, gate.target)) {
         this.#syncGate = undefined;
@@ -111,6 +120,7 @@ export class FaultyOps {
     },
     truncate: (fd, length) =>
       new Promise<void>((resolve, reject) => {
+        this.#note('truncate', fd);
         fs.ftruncate(fd, length, (error) => (error ? reject(error) : resolve()));
       }),
   };
@@ -155,6 +165,20 @@ export class FaultyOps {
       reached = resolve;
     });
     return { gate: { reached: reachedPromise, open }, armed: { target, gate, reached } };
+  }
+
+  /**
+   * Lists every operation made from now on, in order, in the array returned; 'data file' is
+   * the file at the path now (after a pack renamed another over it, the old one).
+   */
+  record(): readonly Operation[] {
+    this.#remember();
+    this.#log = [];
+    return this.#log;
+  }
+
+  #note(op: Operation['op'], fd: number): void {
+    this.#log?.push({ op, target: this.#is(fd, 'data file') ? 'data file' : 'other file' });
   }
 
   /** Disarms every fault and gate not yet fired. */
