@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Database, open, PersistentList, PersistentMap } from 'trove';
+import { Blob, type Database, open, PersistentList, PersistentMap } from 'trove';
 import {
   closeQuietly,
   commits,
@@ -243,6 +243,36 @@ describe('torn tail: a cut or garbage at the end of the log', () => {
       assert.equal(verdict.kind, 'torn');
     } finally {
       fs.closeSync(fd);
+    }
+  });
+
+  // Found by a bug hunt: the search for later transactions went through the torn commit's
+  // own bytes, found those of the trove file its blob held, and took them for later commits
+  // (CorruptionError).
+  it("cuts a torn last commit whose blob holds a trove file: that file's transactions are its data", async () => {
+    const copy = join(dir.path, 'blob-of-a-backup.trove');
+    const db = await open(copy, { durability: 'none', logger: quiet });
+    db.root.set('n', 1);
+    await db.commit();
+    const padding = Buffer.alloc(64 * 1024, 0x55);
+    db.root.set('backup', Blob.from(Buffer.concat([padding, bytes, padding])));
+    await db.commit();
+    await db.close();
+    const blobCommit = transactions(copy).at(-1)!;
+    // A page of its first padding lost (zeros), its header and its trailer written; and no
+    // index, so the open reads the log.
+    const fd = fs.openSync(copy, 'r+');
+    fs.writeSync(fd, Buffer.alloc(4096), 0, 4096, blobCommit.offset + 8192);
+    fs.closeSync(fd);
+    fs.rmSync(`${copy}.index`);
+    const reopened = await open(copy, { durability: 'none', logger: quiet });
+    try {
+      assert.equal(reopened.root.get('n'), 1);
+      assert.equal(reopened.root.has('backup'), false);
+      assert.deepEqual(tornFiles(copy), [`${copy}.torn-1`]);
+      assert.equal((await reopened.integrityCheck()).ok, true);
+    } finally {
+      await reopened.close();
     }
   });
 

@@ -139,7 +139,11 @@ export function judge(
     end = tx.offset;
   }
   if (!sawValidTail) {
-    const found = findNextTransaction(reader, offset + 1, Math.min(fileSize, dataEnd + 8));
+    // Not inside the transaction when its header holds, and with it its length: its bytes
+    // are its own, and its data may hold a whole trove file (a blob of a backup), whose
+    // transactions are no later commits.
+    const from = problem.header !== undefined ? offset + problem.header.length : offset + 1;
+    const found = findNextTransaction(reader, from, Math.min(fileSize, dataEnd + 8));
     if (found !== undefined && groupStart(found) > offset) return corrupt(found);
   }
   return { kind: 'torn', end: last };
