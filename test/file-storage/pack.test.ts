@@ -14,6 +14,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { describe, it, type TestContext } from 'node:test';
 import fsx from 'fs-native-extensions';
 import {
@@ -696,6 +697,47 @@ describe('pack', () => {
     );
     assert.equal(onOldFile[0], 'sync');
     assert.deepEqual([...db.root.keys()].sort(), ['a', 'b']);
+  });
+
+  // Found by a bug hunt (reading the code): the new file's lock was freed before the
+  // directory sync that makes the rename durable, so another writer could commit into the
+  // new file, and a power loss undo the rename and lose that acknowledged commit.
+  it('keeps the new file locked until its rename is durable', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = dir.track(await open(path, { durability: 'full', ...quiet }));
+    db.root.set('a', 1);
+    await db.commit();
+    const oldInode = statSync(path).ino;
+    const nodeFs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
+    const fsyncSync = nodeFs.fsyncSync;
+    // For each directory sync after the rename: could another writer take the lock?
+    const lockFree: boolean[] = [];
+    nodeFs.fsyncSync = (fd: number) => {
+      if (nodeFs.fstatSync(fd).isDirectory() && statSync(path).ino !== oldInode) {
+        const probe = openSync(path, 'r+');
+        try {
+          const free = fsx.tryLock(probe, 0, 1);
+          if (free) fsx.unlock(probe, 0, 1);
+          lockFree.push(free);
+        } finally {
+          closeSync(probe);
+        }
+      }
+      fsyncSync(fd);
+    };
+    syncBuiltinESMExports();
+    try {
+      await db.pack();
+    } finally {
+      nodeFs.fsyncSync = fsyncSync;
+      syncBuiltinESMExports();
+    }
+    assert.ok(lockFree.length > 0, 'the directory is synced after the rename');
+    assert.deepEqual(
+      lockFree,
+      lockFree.map(() => false),
+    );
   });
 
   it('the next open removes the temporary files of a packer that died', async (t) => {

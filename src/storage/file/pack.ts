@@ -438,8 +438,10 @@ async function copyAndSwap(
     } catch (error) {
       host.warn(`trove: ${host.path}: the packed file's index could not be saved: ${error}`);
     }
-    fsx.unlock(newFd, 0, 1);
+    // The rename durable before any writer can take the new file's lock and commit there:
+    // a power loss could otherwise undo the rename, and with it their commits.
     if (host.sync) syncDirectory(dirname(host.path));
+    fsx.unlock(newFd, 0, 1);
     host.switchTo(newFd, header, { ...state });
   });
   bar.stop();
