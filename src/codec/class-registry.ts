@@ -149,7 +149,10 @@ export function registerClass<C extends AnyClass>(
     );
   }
   const stableName = checkName(name, 'name');
-  const opts = expectOptions<RegisterClassOptions>(options, 'options');
+  const opts = expectOptions<RegisterClassOptions>(options, 'options', {
+    aliases: true,
+    constructOnLoad: true,
+  });
   const aliases = opts.aliases ?? [];
   if (!Array.isArray(aliases)) {
     throw new InvalidArgumentError(`options.aliases must be an array of names`, {

@@ -43,6 +43,7 @@ import {
   expectOptionalText,
   expectOptions,
   expectPositiveInteger,
+  type OptionKeys,
 } from '../util/validate.js';
 import { Connection, emptyRootData } from './connection.js';
 import type { CacheCounters, CacheLimits } from './object-cache.js';
@@ -61,6 +62,19 @@ export interface DatabaseOptions {
    */
   poolSize?: number | undefined;
 }
+
+/** @internal The keys of {@link DatabaseOptions}, for the entry points that take them. */
+export const DATABASE_OPTION_KEYS: OptionKeys<DatabaseOptions> = {
+  cacheSize: true,
+  cacheBytes: true,
+  poolSize: true,
+};
+
+const TRANSACTION_META_KEYS: OptionKeys<TransactionMeta> = { note: true, user: true };
+const TRANSACTION_OPTION_KEYS: OptionKeys<TransactionOptions> = {
+  ...TRANSACTION_META_KEYS,
+  attempts: true,
+};
 
 /**
  * The cache limits and pool size `options` ask for; InvalidArgumentError if one is not a
@@ -219,7 +233,9 @@ export class Database {
    */
   async commit(options?: CommitOptions): Promise<Tid> {
     this.#checkOpen();
-    const meta = checkTransactionMeta(expectOptions<CommitOptions>(options, 'options'));
+    const meta = checkTransactionMeta(
+      expectOptions<CommitOptions>(options, 'options', TRANSACTION_META_KEYS),
+    );
     const discards = this.#defaultDiscards;
     const start = async (): Promise<Tid> => {
       // A commit that waited behind one whose conflict discarded the changes (every change,
@@ -308,7 +324,7 @@ export class Database {
   ): Promise<T> {
     this.#checkOpen();
     expectFunction(fn, 'fn');
-    const opts = expectOptions<TransactionOptions>(options, 'options');
+    const opts = expectOptions<TransactionOptions>(options, 'options', TRANSACTION_OPTION_KEYS);
     const meta = checkTransactionMeta(opts);
     // null is no number of attempts (as for every other option): refused, not the default.
     const attempts = opts.attempts === undefined ? DEFAULT_ATTEMPTS : opts.attempts;
@@ -383,7 +399,9 @@ export class Database {
    */
   async integrityCheck(options?: IntegrityCheckOptions): Promise<IntegrityReport> {
     this.#checkOpen();
-    const opts = expectOptions<IntegrityCheckOptions>(options, 'options');
+    const opts = expectOptions<IntegrityCheckOptions>(options, 'options', {
+      throwOnFailure: true,
+    });
     const throwOnFailure = expectOptionalBoolean(opts.throwOnFailure, 'options.throwOnFailure');
     const report = await this.storage.integrityCheck();
     if (throwOnFailure === true && !report.ok) {

@@ -5,12 +5,27 @@
  */
 
 import { InvalidArgumentError } from '../errors.js';
-import { FileStorage, type FileStorageOptions } from '../storage/file/file-storage.js';
+import {
+  FILE_STORAGE_OPTION_KEYS,
+  FileStorage,
+  type FileStorageOptions,
+} from '../storage/file/file-storage.js';
 import { SnapshotStorage } from '../storage/snapshot-storage.js';
 import { Storage, snapshotTid } from '../storage/storage.js';
 import type { Tid } from '../storage/types.js';
-import { describe, expectOptionalBoolean, expectOptions, expectPath } from '../util/validate.js';
-import { checkDatabaseOptions, Database, type DatabaseOptions } from './database.js';
+import {
+  describe,
+  expectOptionalBoolean,
+  expectOptions,
+  expectPath,
+  type OptionKeys,
+} from '../util/validate.js';
+import {
+  checkDatabaseOptions,
+  DATABASE_OPTION_KEYS,
+  Database,
+  type DatabaseOptions,
+} from './database.js';
 
 /** Options of `open()` with a storage given explicitly. */
 export interface OpenStorageOptions extends DatabaseOptions {
@@ -26,6 +41,14 @@ export interface OpenFileOptions extends DatabaseOptions, Omit<FileStorageOption
    */
   at?: Tid | Date | undefined;
 }
+
+// fileOps, FileStorage's test seam, is not an option of open(path).
+const { fileOps: _fileOps, ...FILE_OPTION_KEYS } = FILE_STORAGE_OPTION_KEYS;
+const OPEN_FILE_OPTION_KEYS: OptionKeys<OpenFileOptions> = {
+  ...DATABASE_OPTION_KEYS,
+  ...FILE_OPTION_KEYS,
+  at: true,
+};
 
 /**
  * Opens (creating it if needed) the database file at `target`: the embedded default.
@@ -48,7 +71,7 @@ export async function open(
         { argument: 'target' },
       );
     }
-    const opts = expectOptions<OpenFileOptions>(options, 'options');
+    const opts = expectOptions<OpenFileOptions>(options, 'options', OPEN_FILE_OPTION_KEYS);
     // Checked before the file is opened: a refused open creates nothing.
     checkDatabaseOptions(opts);
     const readOnly = expectOptionalBoolean(opts.readOnly, 'options.readOnly');
@@ -95,6 +118,7 @@ export async function open(
   const opts = expectOptions<OpenStorageOptions & Pick<OpenFileOptions, 'readOnly' | 'at'>>(
     target,
     'target',
+    { ...DATABASE_OPTION_KEYS, storage: true, readOnly: true, at: true },
   );
   for (const fileOnly of ['readOnly', 'at'] as const) {
     // Options of open(path): a storage is opened read-only, or as of a time, by its maker

@@ -84,7 +84,7 @@ export class MemoryStorage extends Storage {
   readonly #commitTurn = new TurnBudget(COMMIT_MS_PER_TURN);
 
   constructor(options?: MemoryStorageOptions) {
-    const opts = expectOptions<MemoryStorageOptions>(options, 'options');
+    const opts = expectOptions<MemoryStorageOptions>(options, 'options', { readOnly: true });
     super(expectOptionalBoolean(opts.readOnly, 'options.readOnly') === true);
   }
 

@@ -57,7 +57,7 @@ export class SnapshotStorage extends Storage {
     // now and keeps showing it. (Left above it, the view took in later commits whenever the
     // storage read them, while objects it had loaded kept their older states.)
     this.#tid = Math.min(snapshotTid(expectNonNegativeInteger(tid, 'tid'), 'tid'), inner.lastTid());
-    const opts = expectOptions<SnapshotStorageOptions>(options, 'options');
+    const opts = expectOptions<SnapshotStorageOptions>(options, 'options', { closeInner: true });
     this.#closeInner = expectOptionalBoolean(opts.closeInner, 'options.closeInner') ?? false;
   }
 

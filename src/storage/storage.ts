@@ -480,7 +480,7 @@ export abstract class Storage {
   /** Removes objects unreachable from the root and, by default, every old revision. */
   async pack(options?: PackOptions): Promise<PackResult> {
     this.checkWritable();
-    const opts = expectOptions<PackOptions>(options, 'options');
+    const opts = expectOptions<PackOptions>(options, 'options', { keepHistorySince: true });
     return this.#run(this._pack(historyCutTid(opts)));
   }
 
@@ -536,7 +536,7 @@ export abstract class Storage {
   async backup(target: string, options?: BackupOptions): Promise<BackupResult> {
     this.checkOpen();
     const path = resolvePath(expectPath(target, 'target'));
-    const opts = expectOptions<BackupOptions>(options, 'options');
+    const opts = expectOptions<BackupOptions>(options, 'options', { at: true });
     const at = opts.at === undefined ? undefined : snapshotTid(opts.at, 'options.at');
     // A backup to this target that a killed process left (half written, or a second name of
     // a finished copy) is in the way of nothing, but nothing else would ever remove it: also

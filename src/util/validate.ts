@@ -95,8 +95,22 @@ export function expectOptionalText(value: unknown, argument: string): string | u
   return text;
 }
 
-/** A plain options object, or undefined (returned as an empty object). */
-export function expectOptions<T extends object>(value: unknown, argument: string): Partial<T> {
+/**
+ * Every key an options object of type `T` may have, each `true`: the compiler checks that
+ * none is missing and none is extra, so the list cannot drift from the type.
+ */
+export type OptionKeys<T> = { readonly [K in keyof Required<T>]: true };
+
+/**
+ * A plain options object, or undefined (returned as an empty object). With `known`, a key
+ * not among them is refused: a misspelt option (`readonly` for `readOnly`) would otherwise
+ * be ignored, and its default taken without a word.
+ */
+export function expectOptions<T extends object>(
+  value: unknown,
+  argument: string,
+  known?: OptionKeys<T>,
+): Partial<T> {
   if (value === undefined) return {};
   // Binary data is an object too (a Buffer given as a path would be read as options).
   if (
@@ -107,6 +121,16 @@ export function expectOptions<T extends object>(value: unknown, argument: string
     types.isAnyArrayBuffer(value)
   ) {
     fail(argument, 'an options object', value);
+  }
+  if (known !== undefined) {
+    for (const key of Object.keys(value)) {
+      if (!Object.hasOwn(known, key)) {
+        throw new InvalidArgumentError(
+          `${argument}.${key} is not an option here; the options are ${Object.keys(known).join(', ')}`,
+          { argument: `${argument}.${key}` },
+        );
+      }
+    }
   }
   return value as Partial<T>;
 }

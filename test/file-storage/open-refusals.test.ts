@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import {
+  existsSync,
   linkSync,
   mkdirSync,
   readdirSync,
@@ -22,6 +23,8 @@ import {
   MemoryStorage,
   NotFoundError,
   open,
+  registerClass,
+  SnapshotStorage,
   StorageIOError,
 } from 'trove';
 import { scratch } from './support/temp-dir.js';
@@ -183,6 +186,76 @@ describe('open() refusals', () => {
       await assert.rejects(open(path, options as never), invalid(argument));
     }
     assert.deepEqual(readdirSync(dir.dir), [], 'nothing was created');
+  });
+
+  // Found by a bug hunt: a misspelt option was ignored and its default taken, so
+  // pack({ keepHistorySInce }) removed all the history, and open(path, { readonly: true })
+  // opened for writing.
+  it('a key that is not an option is refused, named, wherever options are taken', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    await assert.rejects(open(path, { readonly: true } as never), invalid('options.readonly'));
+    await assert.rejects(open(path, { fileOps: {} } as never), invalid('options.fileOps'));
+    assert.deepEqual(readdirSync(dir.dir), [], 'nothing was created');
+    await assert.rejects(
+      FileStorage.open(path, { durabilty: 'full' } as never),
+      invalid('options.durabilty'),
+    );
+    assert.deepEqual(readdirSync(dir.dir), [], 'nothing was created');
+    const storage = new MemoryStorage();
+    await assert.rejects(open({ storage, cachesize: 5 } as never), invalid('target.cachesize'));
+    assert.throws(
+      () => new MemoryStorage({ readonly: true } as never),
+      invalid('options.readonly'),
+    );
+    assert.throws(
+      () => new SnapshotStorage(storage, 0, { closeinner: true } as never),
+      invalid('options.closeinner'),
+    );
+    class Thing {}
+    assert.throws(
+      () => registerClass(Thing, 'refusals.Thing', { alias: ['x'] } as never),
+      invalid('options.alias'),
+    );
+    const db = dir.track(await open(path, { durability: 'none' }));
+    db.root.set('kept', 1);
+    const tid = await db.commit();
+    db.root.set('kept', 2);
+    await db.commit();
+    await assert.rejects(
+      db.pack({ keepHistorySInce: tid } as never),
+      invalid('options.keepHistorySInce'),
+    );
+    await assert.rejects(
+      db.backup(dir.file('copy.trove'), { tid } as never),
+      invalid('options.tid'),
+    );
+    await assert.rejects(db.commit({ notes: 'x' } as never), invalid('options.notes'));
+    await assert.rejects(
+      db.transaction(() => undefined, { attempt: 3 } as never),
+      invalid('options.attempt'),
+    );
+    await assert.rejects(db.integrityCheck({ throw: true } as never), invalid('options.throw'));
+    // Nothing was done: the history is all there, and no copy was made.
+    const past = dir.track(await open(path, { at: tid }));
+    assert.equal(past.root.get('kept'), 1);
+    assert.equal(existsSync(dir.file('copy.trove')), false);
+    // Options spelt right still work, and every option of open(path) is one.
+    dir.track(
+      await open(path, {
+        readOnly: true,
+        durability: 'os',
+        syncOn: 'threadpool',
+        busyTimeout: 10,
+        progress: false,
+        logger: () => undefined,
+        readCacheBytes: 1024 * 1024,
+        cacheSize: 10,
+        cacheBytes: 1024 * 1024,
+        poolSize: 2,
+        at: tid,
+      }),
+    );
   });
 
   it('readOnly and at are options of open(path): open({ storage }) refuses them', async () => {

@@ -40,6 +40,7 @@ import {
   expectOptionalBoolean,
   expectOptions,
   expectPath,
+  type OptionKeys,
 } from '../../util/validate.js';
 import { nextTid } from '../next-tid.js';
 import { snapshotTooOld } from '../snapshot-too-old.js';
@@ -236,6 +237,18 @@ const INDEX_TAIL_BYTES = 1024 * 1024;
 const INDEX_BYTES_PER_OID = 16;
 /** The refs of a record that has none (shared: records are never changed once read). */
 const NO_REFS: readonly Oid[] = Object.freeze([]);
+/** @internal The keys of {@link FileStorageOptions}, for the entry points that take them. */
+export const FILE_STORAGE_OPTION_KEYS: OptionKeys<FileStorageOptions> = {
+  readOnly: true,
+  durability: true,
+  syncOn: true,
+  busyTimeout: true,
+  progress: true,
+  logger: true,
+  readCacheBytes: true,
+  fileOps: true,
+  clock: true,
+};
 /** Chunk size of blob streams. */
 const BLOB_CHUNK = 1024 * 1024;
 /** Bytes of log a backup checks between turns of the event loop. */
@@ -442,7 +455,7 @@ export class FileStorage extends Storage {
    */
   static async open(path: string, options?: FileStorageOptions): Promise<FileStorage> {
     const file = resolve(expectPath(path, 'path'));
-    const opts = expectOptions<FileStorageOptions>(options, 'options');
+    const opts = expectOptions<FileStorageOptions>(options, 'options', FILE_STORAGE_OPTION_KEYS);
     const readOnly = expectOptionalBoolean(opts.readOnly, 'options.readOnly') === true;
     if (opts.durability !== undefined)
       expectOneOf(opts.durability, ['full', 'os', 'none'], 'options.durability');
