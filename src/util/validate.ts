@@ -6,6 +6,7 @@
  * @module
  */
 
+import { sep } from 'node:path';
 import { types } from 'node:util';
 import { InvalidArgumentError } from '../errors.js';
 
@@ -74,6 +75,10 @@ export function expectNonEmptyString(value: unknown, argument: string): string {
 export function expectPath(value: unknown, argument: string): string {
   const path = expectNonEmptyString(value, argument);
   if (path.includes('\0')) fail(argument, 'a path without NUL characters', value);
+  // Such a path names a directory; resolved, it would lose the separator and name a file.
+  if (path.endsWith('/') || path.endsWith(sep)) {
+    fail(argument, 'the path of a file (not ending with a path separator)', value);
+  }
   return path;
 }
 

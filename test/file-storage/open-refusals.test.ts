@@ -258,6 +258,17 @@ describe('open() refusals', () => {
     );
   });
 
+  // Found by a bug hunt: resolved, the path lost its separator, and a backup to 'copies/'
+  // made a file named copies.
+  it('a path ending with a separator names a directory: refused, nothing created', async (t) => {
+    const dir = scratch(t);
+    await assert.rejects(open(`${dir.file('new')}/`), invalid('target'));
+    await assert.rejects(FileStorage.open(`${dir.file('new')}/`), invalid('path'));
+    const db = dir.track(await open(dir.file(), { durability: 'none' }));
+    await assert.rejects(db.backup(`${dir.file('copies')}/`), invalid('target'));
+    assert.deepEqual(readdirSync(dir.dir), ['app.trove']);
+  });
+
   it('readOnly and at are options of open(path): open({ storage }) refuses them', async () => {
     const storage = new MemoryStorage();
     await assert.rejects(open({ storage, readOnly: true } as never), invalid('options.readOnly'));
