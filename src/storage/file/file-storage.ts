@@ -1056,7 +1056,11 @@ export class FileStorage extends Storage {
       if (verdict.kind === 'corrupt') {
         throw new CorruptionError(verdict.detail, { offset: stop.offset, path: this.path });
       }
-      this.#cut(stop.offset, verdict.end, 'an incomplete last transaction (never acknowledged)');
+      this.#cut(
+        stop.offset,
+        verdict.end,
+        'an incomplete last transaction (never acknowledged, or with durability os or none not yet synced)',
+      );
     }
   }
 

@@ -3,7 +3,8 @@
  *
  * A crash while appending leaves the last transaction (or the last group of transactions
  * written together) incomplete or failing its checksum: that is a torn tail, and it was
- * never acknowledged, so it is cut off (and kept aside in `app.trove.torn-<n>`). A bad
+ * never acknowledged (or, with durability `os` or `none`, acknowledged but not yet synced,
+ * which a power loss may lose), so it is cut off (and kept aside in `app.trove.torn-<n>`). A bad
  * transaction followed by a valid transaction of a later group is different: that later
  * group was written after the bad one had been acknowledged, so the bad one is damage to
  * committed data, and trove refuses to guess (CorruptionError). Zeros after the log are
