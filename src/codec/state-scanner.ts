@@ -118,6 +118,9 @@ function whyNotStored(obj: object, cls: AnyClass | undefined): string {
   if (!ofThisRealm(obj)) {
     return 'an object of another realm, as a vm context makes: copy it into this one';
   }
+  if (typeof cls === 'function' && isPersistentClass(cls)) {
+    return 'an object with the prototype of a persistent class, not made by its constructor (a copy made with Object.create): make it with new';
+  }
   const builtIn = typeof cls === 'function' ? builtInBase(cls) : undefined;
   if (builtIn === undefined) {
     return `an unregistered class: register it with registerClass(${cls?.name || 'Class'}, 'app.${cls?.name || 'Name'}')`;

@@ -499,6 +499,19 @@ abstract class ViewHandler {
     );
   }
 
+  /**
+   * Refuses a change of prototype with an error of trove's own (a trap answering false
+   * makes the engine throw a TypeError): the stored value has its kind's prototype. Setting
+   * the prototype it has changes nothing, as on a plain value.
+   */
+  setPrototypeOf(target: object, proto: object | null): boolean {
+    if (proto === Reflect.getPrototypeOf(target)) return true;
+    throw new InvalidArgumentError(
+      'the prototype of a nested value of a persistent object cannot be changed',
+      { argument: 'prototype' },
+    );
+  }
+
   /** True once the owner's state this view reads was dropped or replaced. */
   get stale(): boolean {
     return this.meta.generation !== this.generation;
@@ -608,10 +621,6 @@ class PlainViewHandler extends ViewHandler implements ProxyHandler<object> {
   deleteProperty(target: object, key: string | symbol): boolean {
     this.write();
     return Reflect.deleteProperty(target, key);
-  }
-
-  setPrototypeOf(): boolean {
-    return false;
   }
 }
 
@@ -734,10 +743,6 @@ class MethodViewHandler extends ViewHandler implements ProxyHandler<object> {
   deleteProperty(target: object, key: string | symbol): boolean {
     this.write();
     return Reflect.deleteProperty(target, key);
-  }
-
-  setPrototypeOf(): boolean {
-    return false;
   }
 }
 

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { type InspectOptionsStylized, inspect } from 'node:util';
 import { type AnyClass, constructsOnLoad, reserveClass } from '../codec/class-registry.js';
 import { installReferenceType } from '../codec/record-codec.js';
 import { isEncoding } from '../codec/reference-type.js';
@@ -167,6 +168,20 @@ function assign(
   return true;
 }
 
+/**
+ * Sets the prototype of a persistent object: refused with an error of trove's own (a trap
+ * answering false makes the engine throw a TypeError), since the class is part of what is
+ * stored; setting the prototype it has changes nothing, as on a plain object.
+ */
+function setPrototype(target: Target, proto: unknown): boolean {
+  // A ghost made from a reference learns its class when it loads.
+  if (proto === persistentHandler.getPrototypeOf!(target)) return true;
+  throw new InvalidArgumentError(
+    'the prototype of a persistent object cannot be changed: its class is part of what is stored',
+    { argument: 'prototype' },
+  );
+}
+
 const persistentHandler: ProxyHandler<Target> = {
   get(target, key, receiver) {
     const meta = target[META];
@@ -195,8 +210,21 @@ const persistentHandler: ProxyHandler<Target> = {
   },
 
   set(target, key, value, receiver) {
-    if (typeof key === 'symbol') return assign(target[META], target, key, value, receiver);
     const meta = target[META];
+    if (receiver !== meta.proxy) {
+      // A write to an object that inherits from this one (Object.create(obj), or
+      // Reflect.set with another receiver) is that object's, as with a plain prototype: it
+      // defines the property there (or runs a setter with it as `this`), not here.
+      beforeRead(meta);
+      return Reflect.set(target, key, value, receiver);
+    }
+    if (typeof key === 'symbol') return assign(meta, target, key, value, receiver);
+    if (key === '__proto__') {
+      beforeRead(meta);
+      // Without an own attribute of that name, this sets the prototype (Object.prototype's
+      // accessor), which the engine would do on the raw object, past setPrototypeOf.
+      if (!Object.hasOwn(target, key)) return setPrototype(target, value);
+    }
     if (meta.jar !== undefined || meta.frozen) beforeWrite(meta);
     const raw = typeof value === 'object' && value !== null ? adopt(meta, value) : value;
     if (meta.indexed) {
@@ -291,15 +319,18 @@ const persistentHandler: ProxyHandler<Target> = {
   ownKeys(target) {
     const meta = target[META];
     beforeRead(meta);
-    const keys = Reflect.ownKeys(target);
+    // Not the bookkeeping: a copy made from the keys or descriptors (Object.create(proto,
+    // Object.getOwnPropertyDescriptors(obj))) would carry it, and be stored as `obj` itself.
+    const keys = Reflect.ownKeys(target).filter((key) => key !== META);
     if (!meta.indexed) return keys;
     // The indexes present (a deleted item is a hole, as in an array), then the attributes.
     return [...Object.keys(target[ITEMS] as unknown[]), ...keys];
   },
 
   getOwnPropertyDescriptor(target, key) {
+    if (key === META) return undefined;
     const meta = target[META];
-    if (key !== META) beforeRead(meta);
+    beforeRead(meta);
     if (meta.indexed && typeof key === 'string') {
       const index = arrayIndex(key);
       const items = target[ITEMS] as unknown[];
@@ -326,13 +357,8 @@ const persistentHandler: ProxyHandler<Target> = {
     return Reflect.getPrototypeOf(target);
   },
 
-  // Refused with an error of trove's own, where a trap answering false makes the engine
-  // throw a TypeError.
-  setPrototypeOf() {
-    // The class of a persistent object is part of its stored identity.
-    throw new InvalidArgumentError(
-      'the prototype of a persistent object cannot be changed: its class is part of what is stored',
-    );
+  setPrototypeOf(target, proto) {
+    return setPrototype(target, proto);
   },
 
   preventExtensions() {
@@ -379,7 +405,9 @@ export class Persistent {
     const target = this as unknown as Target;
     const meta = new ObjectMeta(target, ObjectState.Unsaved, true);
     meta.constructed = true;
-    Object.defineProperty(target, META, { value: meta });
+    // Configurable, so the traps may leave it out of the object's keys and descriptors (a
+    // proxy must report a non-configurable property).
+    Object.defineProperty(target, META, { value: meta, configurable: true });
     readClassFlags(meta, target);
     const proxy = new Proxy(target, persistentHandler);
     meta.proxy = proxy;
@@ -434,6 +462,47 @@ function hasSetter(proto: object | null, key: string): boolean {
 reserveClass(Persistent);
 
 /**
+ * How `console.log` and `util.inspect` show a persistent object (called with the proxy as
+ * `this`, after looking the method up on its raw object, past the traps: one not loaded yet
+ * showed as an empty `Persistent {}`). Shown now: its class as far as known and its oid when
+ * not loaded (showing it does not load it); else its class, its items (a list's, map's or
+ * set's) and its attributes, read from the raw object (showing it is no read).
+ */
+function inspectPersistent(
+  this: Target,
+  depth: number,
+  options: InspectOptionsStylized,
+  show: typeof inspect,
+): string {
+  const meta = this[META] as ObjectMeta | undefined;
+  if (meta === undefined) return options.stylize('[Persistent]', 'special');
+  const raw = meta.target as Target;
+  const name = (Object.getPrototypeOf(raw) as { constructor?: { name?: string } } | null)
+    ?.constructor?.name;
+  const label = name || 'Persistent';
+  if (meta.state === ObjectState.Ghost) {
+    const oid = meta.oid === undefined ? '' : `, oid ${meta.oid}`;
+    return options.stylize(`${label} <not loaded${oid}>`, 'special');
+  }
+  if (depth < 0) return options.stylize(`[${label}]`, 'special');
+  const inner = { ...options, depth: options.depth === null ? null : (options.depth ?? 2) - 1 };
+  const parts: string[] = [];
+  const items = raw[ITEMS];
+  if (items !== undefined) parts.push(show(items, inner));
+  const attributes: Record<string, unknown> = {};
+  for (const key of Object.keys(raw)) defineData(attributes, key, raw[key]);
+  if (items === undefined || Object.keys(attributes).length > 0)
+    parts.push(show(attributes, inner));
+  return `${label} ${parts.join(' ')}`;
+}
+
+Object.defineProperty(Persistent.prototype, inspect.custom, {
+  value: inspectPersistent,
+  writable: true,
+  configurable: true,
+});
+
+/**
  * Creates a ghost: an object known by oid whose state loads on first access. `cls` is its
  * class if known; otherwise it learns its class when it loads.
  *
@@ -442,7 +511,7 @@ reserveClass(Persistent);
 export function createGhost(jar: Jar, oid: Oid, cls?: Function): ObjectMeta {
   const target = Object.create((cls ?? Persistent).prototype) as Target;
   const meta = new ObjectMeta(target, ObjectState.Ghost, cls !== undefined);
-  Object.defineProperty(target, META, { value: meta });
+  Object.defineProperty(target, META, { value: meta, configurable: true });
   meta.oid = oid;
   meta.jar = jar;
   readClassFlags(meta, target);

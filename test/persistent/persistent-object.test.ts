@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
+import { inspect } from 'node:util';
 import {
   Blob,
   ClosedError,
@@ -526,6 +527,84 @@ describe('Persistent objects', () => {
     assert.ok('rename' in note);
     assert.equal({ ...note }.title, 'untitled');
     assert.equal(JSON.parse(JSON.stringify(note)).title, 'untitled');
+  });
+
+  // Found by a bug hunt: the write changed the persistent object itself, and was stored.
+  it("a write to an object that inherits from a persistent one is that object's", async () => {
+    const { db, obj, fresh } = await stored(new Note());
+    const child = Object.create(obj) as Note;
+    child.title = 'child';
+    const other = {};
+    assert.equal(Reflect.set(obj, 'body', 'other', other), true);
+    assert.deepEqual(Object.keys(child), ['title']);
+    assert.deepEqual(other, { body: 'other' });
+    assert.equal(obj.title, 'untitled');
+    assert.equal(obj.body, undefined);
+    await db.commit();
+    assert.equal((await fresh()).title, 'untitled');
+  });
+
+  // Found by a bug hunt: the object's bookkeeping was one of its own keys, so a copy made
+  // from its descriptors carried it, and was stored as the original (its changes lost).
+  it('a copy made from its keys or descriptors is no persistent object, and is refused', async () => {
+    const { db, obj } = await stored(new Note());
+    assert.deepEqual(Object.getOwnPropertySymbols(obj), []);
+    assert.deepEqual(Reflect.ownKeys(obj).sort(), Object.keys(obj).sort());
+    const copy = Object.create(Note.prototype, Object.getOwnPropertyDescriptors(obj)) as Note;
+    copy.title = 'copy';
+    assert.equal(obj.title, 'untitled');
+    db.root.set('copy', copy);
+    await assert.rejects(db.commit(), { code: 'TROVE_INVALID_ARGUMENT', path: 'root.copy' });
+  });
+
+  // Found by a bug hunt: the engine set the raw object's prototype, past the refusal; with
+  // null, every later commit and abort of the handle threw a TypeError.
+  it('obj.__proto__ = x is a change of prototype: refused, unless it is the same', async () => {
+    const { db, obj, fresh } = await stored(new Note());
+    // What `obj.__proto__ = proto` does, spelt so that the linter lets it be.
+    const protoKey = '__proto__';
+    for (const proto of [null, Object.prototype, SpecialNote.prototype]) {
+      assert.throws(
+        () => {
+          (obj as any)[protoKey] = proto;
+        },
+        { code: 'TROVE_INVALID_ARGUMENT', argument: 'prototype' },
+      );
+      assert.throws(
+        () => Object.assign(obj, JSON.parse(`{"__proto__": ${JSON.stringify(proto)}}`)),
+        {
+          code: 'TROVE_INVALID_ARGUMENT',
+        },
+      );
+    }
+    // The prototype it has: nothing changes, as on a plain object.
+    (obj as any)[protoKey] = Note.prototype;
+    assert.equal(Object.setPrototypeOf(obj, Note.prototype), obj);
+    assert.equal(Object.setPrototypeOf(obj.meta, Object.prototype), obj.meta);
+    // A nested value's prototype: refused by trove, not the engine's TypeError.
+    assert.throws(() => Object.setPrototypeOf(obj.tags, Object.prototype), {
+      code: 'TROVE_INVALID_ARGUMENT',
+    });
+    obj.title = 'after';
+    await db.commit();
+    db.abort();
+    const again = await fresh();
+    assert.ok(again instanceof Note && !(again instanceof SpecialNote));
+    assert.equal(again.title, 'after');
+  });
+
+  // Found by a bug hunt: util.inspect reads a proxy's raw object, so an object not loaded
+  // showed as an empty Persistent {}.
+  it('util.inspect shows the attributes, or that the object is not loaded, without loading it', async () => {
+    const { obj, storage } = await stored(new Note());
+    obj.title = 'shown';
+    assert.match(inspect(obj), /^Note \{.*title: 'shown'/s);
+    // Not through a promise, whose resolution would read its `then` and load it.
+    const ghost = (await reopen(storage)).root.get('it') as Note;
+    const oid = oidOf(ghost);
+    assert.equal(inspect(ghost), `Persistent <not loaded, oid ${oid}>`);
+    assert.equal(ghost.title, 'untitled');
+    assert.match(inspect(ghost), /^Note \{.*title: 'untitled'/s);
   });
 
   // Found by a bug hunt: JSON of a loaded Blob walked into its content and tried to load
