@@ -65,13 +65,11 @@ export function removeStaleFiles(path: string, kinds: readonly TemporaryKind[]):
     const own = pid === process.pid;
     // A pid the system could not have given is not a writer that died.
     if (pid > 0x7fff_ffff || (!own && alive(pid))) continue;
-    const file = join(directory, name);
     // This process's files are another thread's work in progress, unless (a pack's) nobody
     // holds its lock: then the worker thread that made it was terminated (its descriptors
-    // closed). Locks are the open file's, so another thread's lock counts here too. Or
-    // unless the file was last written before this process started: then an earlier process
-    // with the same pid wrote it (a container's processes get the same pids each run).
-    if (own && kind !== 'pack' && !writtenBeforeThisProcess(file)) continue;
+    // closed). Locks are the open file's, so another thread's lock counts here too.
+    if (own && kind !== 'pack') continue;
+    const file = join(directory, name);
     if (kind === 'pack' && !unlocked(file)) continue;
     try {
       fs.rmSync(file, { force: true });
@@ -81,22 +79,6 @@ export function removeStaleFiles(path: string, kinds: readonly TemporaryKind[]):
     }
   }
   return removed;
-}
-
-/**
- * How long before this process's start a file must have been last written to count as an
- * earlier process's: file times and the start are read from the same wall clock, which a
- * time adjustment may step back a little while this process runs.
- */
-const START_MARGIN_MS = 2000;
-
-/** True if the file was last written before this process started (see START_MARGIN_MS). */
-function writtenBeforeThisProcess(file: string): boolean {
-  try {
-    return fs.statSync(file).mtimeMs < performance.timeOrigin - START_MARGIN_MS;
-  } catch {
-    return false;
-  }
 }
 
 /** True if nobody holds the lock on the file's first byte. */
