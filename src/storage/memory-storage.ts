@@ -71,7 +71,7 @@ export class MemoryStorage extends Storage {
   /** Every kept revision of each object, oldest first. */
   readonly #revisions = new Map<Oid, StoredRecord[]>();
   /** Every kept transaction, oldest first. */
-  readonly #transactions: MemoryTransaction[] = [];
+  #transactions: MemoryTransaction[] = [];
   #lastTid: Tid = 0;
   #nextOid: Oid = 1;
   #commits = 0;
@@ -205,13 +205,18 @@ export class MemoryStorage extends Storage {
     for (const record of kept) bytesAfter += record.data.byteLength;
     // New transactions, not the old ones changed: an iteration or a backup under way goes on
     // over the log as it was when it began (as a file storage's goes on over its old file).
+    // (A transaction left with no records goes, as does a commit of read guards alone.)
     const remaining: MemoryTransaction[] = [];
     for (const transaction of this.#transactions) {
       const records = transaction.records.filter((record) => kept.has(record));
-      if (records.length === transaction.records.length) remaining.push(transaction);
-      else if (records.length > 0) remaining.push({ ...transaction, records });
+      if (records.length === 0) continue;
+      remaining.push(
+        records.length === transaction.records.length ? transaction : { ...transaction, records },
+      );
     }
-    this.#transactions.splice(0, this.#transactions.length, ...remaining);
+    // Replaced, not spliced: a splice takes each transaction as an argument, and ran out of
+    // stack with some 125,000 of them.
+    this.#transactions = remaining;
     this.#bytes = bytesAfter;
     this.#horizon = Math.max(this.#horizon, cut);
     if (objectsRemoved > 0) this.invalidateCaches();
