@@ -53,12 +53,16 @@ export class SnapshotStorage extends Storage {
       });
     }
     this.#inner = inner;
-    // Clamped to the storage's last tid now: a view as of the future shows what is committed
-    // now and keeps showing it. (Left above it, the view took in later commits whenever the
-    // storage read them, while objects it had loaded kept their older states.)
-    this.#tid = Math.min(snapshotTid(expectNonNegativeInteger(tid, 'tid'), 'tid'), inner.lastTid());
+    const asked = snapshotTid(expectNonNegativeInteger(tid, 'tid'), 'tid');
     const opts = expectOptions<SnapshotStorageOptions>(options, 'options', { closeInner: true });
     this.#closeInner = expectOptionalBoolean(opts.closeInner, 'options.closeInner') ?? false;
+    // Clamped to the storage's last tid now: a view as of the future shows what is committed
+    // now and keeps showing it. (Left above it, the view took in later commits whenever the
+    // storage read them, while objects it had loaded kept their older states.) The storage
+    // reads what other handles committed first (a file's handle reads them when asked for
+    // changes): its last tid could be one it read long ago.
+    inner.changesSince(inner.lastTid());
+    this.#tid = Math.min(asked, inner.lastTid());
   }
 
   /**

@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Blob, MemoryStorage, open, SnapshotStorage } from 'trove';
+import { Blob, FileStorage, MemoryStorage, open, SnapshotStorage } from 'trove';
 
 const invalid = (argument: string) => ({ code: 'TROVE_INVALID_ARGUMENT', argument });
 
@@ -99,6 +99,34 @@ describe('SnapshotStorage', () => {
     await db.pack();
     await view.integrityCheck(); // the view's file follows the pack
     await assert.rejects(blob.bytes(), { code: 'TROVE_CONFLICT' });
+  });
+
+  // Found in review: a handle that had not read another handle's commits clamped the view
+  // to the last tid it had read, for good.
+  it('a view of a handle as of the future shows what other handles committed before it was made', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'trove-snapshot-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'app.trove');
+    const writer = await open(path, { durability: 'none' });
+    t.after(() => writer.close());
+    writer.root.set('n', 1);
+    await writer.commit();
+    const handle = await FileStorage.open(path, { readOnly: true });
+    t.after(() => handle.close());
+    writer.root.set('n', 2);
+    const last = await writer.commit();
+    const view = new SnapshotStorage(handle, Number.MAX_SAFE_INTEGER);
+    assert.equal(view.tid, last);
+    const db = await open({ storage: view });
+    t.after(() => db.close());
+    assert.equal(db.root.get('n'), 2);
+    // Its options are checked before the storage is asked anything.
+    const closed = new MemoryStorage();
+    await closed.close();
+    assert.throws(
+      () => new SnapshotStorage(closed, 1, { bogus: 1 } as never),
+      invalid('options.bogus'),
+    );
   });
 
   it('a view open(path, { at }) made closes the file it opened', async (t) => {
