@@ -75,9 +75,10 @@ export function expectNonEmptyString(value: unknown, argument: string): string {
 export function expectPath(value: unknown, argument: string): string {
   const path = expectNonEmptyString(value, argument);
   if (path.includes('\0')) fail(argument, 'a path without NUL characters', value);
-  // Such a path names a directory; resolved, it would lose the separator and name a file.
-  if (path.endsWith('/') || path.endsWith(sep)) {
-    fail(argument, 'the path of a file (not ending with a path separator)', value);
+  // Such a path names a directory; resolved, it would lose its end and name a file.
+  const last = path.split(sep === '/' ? '/' : /[\\/]/).pop();
+  if (last === '' || last === '.' || last === '..') {
+    fail(argument, 'the path of a file (not ending with a separator, . or ..)', value);
   }
   return path;
 }
@@ -101,10 +102,11 @@ export function expectOptionalText(value: unknown, argument: string): string | u
 }
 
 /**
- * Every key an options object of type `T` may have, each `true`: the compiler checks that
- * none is missing and none is extra, so the list cannot drift from the type.
+ * Every key an options object of type `T` may have, each `true`, or `'internal'` for a test
+ * seam an error message does not name: the compiler checks that none is missing and none is
+ * extra, so the list cannot drift from the type.
  */
-export type OptionKeys<T> = { readonly [K in keyof Required<T>]: true };
+export type OptionKeys<T> = { readonly [K in keyof Required<T>]: true | 'internal' };
 
 /**
  * A plain options object, or undefined (returned as an empty object). With `known`, a key
@@ -131,7 +133,10 @@ export function expectOptions<T extends object>(
     for (const key of Object.keys(value)) {
       if (!Object.hasOwn(known, key)) {
         throw new InvalidArgumentError(
-          `${argument}.${key} is not an option here; the options are ${Object.keys(known).join(', ')}`,
+          `${argument}.${key} is not an option here; the options are ${Object.entries(known)
+            .filter(([, kind]) => kind === true)
+            .map(([name]) => name)
+            .join(', ')}`,
           { argument: `${argument}.${key}` },
         );
       }

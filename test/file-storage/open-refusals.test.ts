@@ -265,7 +265,10 @@ describe('open() refusals', () => {
     await assert.rejects(open(`${dir.file('new')}/`), invalid('target'));
     await assert.rejects(FileStorage.open(`${dir.file('new')}/`), invalid('path'));
     const db = dir.track(await open(dir.file(), { durability: 'none' }));
-    await assert.rejects(db.backup(`${dir.file('copies')}/`), invalid('target'));
+    for (const end of ['/', '/.', '/..']) {
+      await assert.rejects(db.backup(`${dir.file('copies')}${end}`), invalid('target'));
+    }
+    await assert.rejects(open(`${dir.file('new')}/.`), invalid('target'));
     assert.deepEqual(readdirSync(dir.dir), ['app.trove']);
   });
 

@@ -246,8 +246,8 @@ export const FILE_STORAGE_OPTION_KEYS: OptionKeys<FileStorageOptions> = {
   progress: true,
   logger: true,
   readCacheBytes: true,
-  fileOps: true,
-  clock: true,
+  fileOps: 'internal',
+  clock: 'internal',
 };
 /** Chunk size of blob streams. */
 const BLOB_CHUNK = 1024 * 1024;
