@@ -7,10 +7,20 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { Blob, FileStorage, MemoryStorage, open, SnapshotStorage } from 'trove';
 
 const invalid = (argument: string) => ({ code: 'TROVE_INVALID_ARGUMENT', argument });
+
+/** A database file in a directory of its own, open for writing; both go when the test ends. */
+async function scratchDatabase(t: TestContext) {
+  const dir = mkdtempSync(join(tmpdir(), 'trove-snapshot-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'app.trove');
+  const db = await open(path, { durability: 'none' });
+  t.after(() => db.close());
+  return { dir, path, db };
+}
 
 describe('SnapshotStorage', () => {
   it('checks its arguments', () => {
@@ -55,11 +65,7 @@ describe('SnapshotStorage', () => {
   // backup or an integrity check from the view reads them), while the objects it had loaded
   // kept their states: it showed a = 1 with b = 2, which no commit ever made.
   it('a view as of the future shows what was committed when it was made, and only that', async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'trove-snapshot-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const path = join(dir, 'app.trove');
-    const db = await open(path, { durability: 'none' });
-    t.after(() => db.close());
+    const { dir, path, db } = await scratchDatabase(t);
     db.root.set('a', { n: 1 });
     db.root.set('b', { n: 1 });
     const made = await db.commit();
@@ -83,11 +89,7 @@ describe('SnapshotStorage', () => {
   // Found by a bug hunt: NotFoundError, where an object's record a pack removed is a
   // ConflictError (the view is too old), as README says of reads older than a pack's cut.
   it("a view's blob whose content a pack removed is a read older than the cut", async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'trove-snapshot-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const path = join(dir, 'app.trove');
-    const db = await open(path, { durability: 'none' });
-    t.after(() => db.close());
+    const { path, db } = await scratchDatabase(t);
     db.root.set('blob', Blob.from(Buffer.from('old')));
     const tid = await db.commit();
     db.root.set('blob', Blob.from(Buffer.from('new')));
@@ -104,11 +106,7 @@ describe('SnapshotStorage', () => {
   // Found in review: a handle that had not read another handle's commits clamped the view
   // to the last tid it had read, for good.
   it('a view of a handle as of the future shows what other handles committed before it was made', async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'trove-snapshot-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const path = join(dir, 'app.trove');
-    const writer = await open(path, { durability: 'none' });
-    t.after(() => writer.close());
+    const { path, db: writer } = await scratchDatabase(t);
     writer.root.set('n', 1);
     await writer.commit();
     const handle = await FileStorage.open(path, { readOnly: true });
