@@ -14,7 +14,7 @@ import { isStoredAsArray } from '../codec/exotic-values.js';
 import { isStoredWhole, MAX_ARRAY_LENGTH, MAX_NESTING } from '../codec/state-scanner.js';
 import { ClosedError, InvalidArgumentError, ReadOnlyError } from '../errors.js';
 import { defineData } from '../util/define-data.js';
-import { FROZEN, JarStatus, META, type ObjectMeta, ObjectState } from './object-meta.js';
+import { FROZEN, JarStatus, metaOf, type ObjectMeta, ObjectState } from './object-meta.js';
 
 /** The raw value behind each view. */
 const rawByView = new WeakMap<object, object>();
@@ -359,7 +359,7 @@ function walkAdopting(
  */
 function copyValue(value: unknown, copies: Map<object, unknown>, depth: number): unknown {
   if (typeof value !== 'object' || value === null) return value;
-  if ((value as { [META]?: unknown })[META] !== undefined) return value;
+  if (metaOf(value) !== undefined) return value;
   const done = copies.get(value);
   if (done !== undefined) return done;
   // A value built up one level at a time (`a.x = { next: a.x }`) was never walked whole.
@@ -452,7 +452,7 @@ export function trackDescriptor(
 export function track(meta: ObjectMeta, value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value;
   // Persistent objects answer META without loading; everything else has no such key.
-  if ((value as { [META]?: unknown })[META] !== undefined) return value;
+  if (metaOf(value) !== undefined) return value;
   if (rawByView.has(value)) return value;
   let views = meta.views;
   const existing = views?.get(value);
@@ -736,6 +736,11 @@ class MethodViewHandler extends ViewHandler implements ProxyHandler<object> {
   }
 
   set(target: object, key: string | symbol, value: unknown): boolean {
+    // Past the view, Object.prototype's __proto__ setter would change the raw value's
+    // prototype, and the raw value (a Map, a Set, a Date) would be stored as something else.
+    if (key === '__proto__' && !Object.hasOwn(target, key)) {
+      return this.setPrototypeOf(target, value as object | null);
+    }
     this.write();
     return Reflect.set(target, key, adopt(this.meta, value), target);
   }

@@ -107,9 +107,27 @@ export class ObjectMeta {
   }
 }
 
-/** The meta of a persistent object (or its proxy), or undefined for anything else. */
+/**
+ * The meta of a persistent object (its proxy, or a wrapper its constructor returned around
+ * it), or undefined for anything else: an object that inherits from a persistent one
+ * (`Object.create(obj)`) reads its META through its prototype, but is not that object.
+ */
 export function metaOf(value: unknown): ObjectMeta | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const meta = (value as { [META]?: unknown })[META];
-  return meta instanceof ObjectMeta ? meta : undefined;
+  if (!(meta instanceof ObjectMeta)) return undefined;
+  return meta.proxy === value || !inheritsFromPersistent(value) ? meta : undefined;
+}
+
+/** True if a persistent object is on `value`'s prototype chain (rare: asked only then). */
+function inheritsFromPersistent(value: object): boolean {
+  for (
+    let proto = Object.getPrototypeOf(value) as object | null;
+    proto !== null;
+    proto = Object.getPrototypeOf(proto) as object | null
+  ) {
+    const meta = (proto as { [META]?: unknown })[META];
+    if (meta instanceof ObjectMeta && meta.proxy === proto) return true;
+  }
+  return false;
 }

@@ -223,7 +223,10 @@ const persistentHandler: ProxyHandler<Target> = {
       beforeRead(meta);
       // Without an own attribute of that name, this sets the prototype (Object.prototype's
       // accessor), which the engine would do on the raw object, past setPrototypeOf.
-      if (!Object.hasOwn(target, key)) return setPrototype(target, value);
+      // (Unless the class has an accessor of that name: then it is that accessor's.)
+      if (!Object.hasOwn(target, key) && meta.slowKeys?.has(key) !== true) {
+        return setPrototype(target, value);
+      }
     }
     if (meta.jar !== undefined || meta.frozen) beforeWrite(meta);
     const raw = typeof value === 'object' && value !== null ? adopt(meta, value) : value;
@@ -461,21 +464,36 @@ function hasSetter(proto: object | null, key: string): boolean {
 
 reserveClass(Persistent);
 
+/** The persistent objects being shown: one met again inside itself is a cycle. */
+const showing = new Set<object>();
+
+/** A plain object with the own properties of `obj` (accessors as accessors), but `leave`. */
+function ownProperties(obj: object, leave: readonly symbol[]): object {
+  const descriptors = Object.getOwnPropertyDescriptors(obj) as Record<
+    string | symbol,
+    PropertyDescriptor
+  >;
+  for (const key of leave) delete descriptors[key];
+  return Object.defineProperties({}, descriptors);
+}
+
 /**
  * How `console.log` and `util.inspect` show a persistent object (called with the proxy as
  * `this`, after looking the method up on its raw object, past the traps: one not loaded yet
  * showed as an empty `Persistent {}`). Shown now: its class as far as known and its oid when
  * not loaded (showing it does not load it); else its class, its items (a list's, map's or
- * set's) and its attributes, read from the raw object (showing it is no read).
+ * set's) and its own properties, taken from the raw object (showing it is no read, and runs
+ * no getter), as a plain object's are shown, cycles included.
  */
 function inspectPersistent(
-  this: Target,
+  this: object,
   depth: number,
   options: InspectOptionsStylized,
   show: typeof inspect,
 ): string {
-  const meta = this[META] as ObjectMeta | undefined;
-  if (meta === undefined) return options.stylize('[Persistent]', 'special');
+  const meta = metaOf(this);
+  // An object that inherits from a persistent one: its own properties.
+  if (meta === undefined) return show(ownProperties(this, []), { ...options, depth });
   const raw = meta.target as Target;
   const name = (Object.getPrototypeOf(raw) as { constructor?: { name?: string } } | null)
     ?.constructor?.name;
@@ -485,15 +503,22 @@ function inspectPersistent(
     return options.stylize(`${label} <not loaded${oid}>`, 'special');
   }
   if (depth < 0) return options.stylize(`[${label}]`, 'special');
-  const inner = { ...options, depth: options.depth === null ? null : (options.depth ?? 2) - 1 };
-  const parts: string[] = [];
-  const items = raw[ITEMS];
-  if (items !== undefined) parts.push(show(items, inner));
-  const attributes: Record<string, unknown> = {};
-  for (const key of Object.keys(raw)) defineData(attributes, key, raw[key]);
-  if (items === undefined || Object.keys(attributes).length > 0)
-    parts.push(show(attributes, inner));
-  return `${label} ${parts.join(' ')}`;
+  if (showing.has(raw)) return options.stylize(`[Circular ${label}]`, 'special');
+  showing.add(raw);
+  try {
+    // The stand-in for the object is at the object's own depth.
+    const inner = { ...options, depth };
+    const parts: string[] = [];
+    const items = raw[ITEMS];
+    if (items !== undefined) parts.push(show(items, inner));
+    const properties = ownProperties(raw, [META, ITEMS]);
+    if (items === undefined || Reflect.ownKeys(properties).length > 0) {
+      parts.push(show(properties, inner));
+    }
+    return `${label} ${parts.join(' ')}`;
+  } finally {
+    showing.delete(raw);
+  }
 }
 
 Object.defineProperty(Persistent.prototype, inspect.custom, {
@@ -743,7 +768,7 @@ function skipPast<T>(items: Iterator<T>, key: unknown, keyOf: (item: T) => unkno
 
 installReferenceType({
   base: Persistent,
-  isReference: (obj) => (obj as Partial<Target>)[META] !== undefined,
+  isReference: (obj) => metaOf(obj) !== undefined,
   oidOf(obj) {
     const oid = (obj as Target)[META].oid;
     if (oid === undefined)
