@@ -7,10 +7,12 @@ import { spawnSync } from 'node:child_process';
 import {
   closeSync,
   existsSync,
+  lstatSync,
   openSync,
   readdirSync,
   readFileSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
@@ -737,6 +739,37 @@ describe('pack', () => {
       lockFree,
       lockFree.map(() => false),
     );
+  });
+
+  // Found while reviewing: the pack put the new file at the link's name, replacing the link,
+  // and handles opened by the file's real name went on with the old file: commits made
+  // through one name were not in the database of the other.
+  it('packs the file a symlink names, whichever name each handle opened, and the link stays', async (t) => {
+    const dir = scratch(t);
+    const real = dir.file('real.trove');
+    const link = dir.file('link.trove');
+    const byReal = dir.track(await open(real, { durability: 'none', ...quiet }));
+    byReal.root.set('n', 1);
+    await byReal.commit();
+    symlinkSync(real, link);
+    const byLink = dir.track(await open(link, { durability: 'none', ...quiet }));
+    assert.equal((byLink.storage as FileStorage).path, real);
+    byLink.root.set('n', 2);
+    await byLink.commit();
+    await byLink.pack();
+    assert.ok(lstatSync(link).isSymbolicLink());
+    byLink.root.set('n', 3);
+    await byLink.commit();
+    byReal.abort();
+    assert.equal(byReal.root.get('n'), 3);
+    byReal.root.set('m', 'real');
+    await byReal.commit();
+    byLink.abort();
+    assert.equal(byLink.root.get('m'), 'real');
+    for (const name of [real, link]) {
+      const again = dir.track(await open(name, { readOnly: true }));
+      assert.deepEqual([again.root.get('n'), again.root.get('m')], [3, 'real']);
+    }
   });
 
   it('the next open removes the temporary files of a packer that died', async (t) => {

@@ -297,7 +297,7 @@ const fileOfDroppedStream = new FinalizationRegistry<() => void>((release) => re
 /** The trove storage on one local file. */
 export class FileStorage extends Storage {
   readonly kind = 'file';
-  /** The data file's absolute path. */
+  /** The data file's absolute path, symlinks resolved (the file a pack replaces). */
   readonly path: string;
   /** The durability of commits. */
   readonly durability: Durability;
@@ -454,7 +454,7 @@ export class FileStorage extends Storage {
    * index or rebuilds it, reads the log after it, and cuts off a torn last transaction.
    */
   static async open(path: string, options?: FileStorageOptions): Promise<FileStorage> {
-    const file = resolve(expectPath(path, 'path'));
+    let file = resolve(expectPath(path, 'path'));
     const opts = expectOptions<FileStorageOptions>(options, 'options', FILE_STORAGE_OPTION_KEYS);
     const readOnly = expectOptionalBoolean(opts.readOnly, 'options.readOnly') === true;
     if (opts.durability !== undefined)
@@ -482,6 +482,16 @@ export class FileStorage extends Storage {
       if ((error as { code?: string }).code === 'ENOENT') {
         throw new NotFoundError(`no database file at ${file}`, { cause: error });
       }
+      throw ioError('opening', file, error);
+    }
+    try {
+      // The file's real name, symlinks resolved: a pack puts the new file at this name, and
+      // the index and temporary files sit beside it. (At a symlink's name, a pack replaced
+      // the link with the new file, and handles opened by the real name went on with the
+      // old one: two databases from then on.)
+      file = fs.realpathSync(file);
+    } catch (error) {
+      fs.closeSync(fd);
       throw ioError('opening', file, error);
     }
     let storage: FileStorage | undefined;
