@@ -539,6 +539,13 @@ export class Connection implements Jar {
           if (pending === undefined) continue;
           takeSourceForStaging(pending.source);
           const staged = await this.storage.stageBlob(pending.source);
+          if (pendingBlob(meta) === undefined) {
+            // Another transaction staged it meanwhile (one new blob set in two at once): its
+            // content is the blob's; this copy goes. (Settled again, the blob lost the
+            // content the other had stored.)
+            await this.storage.discardBlob(staged);
+            continue;
+          }
           const content = new BlobContent();
           (content as unknown as { [META]: ObjectMeta })[META].target[STAGED as never] =
             staged as never;

@@ -85,6 +85,12 @@ export class Blob extends Persistent {
     // Called on a subclass, it makes one of that subclass; called unbound, a Blob.
     // biome-ignore lint/complexity/noThisInStatic: the class it was called on, a subclass too
     const cls = (typeof this === 'function' ? this : Blob) as unknown as new () => T;
+    if ((cls as unknown) !== Blob && !(cls.prototype instanceof Blob)) {
+      throw new InvalidArgumentError(
+        `Blob.from makes a Blob or an instance of a subclass of Blob, not of ${describe(cls)}`,
+        { argument: 'this' },
+      );
+    }
     let blob: T;
     makingBlob = true;
     try {
@@ -130,10 +136,14 @@ export class Blob extends Persistent {
     }
     const source = target[BLOB_SOURCE];
     if (source instanceof Uint8Array && meta.jar === undefined) {
-      return Readable.from([source], { objectMode: false });
+      // A copy: a reader may change the chunks it is given, and these are what will be
+      // committed.
+      return Readable.from([Buffer.from(source)], { objectMode: false });
     }
     throw new InvalidArgumentError(
-      'this blob was made from a stream and is not stored yet: commit it first',
+      source instanceof Uint8Array
+        ? 'this blob is not stored yet (its commit did not finish): commit it first'
+        : 'this blob was made from a stream and is not stored yet: commit it first',
     );
   }
 
@@ -204,7 +214,9 @@ function refuseSpentStream(source: BlobSource): void {
     consumedSources.has(source) ||
     stream.readableDidRead === true ||
     stream.readableEnded === true ||
-    (stream.destroyed === true && typeof stream.readableDidRead === 'boolean')
+    (stream.destroyed === true && typeof stream.readableDidRead === 'boolean') ||
+    // A web stream with a reader already: something else reads it.
+    (source as { locked?: unknown }).locked === true
   ) {
     throw new InvalidArgumentError(
       'source is a stream or iterator that was read already (or ended, or was destroyed): make a new one',

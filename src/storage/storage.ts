@@ -711,12 +711,14 @@ function toChunks(source: unknown): AsyncIterable<Uint8Array> {
   ) {
     return (async function* () {
       for await (const chunk of source as AsyncIterable<unknown>) {
-        if (typeof chunk === 'string') yield Buffer.from(chunk);
-        else if (chunk instanceof Uint8Array) yield chunk;
+        // Not a string: it is text decoded from bytes by some encoding (a stream with
+        // setEncoding('latin1')), and stored as UTF-8 it would be other bytes.
+        if (chunk instanceof Uint8Array) yield chunk;
         else
-          throw new InvalidArgumentError(`a blob source yielded ${describe(chunk)}, not bytes`, {
-            argument: 'source',
-          });
+          throw new InvalidArgumentError(
+            `a blob source yielded ${describe(chunk)}, not bytes (a stream with an encoding gives strings: leave it without one)`,
+            { argument: 'source' },
+          );
       }
     })();
   }
@@ -730,7 +732,9 @@ function toChunks(source: unknown): AsyncIterable<Uint8Array> {
 
 /** A readable stream over one chunk of bytes (memory-held blob content). */
 export function bytesStream(bytes: Uint8Array): Readable {
-  return Readable.from([bytes], { objectMode: false });
+  // A copy: a reader may change the chunks it is given (decrypt in place), and these are
+  // the stored bytes themselves.
+  return Readable.from([Buffer.from(bytes)], { objectMode: false });
 }
 
 /**

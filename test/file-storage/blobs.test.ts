@@ -4,12 +4,20 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, statfsSync } from 'node:fs';
+import { readdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Blob, type Database, oidOf, open, type PersistentMap, registerClass } from 'trove';
+import {
+  Blob,
+  type Database,
+  MemoryStorage,
+  oidOf,
+  open,
+  PersistentMap,
+  registerClass,
+} from 'trove';
 import { finished, startPeer } from './support/peers.js';
 import { scratch } from './support/temp-dir.js';
 
@@ -443,5 +451,136 @@ describe('blobs in a file', () => {
     assert.equal(result.read, chunks * MiB);
     assert.equal(result.hashOut, result.hashIn);
     assert.ok(growth < 64 * MiB, `RSS grew by ${growth / MiB} MiB`);
+  });
+});
+
+// Found by a bug hunt of blobs, on both storages.
+describe('blobs, on a file and in memory', () => {
+  const kinds = ['file', 'memory'] as const;
+  async function openKind(t: TestContext, kind: (typeof kinds)[number]) {
+    const dir = scratch(t);
+    const db = dir.track(
+      kind === 'file'
+        ? await open(dir.file(), { durability: 'none' })
+        : await open({ storage: new MemoryStorage() }),
+    );
+    return { dir, db };
+  }
+
+  for (const kind of kinds) {
+    it(`a reader that changes the chunks it is given changes no blob (${kind})`, async (t) => {
+      const { db } = await openKind(t, kind);
+      const pending = Blob.from(Buffer.from('pending'));
+      for await (const chunk of pending.stream()) (chunk as Buffer).fill(0x5a);
+      db.root.set('pending', pending);
+      db.root.set('stored', Blob.from(Buffer.from('stored')));
+      await db.commit();
+      for await (const chunk of (db.root.get('stored') as Blob).stream()) {
+        (chunk as Buffer).fill(0x58);
+      }
+      assert.equal(Buffer.from(await (db.root.get('stored') as Blob).bytes()).toString(), 'stored');
+      assert.equal(
+        Buffer.from(await (db.root.get('pending') as Blob).bytes()).toString(),
+        'pending',
+      );
+    });
+
+    it(`one new blob set by two transactions at once keeps the content the first stored (${kind})`, async (t) => {
+      const { db } = await openKind(t, kind);
+      const blob = Blob.from(Buffer.from('hello'));
+      const results = await Promise.allSettled([
+        db.transaction((tx) => {
+          tx.root.set('a', blob);
+        }),
+        db.transaction((tx) => {
+          tx.root.set('c', blob);
+        }),
+      ]);
+      assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+      for (let i = 0; i < 3; i++) {
+        const read = await db.read(async (tx) => {
+          const stored = (tx.root.get('a') ?? tx.root.get('c')) as Blob;
+          return Buffer.from(await stored.bytes()).toString();
+        });
+        assert.equal(read, 'hello');
+      }
+    });
+
+    it(`a stream already flowing when it is committed is stored whole (${kind})`, async (t) => {
+      const { db } = await openKind(t, kind);
+      const stream = Readable.from([Buffer.from('abc')]);
+      stream.resume();
+      db.root.set('flowing', Blob.from(stream));
+      await db.commit();
+      assert.equal((db.root.get('flowing') as Blob).size, 3);
+    });
+
+    it(`sources that are no bytes are refused with InvalidArgumentError (${kind})`, async (t) => {
+      const { db } = await openKind(t, kind);
+      // Strings: text decoded by some encoding, whose UTF-8 would be other bytes.
+      db.root.set('text', Blob.from(Readable.from(['text'], { objectMode: true })));
+      await assert.rejects(db.commit(), { code: 'TROVE_INVALID_ARGUMENT', argument: 'source' });
+      db.abort();
+      // A web stream that something else reads (it has a reader).
+      const web = new ReadableStream({
+        start(controller) {
+          controller.enqueue(new Uint8Array([1]));
+          controller.close();
+        },
+      });
+      web.getReader();
+      assert.throws(() => Blob.from(web as never), { code: 'TROVE_INVALID_ARGUMENT' });
+      // Blob.from called on a class that is not a Blob's.
+      const from = Blob.from as (this: unknown, source: Uint8Array) => Blob;
+      for (const cls of [Map, Object, PersistentMap]) {
+        assert.throws(() => from.call(cls, new Uint8Array(1)), {
+          code: 'TROVE_INVALID_ARGUMENT',
+          argument: 'this',
+        });
+      }
+    });
+  }
+
+  it('damaged content is a CorruptionError before any byte of it is handed out', async (t) => {
+    const { dir, db } = await openKind(t, 'file');
+    const content = Buffer.alloc(3 * MiB, 0x41);
+    db.root.set('blob', Blob.from(content));
+    await db.commit();
+    await db.close();
+    const path = dir.file();
+    const bytes = readFileSync(path);
+    const at = bytes.indexOf(content.subarray(0, 64));
+    assert.ok(at > 0);
+    for (const flip of [at + 10, at + 2 * MiB + 5]) {
+      const damaged = Buffer.from(bytes);
+      damaged[flip] = damaged[flip]! ^ 0xff;
+      writeFileSync(path, damaged);
+      const again = await open(path, { readOnly: true });
+      try {
+        let handedOut = 0;
+        await assert.rejects(
+          (async () => {
+            for await (const chunk of (again.root.get('blob') as Blob).stream()) {
+              handedOut += (chunk as Buffer).byteLength;
+            }
+          })(),
+          { code: 'TROVE_CORRUPTION' },
+        );
+        assert.equal(handedOut, 0);
+      } finally {
+        await again.close();
+      }
+    }
+    // A damaged record header (its oid, the first of its 48 bytes, which the content
+    // follows): the index points at a record of another object.
+    const damaged = Buffer.from(bytes);
+    damaged[at - 48] = damaged[at - 48]! ^ 0x01;
+    writeFileSync(path, damaged);
+    const again = await open(path, { readOnly: true });
+    try {
+      await assert.rejects((again.root.get('blob') as Blob).bytes(), { code: 'TROVE_CORRUPTION' });
+    } finally {
+      await again.close();
+    }
   });
 });

@@ -1684,17 +1684,31 @@ export class FileStorage extends Storage {
 
   protected async _stageBlob(chunks: AsyncIterable<Uint8Array>): Promise<StagedBlob> {
     const file = temporaryPath(this.path, 'blob');
-    const handle = await fs.promises.open(file, 'wx');
+    // The source is asked for its first chunk before anything is awaited: a stream already
+    // flowing would otherwise pour its data out while the file opens, and none be stored.
+    const source = chunks[Symbol.asyncIterator]();
+    let next = source.next();
+    next.catch(() => undefined); // (Awaited below, once the file is open.)
+    let handle: fs.promises.FileHandle;
+    try {
+      handle = await fs.promises.open(file, 'wx');
+    } catch (error) {
+      await source.return?.();
+      throw ioError('staging a blob for', this.path, error);
+    }
     let size = 0;
     let writing = false;
     try {
-      for await (const chunk of chunks) {
+      for (let step = await next; step.done !== true; step = await next) {
+        const chunk = step.value;
         writing = true;
         await appendFully(handle, chunk);
         writing = false;
         size += chunk.byteLength;
+        next = source.next();
       }
     } catch (error) {
+      await source.return?.()?.catch(() => undefined);
       await handle.close();
       await fs.promises.rm(file, { force: true });
       // The source's own failure (an upload cut off) is the application's, passed on as it
@@ -1729,13 +1743,23 @@ export class FileStorage extends Storage {
         },
       );
     }
+    if (offset === 0) throw new NotFoundError(`no blob content with oid ${oid}`);
     if (
-      offset === 0 ||
       readFully(file.fd, head, 0, RECORD_HEADER_SIZE, offset) < RECORD_HEADER_SIZE ||
-      readU64(head, 0) !== oid ||
-      (head.readUInt16LE(36) & RecordFlag.blob) === 0
+      readU64(head, 0) !== oid
     ) {
-      throw new NotFoundError(`no blob content with oid ${oid}`);
+      throw new CorruptionError(
+        `the record of object ${oid} at offset ${offset} is not a record of it`,
+        {
+          offset,
+          path: this.path,
+        },
+      );
+    }
+    if ((head.readUInt16LE(36) & RecordFlag.blob) === 0) {
+      // An object's record, or a blob's with its flag damaged: its checksum tells which.
+      this.#readRecord(offset, oid);
+      throw new NotFoundError(`no blob content with oid ${oid}: it is an object's record`);
     }
     const refsBytes = head.readUInt32LE(32) * 4;
     const length = readU64(head, 24);
@@ -1759,34 +1783,82 @@ export class FileStorage extends Storage {
       }
     };
     const path = this.path;
-    const stream = new Readable({
-      highWaterMark: BLOB_CHUNK,
-      read() {
-        if (position >= length) {
-          release();
-          if (crc !== expected) {
-            this.destroy(
+    const cutShort = () =>
+      new CorruptionError(`blob content ${oid} is cut short`, { offset, path });
+    /**
+     * Reads the content through once, for its checksum, before a byte of it is handed out:
+     * a reader acting on each chunk as it comes (writing it out, sending it on) must never
+     * get damaged bytes, and the record's checksum covers all of it. Content of one chunk is
+     * kept, and handed out as read; larger content is read again as it streams.
+     */
+    const check = (done: (error: Error | null, whole?: Buffer) => void): void => {
+      let at = 0;
+      let sum = crc;
+      const piece = Buffer.allocUnsafe(Math.min(BLOB_CHUNK, length));
+      const step = (): void => {
+        if (at >= length) {
+          if (sum !== expected) {
+            done(
               new CorruptionError(`blob content ${oid} at offset ${offset} fails its checksum`, {
                 offset,
                 path,
               }),
             );
           } else {
-            this.push(null);
+            done(null, length <= BLOB_CHUNK ? piece : undefined);
           }
+          return;
+        }
+        const size = Math.min(piece.length, length - at);
+        fs.read(file.fd, piece, 0, size, start + at, (error, bytesRead) => {
+          if (error || bytesRead < size) {
+            done(error ?? cutShort());
+            return;
+          }
+          sum = crc32c(piece.subarray(0, size), sum);
+          at += size;
+          step();
+        });
+      };
+      step();
+    };
+    let checked: 'no' | 'checking' | 'yes' = 'no';
+    const stream = new Readable({
+      highWaterMark: BLOB_CHUNK,
+      read() {
+        if (checked === 'checking') return;
+        if (checked === 'no') {
+          checked = 'checking';
+          check((error, whole) => {
+            if (error !== null) {
+              release();
+              this.destroy(error);
+              return;
+            }
+            checked = 'yes';
+            if (whole !== undefined) {
+              position = length;
+              if (length > 0) this.push(whole);
+              else this._read(BLOB_CHUNK);
+            } else {
+              this._read(BLOB_CHUNK);
+            }
+          });
+          return;
+        }
+        if (position >= length) {
+          release();
+          this.push(null);
           return;
         }
         const chunk = Buffer.allocUnsafe(Math.min(BLOB_CHUNK, length - position));
         fs.read(file.fd, chunk, 0, chunk.length, start + position, (error, bytesRead) => {
           if (error || bytesRead < chunk.length) {
             release();
-            this.destroy(
-              error ?? new CorruptionError(`blob content ${oid} is cut short`, { offset, path }),
-            );
+            this.destroy(error ?? cutShort());
             return;
           }
           position += bytesRead;
-          crc = crc32c(chunk, crc);
           this.push(chunk);
         });
       },
