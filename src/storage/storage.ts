@@ -732,10 +732,26 @@ function toChunks(source: unknown): AsyncIterable<Uint8Array> {
 
 /** A readable stream over one chunk of bytes (memory-held blob content). */
 export function bytesStream(bytes: Uint8Array): Readable {
-  // A copy: a reader may change the chunks it is given (decrypt in place), and these are
-  // the stored bytes themselves.
-  return Readable.from([Buffer.from(bytes)], { objectMode: false });
+  // Copies, made as they are read: a reader may change the chunks it is given (decrypt in
+  // place), and these are the stored bytes themselves. In chunks, so that a stream still
+  // being read when its storage closes is ended then, as a file's is (one chunk of all of
+  // it had ended, and went on being delivered from the reader's buffer).
+  let at = 0;
+  return new Readable({
+    read() {
+      if (at >= bytes.byteLength) {
+        this.push(null);
+        return;
+      }
+      const end = Math.min(bytes.byteLength, at + BYTES_STREAM_CHUNK);
+      this.push(Buffer.from(bytes.subarray(at, end)));
+      at = end;
+    },
+  });
 }
+
+/** The largest chunk of a stream of bytes in memory, as of a file's blob stream. */
+const BYTES_STREAM_CHUNK = 1024 * 1024;
 
 /**
  * Finds the conflicts of a commit and lets its resolver replace the conflicting writes,

@@ -515,6 +515,27 @@ describe('blobs, on a file and in memory', () => {
       assert.equal((db.root.get('flowing') as Blob).size, 3);
     });
 
+    it(`a blob stream unfinished when the database closes ends with ClosedError (${kind})`, async (t) => {
+      const { db } = await openKind(t, kind);
+      db.root.set('blob', Blob.from(Buffer.alloc(3 * MiB, 1)));
+      await db.commit();
+      const stream = (db.root.get('blob') as Blob).stream();
+      let read = await new Promise<number>((resolve) => {
+        stream.once('data', (chunk: Buffer) => {
+          stream.pause();
+          resolve(chunk.byteLength);
+        });
+      });
+      await db.close();
+      await assert.rejects(
+        (async () => {
+          for await (const chunk of stream) read += (chunk as Buffer).byteLength;
+        })(),
+        { code: 'TROVE_CLOSED' },
+      );
+      assert.ok(read < 3 * MiB);
+    });
+
     it(`sources that are no bytes are refused with InvalidArgumentError (${kind})`, async (t) => {
       const { db } = await openKind(t, kind);
       // Strings: text decoded by some encoding, whose UTF-8 would be other bytes.
