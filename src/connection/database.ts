@@ -263,6 +263,10 @@ export class Database {
           this.#default.sync();
           this.#defaultDiscards++;
           this.#lastDiscard = error;
+          // Its stack formatted now: until then the engine keeps the frames it was thrown
+          // through, which hold the discarded changes (a new blob's staged bytes on disk,
+          // megabytes maybe) for as long as this error is kept.
+          void error.stack;
         }
         throw error;
       } finally {

@@ -220,6 +220,27 @@ describe('blobs in a file', () => {
     assert.equal(await db.read((tx) => tx.root.get('n')), 11);
   });
 
+  // Found by a bug hunt: the database kept the conflict that discarded the changes, and
+  // with it (through its stack's frames) the blob, whose staged file stayed on disk.
+  it("staged bytes of the default connection's commit that a conflict discarded are freed", async (t) => {
+    const dir = scratch(t);
+    const db = dir.track(await open(dir.file(), { durability: 'none' }));
+    const other = dir.track(await open(dir.file(), { durability: 'none' }));
+    db.root.set('n', 0);
+    await db.commit();
+    db.root.set('n', 1);
+    db.root.set('blob', Blob.from(Readable.from([large])));
+    other.abort(); // (to see the first commit)
+    other.root.set('n', 2);
+    await other.commit();
+    await assert.rejects(db.commit(), { code: 'TROVE_CONFLICT' });
+    for (let i = 0; i < 100 && stagedFiles(dir.dir).length > 0; i++) {
+      collectGarbage();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.deepEqual(stagedFiles(dir.dir), []);
+  });
+
   // Found in a bug hunt: the retry read the stream its first attempt had read to its end,
   // and stored an empty blob.
   it('a stream something read already is refused, as when an attempt run again passes it again', async (t) => {
