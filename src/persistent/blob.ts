@@ -216,7 +216,10 @@ function refuseSpentStream(source: BlobSource): void {
     stream.readableEnded === true ||
     (stream.destroyed === true && typeof stream.readableDidRead === 'boolean') ||
     // A web stream with a reader already: something else reads it.
-    (source as { locked?: unknown }).locked === true
+    (source as { locked?: unknown }).locked === true ||
+    // A web stream something read from (Node's streams answer that too).
+    (typeof (source as { getReader?: unknown }).getReader === 'function' &&
+      Readable.isDisturbed(source as never))
   ) {
     throw new InvalidArgumentError(
       'source is a stream or iterator that was read already (or ended, or was destroyed): make a new one',

@@ -570,7 +570,11 @@ describe('blobs, on a file and in memory', () => {
           controller.close();
         },
       });
-      web.getReader();
+      const reader = web.getReader();
+      assert.throws(() => Blob.from(web as never), { code: 'TROVE_INVALID_ARGUMENT' });
+      // One something read from: what is left of it is not the content.
+      await reader.read();
+      reader.releaseLock();
       assert.throws(() => Blob.from(web as never), { code: 'TROVE_INVALID_ARGUMENT' });
       // Blob.from called on a class that is not a Blob's.
       const from = Blob.from as (this: unknown, source: Uint8Array) => Blob;
