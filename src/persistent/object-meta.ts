@@ -116,18 +116,15 @@ export function metaOf(value: unknown): ObjectMeta | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const meta = (value as { [META]?: unknown })[META];
   if (!(meta instanceof ObjectMeta)) return undefined;
-  return meta.proxy === value || !inheritsFromPersistent(value) ? meta : undefined;
-}
-
-/** True if a persistent object is on `value`'s prototype chain (rare: asked only then). */
-function inheritsFromPersistent(value: object): boolean {
-  for (
-    let proto = Object.getPrototypeOf(value) as object | null;
-    proto !== null;
-    proto = Object.getPrototypeOf(proto) as object | null
-  ) {
-    const meta = (proto as { [META]?: unknown })[META];
-    if (meta instanceof ObjectMeta && meta.proxy === proto) return true;
+  if (meta.proxy === value) return meta;
+  // Not the proxy (rare): a wrapper its constructor returned, whose prototype is the class's,
+  // or an object that inherits the META of its prototype (at any depth, so its prototype
+  // has the same one). A prototype that cannot be asked for is no persistent object's.
+  let proto: unknown;
+  try {
+    proto = Object.getPrototypeOf(value);
+  } catch {
+    return undefined;
   }
-  return false;
+  return proto !== null && (proto as { [META]?: unknown })[META] === meta ? undefined : meta;
 }

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { Readable } from 'node:stream';
 import { describe, it, type TestContext } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
@@ -586,6 +587,68 @@ describe('blobs, on a file and in memory', () => {
       }
     });
   }
+
+  // Found in review: the read-through went on after the stream was destroyed, on a file
+  // descriptor its storage may have closed (and the system given to another file).
+  it('a blob stream destroyed while its content is checked reads no more of it', async (t) => {
+    const { db } = await openKind(t, 'file');
+    db.root.set('blob', Blob.from(Buffer.alloc(64 * MiB, 1)));
+    await db.commit();
+    const nodeFs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
+    const read = nodeFs.read;
+    let destroyed = false;
+    let readsAfter = 0;
+    nodeFs.read = ((...args: Parameters<typeof read>) => {
+      if (destroyed) readsAfter++;
+      return (read as (...a: unknown[]) => void)(...args);
+    }) as typeof read;
+    syncBuiltinESMExports();
+    try {
+      const stream = (db.root.get('blob') as Blob).stream();
+      stream.on('error', () => undefined);
+      stream.resume();
+      await new Promise((resolve) => setImmediate(resolve));
+      stream.destroy();
+      destroyed = true;
+      await new Promise((resolve) => stream.once('close', resolve));
+      await db.close();
+      // The read under way at the destroy ends meanwhile; a check that went on would read
+      // again then (a slower disk only lets this pass when it should not, never fail).
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    } finally {
+      nodeFs.read = read;
+      syncBuiltinESMExports();
+    }
+    assert.equal(readsAfter, 0);
+  });
+
+  // Found in review: with the staging file not opened, the commit waited for the source's
+  // first chunk before it failed, for ever from a stalled upload.
+  it('a staging file that cannot be opened fails the commit at once, whatever the source does', async (t) => {
+    const { db } = await openKind(t, 'file');
+    const nodeFs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
+    const openFile = nodeFs.promises.open;
+    nodeFs.promises.open = (async () => {
+      throw Object.assign(new Error('EMFILE (injected)'), { code: 'EMFILE' });
+    }) as typeof openFile;
+    try {
+      const stalled = new Readable({ read() {} });
+      db.root.set('blob', Blob.from(stalled));
+      const failed = db.commit().then(
+        () => 'stored',
+        (error: { code?: string }) => error.code,
+      );
+      // The commit must not wait for the stalled source: without the fix it never ends.
+      const outcome = await Promise.race([
+        failed,
+        new Promise((resolve) => setTimeout(resolve, 20_000, 'still waiting')),
+      ]);
+      assert.equal(outcome, 'TROVE_IO');
+      stalled.destroy();
+    } finally {
+      nodeFs.promises.open = openFile;
+    }
+  });
 
   it('damaged content is a CorruptionError before any byte of it is handed out', async (t) => {
     const { dir, db } = await openKind(t, 'file');

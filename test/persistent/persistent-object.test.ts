@@ -556,6 +556,26 @@ describe('Persistent objects', () => {
     assert.throws(() => oidOf(child), { code: 'TROVE_INVALID_ARGUMENT' });
     db.root.set('child', child);
     await assert.rejects(db.commit(), { code: 'TROVE_INVALID_ARGUMENT', path: 'root.child' });
+    db.abort();
+    // Also of a wrapper a constructor returned, which is the object itself (found in review).
+    class Wrapped extends Persistent {
+      n = 1;
+      constructor() {
+        super();
+        // biome-ignore lint/correctness/noConstructorReturn: a wrapper, as some libraries make
+        return new Proxy(this, {});
+      }
+    }
+    registerClass(Wrapped, 'persistentObject.Wrapped');
+    const wrapper = new Wrapped();
+    db.root.set('wrapper', wrapper);
+    await db.commit();
+    assert.equal(typeof oidOf(wrapper), 'number');
+    const ofWrapper = Object.create(wrapper);
+    ofWrapper.own = 1;
+    assert.throws(() => oidOf(ofWrapper), { code: 'TROVE_INVALID_ARGUMENT' });
+    db.root.set('ofWrapper', ofWrapper);
+    await assert.rejects(db.commit(), { code: 'TROVE_INVALID_ARGUMENT', path: 'root.ofWrapper' });
   });
 
   // Found by a bug hunt: the object's bookkeeping was one of its own keys, so a copy made

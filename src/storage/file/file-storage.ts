@@ -1693,7 +1693,9 @@ export class FileStorage extends Storage {
     try {
       handle = await fs.promises.open(file, 'wx');
     } catch (error) {
-      await source.return?.();
+      // Not awaited: the source's return waits for the chunk asked for, which a stalled
+      // upload may never give; its own failure is not this one.
+      source.return?.()?.catch(() => undefined);
       throw ioError('staging a blob for', this.path, error);
     }
     let size = 0;
@@ -1772,24 +1774,57 @@ export class FileStorage extends Storage {
       crc = crc32c(refs, crc);
     }
     file.acquire();
-    let position = 0;
     let released = false;
+    // Set when the stream ends or is destroyed while a read is under way: the file is given
+    // back when that read is done, not under it (a closed descriptor may be another file's).
+    let releaseAfterRead = false;
+    let reading = false;
     const unregister = {};
     const release = () => {
-      if (!released) {
-        released = true;
-        fileOfDroppedStream.unregister(unregister);
-        file.release();
+      if (released) return;
+      if (reading) {
+        releaseAfterRead = true;
+        return;
       }
+      released = true;
+      fileOfDroppedStream.unregister(unregister);
+      file.release();
     };
     const path = this.path;
     const cutShort = () =>
       new CorruptionError(`blob content ${oid} is cut short`, { offset, path });
+    const failsChecksum = () =>
+      new CorruptionError(`blob content ${oid} at offset ${offset} fails its checksum`, {
+        offset,
+        path,
+      });
+    /**
+     * Reads `size` bytes of the content at `at` into `into`; `done` is not called once the
+     * stream has ended (or was destroyed) meanwhile, and no read starts after that.
+     */
+    const readAt = (
+      into: Buffer,
+      size: number,
+      at: number,
+      done: (error: Error | null) => void,
+    ): void => {
+      if (released || releaseAfterRead) return;
+      reading = true;
+      fs.read(file.fd, into, 0, size, start + at, (error, bytesRead) => {
+        reading = false;
+        if (releaseAfterRead) {
+          release();
+          return;
+        }
+        done(error ?? (bytesRead < size ? cutShort() : null));
+      });
+    };
     /**
      * Reads the content through once, for its checksum, before a byte of it is handed out:
      * a reader acting on each chunk as it comes (writing it out, sending it on) must never
      * get damaged bytes, and the record's checksum covers all of it. Content of one chunk is
-     * kept, and handed out as read; larger content is read again as it streams.
+     * kept, and handed out as read; larger content is read again as it streams (and checked
+     * again at its end, should the bytes have changed between the two reads).
      */
     const check = (done: (error: Error | null, whole?: Buffer) => void): void => {
       let at = 0;
@@ -1797,22 +1832,14 @@ export class FileStorage extends Storage {
       const piece = Buffer.allocUnsafe(Math.min(BLOB_CHUNK, length));
       const step = (): void => {
         if (at >= length) {
-          if (sum !== expected) {
-            done(
-              new CorruptionError(`blob content ${oid} at offset ${offset} fails its checksum`, {
-                offset,
-                path,
-              }),
-            );
-          } else {
-            done(null, length <= BLOB_CHUNK ? piece : undefined);
-          }
+          if (sum !== expected) done(failsChecksum());
+          else done(null, length <= BLOB_CHUNK ? piece : undefined);
           return;
         }
         const size = Math.min(piece.length, length - at);
-        fs.read(file.fd, piece, 0, size, start + at, (error, bytesRead) => {
-          if (error || bytesRead < size) {
-            done(error ?? cutShort());
+        readAt(piece, size, at, (error) => {
+          if (error !== null) {
+            done(error);
             return;
           }
           sum = crc32c(piece.subarray(0, size), sum);
@@ -1823,6 +1850,8 @@ export class FileStorage extends Storage {
       step();
     };
     let checked: 'no' | 'checking' | 'yes' = 'no';
+    let position = 0;
+    let streamed = crc;
     const stream = new Readable({
       highWaterMark: BLOB_CHUNK,
       read() {
@@ -1831,13 +1860,13 @@ export class FileStorage extends Storage {
           checked = 'checking';
           check((error, whole) => {
             if (error !== null) {
-              release();
               this.destroy(error);
               return;
             }
             checked = 'yes';
             if (whole !== undefined) {
               position = length;
+              streamed = expected;
               if (length > 0) this.push(whole);
               else this._read(BLOB_CHUNK);
             } else {
@@ -1848,17 +1877,18 @@ export class FileStorage extends Storage {
         }
         if (position >= length) {
           release();
-          this.push(null);
+          if (streamed !== expected) this.destroy(failsChecksum());
+          else this.push(null);
           return;
         }
         const chunk = Buffer.allocUnsafe(Math.min(BLOB_CHUNK, length - position));
-        fs.read(file.fd, chunk, 0, chunk.length, start + position, (error, bytesRead) => {
-          if (error || bytesRead < chunk.length) {
-            release();
-            this.destroy(error ?? cutShort());
+        readAt(chunk, chunk.length, position, (error) => {
+          if (error !== null) {
+            this.destroy(error);
             return;
           }
-          position += bytesRead;
+          position += chunk.length;
+          streamed = crc32c(chunk, streamed);
           this.push(chunk);
         });
       },
