@@ -730,7 +730,10 @@ function toChunks(source: unknown): AsyncIterable<Uint8Array> {
   );
 }
 
-/** A readable stream over one chunk of bytes (memory-held blob content). */
+/** The largest chunk of a stream of bytes in memory, as of a file's blob stream. */
+const BYTES_STREAM_CHUNK = 1024 * 1024;
+
+/** A readable stream over bytes held in memory (a memory storage's blob content). */
 export function bytesStream(bytes: Uint8Array): Readable {
   // Copies, made as they are read: a reader may change the chunks it is given (decrypt in
   // place), and these are the stored bytes themselves. In chunks, so that a stream still
@@ -749,9 +752,6 @@ export function bytesStream(bytes: Uint8Array): Readable {
     },
   });
 }
-
-/** The largest chunk of a stream of bytes in memory, as of a file's blob stream. */
-const BYTES_STREAM_CHUNK = 1024 * 1024;
 
 /**
  * Finds the conflicts of a commit and lets its resolver replace the conflicting writes,
