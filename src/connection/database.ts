@@ -263,10 +263,18 @@ export class Database {
           this.#default.sync();
           this.#defaultDiscards++;
           this.#lastDiscard = error;
-          // Its stack formatted now: until then the engine keeps the frames it was thrown
-          // through, which hold the discarded changes (a new blob's staged bytes on disk,
-          // megabytes maybe) for as long as this error is kept.
-          void error.stack;
+          // Its stack formatted now, and its causes' (a resolveConflict that threw): until
+          // then the engine keeps the frames they were thrown through, which hold the
+          // discarded changes (a new blob's staged bytes on disk, megabytes maybe) for as
+          // long as this error is kept. (A stack formatter of the application's that throws
+          // must not replace the conflict.)
+          let part: unknown = error;
+          for (let depth = 0; part instanceof Error && depth < 8; depth++) {
+            try {
+              void part.stack;
+            } catch {}
+            part = part.cause;
+          }
         }
         throw error;
       } finally {

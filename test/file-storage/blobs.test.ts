@@ -16,6 +16,7 @@ import {
   MemoryStorage,
   oidOf,
   open,
+  Persistent,
   PersistentMap,
   registerClass,
 } from 'trove';
@@ -36,6 +37,15 @@ function chunksOf(bytes: Uint8Array, sizes: number[]): Buffer[] {
   }
   return chunks;
 }
+
+/** A class whose merge always fails, by throwing. */
+class Unmergeable extends Persistent {
+  v = 0;
+  static resolveConflict(): never {
+    throw new Error('cannot merge');
+  }
+}
+registerClass(Unmergeable, 'blobs.Unmergeable');
 
 async function contentOf(blob: Blob): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -223,24 +233,34 @@ describe('blobs in a file', () => {
 
   // Found by a bug hunt: the database kept the conflict that discarded the changes, and
   // with it (through its stack's frames) the blob, whose staged file stayed on disk.
-  it("staged bytes of the default connection's commit that a conflict discarded are freed", async (t) => {
-    const dir = scratch(t);
-    const db = dir.track(await open(dir.file(), { durability: 'none' }));
-    const other = dir.track(await open(dir.file(), { durability: 'none' }));
-    db.root.set('n', 0);
-    await db.commit();
-    db.root.set('n', 1);
-    db.root.set('blob', Blob.from(Readable.from([large])));
-    other.abort(); // (to see the first commit)
-    other.root.set('n', 2);
-    await other.commit();
-    await assert.rejects(db.commit(), { code: 'TROVE_CONFLICT' });
-    for (let i = 0; i < 100 && stagedFiles(dir.dir).length > 0; i++) {
-      collectGarbage();
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    assert.deepEqual(stagedFiles(dir.dir), []);
-  });
+  // (And, found in review, when the conflict came from a resolveConflict that threw: its
+  // cause held the frames too.)
+  for (const merge of ['none', 'a resolveConflict that throws'] as const) {
+    it(`staged bytes of the default connection's commit that a conflict discarded are freed (${merge})`, async (t) => {
+      const dir = scratch(t);
+      const db = dir.track(await open(dir.file(), { durability: 'none' }));
+      const other = dir.track(await open(dir.file(), { durability: 'none' }));
+      db.root.set('n', 0);
+      db.root.set('merged', new Unmergeable());
+      await db.commit();
+      other.abort(); // (to see the first commit)
+      if (merge === 'none') {
+        db.root.set('n', 1);
+        other.root.set('n', 2);
+      } else {
+        (db.root.get('merged') as Unmergeable).v = 1;
+        (other.root.get('merged') as Unmergeable).v = 2;
+      }
+      db.root.set('blob', Blob.from(Readable.from([large])));
+      await other.commit();
+      await assert.rejects(db.commit(), { code: 'TROVE_CONFLICT' });
+      for (let i = 0; i < 100 && stagedFiles(dir.dir).length > 0; i++) {
+        collectGarbage();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      assert.deepEqual(stagedFiles(dir.dir), []);
+    });
+  }
 
   // Found in a bug hunt: the retry read the stream its first attempt had read to its end,
   // and stored an empty blob.
@@ -620,6 +640,101 @@ describe('blobs, on a file and in memory', () => {
       syncBuiltinESMExports();
     }
     assert.equal(readsAfter, 0);
+  });
+
+  /**
+   * Runs `body` with node:fs's `read` and `closeSync` wrapped: each read's callback after
+   * `delay` ms, and `change` given the bytes each read delivered (by count). Returns the
+   * closes of a descriptor while a read of it was under way.
+   */
+  async function withWatchedReads(
+    body: () => Promise<void>,
+    { delay = 0, change = (_read: number, _bytes: Buffer) => {} } = {},
+  ): Promise<number> {
+    const nodeFs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
+    const { read, closeSync } = nodeFs;
+    const reading = new Map<number, number>();
+    let reads = 0;
+    let closedUnderRead = 0;
+    nodeFs.read = ((
+      fd: number,
+      buffer: Buffer,
+      offset: number,
+      length: number,
+      position: number,
+      callback: (error: Error | null, bytesRead: number) => void,
+    ) => {
+      const count = ++reads;
+      reading.set(fd, (reading.get(fd) ?? 0) + 1);
+      read(fd, buffer, offset, length, position, (error, bytesRead) => {
+        setTimeout(() => {
+          reading.set(fd, reading.get(fd)! - 1);
+          if (error === null) change(count, buffer.subarray(offset, offset + bytesRead));
+          callback(error, bytesRead);
+        }, delay);
+      });
+    }) as typeof read;
+    nodeFs.closeSync = ((fd: number) => {
+      if ((reading.get(fd) ?? 0) > 0) closedUnderRead++;
+      closeSync(fd);
+    }) as typeof closeSync;
+    syncBuiltinESMExports();
+    try {
+      await body();
+    } finally {
+      nodeFs.read = read;
+      nodeFs.closeSync = closeSync;
+      syncBuiltinESMExports();
+    }
+    return closedUnderRead;
+  }
+
+  // Found in review: the file went back to its storage while a read of it was under way,
+  // and a close then shut a descriptor that read was using.
+  it('a blob stream destroyed during a read gives its file back only when the read is done', async (t) => {
+    const { dir } = await openKind(t, 'file');
+    const path = dir.file('slow.trove');
+    const setup = await open(path, { durability: 'none' });
+    setup.root.set('blob', Blob.from(Buffer.alloc(3 * MiB, 2)));
+    await setup.commit();
+    await setup.close();
+    for (const phase of ['check', 'stream'] as const) {
+      const closedUnderRead = await withWatchedReads(
+        async () => {
+          const db = await open(path, { readOnly: true });
+          const stream = (db.root.get('blob') as Blob).stream();
+          stream.on('error', () => undefined);
+          // During the check, or once the first chunk is out (the streaming pass).
+          if (phase === 'stream') await new Promise((resolve) => stream.once('data', resolve));
+          else stream.resume();
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          stream.destroy();
+          await db.close();
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        },
+        { delay: 30 },
+      );
+      assert.equal(closedUnderRead, 0, phase);
+    }
+  });
+
+  // Found in review: the bytes read again for the stream were not checked; should they
+  // change after the read-through, the stream now fails at its end.
+  it('content that changes between the read-through and the stream fails at its end', async (t) => {
+    const { db } = await openKind(t, 'file');
+    db.root.set('blob', Blob.from(Buffer.alloc(3 * MiB, 2)));
+    await db.commit();
+    await withWatchedReads(
+      async () => {
+        // Reads 1 to 3 are the read-through; 4 to 6 the stream.
+        await assert.rejects((db.root.get('blob') as Blob).bytes(), { code: 'TROVE_CORRUPTION' });
+      },
+      {
+        change: (read, bytes) => {
+          if (read === 5) bytes[0] = bytes[0]! ^ 0xff;
+        },
+      },
+    );
   });
 
   // Found in review: with the staging file not opened, the commit waited for the source's
