@@ -118,7 +118,8 @@ export async function open(
   const opts = expectOptions<OpenStorageOptions & Pick<OpenFileOptions, 'readOnly' | 'at'>>(
     target,
     'target',
-    { ...DATABASE_OPTION_KEYS, storage: true, readOnly: true, at: true },
+    // readOnly and at are refused below, with a message that says whose options they are.
+    { ...DATABASE_OPTION_KEYS, storage: true, readOnly: 'internal', at: 'internal' },
   );
   for (const fileOnly of ['readOnly', 'at'] as const) {
     // Options of open(path): a storage is opened read-only, or as of a time, by its maker

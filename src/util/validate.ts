@@ -102,9 +102,10 @@ export function expectOptionalText(value: unknown, argument: string): string | u
 }
 
 /**
- * Every key an options object of type `T` may have, each `true`, or `'internal'` for a test
- * seam an error message does not name: the compiler checks that none is missing and none is
- * extra, so the list cannot drift from the type.
+ * Every key an options object of type `T` may have, each `true`, or `'internal'` for one the
+ * message for an unknown key does not name (a test seam, or a key refused with a message of
+ * its own): the compiler checks that none is missing and none is extra, so the list cannot
+ * drift from the type.
  */
 export type OptionKeys<T> = { readonly [K in keyof Required<T>]: true | 'internal' };
 
