@@ -12,6 +12,7 @@
 import { pipeline, Readable, Transform } from 'node:stream';
 import { registerClass } from '../codec/class-registry.js';
 import { CorruptionError, InvalidArgumentError } from '../errors.js';
+import { bytesStream } from '../storage/bytes-stream.js';
 import type { StagedBlob } from '../storage/types.js';
 import { describe } from '../util/validate.js';
 import { META, type ObjectMeta } from './object-meta.js';
@@ -136,9 +137,9 @@ export class Blob extends Persistent {
     }
     const source = target[BLOB_SOURCE];
     if (source instanceof Uint8Array && meta.jar === undefined) {
-      // A copy: a reader may change the chunks it is given, and these are what will be
-      // committed.
-      return Readable.from([Buffer.from(source)], { objectMode: false });
+      // (Copies: a reader may change the chunks it is given, and these are what will be
+      // committed.)
+      return bytesStream(source);
     }
     throw new InvalidArgumentError(
       source instanceof Uint8Array

@@ -9,11 +9,11 @@ import type { Readable } from 'node:stream';
 import { InvalidArgumentError, NotFoundError } from '../errors.js';
 import { afterTimers, TurnBudget } from '../util/event-loop.js';
 import { expectOptionalBoolean, expectOptions } from '../util/validate.js';
+import { bytesStream } from './bytes-stream.js';
 import { nextTid } from './next-tid.js';
 import { danglingRefs, reachableFromRoot } from './reachability.js';
 import { snapshotTooOld } from './snapshot-too-old.js';
 import {
-  bytesStream,
   type ConflictInfo,
   checkOidSpace,
   type IntegrityReport,
