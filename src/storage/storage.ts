@@ -38,7 +38,7 @@ import {
   isDate,
 } from '../util/validate.js';
 import { writeLogFile } from './file/log-writer.js';
-import { removeStaleFiles } from './file/stale-files.js';
+import { removeStaleFiles } from './file/temporary-files.js';
 import { MAX_OID } from './oid-limit.js';
 import {
   type BackupOptions,

@@ -4,8 +4,17 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { describe, it } from 'node:test';
+import fsx from 'fs-native-extensions';
 import {
   type Database,
   FileStorage,
@@ -396,7 +405,7 @@ describe('backup', () => {
     assert.deepEqual(readdirSync(dir.dir).sort(), ['app.trove', 'precious.trove']);
   });
 
-  it('removes what a killed backup to the same target left, but not a live one', async (t) => {
+  it('removes what a killed backup to the same target left (nobody locks it), but not a live one', async (t) => {
     const dir = scratch(t);
     const memory = await open({ storage: new MemoryStorage() });
     t.after(() => memory.close());
@@ -411,12 +420,20 @@ describe('backup', () => {
     for (const [i, source] of [db, memory].entries()) {
       const target = dir.file(`copy-${i}.trove`);
       const left = `${target}.backup-${dead}-0bad0bad0bad`;
-      // This process's: another thread's backup under way.
+      // Locked: a backup under way (its pid is no matter: a process of another container, or
+      // this process's own after a restart, is told by the lock alone).
       const live = `${target}.backup-${process.pid}-600d600d600d`;
+      // Of this process's pid, unlocked: an earlier process with the same pid left it.
+      const leftOwn = `${target}.backup-${process.pid}-0bad0bad0bae`;
       writeFileSync(left, 'half a backup');
+      writeFileSync(leftOwn, 'half a backup');
       writeFileSync(live, 'a backup under way');
+      const writing = openSync(live, 'r+');
+      t.after(() => closeSync(writing));
+      assert.ok(fsx.tryLock(writing, 0, 1));
       await source.backup(target);
       assert.equal(existsSync(left), false);
+      assert.equal(existsSync(leftOwn), false);
       assert.equal(readFileSync(live, 'utf8'), 'a backup under way');
       await withCopy(target, async (copy) => {
         assert.equal(await copy.read((tx) => tx.root.get('n')), 1);

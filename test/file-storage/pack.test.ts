@@ -1,9 +1,8 @@
 /**
  * Pack: what it removes and keeps, history kept since a cut, commits made while it runs, a
- * pack that fails, and temporary files left by a packer that died.
+ * pack that fails.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import {
   closeSync,
   existsSync,
@@ -13,7 +12,6 @@ import {
   readFileSync,
   statSync,
   symlinkSync,
-  writeFileSync,
 } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { describe, it, type TestContext } from 'node:test';
@@ -770,59 +768,5 @@ describe('pack', () => {
       const again = dir.track(await open(name, { readOnly: true }));
       assert.deepEqual([again.root.get('n'), again.root.get('m')], [3, 'real']);
     }
-  });
-
-  it('the next open removes the temporary files of a packer that died', async (t) => {
-    const dir = scratch(t);
-    const path = dir.file();
-    const db = await open(path, { durability: 'none', ...quiet });
-    await db.transaction((tx) => {
-      tx.root.set('n', 1);
-    });
-    await db.close();
-    const dead = spawnSync(process.execPath, ['-e', 'process.pid']).pid!;
-    assert.ok(dead > 0);
-    // Of this process: a pack file nobody locks is a terminated worker thread's; one locked
-    // is a pack under way; staged blobs and index files may be another thread's at work.
-    const stale = [
-      `pack-${dead}-00000000000a`,
-      `blob-${dead}-00000000000b`,
-      `index.tmp-${dead}-00000000000c`,
-      `pack-${process.pid}-00000000000d`,
-    ];
-    const ownLive = [
-      `pack-${process.pid}-00000000000e`,
-      `blob-${process.pid}-00000000000f`,
-      `index.tmp-${process.pid}-000000000010`,
-    ];
-    // Not trove's names (found in review: a user's copies named by date were removed), or
-    // not a database's own work (a backup's leftovers are removed by a backup to its target).
-    const others = [
-      'backup-20240601',
-      'backup-2024-06-01',
-      `pack-${dead}-x`,
-      `pack-${2 ** 40}-000000000011`,
-      `backup-${dead}-000000000012`,
-    ];
-    for (const name of [...stale, ...ownLive, ...others]) {
-      writeFileSync(`${path}.${name}`, 'leftover');
-    }
-    const packing = openSync(`${path}.${ownLive[0]}`, 'r+');
-    t.after(() => closeSync(packing));
-    assert.ok(fsx.tryLock(packing, 0, 1));
-
-    // A read-only open writes nothing, not even a cleanup.
-    await reopened(path, async (again) => {
-      assert.equal(await again.read((tx) => tx.root.get('n')), 1);
-    });
-    for (const name of stale) assert.ok(existsSync(`${path}.${name}`));
-
-    const writer = dir.track(await open(path, { durability: 'none', ...quiet }));
-    for (const name of stale) assert.equal(existsSync(`${path}.${name}`), false, name);
-    for (const name of [...ownLive, ...others]) {
-      assert.ok(existsSync(`${path}.${name}`), `${name} is left alone`);
-    }
-    assert.equal(await writer.read((tx) => tx.root.get('n')), 1);
-    await assertIntact(writer);
   });
 });

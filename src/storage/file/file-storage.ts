@@ -103,9 +103,16 @@ import { OpenFile } from './open-file.js';
 import { type PackHost, packFile } from './pack.js';
 import { cutTornTail, endOfData, judge } from './recovery.js';
 import { applyToState, type ScanState } from './scan-state.js';
-import { OPEN_KINDS, removeStaleFiles, temporaryPath } from './stale-files.js';
 import { type StreamedRecord, writeStreamedTransaction } from './streamed-transaction.js';
 import { syncDirectory } from './sync-directory.js';
+import {
+  createTemporary,
+  createTemporaryHandle,
+  discardTemporary,
+  OPEN_KINDS,
+  removeStaleFiles,
+  type TemporaryFile,
+} from './temporary-files.js';
 import { buildCommit, buildTransaction } from './tx-builder.js';
 import { WriterLock } from './writer-lock.js';
 
@@ -415,7 +422,14 @@ export class FileStorage extends Storage {
   /** Whether this handle found no usable saved index and read the whole log instead. */
   #indexRebuilt = false;
   /** Staged blob files, by staged blob. */
-  readonly #stagedFiles = new WeakMap<StagedBlob, string>();
+  /**
+   * The file of each staged blob, kept open while it is staged: its lock marks it in use
+   * (see temporary-files). A commit reads it by its name, with a descriptor of its own.
+   */
+  readonly #stagedFiles = new WeakMap<
+    StagedBlob,
+    { readonly path: string; readonly handle: fs.promises.FileHandle }
+  >();
   readonly #scratch = Buffer.allocUnsafe(LOAD_READ);
   readonly #blockCacheBytes: number;
   #blocks: BlockCache;
@@ -502,7 +516,7 @@ export class FileStorage extends Storage {
       storage.#indexRebuilt = rebuilt;
       if (!readOnly) {
         for (const stale of removeStaleFiles(file, OPEN_KINDS))
-          storage.#logger(`trove: removed ${stale}, left by a process that died`);
+          storage.#logger(`trove: removed ${stale}, a temporary file nobody held any more`);
       }
       await storage.#recoverTail();
       return storage;
@@ -1523,7 +1537,7 @@ export class FileStorage extends Storage {
       const records: StreamedRecord[] = writes.map((write) => {
         const base = { oid: write.oid, tid, prev: prev(write.oid), refs: write.refs };
         if (write.blob === undefined) return { ...base, flags: 0, source: { bytes: write.data } };
-        const fd = fs.openSync(this.#stagedFiles.get(write.blob)!, 'r');
+        const fd = fs.openSync(this.#stagedFiles.get(write.blob)!.path, 'r');
         opened.push(fd);
         return {
           ...base,
@@ -1683,15 +1697,15 @@ export class FileStorage extends Storage {
   // ---- blobs -----------------------------------------------------------------------------------
 
   protected async _stageBlob(chunks: AsyncIterable<Uint8Array>): Promise<StagedBlob> {
-    const file = temporaryPath(this.path, 'blob');
     // The source is asked for its first chunk before anything is awaited: a stream already
     // flowing would otherwise pour its data out while the file opens, and none be stored.
     const source = chunks[Symbol.asyncIterator]();
     let next = source.next();
     next.catch(() => undefined); // (Awaited below, once the file is open.)
+    let file: string;
     let handle: fs.promises.FileHandle;
     try {
-      handle = await fs.promises.open(file, 'wx');
+      ({ path: file, handle } = await createTemporaryHandle(this.path, 'blob'));
     } catch (error) {
       // Not awaited: the source's return waits for the chunk asked for, which a stalled
       // upload may never give; its own failure is not this one.
@@ -1711,24 +1725,29 @@ export class FileStorage extends Storage {
       }
     } catch (error) {
       await source.return?.()?.catch(() => undefined);
+      // The name first, while the lock still marks the file in use (see temporary-files).
+      await fs.promises.rm(file, { force: true }).catch(() => undefined);
       await handle.close();
-      await fs.promises.rm(file, { force: true });
       // The source's own failure (an upload cut off) is the application's, passed on as it
       // is; only the system's refusal to write is an I/O error of the storage.
       throw writing && !(error instanceof TroveError)
         ? ioError('staging a blob for', this.path, error)
         : error;
     }
-    await handle.close();
     const staged: StagedBlob = { size };
-    this.#stagedFiles.set(staged, file);
+    this.#stagedFiles.set(staged, { path: file, handle });
     return staged;
   }
 
   protected async _discardBlob(blob: StagedBlob): Promise<void> {
     const file = this.#stagedFiles.get(blob);
     this.#stagedFiles.delete(blob);
-    if (file !== undefined) await fs.promises.rm(file, { force: true });
+    if (file === undefined) return;
+    try {
+      await fs.promises.rm(file.path, { force: true });
+    } finally {
+      await file.handle.close();
+    }
   }
 
   protected _openBlob(oid: Oid): Readable {
@@ -1961,8 +1980,8 @@ export class FileStorage extends Storage {
     const header = this.#header;
     const log = this.#log;
     file.acquire();
-    const temporary = temporaryPath(path, 'backup');
-    let out: number | undefined;
+    let out: TemporaryFile | undefined;
+    let named = false;
     try {
       // The log as of now: it goes on taking commits while this checks and copies.
       const end = log.end;
@@ -1999,20 +2018,20 @@ export class FileStorage extends Storage {
         }
       }
       if (!past) lastTid = endTid;
-      out = fs.openSync(temporary, 'wx', 0o644);
-      await copyRange(this.#ops, file.fd, out, cut);
+      out = createTemporary(path, 'backup');
+      await copyRange(this.#ops, file.fd, out.fd, cut);
       const generation = randomBytes(8).readBigUInt64LE(0);
       fs.writeSync(
-        out,
+        out.fd,
         encodeFileHeader({ ...header, generation, createdAt: Date.now() * 1000 }),
         0,
         FILE_HEADER_SIZE,
         0,
       );
-      fs.fsyncSync(out);
-      fs.closeSync(out);
-      out = undefined;
-      publish(temporary, path);
+      fs.fsyncSync(out.fd);
+      publish(out.path, path);
+      named = true;
+      fs.closeSync(out.fd);
       syncDirectory(dirname(path));
       if (cut === log.end) {
         // The copy is whole and in place: an index it cannot have is rebuilt by its first
@@ -2026,8 +2045,7 @@ export class FileStorage extends Storage {
       }
       return { path, tid: lastTid, bytes: cut };
     } finally {
-      if (out !== undefined) fs.closeSync(out);
-      fs.rmSync(temporary, { force: true });
+      if (out !== undefined && !named) discardTemporary(out);
       file.release();
     }
   }

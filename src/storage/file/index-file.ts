@@ -20,7 +20,7 @@ import { writeFully } from './file-ops.js';
 import { readU64, writeU64 } from './format.js';
 import { readFully } from './log-reader.js';
 import { OidIndex } from './oid-index.js';
-import { temporaryPath } from './stale-files.js';
+import { createTemporary, discardTemporary, type TemporaryFile } from './temporary-files.js';
 
 const MAGIC = Buffer.from('TROVEIDX', 'latin1');
 const VERSION = 1;
@@ -48,21 +48,23 @@ export function saveIndex(dataPath: string, saved: SavedIndex, sync: boolean): v
   publishIndex(dataPath, prepareIndex(dataPath, saved, sync));
 }
 
-/** Gives a prepared index file (see prepareIndex) its final name. */
-export function publishIndex(dataPath: string, temporary: string): void {
+/** Gives a prepared index file (see prepareIndex) its final name, and closes it. */
+export function publishIndex(dataPath: string, temporary: TemporaryFile): void {
   try {
-    fs.renameSync(temporary, indexPath(dataPath));
+    fs.renameSync(temporary.path, indexPath(dataPath));
   } catch (error) {
-    fs.rmSync(temporary, { force: true });
+    discardTemporary(temporary);
     throw error;
   }
+  fs.closeSync(temporary.fd);
 }
 
 /**
- * Writes an index for `dataPath` under a temporary name and returns it, for publishIndex
- * (a pack prepares the new file's index before the swap and publishes it right after).
+ * Writes an index for `dataPath` to a temporary file and returns it, open (and so marked
+ * in use), for publishIndex or discardTemporary: a pack prepares the new file's index
+ * before the swap and publishes it right after.
  */
-export function prepareIndex(dataPath: string, saved: SavedIndex, sync: boolean): string {
+export function prepareIndex(dataPath: string, saved: SavedIndex, sync: boolean): TemporaryFile {
   const { offsets, tids } = saved.index.arrays();
   const n = offsets.length;
   const header = Buffer.alloc(HEADER_SIZE);
@@ -78,19 +80,17 @@ export function prepareIndex(dataPath: string, saved: SavedIndex, sync: boolean)
   header.writeUInt32LE(crc32c(header.subarray(0, 56)), 56);
   header.writeUInt32LE(crc32c(tidBytes, crc32c(offsetBytes)), 60);
 
-  const temporary = temporaryPath(dataPath, 'index.tmp');
-  const fd = fs.openSync(temporary, 'w');
+  const temporary = createTemporary(dataPath, 'index.tmp');
+  const { fd } = temporary;
   try {
     writeFully(fd, header, 0);
     writeFully(fd, offsetBytes, HEADER_SIZE);
     writeFully(fd, tidBytes, HEADER_SIZE + offsetBytes.length);
     if (sync) fs.fdatasyncSync(fd);
   } catch (error) {
-    fs.closeSync(fd);
-    fs.rmSync(temporary, { force: true });
+    discardTemporary(temporary);
     throw error;
   }
-  fs.closeSync(fd);
   return temporary;
 }
 

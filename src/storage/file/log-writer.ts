@@ -21,9 +21,9 @@ import {
 import { saveIndex } from './index-file.js';
 import { OidIndex } from './oid-index.js';
 import { applyToState, type ScanState } from './scan-state.js';
-import { temporaryPath } from './stale-files.js';
 import { writeStreamedTransaction } from './streamed-transaction.js';
 import { syncDirectory } from './sync-directory.js';
+import { createTemporary, discardTemporary } from './temporary-files.js';
 
 /** Writes `transactions` into a new data file at `path` (which must not exist). */
 export async function writeLogFile(
@@ -32,8 +32,9 @@ export async function writeLogFile(
   sync: boolean,
   historyHorizon = 0,
 ): Promise<{ lastTid: number; bytes: number }> {
-  const temporary = temporaryPath(path, 'backup');
-  const fd = fs.openSync(temporary, 'wx', 0o644);
+  const temporary = createTemporary(path, 'backup');
+  const fd = temporary.fd;
+  let named = false;
   try {
     const generation = randomBytes(8).readBigUInt64LE(0);
     fs.writeSync(
@@ -75,8 +76,9 @@ export async function writeLogFile(
       applyToState(state, tx);
     }
     if (sync) fs.fsyncSync(fd);
+    publish(temporary.path, path);
+    named = true;
     fs.closeSync(fd);
-    publish(temporary, path);
     if (sync) syncDirectory(dirname(path));
     saveIndex(
       path,
@@ -91,12 +93,7 @@ export async function writeLogFile(
     );
     return { lastTid: state.lastTid, bytes: state.end };
   } catch (error) {
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // already closed
-    }
-    fs.rmSync(temporary, { force: true });
+    if (!named) discardTemporary(temporary);
     throw error;
   }
 }

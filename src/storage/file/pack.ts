@@ -42,9 +42,9 @@ import { prepareIndex, publishIndex } from './index-file.js';
 import { isTransaction, LogReader, readFully, type TxMeta } from './log-reader.js';
 import { OidIndex } from './oid-index.js';
 import { applyToState, type ScanState } from './scan-state.js';
-import { temporaryPath } from './stale-files.js';
 import { type StreamedRecord, writeStreamedTransaction } from './streamed-transaction.js';
 import { syncDirectory } from './sync-directory.js';
+import { createTemporary, discardTemporary, type TemporaryFile } from './temporary-files.js';
 import { buildTransaction } from './tx-builder.js';
 import { yieldToWaitingWriters } from './writer-lock.js';
 
@@ -144,20 +144,15 @@ export async function packFile(
   const oldFd = host.fd();
   // Byte 1 of the data file marks a running pack: one at a time, across processes.
   if (!fsx.tryLock(oldFd, 1, 1)) throw new BusyError(`another pack of ${host.path} is running`);
-  const temp = temporaryPath(host.path, 'pack');
-  let newFd: number | undefined;
+  let temp: TemporaryFile | undefined;
   let renamed = false;
   try {
-    newFd = fs.openSync(temp, 'wx+', 0o644);
-    fsx.tryLock(newFd, 0, 1); // marks the temporary file as in use (see stale-files)
-    return await copyAndSwap(host, oldFd, newFd, temp, keepHistorySince, () => {
+    temp = createTemporary(host.path, 'pack');
+    return await copyAndSwap(host, oldFd, temp, keepHistorySince, () => {
       renamed = true;
     });
   } catch (error) {
-    if (!renamed) {
-      if (newFd !== undefined) fs.closeSync(newFd);
-      fs.rmSync(temp, { force: true });
-    }
+    if (!renamed && temp !== undefined) discardTemporary(temp);
     if (error instanceof TroveError) throw error;
     const code = (error as { code?: string }).code;
     throw new StorageIOError(
@@ -174,14 +169,14 @@ export async function packFile(
 async function copyAndSwap(
   host: PackHost,
   oldFd: number,
-  newFd: number,
-  temp: string,
+  temp: TemporaryFile,
   keepHistorySince: Tid | undefined,
   onRenamed: () => void,
 ): Promise<PackResult> {
   // A pack is long work: it lets the event loop run between its phases, even when every
   // step it takes completes at once (small files, no sync).
   await nextImmediate();
+  const newFd = temp.fd;
   const start = host.log();
   const snapshot = start.lastTid;
   const snapshotEnd = start.end;
@@ -392,6 +387,17 @@ async function copyAndSwap(
     const finalTid = log.lastTid;
     await writeTx(finalTid, TxStatus.oids, { oidHigh: log.nextOid }, []);
     if (host.sync) await host.ops.sync(newFd);
+    bytesBefore = log.end;
+    const marker = buildTransaction(
+      {
+        tid: finalTid,
+        status: TxStatus.moved,
+        meta: { generation: generation.toString() },
+        records: [],
+      },
+      log.end,
+    );
+    // Made last before the swap: nothing but the swap's failure may leave it unpublished.
     const index = prepareIndex(
       host.path,
       {
@@ -403,16 +409,6 @@ async function copyAndSwap(
       },
       host.sync,
     );
-    bytesBefore = log.end;
-    const marker = buildTransaction(
-      {
-        tid: finalTid,
-        status: TxStatus.moved,
-        meta: { generation: generation.toString() },
-        records: [],
-      },
-      log.end,
-    );
     try {
       // The old file's commits first (those of durability 'os' may not be synced yet): a
       // power loss could otherwise keep the marker and lose a page of a commit before it,
@@ -420,10 +416,10 @@ async function copyAndSwap(
       if (host.sync) await host.ops.sync(oldFd);
       await host.ops.write(oldFd, marker.bytes, log.end);
       if (host.sync) await host.ops.sync(oldFd);
-      fs.renameSync(temp, host.path);
+      fs.renameSync(temp.path, host.path);
     } catch (error) {
       // Undo the marker (nothing was renamed): the old file is exactly as it was.
-      fs.rmSync(index, { force: true });
+      discardTemporary(index);
       await host.ops.truncate(oldFd, log.end);
       if (host.sync) await host.ops.sync(oldFd);
       throw error;

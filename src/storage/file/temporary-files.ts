@@ -1,0 +1,169 @@
+/**
+ * Temporary files next to a data file: pack files, staged blobs, index files and backups
+ * being written. Each is locked (its first byte, by the open file, not the process) for as
+ * long as it exists under its temporary name, so a file nobody locks is a leftover of a
+ * process or thread that died: opens remove those (and a backup a backup's before it
+ * starts). The pid in a name tells nothing: a container restarted gets the same pids, and
+ * containers sharing a directory see each other's files under pids of their own.
+ *
+ * @module
+ */
+
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import fsx from 'fs-native-extensions';
+
+/** The suffixes of temporary files next to a data file, each followed by `-<pid>-<random>`. */
+export const TEMPORARY_KINDS = ['pack', 'blob', 'index.tmp', 'backup'] as const;
+type TemporaryKind = (typeof TEMPORARY_KINDS)[number];
+
+/**
+ * The temporary files an open removes: those of a database's own work. A backup's are named
+ * after its target, not after the database it copies: a backup removes those (see Storage).
+ */
+export const OPEN_KINDS: readonly TemporaryKind[] = ['pack', 'blob', 'index.tmp'];
+
+/**
+ * What follows the kind in a temporary file's name, exactly as temporaryPath writes it: only
+ * such a name is ever removed, never a file of the user's that merely starts alike
+ * (`app.trove.backup-20240601`).
+ */
+const OWNER_AND_RANDOM = /^-([1-9]\d{0,9})-[0-9a-f]{12}$/;
+
+/** A temporary file, open for reading and writing, and locked as in use. */
+export interface TemporaryFile {
+  readonly path: string;
+  readonly fd: number;
+}
+
+/**
+ * How often a new name is tried when a removal of leftovers took the one just made (it
+ * found the file before its lock was taken): each try is a new random name, so one retry
+ * is all a real race needs.
+ */
+const CREATE_ATTEMPTS = 8;
+
+/** The name of a new temporary file of `kind` for the data file at `path`. */
+function temporaryPath(path: string, kind: TemporaryKind): string {
+  return `${path}.${kind}-${process.pid}-${randomBytes(6).toString('hex')}`;
+}
+
+/**
+ * Takes the lock of a file just made with exclusive creation. False when another process's
+ * removal of leftovers holds it, or took the file already (it found the file between its
+ * creation and this lock): the caller makes another.
+ */
+function claim(fd: number): boolean {
+  if (!fsx.tryLock(fd, 0, 1)) return false;
+  if (fs.fstatSync(fd).nlink > 0) return true;
+  fsx.unlock(fd, 0, 1);
+  return false;
+}
+
+/** A new temporary file of `kind` for the data file at `path`, locked (see the module). */
+export function createTemporary(path: string, kind: TemporaryKind): TemporaryFile {
+  for (let attempt = 1; ; attempt++) {
+    const file = temporaryPath(path, kind);
+    const fd = fs.openSync(file, 'wx+', 0o644);
+    if (claim(fd)) return { path: file, fd };
+    fs.closeSync(fd);
+    if (attempt === CREATE_ATTEMPTS) throw lockLost(file);
+  }
+}
+
+/** As createTemporary, without blocking the event loop on the file system. */
+export async function createTemporaryHandle(
+  path: string,
+  kind: TemporaryKind,
+): Promise<{ readonly path: string; readonly handle: fs.promises.FileHandle }> {
+  for (let attempt = 1; ; attempt++) {
+    const file = temporaryPath(path, kind);
+    const handle = await fs.promises.open(file, 'wx+', 0o644);
+    let claimed = false;
+    try {
+      claimed = claim(handle.fd);
+    } finally {
+      if (!claimed) await handle.close();
+    }
+    if (claimed) return { path: file, handle };
+    if (attempt === CREATE_ATTEMPTS) throw lockLost(file);
+  }
+}
+
+function lockLost(file: string): Error {
+  return Object.assign(new Error(`${file} was taken by a removal of leftovers, every time`), {
+    code: 'EBUSY',
+  });
+}
+
+/**
+ * Removes a temporary file, then closes it (which frees its lock). Never throws: it runs
+ * where something failed already, and a file it could not remove is unlocked from now on,
+ * so the next open takes it away.
+ */
+export function discardTemporary(file: TemporaryFile): void {
+  try {
+    fs.rmSync(file.path, { force: true });
+  } catch {
+    // Left to the next open (see above).
+  }
+  try {
+    fs.closeSync(file.fd);
+  } catch {
+    // Closed already: nothing holds the lock either way.
+  }
+}
+
+/** Removes temporary files of `kinds` of `path` that nobody locks; returns their names. */
+export function removeStaleFiles(path: string, kinds: readonly TemporaryKind[]): string[] {
+  const directory = dirname(path);
+  const prefix = `${basename(path)}.`;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(directory);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const rest = name.slice(prefix.length);
+    const kind = kinds.find((k) => rest.startsWith(`${k}-`));
+    if (kind === undefined) continue;
+    const owner = OWNER_AND_RANDOM.exec(rest.slice(kind.length))?.[1];
+    // A pid the system could not have given: not a name trove made.
+    if (owner === undefined || Number(owner) > 0x7fff_ffff) continue;
+    const file = join(directory, name);
+    if (removeIfUnlocked(file)) removed.push(file);
+  }
+  return removed;
+}
+
+/**
+ * Removes `file` if nobody holds its lock, holding the lock while it does: a writer that
+ * made the file and locks it after this looked finds it gone (see claim). A file renamed
+ * meanwhile (a pack's new data file, an index published) is left alone: the name removed
+ * must be the file whose lock this took.
+ */
+function removeIfUnlocked(file: string): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r+');
+  } catch {
+    // Gone already, or not ours to open: either way not ours to remove.
+    return false;
+  }
+  try {
+    if (!fsx.tryLock(fd, 0, 1)) return false;
+    const opened = fs.fstatSync(fd);
+    const named = fs.statSync(file, { throwIfNoEntry: false });
+    if (named === undefined || named.ino !== opened.ino || named.dev !== opened.dev) return false;
+    fs.rmSync(file, { force: true });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * Temporary files next to a data file (staged blobs, pack files, index files and backups
+ * being written): each is locked while it is in use, and an open removes those nobody
+ * locks, whatever pid their names carry.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import fsx from 'fs-native-extensions';
+import { FileStorage, open } from 'trove';
+import { startPeer } from './support/peers.js';
+import { type Scratch, scratch } from './support/temp-dir.js';
+
+const quiet = { logger: () => undefined };
+const SET_ROOT = new URL('./children/set-root.js', import.meta.url);
+const STAGE_BLOB = new URL('./children/stage-blob.js', import.meta.url);
+const FSX = createRequire(import.meta.url).resolve('fs-native-extensions');
+
+/** A data file with one commit, closed. */
+async function database(dir: Scratch): Promise<string> {
+  const path = dir.file();
+  const db = await open(path, { durability: 'none', ...quiet });
+  await db.transaction((tx) => {
+    tx.root.set('n', 1);
+  });
+  await db.close();
+  return path;
+}
+
+/** A pid no process has now (one that just ended). */
+function deadPid(): number {
+  const pid = spawnSync(process.execPath, ['-e', '0']).pid;
+  assert.ok(pid !== undefined && pid > 0);
+  return pid;
+}
+
+/** True when nobody holds the lock of `file` (tried from a descriptor of this test's). */
+function unlocked(file: string): boolean {
+  const fd = openSync(file, 'r+');
+  try {
+    if (!fsx.tryLock(fd, 0, 1)) return false;
+    fsx.unlock(fd, 0, 1);
+    return true;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Another process holding the lock of `file` until `release` is called: another
+ * container's process, whose pid means nothing here.
+ */
+async function lockedByAnotherProcess(file: string): Promise<{ release(): Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const fs = require('node:fs');
+       const fsx = require(${JSON.stringify(FSX)});
+       const fd = fs.openSync(${JSON.stringify(file)}, 'r+');
+       if (!fsx.tryLock(fd, 0, 1)) process.exit(3);
+       process.stdout.write('locked');
+       process.stdin.resume();
+       process.stdin.on('end', () => process.exit(0));`,
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    exited.then((code) => reject(new Error(`the lock holder exited with ${code}`)));
+  });
+  return {
+    async release() {
+      child.stdin!.end();
+      assert.equal(await exited, 0);
+    },
+  };
+}
+
+describe('temporary files', () => {
+  it('an open removes those nobody locks, of any pid, and keeps those locked, of any pid', async (t) => {
+    const dir = scratch(t);
+    const path = await database(dir);
+    const dead = deadPid();
+    // Nobody locks them: leftovers, also under this process's own pid (an earlier process
+    // with the same pid left them: a container restarted) and pid 1.
+    const stale = [
+      `pack-${dead}-00000000000a`,
+      `blob-${dead}-00000000000b`,
+      `index.tmp-${dead}-00000000000c`,
+      `pack-${process.pid}-00000000000d`,
+      `blob-${process.pid}-00000000000e`,
+      `index.tmp-${process.pid}-00000000000f`,
+      `blob-1-000000000010`,
+    ];
+    // Locked: work under way, of this process (another thread's) or of another whose pid
+    // is not one of this namespace (a dead pid here).
+    const ownLocked = [
+      `pack-${process.pid}-000000000011`,
+      `blob-${process.pid}-000000000012`,
+      `index.tmp-${dead}-000000000013`,
+    ];
+    const theirs = `blob-${dead}-000000000014`;
+    // Not trove's names (found in review: a user's copies named by date were removed), or
+    // not a database's own work (a backup's leftovers are removed by a backup to its target).
+    const others = [
+      'backup-20240601',
+      'backup-2024-06-01',
+      `pack-${dead}-x`,
+      `pack-${2 ** 40}-000000000015`,
+      `backup-${dead}-000000000016`,
+    ];
+    for (const name of [...stale, ...ownLocked, theirs, ...others]) {
+      writeFileSync(`${path}.${name}`, 'leftover');
+    }
+    for (const name of ownLocked) {
+      const fd = openSync(`${path}.${name}`, 'r+');
+      t.after(() => closeSync(fd));
+      assert.ok(fsx.tryLock(fd, 0, 1));
+    }
+    const holder = await lockedByAnotherProcess(`${path}.${theirs}`);
+    t.after(() => holder.release().catch(() => undefined));
+
+    // A read-only open writes nothing, not even a cleanup.
+    const reader = await open(path, { readOnly: true, ...quiet });
+    await reader.close();
+    for (const name of stale) assert.ok(existsSync(`${path}.${name}`), name);
+
+    const removed: string[] = [];
+    const writer = await open(path, { durability: 'none', logger: (m) => removed.push(m) });
+    for (const name of stale) assert.equal(existsSync(`${path}.${name}`), false, name);
+    for (const name of [...ownLocked, theirs, ...others]) {
+      assert.ok(existsSync(`${path}.${name}`), `${name} is left alone`);
+    }
+    assert.equal(removed.length, stale.length);
+    assert.equal(await writer.read((tx) => tx.root.get('n')), 1);
+    await writer.close();
+
+    // Once its holder ends, the next open removes it.
+    await holder.release();
+    const again = await open(path, { durability: 'none', ...quiet });
+    await again.close();
+    assert.equal(existsSync(`${path}.${theirs}`), false);
+    assert.ok(existsSync(`${path}.${ownLocked[0]}`));
+  });
+
+  it("a staged blob's file is locked while staged, and gone once committed or discarded", async (t) => {
+    const dir = scratch(t);
+    const path = await database(dir);
+    const staged = () => readdirSync(dir.dir).filter((name) => name.includes('.blob-'));
+    const storage = dir.track(await FileStorage.open(path, { durability: 'none', ...quiet }));
+    const [kept, dropped] = [
+      await storage.stageBlob(new TextEncoder().encode('kept bytes')),
+      await storage.stageBlob(new TextEncoder().encode('dropped bytes')),
+    ];
+    const files = staged();
+    assert.equal(files.length, 2);
+    for (const name of files) assert.equal(unlocked(dir.file(name)), false, name);
+
+    // Another handle's open, and another process's, leave them: they are in use.
+    dir.track(await FileStorage.open(path, { durability: 'none', ...quiet }));
+    const child = spawnSync(process.execPath, [fileURLToPath(SET_ROOT), path, 'other', '2'], {
+      encoding: 'utf8',
+    });
+    assert.equal(child.status, 0, child.stderr);
+    assert.deepEqual(staged().sort(), files.sort());
+
+    const [oid] = await storage.newOids(1);
+    await storage.commit({
+      baseTid: storage.lastTid(),
+      writes: [{ oid: oid!, data: new Uint8Array(0), refs: [], expectedTid: 0, blob: kept }],
+    });
+    await storage.discardBlob(dropped);
+    assert.deepEqual(staged(), []);
+    const chunks: Buffer[] = [];
+    for await (const chunk of storage.openBlob(oid!)) chunks.push(chunk as Buffer);
+    assert.equal(Buffer.concat(chunks).toString(), 'kept bytes');
+  });
+
+  for (const kind of ['process', 'worker'] as const) {
+    it(`a blob staged by a ${kind} that is ended is removed by the next open, not before`, async (t) => {
+      const dir = scratch(t);
+      const path = await database(dir);
+      const staged = () => readdirSync(dir.dir).filter((name) => name.includes('.blob-'));
+      const child = startPeer(kind, STAGE_BLOB, { path });
+      t.after(() => child.close());
+      await child.next('staged');
+      const [file] = staged();
+      assert.ok(file !== undefined);
+      const opened = await open(path, { durability: 'none', ...quiet });
+      await opened.close();
+      assert.deepEqual(staged(), [file]);
+
+      child.kill();
+      await child.exited;
+      const again = await open(path, { durability: 'none', ...quiet });
+      await again.close();
+      assert.deepEqual(staged(), []);
+    });
+  }
+
+  it('a staged blob left by a close is removed by the close', async (t) => {
+    const dir = scratch(t);
+    const path = await database(dir);
+    const storage = await FileStorage.open(path, { durability: 'none', ...quiet });
+    await storage.stageBlob(new TextEncoder().encode('never committed'));
+    assert.equal(readdirSync(dir.dir).filter((name) => name.includes('.blob-')).length, 1);
+    await storage.close();
+    assert.deepEqual(
+      readdirSync(dir.dir).filter((name) => name.includes('.blob-')),
+      [],
+    );
+  });
+});
