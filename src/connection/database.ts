@@ -407,7 +407,8 @@ export class Database {
   /**
    * Checks the stored data (for a file: every checksum, the structure, the index, dangling
    * refs) and reports what it found. It does not throw for damage it can report, unless
-   * `throwOnFailure` asks for an IntegrityError when anything was found.
+   * `throwOnFailure` asks for an IntegrityError when anything was found. A close() while it
+   * runs ends it with ClosedError.
    */
   async integrityCheck(options?: IntegrityCheckOptions): Promise<IntegrityReport> {
     this.#checkOpen();

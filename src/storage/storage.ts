@@ -580,10 +580,14 @@ export abstract class Storage {
     }
   }
 
-  /** Checks the stored data; never throws for damage it can report. */
+  /**
+   * Checks the stored data; never throws for damage it can report. A close() while it runs
+   * ends it: it rejects with ClosedError.
+   */
   async integrityCheck(): Promise<IntegrityReport> {
     this.checkOpen();
-    // close() waits for it, as for a pack: it may run for a while, giving the loop turns.
+    // close() waits for it, as for a pack; a long check looks (checkOpen) at every turn it
+    // gives the event loop, and ends there when the storage is closing.
     return this.#run(this._integrityCheck());
   }
 

@@ -109,6 +109,25 @@ describe('close and what is under way', () => {
     );
   });
 
+  // A close() waited for a whole check, minutes for a large file.
+  it('close() ends a running integrity check, which rejects with ClosedError', async (t) => {
+    const dir = scratch(t);
+    const storage = await FileStorage.open(dir.file(), quiet);
+    const oids = await storage.newOids(50_000);
+    const data = new TextEncoder().encode('a record');
+    await storage.commit({
+      baseTid: storage.lastTid(),
+      writes: oids.map((oid) => ({ oid, data, refs: [], expectedTid: 0 })),
+    });
+    assert.equal((await storage.integrityCheck()).ok, true);
+    // The check of 50,000 records gives the event loop many turns; close() comes in the first.
+    const check = storage.integrityCheck();
+    const closing = storage.close();
+    await assert.rejects(check, { code: 'TROVE_CLOSED' });
+    await closing;
+    assert.deepEqual(descriptorsIn(dir.dir), []);
+  });
+
   // Found in review: an iterator's generator body runs from its first next(); after close()
   // it read the closed descriptor, or another file that had been given its number, and then
   // closed that file's descriptor.

@@ -2185,7 +2185,13 @@ export class FileStorage extends Storage {
     file.acquire();
     let report: IntegrityReport;
     try {
-      report = await checkFile(file.fd, log.end, log.index, () => log.end);
+      report = await checkFile(
+        file.fd,
+        log.end,
+        log.index,
+        () => log.end,
+        () => this.checkOpen(),
+      );
     } finally {
       file.release();
     }

@@ -114,16 +114,23 @@ function refsAt(
  * Checks the log of `fd` up to `end` against `index`, giving the event loop a turn every few
  * milliseconds (a check of a large file ran for seconds without one). `index` may move on
  * meanwhile, with this handle's commits: its entries between `end` and where the log has
- * come to (`logEnd()`) are not this check's; one past that is damage.
+ * come to (`logEnd()`) are not this check's; one past that is damage. After each turn it
+ * calls `goOn`, which throws to end the check (the storage was closed: a close would
+ * otherwise wait for a check of a large file to the end).
  */
 export async function checkFile(
   fd: number,
   end: number,
   index: OidIndex,
   logEnd: () => number,
+  goOn: () => void,
 ): Promise<IntegrityReport> {
   const writtenSince = (offset: number) => offset >= end && offset < logEnd();
   const budget = new TurnBudget(TURN_MS);
+  const turn = async () => {
+    await afterTimers();
+    goOn();
+  };
   const failures: IntegrityFailure[] = [];
   const reader = new LogReader(fd);
   const latest = new OidIndex();
@@ -148,7 +155,7 @@ export async function checkFile(
   let previousTid: number | undefined;
   let offset = FILE_HEADER_SIZE;
   while (offset < end) {
-    if (budget.isUp()) await afterTimers();
+    if (budget.isUp()) await turn();
     // Where its records are, and nothing more: a transaction of millions of records read as
     // record objects took some 200 bytes a record while it was checked.
     recordOffsets.length = 0;
@@ -180,7 +187,7 @@ export async function checkFile(
     previousTid = tx.tid;
     for (let i = 0; i < recordOffsets.length; i++) {
       // A large transaction (a bulk commit, a pack's) gives turns within it too.
-      if (i % OBJECTS_PER_LOOK === OBJECTS_PER_LOOK - 1 && budget.isUp()) await afterTimers();
+      if (i % OBJECTS_PER_LOOK === OBJECTS_PER_LOOK - 1 && budget.isUp()) await turn();
       const at = recordOffsets[i]!;
       const record = checkedRecord(reader, at);
       if (record === undefined) {
@@ -219,7 +226,7 @@ export async function checkFile(
   const scratch = Buffer.allocUnsafe(4096);
   let compared = 0;
   for (const oid of latest.oids()) {
-    if (++compared % OBJECTS_PER_LOOK === 0 && budget.isUp()) await afterTimers();
+    if (++compared % OBJECTS_PER_LOOK === 0 && budget.isUp()) await turn();
     // Written again since the check began: the index is ahead of the log the check read.
     if (writtenSince(index.offset(oid))) continue;
     if (index.offset(oid) !== latest.offset(oid)) {
@@ -250,7 +257,7 @@ export async function checkFile(
     }
   }
   for (const oid of index.oids()) {
-    if (++compared % OBJECTS_PER_LOOK === 0 && budget.isUp()) await afterTimers();
+    if (++compared % OBJECTS_PER_LOOK === 0 && budget.isUp()) await turn();
     // Made since the check began (or written again): not in the log the check read.
     if (latest.offset(oid) === 0 && !writtenSince(index.offset(oid))) {
       failures.push({
