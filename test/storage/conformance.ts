@@ -846,6 +846,22 @@ function packTests(test: Register): void {
     assert.ok((await plainTransactions(storage)).length < before.length, 'the pack removed some');
   });
 
+  // A pack takes records out of transactions: one left with none is not handed out.
+  for (const history of [false, true]) {
+    test(`an iteration after a pack${history ? ' that keeps history' : ''} yields no transaction without records`, async (storage) => {
+      const { t3 } = await packHistory(storage);
+      const [c] = (await storage.newOids(1)) as [Oid];
+      const unreachable = await commit(storage, [put(c, 'c1')]);
+      await commit(storage, [put(c, 'c2', unreachable)]);
+      await storage.pack(history ? { keepHistorySince: t3 } : {});
+      const transactions = await plainTransactions(storage);
+      assert.ok(transactions.length > 0);
+      for (const transaction of transactions)
+        assert.ok(transaction.records.length > 0, `transaction ${transaction.tid} has records`);
+      expectThrows(() => storage.load(c), 'TROVE_NOT_FOUND', 'the unreachable object');
+    });
+  }
+
   test('removes objects unreachable from the root and keeps reachable ones, cycles included', async (storage) => {
     const { kept, removed } = await packGraph(storage);
     const loaded = new Map(kept.map((oid) => [oid, plain(storage.load(oid))]));
