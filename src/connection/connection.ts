@@ -134,6 +134,12 @@ const NO_METAS: readonly ObjectMeta[] = Object.freeze([]);
 class CommitBatch {
   readonly pending: PendingWrite[];
   readonly guards: ReadGuard[] = [];
+  /**
+   * Objects the transaction guarded (readCurrent) and also wrote: the write checks what the
+   * guard would, and a concurrent change to them is a conflict even where their class
+   * merges (a merge would keep the other change, which the guard's decision did not see).
+   */
+  guardedWrites: Set<Oid> | undefined;
   #byOid: Map<Oid, PendingWrite> | undefined;
 
   constructor(pending: PendingWrite[]) {
@@ -616,7 +622,12 @@ export class Connection implements Jar {
       }
       const batch = new CommitBatch(pending);
       for (const [oid, tid] of this.#readGuards) {
-        if (batch.byOid(oid) === undefined) batch.guards.push({ oid, tid });
+        if (batch.byOid(oid) !== undefined) {
+          batch.guardedWrites ??= new Set();
+          batch.guardedWrites.add(oid);
+        } else {
+          batch.guards.push({ oid, tid });
+        }
       }
       return batch;
     }
@@ -733,6 +744,9 @@ export class Connection implements Jar {
     if (conflict.kind === 'read' || entry === undefined) {
       fail('it was changed by another transaction after this one read it');
     }
+    if (batch.guardedWrites?.has(conflict.oid) === true) {
+      fail('it was changed by another transaction, and this one guarded it with readCurrent');
+    }
     const cls = classOf(entry.meta) as Function & { resolveConflict?: ResolveConflict };
     const committed = conflict.committed;
     if (typeof cls.resolveConflict !== 'function') {
@@ -770,6 +784,16 @@ export class Connection implements Jar {
     }
     if (typeof merged !== 'object' || merged === null) {
       fail('resolveConflict could not merge the changes');
+    }
+    const problem = notAState(merged);
+    if (problem !== undefined) {
+      fail(
+        'resolveConflict returned no state',
+        new InvalidArgumentError(
+          `resolveConflict of ${entry.className} returned ${problem}, not a state: a plain object of attributes, as it was given, returned synchronously`,
+          { argument: 'resolveConflict' },
+        ),
+      );
     }
     const refs: ObjectMeta[] = [];
     let data: Uint8Array;
@@ -843,7 +867,7 @@ export class Connection implements Jar {
       } catch {
         rebased = undefined;
       }
-      if (typeof rebased === 'object' && rebased !== null) {
+      if (typeof rebased === 'object' && rebased !== null && notAState(rebased) === undefined) {
         installState(meta, cls, rebased);
         meta.state = ObjectState.Changed;
         return;
@@ -908,6 +932,37 @@ const ENDED_AT_COMMIT =
 const BASES_BYTES = 4 * 1024 * 1024;
 /** Merge bases a connection keeps at most. */
 const BASES_COUNT = 1024;
+
+/**
+ * What a value resolveConflict returned is, when it is no state (undefined when it is one):
+ * states are plain objects, as the ones it is given. Anything else would be stored as if it
+ * were one (a promise or a date as no attributes at all, an array as attributes 0, 1, ..., a
+ * stored object as a copy of its attributes). A promise (an async resolveConflict) is given a
+ * handler: its rejection is this refusal's, not an unhandled one that ends the process.
+ */
+function notAState(value: object): string | undefined {
+  try {
+    const proto = Object.getPrototypeOf(value) as object | null;
+    if (proto === Object.prototype || proto === null) return undefined;
+    // A plain object of another realm (a vm context's) is a plain object too.
+    if (Object.getPrototypeOf(proto) === null && proto.constructor?.name === 'Object') {
+      return undefined;
+    }
+    const then = (value as { then?: unknown }).then;
+    if (typeof then === 'function') {
+      then.call(value, undefined, () => undefined);
+      return 'a promise (it must be synchronous)';
+    }
+    if (Array.isArray(value)) return 'an array';
+    const name = (proto as { constructor?: { name?: unknown } }).constructor?.name;
+    return typeof name === 'string' && name !== ''
+      ? `an instance of ${name}`
+      : 'an object of a class';
+  } catch {
+    // A proxy's trap or a getter that throws: whatever it is, it is not a plain object.
+    return 'an object that could not be looked at';
+  }
+}
 
 /** True if the class of `meta`'s object merges concurrent changes (has resolveConflict). */
 function resolvesConflicts(meta: ObjectMeta): boolean {

@@ -73,7 +73,8 @@ export class Transaction {
   /**
    * Makes the commit fail with a ConflictError if `obj`, which this transaction only read,
    * is changed by another transaction before this one commits (so decisions based on it
-   * stay valid).
+   * stay valid). If the transaction writes `obj` too, its write is not merged with such a
+   * change (as its class would otherwise): the commit fails the same way.
    */
   readCurrent(obj: Persistent): void {
     this.#open().readCurrent(obj);

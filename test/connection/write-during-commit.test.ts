@@ -154,6 +154,46 @@ describe('a write made while a commit is under way, when that commit resolved a 
     assert.equal((await stored()).b, 6);
   });
 
+  // Found by a bug hunt: what the class returned for the write made during the commit was
+  // installed as the object's state whatever it was (a promise: an object with no attributes).
+  for (const [what, notAState] of [
+    ['a promise', async (mine: Record<string, unknown>) => mine],
+    ['an array', (mine: Record<string, unknown>) => Object.entries(mine)],
+  ] as const) {
+    it(`a class merge that returns ${what} for the write made during the commit: treated as no merge`, async () => {
+      let calls = 0;
+      class Once extends Pair {
+        static override resolveConflict(
+          old: Record<string, unknown>,
+          committed: Record<string, unknown>,
+          mine: Record<string, unknown>,
+        ): Record<string, unknown> | null {
+          calls++;
+          if (calls === 1) return Pair.resolveConflict(old, committed, mine);
+          return notAState(mine) as unknown as Record<string, unknown>;
+        }
+      }
+      registerClass(Once, `writeDuringCommit.Once${what === 'a promise' ? 'Promise' : 'Array'}`);
+      const { db, obj, stored } = await resolvedCommit(
+        () => new Once(),
+        (p) => {
+          p.b = 1;
+        },
+        (p) => {
+          p.a = 1;
+        },
+        (p) => {
+          p.a = 2;
+        },
+      );
+      assert.equal(calls, 2);
+      assert.deepEqual([obj.a, obj.b], [1, 1], 'the committed merge');
+      await assert.rejects(db.commit(), { code: 'TROVE_CONFLICT', kind: 'write' });
+      const pair = await stored();
+      assert.deepEqual([pair.a, pair.b], [1, 1]);
+    });
+  }
+
   // Found by a bug hunt: accepted, then thrown away when the transaction ended.
   it('db.transaction: a write made after its function returned, while its commit runs, is refused', async () => {
     const storage = new HeldStorage();

@@ -28,6 +28,7 @@ import {
   ReadOnlyError,
   registerClass,
   Storage,
+  type Transaction,
   type TroveError,
   tidToDate,
 } from 'trove';
@@ -768,6 +769,111 @@ describe('bad input', () => {
           return true;
         },
       );
+    });
+
+    // Found by a bug hunt: anything resolveConflict returned that was an object was stored
+    // as a state. An async one stored no attributes at all (its rejection ended the process),
+    // an array its entries, a stored object a copy of that object's attributes.
+    it('resolveConflict returning a promise, an array, a Map, a Date or a stored object: ConflictError, nothing stored', async () => {
+      const returns: Record<string, (mine: Record<string, unknown>, other: object) => unknown> = {
+        'an async result': async (mine) => mine,
+        'an async failure': async () => {
+          throw new Error('merge failed later');
+        },
+        'an array': (mine) => Object.entries(mine),
+        'a Map': (mine) => new Map(Object.entries(mine)),
+        'a Date': () => new Date(0),
+        'a stored object': (_mine, other) => other,
+      };
+      let unhandled = 0;
+      const count = () => unhandled++;
+      process.on('unhandledRejection', count);
+      try {
+        for (const [what, result] of Object.entries(returns)) {
+          class Resolved extends Persistent {
+            [key: string]: unknown;
+            static resolveConflict(
+              _old: object,
+              _committed: object,
+              mine: Record<string, unknown>,
+            ): unknown {
+              return result(mine, other);
+            }
+          }
+          registerClass(Resolved, `badInput.Resolved${Object.keys(returns).indexOf(what)}`);
+          const storage = new MemoryStorage();
+          const db = await open({ storage });
+          const other = new Resolved();
+          other.secret = 's';
+          db.root.set('resolved', Object.assign(new Resolved(), { a: 0, b: 0, ref: other }));
+          await db.commit();
+          (db.root.get('resolved') as Resolved).a = 1;
+          const theirs = await reopen(storage);
+          (theirs.root.get('resolved') as Resolved).b = 2;
+          await theirs.commit();
+          const tid = storage.lastTid();
+          await assert.rejects(
+            call(() => db.commit()),
+            (error: unknown) => {
+              is(ConflictError, 'TROVE_CONFLICT')(error);
+              invalid({ argument: 'resolveConflict' })((error as Error).cause);
+              return true;
+            },
+            what,
+          );
+          assert.equal(storage.lastTid(), tid, `${what}: nothing stored`);
+          const fresh = await reopen(storage);
+          const stored = fresh.root.get('resolved') as Resolved;
+          assert.deepEqual(
+            [stored.a, stored.b, (stored.ref as Resolved).secret],
+            [0, 2, 's'],
+            what,
+          );
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.equal(unhandled, 0, 'no unhandled rejection');
+      } finally {
+        process.off('unhandledRejection', count);
+      }
+    });
+
+    // Found by a bug hunt: the guard of an object the transaction also wrote was dropped, and
+    // the write merged with the other transaction's change the guard was to catch.
+    it('an object guarded with readCurrent and written does not merge: ConflictError', async () => {
+      const storage = new MemoryStorage();
+      const db = await open({ storage });
+      db.root.set(
+        'accounts',
+        new PersistentMap([
+          ['a', 50],
+          ['b', 50],
+        ]),
+      );
+      await db.commit();
+      // Withdraws 100 from `key` if the two accounts hold 100 together.
+      const withdraw = (tx: Transaction, key: string) => {
+        const accounts = tx.root.get('accounts') as PersistentMap<string, number>;
+        tx.readCurrent(accounts);
+        if (accounts.get('a')! + accounts.get('b')! >= 100) {
+          accounts.set(key, accounts.get(key)! - 100);
+        }
+      };
+      const first = await reopen(storage);
+      const second = await reopen(storage);
+      const held = gate();
+      const one = first.transaction(
+        async (tx) => {
+          withdraw(tx, 'a');
+          await held.promise;
+        },
+        { attempts: 1 },
+      );
+      await second.transaction((tx) => withdraw(tx, 'b'), { attempts: 1 });
+      held.open();
+      await assert.rejects(one, is(ConflictError, 'TROVE_CONFLICT'));
+      const fresh = await reopen(storage);
+      const accounts = fresh.root.get('accounts') as PersistentMap<string, number>;
+      assert.deepEqual([accounts.get('a'), accounts.get('b')], [50, -50]);
     });
   });
 
