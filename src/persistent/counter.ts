@@ -15,7 +15,10 @@ import { mergeStates } from './state-merge.js';
  * it at once, the second commit adds its own change to what the first committed.
  */
 export class Counter extends Persistent {
-  /** The current value. */
+  /**
+   * The current value. Assigned, it is a change by the difference, merged with concurrent
+   * changes as an increment is: a reset to 0 while another transaction adds 3 leaves 3.
+   */
   value: number;
 
   /** A counter starting at `initial`. */
