@@ -122,6 +122,24 @@ describe('readers and writers', () => {
     }
   });
 
+  // Found by a hunt: the iteration went over what this handle had read, without the commit
+  // another process had made before it began.
+  it("an iteration and a backup begun after another process's commit hold it", async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = dir.track(await open(path, { durability: 'none' }));
+    db.root.set('n', 1);
+    await db.commit();
+    const lastTid = db.storage.lastTid();
+    const child = spawnSync(process.execPath, [fileURLToPath(SET_ROOT), path, 'n', '2']);
+    assert.equal(child.status, 0, String(child.stderr));
+    const tids: number[] = [];
+    for await (const transaction of db.storage.iterator()) tids.push(transaction.tid);
+    assert.ok(tids.length >= 2 && tids.at(-1)! > lastTid, "the other process's commit is last");
+    const backup = await db.backup(dir.file('copy.trove'));
+    assert.equal(backup.tid, tids.at(-1));
+  });
+
   it('db.read sees one snapshot while another process commits', async (t) => {
     const dir = scratch(t);
     const path = dir.file();

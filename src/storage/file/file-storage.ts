@@ -2052,7 +2052,8 @@ export class FileStorage extends Storage {
 
   protected async *_iterator(fromTid: Tid): AsyncIterable<TransactionRecord> {
     // (Storage.iterator checks the storage is open when this runs, at the first next().)
-    this.#refuseIfDamaged();
+    // The log to its end now, as a backup's: other handles' commits included.
+    this.#poll();
     const end = this.#log.end;
     const file = this.#file;
     file.acquire();
