@@ -226,3 +226,27 @@ export class StorageIOError extends TroveError {
     this.systemCode = typeof cause?.code === 'string' ? cause.code : undefined;
   }
 }
+
+/**
+ * Every error class trove throws, as one union: once an error is known to be one of them
+ * ({@link isTroveError}), a check of its `code` narrows it to its class (`TROVE_CONFLICT`
+ * to a {@link ConflictError}, with its `oid` and `kind`), which a `TroveError` cannot do.
+ */
+export type AnyTroveError =
+  | NotFoundError
+  | ConflictError
+  | BusyError
+  | CorruptionError
+  | IntegrityError
+  | InvalidArgumentError
+  | ClosedError
+  | ReadOnlyError
+  | StorageIOError;
+
+/**
+ * True for an error trove threw on purpose (a {@link TroveError}); typed as the union of its
+ * classes, so that `switch (error.code)` narrows each case to its class.
+ */
+export function isTroveError(value: unknown): value is AnyTroveError {
+  return value instanceof TroveError;
+}

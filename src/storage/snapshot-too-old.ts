@@ -8,8 +8,9 @@ import type { Oid, Tid } from './types.js';
  * @internal
  */
 export function snapshotTooOld(oid: Oid, tid: Tid): ConflictError {
+  // `tid` is the one a read before it was asked for (see loadBefore): the snapshot's is one less.
   return new ConflictError(
-    `object ${oid} as of tid ${tid} is no longer kept (removed by a pack): the snapshot is too old`,
+    `object ${oid} as of tid ${tid - 1} is no longer kept (removed by a pack): the snapshot is too old`,
     { oid, kind: 'read' },
   );
 }

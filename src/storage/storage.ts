@@ -237,11 +237,14 @@ function checkCommitRequest(
  */
 const MAX_SNAPSHOT_TID = Number.MAX_SAFE_INTEGER - 1;
 
+/** What an option taking a time must be. */
+const TID_OR_DATE = 'a tid (a non-negative integer) or a Date';
+
 /** The tid that shows everything committed at or before `at` (a tid, or a time). */
 export function snapshotTid(at: Tid | Date, argument: string): Tid {
   const tid = isDate(at)
     ? expectDate(at, argument).getTime() * 1000 + 999
-    : expectNonNegativeInteger(at, argument);
+    : expectNonNegativeInteger(at, argument, TID_OR_DATE);
   // A date before 1970 shows what was committed before the first commit: nothing.
   return Math.max(0, Math.min(tid, MAX_SNAPSHOT_TID));
 }
@@ -251,7 +254,7 @@ export function historyCutTid(options: PackOptions): Tid | undefined {
   const since = options.keepHistorySince;
   if (since === undefined) return undefined;
   if (isDate(since)) return dateToTid(expectDate(since, 'options.keepHistorySince'));
-  return expectNonNegativeInteger(since, 'options.keepHistorySince');
+  return expectNonNegativeInteger(since, 'options.keepHistorySince', TID_OR_DATE);
 }
 
 /** What runs when a reader a storage tracks (see Storage's #track) is collected. */

@@ -40,10 +40,17 @@ function fail(argument: string, expected: string, value: unknown): never {
   });
 }
 
-/** A non-negative safe integer. */
-export function expectNonNegativeInteger(value: unknown, argument: string): number {
+/**
+ * A non-negative safe integer; `expected` says what else the argument may be, when it may
+ * (a tid or a Date).
+ */
+export function expectNonNegativeInteger(
+  value: unknown,
+  argument: string,
+  expected = 'a non-negative integer',
+): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    fail(argument, 'a non-negative integer', value);
+    fail(argument, expected, value);
   }
   return value;
 }

@@ -12,6 +12,7 @@ import {
   type ErrorCodeValue,
   type IntegrityFailure,
   InvalidArgumentError,
+  isTroveError,
   MemoryStorage,
   markChanged,
   type NotFoundError,
@@ -162,6 +163,23 @@ export function errors(error: unknown): string {
       return `${code}: ${known.argument ?? ''}`;
     default:
       return known.message;
+  }
+}
+
+export function errorsByGuard(error: unknown): string {
+  // fixed (found by a hunt): a check of the code narrows once isTroveError has said it is one.
+  if (!isTroveError(error)) return 'not trove';
+  switch (error.code) {
+    case 'TROVE_CONFLICT':
+      return `${error.kind} ${error.oid ?? ''}`;
+    case 'TROVE_CORRUPTION':
+      return `${error.path ?? ''} ${error.offset ?? ''}`;
+    case 'TROVE_INTEGRITY':
+      return String(error.failures.length);
+    case 'TROVE_IO':
+      return error.systemCode ?? '';
+    default:
+      return error.message;
   }
 }
 
