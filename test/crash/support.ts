@@ -16,6 +16,7 @@ import type * as FormatModule from '../../dist/storage/file/format.js';
 import type * as LogReaderModule from '../../dist/storage/file/log-reader.js';
 import type * as OpenFileModule from '../../dist/storage/file/open-file.js';
 import type * as RecoveryModule from '../../dist/storage/file/recovery.js';
+import type * as TemporaryFilesModule from '../../dist/storage/file/temporary-files.js';
 import type * as TxBuilderModule from '../../dist/storage/file/tx-builder.js';
 import type * as WriterLockModule from '../../dist/storage/file/writer-lock.js';
 
@@ -31,6 +32,9 @@ export const recovery = await internal<typeof RecoveryModule>('storage/file/reco
 export const txBuilder = await internal<typeof TxBuilderModule>('storage/file/tx-builder.js');
 export const openFile = await internal<typeof OpenFileModule>('storage/file/open-file.js');
 export const writerLock = await internal<typeof WriterLockModule>('storage/file/writer-lock.js');
+export const temporaryFiles = await internal<typeof TemporaryFilesModule>(
+  'storage/file/temporary-files.js',
+);
 export type FileOps = FileOpsModule.FileOps;
 export type ScannedTransaction = LogReaderModule.ScannedTransaction;
 export type ScanProblem = LogReaderModule.ScanProblem;

@@ -5,12 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { closeSync, existsSync, openSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
+import { basename } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import fsx from 'fs-native-extensions';
 import { FileStorage, open } from 'trove';
+import { temporaryFiles } from '../crash/support.js';
 import { startPeer } from './support/peers.js';
 import { type Scratch, scratch } from './support/temp-dir.js';
 
@@ -18,6 +20,8 @@ const quiet = { logger: () => undefined };
 const SET_ROOT = new URL('./children/set-root.js', import.meta.url);
 const STAGE_BLOB = new URL('./children/stage-blob.js', import.meta.url);
 const FSX = createRequire(import.meta.url).resolve('fs-native-extensions');
+/** node:fs itself, whose functions a test may replace (with syncBuiltinESMExports). */
+const fs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
 
 /** A data file with one commit, closed. */
 async function database(dir: Scratch): Promise<string> {
@@ -176,6 +180,15 @@ describe('temporary files', () => {
     });
     await storage.discardBlob(dropped);
     assert.deepEqual(staged(), []);
+    // Their descriptors are closed (found in review: a commit opened each staged file again).
+    const blobDescriptors = readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).includes('.blob-');
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(blobDescriptors, []);
     const chunks: Buffer[] = [];
     for await (const chunk of storage.openBlob(oid!)) chunks.push(chunk as Buffer);
     assert.equal(Buffer.concat(chunks).toString(), 'kept bytes');
@@ -214,5 +227,81 @@ describe('temporary files', () => {
       readdirSync(dir.dir).filter((name) => name.includes('.blob-')),
       [],
     );
+  });
+
+  // Found in review: nothing checked what a creator does when a removal of leftovers finds
+  // its file between the file's creation and its lock.
+  for (const kind of ['index.tmp', 'blob'] as const) {
+    it(`a ${kind} file a removal took before it was locked is made again, locked`, async (t) => {
+      const dir = scratch(t);
+      const path = dir.file();
+      const { createTemporary, createTemporaryHandle, removeStaleFiles, OPEN_KINDS } =
+        temporaryFiles;
+      // The removal runs right after the first file is made, before its lock is taken.
+      let made = 0;
+      const realOpenSync = fs.openSync;
+      const realOpen = fs.promises.open;
+      const race = (flags: unknown) => {
+        if (flags === 'wx+' && made++ === 0) removeStaleFiles(path, OPEN_KINDS);
+      };
+      fs.openSync = (...args: Parameters<typeof fs.openSync>) => {
+        const fd = realOpenSync(...args);
+        race(args[1]);
+        return fd;
+      };
+      fs.promises.open = async (...args: Parameters<typeof fs.promises.open>) => {
+        const handle = await realOpen(...args);
+        race(args[1]);
+        return handle;
+      };
+      syncBuiltinESMExports();
+      t.after(() => {
+        fs.openSync = realOpenSync;
+        fs.promises.open = realOpen;
+        syncBuiltinESMExports();
+      });
+      let file: string;
+      let close: () => Promise<void>;
+      if (kind === 'blob') {
+        const made = await createTemporaryHandle(path, kind);
+        file = made.path;
+        close = () => made.handle.close();
+      } else {
+        const made = createTemporary(path, kind);
+        file = made.path;
+        close = async () => closeSync(made.fd);
+      }
+      assert.equal(made, 2, 'the first file was taken, and another made');
+      assert.equal(unlocked(file), false, 'the one returned is locked');
+      assert.deepEqual(removeStaleFiles(path, OPEN_KINDS), []);
+      assert.deepEqual(
+        readdirSync(dir.dir).filter((name) => name.includes(`.${kind}-`)),
+        [basename(file)],
+      );
+      await close();
+    });
+  }
+
+  it('a removal holds the lock until the name is gone: a creator that comes then makes another', (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const victim = `${path}.blob-${process.pid}-00000000abcd`;
+    // As a creator has it: made, not locked yet.
+    const creator = openSync(victim, 'wx+');
+    t.after(() => closeSync(creator));
+    const realRm = fs.rmSync;
+    let creatorLocked: boolean | undefined;
+    fs.rmSync = (...args: Parameters<typeof fs.rmSync>) => {
+      // The creator's claim comes between the removal's lock and its unlink.
+      if (args[0] === victim) creatorLocked ??= fsx.tryLock(creator, 0, 1);
+      realRm(...args);
+    };
+    syncBuiltinESMExports();
+    t.after(() => {
+      fs.rmSync = realRm;
+      syncBuiltinESMExports();
+    });
+    assert.deepEqual(temporaryFiles.removeStaleFiles(path, temporaryFiles.OPEN_KINDS), [victim]);
+    assert.equal(creatorLocked, false);
   });
 });

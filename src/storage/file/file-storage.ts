@@ -424,12 +424,9 @@ export class FileStorage extends Storage {
   /** Staged blob files, by staged blob. */
   /**
    * The file of each staged blob, kept open while it is staged: its lock marks it in use
-   * (see temporary-files). A commit reads it by its name, with a descriptor of its own.
+   * (see temporary-files), and a commit reads it through that descriptor.
    */
-  readonly #stagedFiles = new WeakMap<
-    StagedBlob,
-    { readonly path: string; readonly handle: fs.promises.FileHandle }
-  >();
+  readonly #stagedFiles = new WeakMap<StagedBlob, StagedFile>();
   readonly #scratch = Buffer.allocUnsafe(LOAD_READ);
   readonly #blockCacheBytes: number;
   #blocks: BlockCache;
@@ -1532,17 +1529,25 @@ export class FileStorage extends Storage {
     writes: readonly RecordWrite[],
     prev: (oid: Oid) => number,
   ): Promise<ScannedTransaction> {
-    const opened: number[] = [];
+    const reading: StagedFile[] = [];
     try {
       const records: StreamedRecord[] = writes.map((write) => {
         const base = { oid: write.oid, tid, prev: prev(write.oid), refs: write.refs };
         if (write.blob === undefined) return { ...base, flags: 0, source: { bytes: write.data } };
-        const fd = fs.openSync(this.#stagedFiles.get(write.blob)!.path, 'r');
-        opened.push(fd);
+        const staged = this.#stagedFiles.get(write.blob);
+        if (staged === undefined) {
+          throw new InvalidArgumentError(
+            'a blob of this commit was discarded before the commit could write it',
+            { argument: 'request' },
+          );
+        }
+        // Its descriptor stays open until this read is done, even if it is discarded meanwhile.
+        staged.readers++;
+        reading.push(staged);
         return {
           ...base,
           flags: RecordFlag.blob,
-          source: { fd, offset: 0, length: write.blob.size },
+          source: { fd: staged.handle.fd, offset: 0, length: write.blob.size },
         };
       });
       return await writeStreamedTransaction(this.#ops, this.#fd, offset, {
@@ -1552,7 +1557,12 @@ export class FileStorage extends Storage {
         records,
       });
     } finally {
-      for (const fd of opened) fs.closeSync(fd);
+      for (const staged of reading) {
+        staged.readers--;
+        if (staged.readers === 0 && staged.discarded) {
+          removeStagedFile(staged).catch(() => undefined);
+        }
+      }
     }
   }
 
@@ -1735,7 +1745,7 @@ export class FileStorage extends Storage {
         : error;
     }
     const staged: StagedBlob = { size };
-    this.#stagedFiles.set(staged, { path: file, handle });
+    this.#stagedFiles.set(staged, { path: file, handle, readers: 0, discarded: false });
     return staged;
   }
 
@@ -1743,11 +1753,10 @@ export class FileStorage extends Storage {
     const file = this.#stagedFiles.get(blob);
     this.#stagedFiles.delete(blob);
     if (file === undefined) return;
-    try {
-      await fs.promises.rm(file.path, { force: true });
-    } finally {
-      await file.handle.close();
-    }
+    // A commit reading it: removed when that read is done (a descriptor closed under a read
+    // may be another file's by then, and its bytes would be stored as the blob's).
+    if (file.readers > 0) file.discarded = true;
+    else await removeStagedFile(file);
   }
 
   protected _openBlob(oid: Oid): Readable {
@@ -2468,6 +2477,25 @@ function headerEndingAt(
  * Copies the first `length` bytes of `from` to `to`, in pieces, off the event loop. Writes go
  * through `ops` like the storage's others, so a test can hold a backup in the middle.
  */
+/** A staged blob's file (see FileStorage#stagedFiles). */
+interface StagedFile {
+  readonly path: string;
+  readonly handle: fs.promises.FileHandle;
+  /** Commits reading it now. */
+  readers: number;
+  /** Discarded while read: removed when the last read is done. */
+  discarded: boolean;
+}
+
+/** Removes a staged blob's file, then closes it (which frees its lock). */
+async function removeStagedFile(file: StagedFile): Promise<void> {
+  try {
+    await fs.promises.rm(file.path, { force: true });
+  } finally {
+    await file.handle.close();
+  }
+}
+
 async function copyRange(ops: FileOps, from: number, to: number, length: number): Promise<void> {
   const piece = Buffer.allocUnsafe(8 * 1024 * 1024);
   const read = (position: number, size: number) =>

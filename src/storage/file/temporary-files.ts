@@ -50,15 +50,25 @@ function temporaryPath(path: string, kind: TemporaryKind): string {
 }
 
 /**
- * Takes the lock of a file just made with exclusive creation. False when another process's
- * removal of leftovers holds it, or took the file already (it found the file between its
- * creation and this lock): the caller makes another.
+ * Takes the lock of a file just made with exclusive creation at `file`. False when another
+ * process's removal of leftovers holds it, or took the file already (it found the file
+ * between its creation and this lock): the caller makes another. (The name is compared
+ * with the descriptor, not the link count: on NFS a file removed while open is renamed
+ * and keeps its count.) Where locking fails outright (a file system without locks), the
+ * caller removes the file and closes it.
  */
-function claim(fd: number): boolean {
+function claim(file: string, fd: number): boolean {
   if (!fsx.tryLock(fd, 0, 1)) return false;
-  if (fs.fstatSync(fd).nlink > 0) return true;
+  if (sameFile(fs.lstatSync(file, { bigint: true, throwIfNoEntry: false }), fd)) return true;
   fsx.unlock(fd, 0, 1);
   return false;
+}
+
+/** True if `named` (a name's lstat) is the file open as `fd`. */
+function sameFile(named: fs.BigIntStats | undefined, fd: number): boolean {
+  if (named === undefined) return false;
+  const opened = fs.fstatSync(fd, { bigint: true });
+  return named.ino === opened.ino && named.dev === opened.dev;
 }
 
 /** A new temporary file of `kind` for the data file at `path`, locked (see the module). */
@@ -66,7 +76,14 @@ export function createTemporary(path: string, kind: TemporaryKind): TemporaryFil
   for (let attempt = 1; ; attempt++) {
     const file = temporaryPath(path, kind);
     const fd = fs.openSync(file, 'wx+', 0o644);
-    if (claim(fd)) return { path: file, fd };
+    let claimed: boolean;
+    try {
+      claimed = claim(file, fd);
+    } catch (error) {
+      discardTemporary({ path: file, fd });
+      throw error;
+    }
+    if (claimed) return { path: file, fd };
     fs.closeSync(fd);
     if (attempt === CREATE_ATTEMPTS) throw lockLost(file);
   }
@@ -80,13 +97,16 @@ export async function createTemporaryHandle(
   for (let attempt = 1; ; attempt++) {
     const file = temporaryPath(path, kind);
     const handle = await fs.promises.open(file, 'wx+', 0o644);
-    let claimed = false;
+    let claimed: boolean;
     try {
-      claimed = claim(handle.fd);
-    } finally {
-      if (!claimed) await handle.close();
+      claimed = claim(file, handle.fd);
+    } catch (error) {
+      await fs.promises.rm(file, { force: true }).catch(() => undefined);
+      await handle.close();
+      throw error;
     }
     if (claimed) return { path: file, handle };
+    await handle.close();
     if (attempt === CREATE_ATTEMPTS) throw lockLost(file);
   }
 }
@@ -149,16 +169,17 @@ export function removeStaleFiles(path: string, kinds: readonly TemporaryKind[]):
 function removeIfUnlocked(file: string): boolean {
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r+');
+    // Read-only, and a shared lock: it conflicts with the writer's all the same, and a
+    // leftover of another user that this one may remove but not write is removed too. Not
+    // through a symlink: a name trove made is never one.
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch {
     // Gone already, or not ours to open: either way not ours to remove.
     return false;
   }
   try {
-    if (!fsx.tryLock(fd, 0, 1)) return false;
-    const opened = fs.fstatSync(fd);
-    const named = fs.statSync(file, { throwIfNoEntry: false });
-    if (named === undefined || named.ino !== opened.ino || named.dev !== opened.dev) return false;
+    if (!fsx.tryLock(fd, 0, 1, { shared: true })) return false;
+    if (!sameFile(fs.lstatSync(file, { bigint: true, throwIfNoEntry: false }), fd)) return false;
     fs.rmSync(file, { force: true });
     return true;
   } catch {
