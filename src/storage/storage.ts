@@ -689,7 +689,9 @@ export abstract class Storage {
         yield transaction;
       }
     }
-    const { lastTid, bytes } = await writeLogFile(path, upTo(), true, horizon);
+    const { lastTid, bytes } = await writeLogFile(path, upTo(), true, horizon, (message) =>
+      console.warn(message),
+    );
     return { path, tid: lastTid, bytes };
   }
 

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import {
   closeSync,
   existsSync,
+  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -383,6 +384,43 @@ describe('backup', () => {
     assert.equal(before.tid, tids[1]);
     const copy = dir.track(await open(before.path, { readOnly: true }));
     assert.deepEqual([...copy.root.keys()].sort(), ['k0', 'k1']);
+  });
+
+  // Found in review: a MemoryStorage's backup whose index could not be saved failed, with
+  // the copy in place (a retry found the target taken); a file storage's only reported it.
+  it('an index the copy cannot have is reported, not a failure: the copy is whole', async (t) => {
+    const dir = scratch(t);
+    const memory = await open({ storage: new MemoryStorage() });
+    t.after(() => memory.close());
+    const logged: string[] = [];
+    const db = dir.track(
+      await open(dir.file(), { durability: 'none', logger: (m) => logged.push(m) }),
+    );
+    for (const source of [db, memory]) {
+      await source.transaction((tx) => {
+        tx.root.set('n', 1);
+      });
+    }
+    const warned: unknown[] = [];
+    const warn = console.warn;
+    console.warn = (...args: unknown[]) => warned.push(args);
+    t.after(() => {
+      console.warn = warn;
+    });
+    for (const [i, source] of [db, memory].entries()) {
+      const target = dir.file(`copy-${i}.trove`);
+      // A directory where the index goes: it cannot be renamed into place.
+      mkdirSync(`${target}.index`);
+      writeFileSync(`${target}.index/in-the-way`, '');
+      const result = await source.backup(target);
+      assert.ok(result.bytes > 0);
+      await withCopy(target, async (copy) => {
+        assert.equal(await copy.read((tx) => tx.root.get('n')), 1);
+      });
+    }
+    console.warn = warn;
+    assert.equal(logged.length, 1, 'the file storage reported it to its logger');
+    assert.equal(warned.length, 1, 'the memory storage reported it with console.warn');
   });
 
   it('refuses a target that exists, and leaves it as it was', async (t) => {

@@ -25,12 +25,17 @@ import { writeStreamedTransaction } from './streamed-transaction.js';
 import { syncDirectory } from './sync-directory.js';
 import { createTemporary, discardTemporary } from './temporary-files.js';
 
-/** Writes `transactions` into a new data file at `path` (which must not exist). */
+/**
+ * Writes `transactions` into a new data file at `path` (which must not exist). Its index is
+ * saved too; one that cannot be is passed to `warn`, not thrown: the file is whole and in
+ * place by then (a retry would find the target taken), and its first open rebuilds the index.
+ */
 export async function writeLogFile(
   path: string,
   transactions: AsyncIterable<TransactionRecord>,
   sync: boolean,
-  historyHorizon = 0,
+  historyHorizon: number,
+  warn: (message: string) => void,
 ): Promise<{ lastTid: number; bytes: number }> {
   const temporary = createTemporary(path, 'backup');
   const fd = temporary.fd;
@@ -80,17 +85,21 @@ export async function writeLogFile(
     named = true;
     fs.closeSync(fd);
     if (sync) syncDirectory(dirname(path));
-    saveIndex(
-      path,
-      {
-        generation,
-        coveredOffset: state.end,
-        lastTid: state.lastTid,
-        nextOid: state.nextOid,
-        index: state.index,
-      },
-      sync,
-    );
+    try {
+      saveIndex(
+        path,
+        {
+          generation,
+          coveredOffset: state.end,
+          lastTid: state.lastTid,
+          nextOid: state.nextOid,
+          index: state.index,
+        },
+        sync,
+      );
+    } catch (error) {
+      warn(`trove: ${path}: the copy's index could not be saved: ${error}`);
+    }
     return { lastTid: state.lastTid, bytes: state.end };
   } catch (error) {
     if (!named) discardTemporary(temporary);
