@@ -45,6 +45,13 @@ class Pair extends Persistent {
 }
 registerClass(Pair, 'writeDuringCommit.Pair');
 
+/** A change of a Pair: `key` set to `value`. */
+const assigns =
+  (key: 'a' | 'b', value: number) =>
+  (pair: Pair): void => {
+    pair[key] = value;
+  };
+
 /**
  * Sets up `name` (made by `make`) on a held storage, lets another handle change it with
  * `theirs`, changes it with `mine`, and starts a commit (which conflicts and is resolved)
@@ -114,15 +121,9 @@ describe('a write made while a commit is under way, when that commit resolved a 
   it('a class merge that succeeds for the write made during the commit', async () => {
     const { db, obj, stored } = await resolvedCommit(
       () => new Pair(),
-      (p) => {
-        p.b = 1;
-      },
-      (p) => {
-        p.a = 1;
-      },
-      (p) => {
-        p.a = 2;
-      },
+      assigns('b', 1),
+      assigns('a', 1),
+      assigns('a', 2),
     );
     assert.deepEqual([obj.a, obj.b], [2, 1]);
     await db.commit();
@@ -133,15 +134,9 @@ describe('a write made while a commit is under way, when that commit resolved a 
   it('a write the class cannot merge: the next commit fails with ConflictError, nothing lost silently', async () => {
     const { db, obj, stored } = await resolvedCommit(
       () => new Pair(),
-      (p) => {
-        p.b = 1;
-      },
-      (p) => {
-        p.a = 1;
-      },
-      (p) => {
-        p.b = 5;
-      },
+      assigns('b', 1),
+      assigns('a', 1),
+      assigns('b', 5),
     );
     // The object shows what was committed (the merge of the two first changes).
     assert.deepEqual([obj.a, obj.b], [1, 1]);
@@ -176,15 +171,9 @@ describe('a write made while a commit is under way, when that commit resolved a 
       registerClass(Once, `writeDuringCommit.Once${what === 'a promise' ? 'Promise' : 'Array'}`);
       const { db, obj, stored } = await resolvedCommit(
         () => new Once(),
-        (p) => {
-          p.b = 1;
-        },
-        (p) => {
-          p.a = 1;
-        },
-        (p) => {
-          p.a = 2;
-        },
+        assigns('b', 1),
+        assigns('a', 1),
+        assigns('a', 2),
       );
       assert.equal(calls, 2);
       assert.deepEqual([obj.a, obj.b], [1, 1], 'the committed merge');
