@@ -57,7 +57,8 @@ export interface ConflictDetails extends TroveErrorOptions {
   oid?: number | undefined;
   /**
    * `write`: the object was written here and committed elsewhere since this transaction's
-   * snapshot. `read`: an object guarded with `readCurrent` was committed elsewhere.
+   * snapshot (also one guarded with `readCurrent` and written: it is not merged). `read`: an
+   * object only read, guarded with `readCurrent`, was committed elsewhere.
    */
   kind?: 'write' | 'read' | undefined;
   /** The registered class name of the object, if known. */
@@ -244,9 +245,23 @@ export type AnyTroveError =
   | StorageIOError;
 
 /**
- * True for an error trove threw on purpose (a {@link TroveError}); typed as the union of its
- * classes, so that `switch (error.code)` narrows each case to its class.
+ * True for an error of one of trove's error classes (as trove throws on purpose); typed as
+ * their union, so that `switch (error.code)` narrows each case to its class.
  */
 export function isTroveError(value: unknown): value is AnyTroveError {
-  return value instanceof TroveError;
+  // The classes, not their base: a TroveError made by the application with a code of its
+  // choosing has none of the fields that code's class promises.
+  return ERROR_CLASSES.some((cls) => value instanceof cls);
 }
+
+const ERROR_CLASSES = [
+  NotFoundError,
+  ConflictError,
+  BusyError,
+  CorruptionError,
+  IntegrityError,
+  InvalidArgumentError,
+  ClosedError,
+  ReadOnlyError,
+  StorageIOError,
+];

@@ -7,6 +7,7 @@
  */
 
 import type { Readable } from 'node:stream';
+import { types } from 'node:util';
 import { classForName, nameOfClass, registrationCount } from '../codec/class-registry.js';
 import { decodeRecord, encodeRecord, peekClassName } from '../codec/record-codec.js';
 import { isPersistentClass, whileEncoding } from '../codec/reference-type.js';
@@ -938,7 +939,8 @@ const BASES_COUNT = 1024;
  * states are plain objects, as the ones it is given. Anything else would be stored as if it
  * were one (a promise or a date as no attributes at all, an array as attributes 0, 1, ..., a
  * stored object as a copy of its attributes). A promise (an async resolveConflict) is given a
- * handler: its rejection is this refusal's, not an unhandled one that ends the process.
+ * handler: its rejection is this refusal's, not an unhandled one that ends the process (of
+ * any realm: a native promise's `then` is called, never a thenable's own).
  */
 function notAState(value: object): string | undefined {
   try {
@@ -948,11 +950,12 @@ function notAState(value: object): string | undefined {
     if (Object.getPrototypeOf(proto) === null && proto.constructor?.name === 'Object') {
       return undefined;
     }
-    const then = (value as { then?: unknown }).then;
-    if (typeof then === 'function') {
-      then.call(value, undefined, () => undefined);
+    if (types.isPromise(value)) {
+      Promise.prototype.then.call(value, undefined, () => undefined);
       return 'a promise (it must be synchronous)';
     }
+    // Another thenable is not called: its `then` is the application's code.
+    if (typeof (value as { then?: unknown }).then === 'function') return 'a thenable';
     if (Array.isArray(value)) return 'an array';
     const name = (proto as { constructor?: { name?: unknown } }).constructor?.name;
     return typeof name === 'string' && name !== ''

@@ -450,9 +450,9 @@ export class Database {
   /**
    * Closes the database: uncommitted changes of the default connection are discarded,
    * transactions still running fail with ClosedError, and the storage is closed once no
-   * other open database uses it, after the commits, packs, backups, checkpoints and
-   * integrity checks under way finish (a file storage then saves its index, so the next
-   * open is fast). Idempotent.
+   * other open database uses it, after the commits, packs, backups and checkpoints under
+   * way finish and an integrity check under way has stopped (it rejects with ClosedError);
+   * a file storage then saves its index, so the next open is fast. Idempotent.
    */
   close(): Promise<void> {
     if (this.#closing === undefined) {

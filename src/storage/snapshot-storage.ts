@@ -163,6 +163,14 @@ export class SnapshotStorage extends Storage {
     }
   }
 
+  override close(): Promise<void> {
+    const closing = super.close();
+    // Begun at once, not once this view's operations are done (close waits for them): an
+    // integrity check of the storage it owns, under way, ends at that storage's close.
+    if (this.#closeInner) this.#inner.close().catch(() => undefined);
+    return closing;
+  }
+
   protected async _close(): Promise<void> {
     if (this.#closeInner) await this.#inner.close();
   }

@@ -10,7 +10,7 @@ import type { Oid, Tid } from './types.js';
 export function snapshotTooOld(oid: Oid, tid: Tid): ConflictError {
   // `tid` is the one a read before it was asked for (see loadBefore): the snapshot's is one less.
   return new ConflictError(
-    `object ${oid} as of tid ${tid - 1} is no longer kept (removed by a pack): the snapshot is too old`,
+    `object ${oid} as of tid ${Math.max(0, tid - 1)} is no longer kept (removed by a pack): the snapshot is too old`,
     { oid, kind: 'read' },
   );
 }

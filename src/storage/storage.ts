@@ -295,9 +295,9 @@ export abstract class Storage {
   #closed = false;
   #closing: Promise<void> | undefined;
   /**
-   * Packs, backups, checkpoints and integrity checks under way: close() lets them finish
-   * first (a check of a large file takes seconds), as it does queued commits, rather than
-   * close the file they read and write.
+   * Packs, backups, checkpoints and integrity checks under way: close() waits for them to
+   * end, as it does for queued commits, rather than close the file they read and write (an
+   * integrity check ends early: it looks at every turn whether the storage is closing).
    */
   readonly #running = new Set<Promise<unknown>>();
   /** Blobs staged and not yet stored or discarded. */
@@ -488,8 +488,10 @@ export abstract class Storage {
   }
 
   /**
-   * Every committed transaction with tid >= `fromTid`, oldest first, as far as this handle
-   * had read the log when the iteration began (its first `next()`). Another handle's commit
+   * Every committed transaction with tid >= `fromTid`, oldest first, up to the end of the
+   * log when the iteration began (its first `next()`; a file storage reads other handles'
+   * commits first). After a pack, what it kept from before its cut comes back as transactions
+   * at the cut's tid, without a note or user. Another handle's commit
    * still in its sync may be among them; if that sync fails, the commit is cut back (it
    * never was committed), and the iteration may then fail with CorruptionError there.
    */

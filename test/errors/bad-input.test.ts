@@ -774,7 +774,7 @@ describe('bad input', () => {
     // Found by a bug hunt: anything resolveConflict returned that was an object was stored
     // as a state. An async one stored no attributes at all (its rejection ended the process),
     // an array its entries, a stored object a copy of that object's attributes.
-    it('resolveConflict returning a promise, an array, a Map, a Date or a stored object: ConflictError, nothing stored', async () => {
+    it('resolveConflict returning a promise, a thenable, an array, a Map, a Date or a stored object: ConflictError, nothing stored', async () => {
       const returns: Record<string, (mine: Record<string, unknown>, other: object) => unknown> = {
         'an async result': async (mine) => mine,
         'an async failure': async () => {
@@ -784,7 +784,16 @@ describe('bad input', () => {
         'a Map': (mine) => new Map(Object.entries(mine)),
         'a Date': () => new Date(0),
         'a stored object': (_mine, other) => other,
+        // Not called: its `then` is the application's code.
+        'a thenable': () =>
+          new (class Later {
+            // biome-ignore lint/suspicious/noThenProperty: a thenable is what this test returns
+            then() {
+              thenCalls++;
+            }
+          })(),
       };
+      let thenCalls = 0;
       let unhandled = 0;
       const count = () => unhandled++;
       process.on('unhandledRejection', count);
@@ -832,6 +841,7 @@ describe('bad input', () => {
         }
         await new Promise((resolve) => setImmediate(resolve));
         assert.equal(unhandled, 0, 'no unhandled rejection');
+        assert.equal(thenCalls, 0, "a thenable's then is not called");
       } finally {
         process.off('unhandledRejection', count);
       }

@@ -110,7 +110,7 @@ describe('close and what is under way', () => {
   });
 
   // A close() waited for a whole check, minutes for a large file.
-  it('close() ends a running integrity check, which rejects with ClosedError', async (t) => {
+  it('close() ends a running integrity check (of a view too), which rejects with ClosedError', async (t) => {
     const dir = scratch(t);
     const storage = await FileStorage.open(dir.file(), quiet);
     const oids = await storage.newOids(50_000);
@@ -125,6 +125,15 @@ describe('close and what is under way', () => {
     const closing = storage.close();
     await assert.rejects(check, { code: 'TROVE_CLOSED' });
     await closing;
+    assert.deepEqual(descriptorsIn(dir.dir), []);
+
+    // Found in review: a view as of a time (open with `at`) owns its file storage, which it
+    // closed only after the check it ran there had read the whole file.
+    const view = await open(dir.file(), { at: new Date(), ...quiet });
+    const viewCheck = view.integrityCheck();
+    const viewClosing = view.close();
+    await assert.rejects(viewCheck, { code: 'TROVE_CLOSED' });
+    await viewClosing;
     assert.deepEqual(descriptorsIn(dir.dir), []);
   });
 

@@ -304,4 +304,44 @@ describe('temporary files', () => {
     assert.deepEqual(temporaryFiles.removeStaleFiles(path, temporaryFiles.OPEN_KINDS), [victim]);
     assert.equal(creatorLocked, false);
   });
+
+  // Found in review: a blob discarded while its commit waited in the queue failed every
+  // commit of the group it joined, others' too.
+  it('a staged blob discarded while its commit is queued is stored all the same, and removed after', async (t) => {
+    const dir = scratch(t);
+    const storage = dir.track(await FileStorage.open(dir.file(), quiet));
+    const bytes = (text: string) => new TextEncoder().encode(text);
+    const [a, b, c] = (await storage.newOids(3)) as [number, number, number];
+    const blob = await storage.stageBlob(bytes('blob bytes'));
+    const base = storage.lastTid();
+    const put = (oid: number) => ({ oid, data: bytes('x'), refs: [], expectedTid: 0 });
+    const first = storage.commit({ baseTid: base, writes: [put(a)] });
+    await new Promise((resolve) => setImmediate(resolve));
+    // Queued behind the first, in one group: another's commit and the blob's.
+    const other = storage.commit({ baseTid: base, writes: [put(b)] });
+    const withBlob = storage.commit({
+      baseTid: base,
+      writes: [{ oid: c, data: new Uint8Array(0), refs: [], expectedTid: 0, blob }],
+    });
+    await storage.discardBlob(blob);
+    await Promise.all([first, other, withBlob]);
+    const chunks: Buffer[] = [];
+    for await (const chunk of storage.openBlob(c)) chunks.push(chunk as Buffer);
+    assert.equal(Buffer.concat(chunks).toString(), 'blob bytes');
+    assert.deepEqual(
+      readdirSync(dir.dir).filter((name) => name.includes('.blob-')),
+      [],
+    );
+    // A commit of a blob discarded before it: refused, alone.
+    const gone = await storage.stageBlob(bytes('gone'));
+    await storage.discardBlob(gone);
+    const [d] = (await storage.newOids(1)) as [number];
+    await assert.rejects(
+      storage.commit({
+        baseTid: storage.lastTid(),
+        writes: [{ oid: d, data: new Uint8Array(0), refs: [], expectedTid: 0, blob: gone }],
+      }),
+      { code: 'TROVE_INVALID_ARGUMENT' },
+    );
+  });
 });

@@ -8,6 +8,7 @@ import {
   ErrorCode,
   IntegrityError,
   InvalidArgumentError,
+  isTroveError,
   NotFoundError,
   ReadOnlyError,
   StorageIOError,
@@ -38,6 +39,23 @@ describe('error hierarchy', () => {
       assert.equal(error.name, error.constructor.name);
     });
   }
+
+  it('isTroveError is true for an error of each class, false for anything else', () => {
+    for (const [error] of cases) assert.equal(isTroveError(error), true, error.name);
+    // A TroveError made with a code of the application's choosing has none of its class's
+    // fields: it is not one of trove's errors.
+    for (const other of [
+      new TroveError('TROVE_INTEGRITY', 'made by hand'),
+      new Error('x'),
+      Object.assign(new Error('x'), { code: 'TROVE_CONFLICT' }),
+      { code: 'TROVE_CONFLICT' },
+      undefined,
+      null,
+      'TROVE_CONFLICT',
+    ]) {
+      assert.equal(isTroveError(other), false, String(other));
+    }
+  });
 
   it('lists every code in ErrorCode exactly once', () => {
     const codes = Object.values(ErrorCode);

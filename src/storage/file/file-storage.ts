@@ -421,7 +421,6 @@ export class FileStorage extends Storage {
   #reads = 0;
   /** Whether this handle found no usable saved index and read the whole log instead. */
   #indexRebuilt = false;
-  /** Staged blob files, by staged blob. */
   /**
    * The file of each staged blob, kept open while it is staged: its lock marks it in use
    * (see temporary-files), and a commit reads it through that descriptor.
@@ -1237,10 +1236,43 @@ export class FileStorage extends Storage {
   }
 
   protected _commit(request: CommitRequest): Promise<Tid> {
-    return new Promise<Tid>((resolve, reject) => {
+    // Its staged blobs' files stay open while it is queued and written, even if discarded
+    // meanwhile: the group it joins reads them (one gone would fail the whole group).
+    const pinned: StagedBlob[] = [];
+    for (const write of request.writes) {
+      if (write.blob === undefined) continue;
+      const file = this.#stagedFiles.get(write.blob);
+      if (file === undefined || file.discarded) {
+        for (const blob of pinned) void this.#unpin(blob);
+        return Promise.reject(
+          new InvalidArgumentError('a blob of this commit was discarded before it was committed', {
+            argument: 'request',
+          }),
+        );
+      }
+      file.readers++;
+      pinned.push(write.blob);
+    }
+    const committed = new Promise<Tid>((resolve, reject) => {
       this.#queue.push({ request, resolve, reject });
       if (this.#flushing === undefined) this.#flushing = this.#flush();
     });
+    if (pinned.length === 0) return committed;
+    // Settled once a file discarded meanwhile is removed.
+    return committed.finally(() => Promise.all(pinned.map((blob) => this.#unpin(blob))));
+  }
+
+  /**
+   * Lets go of a staged blob a commit held; removes its file if it was discarded meanwhile
+   * (a failure to is left to the next open, as the file is unlocked from then on).
+   */
+  async #unpin(blob: StagedBlob): Promise<void> {
+    const file = this.#stagedFiles.get(blob)!;
+    file.readers--;
+    if (file.readers === 0 && file.discarded) {
+      this.#stagedFiles.delete(blob);
+      await removeStagedFile(file).catch(() => undefined);
+    }
   }
 
   /** Writes queued commits, one group at a time; a group is whatever queued meanwhile. */
@@ -1529,41 +1561,23 @@ export class FileStorage extends Storage {
     writes: readonly RecordWrite[],
     prev: (oid: Oid) => number,
   ): Promise<ScannedTransaction> {
-    const reading: StagedFile[] = [];
-    try {
-      const records: StreamedRecord[] = writes.map((write) => {
-        const base = { oid: write.oid, tid, prev: prev(write.oid), refs: write.refs };
-        if (write.blob === undefined) return { ...base, flags: 0, source: { bytes: write.data } };
-        const staged = this.#stagedFiles.get(write.blob);
-        if (staged === undefined) {
-          throw new InvalidArgumentError(
-            'a blob of this commit was discarded before the commit could write it',
-            { argument: 'request' },
-          );
-        }
-        // Its descriptor stays open until this read is done, even if it is discarded meanwhile.
-        staged.readers++;
-        reading.push(staged);
-        return {
-          ...base,
-          flags: RecordFlag.blob,
-          source: { fd: staged.handle.fd, offset: 0, length: write.blob.size },
-        };
-      });
-      return await writeStreamedTransaction(this.#ops, this.#fd, offset, {
-        tid,
-        status: TxStatus.committed,
-        meta,
-        records,
-      });
-    } finally {
-      for (const staged of reading) {
-        staged.readers--;
-        if (staged.readers === 0 && staged.discarded) {
-          removeStagedFile(staged).catch(() => undefined);
-        }
-      }
-    }
+    const records: StreamedRecord[] = writes.map((write) => {
+      const base = { oid: write.oid, tid, prev: prev(write.oid), refs: write.refs };
+      if (write.blob === undefined) return { ...base, flags: 0, source: { bytes: write.data } };
+      // Held by the commit since _commit (see there): open, even if discarded meanwhile.
+      const staged = this.#stagedFiles.get(write.blob)!;
+      return {
+        ...base,
+        flags: RecordFlag.blob,
+        source: { fd: staged.handle.fd, offset: 0, length: write.blob.size },
+      };
+    });
+    return writeStreamedTransaction(this.#ops, this.#fd, offset, {
+      tid,
+      status: TxStatus.committed,
+      meta,
+      records,
+    });
   }
 
   /**
@@ -1751,12 +1765,13 @@ export class FileStorage extends Storage {
 
   protected async _discardBlob(blob: StagedBlob): Promise<void> {
     const file = this.#stagedFiles.get(blob);
+    if (file === undefined || file.discarded) return;
+    file.discarded = true;
+    // A commit holding it: removed when that commit is done (a descriptor closed under a
+    // read may be another file's by then, and its bytes would be stored as the blob's).
+    if (file.readers > 0) return;
     this.#stagedFiles.delete(blob);
-    if (file === undefined) return;
-    // A commit reading it: removed when that read is done (a descriptor closed under a read
-    // may be another file's by then, and its bytes would be stored as the blob's).
-    if (file.readers > 0) file.discarded = true;
-    else await removeStagedFile(file);
+    await removeStagedFile(file);
   }
 
   protected _openBlob(oid: Oid): Readable {
@@ -2473,17 +2488,13 @@ function headerEndingAt(
   return { offset: start, length, tid: header.tid, status: header.status };
 }
 
-/**
- * Copies the first `length` bytes of `from` to `to`, in pieces, off the event loop. Writes go
- * through `ops` like the storage's others, so a test can hold a backup in the middle.
- */
 /** A staged blob's file (see FileStorage#stagedFiles). */
 interface StagedFile {
   readonly path: string;
   readonly handle: fs.promises.FileHandle;
-  /** Commits reading it now. */
+  /** Commits holding it (queued or being written). */
   readers: number;
-  /** Discarded while read: removed when the last read is done. */
+  /** Discarded: removed once no commit holds it. */
   discarded: boolean;
 }
 
@@ -2496,6 +2507,10 @@ async function removeStagedFile(file: StagedFile): Promise<void> {
   }
 }
 
+/**
+ * Copies the first `length` bytes of `from` to `to`, in pieces, off the event loop. Writes go
+ * through `ops` like the storage's others, so a test can hold a backup in the middle.
+ */
 async function copyRange(ops: FileOps, from: number, to: number, length: number): Promise<void> {
   const piece = Buffer.allocUnsafe(8 * 1024 * 1024);
   const read = (position: number, size: number) =>
