@@ -54,6 +54,7 @@ import {
   type Tid,
   type TransactionMeta,
 } from '../storage/types.js';
+import { describe } from '../util/validate.js';
 import { type CacheLimits, ObjectCache } from './object-cache.js';
 import { describePath } from './object-path.js';
 
@@ -287,7 +288,7 @@ export class Connection implements Jar {
       // Its class may be registered before it loads again: `instanceof` must load it first.
       meta.classKnown = false;
     } else {
-      installState(meta, cls, state);
+      installState(meta, cls, upgraded(cls, className, state));
       delete (meta.target as { [BROKEN_CLASS_NAME]?: string })[BROKEN_CLASS_NAME];
     }
     meta.serial = record.tid;
@@ -775,9 +776,11 @@ export class Connection implements Jar {
     const decode = (data: Uint8Array) => decodeRecord(data, this.#resolve, conflict.oid).state;
     let merged: Record<string, unknown> | undefined | null;
     try {
+      // The stored revisions as this version of the class loads them (this one's own state
+      // was loaded so, and written by it).
       merged = cls.resolveConflict(
-        decode(old.data),
-        decode(committed.data),
+        upgraded(cls, entry.className, decode(old.data)),
+        upgraded(cls, entry.className, decode(committed.data)),
         decode(entry.write.data),
       );
     } catch (cause) {
@@ -933,6 +936,33 @@ const ENDED_AT_COMMIT =
 const BASES_BYTES = 4 * 1024 * 1024;
 /** Merge bases a connection keeps at most. */
 const BASES_COUNT = 1024;
+
+/**
+ * The state a class's `static upgradeState(state)` makes of a stored one, as it loads (the
+ * stored state as it is without one): a later version of a class gives old objects the
+ * attributes it added, with their defaults. The upgrade is not a change: the stored state
+ * stays as it was until the object is written for a change of its own. InvalidArgumentError
+ * if it returns no state (see notAState); what it throws is thrown, and the object does not
+ * load.
+ */
+function upgraded(
+  cls: Function,
+  className: string,
+  state: Record<string, unknown>,
+): Record<string, unknown> {
+  const upgrade = (cls as { upgradeState?: unknown }).upgradeState;
+  if (typeof upgrade !== 'function') return state;
+  const result: unknown = upgrade.call(cls, state);
+  const problem =
+    typeof result !== 'object' || result === null ? describe(result) : notAState(result);
+  if (problem !== undefined) {
+    throw new InvalidArgumentError(
+      `upgradeState of ${className} returned ${problem}, not a state: a plain object of attributes, returned synchronously`,
+      { argument: 'upgradeState' },
+    );
+  }
+  return result as Record<string, unknown>;
+}
 
 /**
  * What a value resolveConflict returned is, when it is no state (undefined when it is one):

@@ -377,6 +377,11 @@ const persistentHandler: ProxyHandler<Target> = {
  * name (`@persistent('app.User')` or `registerClass`), and instances reachable from the
  * database root are stored on commit. Attribute writes and deletes, and changes to plain
  * arrays, objects, Maps, Sets and Dates held in attributes, mark the object changed.
+ *
+ * A subclass may define `static resolveConflict(oldState, committedState, myState)`, which
+ * merges a change with another transaction's (returning the merged state, a plain object),
+ * and `static upgradeState(state)`, which returns the state to load for a stored one (giving
+ * objects an earlier version stored the attributes added since).
  */
 export class Persistent {
   /**
