@@ -442,7 +442,7 @@ export abstract class Storage {
   openBlob(oid: Oid): Readable {
     this.checkOpen();
     const stream = this._openBlob(expectOid(oid, 'oid'));
-    const ref = this.#track(stream, () => {
+    const untrack = this.#track(stream, () => {
       // Whoever reads it (it listens for errors) learns why it ended; a stream nobody reads
       // just ends, since an error nobody listens for would end the process.
       if (stream.listenerCount('error') === 0) stream.destroy();
@@ -451,23 +451,32 @@ export abstract class Storage {
           new ClosedError(`the ${this.kind} storage was closed while a blob was read`),
         );
     });
-    stream.once('close', () => this.#readers.delete(ref));
+    stream.once('close', untrack);
     return stream;
   }
 
   /**
    * Notes a reader (a blob stream, an iteration) that close() ends, held weakly: one
-   * dropped unfinished is collected, and `collected` runs then.
+   * dropped unfinished is collected, and `collected` runs then. Returns what to call when it
+   * ends by itself: it forgets the reader at once (what the collection callback holds, the
+   * iteration's state, would otherwise stay until the registry's cleanup got a turn).
    */
-  #track(reader: object, end: () => void, collected?: () => void): WeakRef<object> {
+  #track(reader: object, end: () => void, collected?: () => void): () => void {
     const ref = new WeakRef(reader);
     this.#readers.add(ref);
     this.#endReader.set(reader, end);
-    readerCollection.register(reader, () => {
+    readerCollection.register(
+      reader,
+      () => {
+        this.#readers.delete(ref);
+        collected?.();
+      },
+      ref,
+    );
+    return () => {
       this.#readers.delete(ref);
-      collected?.();
-    });
-    return ref;
+      readerCollection.unregister(ref);
+    };
   }
 
   /**
@@ -503,8 +512,8 @@ export abstract class Storage {
     // Ended (what it holds released) by close(), or when the iteration is dropped unfinished
     // and collected: a file storage's iteration holds its file from its first step.
     const end = () => void inner.return?.().catch(() => undefined);
-    const outer = this.#whileOpen(inner, () => this.#readers.delete(ref));
-    const ref = this.#track(outer, end, end);
+    const outer = this.#whileOpen(inner, () => untrack());
+    const untrack = this.#track(outer, end, end);
     return outer;
   }
 

@@ -742,10 +742,14 @@ describe('blobs, on a file and in memory', () => {
   it('a staging file that cannot be opened fails the commit at once, whatever the source does', async (t) => {
     const { db } = await openKind(t, 'file');
     const nodeFs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
-    const openFile = nodeFs.promises.open;
-    nodeFs.promises.open = (async () => {
-      throw Object.assign(new Error('EMFILE (injected)'), { code: 'EMFILE' });
+    const openFile = nodeFs.openSync;
+    nodeFs.openSync = ((...args: Parameters<typeof openFile>) => {
+      if (String(args[0]).includes('.blob-')) {
+        throw Object.assign(new Error('EMFILE (injected)'), { code: 'EMFILE' });
+      }
+      return openFile(...args);
     }) as typeof openFile;
+    syncBuiltinESMExports();
     try {
       const stalled = new Readable({ read() {} });
       db.root.set('blob', Blob.from(stalled));
@@ -761,7 +765,8 @@ describe('blobs, on a file and in memory', () => {
       assert.equal(outcome, 'TROVE_IO');
       stalled.destroy();
     } finally {
-      nodeFs.promises.open = openFile;
+      nodeFs.openSync = openFile;
+      syncBuiltinESMExports();
     }
   });
 

@@ -37,7 +37,11 @@ export interface FileOps {
  */
 export const MAX_IO = 1024 * 1024 * 1024;
 
-function writeAll(fd: number, buffer: Uint8Array, position: number): Promise<void> {
+/**
+ * Writes all of `buffer` at `position` off the event loop, in pieces of MAX_IO, whatever its
+ * size (a large commit; a staged blob's chunks).
+ */
+export function writeFullyLater(fd: number, buffer: Uint8Array, position: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const step = (done: number): void => {
       if (done === buffer.byteLength) {
@@ -62,17 +66,6 @@ function writeAll(fd: number, buffer: Uint8Array, position: number): Promise<voi
  */
 const SYNC_WRITE_LIMIT = 256 * 1024;
 
-/** Writes all of `buffer` at the file handle's current position, in pieces of MAX_IO. */
-export async function appendFully(
-  handle: fs.promises.FileHandle,
-  buffer: Uint8Array,
-): Promise<void> {
-  for (let done = 0; done < buffer.byteLength; ) {
-    const length = Math.min(buffer.byteLength - done, MAX_IO);
-    done += (await handle.write(buffer, done, length)).bytesWritten;
-  }
-}
-
 /** Writes all of `buffer` at `position` before returning. */
 export function writeFully(fd: number, buffer: Uint8Array, position: number): void {
   let done = 0;
@@ -85,7 +78,7 @@ export function writeFully(fd: number, buffer: Uint8Array, position: number): vo
 /** The real thing. */
 export const nodeFileOps: FileOps = {
   write: (fd, buffer, position) => {
-    if (buffer.byteLength > SYNC_WRITE_LIMIT) return writeAll(fd, buffer, position);
+    if (buffer.byteLength > SYNC_WRITE_LIMIT) return writeFullyLater(fd, buffer, position);
     try {
       writeFully(fd, buffer, position);
       return Promise.resolve();

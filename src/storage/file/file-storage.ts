@@ -70,7 +70,7 @@ import type {
 } from '../types.js';
 import { BLOCK_SIZE, BlockCache } from './block-cache.js';
 import { crc32c, crc32cOfRange } from './checksum.js';
-import { appendFully, type FileOps, nodeFileOps } from './file-ops.js';
+import { type FileOps, nodeFileOps, writeFullyLater } from './file-ops.js';
 import {
   decodeFileHeader,
   decodeRefs,
@@ -107,7 +107,6 @@ import { type StreamedRecord, writeStreamedTransaction } from './streamed-transa
 import { syncDirectory } from './sync-directory.js';
 import {
   createTemporary,
-  createTemporaryHandle,
   discardTemporary,
   OPEN_KINDS,
   removeStaleFiles,
@@ -1569,7 +1568,7 @@ export class FileStorage extends Storage {
       return {
         ...base,
         flags: RecordFlag.blob,
-        source: { fd: staged.handle.fd, offset: 0, length: write.blob.size },
+        source: { fd: staged.fd, offset: 0, length: write.blob.size },
       };
     });
     return writeStreamedTransaction(this.#ops, this.#fd, offset, {
@@ -1722,14 +1721,13 @@ export class FileStorage extends Storage {
 
   protected async _stageBlob(chunks: AsyncIterable<Uint8Array>): Promise<StagedBlob> {
     // The source is asked for its first chunk before anything is awaited: a stream already
-    // flowing would otherwise pour its data out while the file opens, and none be stored.
+    // flowing would otherwise pour its data out unheard, and none be stored.
     const source = chunks[Symbol.asyncIterator]();
     let next = source.next();
-    next.catch(() => undefined); // (Awaited below, once the file is open.)
-    let file: string;
-    let handle: fs.promises.FileHandle;
+    next.catch(() => undefined); // (Awaited below, once the file is made.)
+    let file: TemporaryFile;
     try {
-      ({ path: file, handle } = await createTemporaryHandle(this.path, 'blob'));
+      file = createTemporary(this.path, 'blob');
     } catch (error) {
       // Not awaited: the source's return waits for the chunk asked for, which a stalled
       // upload may never give; its own failure is not this one.
@@ -1742,16 +1740,14 @@ export class FileStorage extends Storage {
       for (let step = await next; step.done !== true; step = await next) {
         const chunk = step.value;
         writing = true;
-        await appendFully(handle, chunk);
+        await writeFullyLater(file.fd, chunk, size);
         writing = false;
         size += chunk.byteLength;
         next = source.next();
       }
     } catch (error) {
       await source.return?.()?.catch(() => undefined);
-      // The name first, while the lock still marks the file in use (see temporary-files).
-      await fs.promises.rm(file, { force: true }).catch(() => undefined);
-      await handle.close();
+      discardTemporary(file);
       // The source's own failure (an upload cut off) is the application's, passed on as it
       // is; only the system's refusal to write is an I/O error of the storage.
       throw writing && !(error instanceof TroveError)
@@ -1759,7 +1755,7 @@ export class FileStorage extends Storage {
         : error;
     }
     const staged: StagedBlob = { size };
-    this.#stagedFiles.set(staged, { path: file, handle, readers: 0, discarded: false });
+    this.#stagedFiles.set(staged, { ...file, readers: 0, discarded: false });
     return staged;
   }
 
@@ -2489,9 +2485,7 @@ function headerEndingAt(
 }
 
 /** A staged blob's file (see FileStorage#stagedFiles). */
-interface StagedFile {
-  readonly path: string;
-  readonly handle: fs.promises.FileHandle;
+interface StagedFile extends TemporaryFile {
   /** Commits holding it (queued or being written). */
   readers: number;
   /** Discarded: removed once no commit holds it. */
@@ -2503,7 +2497,7 @@ async function removeStagedFile(file: StagedFile): Promise<void> {
   try {
     await fs.promises.rm(file.path, { force: true });
   } finally {
-    await file.handle.close();
+    fs.closeSync(file.fd);
   }
 }
 

@@ -71,7 +71,12 @@ function sameFile(named: fs.BigIntStats | undefined, fd: number): boolean {
   return named.ino === opened.ino && named.dev === opened.dev;
 }
 
-/** A new temporary file of `kind` for the data file at `path`, locked (see the module). */
+/**
+ * A new temporary file of `kind` for the data file at `path`, locked (see the module). Made
+ * and locked synchronously, one step: between the two, another handle's removal of
+ * leftovers would take it for one (an await there, on a busy event loop, lost most files
+ * of a soak test that way, and the retries ran out).
+ */
 export function createTemporary(path: string, kind: TemporaryKind): TemporaryFile {
   for (let attempt = 1; ; attempt++) {
     const file = temporaryPath(path, kind);
@@ -85,28 +90,6 @@ export function createTemporary(path: string, kind: TemporaryKind): TemporaryFil
     }
     if (claimed) return { path: file, fd };
     fs.closeSync(fd);
-    if (attempt === CREATE_ATTEMPTS) throw lockLost(file);
-  }
-}
-
-/** As createTemporary, without blocking the event loop on the file system. */
-export async function createTemporaryHandle(
-  path: string,
-  kind: TemporaryKind,
-): Promise<{ readonly path: string; readonly handle: fs.promises.FileHandle }> {
-  for (let attempt = 1; ; attempt++) {
-    const file = temporaryPath(path, kind);
-    const handle = await fs.promises.open(file, 'wx+', 0o644);
-    let claimed: boolean;
-    try {
-      claimed = claim(file, handle.fd);
-    } catch (error) {
-      await fs.promises.rm(file, { force: true }).catch(() => undefined);
-      await handle.close();
-      throw error;
-    }
-    if (claimed) return { path: file, handle };
-    await handle.close();
     if (attempt === CREATE_ATTEMPTS) throw lockLost(file);
   }
 }
