@@ -38,6 +38,7 @@ import {
 import {
   createGhost,
   expectPersistent,
+  ITEMS_KEY,
   installState,
   itemsKeyOf,
   stateOf,
@@ -288,7 +289,7 @@ export class Connection implements Jar {
       // Its class may be registered before it loads again: `instanceof` must load it first.
       meta.classKnown = false;
     } else {
-      installState(meta, cls, upgraded(cls, className, state));
+      installState(meta, cls, this.#upgraded(cls, className, state));
       delete (meta.target as { [BROKEN_CLASS_NAME]?: string })[BROKEN_CLASS_NAME];
     }
     meta.serial = record.tid;
@@ -729,6 +730,53 @@ export class Connection implements Jar {
     }
   }
 
+  /**
+   * The state a persistent class's `static upgradeState(state)` makes of a stored one, as it
+   * loads (the stored state as it is, without one): a later version of a class gives old
+   * objects the attributes it added, with their defaults. It is given every stored state,
+   * those of its own version too. The upgrade is not a change: the stored state stays as it
+   * was until the object is written for a change of its own. A collection's items are not
+   * the upgrade's: it is given the attributes only, and the items are put back. An
+   * InvalidArgumentError if it returns no state (see notAState), or one that holds what
+   * cannot be stored or a persistent object not stored yet (made there, it would never be
+   * stored, nor its changes); what it throws is thrown, and the object does not load.
+   */
+  #upgraded(
+    cls: Function,
+    className: string,
+    state: Record<string, unknown>,
+  ): Record<string, unknown> {
+    const upgrade = (cls as { upgradeState?: unknown }).upgradeState;
+    if (typeof upgrade !== 'function') return state;
+    const { [ITEMS_KEY]: items, ...attributes } = state;
+    const result: unknown = upgrade.call(cls, attributes);
+    const problem =
+      typeof result !== 'object' || result === null ? describe(result) : notAState(result);
+    if (problem !== undefined) {
+      throw new InvalidArgumentError(
+        `upgradeState of ${className} returned ${problem}, not a state: a plain object of attributes, returned synchronously`,
+        { argument: 'upgradeState' },
+      );
+    }
+    const upgradedState = result as Record<string, unknown>;
+    whileEncoding(() =>
+      scanState(
+        upgradedState,
+        (obj) => {
+          const child = (obj as { [META]: ObjectMeta })[META];
+          return child.jar !== this || child.oid === undefined
+            ? 'a reference to an object not stored (an upgraded state may only refer to stored objects)'
+            : undefined;
+        },
+        () => `upgradeState of ${className}`,
+        undefined,
+      ),
+    );
+    return Object.hasOwn(state, ITEMS_KEY)
+      ? { ...upgradedState, [ITEMS_KEY]: items }
+      : upgradedState;
+  }
+
   /** Replaces one conflicting write by its class's resolution, or throws ConflictError. */
   #resolveConflict(batch: CommitBatch, conflict: ConflictInfo, error?: StorageConflictError): void {
     const entry = batch.byOid(conflict.oid);
@@ -774,15 +822,14 @@ export class Connection implements Jar {
       fail('the revision it was changed from is no longer kept');
     }
     const decode = (data: Uint8Array) => decodeRecord(data, this.#resolve, conflict.oid).state;
+    // The stored revisions as this version of the class loads them (this one's own state was
+    // loaded so, and written by it). What upgradeState throws is its own failure, not the
+    // merge's: it is not a conflict to retry.
+    const oldState = this.#upgraded(cls, entry.className, decode(old.data));
+    const committedState = this.#upgraded(cls, entry.className, decode(committed.data));
     let merged: Record<string, unknown> | undefined | null;
     try {
-      // The stored revisions as this version of the class loads them (this one's own state
-      // was loaded so, and written by it).
-      merged = cls.resolveConflict(
-        upgraded(cls, entry.className, decode(old.data)),
-        upgraded(cls, entry.className, decode(committed.data)),
-        decode(entry.write.data),
-      );
+      merged = cls.resolveConflict(oldState, committedState, decode(entry.write.data));
     } catch (cause) {
       fail('resolveConflict threw', cause);
     }
@@ -936,33 +983,6 @@ const ENDED_AT_COMMIT =
 const BASES_BYTES = 4 * 1024 * 1024;
 /** Merge bases a connection keeps at most. */
 const BASES_COUNT = 1024;
-
-/**
- * The state a class's `static upgradeState(state)` makes of a stored one, as it loads (the
- * stored state as it is without one): a later version of a class gives old objects the
- * attributes it added, with their defaults. The upgrade is not a change: the stored state
- * stays as it was until the object is written for a change of its own. InvalidArgumentError
- * if it returns no state (see notAState); what it throws is thrown, and the object does not
- * load.
- */
-function upgraded(
-  cls: Function,
-  className: string,
-  state: Record<string, unknown>,
-): Record<string, unknown> {
-  const upgrade = (cls as { upgradeState?: unknown }).upgradeState;
-  if (typeof upgrade !== 'function') return state;
-  const result: unknown = upgrade.call(cls, state);
-  const problem =
-    typeof result !== 'object' || result === null ? describe(result) : notAState(result);
-  if (problem !== undefined) {
-    throw new InvalidArgumentError(
-      `upgradeState of ${className} returned ${problem}, not a state: a plain object of attributes, returned synchronously`,
-      { argument: 'upgradeState' },
-    );
-  }
-  return result as Record<string, unknown>;
-}
 
 /**
  * What a value resolveConflict returned is, when it is no state (undefined when it is one):

@@ -214,8 +214,9 @@ export interface BackupOptions {
 /** What a backup wrote. */
 export interface BackupResult {
   /**
-   * The file written. Its index is saved beside it as `<path>.index`: a cache that its first
-   * open uses, and rebuilds when it is missing or old. Remove both when the copy goes.
+   * The file written. Its index is saved beside it as `<path>.index` when it can be (a
+   * failure to is reported, not thrown): a cache that its first open uses, and rebuilds
+   * when it is missing or old. Remove both when the copy goes.
    */
   readonly path: string;
   /** The last transaction the copy holds. */

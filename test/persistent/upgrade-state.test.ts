@@ -6,7 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { InvalidArgumentError, MemoryStorage, open, Persistent, registerClass } from 'trove';
+import {
+  InvalidArgumentError,
+  MemoryStorage,
+  open,
+  Persistent,
+  PersistentMap,
+  registerClass,
+} from 'trove';
 import { reopen } from '../support/handles.js';
 
 /** The keys of every state upgradeState was given, in order. */
@@ -118,5 +125,79 @@ describe('upgradeState', () => {
     for (const state of states[0]!) assert.deepEqual(state.roles, ['user']);
     const stored = (await reopen(storage)).root.get('eve') as Merged & { note?: string };
     assert.deepEqual([stored.name, stored.note], ['Eve M.', 'theirs']);
+  });
+
+  // Found in review: an object made in upgradeState was never stored, nor its changes.
+  it('an upgraded state that refers to a new persistent object is refused with InvalidArgumentError', async () => {
+    class Settings extends Persistent {
+      theme = 'light';
+    }
+    registerClass(Settings, 'upgradeState.Settings');
+    class Owner extends Persistent {
+      static upgradeState(state: Record<string, unknown>): Record<string, unknown> {
+        return { settings: new Settings(), ...state };
+      }
+    }
+    registerClass(Owner, 'upgradeState.Owner');
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    db.root.set('owner', Object.assign(new Owner(), { name: 'o' }));
+    await db.commit();
+    const again = await reopen(storage);
+    assert.throws(
+      () => (again.root.get('owner') as Owner & { name: string }).name,
+      (error: unknown) => error instanceof InvalidArgumentError,
+    );
+  });
+
+  // Found in review: a collection subclass's upgrade dropped the items it was not meant to
+  // see, and the collection loaded empty.
+  it("a collection's upgrade is given its attributes, and its items are kept", async () => {
+    const seen: string[][] = [];
+    class Tagged extends PersistentMap<string, number> {
+      static upgradeState(state: Record<string, unknown>): Record<string, unknown> {
+        seen.push(Object.keys(state));
+        return { label: 'none', ...state };
+      }
+    }
+    registerClass(Tagged, 'upgradeState.Tagged');
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    db.root.set('tagged', new Tagged([['a', 1]]));
+    await db.commit();
+    const tagged = (await reopen(storage)).root.get('tagged') as Tagged & { label: string };
+    assert.deepEqual([tagged.label, [...tagged]], ['none', [['a', 1]]]);
+    assert.deepEqual(seen, [[]]);
+  });
+
+  // Found in review: its failure in a merge was a ConflictError ("resolveConflict threw"),
+  // which db.transaction retried.
+  it('an upgradeState that throws in a merge fails the commit with its own error, not a conflict', async () => {
+    let failing = false;
+    class Fragile extends Persistent {
+      static upgradeState(state: Record<string, unknown>): Record<string, unknown> {
+        if (failing) throw new RangeError('cannot upgrade');
+        return state;
+      }
+      static resolveConflict(
+        _old: Record<string, unknown>,
+        committed: Record<string, unknown>,
+        mine: Record<string, unknown>,
+      ): Record<string, unknown> {
+        return { ...committed, ...mine };
+      }
+    }
+    registerClass(Fragile, 'upgradeState.Fragile');
+    const storage = new MemoryStorage();
+    const db = await open({ storage });
+    db.root.set('f', Object.assign(new Fragile(), { a: 0, b: 0 }));
+    await db.commit();
+    const mine = await reopen(storage);
+    const theirs = await reopen(storage);
+    (mine.root.get('f') as Fragile & { a: number }).a = 1;
+    (theirs.root.get('f') as Fragile & { b: number }).b = 2;
+    await theirs.commit();
+    failing = true;
+    await assert.rejects(mine.commit(), RangeError);
   });
 });

@@ -1746,8 +1746,9 @@ export class FileStorage extends Storage {
         next = source.next();
       }
     } catch (error) {
-      await source.return?.()?.catch(() => undefined);
+      // The file first: a source whose return never settles must not keep it.
       discardTemporary(file);
+      await source.return?.()?.catch(() => undefined);
       // The source's own failure (an upload cut off) is the application's, passed on as it
       // is; only the system's refusal to write is an I/O error of the storage.
       throw writing && !(error instanceof TroveError)
