@@ -41,6 +41,21 @@ function invalid(argument: string) {
 }
 
 describe('open() refusals', () => {
+  // Its locks are byte ranges of open file descriptions, which the lock library has on Linux
+  // only: elsewhere every open failed with the library's EINVAL, or, on Windows, reads did.
+  it('off Linux, a file storage is refused with StorageIOError (ENOTSUP), and no file is made', async (t) => {
+    const dir = scratch(t);
+    const platform = Object.getOwnPropertyDescriptor(process, 'platform')!;
+    Object.defineProperty(process, 'platform', { ...platform, value: 'darwin' });
+    try {
+      await assert.rejects(open(dir.file()), { code: 'TROVE_IO', systemCode: 'ENOTSUP' });
+      await assert.rejects(FileStorage.open(dir.file()), { code: 'TROVE_IO' });
+    } finally {
+      Object.defineProperty(process, 'platform', platform);
+    }
+    assert.equal(existsSync(dir.file()), false);
+  });
+
   it('a file that is not a trove database is refused and left as it was, however short', async (t) => {
     const dir = scratch(t);
     for (const [name, bytes] of [

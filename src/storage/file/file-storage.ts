@@ -484,6 +484,20 @@ export class FileStorage extends Storage {
       );
     }
 
+    // Its locks are byte ranges of open file descriptions, which the lock library has on
+    // Linux only: on macOS it locks whole files (a byte range is EINVAL), and Windows locks
+    // are mandatory (a reader would be refused the writer lock's bytes).
+    if (process.platform !== 'linux' && process.platform !== 'android') {
+      throw new StorageIOError(
+        `a file storage runs on Linux only, not on ${process.platform} (MemoryStorage runs anywhere)`,
+        {
+          cause: Object.assign(
+            new Error('byte-range locks of open file descriptions are not available'),
+            { code: 'ENOTSUP' },
+          ),
+        },
+      );
+    }
     let fd: number;
     try {
       fd = fs.openSync(file, readOnly ? 'r' : fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
