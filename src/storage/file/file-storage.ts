@@ -484,12 +484,13 @@ export class FileStorage extends Storage {
       );
     }
 
-    // Its locks are byte ranges of open file descriptions, which the lock library has on
-    // Linux only: on macOS it locks whole files (a byte range is EINVAL), and Windows locks
-    // are mandatory (a reader would be refused the writer lock's bytes).
-    if (process.platform !== 'linux' && process.platform !== 'android') {
+    // A writer's locks are byte ranges of open file descriptions, which the lock library has
+    // on Linux only: on macOS it locks whole files (a byte range is EINVAL), and Windows
+    // locks are mandatory (a reader would be refused the writer lock's bytes). A read-only
+    // open takes no lock: it reads a copy anywhere.
+    if (!readOnly && process.platform !== 'linux' && process.platform !== 'android') {
       throw new StorageIOError(
-        `a file storage runs on Linux only, not on ${process.platform} (MemoryStorage runs anywhere)`,
+        `a file storage that writes runs on Linux only, not on ${process.platform} (a read-only open, or a MemoryStorage, runs anywhere)`,
         {
           cause: Object.assign(
             new Error('byte-range locks of open file descriptions are not available'),
