@@ -339,4 +339,19 @@ describe('temporary files', () => {
     source.end(Buffer.from('bytes'));
     assert.equal((await staging).size, 5);
   });
+
+  // Found in the read-through: the removal opened each name it found, and a FIFO there made
+  // it wait for a writer, for ever. (Run in a child process: a regression hangs it, not the
+  // test runner.)
+  it('a FIFO with the name of a temporary file does not make an open wait', async (t) => {
+    const dir = scratch(t);
+    const path = await database(dir);
+    const fifo = `${path}.blob-${process.pid}-00000000f1f0`;
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    const child = spawnSync(process.execPath, [fileURLToPath(SET_ROOT), path, 'n', '2'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    assert.equal(child.status, 0, child.stderr);
+  });
 });

@@ -154,8 +154,10 @@ function removeIfUnlocked(file: string): boolean {
   try {
     // Read-only, and a shared lock: it conflicts with the writer's all the same, and a
     // leftover of another user that this one may remove but not write is removed too. Not
-    // through a symlink: a name trove made is never one.
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    // through a symlink, and without waiting for a writer of a FIFO: a name trove made is
+    // never one.
+    const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+    fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch {
     // Gone already, or not ours to open: either way not ours to remove.
     return false;
