@@ -1,6 +1,7 @@
 /**
- * The tid each new transaction gets. Not in types.ts with the other tid functions: the
- * package entry exports that module whole, and this one is for the storages only.
+ * The tid each new transaction gets, and the wall-clock time files record. Not in types.ts
+ * with the other tid functions: the package entry exports that module whole, and this one is
+ * for the storages only.
  *
  * @module
  */
@@ -12,18 +13,41 @@ import type { Tid } from './types.js';
 const MICROS_PER_MS = 1000;
 
 /**
- * The next tid after `last`: the current time in microseconds, or `last + 1` if the clock is
- * behind (tids never go backwards, even when the system clock does). ReadOnlyError past the
- * largest tid, 2^53 - 1 (the year 2255, reached only by a clock set centuries ahead): a
- * larger one could not be read back, and the commit given it would be lost.
+ * The largest tid a commit gets: one less than the largest safe integer, so that a view or
+ * a backup of any later time (whose tid is clamped to this) shows it.
+ */
+export const MAX_COMMIT_TID = Number.MAX_SAFE_INTEGER - 1;
+
+/**
+ * The next tid after `last`: the wall-clock time now in microseconds, or `last + 1` if the
+ * clock is behind (tids never go backwards, even when the system clock does), or past the
+ * largest tid (a clock set centuries ahead: the commit is not refused for it).
+ * ReadOnlyError when `last` is the largest tid: a larger one could not be read back, and
+ * the commit given it would be lost.
+ *
+ * The wall clock is read at each commit, not a monotonic one from the process's start
+ * (`performance.timeOrigin + performance.now()`): that drifts from the wall clock after an
+ * NTP step or while a machine or VM is suspended, and a tid is the commit's time, which
+ * views `at` a Date and a pack's `keepHistorySince` compare with real dates. The wall
+ * clock gives milliseconds; the microseconds within one come from the monotonic clock, so
+ * that commits of one millisecond usually differ by more than one (`last + 1` keeps them
+ * in order whatever either clock does).
  */
 export function nextTid(last: Tid): Tid {
-  const now = Math.floor((performance.timeOrigin + performance.now()) * MICROS_PER_MS);
-  const tid = now > last ? now : last + 1;
-  if (tid > Number.MAX_SAFE_INTEGER) {
+  const now = Date.now() * MICROS_PER_MS + Math.floor((performance.now() % 1) * MICROS_PER_MS);
+  const tid = now > last && now <= MAX_COMMIT_TID ? now : last + 1;
+  if (tid > MAX_COMMIT_TID) {
     throw new ReadOnlyError(
       `the last tid is ${last}, the largest a tid can be: the database can take no more commits`,
     );
   }
   return tid;
+}
+
+/**
+ * The wall-clock time now, in microseconds since 1970, for the times files record (a file
+ * header's creation): 0 for a clock set before 1970, which a header cannot hold.
+ */
+export function wallClockMicros(): number {
+  return Math.max(0, Date.now()) * MICROS_PER_MS;
 }

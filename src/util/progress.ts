@@ -43,7 +43,7 @@ export function startProgress(
   let last = 0;
   return {
     update(done) {
-      const now = Date.now();
+      const now = performance.now();
       if (now - last < REDRAW_MS) return;
       last = now;
       bar.update(Math.min(done, total));

@@ -182,9 +182,12 @@ export function isDate(value: unknown): value is Date {
   return types.isDate(value);
 }
 
-/** A valid Date (of any realm). */
+/**
+ * A valid Date (of any realm), as a plain Date of its time: a subclass's own `getTime` (or a
+ * date of another realm) is not asked again by the caller.
+ */
 export function expectDate(value: unknown, argument: string): Date {
-  if (!isDate(value) || Number.isNaN(Date.prototype.getTime.call(value)))
-    fail(argument, 'a valid Date', value);
-  return value;
+  const time = isDate(value) ? Date.prototype.getTime.call(value) : Number.NaN;
+  if (Number.isNaN(time)) fail(argument, 'a valid Date', value);
+  return new Date(time);
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Blob, type Database, open, PersistentMap, StorageIOError } from 'trove';
@@ -471,6 +472,68 @@ describe('disk full and failing writes (injected through fileOps)', () => {
           await closeQuietly(db);
         }
       });
+    }
+  });
+});
+
+// Found by a hunt of I/O errors: a directory sync that failed (EIO) was taken for a system
+// that cannot sync directories, and a backup was reported done when its name might not
+// survive a power loss. A pack, done once it renamed its file, reports it and goes on.
+describe('a directory sync that fails', () => {
+  const dir = tempDir('trove-dirsync-');
+  after(() => dir.remove());
+
+  /** Runs `body` with fsyncSync of a directory failing with `code`. */
+  async function withDirectorySyncFailing(code: string, body: () => Promise<void>) {
+    const nodeFs = createRequire(import.meta.url)('node:fs') as typeof fs;
+    const fsyncSync = nodeFs.fsyncSync;
+    nodeFs.fsyncSync = (fd: number) => {
+      if (fs.fstatSync(fd).isDirectory()) {
+        throw Object.assign(new Error(`${code} (injected)`), { code });
+      }
+      fsyncSync(fd);
+    };
+    syncBuiltinESMExports();
+    try {
+      await body();
+    } finally {
+      nodeFs.fsyncSync = fsyncSync;
+      syncBuiltinESMExports();
+    }
+  }
+
+  it('fails a backup with StorageIOError; a pack is done and reports it; EINVAL is no failure', async () => {
+    const path = join(dir.path, 'dirsync.trove');
+    const logged: string[] = [];
+    const db = await open(path, { logger: (message) => logged.push(message) });
+    try {
+      db.root.set('n', 1);
+      db.root.set('gone', new PersistentMap([['x', 1]]));
+      await db.commit();
+      db.root.delete('gone');
+      await db.commit();
+      await withDirectorySyncFailing('EIO', async () => {
+        const error = await rejection(() => db.backup(join(dir.path, 'copy.trove')));
+        assertIOError(error, 'EIO');
+        const result = await db.pack();
+        assert.equal(result.objectsRemoved, 1);
+        assert.equal(logged.length, 1, 'the pack reported the failed sync');
+      });
+      // The pack freed the writer lock: commits go on.
+      db.root.set('n', 2);
+      await db.commit();
+      await withDirectorySyncFailing('EINVAL', async () => {
+        await db.backup(join(dir.path, 'copy-2.trove'));
+      });
+    } finally {
+      await closeQuietly(db);
+    }
+    const again = await open(path, { readOnly: true, logger: quiet });
+    try {
+      assert.equal(again.root.get('n'), 2);
+      assert.deepEqual(await again.integrityCheck(), { ok: true, failures: [] });
+    } finally {
+      await again.close();
     }
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Blob, type Database, open, PersistentList, PersistentMap } from 'trove';
@@ -124,6 +125,52 @@ describe('torn tail: a cut or garbage at the end of the log', () => {
       assert.deepEqual([...db.root.get('list')], [1, 2, 3, 4]);
       assert.deepEqual(await db.integrityCheck(), { ok: true, failures: [] });
       assert.equal(tornFiles(copy).length, 1);
+    } finally {
+      await closeQuietly(db);
+    }
+  });
+
+  // Found by a hunt of full disks: the copy took what one write of each piece wrote (a write
+  // cut short by a full disk reports less), the tail was cut all the same, and the log said
+  // the bytes were kept; every failed attempt also left a copy of its own behind.
+  it('a disk too full for the copy of a torn tail: the open fails, and nothing is cut or left', async () => {
+    const copy = join(dir.path, 'full-disk.trove');
+    const cut = last.offset + last.length - 1;
+    fs.writeFileSync(copy, bytes.subarray(0, cut));
+    const nodeFs = createRequire(import.meta.url)('node:fs') as typeof fs;
+    const writeSync = nodeFs.writeSync;
+    let writes = 0;
+    // The first write to the copy writes half and reports it, as a nearly full disk does;
+    // the next finds no space.
+    nodeFs.writeSync = ((target: number, buffer: Uint8Array, ...rest: unknown[]) => {
+      if (!fs.readlinkSync(`/proc/self/fd/${target}`).includes('.torn-')) {
+        return (writeSync as (...args: unknown[]) => number)(target, buffer, ...rest);
+      }
+      writes++;
+      if (writes > 1) throw Object.assign(new Error('ENOSPC (injected)'), { code: 'ENOSPC' });
+      const [offset = 0, length = buffer.byteLength - Number(offset), position] = rest as number[];
+      return writeSync(target, buffer, offset, Math.ceil(length / 2), position);
+    }) as typeof writeSync;
+    syncBuiltinESMExports();
+    try {
+      await assert.rejects(open(copy, { durability: 'none', logger: quiet }), {
+        code: 'TROVE_IO',
+        systemCode: 'ENOSPC',
+      });
+    } finally {
+      nodeFs.writeSync = writeSync;
+      syncBuiltinESMExports();
+    }
+    assert.equal(fs.statSync(copy).size, cut, 'nothing was cut');
+    assert.deepEqual(tornFiles(copy), [], 'no copy left');
+    // With room again, the open keeps the whole tail and cuts it.
+    const db = await open(copy, { durability: 'none', logger: quiet });
+    try {
+      assertAtPreviousTransaction(db, beforeLast, await dump(db.storage));
+      assert.deepEqual(
+        fs.readFileSync(`${copy}.torn-1`),
+        withoutTrailingZeros(bytes.subarray(last.offset, cut)),
+      );
     } finally {
       await closeQuietly(db);
     }

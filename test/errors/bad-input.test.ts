@@ -175,6 +175,14 @@ describe('bad input', () => {
       for (const bad of [123, new Date(Number.NaN), '2020-01-01', undefined]) {
         assert.throws(() => dateToTid(bad as never), invalid({ argument: 'date' }));
       }
+      // Found by a hunt: a subclass's own getTime was asked after the check (a NaN tid, and a
+      // MemoryStorage's history horizon of NaN). The Date's own time counts.
+      class OddDate extends Date {
+        override getTime(): number {
+          return Number.NaN;
+        }
+      }
+      assert.equal(dateToTid(new OddDate(2000)), 2_000_000);
       assert.equal(tidToDate(1_500_000).getTime(), 1500);
       for (const bad of ['x', -1, 1.5, Number.NaN]) {
         assert.throws(() => tidToDate(bad as never), invalid({ argument: 'tid' }));

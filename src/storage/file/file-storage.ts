@@ -42,7 +42,7 @@ import {
   expectPath,
   type OptionKeys,
 } from '../../util/validate.js';
-import { nextTid } from '../next-tid.js';
+import { nextTid, wallClockMicros } from '../next-tid.js';
 import { snapshotTooOld } from '../snapshot-too-old.js';
 import {
   checkOidSpace,
@@ -1103,7 +1103,16 @@ export class FileStorage extends Storage {
    * preallocated space, as far as anything can tell).
    */
   #cut(offset: number, end: number, what: string): void {
-    const aside = cutTornTail(this.path, this.#fd, offset, end, this.durability !== 'none');
+    let aside: string;
+    try {
+      aside = cutTornTail(this.path, this.#fd, offset, end, this.durability !== 'none');
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      throw new StorageIOError(
+        `cutting off ${what} of ${this.path} failed${code ? ` (${code})` : ''}: its ${end - offset} bytes are copied aside first, which needs that much free space; nothing was cut, and a read-only open works meanwhile`,
+        { cause: error },
+      );
+    }
     this.#reader.invalidate();
     this.#logger(
       `trove: ${this.path}: cut off ${what} at offset ${offset} (${end - offset} bytes); the bytes are kept in ${aside}`,
@@ -2059,7 +2068,7 @@ export class FileStorage extends Storage {
       const generation = randomBytes(8).readBigUInt64LE(0);
       fs.writeSync(
         out.fd,
-        encodeFileHeader({ ...header, generation, createdAt: Date.now() * 1000 }),
+        encodeFileHeader({ ...header, generation, createdAt: wallClockMicros() }),
         0,
         FILE_HEADER_SIZE,
         0,
@@ -2385,7 +2394,7 @@ async function openHeader(
         const header = encodeFileHeader({
           version: FORMAT_VERSION,
           generation: randomBytes(8).readBigUInt64LE(0),
-          createdAt: Date.now() * 1000,
+          createdAt: wallClockMicros(),
           historyHorizon: 0,
         });
         fs.ftruncateSync(fd, 0);

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
+import { wallClockMicros } from '../next-tid.js';
 import { keptMeta } from '../transaction-meta.js';
 import type { TransactionRecord } from '../types.js';
 import { nodeFileOps } from './file-ops.js';
@@ -47,7 +48,7 @@ export async function writeLogFile(
       encodeFileHeader({
         version: FORMAT_VERSION,
         generation,
-        createdAt: Date.now() * 1000,
+        createdAt: wallClockMicros(),
         historyHorizon,
       }),
       0,

@@ -24,6 +24,7 @@ import fsx from 'fs-native-extensions';
 import { BusyError, CorruptionError, StorageIOError, TroveError } from '../../errors.js';
 import { nextImmediate } from '../../util/event-loop.js';
 import { startProgress } from '../../util/progress.js';
+import { wallClockMicros } from '../next-tid.js';
 import { keptMeta } from '../transaction-meta.js';
 import type { PackResult, Tid } from '../types.js';
 import { crc32c } from './checksum.js';
@@ -247,7 +248,7 @@ async function copyAndSwap(
   const header: FileHeader = {
     version: FORMAT_VERSION,
     generation,
-    createdAt: Date.now() * 1000,
+    createdAt: wallClockMicros(),
     historyHorizon: cut,
   };
   fs.writeSync(newFd, encodeFileHeader(header), 0, FILE_HEADER_SIZE, 0);
@@ -435,8 +436,18 @@ async function copyAndSwap(
       host.warn(`trove: ${host.path}: the packed file's index could not be saved: ${error}`);
     }
     // The rename durable before any writer can take the new file's lock and commit there:
-    // a power loss could otherwise undo the rename, and with it their commits.
-    if (host.sync) syncDirectory(dirname(host.path));
+    // a power loss could otherwise undo the rename, and with it their commits. If the disk
+    // refuses (EIO), the pack is done all the same (the lock must be freed, as above): it is
+    // reported, as the commits' own syncs will likely fail too.
+    if (host.sync) {
+      try {
+        syncDirectory(dirname(host.path));
+      } catch (error) {
+        host.warn(
+          `trove: ${host.path}: the directory could not be synced after the pack's rename (the packed file's name may not survive a power loss): ${error}`,
+        );
+      }
+    }
     fsx.unlock(newFd, 0, 1);
     host.switchTo(newFd, header, { ...state });
   });

@@ -16,6 +16,8 @@
  */
 
 import * as fs from 'node:fs';
+import { dirname } from 'node:path';
+import { writeFully } from './file-ops.js';
 import { readU64, TX_HEADER_SIZE, TxStatus } from './format.js';
 import {
   isTransaction,
@@ -24,6 +26,7 @@ import {
   type ScannedTransaction,
   type ScanProblem,
 } from './log-reader.js';
+import { syncDirectory } from './sync-directory.js';
 
 /** How far past a transaction with an unreadable header trove looks for later valid data. */
 const SEARCH_LIMIT = 64 * 1024 * 1024;
@@ -233,13 +236,23 @@ export function cutTornTail(
     for (let at = offset; at < end; ) {
       const read = readFully(fd, buffer, 0, Math.min(buffer.length, end - at), at);
       if (read === 0) break;
-      fs.writeSync(out, buffer, 0, read);
+      // Every byte, or a failure: a write cut short by a full disk reports how much it
+      // wrote, and the copy kept only that much of the tail it was to keep.
+      writeFully(out, buffer.subarray(0, read), at - offset);
       at += read;
     }
-    if (sync) fs.fsyncSync(out);
-  } finally {
+    if (sync) {
+      fs.fsyncSync(out);
+      // Its name too, before the tail is cut from the data file.
+      syncDirectory(dirname(path));
+    }
+  } catch (error) {
+    // Nothing was cut: the copy that could not be made whole goes (each attempt left one).
     fs.closeSync(out);
+    fs.rmSync(aside, { force: true });
+    throw error;
   }
+  fs.closeSync(out);
   fs.ftruncateSync(fd, offset);
   if (sync) fs.fsyncSync(fd);
   return aside;

@@ -119,7 +119,9 @@ export class WriterLock {
   }
 
   async #acquire(file: () => OpenFile): Promise<OpenFile> {
-    const deadline = Date.now() + this.#busyTimeout;
+    // A monotonic clock: a wall-clock step during the wait made it end at once, or last as
+    // long as the step.
+    const deadline = performance.now() + this.#busyTimeout;
     let waitingOn: OpenFile | undefined;
     const stopWaiting = () => {
       if (waitingOn === undefined) return;
@@ -149,7 +151,7 @@ export class WriterLock {
         } finally {
           if (!held) current.release();
         }
-        if (Date.now() >= deadline) {
+        if (performance.now() >= deadline) {
           throw new BusyError(
             `the writer lock of ${this.#describe()} was not free within ${this.#busyTimeout} ms`,
           );
@@ -167,8 +169,8 @@ export class WriterLock {
  * a caller about to take it again and again (a pack) does not starve them.
  */
 export async function yieldToWaitingWriters(fd: number, limit: number): Promise<void> {
-  const deadline = Date.now() + limit;
-  while (Date.now() < deadline) {
+  const deadline = performance.now() + limit;
+  while (performance.now() < deadline) {
     if (fsx.tryLock(fd, WAITING_BYTE, 1)) {
       fsx.unlock(fd, WAITING_BYTE, 1);
       return;
