@@ -28,13 +28,13 @@ export const MAX_COMMIT_TID = Number.MAX_SAFE_INTEGER - 1;
  * The wall clock is read at each commit, not a monotonic one from the process's start
  * (`performance.timeOrigin + performance.now()`): that drifts from the wall clock after an
  * NTP step or while a machine or VM is suspended, and a tid is the commit's time, which
- * views `at` a Date and a pack's `keepHistorySince` compare with real dates. The wall
- * clock gives milliseconds; the microseconds within one come from the monotonic clock, so
- * that commits of one millisecond usually differ by more than one (`last + 1` keeps them
- * in order whatever either clock does).
+ * views `at` a Date and a pack's `keepHistorySince` compare with real dates. It gives
+ * milliseconds: the commits of one millisecond take its microseconds in turn, so each tid
+ * stays in the millisecond its commit was made in (digits from another clock, not aligned
+ * with the wall clock's milliseconds, could push one into the next).
  */
 export function nextTid(last: Tid): Tid {
-  const now = Date.now() * MICROS_PER_MS + Math.floor((performance.now() % 1) * MICROS_PER_MS);
+  const now = Date.now() * MICROS_PER_MS;
   const tid = now > last && now <= MAX_COMMIT_TID ? now : last + 1;
   if (tid > MAX_COMMIT_TID) {
     throw new ReadOnlyError(
