@@ -43,7 +43,9 @@ import {
   itemsKeyOf,
   stateOf,
 } from '../persistent/persistent.js';
+import { PersistentList } from '../persistent/persistent-list.js';
 import { PersistentMap } from '../persistent/persistent-map.js';
+import { PersistentSet } from '../persistent/persistent-set.js';
 import { type ConflictInfo, type Storage, StorageConflictError } from '../storage/storage.js';
 import {
   type Oid,
@@ -748,7 +750,12 @@ export class Connection implements Jar {
   ): Record<string, unknown> {
     const upgrade = (cls as { upgradeState?: unknown }).upgradeState;
     if (typeof upgrade !== 'function') return state;
-    const { [ITEMS_KEY]: items, ...attributes } = state;
+    // A collection's items are its own (any other class may have an attribute of that name).
+    const collection = isCollectionClass(cls);
+    const { [ITEMS_KEY]: items, ...rest } = state;
+    const attributes = collection ? rest : state;
+    // What it was given, as it was (an upgrade may change the state it is given, and return it).
+    const given = { ...attributes };
     const result: unknown = upgrade.call(cls, attributes);
     const problem =
       typeof result !== 'object' || result === null ? describe(result) : notAState(result);
@@ -759,9 +766,24 @@ export class Connection implements Jar {
       );
     }
     const upgradedState = result as Record<string, unknown>;
+    if (collection && Object.hasOwn(upgradedState, ITEMS_KEY)) {
+      throw new InvalidArgumentError(
+        `upgradeState of ${className} returned a state with ${ITEMS_KEY}: a collection's items are kept as they are`,
+        { argument: 'upgradeState' },
+      );
+    }
+    // Only the attributes the upgrade added or replaced are checked: what it kept of the
+    // stored state was read from the file (a full scan of every load made loading three
+    // quarters slower). A change it made inside a value it kept is not seen.
+    const added: Record<string, unknown> = {};
+    for (const key of Object.keys(upgradedState)) {
+      if (!Object.hasOwn(given, key) || upgradedState[key] !== given[key]) {
+        added[key] = upgradedState[key];
+      }
+    }
     whileEncoding(() =>
       scanState(
-        upgradedState,
+        added,
         (obj) => {
           const child = (obj as { [META]: ObjectMeta })[META];
           return child.jar !== this || child.oid === undefined
@@ -772,7 +794,7 @@ export class Connection implements Jar {
         undefined,
       ),
     );
-    return Object.hasOwn(state, ITEMS_KEY)
+    return collection && Object.hasOwn(state, ITEMS_KEY)
       ? { ...upgradedState, [ITEMS_KEY]: items }
       : upgradedState;
   }
@@ -983,6 +1005,13 @@ const ENDED_AT_COMMIT =
 const BASES_BYTES = 4 * 1024 * 1024;
 /** Merge bases a connection keeps at most. */
 const BASES_COUNT = 1024;
+
+/** True for a built-in collection class or a subclass of one (its state holds its items). */
+function isCollectionClass(cls: Function): boolean {
+  return [PersistentMap, PersistentList, PersistentSet].some(
+    (collection) => cls === collection || cls.prototype instanceof collection,
+  );
+}
 
 /**
  * What a value resolveConflict returned is, when it is no state (undefined when it is one):

@@ -46,8 +46,9 @@ export function nextTid(last: Tid): Tid {
 
 /**
  * The wall-clock time now, in microseconds since 1970, for the times files record (a file
- * header's creation): 0 for a clock set before 1970, which a header cannot hold.
+ * header's creation), within what a header holds: 0 for a clock set before 1970, and the
+ * largest safe integer for one past 2255.
  */
 export function wallClockMicros(): number {
-  return Math.max(0, Date.now()) * MICROS_PER_MS;
+  return Math.min(Math.max(0, Date.now()) * MICROS_PER_MS, Number.MAX_SAFE_INTEGER);
 }

@@ -39,6 +39,7 @@ import {
 } from '../util/validate.js';
 import { writeLogFile } from './file/log-writer.js';
 import { removeStaleFiles } from './file/temporary-files.js';
+import { MAX_COMMIT_TID } from './next-tid.js';
 import { MAX_OID } from './oid-limit.js';
 import {
   type BackupOptions,
@@ -231,11 +232,11 @@ function checkCommitRequest(
 }
 
 /**
- * The largest tid a view is taken at. A view as of any later tid or time shows everything,
- * and views look up revisions before `tid + 1`, which must stay a safe integer (a date after
- * the year 2255 gives more than 2^53 microseconds).
+ * The largest tid a view is taken at: the largest a commit gets. A view as of any later tid
+ * or time shows everything, and views look up revisions before `tid + 1`, which must stay a
+ * safe integer (a date after the year 2255 gives more than 2^53 microseconds).
  */
-const MAX_SNAPSHOT_TID = Number.MAX_SAFE_INTEGER - 1;
+const MAX_SNAPSHOT_TID = MAX_COMMIT_TID;
 
 /** What an option taking a time must be. */
 const TID_OR_DATE = 'a tid (a non-negative integer) or a Date';

@@ -515,6 +515,13 @@ describe('a directory sync that fails', () => {
       await withDirectorySyncFailing('EIO', async () => {
         const error = await rejection(() => db.backup(join(dir.path, 'copy.trove')));
         assertIOError(error, 'EIO');
+        // (Found in review.) The copy went again: a retry is not refused as the target exists.
+        assert.equal(fs.existsSync(join(dir.path, 'copy.trove')), false);
+        // A new database: not left whole (its name may not be durable), but empty, and the
+        // next open makes it again.
+        const created = join(dir.path, 'created.trove');
+        assertIOError(await rejection(() => open(created, { logger: quiet })), 'EIO');
+        assert.equal(fs.statSync(created).size, 0);
         const result = await db.pack();
         assert.equal(result.objectsRemoved, 1);
         assert.equal(logged.length, 1, 'the pack reported the failed sync');
@@ -525,6 +532,9 @@ describe('a directory sync that fails', () => {
       await withDirectorySyncFailing('EINVAL', async () => {
         await db.backup(join(dir.path, 'copy-2.trove'));
       });
+      await db.backup(join(dir.path, 'copy.trove'));
+      const created = await open(join(dir.path, 'created.trove'), { logger: quiet });
+      await created.close();
     } finally {
       await closeQuietly(db);
     }

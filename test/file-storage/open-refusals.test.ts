@@ -5,6 +5,7 @@
  * new database.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import {
   existsSync,
   linkSync,
@@ -41,6 +42,30 @@ function invalid(argument: string) {
 }
 
 describe('open() refusals', () => {
+  // Found in review: a read-only open of a FIFO waited for a writer of it, for ever. (Run in
+  // another process: an open that waits would hang this one.)
+  it('a path that is not a regular file is refused with InvalidArgumentError, without waiting', (t) => {
+    const dir = scratch(t);
+    const fifo = dir.file('fifo.trove');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    for (const readOnly of [true, false]) {
+      const opener = spawnSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `import { open } from 'trove';
+           await open(${JSON.stringify(fifo)}, { readOnly: ${readOnly} }).then(
+             () => process.stdout.write('opened'),
+             (error) => process.stdout.write(error.code),
+           );`,
+        ],
+        { encoding: 'utf8', timeout: 30_000 },
+      );
+      assert.equal(opener.stdout, 'TROVE_INVALID_ARGUMENT', `${readOnly}: ${opener.stderr}`);
+    }
+  });
+
   // Its locks are byte ranges of open file descriptions, which the lock library has on Linux
   // only: elsewhere every open failed with the library's EINVAL, or, on Windows, reads did.
   it('off Linux, a file storage that writes is refused with StorageIOError (ENOTSUP); a read-only one opens', async (t) => {

@@ -133,9 +133,13 @@ describe('upgradeState', () => {
       theme = 'light';
     }
     registerClass(Settings, 'upgradeState.Settings');
+    let inPlace = false;
     class Owner extends Persistent {
       static upgradeState(state: Record<string, unknown>): Record<string, unknown> {
-        return { settings: new Settings(), ...state };
+        if (!inPlace) return { settings: new Settings(), ...state };
+        // Changed in place and returned: checked all the same.
+        state.settings = new Settings();
+        return state;
       }
     }
     registerClass(Owner, 'upgradeState.Owner');
@@ -143,11 +147,15 @@ describe('upgradeState', () => {
     const db = await open({ storage });
     db.root.set('owner', Object.assign(new Owner(), { name: 'o' }));
     await db.commit();
-    const again = await reopen(storage);
-    assert.throws(
-      () => (again.root.get('owner') as Owner & { name: string }).name,
-      (error: unknown) => error instanceof InvalidArgumentError,
-    );
+    for (const mode of [false, true]) {
+      inPlace = mode;
+      const again = await reopen(storage);
+      assert.throws(
+        () => (again.root.get('owner') as Owner & { name: string }).name,
+        (error: unknown) => error instanceof InvalidArgumentError,
+        mode ? 'in place' : 'returned',
+      );
+    }
   });
 
   // Found in review: a collection subclass's upgrade dropped the items it was not meant to
@@ -168,6 +176,28 @@ describe('upgradeState', () => {
     const tagged = (await reopen(storage)).root.get('tagged') as Tagged & { label: string };
     assert.deepEqual([tagged.label, [...tagged]], ['none', [['a', 1]]]);
     assert.deepEqual(seen, [[]]);
+    // (Found in review.) Items the upgrade returns are refused: the stored ones are kept.
+    class Refilled extends PersistentMap<string, number> {
+      static upgradeState(state: Record<string, unknown>): Record<string, unknown> {
+        return { ...state, '@items': new Map() };
+      }
+    }
+    registerClass(Refilled, 'upgradeState.Refilled');
+    db.root.set('refilled', new Refilled([['b', 2]]));
+    await db.commit();
+    const refilled = (await reopen(storage)).root.get('refilled') as Refilled;
+    assert.throws(() => refilled.size, InvalidArgumentError);
+    // Any other class's attribute of that name is its upgrade's like any other.
+    class Plain extends Persistent {
+      static upgradeState(state: Record<string, unknown>): Record<string, unknown> {
+        return { ...state, '@items': `was ${String(state['@items'])}` };
+      }
+    }
+    registerClass(Plain, 'upgradeState.Plain');
+    db.root.set('plain', Object.assign(new Plain(), { '@items': 'x' }));
+    await db.commit();
+    const plain = (await reopen(storage)).root.get('plain') as Plain & { '@items': string };
+    assert.equal(plain['@items'], 'was x');
   });
 
   // Found in review: its failure in a merge was a ConflictError ("resolveConflict threw"),

@@ -96,12 +96,12 @@ import {
   readFully,
   type ScannedTransaction,
 } from './log-reader.js';
-import { publish } from './log-writer.js';
+import { publish, syncPublished } from './log-writer.js';
 import { OidIndex } from './oid-index.js';
 import { oidsOf } from './oids-of.js';
 import { OpenFile } from './open-file.js';
 import { type PackHost, packFile } from './pack.js';
-import { cutTornTail, endOfData, judge } from './recovery.js';
+import { copyTornTail, endOfData, judge } from './recovery.js';
 import { applyToState, type ScanState } from './scan-state.js';
 import { type StreamedRecord, writeStreamedTransaction } from './streamed-transaction.js';
 import { syncDirectory } from './sync-directory.js';
@@ -501,12 +501,25 @@ export class FileStorage extends Storage {
     }
     let fd: number;
     try {
-      fd = fs.openSync(file, readOnly ? 'r' : fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+      // Not blocking: a read-only open of a FIFO waited for a writer of it, for ever.
+      const { O_RDONLY, O_RDWR, O_CREAT, O_NONBLOCK } = fs.constants;
+      fd = fs.openSync(file, (readOnly ? O_RDONLY : O_RDWR | O_CREAT) | O_NONBLOCK, 0o644);
     } catch (error) {
       if ((error as { code?: string }).code === 'ENOENT') {
         throw new NotFoundError(`no database file at ${file}`, { cause: error });
       }
       throw ioError('opening', file, error);
+    }
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) {
+      fs.closeSync(fd);
+      // A directory is the system's refusal, as a writable open of one is (EISDIR).
+      if (stat.isDirectory()) {
+        throw ioError('opening', file, Object.assign(new Error('EISDIR'), { code: 'EISDIR' }));
+      }
+      throw new InvalidArgumentError(`${file} is not a trove database (not a regular file)`, {
+        argument: 'path',
+      });
     }
     try {
       // The file's real name, symlinks resolved: a pack puts the new file at this name, and
@@ -1103,17 +1116,29 @@ export class FileStorage extends Storage {
    * preallocated space, as far as anything can tell).
    */
   #cut(offset: number, end: number, what: string): void {
+    const sync = this.durability !== 'none';
     let aside: string;
     try {
-      aside = cutTornTail(this.path, this.#fd, offset, end, this.durability !== 'none');
+      aside = copyTornTail(this.path, this.#fd, offset, end, sync);
     } catch (error) {
       const code = (error as { code?: string }).code;
+      const space =
+        code === 'ENOSPC' || code === 'EDQUOT'
+          ? `: its ${end - offset} bytes are copied aside first, which needs that much free space`
+          : '';
       throw new StorageIOError(
-        `cutting off ${what} of ${this.path} failed${code ? ` (${code})` : ''}: its ${end - offset} bytes are copied aside first, which needs that much free space; nothing was cut, and a read-only open works meanwhile`,
+        `keeping a copy of ${what} of ${this.path} failed${code ? ` (${code})` : ''}${space}; nothing was cut, and a read-only open works meanwhile`,
         { cause: error },
       );
     }
-    this.#reader.invalidate();
+    try {
+      fs.ftruncateSync(this.#fd, offset);
+      if (sync) fs.fsyncSync(this.#fd);
+    } catch (error) {
+      throw ioError(`cutting off ${what} (kept in ${aside}) of`, this.path, error);
+    } finally {
+      this.#reader.invalidate();
+    }
     this.#logger(
       `trove: ${this.path}: cut off ${what} at offset ${offset} (${end - offset} bytes); the bytes are kept in ${aside}`,
     );
@@ -2077,7 +2102,7 @@ export class FileStorage extends Storage {
       publish(out.path, path);
       named = true;
       fs.closeSync(out.fd);
-      syncDirectory(dirname(path));
+      syncPublished(path);
       if (cut === log.end) {
         // The copy is whole and in place: an index it cannot have is rebuilt by its first
         // open, not a reason to report the backup failed (a retry would find the target).
@@ -2400,8 +2425,15 @@ async function openHeader(
         fs.ftruncateSync(fd, 0);
         fs.writeSync(fd, header, 0, header.length, 0);
         if (options.durability !== 'none') {
-          fs.fsyncSync(fd);
-          syncDirectory(dirname(file));
+          try {
+            fs.fsyncSync(fd);
+            syncDirectory(dirname(file));
+          } catch (error) {
+            // Unfinished again (an empty file): the next open makes it, and syncs it, anew.
+            // A header left whole would pass for a file made, whose name is not durable.
+            fs.ftruncateSync(fd, 0);
+            throw ioError('creating', file, error);
+          }
         }
         ({ bytes, n, size } = read());
       },

@@ -85,7 +85,7 @@ export async function writeLogFile(
     publish(temporary.path, path);
     named = true;
     fs.closeSync(fd);
-    if (sync) syncDirectory(dirname(path));
+    if (sync) syncPublished(path);
     try {
       saveIndex(
         path,
@@ -104,6 +104,20 @@ export async function writeLogFile(
     return { lastTid: state.lastTid, bytes: state.end };
   } catch (error) {
     if (!named) discardTemporary(temporary);
+    throw error;
+  }
+}
+
+/**
+ * Makes the name of a copy just published durable. If that fails, the copy goes again: a
+ * copy whose name may not survive a power loss is no copy to report as made, and left in
+ * place it would be in the way of a retry (the target exists).
+ */
+export function syncPublished(path: string): void {
+  try {
+    syncDirectory(dirname(path));
+  } catch (error) {
+    fs.rmSync(path, { force: true });
     throw error;
   }
 }

@@ -216,11 +216,13 @@ export function endOfData(fd: number, from: number, size: number): number {
 }
 
 /**
- * Copies the bytes from `offset` to `end` aside into `<path>.torn-<n>` and cuts the file at
- * `offset` (what lies past `end`, zeros, goes too). Returns the name of the file the bytes
- * were saved in.
+ * Copies the bytes from `offset` to `end` aside into `<path>.torn-<n>`, for the caller to
+ * cut the file at `offset` then. Returns the name of the copy. Every byte is written, and
+ * with `sync` made durable with its name, or it fails and removes the copy: a write cut
+ * short by a full disk reports how much it wrote, and a copy of part of the tail passed for
+ * the whole (each failed attempt also left one of its own).
  */
-export function cutTornTail(
+export function copyTornTail(
   path: string,
   fd: number,
   offset: number,
@@ -231,13 +233,12 @@ export function cutTornTail(
   while (fs.existsSync(`${path}.torn-${n}`)) n++;
   const aside = `${path}.torn-${n}`;
   const out = fs.openSync(aside, 'wx');
+  let whole = false;
   try {
     const buffer = Buffer.allocUnsafe(1024 * 1024);
     for (let at = offset; at < end; ) {
       const read = readFully(fd, buffer, 0, Math.min(buffer.length, end - at), at);
       if (read === 0) break;
-      // Every byte, or a failure: a write cut short by a full disk reports how much it
-      // wrote, and the copy kept only that much of the tail it was to keep.
       writeFully(out, buffer.subarray(0, read), at - offset);
       at += read;
     }
@@ -246,14 +247,13 @@ export function cutTornTail(
       // Its name too, before the tail is cut from the data file.
       syncDirectory(dirname(path));
     }
-  } catch (error) {
-    // Nothing was cut: the copy that could not be made whole goes (each attempt left one).
-    fs.closeSync(out);
-    fs.rmSync(aside, { force: true });
-    throw error;
+    whole = true;
+  } finally {
+    try {
+      fs.closeSync(out);
+    } finally {
+      if (!whole) fs.rmSync(aside, { force: true });
+    }
   }
-  fs.closeSync(out);
-  fs.ftruncateSync(fd, offset);
-  if (sync) fs.fsyncSync(fd);
   return aside;
 }

@@ -7,25 +7,32 @@
 import * as fs from 'node:fs';
 
 /**
- * What a system answers when it cannot open or sync a directory at all (a file system
- * without directory syncs, a platform without them): the file's own sync is all it offers.
+ * What opening a directory to sync it answers where this process may not (a directory it
+ * can write and search but not read): the file's own sync is all it can do.
  */
-const CANNOT_SYNC_DIRECTORIES = new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'EISDIR', 'EPERM']);
+const CANNOT_OPEN = new Set(['EACCES', 'EPERM']);
+/** What a sync answers on a file system that cannot sync directories at all. */
+const CANNOT_SYNC = new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP']);
 
 /**
  * Makes a new directory entry durable (after creating or renaming a file in it). Throws
  * the system's error when the sync fails (EIO): the entry may then not survive a power loss,
- * which the caller must not report as done. A system that cannot sync directories at all
- * is no failure.
+ * which the caller must not report as done. A directory this process may not open, or a file
+ * system that cannot sync directories, is no failure.
  */
 export function syncDirectory(directory: string): void {
-  let fd: number | undefined;
+  let fd: number;
   try {
     fd = fs.openSync(directory, 'r');
+  } catch (error) {
+    if (CANNOT_OPEN.has((error as { code?: string }).code ?? '')) return;
+    throw error;
+  }
+  try {
     fs.fsyncSync(fd);
   } catch (error) {
-    if (!CANNOT_SYNC_DIRECTORIES.has((error as { code?: string }).code ?? '')) throw error;
+    if (!CANNOT_SYNC.has((error as { code?: string }).code ?? '')) throw error;
   } finally {
-    if (fd !== undefined) fs.closeSync(fd);
+    fs.closeSync(fd);
   }
 }

@@ -58,6 +58,10 @@ function temporaryPath(path: string, kind: TemporaryKind): string {
  * caller removes the file and closes it.
  */
 function claim(file: string, fd: number): boolean {
+  // Off Linux the lock library has no byte-range locks (see FileStorage.open): no writer
+  // runs there to remove leftovers, so the copy a read-only handle or a MemoryStorage backs
+  // up to goes unlocked.
+  if (process.platform !== 'linux' && process.platform !== 'android') return true;
   if (!fsx.tryLock(fd, 0, 1)) return false;
   if (sameFile(fs.lstatSync(file, { bigint: true, throwIfNoEntry: false }), fd)) return true;
   fsx.unlock(fd, 0, 1);
@@ -163,6 +167,9 @@ function removeIfUnlocked(file: string): boolean {
     return false;
   }
   try {
+    // Only a regular file is a temporary file trove made (a FIFO or a device of that name is
+    // left alone).
+    if (!fs.fstatSync(fd).isFile()) return false;
     if (!fsx.tryLock(fd, 0, 1, { shared: true })) return false;
     if (!sameFile(fs.lstatSync(file, { bigint: true, throwIfNoEntry: false }), fd)) return false;
     fs.rmSync(file, { force: true });
