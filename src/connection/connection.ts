@@ -775,10 +775,18 @@ export class Connection implements Jar {
     // Only the attributes the upgrade added or replaced are checked: what it kept of the
     // stored state was read from the file (a full scan of every load made loading three
     // quarters slower). A change it made inside a value it kept is not seen.
+    // (Defined, not assigned: an attribute named `__proto__` would set the prototype.)
     const added: Record<string, unknown> = {};
+    const define = (target: Record<string, unknown>, key: string, value: unknown) =>
+      Object.defineProperty(target, key, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     for (const key of Object.keys(upgradedState)) {
       if (!Object.hasOwn(given, key) || upgradedState[key] !== given[key]) {
-        added[key] = upgradedState[key];
+        define(added, key, upgradedState[key]);
       }
     }
     whileEncoding(() =>

@@ -133,10 +133,19 @@ describe('upgradeState', () => {
       theme = 'light';
     }
     registerClass(Settings, 'upgradeState.Settings');
-    let inPlace = false;
+    let mode: 'returned' | 'in place' | '__proto__' = 'returned';
     class Owner extends Persistent {
       static upgradeState(state: Record<string, unknown>): Record<string, unknown> {
-        if (!inPlace) return { settings: new Settings(), ...state };
+        if (mode === 'returned') return { settings: new Settings(), ...state };
+        // Under a key that, assigned, sets a prototype (found in review).
+        if (mode === '__proto__') {
+          return Object.defineProperty({ ...state }, '__proto__', {
+            value: new Settings(),
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
+        }
         // Changed in place and returned: checked all the same.
         state.settings = new Settings();
         return state;
@@ -147,13 +156,13 @@ describe('upgradeState', () => {
     const db = await open({ storage });
     db.root.set('owner', Object.assign(new Owner(), { name: 'o' }));
     await db.commit();
-    for (const mode of [false, true]) {
-      inPlace = mode;
+    for (const each of ['returned', 'in place', '__proto__'] as const) {
+      mode = each;
       const again = await reopen(storage);
       assert.throws(
         () => (again.root.get('owner') as Owner & { name: string }).name,
         (error: unknown) => error instanceof InvalidArgumentError,
-        mode ? 'in place' : 'returned',
+        each,
       );
     }
   });

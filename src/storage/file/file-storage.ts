@@ -499,27 +499,46 @@ export class FileStorage extends Storage {
         },
       );
     }
+    // Only a regular file (or none yet) is opened: a read-only open of a FIFO waited for a
+    // writer of it, for ever. (Not by opening without blocking: that fails at once where a
+    // lease is held, as file servers hold them, instead of waiting for it.)
+    const notAFile = (stat: fs.Stats | undefined): TroveError | undefined => {
+      if (stat === undefined || stat.isFile()) return undefined;
+      // A directory is the system's refusal, as a writable open of one is (EISDIR).
+      if (stat.isDirectory()) {
+        return ioError('opening', file, Object.assign(new Error('EISDIR'), { code: 'EISDIR' }));
+      }
+      return new InvalidArgumentError(`${file} is not a trove database (not a regular file)`, {
+        argument: 'path',
+      });
+    };
+    let named: fs.Stats | undefined;
+    try {
+      named = fs.statSync(file, { throwIfNoEntry: false });
+    } catch {
+      // The open says what is wrong (a directory on the way that cannot be searched).
+    }
+    const before = notAFile(named);
+    if (before !== undefined) throw before;
     let fd: number;
     try {
-      // Not blocking: a read-only open of a FIFO waited for a writer of it, for ever.
-      const { O_RDONLY, O_RDWR, O_CREAT, O_NONBLOCK } = fs.constants;
-      fd = fs.openSync(file, (readOnly ? O_RDONLY : O_RDWR | O_CREAT) | O_NONBLOCK, 0o644);
+      fd = fs.openSync(file, readOnly ? 'r' : fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
     } catch (error) {
       if ((error as { code?: string }).code === 'ENOENT') {
         throw new NotFoundError(`no database file at ${file}`, { cause: error });
       }
       throw ioError('opening', file, error);
     }
-    const stat = fs.fstatSync(fd);
-    if (!stat.isFile()) {
+    let after: TroveError | undefined;
+    try {
+      // Another file put at the path in between.
+      after = notAFile(fs.fstatSync(fd));
+    } catch (error) {
+      after = ioError('opening', file, error);
+    }
+    if (after !== undefined) {
       fs.closeSync(fd);
-      // A directory is the system's refusal, as a writable open of one is (EISDIR).
-      if (stat.isDirectory()) {
-        throw ioError('opening', file, Object.assign(new Error('EISDIR'), { code: 'EISDIR' }));
-      }
-      throw new InvalidArgumentError(`${file} is not a trove database (not a regular file)`, {
-        argument: 'path',
-      });
+      throw after;
     }
     try {
       // The file's real name, symlinks resolved: a pack puts the new file at this name, and
@@ -2101,8 +2120,11 @@ export class FileStorage extends Storage {
       fs.fsyncSync(out.fd);
       publish(out.path, path);
       named = true;
-      fs.closeSync(out.fd);
-      syncPublished(path);
+      try {
+        syncPublished(path, out.fd);
+      } finally {
+        fs.closeSync(out.fd);
+      }
       if (cut === log.end) {
         // The copy is whole and in place: an index it cannot have is rebuilt by its first
         // open, not a reason to report the backup failed (a retry would find the target).
@@ -2429,9 +2451,8 @@ async function openHeader(
             fs.fsyncSync(fd);
             syncDirectory(dirname(file));
           } catch (error) {
-            // Unfinished again (an empty file): the next open makes it, and syncs it, anew.
-            // A header left whole would pass for a file made, whose name is not durable.
-            fs.ftruncateSync(fd, 0);
+            // The header stays: another writer may have read it and be about to commit (cut
+            // back, the file with that commit would no longer be a database).
             throw ioError('creating', file, error);
           }
         }

@@ -24,7 +24,7 @@ import { OidIndex } from './oid-index.js';
 import { applyToState, type ScanState } from './scan-state.js';
 import { writeStreamedTransaction } from './streamed-transaction.js';
 import { syncDirectory } from './sync-directory.js';
-import { createTemporary, discardTemporary } from './temporary-files.js';
+import { createTemporary, discardTemporary, sameFile } from './temporary-files.js';
 
 /**
  * Writes `transactions` into a new data file at `path` (which must not exist). Its index is
@@ -84,8 +84,11 @@ export async function writeLogFile(
     if (sync) fs.fsyncSync(fd);
     publish(temporary.path, path);
     named = true;
-    fs.closeSync(fd);
-    if (sync) syncPublished(path);
+    try {
+      if (sync) syncPublished(path, fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     try {
       saveIndex(
         path,
@@ -113,11 +116,15 @@ export async function writeLogFile(
  * copy whose name may not survive a power loss is no copy to report as made, and left in
  * place it would be in the way of a retry (the target exists).
  */
-export function syncPublished(path: string): void {
+export function syncPublished(path: string, fd: number): void {
   try {
     syncDirectory(dirname(path));
   } catch (error) {
-    fs.rmSync(path, { force: true });
+    // Still open (and locked) as `fd`: no one has taken the copy for a database to commit
+    // to, and the name is removed only if it is still this copy's.
+    if (sameFile(fs.lstatSync(path, { bigint: true, throwIfNoEntry: false }), fd)) {
+      fs.rmSync(path, { force: true });
+    }
     throw error;
   }
 }

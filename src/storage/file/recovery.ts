@@ -218,9 +218,10 @@ export function endOfData(fd: number, from: number, size: number): number {
 /**
  * Copies the bytes from `offset` to `end` aside into `<path>.torn-<n>`, for the caller to
  * cut the file at `offset` then. Returns the name of the copy. Every byte is written, and
- * with `sync` made durable with its name, or it fails and removes the copy: a write cut
- * short by a full disk reports how much it wrote, and a copy of part of the tail passed for
- * the whole (each failed attempt also left one of its own).
+ * with `sync` made durable with its name, or it fails and removes the copy (unless only its
+ * close failed, after it was whole): a write cut short by a full disk reports how much it
+ * wrote, and a copy of part of the tail passed for the whole (each failed attempt also left
+ * one of its own).
  */
 export function copyTornTail(
   path: string,

@@ -21,6 +21,8 @@ const CANNOT_SYNC = new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP']);
  * system that cannot sync directories, is no failure.
  */
 export function syncDirectory(directory: string): void {
+  // Windows has no directory sync: its sync of a directory is refused (EPERM), always.
+  if (process.platform === 'win32') return;
   let fd: number;
   try {
     fd = fs.openSync(directory, 'r');

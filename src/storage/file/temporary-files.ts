@@ -69,7 +69,7 @@ function claim(file: string, fd: number): boolean {
 }
 
 /** True if `named` (a name's lstat) is the file open as `fd`. */
-function sameFile(named: fs.BigIntStats | undefined, fd: number): boolean {
+export function sameFile(named: fs.BigIntStats | undefined, fd: number): boolean {
   if (named === undefined) return false;
   const opened = fs.fstatSync(fd, { bigint: true });
   return named.ino === opened.ino && named.dev === opened.dev;
@@ -122,8 +122,13 @@ export function discardTemporary(file: TemporaryFile): void {
   }
 }
 
-/** Removes temporary files of `kinds` of `path` that nobody locks; returns their names. */
+/**
+ * Removes temporary files of `kinds` of `path` that nobody locks; returns their names. Off
+ * Linux nothing: there the lock library has no byte-range locks (or, on Windows, mandatory
+ * ones), so a file in use cannot be told from a leftover.
+ */
 export function removeStaleFiles(path: string, kinds: readonly TemporaryKind[]): string[] {
+  if (process.platform !== 'linux' && process.platform !== 'android') return [];
   const directory = dirname(path);
   const prefix = `${basename(path)}.`;
   const removed: string[] = [];
