@@ -58,7 +58,9 @@ setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as () => void;
 
 /** The staged blob files (temporary) in `dir`. */
-const stagedFiles = (dir: string) => readdirSync(dir).filter((name) => name.includes('.blob-'));
+/** Staged blobs' files (not the owner file each handle that staged keeps while open). */
+const stagedFiles = (dir: string) =>
+  readdirSync(dir).filter((name) => /\.blob-\d+-[0-9a-f]{12}-\d+$/.test(name));
 
 const small = randomBytes(1000);
 const large = randomBytes(3 * MiB + 17);

@@ -54,6 +54,13 @@ function unlocked(file: string): boolean {
   }
 }
 
+/** Staged blobs' files in `dir` (named after the owner file of the handle that staged them). */
+const stagedBlobs = (dir: string) =>
+  readdirSync(dir).filter((name) => /\.blob-\d+-[0-9a-f]{12}-\d+$/.test(name));
+/** Blob owner files in `dir`: one for each handle that staged blobs, locked while it is open. */
+const blobOwners = (dir: string) =>
+  readdirSync(dir).filter((name) => /\.blob-\d+-[0-9a-f]{12}$/.test(name));
+
 /**
  * Another process holding the lock of `file` until `release` is called: another
  * container's process, whose pid means nothing here.
@@ -110,6 +117,9 @@ describe('temporary files', () => {
       `index.tmp-${dead}-000000000013`,
     ];
     const theirs = `blob-${dead}-000000000014`;
+    // Staged blobs, named after their handle's owner file: kept while it is locked.
+    const ownedStale = [`blob-${dead}-00000000001a-1`, `blob-${process.pid}-00000000000e-2`];
+    const ownedLive = [`blob-${process.pid}-000000000012-3`, `blob-${dead}-000000000014-4`];
     // Not trove's names (found in review: a user's copies named by date were removed), or
     // not a database's own work (a backup's leftovers are removed by a backup to its target).
     const others = [
@@ -119,7 +129,7 @@ describe('temporary files', () => {
       `pack-${2 ** 40}-000000000015`,
       `backup-${dead}-000000000016`,
     ];
-    for (const name of [...stale, ...ownLocked, theirs, ...others]) {
+    for (const name of [...stale, ...ownLocked, theirs, ...others, ...ownedStale, ...ownedLive]) {
       writeFileSync(`${path}.${name}`, 'leftover');
     }
     for (const name of ownLocked) {
@@ -137,11 +147,13 @@ describe('temporary files', () => {
 
     const removed: string[] = [];
     const writer = await open(path, { durability: 'none', logger: (m) => removed.push(m) });
-    for (const name of stale) assert.equal(existsSync(`${path}.${name}`), false, name);
-    for (const name of [...ownLocked, theirs, ...others]) {
+    for (const name of [...stale, ...ownedStale]) {
+      assert.equal(existsSync(`${path}.${name}`), false, name);
+    }
+    for (const name of [...ownLocked, theirs, ...others, ...ownedLive]) {
       assert.ok(existsSync(`${path}.${name}`), `${name} is left alone`);
     }
-    assert.equal(removed.length, stale.length);
+    assert.equal(removed.length, stale.length + ownedStale.length);
     assert.equal(await writer.read((tx) => tx.root.get('n')), 1);
     await writer.close();
 
@@ -153,10 +165,10 @@ describe('temporary files', () => {
     assert.ok(existsSync(`${path}.${ownLocked[0]}`));
   });
 
-  it("a staged blob's file is locked while staged, and gone once committed or discarded", async (t) => {
+  it("a staged blob's file is kept while staged (its owner file locked), and gone once committed or discarded", async (t) => {
     const dir = scratch(t);
     const path = await database(dir);
-    const staged = () => readdirSync(dir.dir).filter((name) => name.includes('.blob-'));
+    const staged = () => stagedBlobs(dir.dir);
     const storage = dir.track(await FileStorage.open(path, { durability: 'none', ...quiet }));
     const [kept, dropped] = [
       await storage.stageBlob(new TextEncoder().encode('kept bytes')),
@@ -164,7 +176,21 @@ describe('temporary files', () => {
     ];
     const files = staged();
     assert.equal(files.length, 2);
-    for (const name of files) assert.equal(unlocked(dir.file(name)), false, name);
+    const owners = blobOwners(dir.dir);
+    assert.equal(owners.length, 1);
+    assert.equal(unlocked(dir.file(owners[0]!)), false, 'the owner file is locked');
+    // No descriptor of a staged blob stays open, only the owner file's (found in review: a
+    // descriptor each ran a process out of them when retried transactions staged blobs,
+    // which are discarded only when garbage-collected).
+    const blobDescriptors = () =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return /\.blob-\d+-[0-9a-f]{12}-\d+/.test(readlinkSync(`/proc/self/fd/${fd}`));
+        } catch {
+          return false;
+        }
+      });
+    assert.deepEqual(blobDescriptors(), []);
 
     // Another handle's open, and another process's, leave them: they are in use.
     dir.track(await FileStorage.open(path, { durability: 'none', ...quiet }));
@@ -181,15 +207,7 @@ describe('temporary files', () => {
     });
     await storage.discardBlob(dropped);
     assert.deepEqual(staged(), []);
-    // Their descriptors are closed (found in review: a commit opened each staged file again).
-    const blobDescriptors = readdirSync('/proc/self/fd').filter((fd) => {
-      try {
-        return readlinkSync(`/proc/self/fd/${fd}`).includes('.blob-');
-      } catch {
-        return false;
-      }
-    });
-    assert.deepEqual(blobDescriptors, []);
+    assert.deepEqual(blobDescriptors(), []);
     const chunks: Buffer[] = [];
     for await (const chunk of storage.openBlob(oid!)) chunks.push(chunk as Buffer);
     assert.equal(Buffer.concat(chunks).toString(), 'kept bytes');
@@ -203,11 +221,11 @@ describe('temporary files', () => {
       const child = startPeer(kind, STAGE_BLOB, { path });
       t.after(() => child.close());
       await child.next('staged');
-      const [file] = staged();
-      assert.ok(file !== undefined);
+      const files = staged().sort();
+      assert.equal(files.length, 2, 'the blob and its owner file');
       const opened = await open(path, { durability: 'none', ...quiet });
       await opened.close();
-      assert.deepEqual(staged(), [file]);
+      assert.deepEqual(staged().sort(), files);
 
       child.kill();
       await child.exited;
@@ -222,7 +240,7 @@ describe('temporary files', () => {
     const path = await database(dir);
     const storage = await FileStorage.open(path, { durability: 'none', ...quiet });
     await storage.stageBlob(new TextEncoder().encode('never committed'));
-    assert.equal(readdirSync(dir.dir).filter((name) => name.includes('.blob-')).length, 1);
+    assert.equal(readdirSync(dir.dir).filter((name) => name.includes('.blob-')).length, 2);
     await storage.close();
     assert.deepEqual(
       readdirSync(dir.dir).filter((name) => name.includes('.blob-')),
@@ -308,10 +326,7 @@ describe('temporary files', () => {
     const chunks: Buffer[] = [];
     for await (const chunk of storage.openBlob(c)) chunks.push(chunk as Buffer);
     assert.equal(Buffer.concat(chunks).toString(), 'blob bytes');
-    assert.deepEqual(
-      readdirSync(dir.dir).filter((name) => name.includes('.blob-')),
-      [],
-    );
+    assert.deepEqual(stagedBlobs(dir.dir), []);
     // A commit of a blob discarded before it: refused, alone.
     const gone = await storage.stageBlob(bytes('gone'));
     await storage.discardBlob(gone);
@@ -328,14 +343,14 @@ describe('temporary files', () => {
   // Found by a soak hunt: the staging file was made, then locked after an await, and on a
   // busy event loop another handle's open removed it in between, over and over, until the
   // commit failed (934 blob commits of 1,953).
-  it("a staged blob's file is made and locked at once, before staging awaits anything", async (t) => {
+  it("a staged blob's file and its locked owner are made at once, before staging awaits anything", async (t) => {
     const dir = scratch(t);
     const storage = dir.track(await FileStorage.open(dir.file(), quiet));
     const source = new PassThrough();
     const staging = storage.stageBlob(source);
-    const [file] = readdirSync(dir.dir).filter((name) => name.includes('.blob-'));
-    assert.ok(file !== undefined, 'made');
-    assert.equal(unlocked(dir.file(file)), false, 'and locked');
+    const [owner] = blobOwners(dir.dir);
+    assert.ok(owner !== undefined && stagedBlobs(dir.dir).length === 1, 'made');
+    assert.equal(unlocked(dir.file(owner)), false, 'and its owner locked');
     source.end(Buffer.from('bytes'));
     assert.equal((await staging).size, 5);
   });

@@ -109,6 +109,7 @@ import {
   createTemporary,
   discardTemporary,
   OPEN_KINDS,
+  ownedPath,
   removeStaleFiles,
   type TemporaryFile,
 } from './temporary-files.js';
@@ -421,10 +422,16 @@ export class FileStorage extends Storage {
   /** Whether this handle found no usable saved index and read the whole log instead. */
   #indexRebuilt = false;
   /**
-   * The file of each staged blob, kept open while it is staged: its lock marks it in use
-   * (see temporary-files), and a commit reads it through that descriptor.
+   * The file of each staged blob, named after this handle's blob owner file (whose lock
+   * marks it in use), and closed once staged: a commit opens it again to read it.
    */
   readonly #stagedFiles = new WeakMap<StagedBlob, StagedFile>();
+  /**
+   * The temporary file this handle's staged blobs belong to (see temporary-files'
+   * ownedPath), made and locked at the first staging, removed at close.
+   */
+  #blobOwner: TemporaryFile | undefined;
+  #blobsStaged = 0;
   readonly #scratch = Buffer.allocUnsafe(LOAD_READ);
   readonly #blockCacheBytes: number;
   #blocks: BlockCache;
@@ -1628,23 +1635,29 @@ export class FileStorage extends Storage {
     writes: readonly RecordWrite[],
     prev: (oid: Oid) => number,
   ): Promise<ScannedTransaction> {
-    const records: StreamedRecord[] = writes.map((write) => {
-      const base = { oid: write.oid, tid, prev: prev(write.oid), refs: write.refs };
-      if (write.blob === undefined) return { ...base, flags: 0, source: { bytes: write.data } };
-      // Held by the commit since _commit (see there): open, even if discarded meanwhile.
-      const staged = this.#stagedFiles.get(write.blob)!;
-      return {
-        ...base,
-        flags: RecordFlag.blob,
-        source: { fd: staged.fd, offset: 0, length: write.blob.size },
-      };
-    });
-    return writeStreamedTransaction(this.#ops, this.#fd, offset, {
-      tid,
-      status: TxStatus.committed,
-      meta,
-      records,
-    });
+    const opened: number[] = [];
+    try {
+      const records: StreamedRecord[] = writes.map((write) => {
+        const base = { oid: write.oid, tid, prev: prev(write.oid), refs: write.refs };
+        if (write.blob === undefined) return { ...base, flags: 0, source: { bytes: write.data } };
+        // Held by the commit since _commit (see there): there, even if discarded meanwhile.
+        const fd = fs.openSync(this.#stagedFiles.get(write.blob)!.path, 'r');
+        opened.push(fd);
+        return {
+          ...base,
+          flags: RecordFlag.blob,
+          source: { fd, offset: 0, length: write.blob.size },
+        };
+      });
+      return await writeStreamedTransaction(this.#ops, this.#fd, offset, {
+        tid,
+        status: TxStatus.committed,
+        meta,
+        records,
+      });
+    } finally {
+      for (const fd of opened) fs.closeSync(fd);
+    }
   }
 
   /**
@@ -1795,7 +1808,10 @@ export class FileStorage extends Storage {
     next.catch(() => undefined); // (Awaited below, once the file is made.)
     let file: TemporaryFile;
     try {
-      file = createTemporary(this.path, 'blob');
+      // The owner first, locked: from then on its blobs are in use (one step, as there).
+      this.#blobOwner ??= createTemporary(this.path, 'blob');
+      const path = ownedPath(this.#blobOwner, ++this.#blobsStaged);
+      file = { path, fd: fs.openSync(path, 'wx', 0o644) };
     } catch (error) {
       // Not awaited: the source's return waits for the chunk asked for, which a stalled
       // upload may never give; its own failure is not this one.
@@ -1823,8 +1839,9 @@ export class FileStorage extends Storage {
         ? ioError('staging a blob for', this.path, error)
         : error;
     }
+    fs.closeSync(file.fd);
     const staged: StagedBlob = { size };
-    this.#stagedFiles.set(staged, { ...file, readers: 0, discarded: false });
+    this.#stagedFiles.set(staged, { path: file.path, readers: 0, discarded: false });
     return staged;
   }
 
@@ -2390,6 +2407,9 @@ export class FileStorage extends Storage {
       }
     } finally {
       this.#file.retire();
+      // Its staged blobs are discarded next (Storage.close); an open meanwhile removes them.
+      if (this.#blobOwner !== undefined) discardTemporary(this.#blobOwner);
+      this.#blobOwner = undefined;
     }
   }
 }
@@ -2563,20 +2583,17 @@ function headerEndingAt(
 }
 
 /** A staged blob's file (see FileStorage#stagedFiles). */
-interface StagedFile extends TemporaryFile {
+interface StagedFile {
+  readonly path: string;
   /** Commits holding it (queued or being written). */
   readers: number;
   /** Discarded: removed once no commit holds it. */
   discarded: boolean;
 }
 
-/** Removes a staged blob's file, then closes it (which frees its lock). */
+/** Removes a staged blob's file (its owner file's lock is what marked it in use). */
 async function removeStagedFile(file: StagedFile): Promise<void> {
-  try {
-    await fs.promises.rm(file.path, { force: true });
-  } finally {
-    fs.closeSync(file.fd);
-  }
+  await fs.promises.rm(file.path, { force: true });
 }
 
 /**

@@ -30,6 +30,8 @@ export const OPEN_KINDS: readonly TemporaryKind[] = ['pack', 'blob', 'index.tmp'
  * (`app.trove.backup-20240601`).
  */
 const OWNER_AND_RANDOM = /^-([1-9]\d{0,9})-[0-9a-f]{12}$/;
+/** The same, for a file that belongs to an owner file (see ownedPath): `-<n>` after it. */
+const OWNED = /^(-[1-9]\d{0,9}-[0-9a-f]{12})-[1-9]\d{0,14}$/;
 
 /** A temporary file, open for reading and writing, and locked as in use. */
 export interface TemporaryFile {
@@ -123,6 +125,17 @@ export function discardTemporary(file: TemporaryFile): void {
 }
 
 /**
+ * The name of the `n`th file that belongs to `owner`, a temporary file its maker holds
+ * locked: such a file is in use while its owner is, and is not locked itself. A handle's
+ * staged blobs belong to one owner file: a descriptor each, to hold a lock each, ran a
+ * process out of descriptors when transactions that staged blobs were retried (their blobs
+ * are discarded only when garbage-collected).
+ */
+export function ownedPath(owner: TemporaryFile, n: number): string {
+  return `${owner.path}-${n}`;
+}
+
+/**
  * Removes temporary files of `kinds` of `path` that nobody locks; returns their names. Off
  * Linux nothing: there the lock library has no byte-range locks (or, on Windows, mandatory
  * ones), so a file in use cannot be told from a leftover.
@@ -143,6 +156,15 @@ export function removeStaleFiles(path: string, kinds: readonly TemporaryKind[]):
     const rest = name.slice(prefix.length);
     const kind = kinds.find((k) => rest.startsWith(`${k}-`));
     if (kind === undefined) continue;
+    const owned = OWNED.exec(rest.slice(kind.length))?.[1];
+    if (owned !== undefined) {
+      // In use while its owner file is held (see ownedPath).
+      const file = join(directory, name);
+      if (!held(join(directory, `${prefix}${kind}${owned}`)) && removeIfRegular(file)) {
+        removed.push(file);
+      }
+      continue;
+    }
     const owner = OWNER_AND_RANDOM.exec(rest.slice(kind.length))?.[1];
     // A pid the system could not have given: not a name trove made.
     if (owner === undefined || Number(owner) > 0x7fff_ffff) continue;
@@ -183,5 +205,36 @@ function removeIfUnlocked(file: string): boolean {
     return false;
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** True if someone holds the lock of `file` (or it cannot be told); false if it is gone. */
+function held(file: string): boolean {
+  let fd: number;
+  try {
+    const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+    fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (error) {
+    return (error as { code?: string }).code !== 'ENOENT';
+  }
+  try {
+    if (!fsx.tryLock(fd, 0, 1, { shared: true })) return true;
+    fsx.unlock(fd, 0, 1);
+    return false;
+  } catch {
+    return true;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Removes `file` if it is a regular file (not a FIFO or a link of that name). */
+function removeIfRegular(file: string): boolean {
+  try {
+    if (!fs.lstatSync(file).isFile()) return false;
+    fs.rmSync(file, { force: true });
+    return true;
+  } catch {
+    return false;
   }
 }
