@@ -5,7 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { basename } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -368,5 +376,42 @@ describe('temporary files', () => {
       timeout: 20_000,
     });
     assert.equal(child.status, 0, child.stderr);
+  });
+
+  // Found in review: with the owner file removed from outside (a user, a cleaner of old
+  // files), every staged blob of the handle was a leftover to the next open.
+  it("a blob owner file removed from outside is made again at the handle's next staging", async (t) => {
+    const dir = scratch(t);
+    const path = await database(dir);
+    const storage = dir.track(await FileStorage.open(path, { durability: 'none', ...quiet }));
+    const first = await storage.stageBlob(new TextEncoder().encode('first'));
+    const [owner] = blobOwners(dir.dir);
+    rmSync(dir.file(owner!));
+    const second = await storage.stageBlob(new TextEncoder().encode('second'));
+    assert.deepEqual(blobOwners(dir.dir), [owner], 'made again at its name');
+    const other = await FileStorage.open(path, { durability: 'none', ...quiet });
+    await other.close();
+    assert.equal(stagedBlobs(dir.dir).length, 2, 'both kept');
+    const oids = await storage.newOids(2);
+    await storage.commit({
+      baseTid: storage.lastTid(),
+      writes: [first, second].map((blob, i) => ({
+        oid: oids[i]!,
+        data: new Uint8Array(0),
+        refs: [],
+        expectedTid: 0,
+        blob,
+      })),
+    });
+  });
+
+  it('only staged blobs are owned: another kind with such a name is not removed', async (t) => {
+    const dir = scratch(t);
+    const path = await database(dir);
+    const names = [`pack-${process.pid}-0123456789ab-1`, `index.tmp-12-0123456789ab-7`];
+    for (const name of names) writeFileSync(`${path}.${name}`, 'not ours');
+    const db = await open(path, { durability: 'none', ...quiet });
+    await db.close();
+    for (const name of names) assert.ok(existsSync(`${path}.${name}`), name);
   });
 });

@@ -111,6 +111,7 @@ import {
   OPEN_KINDS,
   ownedPath,
   removeStaleFiles,
+  renewedOwner,
   type TemporaryFile,
 } from './temporary-files.js';
 import { buildCommit, buildTransaction } from './tx-builder.js';
@@ -1809,7 +1810,10 @@ export class FileStorage extends Storage {
     let file: TemporaryFile;
     try {
       // The owner first, locked: from then on its blobs are in use (one step, as there).
-      this.#blobOwner ??= createTemporary(this.path, 'blob');
+      this.#blobOwner =
+        this.#blobOwner === undefined
+          ? createTemporary(this.path, 'blob')
+          : renewedOwner(this.#blobOwner, this.path, 'blob');
       const path = ownedPath(this.#blobOwner, ++this.#blobsStaged);
       file = { path, fd: fs.openSync(path, 'wx', 0o644) };
     } catch (error) {

@@ -31,7 +31,7 @@ export const OPEN_KINDS: readonly TemporaryKind[] = ['pack', 'blob', 'index.tmp'
  */
 const OWNER_AND_RANDOM = /^-([1-9]\d{0,9})-[0-9a-f]{12}$/;
 /** The same, for a file that belongs to an owner file (see ownedPath): `-<n>` after it. */
-const OWNED = /^(-[1-9]\d{0,9}-[0-9a-f]{12})-[1-9]\d{0,14}$/;
+const OWNED = /^(-([1-9]\d{0,9})-[0-9a-f]{12})-[1-9]\d{0,14}$/;
 
 /** A temporary file, open for reading and writing, and locked as in use. */
 export interface TemporaryFile {
@@ -68,6 +68,38 @@ function claim(file: string, fd: number): boolean {
   if (sameFile(fs.lstatSync(file, { bigint: true, throwIfNoEntry: false }), fd)) return true;
   fsx.unlock(fd, 0, 1);
   return false;
+}
+
+/**
+ * `owner` as it should be for more files to belong to it: still at its name (a user or a
+ * cleaner of old files may have removed it, and its files would be leftovers to any open),
+ * and touched, so that a cleaner going by age leaves it. Made again at its name when it is
+ * gone (the files already staged are in use again), else a new one.
+ */
+export function renewedOwner(
+  owner: TemporaryFile,
+  path: string,
+  kind: TemporaryKind,
+): TemporaryFile {
+  if (sameFile(fs.lstatSync(owner.path, { bigint: true, throwIfNoEntry: false }), owner.fd)) {
+    const now = new Date();
+    fs.futimesSync(owner.fd, now, now);
+    return owner;
+  }
+  fs.closeSync(owner.fd);
+  try {
+    const fd = fs.openSync(owner.path, 'wx+', 0o644);
+    let claimed = false;
+    try {
+      claimed = claim(owner.path, fd);
+    } finally {
+      if (!claimed) fs.closeSync(fd);
+    }
+    if (claimed) return { path: owner.path, fd };
+  } catch {
+    // Its name is taken, or cannot be made again: a new owner.
+  }
+  return createTemporary(path, kind);
 }
 
 /** True if `named` (a name's lstat) is the file open as `fd`. */
@@ -156,8 +188,10 @@ export function removeStaleFiles(path: string, kinds: readonly TemporaryKind[]):
     const rest = name.slice(prefix.length);
     const kind = kinds.find((k) => rest.startsWith(`${k}-`));
     if (kind === undefined) continue;
-    const owned = OWNED.exec(rest.slice(kind.length))?.[1];
-    if (owned !== undefined) {
+    // (Only blobs are owned: see ownedPath.)
+    const ownedMatch = kind === 'blob' ? OWNED.exec(rest.slice(kind.length)) : null;
+    const owned = ownedMatch?.[1];
+    if (owned !== undefined && Number(ownedMatch![2]) <= 0x7fff_ffff) {
       // In use while its owner file is held (see ownedPath).
       const file = join(directory, name);
       if (!held(join(directory, `${prefix}${kind}${owned}`)) && removeIfRegular(file)) {
