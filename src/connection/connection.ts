@@ -759,12 +759,7 @@ export class Connection implements Jar {
     const result: unknown = upgrade.call(cls, attributes);
     const problem =
       typeof result !== 'object' || result === null ? describe(result) : notAState(result);
-    if (problem !== undefined) {
-      throw new InvalidArgumentError(
-        `upgradeState of ${className} returned ${problem}, not a state: a plain object of attributes, returned synchronously`,
-        { argument: 'upgradeState' },
-      );
-    }
+    if (problem !== undefined) throw noState('upgradeState', className, problem);
     const upgradedState = result as Record<string, unknown>;
     if (collection && Object.hasOwn(upgradedState, ITEMS_KEY)) {
       throw new InvalidArgumentError(
@@ -777,27 +772,16 @@ export class Connection implements Jar {
     // quarters slower). A change it made inside a value it kept is not seen.
     // (Defined, not assigned: an attribute named `__proto__` would set the prototype.)
     const added: Record<string, unknown> = {};
-    const define = (target: Record<string, unknown>, key: string, value: unknown) =>
-      Object.defineProperty(target, key, {
-        value,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
     for (const key of Object.keys(upgradedState)) {
       if (!Object.hasOwn(given, key) || upgradedState[key] !== given[key]) {
-        define(added, key, upgradedState[key]);
+        const value = upgradedState[key];
+        Object.defineProperty(added, key, { value, enumerable: true, writable: true });
       }
     }
     whileEncoding(() =>
       scanState(
         added,
-        (obj) => {
-          const child = (obj as { [META]: ObjectMeta })[META];
-          return child.jar !== this || child.oid === undefined
-            ? 'a reference to an object not stored (an upgraded state may only refer to stored objects)'
-            : undefined;
-        },
+        (obj) => this.#unstored(obj, 'an upgraded state'),
         () => `upgradeState of ${className}`,
         undefined,
       ),
@@ -805,6 +789,14 @@ export class Connection implements Jar {
     return collection && Object.hasOwn(state, ITEMS_KEY)
       ? { ...upgradedState, [ITEMS_KEY]: items }
       : upgradedState;
+  }
+
+  /** Why `obj`, referred to from a state `what` returned, cannot be stored; undefined if it can. */
+  #unstored(obj: object, what: string): string | undefined {
+    const child = (obj as { [META]: ObjectMeta })[META];
+    return child.jar !== this || child.oid === undefined
+      ? `a reference to an object not stored (${what} may only refer to stored objects)`
+      : undefined;
   }
 
   /** Replaces one conflicting write by its class's resolution, or throws ConflictError. */
@@ -870,10 +862,7 @@ export class Connection implements Jar {
     if (problem !== undefined) {
       fail(
         'resolveConflict returned no state',
-        new InvalidArgumentError(
-          `resolveConflict of ${entry.className} returned ${problem}, not a state: a plain object of attributes, as it was given, returned synchronously`,
-          { argument: 'resolveConflict' },
-        ),
+        noState('resolveConflict', entry.className, problem),
       );
     }
     const refs: ObjectMeta[] = [];
@@ -883,12 +872,9 @@ export class Connection implements Jar {
         const scan = scanState(
           merged,
           (obj) => {
-            const child = (obj as { [META]: ObjectMeta })[META];
-            if (child.jar !== this || child.oid === undefined) {
-              return 'a reference to an object not stored (a resolved state may only refer to stored objects)';
-            }
-            refs.push(child);
-            return undefined;
+            const refused = this.#unstored(obj, 'a resolved state');
+            if (refused === undefined) refs.push((obj as { [META]: ObjectMeta })[META]);
+            return refused;
           },
           () => `resolveConflict of ${entry.className}`,
           itemsKeyOf(entry.meta),
@@ -1013,6 +999,14 @@ const ENDED_AT_COMMIT =
 const BASES_BYTES = 4 * 1024 * 1024;
 /** Merge bases a connection keeps at most. */
 const BASES_COUNT = 1024;
+
+/** The refusal of what a class's `method` returned in place of a state (see notAState). */
+function noState(method: string, className: string, problem: string): InvalidArgumentError {
+  return new InvalidArgumentError(
+    `${method} of ${className} returned ${problem}, not a state: a plain object of attributes, as it was given, returned synchronously`,
+    { argument: method },
+  );
+}
 
 /** True for a built-in collection class or a subclass of one (its state holds its items). */
 function isCollectionClass(cls: Function): boolean {

@@ -24,7 +24,7 @@ import { OidIndex } from './oid-index.js';
 import { applyToState, type ScanState } from './scan-state.js';
 import { writeStreamedTransaction } from './streamed-transaction.js';
 import { syncDirectory } from './sync-directory.js';
-import { createTemporary, discardTemporary, sameFile } from './temporary-files.js';
+import { createTemporary, discardTemporary, namesFile } from './temporary-files.js';
 
 /**
  * Writes `transactions` into a new data file at `path` (which must not exist). Its index is
@@ -122,7 +122,7 @@ export function syncPublished(path: string, fd: number): void {
   } catch (error) {
     // Still open (and locked) as `fd`: no one has taken the copy for a database to commit
     // to, and the name is removed only if it is still this copy's.
-    if (sameFile(fs.lstatSync(path, { bigint: true, throwIfNoEntry: false }), fd)) {
+    if (namesFile(path, fd)) {
       fs.rmSync(path, { force: true });
     }
     throw error;

@@ -65,7 +65,7 @@ function claim(file: string, fd: number): boolean {
   // up to goes unlocked.
   if (process.platform !== 'linux' && process.platform !== 'android') return true;
   if (!fsx.tryLock(fd, 0, 1)) return false;
-  if (sameFile(fs.lstatSync(file, { bigint: true, throwIfNoEntry: false }), fd)) return true;
+  if (namesFile(file, fd)) return true;
   fsx.unlock(fd, 0, 1);
   return false;
 }
@@ -81,29 +81,24 @@ export function renewedOwner(
   path: string,
   kind: TemporaryKind,
 ): TemporaryFile {
-  if (sameFile(fs.lstatSync(owner.path, { bigint: true, throwIfNoEntry: false }), owner.fd)) {
+  if (namesFile(owner.path, owner.fd)) {
     const now = new Date();
     fs.futimesSync(owner.fd, now, now);
     return owner;
   }
   fs.closeSync(owner.fd);
   try {
-    const fd = fs.openSync(owner.path, 'wx+', 0o644);
-    let claimed = false;
-    try {
-      claimed = claim(owner.path, fd);
-    } finally {
-      if (!claimed) fs.closeSync(fd);
-    }
-    if (claimed) return { path: owner.path, fd };
+    const again = makeAt(owner.path);
+    if (again !== undefined) return again;
   } catch {
     // Its name is taken, or cannot be made again: a new owner.
   }
   return createTemporary(path, kind);
 }
 
-/** True if `named` (a name's lstat) is the file open as `fd`. */
-export function sameFile(named: fs.BigIntStats | undefined, fd: number): boolean {
+/** True if `file` names the file open as `fd` (not another put at its name, nor none). */
+export function namesFile(file: string, fd: number): boolean {
+  const named = fs.lstatSync(file, { bigint: true, throwIfNoEntry: false });
   if (named === undefined) return false;
   const opened = fs.fstatSync(fd, { bigint: true });
   return named.ino === opened.ino && named.dev === opened.dev;
@@ -118,18 +113,28 @@ export function sameFile(named: fs.BigIntStats | undefined, fd: number): boolean
 export function createTemporary(path: string, kind: TemporaryKind): TemporaryFile {
   for (let attempt = 1; ; attempt++) {
     const file = temporaryPath(path, kind);
-    const fd = fs.openSync(file, 'wx+', 0o644);
-    let claimed: boolean;
-    try {
-      claimed = claim(file, fd);
-    } catch (error) {
-      discardTemporary({ path: file, fd });
-      throw error;
-    }
-    if (claimed) return { path: file, fd };
-    fs.closeSync(fd);
+    const made = makeAt(file);
+    if (made !== undefined) return made;
     if (attempt === CREATE_ATTEMPTS) throw lockLost(file);
   }
+}
+
+/**
+ * A temporary file made at `file` (which must not exist) and claimed; undefined, closed,
+ * when a removal of leftovers took it first (see claim). A failure to lock at all removes it.
+ */
+function makeAt(file: string): TemporaryFile | undefined {
+  const fd = fs.openSync(file, 'wx+', 0o644);
+  let claimed: boolean;
+  try {
+    claimed = claim(file, fd);
+  } catch (error) {
+    discardTemporary({ path: file, fd });
+    throw error;
+  }
+  if (claimed) return { path: file, fd };
+  fs.closeSync(fd);
+  return undefined;
 }
 
 function lockLost(file: string): Error {
@@ -215,48 +220,61 @@ export function removeStaleFiles(path: string, kinds: readonly TemporaryKind[]):
  * must be the file whose lock this took.
  */
 function removeIfUnlocked(file: string): boolean {
-  let fd: number;
-  try {
-    // Read-only, and a shared lock: it conflicts with the writer's all the same, and a
-    // leftover of another user that this one may remove but not write is removed too. Not
-    // through a symlink, and without waiting for a writer of a FIFO: a name trove made is
-    // never one.
-    const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
-    fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-  } catch {
+  return probe(
+    file,
+    (fd) => {
+      // Only a regular file is a temporary file trove made (a FIFO or a device of that name
+      // is left alone).
+      if (!fs.fstatSync(fd).isFile()) return false;
+      if (!fsx.tryLock(fd, 0, 1, { shared: true })) return false;
+      if (!namesFile(file, fd)) return false;
+      fs.rmSync(file, { force: true });
+      return true;
+    },
     // Gone already, or not ours to open: either way not ours to remove.
-    return false;
-  }
-  try {
-    // Only a regular file is a temporary file trove made (a FIFO or a device of that name is
-    // left alone).
-    if (!fs.fstatSync(fd).isFile()) return false;
-    if (!fsx.tryLock(fd, 0, 1, { shared: true })) return false;
-    if (!sameFile(fs.lstatSync(file, { bigint: true, throwIfNoEntry: false }), fd)) return false;
-    fs.rmSync(file, { force: true });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    fs.closeSync(fd);
-  }
+    () => false,
+    false,
+  );
 }
 
 /** True if someone holds the lock of `file` (or it cannot be told); false if it is gone. */
 function held(file: string): boolean {
+  return probe(
+    file,
+    (fd) => {
+      if (!fsx.tryLock(fd, 0, 1, { shared: true })) return true;
+      fsx.unlock(fd, 0, 1);
+      return false;
+    },
+    (error) => (error as { code?: string }).code !== 'ENOENT',
+    true,
+  );
+}
+
+/**
+ * Runs `look` on `file` opened to look at its lock: read-only, with a shared lock (it
+ * conflicts with a writer's all the same, and a leftover of another user that this one may
+ * remove but not write is seen too), not through a symlink, and without waiting for a
+ * writer of a FIFO (a name trove made is never either). What `unopened` says when it cannot
+ * be opened, `failed` when `look` throws.
+ */
+function probe<T>(
+  file: string,
+  look: (fd: number) => T,
+  unopened: (error: unknown) => T,
+  failed: T,
+): T {
   let fd: number;
   try {
     const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
     fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch (error) {
-    return (error as { code?: string }).code !== 'ENOENT';
+    return unopened(error);
   }
   try {
-    if (!fsx.tryLock(fd, 0, 1, { shared: true })) return true;
-    fsx.unlock(fd, 0, 1);
-    return false;
+    return look(fd);
   } catch {
-    return true;
+    return failed;
   } finally {
     fs.closeSync(fd);
   }
