@@ -335,7 +335,9 @@ describe('torn tail: a cut or garbage at the end of the log', () => {
     try {
       assert.deepEqual(tornFiles(copy), [`${copy}.torn-1`, `${copy}.torn-2`]);
       assert.deepEqual(fs.readFileSync(`${copy}.torn-1`), first);
-      assert.deepEqual(fs.readFileSync(`${copy}.torn-2`), garbage);
+      // The copy leaves out trailing zeros (preallocated space), and random garbage ends in a
+      // zero one time in 256: CI failed on exactly that.
+      assert.deepEqual(fs.readFileSync(`${copy}.torn-2`), withoutTrailingZeros(garbage));
       assertAtPreviousTransaction(db, beforeLast, await dump(db.storage));
     } finally {
       await db.close();
