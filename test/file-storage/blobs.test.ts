@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statfsSync, writeFileSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { Readable } from 'node:stream';
 import { describe, it, type TestContext } from 'node:test';
@@ -57,7 +57,6 @@ async function contentOf(blob: Blob): Promise<Buffer> {
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as () => void;
 
-/** The staged blob files (temporary) in `dir`. */
 /** Staged blobs' files (not the owner file each handle that staged keeps while open). */
 const stagedFiles = (dir: string) =>
   readdirSync(dir).filter((name) => /\.blob-\d+-[0-9a-f]{12}-\d+$/.test(name));
@@ -369,6 +368,48 @@ describe('blobs in a file', () => {
     }
     assert.ok(allocated < MiB, `${allocated} bytes allocated for five 1 kB blobs`);
     assert.deepEqual(await (db.root.get('blob4') as Blob).bytes(), small);
+  });
+
+  // A commit opened every staged file of its transaction before writing any: a transaction of
+  // more blobs than the process may have descriptors open failed with EMFILE.
+  it("a commit of many blobs holds one staged blob's file open at a time", async (t) => {
+    const dir = scratch(t);
+    const db = dir.track(await open(dir.file(), { durability: 'none' }));
+    const contents = Array.from({ length: 40 }, (_, i) => Buffer.from(`blob ${i}`));
+    const stagedOpen = () =>
+      readdirSync('/proc/self/fd').filter((entry) => {
+        try {
+          return /\.blob-\d+-[0-9a-f]{12}-\d+$/.test(readlinkSync(`/proc/self/fd/${entry}`));
+        } catch {
+          return false; // gone since the listing (readdirSync's own descriptor)
+        }
+      }).length;
+    /** The most staged blob files open at once, counted at each open of one to read it. */
+    let mostOpen = 0;
+    const nodeFs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
+    const openFile = nodeFs.openSync;
+    nodeFs.openSync = ((...args: Parameters<typeof openFile>) => {
+      const fd = openFile(...args);
+      if (String(args[0]).includes('.blob-') && args[1] === 'r') {
+        mostOpen = Math.max(mostOpen, stagedOpen());
+      }
+      return fd;
+    }) as typeof openFile;
+    syncBuiltinESMExports();
+    try {
+      contents.forEach((content, i) => {
+        db.root.set(`blob${i}`, Blob.from(content));
+      });
+      await db.commit();
+    } finally {
+      nodeFs.openSync = openFile;
+      syncBuiltinESMExports();
+    }
+    assert.equal(mostOpen, 1);
+    for (const [i, content] of contents.entries()) {
+      assert.deepEqual(await (db.root.get(`blob${i}`) as Blob).bytes(), content);
+    }
+    assert.deepEqual(stagedFiles(dir.dir), []);
   });
 
   // Found in bug hunts: a Blob made with new was stored as one of unknown size that never

@@ -1636,29 +1636,19 @@ export class FileStorage extends Storage {
     writes: readonly RecordWrite[],
     prev: (oid: Oid) => number,
   ): Promise<ScannedTransaction> {
-    const opened: number[] = [];
-    try {
-      const records: StreamedRecord[] = writes.map((write) => {
-        const base = { oid: write.oid, tid, prev: prev(write.oid), refs: write.refs };
-        if (write.blob === undefined) return { ...base, flags: 0, source: { bytes: write.data } };
-        // Held by the commit since _commit (see there): there, even if discarded meanwhile.
-        const fd = fs.openSync(this.#stagedFiles.get(write.blob)!.path, 'r');
-        opened.push(fd);
-        return {
-          ...base,
-          flags: RecordFlag.blob,
-          source: { fd, offset: 0, length: write.blob.size },
-        };
-      });
-      return await writeStreamedTransaction(this.#ops, this.#fd, offset, {
-        tid,
-        status: TxStatus.committed,
-        meta,
-        records,
-      });
-    } finally {
-      for (const fd of opened) fs.closeSync(fd);
-    }
+    const records: StreamedRecord[] = writes.map((write) => {
+      const base = { oid: write.oid, tid, prev: prev(write.oid), refs: write.refs };
+      if (write.blob === undefined) return { ...base, flags: 0, source: { bytes: write.data } };
+      // Held by the commit since _commit (see there): there, even if discarded meanwhile.
+      const path = this.#stagedFiles.get(write.blob)!.path;
+      return { ...base, flags: RecordFlag.blob, source: { path, length: write.blob.size } };
+    });
+    return await writeStreamedTransaction(this.#ops, this.#fd, offset, {
+      tid,
+      status: TxStatus.committed,
+      meta,
+      records,
+    });
   }
 
   /**

@@ -9,6 +9,7 @@
  * @module
  */
 
+import fs from 'node:fs';
 import { crc32c } from './checksum.js';
 import type { FileOps } from './file-ops.js';
 import {
@@ -27,10 +28,22 @@ import {
   type TxMeta,
 } from './log-reader.js';
 
-/** Where a record's data comes from. */
+/** A region of an open file. */
+interface FileRegion {
+  readonly fd: number;
+  readonly offset: number;
+  readonly length: number;
+}
+
+/**
+ * Where a record's data comes from: bytes, a region of an open file, or the whole of a file
+ * by name. A named file is opened only while its record is written: a commit of many staged
+ * blobs holding each one's descriptor from the start ran out of descriptors (EMFILE).
+ */
 export type RecordSource =
   | { readonly bytes: Uint8Array }
-  | { readonly fd: number; readonly offset: number; readonly length: number };
+  | FileRegion
+  | { readonly path: string; readonly length: number };
 
 /** One record of a streamed transaction. */
 export interface StreamedRecord {
@@ -49,11 +62,7 @@ function sourceLength(source: RecordSource): number {
 }
 
 /** Calls `each` with successive pieces of a file region. */
-function forEachPiece(
-  source: { fd: number; offset: number; length: number },
-  piece: Buffer,
-  each: (bytes: Buffer) => void,
-): void {
+function forEachPiece(source: FileRegion, piece: Buffer, each: (bytes: Buffer) => void): void {
   for (let done = 0; done < source.length; ) {
     const length = Math.min(piece.length, source.length - done);
     if (readFully(source.fd, piece, 0, length, source.offset + done) < length) {
@@ -64,9 +73,13 @@ function forEachPiece(
   }
 }
 
-/** The 48-byte header and refs of a record, checksum included. */
-function recordHead(record: StreamedRecord, piece: Buffer): Buffer {
-  const length = sourceLength(record.source);
+/** The 48-byte header and refs of a record, checksum included: its data is `data`. */
+function recordHead(
+  record: StreamedRecord,
+  data: { readonly bytes: Uint8Array } | FileRegion,
+  piece: Buffer,
+): Buffer {
+  const length = sourceLength(data);
   const head = Buffer.alloc(RECORD_HEADER_SIZE + record.refs.length * 4);
   writeU64(head, 0, record.oid);
   writeU64(head, 8, record.tid);
@@ -78,10 +91,9 @@ function recordHead(record: StreamedRecord, piece: Buffer): Buffer {
     head.writeUInt32LE(ref, RECORD_HEADER_SIZE + i * 4);
   });
   let crc = crc32c(head.subarray(RECORD_HEADER_SIZE), crc32c(head.subarray(0, 44)));
-  const source = record.source;
-  if ('bytes' in source) crc = crc32c(source.bytes, crc);
+  if ('bytes' in data) crc = crc32c(data.bytes, crc);
   else
-    forEachPiece(source, piece, (bytes) => {
+    forEachPiece(data, piece, (bytes) => {
       crc = crc32c(bytes, crc);
     });
   head.writeUInt32LE(crc, 44);
@@ -156,19 +168,28 @@ export async function writeStreamedTransaction(
       refCount: record.refs.length,
     });
     at += recordSize(dataLength, record.refs.length);
-    await emit(recordHead(record, piece));
     const source = record.source;
     if ('bytes' in source) {
+      await emit(recordHead(record, source, piece));
       await emit(source.bytes);
-    } else {
-      for (let done = 0; done < source.length; ) {
-        const n = Math.min(piece.length, source.length - done);
-        if (readFully(source.fd, piece, 0, n, source.offset + done) < n) {
-          throw new Error(`a record source ended early at offset ${source.offset + done}`);
+      continue;
+    }
+    const region =
+      'path' in source
+        ? { fd: fs.openSync(source.path, 'r'), offset: 0, length: source.length }
+        : source;
+    try {
+      await emit(recordHead(record, region, piece));
+      for (let done = 0; done < region.length; ) {
+        const n = Math.min(piece.length, region.length - done);
+        if (readFully(region.fd, piece, 0, n, region.offset + done) < n) {
+          throw new Error(`a record source ended early at offset ${region.offset + done}`);
         }
         await emit(piece.subarray(0, n));
         done += n;
       }
+    } finally {
+      if ('path' in source) fs.closeSync(region.fd);
     }
   }
   const trailer = Buffer.alloc(TX_TRAILER_SIZE);
