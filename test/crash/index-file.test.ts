@@ -3,7 +3,16 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Database, open, PersistentList, PersistentMap } from 'trove';
-import { closeQuietly, commits, type Dump, dump, quiet, tempDir, transactions } from './support.js';
+import {
+  closeQuietly,
+  commits,
+  type Dump,
+  dump,
+  indexEntry,
+  quiet,
+  tempDir,
+  transactions,
+} from './support.js';
 
 /** Commits `count` transactions of varied changes to the database at `path`. */
 async function fill(path: string, count: number, tag: string): Promise<void> {
@@ -92,9 +101,9 @@ describe('the index file is a cache: a bad one is rebuilt and the data is the sa
     await assertSameData(copy((indexPath) => fs.rmSync(indexPath)));
   });
 
-  it('a corrupted index: a flipped bit in its header, in its offsets, in its tids', async () => {
-    const n = (index.length - 64) / 16;
-    for (const offset of [0, 9, 17, 25, 33, 41, 49, 57, 61, 64, 64 + 8 * 3 + 2, 64 + 8 * n + 5]) {
+  it('a corrupted index: a flipped bit in its header, its page numbers, an offset, a tid', async () => {
+    const entry = indexEntry(index, 3);
+    for (const offset of [0, 9, 17, 25, 33, 41, 49, 57, 61, 64, entry.offset + 2, entry.tid + 5]) {
       await assertSameData(
         copy((indexPath) => {
           const damaged = Buffer.from(index);

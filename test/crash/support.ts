@@ -149,6 +149,24 @@ export function flipBit(path: string, offset: number, bit: number): void {
   }
 }
 
+/** Oids in a page of the index file (docs/format.md, The index file). */
+export const INDEX_PAGE_OIDS = 1024;
+
+/**
+ * Where the bytes of an index file (docs/format.md, The index file) hold `oid`'s offset and
+ * tid; throws if the file has no page for it.
+ */
+export function indexEntry(index: Buffer, oid: number): { offset: number; tid: number } {
+  const pages = Number(index.readBigUInt64LE(48));
+  const number = Math.floor(oid / INDEX_PAGE_OIDS);
+  for (let i = 0; i < pages; i++) {
+    if (index.readUInt32LE(64 + 4 * i) !== number) continue;
+    const slot = 64 + 4 * pages + i * INDEX_PAGE_OIDS * 16 + 8 * (oid % INDEX_PAGE_OIDS);
+    return { offset: slot, tid: slot + INDEX_PAGE_OIDS * 8 };
+  }
+  throw new Error(`the index file has no page for oid ${oid}`);
+}
+
 /** The `<path>.torn-<n>` files beside a data file, sorted by n. */
 export function tornFiles(path: string): string[] {
   const dir = join(path, '..');

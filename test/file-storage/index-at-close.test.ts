@@ -61,15 +61,20 @@ describe('the index saved at close', () => {
 
   it('of a large database is left as it is while the log after it is under a quarter of its size', async () => {
     const path = join(dir.path, 'large.trove');
-    // An object with oid 300,000 makes an index of 300,001 entries: 4.8 MB, a quarter 1.2 MB.
+    // An object in each page of 1,024 oids up to oid 300,000 makes an index of 293 pages:
+    // 4.8 MB, a quarter 1.2 MB.
     let storage = await openFileStorage(path, {});
     const oids = await storage.newOids(300_000);
     const high = oids.at(-1)!;
     assert.equal(high, 300_000);
-    await commit(storage, [put(high, 'one')]);
+    const spread = oids.filter((oid) => oid % 1024 === 1 || oid === high);
+    await commit(
+      storage,
+      spread.map((oid) => put(oid, 'one')),
+    );
     await storage.close();
     const saved = fs.readFileSync(`${path}.index`);
-    assert.equal(saved.length, 64 + 16 * 300_001);
+    assert.equal(saved.length, 64 + 293 * (4 + 1024 * 16));
     const commitAndClose = async (bytes: number) => {
       storage = await openFileStorage(path, {});
       await commit(storage, [put(high, 'x'.repeat(bytes), storage.lastTid())]);

@@ -2,10 +2,12 @@
  * The index checkpoint (`app.trove.index`): the newest-revision index saved with the data
  * file offset it covers, so that an open reads it and scans only the log after that offset.
  *
- * Layout (little-endian): magic `TROVEIDX`, u32 version, u32 reserved, u64 data-file
- * generation, u64 covered offset, u64 last tid, u64 oid high-water mark, u64 entry count n,
- * u32 CRC32C of the header's first 56 bytes, u32 CRC32C of the entries; then n f64 offsets
- * and n f64 tids (entry i is oid i; offset 0 means no record).
+ * Layout (little-endian): magic `TROVEIDX`, u32 version (2), u32 reserved, u64 data-file
+ * generation, u64 covered offset, u64 last tid, u64 oid high-water mark, u64 page count n,
+ * u32 CRC32C of the header's first 56 bytes, u32 CRC32C of what follows it; then n u32
+ * page numbers, ascending, and n pages, each PAGE_OIDS f64 offsets and PAGE_OIDS f64 tids
+ * (slot j of page number p is oid p * PAGE_OIDS + j; offset 0 means no record). A page
+ * none of whose oids has a record is left out (see oid-index.ts).
  *
  * It is a cache: written to a temporary name and renamed into place, and ignored (and
  * rebuilt by a scan) when missing, damaged, or made for another generation of the file.
@@ -19,12 +21,20 @@ import { crc32c } from './checksum.js';
 import { writeFully } from './file-ops.js';
 import { readU64, writeU64 } from './format.js';
 import { readFully } from './log-reader.js';
-import { OidIndex } from './oid-index.js';
+import { OidIndex, PAGE_OIDS } from './oid-index.js';
 import { createTemporary, discardTemporary, type TemporaryFile } from './temporary-files.js';
 
 const MAGIC = Buffer.from('TROVEIDX', 'latin1');
-const VERSION = 1;
+// Version 1 held an entry for every oid up to the largest: an index of it is ignored, and
+// rebuilt by a scan, as one of another format.
+const VERSION = 2;
 const HEADER_SIZE = 64;
+const PAGE_BYTES = PAGE_OIDS * 16;
+/** Pages the largest oid needs. */
+const MAX_PAGES = Math.ceil((MAX_OID + 1) / PAGE_OIDS);
+
+/** The size of an index file of `pages` pages. */
+const fileSize = (pages: number) => HEADER_SIZE + pages * 4 + pages * PAGE_BYTES;
 
 /** What an index file holds. */
 export interface SavedIndex {
@@ -65,8 +75,9 @@ export function publishIndex(dataPath: string, temporary: TemporaryFile): void {
  * before the swap and publishes it right after.
  */
 export function prepareIndex(dataPath: string, saved: SavedIndex, sync: boolean): TemporaryFile {
-  const { offsets, tids } = saved.index.arrays();
-  const n = offsets.length;
+  const pages = [...saved.index.pages()];
+  const n = pages.length;
+  const numbers = Buffer.from(Uint32Array.from(pages, ({ number }) => number).buffer);
   const header = Buffer.alloc(HEADER_SIZE);
   MAGIC.copy(header, 0);
   header.writeUInt32LE(VERSION, 8);
@@ -75,17 +86,23 @@ export function prepareIndex(dataPath: string, saved: SavedIndex, sync: boolean)
   writeU64(header, 32, saved.lastTid);
   writeU64(header, 40, saved.nextOid);
   writeU64(header, 48, n);
-  const offsetBytes = Buffer.from(offsets.buffer, offsets.byteOffset, n * 8);
-  const tidBytes = Buffer.from(tids.buffer, tids.byteOffset, n * 8);
+  const pageBytes = pages.map(({ page }) => Buffer.from(page.buffer, page.byteOffset, PAGE_BYTES));
   header.writeUInt32LE(crc32c(header.subarray(0, 56)), 56);
-  header.writeUInt32LE(crc32c(tidBytes, crc32c(offsetBytes)), 60);
+  header.writeUInt32LE(
+    pageBytes.reduce((crc, bytes) => crc32c(bytes, crc), crc32c(numbers)),
+    60,
+  );
 
   const temporary = createTemporary(dataPath, 'index.tmp');
   const { fd } = temporary;
   try {
     writeFully(fd, header, 0);
-    writeFully(fd, offsetBytes, HEADER_SIZE);
-    writeFully(fd, tidBytes, HEADER_SIZE + offsetBytes.length);
+    writeFully(fd, numbers, HEADER_SIZE);
+    let at = HEADER_SIZE + numbers.length;
+    for (const bytes of pageBytes) {
+      writeFully(fd, bytes, at);
+      at += PAGE_BYTES;
+    }
     if (sync) fs.fdatasyncSync(fd);
   } catch (error) {
     discardTemporary(temporary);
@@ -105,7 +122,9 @@ function readHeader(fd: number): Buffer | undefined {
   if (header.readUInt32LE(56) !== crc32c(header.subarray(0, 56))) return undefined;
   if (header.readUInt32LE(8) !== VERSION) return undefined;
   const n = readU64(header, 48);
-  if (fs.fstatSync(fd).size !== HEADER_SIZE + n * 16) return undefined;
+  // Judged before its pages are read: one crafted with a huge count would make arrays of
+  // gigabytes for nothing.
+  if (n > MAX_PAGES || fs.fstatSync(fd).size !== fileSize(n)) return undefined;
   return header;
 }
 
@@ -156,27 +175,31 @@ export function savedCoverage(
 export function loadIndex(dataPath: string, generation: bigint): SavedIndex | undefined {
   return withIndexFile(dataPath, (fd) => {
     const header = readHeader(fd);
-    // Judged by its header before its entries are read: an index of another file (or one
-    // crafted with a huge count) would make arrays of gigabytes for nothing.
+    // Judged by its header before its pages are read: an index of another file would make
+    // arrays for nothing.
     if (header === undefined || header.readBigUInt64LE(16) !== generation) return undefined;
     const n = readU64(header, 48);
-    if (n > MAX_OID + 1) return undefined;
     // Read straight into the arrays the index will use: no intermediate copy.
-    const offsets = new Float64Array(n);
-    const tids = new Float64Array(n);
-    const offsetBytes = Buffer.from(offsets.buffer);
-    const tidBytes = Buffer.from(tids.buffer);
+    const numbers = new Uint32Array(n);
+    const data = new Float64Array(n * 2 * PAGE_OIDS);
+    const numberBytes = Buffer.from(numbers.buffer);
+    const dataBytes = Buffer.from(data.buffer);
     const readWhole = (target: Buffer, position: number): boolean =>
       readFully(fd, target, 0, target.length, position) === target.length;
-    if (!readWhole(offsetBytes, HEADER_SIZE)) return undefined;
-    if (!readWhole(tidBytes, HEADER_SIZE + offsetBytes.length)) return undefined;
-    if (header.readUInt32LE(60) !== crc32c(tidBytes, crc32c(offsetBytes))) return undefined;
+    if (!readWhole(numberBytes, HEADER_SIZE)) return undefined;
+    if (!readWhole(dataBytes, HEADER_SIZE + numberBytes.length)) return undefined;
+    if (header.readUInt32LE(60) !== crc32c(dataBytes, crc32c(numberBytes))) return undefined;
+    // Ascending and in range, as this version writes them (the checksum holds for a crafted
+    // file too): the index could not place them otherwise.
+    for (let i = 0; i < n; i++) {
+      if (numbers[i]! >= MAX_PAGES || (i > 0 && numbers[i]! <= numbers[i - 1]!)) return undefined;
+    }
     return {
       generation: header.readBigUInt64LE(16),
       coveredOffset: readU64(header, 24),
       lastTid: readU64(header, 32),
       nextOid: readU64(header, 40),
-      index: OidIndex.fromArrays(offsets, tids),
+      index: OidIndex.fromPages(numbers, data),
     };
   });
 }

@@ -313,7 +313,8 @@ export class LogReader {
       }
       position += RECORD_HEADER_SIZE + readU32(buf, base + 32) * 4 + readU64(buf, base + 24);
       if (position > end) return { problem: 'body', header };
-      // The index is an array by oid: a larger one could not be held (nor is any written).
+      // Oids are u32 in refs, and the index has pages for oids up to MAX_OID only (none larger
+      // is written).
       if (readU64(buf, base) > MAX_OID) return { problem: 'body', header };
       // A committed transaction's records carry its tid; a pack's keep theirs, not later.
       const tid = readU64(buf, base + 8);

@@ -42,6 +42,7 @@ import {
 import { prepareIndex, publishIndex } from './index-file.js';
 import { isTransaction, LogReader, readFully, type TxMeta } from './log-reader.js';
 import { OidIndex } from './oid-index.js';
+import { OidMarks } from './oid-marks.js';
 import { applyToState, type ScanState } from './scan-state.js';
 import { type StreamedRecord, writeStreamedTransaction } from './streamed-transaction.js';
 import { syncDirectory } from './sync-directory.js';
@@ -190,13 +191,12 @@ async function copyAndSwap(
   // Which objects are reachable from the root in any revision the pack keeps (the one
   // current at the cut and every later one up to the snapshot): a historical read after
   // the cut must find every object it could reach then, even one unreachable now.
-  const length = start.index.length;
-  const reachable = new Uint8Array(length);
-  const existing = new Uint8Array(length);
+  const reachable = new OidMarks();
+  const existing = new OidMarks();
   let existingCount = 0;
-  for (let oid = 0; oid < length; oid++) {
+  for (const oid of start.index.oids()) {
     if (host.revisionAt(oid, snapshot) !== undefined) {
-      existing[oid] = 1;
+      existing.add(oid);
       existingCount++;
     }
   }
@@ -233,8 +233,7 @@ async function copyAndSwap(
   let kept = 0;
   const stack: number[] = [];
   const mark = (oid: number) => {
-    if (oid < length && reachable[oid] === 0 && existing[oid] === 1) {
-      reachable[oid] = 1;
+    if (existing.has(oid) && reachable.add(oid)) {
       kept++;
       stack.push(oid);
     }
@@ -281,8 +280,7 @@ async function copyAndSwap(
   // The base: each reachable object as it was at the cut.
   let batch: StreamedRecord[] = [];
   let batchBytes = 0;
-  for (let oid = 0; oid < length; oid++) {
-    if (reachable[oid] === 0) continue;
+  for (const oid of reachable.oids()) {
     const offset = host.revisionAt(oid, cut);
     if (offset === undefined) continue; // created after the cut: comes with its transaction
     const record = copy(readRaw(oldFd, offset, host.path));
@@ -316,7 +314,7 @@ async function copyAndSwap(
     oldRecords += tx.records.length;
     if (tx.tid <= cut || tx.records.length === 0) continue;
     const records = tx.records
-      .filter((record) => record.oid < length && reachable[record.oid] === 1)
+      .filter((record) => reachable.has(record.oid))
       .map((record) => copy(readRaw(oldFd, record.offset, host.path)));
     if (records.length > 0) await writeTx(tx.tid, tx.status, keptMeta(tx.meta), records);
     bar.update(snapshotEnd + offset);
