@@ -568,8 +568,8 @@ export class Connection implements Jar {
       if (fresh.length > this.#oidPool.length) {
         // Oids had without waiting keep this walk; waiting would let the objects change.
         // Just those needed: a storage that hands them out at once reserves in blocks of its
-        // own, and oids a connection kept would be lost when it closes (the index, an array
-        // by oid, grows with every oid lost).
+        // own, and oids a connection kept would be lost when it closes (oids are never
+        // reused: an application may keep one as an id).
         const needed = fresh.length - this.#oidPool.length;
         for (const oid of this.storage.newOidsNow(needed)) this.#oidPool.push(oid);
       }

@@ -24,6 +24,7 @@ import {
   flipBit,
   format,
   indexEntry,
+  logEnd,
   quiet,
   rejection,
   type ScannedTransaction,
@@ -342,6 +343,16 @@ describe('damage sealed with valid checksums, and damage on the way to a revisio
     } finally {
       await db.close();
     }
+    // Found in review: a close judged whether the index was worth saving by its size in
+    // memory (with a table of 4 million pages: 32 MiB), not by the size of its file (a few
+    // pages), and left it unsaved with mebibytes of log after it for the next open to read.
+    await (await open(path, { durability: 'none', logger: quiet })).close(); // saves it
+    const writer = await open(path, { durability: 'none', logger: quiet });
+    writer.root.set('large', 'x'.repeat(1536 * 1024));
+    await writer.commit();
+    await writer.close();
+    const saved = fs.readFileSync(`${path}.index`);
+    assert.equal(readU64(saved, 24), logEnd(path));
   });
 
   // Found in a spec audit: the next commit was acknowledged with tid 2^53, which the log's

@@ -182,7 +182,7 @@ describe('FileStorage: oids without waiting', () => {
 
   // Found in a bug hunt: each pooled connection took 64 oids and lost what it did not use
   // when it closed, and each handle reserved 64 at its first new object: 36 oids per object
-  // made in short sessions, and the index (an array by oid) grew as much.
+  // made in short sessions, and the index (then an array by oid) grew as much.
   it('oids are not squandered by pooled connections and short sessions', async (t) => {
     const dir = scratch(t);
     const path = dir.file();

@@ -100,17 +100,24 @@ describe('the oid index, in pages', () => {
       fc.property(
         setsArbitrary,
         fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
-        (sets, generation) => {
+        // Read whole, or in pieces of any size (a gibibyte in use), page boundaries or not.
+        fc.oneof(fc.constant(undefined), fc.integer({ min: 1, max: 3 * PAGE_OIDS * 16 })),
+        (sets, generation, pieceBytes) => {
           const { index, model } = build(sets);
-          const saved = { generation, coveredOffset: 4096, lastTid: 77, nextOid: 12, index };
+          // A log long enough to hold a record for each page.
+          const coveredOffset = 2 ** 40;
+          const saved = { generation, coveredOffset, lastTid: 77, nextOid: 12, index };
           indexFile.saveIndex(path, saved, false);
           const pages = [...index.pages()].length;
-          assert.equal(statSync(indexFile.indexPath(path)).size, 64 + pages * (4 + PAGE_OIDS * 16));
-          const loaded = indexFile.loadIndex(path, generation);
+          assert.equal(pages, index.pageCount);
+          const size = 64 + pages * (4 + PAGE_OIDS * 16);
+          assert.equal(statSync(indexFile.indexPath(path)).size, size);
+          assert.equal(indexFile.savedSize(index), size);
+          const loaded = indexFile.loadIndex(path, generation, coveredOffset, pieceBytes);
           assert.ok(loaded !== undefined);
           assert.deepEqual(
             { ...loaded, index: undefined },
-            { generation, coveredOffset: 4096, lastTid: 77, nextOid: 12, index: undefined },
+            { generation, coveredOffset, lastTid: 77, nextOid: 12, index: undefined },
           );
           assertAgrees(loaded.index, model);
           // The loaded index goes on taking records, in its pages and in new ones.
@@ -123,7 +130,7 @@ describe('the oid index, in pages', () => {
           }
           assertAgrees(loaded.index, model);
           // Another generation's file is not this data file's index.
-          assert.equal(indexFile.loadIndex(path, generation ^ 1n), undefined);
+          assert.equal(indexFile.loadIndex(path, generation ^ 1n, coveredOffset), undefined);
         },
       ),
       { numRuns: 50 },

@@ -88,7 +88,7 @@ import {
   TX_HEADER_SIZE,
   TxStatus,
 } from './format.js';
-import { loadIndex, savedCoverage, saveIndex } from './index-file.js';
+import { loadIndex, savedCoverage, savedSize, saveIndex } from './index-file.js';
 import { checkFile, checkRecordAt } from './integrity.js';
 import {
   isTransaction,
@@ -2267,7 +2267,7 @@ export class FileStorage extends Storage {
     const end = this.#log.end;
     if (!endsTransaction(this.#reader, saved.coveredOffset, saved.lastTid, end)) return true;
     const tail = end - saved.coveredOffset;
-    return tail > Math.max(INDEX_TAIL_BYTES, this.#log.index.byteSize / 4);
+    return tail > Math.max(INDEX_TAIL_BYTES, savedSize(this.#log.index) / 4);
   }
 
   protected async _integrityCheck(): Promise<IntegrityReport> {
@@ -2506,7 +2506,7 @@ function loadState(
   progress: boolean | undefined,
 ): { state: ScanState; rebuilt: boolean } {
   const size = fs.fstatSync(fd).size;
-  const saved = loadIndex(file, header.generation);
+  const saved = loadIndex(file, header.generation, size);
   const reader = new LogReader(fd);
   if (
     saved !== undefined &&

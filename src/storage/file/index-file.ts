@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import { MAX_OID } from '../oid-limit.js';
 import { crc32c } from './checksum.js';
 import { writeFully } from './file-ops.js';
-import { readU64, writeU64 } from './format.js';
+import { RECORD_HEADER_SIZE, readU64, writeU64 } from './format.js';
 import { readFully } from './log-reader.js';
 import { OidIndex, PAGE_OIDS } from './oid-index.js';
 import { createTemporary, discardTemporary, type TemporaryFile } from './temporary-files.js';
@@ -33,8 +33,19 @@ const PAGE_BYTES = PAGE_OIDS * 16;
 /** Pages the largest oid needs. */
 const MAX_PAGES = Math.ceil((MAX_OID + 1) / PAGE_OIDS);
 
+/**
+ * Pages are read (and their checksum computed) a gibibyte at a time: a Buffer over more than
+ * 4 GiB is refused on Node 20, and a larger index (over 268 million objects) was never used.
+ */
+const READ_PIECE = 2 ** 30;
+
 /** The size of an index file of `pages` pages. */
 const fileSize = (pages: number) => HEADER_SIZE + pages * 4 + pages * PAGE_BYTES;
+
+/** The size of the index file `index` is saved as. */
+export function savedSize(index: OidIndex): number {
+  return fileSize(index.pageCount);
+}
 
 /** What an index file holds. */
 export interface SavedIndex {
@@ -169,37 +180,54 @@ export function savedCoverage(
 }
 
 /**
- * Reads the index file; undefined if it is missing or not valid, or made for a data file
- * of another generation than `generation`.
+ * Reads the index file of a data file of `dataSize` bytes; undefined if it is missing or
+ * not valid, or made for a data file of another generation than `generation`. (`pieceBytes`
+ * is smaller in tests, to read a small index in several pieces.)
  */
-export function loadIndex(dataPath: string, generation: bigint): SavedIndex | undefined {
+export function loadIndex(
+  dataPath: string,
+  generation: bigint,
+  dataSize: number,
+  pieceBytes = READ_PIECE,
+): SavedIndex | undefined {
   return withIndexFile(dataPath, (fd) => {
     const header = readHeader(fd);
     // Judged by its header before its pages are read: an index of another file would make
     // arrays for nothing.
     if (header === undefined || header.readBigUInt64LE(16) !== generation) return undefined;
     const n = readU64(header, 48);
+    const coveredOffset = readU64(header, 24);
+    // Each page has a record of its own in the log the index covers: a count the file cannot
+    // hold (the header and size of a crafted or sparse file say nothing of its pages) would
+    // allocate and read gigabytes before the pages' checksum failed.
+    if (coveredOffset > dataSize || n * RECORD_HEADER_SIZE > coveredOffset) return undefined;
     // Read straight into the arrays the index will use: no intermediate copy.
     const numbers = new Uint32Array(n);
     const data = new Float64Array(n * 2 * PAGE_OIDS);
     const numberBytes = Buffer.from(numbers.buffer);
-    const dataBytes = Buffer.from(data.buffer);
-    const readWhole = (target: Buffer, position: number): boolean =>
-      readFully(fd, target, 0, target.length, position) === target.length;
-    if (!readWhole(numberBytes, HEADER_SIZE)) return undefined;
-    if (!readWhole(dataBytes, HEADER_SIZE + numberBytes.length)) return undefined;
-    if (header.readUInt32LE(60) !== crc32c(dataBytes, crc32c(numberBytes))) return undefined;
+    if (readFully(fd, numberBytes, 0, numberBytes.length, HEADER_SIZE) < numberBytes.length)
+      return undefined;
+    let crc = crc32c(numberBytes);
+    for (let at = 0; at < data.byteLength; at += pieceBytes) {
+      const piece = Buffer.from(data.buffer, at, Math.min(pieceBytes, data.byteLength - at));
+      const position = HEADER_SIZE + numberBytes.length + at;
+      if (readFully(fd, piece, 0, piece.length, position) < piece.length) return undefined;
+      crc = crc32c(piece, crc);
+    }
+    if (header.readUInt32LE(60) !== crc) return undefined;
     // Ascending and in range, as this version writes them (the checksum holds for a crafted
     // file too): the index could not place them otherwise.
     for (let i = 0; i < n; i++) {
       if (numbers[i]! >= MAX_PAGES || (i > 0 && numbers[i]! <= numbers[i - 1]!)) return undefined;
     }
+    const index = OidIndex.fromPages(numbers, data);
+    if (index === undefined) return undefined;
     return {
       generation: header.readBigUInt64LE(16),
-      coveredOffset: readU64(header, 24),
+      coveredOffset,
       lastTid: readU64(header, 32),
       nextOid: readU64(header, 40),
-      index: OidIndex.fromPages(numbers, data),
+      index,
     };
   });
 }

@@ -13,6 +13,8 @@
  * @module
  */
 
+import { MAX_OID } from '../oid-limit.js';
+
 /** Oids in a page: a power of two, so an oid's page and slot are a shift and a mask. */
 export const PAGE_OIDS = 1024;
 const PAGE_SHIFT = 10;
@@ -41,6 +43,11 @@ export class OidIndex {
   /** One past the largest oid with a record. */
   get length(): number {
     return this.#length;
+  }
+
+  /** Pages made. */
+  get pageCount(): number {
+    return this.#pageCount;
   }
 
   /** Bytes the index occupies (its pages, and the table of them). */
@@ -90,19 +97,23 @@ export class OidIndex {
 
   /**
    * An index over saved pages (adopted, not copied): page i is `data`'s i-th run of
-   * 2 * PAGE_OIDS values, with page number `numbers[i]`; the numbers must ascend.
+   * 2 * PAGE_OIDS values, with page number `numbers[i]`; the numbers must ascend. Undefined
+   * if a page has no record, or one for an oid past MAX_OID: pages an index never makes.
    */
-  static fromPages(numbers: Uint32Array, data: Float64Array): OidIndex {
+  static fromPages(numbers: Uint32Array, data: Float64Array): OidIndex | undefined {
     const index = new OidIndex();
-    numbers.forEach((number, i) => {
+    for (let i = 0; i < numbers.length; i++) {
+      const number = numbers[i]!;
       const page = data.subarray(i * 2 * PAGE_OIDS, (i + 1) * 2 * PAGE_OIDS);
-      index.#place(number, page);
+      const countBefore = index.#count;
       for (let slot = 0; slot < PAGE_OIDS; slot++) {
         if (page[slot] === 0) continue;
         index.#count++;
         index.#length = number * PAGE_OIDS + slot + 1;
       }
-    });
+      if (index.#count === countBefore || index.#length > MAX_OID + 1) return undefined;
+      index.#place(number, page);
+    }
     return index;
   }
 
