@@ -419,7 +419,13 @@ export abstract class Storage {
   ): Promise<StagedBlob> {
     this.checkWritable();
     const chunks = toChunks(source);
-    const staged = await this._stageBlob(chunks);
+    let staged: StagedBlob;
+    try {
+      staged = await this._stageBlob(chunks);
+    } catch (error) {
+      releaseSource(source);
+      throw error;
+    }
     if (this.#closed) {
       // close() has discarded the staged blobs already, or is doing so: this one too.
       await this._discardBlob(staged).catch(() => undefined);
@@ -716,6 +722,20 @@ export abstract class Storage {
 }
 
 /** Any accepted blob source as an async iterable of byte chunks. */
+/**
+ * Destroys a stream whose staging failed, unless it is destroyed already (it failed, or the
+ * staging ended it). A staging that failed before the stream gave its first chunk (its
+ * file could not be made) cannot end it through its iterator, whose `return` waits for
+ * that chunk: a stalled upload kept its socket open for good. Destroyed without an error,
+ * which would be thrown where the application listens for none.
+ */
+function releaseSource(source: unknown): void {
+  const stream = source as { destroy?: unknown; destroyed?: unknown } | null;
+  if (typeof stream?.destroy === 'function' && stream.destroyed === false) {
+    (stream.destroy as () => void)();
+  }
+}
+
 function toChunks(source: unknown): AsyncIterable<Uint8Array> {
   if (source instanceof Uint8Array) {
     return (async function* () {

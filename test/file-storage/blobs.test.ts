@@ -781,7 +781,8 @@ describe('blobs, on a file and in memory', () => {
   });
 
   // Found in review: with the staging file not opened, the commit waited for the source's
-  // first chunk before it failed, for ever from a stalled upload.
+  // first chunk before it failed, for ever from a stalled upload; and the source was never
+  // destroyed.
   it('a staging file that cannot be opened fails the commit at once, whatever the source does', async (t) => {
     const { db } = await openKind(t, 'file');
     const nodeFs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
@@ -806,7 +807,9 @@ describe('blobs, on a file and in memory', () => {
         new Promise((resolve) => setTimeout(resolve, 20_000, 'still waiting')),
       ]);
       assert.equal(outcome, 'TROVE_IO');
-      stalled.destroy();
+      // And the stalled source is ended, not left open (found in review: an upload's socket
+      // stayed open for good).
+      assert.equal(stalled.destroyed, true);
     } finally {
       nodeFs.openSync = openFile;
       syncBuiltinESMExports();
