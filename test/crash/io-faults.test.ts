@@ -7,6 +7,7 @@ import { Blob, type Database, MemoryStorage, open, PersistentMap, StorageIOError
 import {
   assertLogEndsAt,
   closeQuietly,
+  commits,
   dataEnd,
   deferred,
   dump,
@@ -16,6 +17,7 @@ import {
   openFileStorage,
   quiet,
   rejection,
+  type ScannedTransaction,
   tempDir,
   tornFiles,
 } from './support.js';
@@ -198,18 +200,20 @@ describe('disk full and failing writes (injected through fileOps)', () => {
     faults: FaultyOps,
     reader: Database,
     change: () => void,
-  ): Promise<void> {
+  ): Promise<ScannedTransaction> {
     await reader.read((tx) => assert.equal(tx.root.get('count'), 1));
     faults.sync = 'gated';
     change();
     const failing = rejection(() => db.commit());
     await faults.syncStarted.promise;
+    const written = commits(db.stats().storage.path as string).at(-1)!;
     await nextTurn();
     await reader.read((tx) => tx.root.get('a').get('v'));
     faults.openGate();
     assertIOError(await failing, 'EIO');
     faults.heal();
     db.abort();
+    return written;
   }
 
   it('a reader never keeps serving a commit whose sync failed', async () => {
@@ -230,6 +234,44 @@ describe('disk full and failing writes (injected through fileOps)', () => {
       await closeQuietly(db);
     }
   });
+
+  // Found in a hunt for flaky tests: a reader told the commit written in place of one cut
+  // back from that one by its offset, tid and length only; a commit made in the same
+  // millisecond gets the same tid, and one as long was taken for the one it had read.
+  for (const [size, failedValue, value] of [
+    ['small', 2, 5],
+    // Larger than what is read whole to check it (4 KiB): its checksum is read on its own.
+    ['large', '2'.repeat(6000), '5'.repeat(6000)],
+  ] as const) {
+    it(`a reader never keeps serving a commit whose sync failed, when the next has its tid and length (${size})`, async () => {
+      const { path, faults, db } = await setup();
+      const reader = await open(path, { logger: quiet });
+      const realNow = Date.now;
+      const frozen = realNow();
+      Date.now = () => frozen; // every tid from now on is made in this millisecond
+      try {
+        const replaced = await failWhileReaderLooks(db, faults, reader, () => {
+          db.root.set('count', 2);
+          db.root.get('a').set('v', failedValue);
+        });
+        db.root.set('count', 5);
+        db.root.get('a').set('v', value);
+        await db.commit();
+        const replacement = commits(path).at(-1)!;
+        assert.deepEqual(
+          [replacement.offset, replacement.tid, replacement.length],
+          [replaced.offset, replaced.tid, replaced.length],
+          'the commit took the failed one’s place, tid and length',
+        );
+        const seen = await reader.read((tx) => [tx.root.get('count'), tx.root.get('a').get('v')]);
+        assert.deepEqual(seen, [5, value], 'the committed state, not the failed commit');
+      } finally {
+        Date.now = realNow;
+        await closeQuietly(reader);
+        await closeQuietly(db);
+      }
+    });
+  }
 
   it('a reader never looks for the next commit where a commit whose sync failed ended', async () => {
     const { path, faults, db } = await setup();

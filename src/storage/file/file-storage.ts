@@ -86,6 +86,7 @@ import {
   RecordFlag,
   readU64,
   TX_HEADER_SIZE,
+  TX_TRAILER_SIZE,
   TxStatus,
 } from './format.js';
 import { loadIndex, savedCoverage, savedSize, saveIndex } from './index-file.js';
@@ -194,6 +195,8 @@ const FIRST_OID_BLOCK = 16;
 const MAX_OID_BLOCK = 65_536;
 /** Bytes read at once for a record load (most records fit). */
 const LOAD_READ = 4096;
+/** A last applied transaction up to this size is read whole to see it is still there. */
+const TAIL_READ = 4096;
 /** Records passed over on the way to an older revision up to this size are read whole to be checked. */
 const PASSED_OVER_READ = 64 * 1024;
 const DEFAULT_BUSY_TIMEOUT = 5000;
@@ -365,8 +368,17 @@ export class FileStorage extends Storage {
    * start of its group (see #reload), once known.
    */
   #lastApplied:
-    | { offset: number; length: number; tid: Tid; status: number; group?: number }
+    | {
+        offset: number;
+        length: number;
+        tid: Tid;
+        status: number;
+        checksum: number;
+        group?: number;
+      }
     | undefined;
+  /** Where #tailIntact reads the last applied transaction (whole, if it fits). */
+  readonly #tailBytes = Buffer.allocUnsafe(TAIL_READ);
   /**
    * Damage found where this handle had read valid commits (see #reload). From then on it
    * refuses to read or write, as an open of the file would, rather than serve a state older
@@ -857,8 +869,23 @@ export class FileStorage extends Storage {
       return end === FILE_HEADER_SIZE || readFully(this.#fd, this.#oneByte, 0, 1, end - 1) === 1;
     }
     // Cut off (below its header's end, too), or another transaction in its place: gone.
-    const header = this.#reader.headerAt(last.offset);
-    return header !== undefined && header.tid === last.tid && header.length === last.length;
+    // Another in its place may have its tid and length too (a commit written in the same
+    // millisecond as the one cut back, as long): its checksum tells them apart. Read whole
+    // when small, as most are: one read, as the header alone was.
+    const bytes = this.#tailBytes;
+    const whole = last.length <= bytes.length;
+    const want = whole ? last.length : TX_HEADER_SIZE;
+    if (readFully(this.#fd, bytes, 0, want, last.offset) < want) return false;
+    const header = decodeTxHeader(bytes, 0);
+    if (header === undefined || header.tid !== last.tid || header.length !== last.length) {
+      return false;
+    }
+    const trailer = last.length - TX_TRAILER_SIZE;
+    if (whole) return bytes.readUInt32LE(trailer) === last.checksum;
+    return (
+      readFully(this.#fd, bytes, 0, 4, last.offset + trailer) === 4 &&
+      bytes.readUInt32LE(0) === last.checksum
+    );
   }
 
   /**
@@ -983,6 +1010,7 @@ export class FileStorage extends Storage {
       length: tx.length,
       tid: tx.tid,
       status: tx.status,
+      checksum: tx.checksum,
       group,
     };
     if (tx.records.length === 0) return;
@@ -2560,17 +2588,18 @@ function endsTransaction(reader: LogReader, offset: number, lastTid: Tid, size: 
 function headerEndingAt(
   reader: LogReader,
   end: number,
-): { offset: number; length: number; tid: Tid; status: number } | undefined {
-  if (end < FILE_HEADER_SIZE + TX_HEADER_SIZE + 8) return undefined;
-  const tail = reader.bytes(end - 8, 8);
-  if (tail.length < 8) return undefined;
-  const length = readU64(tail, 0);
+): { offset: number; length: number; tid: Tid; status: number; checksum: number } | undefined {
+  if (end < FILE_HEADER_SIZE + TX_HEADER_SIZE + TX_TRAILER_SIZE) return undefined;
+  const tail = reader.bytes(end - TX_TRAILER_SIZE, TX_TRAILER_SIZE);
+  if (tail.length < TX_TRAILER_SIZE) return undefined;
+  const checksum = tail.readUInt32LE(0);
+  const length = readU64(tail, 4);
   const start = end - length;
   if (start < FILE_HEADER_SIZE) return undefined;
   const head = reader.bytes(start, TX_HEADER_SIZE);
   const header = head.length < TX_HEADER_SIZE ? undefined : decodeTxHeader(head, 0);
   if (header === undefined || header.length !== length) return undefined;
-  return { offset: start, length, tid: header.tid, status: header.status };
+  return { offset: start, length, tid: header.tid, status: header.status, checksum };
 }
 
 /** A staged blob's file (see FileStorage#stagedFiles). */

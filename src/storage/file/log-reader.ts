@@ -72,6 +72,11 @@ export interface ScannedTransaction {
   readonly status: number;
   readonly meta: TxMeta;
   readonly records: readonly ScannedRecord[];
+  /**
+   * The body checksum in its trailer: what tells it from another transaction written in its
+   * place with the same tid and length (see FileStorage#tailIntact).
+   */
+  readonly checksum: number;
 }
 
 /** Why a transaction at an offset could not be read. */
@@ -223,10 +228,9 @@ export class LogReader {
     if (body.length < header.length) return { problem: 'incomplete', header };
     const trailer = header.length - TX_TRAILER_SIZE;
     if (readU64(body, trailer + 4) !== header.length) return { problem: 'body', header };
-    if (body.readUInt32LE(trailer) !== crc32c(body.subarray(0, trailer))) {
-      return { problem: 'body', header };
-    }
-    return this.#parse(offset, header, body, onRecord);
+    const checksum = body.readUInt32LE(trailer);
+    if (checksum !== crc32c(body.subarray(0, trailer))) return { problem: 'body', header };
+    return this.#parse(offset, header, checksum, body, onRecord);
   }
 
   /** The u64 at `position`; undefined when the file ends before it or it is zero. */
@@ -262,7 +266,7 @@ export class LogReader {
     if (trailer.readUInt32LE(0) !== crc || readU64(trailer, 4) !== header.length) {
       return { problem: 'body', header };
     }
-    return this.#parse(offset, header, undefined, onRecord);
+    return this.#parse(offset, header, crc, undefined, onRecord);
   }
 
   /**
@@ -274,6 +278,7 @@ export class LogReader {
   #parse(
     offset: number,
     header: TxHeader,
+    checksum: number,
     body: Buffer | undefined,
     onRecord: RecordSink | undefined,
   ): ScanResult {
@@ -360,6 +365,7 @@ export class LogReader {
       status: header.status,
       meta,
       records,
+      checksum,
     };
   }
 }

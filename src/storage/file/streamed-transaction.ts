@@ -197,5 +197,5 @@ export async function writeStreamedTransaction(
   writeU64(trailer, 4, length);
   await emit(trailer, false);
   await flush();
-  return { offset, length, tid: tx.tid, status: tx.status, meta: tx.meta, records };
+  return { offset, length, tid: tx.tid, status: tx.status, meta: tx.meta, records, checksum: crc };
 }

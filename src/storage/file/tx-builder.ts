@@ -155,6 +155,7 @@ function build(
       status,
       meta: txMeta,
       records,
+      checksum: bytes.readUInt32LE(length - TX_TRAILER_SIZE),
     },
   };
 }
