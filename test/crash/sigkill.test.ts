@@ -114,7 +114,13 @@ describe('crash: a committing process killed with SIGKILL at random moments', ()
         await sleep(Math.random() * MAX_EARLY_KILL_DELAY);
       } else {
         await child.waitFor((line) => line === 'ready');
-        if (cycle % 2 === 0) {
+        if (cycle % 4 === 0) {
+          await sleep(Math.random() * MAX_KILL_DELAY);
+        } else if (cycle % 4 === 2) {
+          // After its first acknowledged commit: each such cycle commits, however slow the
+          // disk (with random kills alone, a busy disk left most cycles without a commit,
+          // and the one after a 1 MiB announcement is killed at once).
+          await child.waitFor((line) => /^\d+$/.test(line));
           await sleep(Math.random() * MAX_KILL_DELAY);
         } else {
           // Aim at a large write: kill just after the child announces a 1 MiB commit.
@@ -147,8 +153,9 @@ describe('crash: a committing process killed with SIGKILL at random moments', ()
     } finally {
       await reopened.close();
     }
-    assert.ok(verifiedN > CYCLES, `commits were made (${verifiedN} in all)`);
-    assert.ok(cyclesWithCommits > CYCLES / 2, `${cyclesWithCommits} cycles committed`);
+    // At least the cycles that waited for a commit (a quarter) committed.
+    assert.ok(verifiedN >= CYCLES / 4, `commits were made (${verifiedN} in all)`);
+    assert.ok(cyclesWithCommits >= CYCLES / 4, `${cyclesWithCommits} cycles committed`);
     console.log(
       `# ${CYCLES} kills, ${verifiedN} commits, ${cyclesWithCommits} cycles with commits, ${cuts} torn tails cut`,
     );

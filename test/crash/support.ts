@@ -41,7 +41,8 @@ export type ScanProblem = LogReaderModule.ScanProblem;
 
 /** A fresh temporary directory; `remove()` deletes it with everything in it. */
 export function tempDir(prefix = 'trove-crash-'): { path: string; remove: () => void } {
-  const path = fs.mkdtempSync(join(os.tmpdir(), prefix));
+  // Its real path, as descriptors' paths are (/proc/self/fd), whatever TMPDIR goes through.
+  const path = fs.realpathSync(fs.mkdtempSync(join(os.tmpdir(), prefix)));
   return { path, remove: () => fs.rmSync(path, { recursive: true, force: true }) };
 }
 

@@ -15,10 +15,14 @@ const invalid = (argument: string) => ({ code: 'TROVE_INVALID_ARGUMENT', argumen
 /** A database file in a directory of its own, open for writing; both go when the test ends. */
 async function scratchDatabase(t: TestContext) {
   const dir = mkdtempSync(join(tmpdir(), 'trove-snapshot-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const path = join(dir, 'app.trove');
   const db = await open(path, { durability: 'none' });
-  t.after(() => db.close());
+  // Closed first: a close after the directory was gone warned that it could not save the
+  // index.
+  t.after(async () => {
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
   return { dir, path, db };
 }
 

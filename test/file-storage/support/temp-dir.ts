@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -20,7 +20,9 @@ export interface Scratch {
 
 /** A new empty directory under the system temp dir, removed when the test ends. */
 export function scratch(t: TestContext, prefix = 'trove-file-'): Scratch {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+  // Its real path: tests compare it with the paths of open descriptors (/proc/self/fd),
+  // which a TMPDIR through a symlink would never match.
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), prefix)));
   const handles: Closable[] = [];
   t.after(async () => {
     for (const handle of handles.reverse()) await handle.close().catch(() => undefined);
