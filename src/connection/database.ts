@@ -157,6 +157,16 @@ function backOff(attempt: number): Promise<void> {
   return sleep(ms);
 }
 
+/**
+ * After a transaction whose start released ghosts of its connection's cache (see
+ * ObjectCache#takeReleased): a turn of the event loop, so that they can be collected. Most
+ * reads do not wait for I/O, and a loop of them never ended its job. (A connection closed
+ * meanwhile has nothing to give back.)
+ */
+async function afterReleasedGhosts(connection: Connection): Promise<void> {
+  if (connection.cache.takeReleased()) await new Promise((resolve) => setImmediate(resolve));
+}
+
 /** An open database. Create one with `open()`. */
 export class Database {
   /** The storage this database reads and writes. */
@@ -356,6 +366,7 @@ export class Database {
       } finally {
         tx[END_TRANSACTION]();
         this.#release(connection);
+        await afterReleasedGhosts(connection);
       }
       await backOff(attempt);
       if (this.closed) {
@@ -378,6 +389,7 @@ export class Database {
     } finally {
       tx[END_TRANSACTION]();
       this.#release(connection);
+      await afterReleasedGhosts(connection);
     }
   }
 

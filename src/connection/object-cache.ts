@@ -68,6 +68,11 @@ export class ObjectCache {
   #bytes = 0;
   /** Ghosts released to weak references, by oid. */
   readonly #released = new Map<Oid, WeakRef<ObjectMeta>>();
+  /**
+   * Set when ghosts were released (see takeReleased): the engine keeps the target of every
+   * weak reference made or read in a job until the job ends.
+   */
+  #releasedInJob = false;
 
   constructor(limits: CacheLimits) {
     this.limits = limits;
@@ -228,8 +233,21 @@ export class ObjectCache {
     if (--this.#taken[index]! === 0) this.#pages[index] = undefined;
   }
 
+  /**
+   * Whether ghosts were released since the last call: then they can be collected only once
+   * the job that released them has ended, and a loop of transactions that reads without
+   * waiting for I/O never ends it (it kept every object it passed, a gigabyte after a
+   * million), unless it is given a turn of the event loop.
+   */
+  takeReleased(): boolean {
+    const released = this.#releasedInJob;
+    this.#releasedInJob = false;
+    return released;
+  }
+
   /** Moves every ghost to a weak reference, and forgets the references that died. */
   #releaseGhosts(): void {
+    this.#releasedInJob = true;
     for (const [oid, ref] of this.#released)
       if (ref.deref() === undefined) this.#released.delete(oid);
     for (const meta of [...this.#everyHeld()]) {
