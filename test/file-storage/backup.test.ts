@@ -150,6 +150,32 @@ describe('backup', () => {
       assert.equal(await payload(db), 'v4');
     });
 
+    // Found in a scale hunt: the copy was synced on the event loop, a second for 2 GB.
+    it('a backup syncs its copy through the file operations, off the event loop', async (t) => {
+      const dir = scratch(t);
+      const path = dir.file();
+      const faults = new FaultyOps(path);
+      const storage = await FileStorage.open(path, withFileOps({ durability: 'none' }, faults.ops));
+      const db = dir.track(await open({ storage }));
+      await history(db);
+      const syncing = faults.holdNextSync('other file');
+      const target = dir.file('copy.trove');
+      const backingUp = db.backup(target);
+      const first = await Promise.race([
+        syncing.reached.then(() => 'the copy is syncing'),
+        backingUp.then(() => 'done without it'),
+      ]);
+      assert.equal(first, 'the copy is syncing');
+      // Meanwhile the event loop goes on, and the copy is not yet where it goes.
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(existsSync(target), false);
+      syncing.open();
+      assert.equal((await backingUp).path, target);
+      await withCopy(target, async (copy) => {
+        assert.equal(await payload(copy), 'v4');
+      });
+    });
+
     it('a backup a pack overtakes holds the file it began on: its history, its header, its index', async (t) => {
       const dir = scratch(t);
       const path = dir.file();

@@ -2154,7 +2154,8 @@ export class FileStorage extends Storage {
         FILE_HEADER_SIZE,
         0,
       );
-      fs.fsyncSync(out.fd);
+      // On the threadpool: the sync of a copy of gigabytes took a second of the event loop.
+      await this.#ops.sync(out.fd);
       publish(out.path, path);
       named = true;
       try {
