@@ -22,7 +22,7 @@ import * as fs from 'node:fs';
 import { dirname } from 'node:path';
 import fsx from 'fs-native-extensions';
 import { BusyError, CorruptionError, StorageIOError, TroveError } from '../../errors.js';
-import { nextImmediate } from '../../util/event-loop.js';
+import { afterTimers, nextImmediate, TurnBudget } from '../../util/event-loop.js';
 import { startProgress } from '../../util/progress.js';
 import { wallClockMicros } from '../next-tid.js';
 import { keptMeta } from '../transaction-meta.js';
@@ -82,6 +82,11 @@ const MAX_UNLOCKED_ROUNDS = 8;
 
 /** How long a pack lets waiting writers go first before it takes the writer lock. */
 const YIELD_LIMIT_MS = 1000;
+
+/** Milliseconds of a turn of the event loop the pack takes before it lets others have one. */
+const TURN_MS = 10;
+/** Objects or transactions handled between looks at the clock. */
+const STEPS_PER_LOOK = 256;
 
 /** A record read for copying: header fields, refs, and its data or where the data is. */
 interface RawRecord {
@@ -191,10 +196,18 @@ async function copyAndSwap(
   // Which objects are reachable from the root in any revision the pack keeps (the one
   // current at the cut and every later one up to the snapshot): a historical read after
   // the cut must find every object it could reach then, even one unreachable now.
+  // The walk and the copies read synchronously: the event loop gets a turn between
+  // stretches of TURN_MS (at a million objects, each phase held it for a second or two).
+  const budget = new TurnBudget(TURN_MS);
+  let steps = 0;
+  const turn = async (): Promise<void> => {
+    if (++steps % STEPS_PER_LOOK === 0 && budget.isUp()) await afterTimers();
+  };
   const reachable = new OidMarks();
   const existing = new OidMarks();
   let existingCount = 0;
   for (const oid of start.index.oids()) {
+    await turn();
     if (host.revisionAt(oid, snapshot) !== undefined) {
       existing.add(oid);
       existingCount++;
@@ -240,6 +253,7 @@ async function copyAndSwap(
   };
   mark(0);
   while (stack.length > 0) {
+    await turn();
     for (const ref of keptRefs(stack.pop()!)) mark(ref);
   }
 
@@ -281,6 +295,7 @@ async function copyAndSwap(
   let batch: StreamedRecord[] = [];
   let batchBytes = 0;
   for (const oid of reachable.oids()) {
+    await turn();
     const offset = host.revisionAt(oid, cut);
     if (offset === undefined) continue; // created after the cut: comes with its transaction
     const record = copy(readRaw(oldFd, offset, host.path));
@@ -300,6 +315,7 @@ async function copyAndSwap(
   let oldRecords = 0;
   const reader = new LogReader(oldFd);
   for (let offset = FILE_HEADER_SIZE; offset < snapshotEnd; ) {
+    await turn();
     const tx = reader.readTransaction(offset, snapshotEnd);
     if (!isTransaction(tx)) {
       throw new CorruptionError(
