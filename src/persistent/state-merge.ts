@@ -23,6 +23,10 @@ const MAX_DEPTH = 500;
  * is forgotten with it, so no later answer rests on it.
  */
 export function sameValue(a: unknown, b: unknown): boolean {
+  // Primitives (and the same object) answer without a Comparison: a merge of a map of a
+  // million entries asks a million times.
+  if (Object.is(a, b)) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   return new Comparison().same(a, b, 0);
 }
 
@@ -251,12 +255,48 @@ function matchElements(states: readonly (readonly unknown[])[]): {
   return { keysOf, stored };
 }
 
+/** Whether some key of `collections` is an object stored by value (see matchElements). */
+function hasValueObjectKeys(collections: readonly (Map<unknown, unknown> | Set<unknown>)[]) {
+  for (const collection of collections)
+    for (const key of collection.keys()) if (isPlainValueObject(key)) return true;
+  return false;
+}
+
+/**
+ * The keys of three collections whose keys are their own identity (primitives, persistent
+ * objects), each once: the committed state's, then those only mine has, then those only the
+ * old one has (the order of a merged collection).
+ */
+function* unionOfKeys(
+  old: Map<unknown, unknown> | Set<unknown>,
+  committed: Map<unknown, unknown> | Set<unknown>,
+  mine: Map<unknown, unknown> | Set<unknown>,
+): Generator<unknown> {
+  yield* committed.keys();
+  for (const key of mine.keys()) if (!committed.has(key)) yield key;
+  for (const key of old.keys()) if (!committed.has(key) && !mine.has(key)) yield key;
+}
+
 function mergeMaps(
   old: Map<unknown, unknown>,
   committed: Map<unknown, unknown>,
   mine: Map<unknown, unknown>,
 ): Map<unknown, unknown> {
   const states = [old, committed, mine];
+  if (!hasValueObjectKeys(states)) {
+    // Keys that are their own identity need no matching (which cost a merge of a map of a
+    // million entries seconds, under the writer lock).
+    const merged = new Map<unknown, unknown>();
+    for (const key of unionOfKeys(old, committed, mine)) {
+      const value = mergeValue(
+        old.has(key) ? old.get(key) : ABSENT,
+        committed.has(key) ? committed.get(key) : ABSENT,
+        mine.has(key) ? mine.get(key) : ABSENT,
+      );
+      if (value !== ABSENT) merged.set(key, value);
+    }
+    return merged;
+  }
   const { keysOf, stored } = matchElements(states.map((map) => [...map.keys()]));
   // Each state's entries by matched key.
   const entries = states.map((map, state) => {
@@ -284,6 +324,17 @@ function mergeMaps(
 }
 
 function mergeSets(old: Set<unknown>, committed: Set<unknown>, mine: Set<unknown>): Set<unknown> {
+  if (!hasValueObjectKeys([old, committed, mine])) {
+    const merged = new Set<unknown>();
+    for (const key of unionOfKeys(old, committed, mine)) {
+      // Present unless one side removed it, or absent unless one side added it.
+      const keep = old.has(key)
+        ? committed.has(key) && mine.has(key)
+        : committed.has(key) || mine.has(key);
+      if (keep) merged.add(key);
+    }
+    return merged;
+  }
   const { keysOf, stored } = matchElements([[...old], [...committed], [...mine]]);
   const [o, c, m] = keysOf.map((keys) => new Set(keys)) as [
     Set<unknown>,
