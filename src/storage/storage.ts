@@ -721,25 +721,67 @@ export abstract class Storage {
   protected abstract _openBlob(oid: Oid): Readable;
 }
 
-/** Any accepted blob source as an async iterable of byte chunks. */
+/** The reader toChunks reads a web stream through, to cancel it (see releaseSource). */
+const webStreamReaders = new WeakMap<object, ReadableStreamDefaultReader<unknown>>();
+
 /**
- * Destroys a stream whose staging failed, unless it is destroyed already (it failed, or the
- * staging ended it). A staging that failed before the stream gave its first chunk (its
- * file could not be made) cannot end it through its iterator, whose `return` waits for
- * that chunk: a stalled upload kept its socket open for good. Destroyed without an error,
- * which would be thrown where the application listens for none.
+ * Ends a stream whose staging failed: a Node stream is destroyed (unless it is already: it
+ * failed, or the staging ended it), a web stream cancelled. A staging that failed before
+ * the stream gave its first chunk (its file could not be made) cannot end it through its
+ * iterator, whose `return` waits for that chunk: a stalled upload kept its socket open for
+ * good. Destroyed without an error, which would be thrown where the application listens
+ * for none.
  */
 function releaseSource(source: unknown): void {
   const stream = source as { destroy?: unknown; destroyed?: unknown } | null;
   if (typeof stream?.destroy === 'function' && stream.destroyed === false) {
     (stream.destroy as () => void)();
   }
+  if (typeof source === 'object' && source !== null) {
+    webStreamReaders
+      .get(source)
+      ?.cancel()
+      .catch(() => undefined);
+  }
 }
 
+/** Chunks that must be bytes (see toChunks). */
+function checkedChunk(chunk: unknown): Uint8Array {
+  // Not a string: it is text decoded from bytes by some encoding (a stream with
+  // setEncoding('latin1')), and stored as UTF-8 it would be other bytes.
+  if (chunk instanceof Uint8Array) return chunk;
+  throw new InvalidArgumentError(
+    `a blob source yielded ${describe(chunk)}, not bytes (a stream with an encoding gives strings: leave it without one)`,
+    { argument: 'source' },
+  );
+}
+
+/** Any accepted blob source as an async iterable of byte chunks. */
 function toChunks(source: unknown): AsyncIterable<Uint8Array> {
   if (source instanceof Uint8Array) {
     return (async function* () {
       yield source;
+    })();
+  }
+  if (source instanceof ReadableStream) {
+    // Through a reader of its own, which releaseSource can cancel while a read waits.
+    const reader = source.getReader() as ReadableStreamDefaultReader<unknown>;
+    webStreamReaders.set(source, reader);
+    return (async function* () {
+      let ended = false;
+      try {
+        for (;;) {
+          const step = await reader.read();
+          if (step.done) {
+            ended = true;
+            return;
+          }
+          yield checkedChunk(step.value);
+        }
+      } finally {
+        // Ended early (a failed staging, a chunk that is no bytes): the source is told.
+        if (!ended) reader.cancel().catch(() => undefined);
+      }
     })();
   }
   const iterable = source as {
@@ -751,16 +793,7 @@ function toChunks(source: unknown): AsyncIterable<Uint8Array> {
     typeof iterable?.[Symbol.iterator] === 'function'
   ) {
     return (async function* () {
-      for await (const chunk of source as AsyncIterable<unknown>) {
-        // Not a string: it is text decoded from bytes by some encoding (a stream with
-        // setEncoding('latin1')), and stored as UTF-8 it would be other bytes.
-        if (chunk instanceof Uint8Array) yield chunk;
-        else
-          throw new InvalidArgumentError(
-            `a blob source yielded ${describe(chunk)}, not bytes (a stream with an encoding gives strings: leave it without one)`,
-            { argument: 'source' },
-          );
-      }
+      for await (const chunk of source as AsyncIterable<unknown>) yield checkedChunk(chunk);
     })();
   }
   throw new InvalidArgumentError(

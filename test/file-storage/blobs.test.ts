@@ -349,6 +349,27 @@ describe('blobs in a file', () => {
 
   // Found in a bug hunt: every blob commit (and every transaction a pack keeping history
   // copies) allocated two 8 MiB buffers, whatever its size; half the time went to collecting them.
+  it('a web stream round trips, in chunks of any size', async (t) => {
+    const dir = scratch(t);
+    const db = dir.track(await open(dir.file(), { durability: 'none' }));
+    const content = randomBytes(300_000);
+    const chunks = chunksOf(content, [70_000, 1, 65_536]);
+    db.root.set(
+      'web',
+      Blob.from(
+        new ReadableStream<Uint8Array>({
+          pull(controller) {
+            const next = chunks.shift();
+            if (next === undefined) controller.close();
+            else controller.enqueue(next);
+          },
+        }),
+      ),
+    );
+    await db.commit();
+    assert.ok((await contentOf(db.root.get('web') as Blob)).equals(content));
+  });
+
   it('a small blob is committed with buffers of its own size, not megabytes', async (t) => {
     const dir = scratch(t);
     const db = dir.track(await open(dir.file(), { durability: 'none' }));
@@ -796,20 +817,31 @@ describe('blobs, on a file and in memory', () => {
     syncBuiltinESMExports();
     try {
       const stalled = new Readable({ read() {} });
-      db.root.set('blob', Blob.from(stalled));
-      const failed = db.commit().then(
-        () => 'stored',
-        (error: { code?: string }) => error.code,
-      );
-      // The commit must not wait for the stalled source: without the fix it never ends.
-      const outcome = await Promise.race([
-        failed,
-        new Promise((resolve) => setTimeout(resolve, 20_000, 'still waiting')),
-      ]);
-      assert.equal(outcome, 'TROVE_IO');
-      // And the stalled source is ended, not left open (found in review: an upload's socket
-      // stayed open for good).
+      let webCancelled = false;
+      const stalledWeb = new ReadableStream({
+        cancel: () => {
+          webCancelled = true;
+        },
+      });
+      for (const source of [stalled, stalledWeb]) {
+        db.root.set('blob', Blob.from(source));
+        const failed = db.commit().then(
+          () => 'stored',
+          (error: { code?: string }) => error.code,
+        );
+        // The commit must not wait for the stalled source: without the fix it never ends.
+        const outcome = await Promise.race([
+          failed,
+          new Promise((resolve) => setTimeout(resolve, 20_000, 'still waiting')),
+        ]);
+        assert.equal(outcome, 'TROVE_IO');
+        db.abort();
+      }
+      // And the stalled sources are ended, not left open (found in review: an upload's
+      // socket stayed open for good; then, a web stream's, as a fetch body's).
       assert.equal(stalled.destroyed, true);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(webCancelled, true);
     } finally {
       nodeFs.openSync = openFile;
       syncBuiltinESMExports();
