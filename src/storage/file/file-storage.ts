@@ -197,6 +197,8 @@ const MAX_OID_BLOCK = 65_536;
 const LOAD_READ = 4096;
 /** A last applied transaction up to this size is read whole to see it is still there. */
 const TAIL_READ = 4096;
+/** Bytes of log between two of the marks an iteration from a tid starts at (#tidMarks). */
+const TID_MARK_SPACING = 1024 * 1024;
 /** Records passed over on the way to an older revision up to this size are read whole to be checked. */
 const PASSED_OVER_READ = 64 * 1024;
 const DEFAULT_BUSY_TIMEOUT = 5000;
@@ -377,6 +379,13 @@ export class FileStorage extends Storage {
         group?: number;
       }
     | undefined;
+  /**
+   * Places in the log of the current file, ascending: every transaction before `end` has a
+   * tid of at most `tid` (tids never go down along a log). An iteration from a tid starts at
+   * the last mark below it, not at the log's start: a consumer that polled for what is new
+   * read the whole log each time. One when the log is loaded, then one a mebibyte.
+   */
+  #tidMarks: { readonly end: number; readonly tid: Tid }[] = [];
   /** Where #tailIntact reads the last applied transaction (whole, if it fits). */
   readonly #tailBytes = Buffer.allocUnsafe(TAIL_READ);
   /**
@@ -470,6 +479,7 @@ export class FileStorage extends Storage {
     this.#blocks = new BlockCache(fd, this.#blockCacheBytes);
     this.#header = header;
     this.#log = state;
+    this.#tidMarks = [{ end: state.end, tid: state.lastTid }];
     // What the tail check compares against until this handle applies a transaction itself.
     this.#lastApplied = headerEndingAt(this.#reader, state.end);
     this.#unsyncedAtLoad();
@@ -1008,6 +1018,10 @@ export class FileStorage extends Storage {
 
   #apply(tx: ScannedTransaction, own: boolean): void {
     applyToState(this.#log, tx);
+    const mark = this.#tidMarks.at(-1);
+    if (mark === undefined || this.#log.end - mark.end >= TID_MARK_SPACING) {
+      this.#tidMarks.push({ end: this.#log.end, tid: this.#log.lastTid });
+    }
     this.#reads++;
     const synced = tx.status !== TxStatus.oids && tx.meta.nosync !== true;
     const group = typeof tx.meta.group === 'number' ? tx.meta.group : tx.offset;
@@ -1088,6 +1102,7 @@ export class FileStorage extends Storage {
     this.#blocks = new BlockCache(file.fd, this.#blockCacheBytes);
     this.#header = header;
     this.#log = { ...state, nextOid: Math.max(state.nextOid, this.#log.nextOid) };
+    this.#tidMarks = [{ end: state.end, tid: state.lastTid }];
     // What the tail check compares against until this handle applies a transaction itself.
     this.#lastApplied = headerEndingAt(this.#reader, state.end);
     this.#tailChecked = false;
@@ -2205,11 +2220,12 @@ export class FileStorage extends Storage {
     this.#poll();
     const end = this.#log.end;
     const file = this.#file;
+    const start = startBefore(this.#tidMarks, fromTid);
     file.acquire();
     const source = { fd: file.fd, end };
     try {
       const reader = new LogReader(file.fd);
-      for (let offset = FILE_HEADER_SIZE; offset < end; ) {
+      for (let offset = start; offset < end; ) {
         const tx = reader.readTransaction(offset, end);
         if (!isTransaction(tx)) {
           throw new CorruptionError(`the transaction at offset ${offset} fails its checks`, {
@@ -2620,6 +2636,21 @@ function headerEndingAt(
   const header = head.length < TX_HEADER_SIZE ? undefined : decodeTxHeader(head, 0);
   if (header === undefined || header.length !== length) return undefined;
   return { offset: start, length, tid: header.tid, status: header.status, checksum };
+}
+
+/**
+ * Where an iteration from `fromTid` starts: the end of the last mark whose tid is below it
+ * (every transaction before it is older), else the log's start.
+ */
+function startBefore(marks: readonly { end: number; tid: Tid }[], fromTid: Tid): number {
+  let low = 0;
+  let high = marks.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (marks[middle]!.tid < fromTid) low = middle + 1;
+    else high = middle;
+  }
+  return low === 0 ? FILE_HEADER_SIZE : marks[low - 1]!.end;
 }
 
 /** A staged blob's file (see FileStorage#stagedFiles). */
