@@ -27,7 +27,7 @@ import {
   type PersistentMap,
   type Tid,
 } from 'trove';
-import { withoutTrailingZeros } from '../crash/support.js';
+import { format, transactions, withoutTrailingZeros } from '../crash/support.js';
 import { FaultyOps, withFileOps } from './support/faulty-ops.js';
 import { Item, Tally } from './support/model.js';
 import { finished, startPeer } from './support/peers.js';
@@ -192,8 +192,28 @@ describe('pack', () => {
       packing = false;
       performance.now = realNow;
     }
-    // Three phases over 3,000 objects: about 35 looks at the clock, each a turn.
+    // Three phases over 3,000 objects, a look at the clock every 16: each a turn here.
     assert.ok(turns >= 20, `${turns} turns of the event loop`);
+  });
+
+  // Found in review: the objects were copied in transactions of up to 8 MiB of data, and
+  // one of 300,000 small records was written in one stretch of the event loop.
+  it('copies small objects in transactions of at most 16,384 records', async (t) => {
+    const dir = scratch(t);
+    const path = dir.file();
+    const db = dir.track(await open(path, { durability: 'none', ...quiet }));
+    await db.transaction((tx) => {
+      tx.root.set(
+        'items',
+        Array.from({ length: 40_000 }, (_, i) => new Item(`${i}`)),
+      );
+    });
+    await db.pack();
+    const packed = transactions(path).filter((tx) => tx.status === format.TxStatus.packed);
+    assert.deepEqual(
+      packed.map((tx) => tx.records.length),
+      [16_384, 16_384, 40_001 - 2 * 16_384],
+    );
   });
 
   // Found in review: close() closed the file under a running pack, which then failed with

@@ -76,6 +76,11 @@ export interface PackHost {
 const SMALL_RECORD = 1024 * 1024;
 /** Bytes of records gathered into one packed transaction. */
 const BATCH_BYTES = 8 * 1024 * 1024;
+/**
+ * Records gathered into one packed transaction at most: one of 300,000 small records was
+ * written in one stretch of the event loop, a quarter of a second.
+ */
+const BATCH_RECORDS = 16_384;
 /** The tail is copied without the lock until what is left is this small. */
 const FINAL_TAIL_BYTES = 1024 * 1024;
 const MAX_UNLOCKED_ROUNDS = 8;
@@ -85,8 +90,11 @@ const YIELD_LIMIT_MS = 1000;
 
 /** Milliseconds of a turn of the event loop the pack takes before it lets others have one. */
 const TURN_MS = 10;
-/** Objects or transactions handled between looks at the clock. */
-const STEPS_PER_LOOK = 256;
+/**
+ * Objects or transactions handled between looks at the clock: few, as one may cost much
+ * (an object's revisions since the cut, a transaction of many records).
+ */
+const STEPS_PER_LOOK = 16;
 
 /** A record read for copying: header fields, refs, and its data or where the data is. */
 interface RawRecord {
@@ -301,7 +309,7 @@ async function copyAndSwap(
     const record = copy(readRaw(oldFd, offset, host.path));
     batch.push(record);
     batchBytes += 'bytes' in record.source ? record.source.bytes.byteLength : SMALL_RECORD;
-    if (batchBytes >= BATCH_BYTES) {
+    if (batchBytes >= BATCH_BYTES || batch.length >= BATCH_RECORDS) {
       await writeTx(cut, TxStatus.packed, {}, batch);
       batch = [];
       batchBytes = 0;
