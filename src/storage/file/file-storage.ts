@@ -377,8 +377,12 @@ export class FileStorage extends Storage {
         status: number;
         checksum: number;
         group?: number;
+        /** A damaged stored checksum found to cover the bytes applied (see #tailIntact). */
+        storedChecksum?: number;
       }
     | undefined;
+  /** Where a damaged stored checksum of a transaction still in place is to be rewritten. */
+  #checksumToRepair: { offset: number; checksum: number } | undefined;
   /**
    * Places in the log of the current file, ascending: every transaction before `end` has a
    * tid of at most `tid` (tids never go down along a log). An iteration from a tid starts at
@@ -891,17 +895,25 @@ export class FileStorage extends Storage {
       return false;
     }
     const trailer = last.length - TX_TRAILER_SIZE;
+    let stored: number;
     if (whole) {
-      if (bytes.readUInt32LE(trailer) === last.checksum) return true;
+      stored = bytes.readUInt32LE(trailer);
     } else if (readFully(this.#fd, bytes, 0, 4, last.offset + trailer) < 4) {
       return false;
-    } else if (bytes.readUInt32LE(0) === last.checksum) {
-      return true;
+    } else {
+      stored = bytes.readUInt32LE(0);
     }
-    // Another checksum: another transaction, or this one with its stored checksum damaged
-    // (a bit flipped there took it for cut back, and every handle went back on a commit it
-    // had served). Its bytes tell: they are still the ones applied if they sum to it.
-    return this.#sumOf(last.offset, trailer) === last.checksum;
+    if (stored === last.checksum) return true;
+    if (stored === last.storedChecksum) return true;
+    if (this.#sumOf(last.offset, trailer) !== last.checksum) return false;
+    last.storedChecksum = stored;
+    this.#checksumToRepair = { offset: last.offset + trailer, checksum: last.checksum };
+    // Taken for intact, it must not stay damaged: the next open (or one without the index)
+    // would cut it off with every commit after it. A writer rewrites it under the lock.
+    this.#logger(
+      `trove: ${this.path}: the stored checksum of the transaction at offset ${last.offset} is damaged, its bytes are intact; a writer rewrites it`,
+    );
+    return true;
   }
 
   /** The CRC of `length` bytes of the log at `offset` (undefined if the file ends first). */
@@ -1162,6 +1174,16 @@ export class FileStorage extends Storage {
     this.#refuseIfDamaged();
     for (;;) {
       if (!this.#tailIntact()) this.#reload();
+      const repair = this.#checksumToRepair;
+      this.#checksumToRepair = undefined;
+      if (repair !== undefined && this.#lastApplied?.storedChecksum !== undefined) {
+        const word = Buffer.alloc(4);
+        word.writeUInt32LE(repair.checksum, 0);
+        fs.writeSync(this.#fd, word, 0, 4, repair.offset);
+        if (this.durability !== 'none') fs.fsyncSync(this.#fd);
+        delete this.#lastApplied.storedChecksum;
+        this.#reader.invalidate();
+      }
       const stop = this.#scan(this.#tailChecked ? 'near' : 'all');
       if (stop === undefined) {
         this.#tailChecked = true;
