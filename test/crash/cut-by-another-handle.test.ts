@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { FileStorage } from 'trove';
@@ -345,4 +346,49 @@ describe('the last transaction of a handle, cut off by another handle', () => {
       );
     });
   }
+
+  // Found in review: a repair whose write failed was not tried again, and the next commit
+  // was written after the still damaged transaction.
+  it('a rewrite of a damaged checksum that fails is tried again before the next commit', async () => {
+    const path = join(dir.path, 'checksum-flip-retry.trove');
+    const writer = await openFileStorage(path, { durability: 'none', logger: quiet });
+    const [oid] = await writer.newOids(1);
+    let after = 0;
+    try {
+      const tid = await commit(writer, [put(oid!, 'the last commit', 0)]);
+      const last = commits(path).at(-1)!;
+      const checksumAt = last.offset + last.length - 12;
+      flipBit(path, checksumAt, 3);
+      writer.changesSince(tid); // a transaction start's look: it finds the damage
+      const nodeFs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
+      const writeSync = nodeFs.writeSync;
+      let failures = 1;
+      nodeFs.writeSync = ((...args: unknown[]) => {
+        if (failures > 0 && args.includes(checksumAt)) {
+          failures--;
+          throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
+        }
+        return (writeSync as (...all: unknown[]) => number)(...args);
+      }) as typeof writeSync;
+      syncBuiltinESMExports();
+      try {
+        await expectRejects(() => commit(writer, [put(oid!, 'not stored', tid)]), 'TROVE_IO');
+      } finally {
+        nodeFs.writeSync = writeSync;
+        syncBuiltinESMExports();
+      }
+      assert.equal(failures, 0, 'the rewrite was tried, and failed');
+      after = await commit(writer, [put(oid!, 'after it', tid)]);
+    } finally {
+      await writer.close();
+    }
+    rmSync(`${path}.index`);
+    const again = await openFileStorage(path, { durability: 'none', logger: quiet });
+    try {
+      assert.equal(again.load(oid!).tid, after);
+      assert.deepEqual(await again.integrityCheck(), { ok: true, failures: [] });
+    } finally {
+      await again.close();
+    }
+  });
 });
