@@ -418,12 +418,12 @@ export abstract class Storage {
     source: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
   ): Promise<StagedBlob> {
     this.checkWritable();
-    const chunks = toChunks(source);
+    const { chunks, release } = toChunks(source);
     let staged: StagedBlob;
     try {
       staged = await this._stageBlob(chunks);
     } catch (error) {
-      releaseSource(source);
+      release();
       throw error;
     }
     if (this.#closed) {
@@ -721,28 +721,17 @@ export abstract class Storage {
   protected abstract _openBlob(oid: Oid): Readable;
 }
 
-/** The reader toChunks reads a web stream through, to cancel it (see releaseSource). */
-const webStreamReaders = new WeakMap<object, ReadableStreamDefaultReader<unknown>>();
-
 /**
- * Ends a stream whose staging failed: a Node stream is destroyed (unless it is already: it
- * failed, or the staging ended it), a web stream cancelled. A staging that failed before
- * the stream gave its first chunk (its file could not be made) cannot end it through its
- * iterator, whose `return` waits for that chunk: a stalled upload kept its socket open for
- * good. Destroyed without an error, which would be thrown where the application listens
- * for none.
+ * A blob source as byte chunks, with `release`, which ends the source after a failed
+ * staging: a Node stream is destroyed (unless it is already: it failed, or the staging
+ * ended it), a web stream cancelled. A staging that failed before the stream gave its first
+ * chunk (its file could not be made) cannot end it through its iterator, whose `return`
+ * waits for that chunk: a stalled upload kept its socket open for good. Destroyed without
+ * an error, which would be thrown where the application listens for none.
  */
-function releaseSource(source: unknown): void {
-  const stream = source as { destroy?: unknown; destroyed?: unknown } | null;
-  if (typeof stream?.destroy === 'function' && stream.destroyed === false) {
-    (stream.destroy as () => void)();
-  }
-  if (typeof source === 'object' && source !== null) {
-    webStreamReaders
-      .get(source)
-      ?.cancel()
-      .catch(() => undefined);
-  }
+interface BlobChunks {
+  readonly chunks: AsyncIterable<Uint8Array>;
+  readonly release: () => void;
 }
 
 /** Chunks that must be bytes (see toChunks). */
@@ -756,18 +745,18 @@ function checkedChunk(chunk: unknown): Uint8Array {
   );
 }
 
-/** Any accepted blob source as an async iterable of byte chunks. */
-function toChunks(source: unknown): AsyncIterable<Uint8Array> {
+/** Any accepted blob source as byte chunks (see BlobChunks). */
+function toChunks(source: unknown): BlobChunks {
   if (source instanceof Uint8Array) {
-    return (async function* () {
+    const chunks = (async function* () {
       yield source;
     })();
+    return { chunks, release: () => undefined };
   }
   if (source instanceof ReadableStream) {
-    // Through a reader of its own, which releaseSource can cancel while a read waits.
+    // Through a reader of its own, which release can cancel while a read waits.
     const reader = source.getReader() as ReadableStreamDefaultReader<unknown>;
-    webStreamReaders.set(source, reader);
-    return (async function* () {
+    const chunks = (async function* () {
       let ended = false;
       try {
         for (;;) {
@@ -783,6 +772,7 @@ function toChunks(source: unknown): AsyncIterable<Uint8Array> {
         if (!ended) reader.cancel().catch(() => undefined);
       }
     })();
+    return { chunks, release: () => void reader.cancel().catch(() => undefined) };
   }
   const iterable = source as {
     [Symbol.asyncIterator]?: unknown;
@@ -792,9 +782,16 @@ function toChunks(source: unknown): AsyncIterable<Uint8Array> {
     typeof iterable?.[Symbol.asyncIterator] === 'function' ||
     typeof iterable?.[Symbol.iterator] === 'function'
   ) {
-    return (async function* () {
+    const chunks = (async function* () {
       for await (const chunk of source as AsyncIterable<unknown>) yield checkedChunk(chunk);
     })();
+    const stream = source as { destroy?: unknown; destroyed?: unknown };
+    const release = () => {
+      if (typeof stream.destroy === 'function' && stream.destroyed === false) {
+        (stream.destroy as () => void)();
+      }
+    };
+    return { chunks, release };
   }
   throw new InvalidArgumentError(
     `source must be bytes, a readable stream or an iterable of bytes, got ${describe(source)}`,

@@ -92,6 +92,7 @@ import {
 import { loadIndex, savedCoverage, savedSize, saveIndex } from './index-file.js';
 import { checkFile, checkRecordAt } from './integrity.js';
 import {
+  crc32cOfFile,
   isTransaction,
   LogReader,
   PEEK_SIZE,
@@ -905,7 +906,7 @@ export class FileStorage extends Storage {
     }
     if (stored === last.checksum) return true;
     if (stored === last.storedChecksum) return true;
-    if (this.#sumOf(last.offset, trailer) !== last.checksum) return false;
+    if (crc32cOfFile(this.#fd, last.offset, trailer) !== last.checksum) return false;
     last.storedChecksum = stored;
     this.#checksumToRepair = { offset: last.offset + trailer, checksum: last.checksum };
     // Taken for intact, it must not stay damaged: the next open (or one without the index)
@@ -914,19 +915,6 @@ export class FileStorage extends Storage {
       `trove: ${this.path}: the stored checksum of the transaction at offset ${last.offset} is damaged, its bytes are intact; a writer rewrites it`,
     );
     return true;
-  }
-
-  /** The CRC of `length` bytes of the log at `offset` (undefined if the file ends first). */
-  #sumOf(offset: number, length: number): number | undefined {
-    const piece = Buffer.allocUnsafe(Math.min(length, 1024 * 1024));
-    let crc = 0;
-    for (let done = 0; done < length; ) {
-      const n = Math.min(piece.length, length - done);
-      if (readFully(this.#fd, piece, 0, n, offset + done) < n) return undefined;
-      crc = crc32c(piece.subarray(0, n), crc);
-      done += n;
-    }
-    return crc;
   }
 
   /**

@@ -129,6 +129,22 @@ export function readFully(
   return done;
 }
 
+/**
+ * The CRC-32C of `length` bytes of `fd` at `offset`, read a piece at a time (of CHUNK, or
+ * less when less is asked for); undefined if the file ends first.
+ */
+export function crc32cOfFile(fd: number, offset: number, length: number): number | undefined {
+  const chunk = Buffer.allocUnsafe(Math.min(CHUNK, length));
+  let crc = 0;
+  for (let done = 0; done < length; ) {
+    const n = Math.min(chunk.length, length - done);
+    if (readFully(fd, chunk, 0, n, offset + done) < n) return undefined;
+    crc = crc32c(chunk.subarray(0, n), crc);
+    done += n;
+  }
+  return crc;
+}
+
 export class LogReader {
   readonly fd: number;
   #window: Buffer = Buffer.allocUnsafe(0);
@@ -250,15 +266,8 @@ export class LogReader {
   /** A transaction too large to read whole: checksummed in chunks, then parsed. */
   #readLarge(offset: number, header: TxHeader, onRecord: RecordSink | undefined): ScanResult {
     const trailerAt = offset + header.length - TX_TRAILER_SIZE;
-    const chunk = Buffer.allocUnsafe(CHUNK);
-    let crc = 0;
-    for (let at = offset; at < trailerAt; ) {
-      const length = Math.min(CHUNK, trailerAt - at);
-      if (readFully(this.fd, chunk, 0, length, at) < length)
-        return { problem: 'incomplete', header };
-      crc = crc32c(chunk.subarray(0, length), crc);
-      at += length;
-    }
+    const crc = crc32cOfFile(this.fd, offset, trailerAt - offset);
+    if (crc === undefined) return { problem: 'incomplete', header };
     const trailer = Buffer.allocUnsafe(TX_TRAILER_SIZE);
     if (readFully(this.fd, trailer, 0, TX_TRAILER_SIZE, trailerAt) < TX_TRAILER_SIZE) {
       return { problem: 'incomplete', header };

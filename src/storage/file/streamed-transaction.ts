@@ -61,14 +61,14 @@ function sourceLength(source: RecordSource): number {
   return 'bytes' in source ? source.bytes.byteLength : source.length;
 }
 
-/** Calls `each` with successive pieces of a file region. */
-function forEachPiece(source: FileRegion, piece: Buffer, each: (bytes: Buffer) => void): void {
+/** Successive pieces of a file region, each read into `piece` (valid until the next). */
+function* piecesOf(source: FileRegion, piece: Buffer): Generator<Buffer> {
   for (let done = 0; done < source.length; ) {
     const length = Math.min(piece.length, source.length - done);
     if (readFully(source.fd, piece, 0, length, source.offset + done) < length) {
       throw new Error(`a record source ended early at offset ${source.offset + done}`);
     }
-    each(piece.subarray(0, length));
+    yield piece.subarray(0, length);
     done += length;
   }
 }
@@ -92,10 +92,7 @@ function recordHead(
   });
   let crc = crc32c(head.subarray(RECORD_HEADER_SIZE), crc32c(head.subarray(0, 44)));
   if ('bytes' in data) crc = crc32c(data.bytes, crc);
-  else
-    forEachPiece(data, piece, (bytes) => {
-      crc = crc32c(bytes, crc);
-    });
+  else for (const bytes of piecesOf(data, piece)) crc = crc32c(bytes, crc);
   head.writeUInt32LE(crc, 44);
   return head;
 }
@@ -180,14 +177,7 @@ export async function writeStreamedTransaction(
         : source;
     try {
       await emit(recordHead(record, region, piece));
-      for (let done = 0; done < region.length; ) {
-        const n = Math.min(piece.length, region.length - done);
-        if (readFully(region.fd, piece, 0, n, region.offset + done) < n) {
-          throw new Error(`a record source ended early at offset ${region.offset + done}`);
-        }
-        await emit(piece.subarray(0, n));
-        done += n;
-      }
+      for (const bytes of piecesOf(region, piece)) await emit(bytes);
     } finally {
       if ('path' in source) fs.closeSync(region.fd);
     }
