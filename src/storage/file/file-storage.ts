@@ -66,7 +66,6 @@ import type {
   StorageStats,
   StoredRecord,
   Tid,
-  TransactionChanges,
   TransactionRecord,
 } from '../types.js';
 import { BLOCK_SIZE, BlockCache } from './block-cache.js';
@@ -104,10 +103,13 @@ import { OidIndex } from './oid-index.js';
 import { oidsOf } from './oids-of.js';
 import { OpenFile } from './open-file.js';
 import { type PackHost, packFile } from './pack.js';
+import { Preallocation, zeroBytes } from './preallocation.js';
+import { RecentTransactions } from './recent-transactions.js';
 import { copyTornTail, endOfData, judge } from './recovery.js';
 import { applyToState, type ScanState } from './scan-state.js';
 import { type StreamedRecord, writeStreamedTransaction } from './streamed-transaction.js';
 import { syncDirectory } from './sync-directory.js';
+import { type SyncOn, SyncPlacement } from './sync-placement.js';
 import {
   createTemporary,
   discardTemporary,
@@ -117,14 +119,14 @@ import {
   renewedOwner,
   type TemporaryFile,
 } from './temporary-files.js';
+import { TidMarks } from './tid-marks.js';
 import { buildCommit, buildTransaction } from './tx-builder.js';
 import { WriterLock } from './writer-lock.js';
 
 /** How hard a commit works to survive a crash. */
 export type Durability = 'full' | 'os' | 'none';
 
-/** Where a durable commit's fdatasync runs (see {@link FileStorageOptions.syncOn}). */
-export type SyncOn = 'auto' | 'threadpool';
+export type { SyncOn } from './sync-placement.js';
 
 /** Options of {@link FileStorage.open}. */
 export interface FileStorageOptions {
@@ -169,12 +171,6 @@ export interface FileStorageOptions {
   clock?: (() => number) | undefined;
 }
 
-/** A transaction the process knows about, for changesSince. */
-interface RecentTransaction {
-  readonly tid: Tid;
-  readonly oids: readonly Oid[];
-}
-
 /** A commit waiting for its group. */
 interface PendingCommit {
   readonly request: CommitRequest;
@@ -185,9 +181,6 @@ interface PendingCommit {
 /** Thrown inside a locked section when the file was replaced by a pack: retry on the new one. */
 class FileReplaced {}
 
-/** Recent transactions kept for changesSince; older snapshots are told to flush. */
-const MAX_RECENT_TRANSACTIONS = 10_000;
-const MAX_RECENT_OIDS = 1_000_000;
 /**
  * First oid reservation size; doubles with demand up to the maximum. Small: what a handle
  * reserved and did not use is lost when it closes (oids are never reused).
@@ -198,30 +191,9 @@ const MAX_OID_BLOCK = 65_536;
 const LOAD_READ = 4096;
 /** A last applied transaction up to this size is read whole to see it is still there. */
 const TAIL_READ = 4096;
-/** Bytes of log between two of the marks an iteration from a tid starts at (#tidMarks). */
-const TID_MARK_SPACING = 1024 * 1024;
 /** Records passed over on the way to an older revision up to this size are read whole to be checked. */
 const PASSED_OVER_READ = 64 * 1024;
 const DEFAULT_BUSY_TIMEOUT = 5000;
-/**
- * A sync quicker than this many milliseconds is quick: on the calling thread, the event
- * loop then waits about as long as a threadpool round trip would have cost anyway.
- */
-const QUICK_SYNC_MS = 1;
-/** A lone commit syncs on the calling thread only after this many quick syncs in a row. */
-const QUICK_SYNCS_BEFORE_CALLING_THREAD = 8;
-/**
- * After a slow sync on the calling thread, syncs stay on the threadpool this many times as
- * long as it took: syncs that turn out slow then take at most about a tenth of the event
- * loop's time, however busy the disk gets, while a rare slow one (on the machine of
- * README's table, about one sync in a few hundred takes 1 to 15 ms) costs little.
- */
-const THREADPOOL_AFTER_SLOW_SYNC = 10;
-/**
- * Once the first sync on the calling thread in a turn of the event loop began this many ms
- * ago, the next one waits for the next turn: timers and I/O wait at most about this long.
- */
-const CALLING_THREAD_MS_PER_TURN = 2;
 /**
  * How long commits may keep one turn of the event loop when none waits for anything (no
  * sync: durability 'none', or 'os'): back to back, they would starve timers and I/O.
@@ -268,26 +240,6 @@ const BACKUP_CHECK_STRETCH = 16 * 1024 * 1024;
 /** A record sink that keeps nothing: a check of transactions makes no record objects. */
 const ignoreRecord = (): void => {};
 /**
- * The log's file grows in steps of zeros written ahead of the commits that will overwrite
- * them. A commit that only overwrites leaves the file's size alone, so its fdatasync has no
- * size change to make durable (no file system journal commit): on ext4 here, that is about
- * half again as many durable commits a second. A handle's first step is small and each
- * next one twice the last, up to the largest: a short-lived process that commits once
- * writes, syncs and (at close) reads back 64 KiB of zeros, not 1 MiB (measured: its commit
- * 9.6 ms down to 7.5, its close 6.1 down to 3.1), while a long-running writer soon
- * grows the file a megabyte at a time.
- */
-const FIRST_PREALLOCATION = 64 * 1024;
-const MAX_PREALLOCATION = 1024 * 1024;
-/** Zeros to preallocate with (made on first use; see zeroBytes). */
-let zeros: Buffer | undefined;
-
-/** MAX_PREALLOCATION zero bytes, shared (nothing writes into them). */
-function zeroBytes(): Buffer {
-  zeros ??= Buffer.alloc(MAX_PREALLOCATION);
-  return zeros;
-}
-/**
  * The bound for reads that follow the log: where it ends is found by reading (zeros or the
  * end of the file), never by the file's size. On Linux (6.13 and later) asking a file's
  * size or times makes the next write update its modification time for real, and with
@@ -313,13 +265,8 @@ export class FileStorage extends Storage {
   readonly path: string;
   /** The durability of commits. */
   readonly durability: Durability;
-  readonly #syncOn: SyncOn;
-  /** This handle's quick fdatasyncs of the log in a row, up to the last one (see #sync). */
-  #quickSyncs = 0;
-  /** Until when (on #clock) syncs stay on the threadpool after a slow one. */
-  #threadpoolUntil = 0;
-  /** When the first sync on the calling thread in this turn of the event loop began. */
-  #callingThreadSince: number | undefined;
+  /** Where this handle's syncs run (see #sync). */
+  readonly #syncPlacement: SyncPlacement;
   /**
    * Whether this handle's commits have run COMMIT_MS_PER_TURN in this turn of the event
    * loop: then timers and I/O get a turn before the next group. (Asked without awaiting: an
@@ -327,8 +274,8 @@ export class FileStorage extends Storage {
    */
   readonly #commitTurn: TurnBudget;
   readonly #clock: () => number;
-  /** How far the next growth of the file goes (see #preallocation). */
-  #preallocationStep = FIRST_PREALLOCATION;
+  /** The zeros this handle writes ahead of its commits, in growing steps. */
+  readonly #preallocation = new Preallocation();
   /** Commits in the last group this handle wrote (see #writeGroup). */
   #lastGroupSize = 1;
   readonly #ops: FileOps;
@@ -341,10 +288,8 @@ export class FileStorage extends Storage {
   #reader: LogReader;
   #header: FileHeader;
   #log: ScanState;
-  #recent: RecentTransaction[] = [];
-  #recentOids = 0;
-  /** Every transaction after this tid is in #recent. */
-  #knownSince: Tid;
+  /** What changesSince answers from. */
+  readonly #recent: RecentTransactions;
   #queue: PendingCommit[] = [];
   #flushing: Promise<void> | undefined;
   /**
@@ -384,13 +329,8 @@ export class FileStorage extends Storage {
     | undefined;
   /** Where a damaged stored checksum of a transaction still in place is to be rewritten. */
   #checksumToRepair: { offset: number; checksum: number } | undefined;
-  /**
-   * Places in the log of the current file, ascending: every transaction before `end` has a
-   * tid of at most `tid` (tids never go down along a log). An iteration from a tid starts at
-   * the last mark below it, not at the log's start: a consumer that polled for what is new
-   * read the whole log each time. One when the log is loaded, then one a mebibyte.
-   */
-  #tidMarks: { readonly end: number; readonly tid: Tid }[] = [];
+  /** Where iterations from a tid start in the current file's log. */
+  #tidMarks: TidMarks;
   /** Where #tailIntact reads the last applied transaction (whole, if it fits). */
   readonly #tailBytes = Buffer.allocUnsafe(TAIL_READ);
   /**
@@ -471,7 +411,7 @@ export class FileStorage extends Storage {
     super(options.readOnly === true);
     this.path = path;
     this.durability = options.durability ?? 'full';
-    this.#syncOn = options.syncOn ?? 'auto';
+    this.#syncPlacement = new SyncPlacement(options.syncOn ?? 'auto');
     this.#clock = options.clock ?? (() => performance.now());
     this.#commitTurn = new TurnBudget(COMMIT_MS_PER_TURN, this.#clock);
     this.#ops = options.fileOps ?? nodeFileOps;
@@ -484,11 +424,11 @@ export class FileStorage extends Storage {
     this.#blocks = new BlockCache(fd, this.#blockCacheBytes);
     this.#header = header;
     this.#log = state;
-    this.#tidMarks = [{ end: state.end, tid: state.lastTid }];
+    this.#tidMarks = new TidMarks(state.end, state.lastTid);
     // What the tail check compares against until this handle applies a transaction itself.
     this.#lastApplied = headerEndingAt(this.#reader, state.end);
     this.#unsyncedAtLoad();
-    this.#knownSince = state.lastTid;
+    this.#recent = new RecentTransactions(state.lastTid);
   }
 
   /**
@@ -736,16 +676,7 @@ export class FileStorage extends Storage {
 
   protected _changesSince(tid: Tid): ChangesSince {
     this.#poll();
-    if (tid < this.#knownSince) return 'flush';
-    const recent = this.#recent;
-    let low = 0;
-    let high = recent.length;
-    while (low < high) {
-      const middle = (low + high) >>> 1;
-      if (recent[middle]!.tid <= tid) low = middle + 1;
-      else high = middle;
-    }
-    return recent.slice(low) as TransactionChanges[];
+    return this.#recent.since(tid);
   }
 
   /**
@@ -939,7 +870,7 @@ export class FileStorage extends Storage {
       const { state, rebuilt } = loadState(this.path, this.#fd, this.#header, this.#progress);
       this.#switchTo(this.#file, this.#header, state);
       this.#indexRebuilt = rebuilt;
-      this.#forgetRecent(state.lastTid);
+      this.#recent.forget(state.lastTid);
       this.invalidateCaches();
       const stop = this.#scan('all');
       if (stop?.problem === undefined || stop.offset >= readTo) return;
@@ -970,13 +901,6 @@ export class FileStorage extends Storage {
     if (damage !== undefined) {
       throw new CorruptionError(damage.detail, { offset: damage.offset, path: this.path });
     }
-  }
-
-  /** Snapshots before `tid` must reload every object: the changes since them are unknown. */
-  #forgetRecent(tid: Tid): void {
-    this.#recent = [];
-    this.#recentOids = 0;
-    this.#knownSince = tid;
   }
 
   /**
@@ -1018,10 +942,7 @@ export class FileStorage extends Storage {
 
   #apply(tx: ScannedTransaction, own: boolean): void {
     applyToState(this.#log, tx);
-    const mark = this.#tidMarks.at(-1);
-    if (mark === undefined || this.#log.end - mark.end >= TID_MARK_SPACING) {
-      this.#tidMarks.push({ end: this.#log.end, tid: this.#log.lastTid });
-    }
+    this.#tidMarks.applied(this.#log.end, this.#log.lastTid);
     this.#reads++;
     const synced = tx.status !== TxStatus.oids && tx.meta.nosync !== true;
     const group = typeof tx.meta.group === 'number' ? tx.meta.group : tx.offset;
@@ -1046,14 +967,10 @@ export class FileStorage extends Storage {
       checksum: tx.checksum,
       group,
     };
-    if (tx.records.length === 0) return;
-    this.#recent.push({ tid: tx.tid, oids: tx.records.map((record) => record.oid) });
-    this.#recentOids += tx.records.length;
-    while (this.#recent.length > MAX_RECENT_TRANSACTIONS || this.#recentOids > MAX_RECENT_OIDS) {
-      const dropped = this.#recent.shift()!;
-      this.#recentOids -= dropped.oids.length;
-      this.#knownSince = dropped.tid;
-    }
+    this.#recent.add(
+      tx.tid,
+      tx.records.map((record) => record.oid),
+    );
   }
 
   /**
@@ -1085,7 +1002,7 @@ export class FileStorage extends Storage {
       // The old file may still be locked by this handle: it is closed once that is over.
       this.#replaced.push(this.#switchTo(new OpenFile(fd), header, state));
       // The pack removed objects this handle's connections may hold: they reload everything.
-      this.#forgetRecent(state.lastTid);
+      this.#recent.forget(state.lastTid);
       this.invalidateCaches();
       return true;
     } catch (error) {
@@ -1102,7 +1019,7 @@ export class FileStorage extends Storage {
     this.#blocks = new BlockCache(file.fd, this.#blockCacheBytes);
     this.#header = header;
     this.#log = { ...state, nextOid: Math.max(state.nextOid, this.#log.nextOid) };
-    this.#tidMarks = [{ end: state.end, tid: state.lastTid }];
+    this.#tidMarks = new TidMarks(state.end, state.lastTid);
     // What the tail check compares against until this handle applies a transaction itself.
     this.#lastApplied = headerEndingAt(this.#reader, state.end);
     this.#tailChecked = false;
@@ -1557,7 +1474,13 @@ export class FileStorage extends Storage {
             done.push(scanned);
           }
           await flush();
-          const zeros = this.#preallocation(offset);
+          // Without syncs, appends cost no journal commits; and overwrites, unlike appends,
+          // may reach the disk in any order, so a power loss could leave zeros before later
+          // commits.
+          const zeros =
+            this.durability === 'full'
+              ? this.#preallocation.zerosAfter(this.#fd, offset)
+              : undefined;
           if (zeros !== undefined) {
             try {
               await this.#ops.write(this.#fd, zeros, offset);
@@ -1605,43 +1528,17 @@ export class FileStorage extends Storage {
   }
 
   /**
-   * Makes the log durable (fdatasync). A `lone` commit (see #writeGroup) syncs on the calling
-   * thread when `syncOn` allows, no other commit is waiting and syncs have been quick: no
-   * other commit could use the event loop's time meanwhile, and the threadpool's two hops
-   * cost about as much as the sync itself on a fast disk. Everything else syncs on the
-   * threadpool, where the next group's writers work while the disk does.
+   * Makes the log durable (fdatasync), on the calling thread or the threadpool as
+   * #syncPlacement chooses; a `lone` commit (see #writeGroup) may sync on the calling thread.
    */
   async #sync(lone: boolean): Promise<void> {
+    const placement = this.#syncPlacement;
     let start = this.#clock();
-    let turnStart = this.#callingThreadSince;
-    const callingThreadAllowed = () =>
-      lone &&
-      this.#syncOn === 'auto' &&
-      this.#queue.length === 0 &&
-      this.#quickSyncs >= QUICK_SYNCS_BEFORE_CALLING_THREAD &&
-      start >= this.#threadpoolUntil;
-    if (
-      turnStart !== undefined &&
-      start - turnStart >= CALLING_THREAD_MS_PER_TURN &&
-      callingThreadAllowed()
-    ) {
-      // This turn's time for syncs on the calling thread is up: let timers and I/O have a
-      // turn now, then sync here in the next. (Sending the sync to the threadpool instead
-      // gives them the turn too, but costs two thread hops: a lone writer lost about a
-      // tenth of its commits a second to that, one sync in eight.)
+    if (placement.waitsForNextTurn(lone, this.#queue.length > 0, start)) {
       await afterTimers();
       start = this.#clock();
-      turnStart = this.#callingThreadSince;
     }
-    const onCallingThread =
-      callingThreadAllowed() &&
-      (turnStart === undefined || start - turnStart < CALLING_THREAD_MS_PER_TURN);
-    if (onCallingThread && turnStart === undefined) {
-      this.#callingThreadSince = start;
-      setImmediate(() => {
-        this.#callingThreadSince = undefined;
-      });
-    }
+    const onCallingThread = placement.onCallingThread(lone, this.#queue.length > 0, start);
     const loads = this.#loads;
     const reads = this.#reads;
     const durableTo = this.#log.end;
@@ -1666,13 +1563,7 @@ export class FileStorage extends Storage {
       if (this.#reads === reads) this.#followedFrom = undefined;
     } finally {
       if (!onCallingThread) end = this.#clock();
-      if (end - start < QUICK_SYNC_MS) {
-        this.#quickSyncs++;
-      } else {
-        this.#quickSyncs = 0;
-        if (onCallingThread)
-          this.#threadpoolUntil = end + THREADPOOL_AFTER_SLOW_SYNC * (end - start);
-      }
+      placement.took(start, end, onCallingThread);
     }
   }
 
@@ -1688,21 +1579,6 @@ export class FileStorage extends Storage {
     if (acks === undefined) return;
     this.#heldAcks = undefined;
     acks();
-  }
-
-  /**
-   * The zeros to write after a group that ends at `end`, when the file has no room left
-   * after it (a read there finds nothing): up to the next multiple of this handle's step.
-   */
-  #preallocation(end: number): Buffer | undefined {
-    // Without syncs, appends cost no journal commits; and overwrites, unlike appends, may
-    // reach the disk in any order, so a power loss could leave zeros before later commits.
-    if (this.durability !== 'full') return undefined;
-    if (readFully(this.#fd, this.#oneByte, 0, 1, end) === 1) return undefined;
-    const step = this.#preallocationStep;
-    this.#preallocationStep = Math.min(step * 2, MAX_PREALLOCATION);
-    const target = (Math.floor(end / step) + 1) * step;
-    return zeroBytes().subarray(0, target - end);
   }
 
   /** Writes one transaction whose blob content streams from staged files. */
@@ -2237,7 +2113,7 @@ export class FileStorage extends Storage {
     this.#poll();
     const end = this.#log.end;
     const file = this.#file;
-    const start = startBefore(this.#tidMarks, fromTid);
+    const start = this.#tidMarks.startFor(fromTid);
     file.acquire();
     const source = { fd: file.fd, end };
     try {
@@ -2653,21 +2529,6 @@ function headerEndingAt(
   const header = head.length < TX_HEADER_SIZE ? undefined : decodeTxHeader(head, 0);
   if (header === undefined || header.length !== length) return undefined;
   return { offset: start, length, tid: header.tid, status: header.status, checksum };
-}
-
-/**
- * Where an iteration from `fromTid` starts: the end of the last mark whose tid is below it
- * (every transaction before it is older), else the log's start.
- */
-function startBefore(marks: readonly { end: number; tid: Tid }[], fromTid: Tid): number {
-  let low = 0;
-  let high = marks.length;
-  while (low < high) {
-    const middle = (low + high) >>> 1;
-    if (marks[middle]!.tid < fromTid) low = middle + 1;
-    else high = middle;
-  }
-  return low === 0 ? FILE_HEADER_SIZE : marks[low - 1]!.end;
 }
 
 /** A staged blob's file (see FileStorage#stagedFiles). */
