@@ -7,6 +7,7 @@
  */
 
 import * as fs from 'node:fs';
+import { StorageIOError, TroveError } from '../../errors.js';
 
 /** Writes, syncs and truncations of the data file. Reads stay synchronous and direct. */
 export interface FileOps {
@@ -106,3 +107,14 @@ export const nodeFileOps: FileOps = {
       fs.ftruncate(fd, length, (error) => (error ? reject(error) : resolve()));
     }),
 };
+
+/**
+ * The error a failed file operation of the storage gives: a StorageIOError saying what was
+ * being done to which file, with the system's error as its cause and its code (ENOSPC, EIO)
+ * in the message. A TroveError is passed on as it is: it says what failed already.
+ */
+export function ioError(action: string, path: string, cause: unknown): TroveError {
+  if (cause instanceof TroveError) return cause;
+  const code = (cause as { code?: string }).code;
+  return new StorageIOError(`${action} ${path} failed${code ? ` (${code})` : ''}`, { cause });
+}

@@ -21,7 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import fsx from 'fs-native-extensions';
 import {
   BusyError,
@@ -30,7 +30,7 @@ import {
   InvalidArgumentError,
   NotFoundError,
   StorageIOError,
-  TroveError,
+  type TroveError,
 } from '../../errors.js';
 import { afterTimers, nextImmediate, TurnBudget } from '../../util/event-loop.js';
 import { startProgress } from '../../util/progress.js';
@@ -68,12 +68,11 @@ import type {
   Tid,
   TransactionRecord,
 } from '../types.js';
-import { BLOCK_SIZE, BlockCache } from './block-cache.js';
-import { crc32c, crc32cOfRange } from './checksum.js';
-import { type FileOps, nodeFileOps, writeFully, writeFullyLater } from './file-ops.js';
+import { blobStream } from './blob-stream.js';
+import { crc32c } from './checksum.js';
+import { type FileOps, ioError, nodeFileOps, writeFully } from './file-ops.js';
 import {
   decodeFileHeader,
-  decodeRefs,
   decodeTxHeader,
   encodeFileHeader,
   FILE_HEADER_SIZE,
@@ -105,8 +104,10 @@ import { OpenFile } from './open-file.js';
 import { type PackHost, packFile } from './pack.js';
 import { Preallocation, zeroBytes } from './preallocation.js';
 import { RecentTransactions } from './recent-transactions.js';
+import { type ReadRecord, RecordReader } from './record-reader.js';
 import { copyTornTail, endOfData, judge } from './recovery.js';
 import { applyToState, type ScanState } from './scan-state.js';
+import { StagedBlobs } from './staged-blobs.js';
 import { type StreamedRecord, writeStreamedTransaction } from './streamed-transaction.js';
 import { syncDirectory } from './sync-directory.js';
 import { type SyncOn, SyncPlacement } from './sync-placement.js';
@@ -114,9 +115,7 @@ import {
   createTemporary,
   discardTemporary,
   OPEN_KINDS,
-  ownedPath,
   removeStaleFiles,
-  renewedOwner,
   type TemporaryFile,
 } from './temporary-files.js';
 import { TidMarks } from './tid-marks.js';
@@ -187,8 +186,6 @@ class FileReplaced {}
  */
 const FIRST_OID_BLOCK = 16;
 const MAX_OID_BLOCK = 65_536;
-/** Bytes read at once for a record load (most records fit). */
-const LOAD_READ = 4096;
 /** A last applied transaction up to this size is read whole to see it is still there. */
 const TAIL_READ = 4096;
 /** Records passed over on the way to an older revision up to this size are read whole to be checked. */
@@ -220,7 +217,6 @@ const CHECKPOINT_SYNC_ATTEMPTS = 3;
  */
 const INDEX_TAIL_BYTES = 1024 * 1024;
 /** The refs of a record that has none (shared: records are never changed once read). */
-const NO_REFS: readonly Oid[] = Object.freeze([]);
 /** @internal The keys of {@link FileStorageOptions}, for the entry points that take them. */
 export const FILE_STORAGE_OPTION_KEYS: OptionKeys<FileStorageOptions> = {
   readOnly: true,
@@ -233,8 +229,6 @@ export const FILE_STORAGE_OPTION_KEYS: OptionKeys<FileStorageOptions> = {
   fileOps: 'internal',
   clock: 'internal',
 };
-/** Chunk size of blob streams. */
-const BLOB_CHUNK = 1024 * 1024;
 /** Bytes of log a backup checks between turns of the event loop. */
 const BACKUP_CHECK_STRETCH = 16 * 1024 * 1024;
 /** A record sink that keeps nothing: a check of transactions makes no record objects. */
@@ -248,15 +242,6 @@ const ignoreRecord = (): void => {};
 const UNBOUNDED = Number.MAX_SAFE_INTEGER;
 /** How far past zeros at the log's end a writer looks for data before writing there. */
 const NEAR_LOOK = PEEK_SIZE;
-
-function ioError(action: string, path: string, cause: unknown): TroveError {
-  if (cause instanceof TroveError) return cause;
-  const code = (cause as { code?: string }).code;
-  return new StorageIOError(`${action} ${path} failed${code ? ` (${code})` : ''}`, { cause });
-}
-
-/** Releases the file of a blob stream collected unfinished (see _openBlob). */
-const fileOfDroppedStream = new FinalizationRegistry<() => void>((release) => release());
 
 /** The trove storage on one local file. */
 export class FileStorage extends Storage {
@@ -386,20 +371,11 @@ export class FileStorage extends Storage {
   #reads = 0;
   /** Whether this handle found no usable saved index and read the whole log instead. */
   #indexRebuilt = false;
-  /**
-   * The file of each staged blob, named after this handle's blob owner file (whose lock
-   * marks it in use), and closed once staged: a commit opens it again to read it.
-   */
-  readonly #stagedFiles = new WeakMap<StagedBlob, StagedFile>();
-  /**
-   * The temporary file this handle's staged blobs belong to (see temporary-files'
-   * ownedPath), made and locked at the first staging, removed at close.
-   */
-  #blobOwner: TemporaryFile | undefined;
-  #blobsStaged = 0;
-  readonly #scratch = Buffer.allocUnsafe(LOAD_READ);
+  /** The blobs this handle staged, not yet committed or discarded. */
+  readonly #staged: StagedBlobs;
   readonly #blockCacheBytes: number;
-  #blocks: BlockCache;
+  /** The record reads of the current file. */
+  #records: RecordReader;
 
   private constructor(
     path: string,
@@ -417,11 +393,12 @@ export class FileStorage extends Storage {
     this.#ops = options.fileOps ?? nodeFileOps;
     this.#logger = options.logger ?? ((message) => console.warn(message));
     this.#progress = options.progress;
+    this.#staged = new StagedBlobs(path);
     this.#lock = new WriterLock(options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT, () => this.path);
     this.#file = new OpenFile(fd);
     this.#reader = new LogReader(fd);
     this.#blockCacheBytes = options.readCacheBytes ?? DEFAULT_READ_CACHE_BYTES;
-    this.#blocks = new BlockCache(fd, this.#blockCacheBytes);
+    this.#records = new RecordReader(fd, path, this.#blockCacheBytes);
     this.#header = header;
     this.#log = state;
     this.#tidMarks = new TidMarks(state.end, state.lastTid);
@@ -687,69 +664,9 @@ export class FileStorage extends Storage {
     offset: number,
     oid: Oid,
     file?: { readonly fd: number; readonly end: number },
-  ): {
-    oid: Oid;
-    tid: Tid;
-    prev: number;
-    flags: number;
-    refs: readonly Oid[];
-    data: Uint8Array;
-  } {
-    const damaged = (what: string): never => {
-      throw new CorruptionError(`the record of object ${oid} at offset ${offset} ${what}`, {
-        offset,
-        path: this.path,
-      });
-    };
-    // From a cached block when the whole record lies in one, else straight from the file.
-    const fd = file?.fd ?? this.#fd;
-    const end = file?.end ?? this.#log.end;
-    if (!isRecordOffset(offset, end)) damaged('is outside the log');
-    let bytes: Buffer;
-    let at: number;
-    // The cache takes only blocks below the log's end as this handle knows it now, which an
-    // iterator's end can be past (after a commit it had read was cut back).
-    const block =
-      fd === this.#fd ? this.#blocks.block(offset, Math.min(end, this.#log.end)) : undefined;
-    const within = offset % BLOCK_SIZE;
-    if (block !== undefined && within + RECORD_HEADER_SIZE <= BLOCK_SIZE) {
-      bytes = block;
-      at = within;
-    } else {
-      bytes = this.#scratch;
-      at = 0;
-      if (readFully(fd, bytes, 0, LOAD_READ, offset) < RECORD_HEADER_SIZE) damaged('is cut short');
-    }
-    const refCount = bytes.readUInt32LE(at + 32);
-    const dataLength = readU64(bytes, at + 24);
-    const size = RECORD_HEADER_SIZE + refCount * 4 + dataLength;
-    if (offset + size > end || readU64(bytes, at) !== oid) damaged('is not a record of it');
-    if (at + size > bytes.length || (bytes === this.#scratch && size > LOAD_READ)) {
-      bytes = Buffer.allocUnsafe(size);
-      at = 0;
-      if (readFully(fd, bytes, 0, size, offset) < size) damaged('is cut short');
-    }
-    const crc = crc32cOfRange(
-      bytes,
-      at + RECORD_HEADER_SIZE,
-      at + size,
-      crc32cOfRange(bytes, at, at + 44),
-    );
-    if (crc !== bytes.readUInt32LE(at + 44)) damaged('fails its checksum');
-    const dataStart = at + RECORD_HEADER_SIZE + refCount * 4;
-    return {
-      oid,
-      tid: readU64(bytes, at + 8),
-      prev: readU64(bytes, at + 16),
-      flags: bytes.readUInt16LE(at + 36),
-      refs: refCount === 0 ? NO_REFS : decodeRefs(bytes, at + RECORD_HEADER_SIZE, refCount),
-      // The scratch buffer is reused, so its bytes are copied out; a cached block never
-      // changes (and decoding copies byte arrays out), so a view of it is enough.
-      data:
-        bytes === this.#scratch
-          ? Buffer.from(bytes.subarray(dataStart, at + size))
-          : bytes.subarray(dataStart, at + size),
-    };
+  ): ReadRecord {
+    const end = this.#log.end;
+    return this.#records.read(offset, oid, file?.end ?? end, end, file?.fd);
   }
 
   // ---- following the log -------------------------------------------------------------------
@@ -1016,7 +933,7 @@ export class FileStorage extends Storage {
     const old = this.#file;
     this.#file = file;
     this.#reader = new LogReader(file.fd);
-    this.#blocks = new BlockCache(file.fd, this.#blockCacheBytes);
+    this.#records = new RecordReader(file.fd, this.path, this.#blockCacheBytes);
     this.#header = header;
     this.#log = { ...state, nextOid: Math.max(state.nextOid, this.#log.nextOid) };
     this.#tidMarks = new TidMarks(state.end, state.lastTid);
@@ -1310,16 +1227,14 @@ export class FileStorage extends Storage {
     const pinned: StagedBlob[] = [];
     for (const write of request.writes) {
       if (write.blob === undefined) continue;
-      const file = this.#stagedFiles.get(write.blob);
-      if (file === undefined || file.discarded) {
-        for (const blob of pinned) void this.#unpin(blob);
+      if (!this.#staged.pin(write.blob)) {
+        for (const blob of pinned) void this.#staged.unpin(blob);
         return Promise.reject(
           new InvalidArgumentError('a blob of this commit was discarded before it was committed', {
             argument: 'request',
           }),
         );
       }
-      file.readers++;
       pinned.push(write.blob);
     }
     const committed = new Promise<Tid>((resolve, reject) => {
@@ -1328,20 +1243,7 @@ export class FileStorage extends Storage {
     });
     if (pinned.length === 0) return committed;
     // Settled once a file discarded meanwhile is removed.
-    return committed.finally(() => Promise.all(pinned.map((blob) => this.#unpin(blob))));
-  }
-
-  /**
-   * Lets go of a staged blob a commit held; removes its file if it was discarded meanwhile
-   * (a failure to is left to the next open, as the file is unlocked from then on).
-   */
-  async #unpin(blob: StagedBlob): Promise<void> {
-    const file = this.#stagedFiles.get(blob)!;
-    file.readers--;
-    if (file.readers === 0 && file.discarded) {
-      this.#stagedFiles.delete(blob);
-      await removeStagedFile(file).catch(() => undefined);
-    }
+    return committed.finally(() => Promise.all(pinned.map((blob) => this.#staged.unpin(blob))));
   }
 
   /** Writes queued commits, one group at a time; a group is whatever queued meanwhile. */
@@ -1593,7 +1495,7 @@ export class FileStorage extends Storage {
       const base = { oid: write.oid, tid, prev: prev(write.oid), refs: write.refs };
       if (write.blob === undefined) return { ...base, flags: 0, source: { bytes: write.data } };
       // Held by the commit since _commit (see there): there, even if discarded meanwhile.
-      const path = this.#stagedFiles.get(write.blob)!.path;
+      const path = this.#staged.pathOf(write.blob);
       return { ...base, flags: RecordFlag.blob, source: { path, length: write.blob.size } };
     });
     return await writeStreamedTransaction(this.#ops, this.#fd, offset, {
@@ -1744,63 +1646,12 @@ export class FileStorage extends Storage {
 
   // ---- blobs -----------------------------------------------------------------------------------
 
-  protected async _stageBlob(chunks: AsyncIterable<Uint8Array>): Promise<StagedBlob> {
-    // The source is asked for its first chunk before anything is awaited: a stream already
-    // flowing would otherwise pour its data out unheard, and none be stored.
-    const source = chunks[Symbol.asyncIterator]();
-    let next = source.next();
-    next.catch(() => undefined); // (Awaited below, once the file is made.)
-    let file: TemporaryFile;
-    try {
-      // The owner first, locked: from then on its blobs are in use (one step, as there).
-      this.#blobOwner =
-        this.#blobOwner === undefined
-          ? createTemporary(this.path, 'blob')
-          : renewedOwner(this.#blobOwner, this.path, 'blob');
-      const path = ownedPath(this.#blobOwner, ++this.#blobsStaged);
-      file = { path, fd: fs.openSync(path, 'wx', 0o644) };
-    } catch (error) {
-      // Not awaited: the source's return waits for the chunk asked for, which a stalled
-      // upload may never give; its own failure is not this one.
-      source.return?.()?.catch(() => undefined);
-      throw ioError('staging a blob for', this.path, error);
-    }
-    let size = 0;
-    let writing = false;
-    try {
-      for (let step = await next; step.done !== true; step = await next) {
-        const chunk = step.value;
-        writing = true;
-        await writeFullyLater(file.fd, chunk, size);
-        writing = false;
-        size += chunk.byteLength;
-        next = source.next();
-      }
-    } catch (error) {
-      // The file first: a source whose return never settles must not keep it.
-      discardTemporary(file);
-      await source.return?.()?.catch(() => undefined);
-      // The source's own failure (an upload cut off) is the application's, passed on as it
-      // is; only the system's refusal to write is an I/O error of the storage.
-      throw writing && !(error instanceof TroveError)
-        ? ioError('staging a blob for', this.path, error)
-        : error;
-    }
-    fs.closeSync(file.fd);
-    const staged: StagedBlob = { size };
-    this.#stagedFiles.set(staged, { path: file.path, readers: 0, discarded: false });
-    return staged;
+  protected _stageBlob(chunks: AsyncIterable<Uint8Array>): Promise<StagedBlob> {
+    return this.#staged.stage(chunks);
   }
 
-  protected async _discardBlob(blob: StagedBlob): Promise<void> {
-    const file = this.#stagedFiles.get(blob);
-    if (file === undefined || file.discarded) return;
-    file.discarded = true;
-    // A commit holding it: removed when that commit is done (a descriptor closed under a
-    // read may be another file's by then, and its bytes would be stored as the blob's).
-    if (file.readers > 0) return;
-    this.#stagedFiles.delete(blob);
-    await removeStagedFile(file);
+  protected _discardBlob(blob: StagedBlob): Promise<void> {
+    return this.#staged.discard(blob);
   }
 
   protected _openBlob(oid: Oid): Readable {
@@ -1845,134 +1696,15 @@ export class FileStorage extends Storage {
       readFully(file.fd, refs, 0, refsBytes, offset + RECORD_HEADER_SIZE);
       crc = crc32c(refs, crc);
     }
-    file.acquire();
-    let released = false;
-    // Set when the stream ends or is destroyed while a read is under way: the file is given
-    // back when that read is done, not under it (a closed descriptor may be another file's).
-    let releaseAfterRead = false;
-    let reading = false;
-    const unregister = {};
-    const release = () => {
-      if (released) return;
-      if (reading) {
-        releaseAfterRead = true;
-        return;
-      }
-      released = true;
-      fileOfDroppedStream.unregister(unregister);
-      file.release();
-    };
-    const path = this.path;
-    const cutShort = () =>
-      new CorruptionError(`blob content ${oid} is cut short`, { offset, path });
-    const failsChecksum = () =>
-      new CorruptionError(`blob content ${oid} at offset ${offset} fails its checksum`, {
-        offset,
-        path,
-      });
-    /**
-     * Reads `size` bytes of the content at `at` into `into`; `done` is not called once the
-     * stream has ended (or was destroyed) meanwhile, and no read starts after that.
-     */
-    const readAt = (
-      into: Buffer,
-      size: number,
-      at: number,
-      done: (error: Error | null) => void,
-    ): void => {
-      if (released || releaseAfterRead) return;
-      reading = true;
-      fs.read(file.fd, into, 0, size, start + at, (error, bytesRead) => {
-        reading = false;
-        if (releaseAfterRead) {
-          release();
-          return;
-        }
-        done(error ?? (bytesRead < size ? cutShort() : null));
-      });
-    };
-    /**
-     * Reads the content through once, for its checksum, before a byte of it is handed out:
-     * a reader acting on each chunk as it comes (writing it out, sending it on) must never
-     * get damaged bytes, and the record's checksum covers all of it. Content of one chunk is
-     * kept, and handed out as read; larger content is read again as it streams (and checked
-     * again at its end, should the bytes have changed between the two reads).
-     */
-    const check = (done: (error: Error | null, whole?: Buffer) => void): void => {
-      let at = 0;
-      let sum = crc;
-      const piece = Buffer.allocUnsafe(Math.min(BLOB_CHUNK, length));
-      const step = (): void => {
-        if (at >= length) {
-          if (sum !== expected) done(failsChecksum());
-          else done(null, length <= BLOB_CHUNK ? piece : undefined);
-          return;
-        }
-        const size = Math.min(piece.length, length - at);
-        readAt(piece, size, at, (error) => {
-          if (error !== null) {
-            done(error);
-            return;
-          }
-          sum = crc32c(piece.subarray(0, size), sum);
-          at += size;
-          step();
-        });
-      };
-      step();
-    };
-    let checked: 'no' | 'checking' | 'yes' = 'no';
-    let position = 0;
-    let streamed = crc;
-    const stream = new Readable({
-      highWaterMark: BLOB_CHUNK,
-      read() {
-        if (checked === 'checking') return;
-        if (checked === 'no') {
-          checked = 'checking';
-          check((error, whole) => {
-            if (error !== null) {
-              this.destroy(error);
-              return;
-            }
-            checked = 'yes';
-            if (whole !== undefined) {
-              position = length;
-              streamed = expected;
-              if (length > 0) this.push(whole);
-              else this._read(BLOB_CHUNK);
-            } else {
-              this._read(BLOB_CHUNK);
-            }
-          });
-          return;
-        }
-        if (position >= length) {
-          release();
-          if (streamed !== expected) this.destroy(failsChecksum());
-          else this.push(null);
-          return;
-        }
-        const chunk = Buffer.allocUnsafe(Math.min(BLOB_CHUNK, length - position));
-        readAt(chunk, chunk.length, position, (error) => {
-          if (error !== null) {
-            this.destroy(error);
-            return;
-          }
-          position += chunk.length;
-          streamed = crc32c(chunk, streamed);
-          this.push(chunk);
-        });
-      },
-      destroy(error, callback) {
-        release();
-        callback(error);
-      },
+    return blobStream(file, {
+      oid,
+      path: this.path,
+      offset,
+      start,
+      length,
+      crcBefore: crc,
+      expected,
     });
-    // A stream dropped unfinished (never read to its end, never destroyed) gives the file
-    // back when it is collected: a file a pack replaced is closed then, not at exit.
-    fileOfDroppedStream.register(stream, release, unregister);
-    return stream;
   }
 
   // ---- maintenance ---------------------------------------------------------------------------
@@ -2355,9 +2087,7 @@ export class FileStorage extends Storage {
       }
     } finally {
       this.#file.retire();
-      // Its staged blobs are discarded next (Storage.close); an open meanwhile removes them.
-      if (this.#blobOwner !== undefined) discardTemporary(this.#blobOwner);
-      this.#blobOwner = undefined;
+      this.#staged.close();
     }
   }
 }
@@ -2529,20 +2259,6 @@ function headerEndingAt(
   const header = head.length < TX_HEADER_SIZE ? undefined : decodeTxHeader(head, 0);
   if (header === undefined || header.length !== length) return undefined;
   return { offset: start, length, tid: header.tid, status: header.status, checksum };
-}
-
-/** A staged blob's file (see FileStorage#stagedFiles). */
-interface StagedFile {
-  readonly path: string;
-  /** Commits holding it (queued or being written). */
-  readers: number;
-  /** Discarded: removed once no commit holds it. */
-  discarded: boolean;
-}
-
-/** Removes a staged blob's file (its owner file's lock is what marked it in use). */
-async function removeStagedFile(file: StagedFile): Promise<void> {
-  await fs.promises.rm(file.path, { force: true });
 }
 
 /**

@@ -1,0 +1,144 @@
+/**
+ * The files of blobs staged by one handle: blob content streamed to disk before the commit
+ * that stores it, so a commit never holds a blob in memory.
+ *
+ * Each file is named after the handle's blob owner file (see temporary-files' ownedPath),
+ * whose lock marks them all in use: an open by another handle removes the files of owners
+ * no one holds (a process that died), and leaves these alone.
+ *
+ * @module
+ */
+
+import * as fs from 'node:fs';
+import { TroveError } from '../../errors.js';
+import type { StagedBlob } from '../types.js';
+import { ioError, writeFullyLater } from './file-ops.js';
+import {
+  createTemporary,
+  discardTemporary,
+  ownedPath,
+  renewedOwner,
+  type TemporaryFile,
+} from './temporary-files.js';
+
+/** A staged blob's file. */
+interface StagedFile {
+  readonly path: string;
+  /** Commits holding it (queued or being written). */
+  readers: number;
+  /** Discarded: removed once no commit holds it. */
+  discarded: boolean;
+}
+
+/** The staged blobs of one handle of the data file at `dataPath`. */
+export class StagedBlobs {
+  readonly #dataPath: string;
+  /** The file of each staged blob, closed once staged: a commit opens it again to read it. */
+  readonly #files = new WeakMap<StagedBlob, StagedFile>();
+  /** The owner file, made and locked at the first staging, removed at close. */
+  #owner: TemporaryFile | undefined;
+  #staged = 0;
+
+  constructor(dataPath: string) {
+    this.#dataPath = dataPath;
+  }
+
+  /** Writes `chunks` to a new staged file. */
+  async stage(chunks: AsyncIterable<Uint8Array>): Promise<StagedBlob> {
+    // The source is asked for its first chunk before anything is awaited: a stream already
+    // flowing would otherwise pour its data out unheard, and none be stored.
+    const source = chunks[Symbol.asyncIterator]();
+    let next = source.next();
+    next.catch(() => undefined); // (Awaited below, once the file is made.)
+    let file: TemporaryFile;
+    try {
+      // The owner first, locked: from then on its blobs are in use (one step, as there).
+      this.#owner =
+        this.#owner === undefined
+          ? createTemporary(this.#dataPath, 'blob')
+          : renewedOwner(this.#owner, this.#dataPath, 'blob');
+      const path = ownedPath(this.#owner, ++this.#staged);
+      file = { path, fd: fs.openSync(path, 'wx', 0o644) };
+    } catch (error) {
+      // Not awaited: the source's return waits for the chunk asked for, which a stalled
+      // upload may never give; its own failure is not this one.
+      source.return?.()?.catch(() => undefined);
+      throw ioError('staging a blob for', this.#dataPath, error);
+    }
+    let size = 0;
+    let writing = false;
+    try {
+      for (let step = await next; step.done !== true; step = await next) {
+        const chunk = step.value;
+        writing = true;
+        await writeFullyLater(file.fd, chunk, size);
+        writing = false;
+        size += chunk.byteLength;
+        next = source.next();
+      }
+    } catch (error) {
+      // The file first: a source whose return never settles must not keep it.
+      discardTemporary(file);
+      await source.return?.()?.catch(() => undefined);
+      // The source's own failure (an upload cut off) is the application's, passed on as it
+      // is; only the system's refusal to write is an I/O error of the storage.
+      throw writing && !(error instanceof TroveError)
+        ? ioError('staging a blob for', this.#dataPath, error)
+        : error;
+    }
+    fs.closeSync(file.fd);
+    const staged: StagedBlob = { size };
+    this.#files.set(staged, { path: file.path, readers: 0, discarded: false });
+    return staged;
+  }
+
+  /** Removes the file of `blob`, or has it removed once no commit holds it. */
+  async discard(blob: StagedBlob): Promise<void> {
+    const file = this.#files.get(blob);
+    if (file === undefined || file.discarded) return;
+    file.discarded = true;
+    // A commit holding it: removed when that commit is done (a descriptor closed under a
+    // read may be another file's by then, and its bytes would be stored as the blob's).
+    if (file.readers > 0) return;
+    this.#files.delete(blob);
+    await fs.promises.rm(file.path, { force: true });
+  }
+
+  /**
+   * Holds the file of `blob` for a commit, until `unpin`, even if it is discarded meanwhile.
+   * False (holding nothing) when it is not a blob staged here, or was discarded.
+   */
+  pin(blob: StagedBlob): boolean {
+    const file = this.#files.get(blob);
+    if (file === undefined || file.discarded) return false;
+    file.readers++;
+    return true;
+  }
+
+  /**
+   * Lets go of a staged blob a commit held; removes its file if it was discarded meanwhile
+   * (a failure to is left to the next open, as the file is unlocked from then on).
+   */
+  async unpin(blob: StagedBlob): Promise<void> {
+    const file = this.#files.get(blob)!;
+    file.readers--;
+    if (file.readers === 0 && file.discarded) {
+      this.#files.delete(blob);
+      await fs.promises.rm(file.path, { force: true }).catch(() => undefined);
+    }
+  }
+
+  /** The path of the file of `blob`, which a commit holds (see pin). */
+  pathOf(blob: StagedBlob): string {
+    return this.#files.get(blob)!.path;
+  }
+
+  /**
+   * Gives up the owner file at close: the staged blobs are discarded next (Storage.close),
+   * and an open meanwhile removes their files.
+   */
+  close(): void {
+    if (this.#owner !== undefined) discardTemporary(this.#owner);
+    this.#owner = undefined;
+  }
+}
