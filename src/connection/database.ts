@@ -239,7 +239,9 @@ export class Database {
    * store are gone); any other failure leaves the changes pending, so they can be fixed and
    * committed again. Commits called while one runs go one after another, each storing every
    * change made by the time it starts: one that finds nothing left to store (an earlier one
-   * took it) stores nothing, its `note` included, and returns the last tid.
+   * took it) stores nothing, its `note` included, and returns the last tid. A commit that
+   * was stored resolves with its tid even if reading what others committed meanwhile fails
+   * after it (an I/O error): the next commit() or abort() reads it again.
    */
   async commit(options?: CommitOptions): Promise<Tid> {
     this.#checkOpen();
@@ -265,14 +267,14 @@ export class Database {
       this.#defaultCommitting = true;
       try {
         const tid = await this.#default.commit(meta);
-        this.#default.sync();
+        this.#syncDefault();
         return tid;
       } catch (error) {
         if (error instanceof ConflictError && !this.closed) {
           this.#default.abort();
-          this.#default.sync();
           this.#defaultDiscards++;
           this.#lastDiscard = error;
+          this.#syncDefault();
           // Its stack formatted now, and its causes' (a resolveConflict that threw): until
           // then the engine keeps the frames they were thrown through, which hold the
           // discarded changes (a new blob's staged bytes on disk, megabytes maybe) for as
@@ -307,6 +309,21 @@ export class Database {
     }
     this.#defaultCommit = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Starts the default connection's next transaction after a commit, stored or discarded.
+   * A failure to read what others committed meanwhile (a transient I/O error) must not take
+   * the place of the commit's own outcome: a stored commit reported failed would be stored
+   * again, and a conflict reported as an I/O error would leave the commits waiting behind it
+   * to resolve as if they had stored the changes it discarded. The connection then goes on
+   * with the snapshot it had, and the next commit() or abort() tries again; a stale object it
+   * changes meanwhile fails that commit with a conflict, as the storage checks every write.
+   */
+  #syncDefault(): void {
+    try {
+      this.#default.sync();
+    } catch {}
   }
 
   /**

@@ -404,8 +404,13 @@ export abstract class Storage {
     checkCommitRequest(request, (blob) => this.#staged.has(blob as StagedBlob));
     const tid = await this._commit(request);
     for (const write of request.writes) {
-      if (write.blob !== undefined && this.#staged.delete(write.blob))
-        await this._discardBlob(write.blob);
+      if (write.blob !== undefined && this.#staged.delete(write.blob)) {
+        // The commit is durable: a staged copy that cannot be removed now (the disk refuses)
+        // must not report it failed, which would have the caller take its objects for new
+        // and store them again. What is left is the backend's to remove later (a file
+        // storage's next open removes the staged files of handles no longer open).
+        await this._discardBlob(write.blob).catch(() => undefined);
+      }
     }
     return tid;
   }
@@ -423,7 +428,11 @@ export abstract class Storage {
     try {
       staged = await this._stageBlob(chunks);
     } catch (error) {
-      release();
+      // The staging's failure is the one to report: a source whose own destroy() throws
+      // (an application's) must not take its place.
+      try {
+        release();
+      } catch {}
       throw error;
     }
     if (this.#closed) {

@@ -12,11 +12,16 @@ import cliProgress from 'cli-progress';
 export interface Progress {
   /** Reports how much of the total is done. */
   update(done: number): void;
-  /** Removes the display. */
+  /** Shows the work complete, then removes the display. */
+  finish(): void;
+  /**
+   * Removes the display as it stands (after `finish`, or for work that failed); must be
+   * called however the work ends, as a bar's redraw timer would keep the process alive.
+   */
   stop(): void;
 }
 
-const silent: Progress = { update() {}, stop() {} };
+const silent: Progress = { update() {}, finish() {}, stop() {} };
 
 /** Minimum time between redraws. */
 const REDRAW_MS = 100;
@@ -41,15 +46,21 @@ export function startProgress(
   );
   bar.start(total, 0);
   let last = 0;
+  let stopped = false;
   return {
     update(done) {
       const now = performance.now();
-      if (now - last < REDRAW_MS) return;
+      if (stopped || now - last < REDRAW_MS) return;
       last = now;
       bar.update(Math.min(done, total));
     },
+    finish() {
+      if (!stopped) bar.update(total);
+      this.stop();
+    },
     stop() {
-      bar.update(total);
+      if (stopped) return;
+      stopped = true;
       bar.stop();
     },
   };

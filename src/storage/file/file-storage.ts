@@ -2224,6 +2224,7 @@ function loadState(
       applyToState(state, tx);
       bar.update(state.end);
     }
+    bar.finish();
   } finally {
     bar.stop();
   }

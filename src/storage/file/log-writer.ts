@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
+import { StorageIOError } from '../../errors.js';
 import { wallClockMicros } from '../next-tid.js';
 import { keptMeta } from '../transaction-meta.js';
 import type { TransactionRecord } from '../types.js';
@@ -122,8 +123,16 @@ export function syncPublished(path: string, fd: number): void {
   } catch (error) {
     // Still open (and locked) as `fd`: no one has taken the copy for a database to commit
     // to, and the name is removed only if it is still this copy's.
-    if (namesFile(path, fd)) {
-      fs.rmSync(path, { force: true });
+    try {
+      if (namesFile(path, fd)) fs.rmSync(path, { force: true });
+    } catch (removeError) {
+      // The sync's failure is the one to report, with where that leaves the copy.
+      const code = (error as { code?: string }).code;
+      const removeCode = (removeError as { code?: string }).code;
+      throw new StorageIOError(
+        `syncing the directory of ${path} failed${code ? ` (${code})` : ''}, and the copy could not be removed again${removeCode ? ` (${removeCode})` : ''}: it is in place, but its name may not survive a power loss`,
+        { cause: error },
+      );
     }
     throw error;
   }
@@ -135,5 +144,10 @@ export function syncPublished(path: string, fd: number): void {
  */
 export function publish(temporary: string, path: string): void {
   fs.linkSync(temporary, path);
-  fs.rmSync(temporary, { force: true });
+  try {
+    fs.rmSync(temporary, { force: true });
+  } catch {
+    // The copy is whole and named: a second name left is no reason to report it failed. The
+    // next backup to this path removes it (see removeStaleFiles), as a killed one's.
+  }
 }

@@ -23,7 +23,7 @@ import { dirname } from 'node:path';
 import fsx from 'fs-native-extensions';
 import { BusyError, CorruptionError, StorageIOError, TroveError } from '../../errors.js';
 import { afterTimers, nextImmediate, TurnBudget } from '../../util/event-loop.js';
-import { startProgress } from '../../util/progress.js';
+import { type Progress, startProgress } from '../../util/progress.js';
 import { wallClockMicros } from '../next-tid.js';
 import { keptMeta } from '../transaction-meta.js';
 import type { PackResult, Tid } from '../types.js';
@@ -161,9 +161,10 @@ export async function packFile(
   if (!fsx.tryLock(oldFd, 1, 1)) throw new BusyError(`another pack of ${host.path} is running`);
   let temp: TemporaryFile | undefined;
   let renamed = false;
+  const bar = startProgress('trove: packing', host.log().end * 2, host.progress);
   try {
     temp = createTemporary(host.path, 'pack');
-    return await copyAndSwap(host, oldFd, temp, keepHistorySince, () => {
+    return await copyAndSwap(host, oldFd, temp, keepHistorySince, bar, () => {
       renamed = true;
     });
   } catch (error) {
@@ -177,6 +178,7 @@ export async function packFile(
       },
     );
   } finally {
+    bar.stop();
     fsx.unlock(oldFd, 1, 1);
   }
 }
@@ -186,6 +188,7 @@ async function copyAndSwap(
   oldFd: number,
   temp: TemporaryFile,
   keepHistorySince: Tid | undefined,
+  bar: Progress,
   onRenamed: () => void,
 ): Promise<PackResult> {
   // A pack is long work: it lets the event loop run between its phases, even when every
@@ -199,7 +202,6 @@ async function copyAndSwap(
     keepHistorySince === undefined
       ? snapshot
       : Math.max(Math.min(keepHistorySince, snapshot), host.header().historyHorizon);
-  const bar = startProgress('trove: packing', snapshotEnd * 2, host.progress);
 
   // Which objects are reachable from the root in any revision the pack keeps (the one
   // current at the cut and every later one up to the snapshot): a historical read after
@@ -443,8 +445,16 @@ async function copyAndSwap(
     } catch (error) {
       // Undo the marker (nothing was renamed): the old file is exactly as it was.
       discardTemporary(index);
-      await host.ops.truncate(oldFd, log.end);
-      if (host.sync) await host.ops.sync(oldFd);
+      try {
+        await host.ops.truncate(oldFd, log.end);
+        if (host.sync) await host.ops.sync(oldFd);
+      } catch (undoError) {
+        // The swap's failure is the one to report. A marker left after the log, whole or
+        // not, names no file at the path: the next writer cuts it off, as a dead packer's.
+        host.warn(
+          `trove: ${host.path}: the failed pack's marker could not be taken back (the next commit cuts it off): ${String(undoError)}`,
+        );
+      }
       throw error;
     }
     onRenamed();
@@ -473,7 +483,7 @@ async function copyAndSwap(
     fsx.unlock(newFd, 0, 1);
     host.switchTo(newFd, header, { ...state });
   });
-  bar.stop();
+  bar.finish();
   return {
     objectsKept: kept,
     objectsRemoved: existingCount - kept,

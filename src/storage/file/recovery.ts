@@ -253,7 +253,13 @@ export function copyTornTail(
     try {
       fs.closeSync(out);
     } finally {
-      if (!whole) fs.rmSync(aside, { force: true });
+      if (!whole) {
+        // The copy's failure is the one to report (ENOSPC says how much room it needs): a
+        // partial copy that cannot be removed either stays, and nothing is cut anyway.
+        try {
+          fs.rmSync(aside, { force: true });
+        } catch {}
+      }
     }
   }
   return aside;

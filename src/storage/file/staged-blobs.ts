@@ -101,7 +101,11 @@ export class StagedBlobs {
     // read may be another file's by then, and its bytes would be stored as the blob's).
     if (file.readers > 0) return;
     this.#files.delete(blob);
-    await fs.promises.rm(file.path, { force: true });
+    try {
+      await fs.promises.rm(file.path, { force: true });
+    } catch (error) {
+      throw ioError('removing a staged blob of', this.#dataPath, error);
+    }
   }
 
   /**
