@@ -18,9 +18,8 @@
  * @module
  */
 
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import fsx from 'fs-native-extensions';
 import {
@@ -33,7 +32,6 @@ import {
   type TroveError,
 } from '../../errors.js';
 import { afterTimers, nextImmediate, TurnBudget } from '../../util/event-loop.js';
-import { startProgress } from '../../util/progress.js';
 import {
   describe,
   expectNonNegativeInteger,
@@ -43,7 +41,7 @@ import {
   expectPath,
   type OptionKeys,
 } from '../../util/validate.js';
-import { nextTid, wallClockMicros } from '../next-tid.js';
+import { nextTid } from '../next-tid.js';
 import { snapshotTooOld } from '../snapshot-too-old.js';
 import {
   checkOidSpace,
@@ -68,17 +66,15 @@ import type {
   Tid,
   TransactionRecord,
 } from '../types.js';
+import { backupFile } from './backup-file.js';
 import { blobStream } from './blob-stream.js';
 import { crc32c } from './checksum.js';
 import { type FileOps, ioError, nodeFileOps, writeFully } from './file-ops.js';
 import {
   decodeFileHeader,
   decodeTxHeader,
-  encodeFileHeader,
   FILE_HEADER_SIZE,
-  FILE_MAGIC,
   type FileHeader,
-  FORMAT_VERSION,
   isRecordOffset,
   RECORD_HEADER_SIZE,
   RecordFlag,
@@ -87,8 +83,9 @@ import {
   TX_TRAILER_SIZE,
   TxStatus,
 } from './format.js';
-import { loadIndex, savedCoverage, savedSize, saveIndex } from './index-file.js';
+import { savedCoverage, savedSize, saveIndex } from './index-file.js';
 import { checkFile, checkRecordAt } from './integrity.js';
+import { endsTransaction, headerEndingAt, loadState } from './log-load.js';
 import {
   crc32cOfFile,
   isTransaction,
@@ -97,10 +94,9 @@ import {
   readFully,
   type ScannedTransaction,
 } from './log-reader.js';
-import { publish, syncPublished } from './log-writer.js';
-import { OidIndex } from './oid-index.js';
 import { oidsOf } from './oids-of.js';
 import { OpenFile } from './open-file.js';
+import { openHeader } from './open-header.js';
 import { type PackHost, packFile } from './pack.js';
 import { Preallocation, zeroBytes } from './preallocation.js';
 import { RecentTransactions } from './recent-transactions.js';
@@ -109,15 +105,8 @@ import { copyTornTail, endOfData, judge } from './recovery.js';
 import { applyToState, type ScanState } from './scan-state.js';
 import { StagedBlobs } from './staged-blobs.js';
 import { type StreamedRecord, writeStreamedTransaction } from './streamed-transaction.js';
-import { syncDirectory } from './sync-directory.js';
 import { type SyncOn, SyncPlacement } from './sync-placement.js';
-import {
-  createTemporary,
-  discardTemporary,
-  OPEN_KINDS,
-  removeStaleFiles,
-  type TemporaryFile,
-} from './temporary-files.js';
+import { OPEN_KINDS, removeStaleFiles } from './temporary-files.js';
 import { TidMarks } from './tid-marks.js';
 import { buildCommit, buildTransaction } from './tx-builder.js';
 import { WriterLock } from './writer-lock.js';
@@ -229,10 +218,6 @@ export const FILE_STORAGE_OPTION_KEYS: OptionKeys<FileStorageOptions> = {
   fileOps: 'internal',
   clock: 'internal',
 };
-/** Bytes of log a backup checks between turns of the event loop. */
-const BACKUP_CHECK_STRETCH = 16 * 1024 * 1024;
-/** A record sink that keeps nothing: a check of transactions makes no record objects. */
-const ignoreRecord = (): void => {};
 /**
  * The bound for reads that follow the log: where it ends is found by reading (zeros or the
  * end of the file), never by the file's size. On Linux (6.13 and later) asking a file's
@@ -502,7 +487,15 @@ export class FileStorage extends Storage {
     }
     let storage: FileStorage | undefined;
     try {
-      const header = await openHeader(file, fd, opts, readOnly);
+      const header = await openHeader(
+        file,
+        fd,
+        {
+          busyTimeout: opts.busyTimeout ?? DEFAULT_BUSY_TIMEOUT,
+          sync: opts.durability !== 'none',
+        },
+        readOnly,
+      );
       const { state, rebuilt } = loadState(file, fd, header, opts.progress);
       storage = new FileStorage(file, opts, fd, header, state);
       storage.#indexRebuilt = rebuilt;
@@ -1751,90 +1744,25 @@ export class FileStorage extends Storage {
     }
   }
 
-  /**
-   * A backup is a copy of a prefix of the log: the log only grows, so the bytes up to any
-   * transaction boundary are a consistent database (as of that transaction). The copy gets
-   * a generation of its own.
-   */
   protected override async _backup(path: string, at: Tid | undefined): Promise<BackupResult> {
     this.#poll();
-    // The file and its header as of now, and its log: a pack may switch them while this
-    // copies. The log object goes on taking this file's commits meanwhile, so an index is
-    // saved for the copy only if its end is still the cut.
+    // The file, its header and its log as of now: a pack may switch them while this copies.
     const file = this.#file;
-    const header = this.#header;
-    const log = this.#log;
     file.acquire();
-    let out: TemporaryFile | undefined;
-    let named = false;
     try {
-      // The log as of now: it goes on taking commits while this checks and copies.
-      const end = log.end;
-      const endTid = log.lastTid;
-      const past = at !== undefined && at < endTid;
-      if (past && at < header.historyHorizon) {
-        throw new InvalidArgumentError(
-          `the history before tid ${header.historyHorizon} was removed by a pack; options.at ${at} is older`,
-          { argument: 'options.at' },
-        );
-      }
-      // Every transaction copied is checked first, as a read of it would be: damage copied
-      // without a word would be found only when the copy is needed. (A damaged transaction
-      // was taken for the end of the log, and a backup as of a later tid stopped short.)
-      const reader = new LogReader(file.fd);
-      let cut = FILE_HEADER_SIZE;
-      let lastTid = 0;
-      let yielded = cut;
-      while (cut < end) {
-        const tx = reader.readTransaction(cut, end, ignoreRecord);
-        if (!isTransaction(tx)) {
-          throw new CorruptionError(`the transaction at offset ${cut} fails its checks`, {
-            offset: cut,
-            path: this.path,
-          });
-        }
-        if (past && tx.tid > at) break;
-        cut += tx.length;
-        lastTid = Math.max(lastTid, tx.tid);
-        // The check reads synchronously: the event loop gets a turn between stretches.
-        if (cut - yielded >= BACKUP_CHECK_STRETCH) {
-          yielded = cut;
-          await new Promise(setImmediate);
-        }
-      }
-      if (!past) lastTid = endTid;
-      out = createTemporary(path, 'backup');
-      await copyRange(this.#ops, file.fd, out.fd, cut);
-      const generation = randomBytes(8).readBigUInt64LE(0);
-      fs.writeSync(
-        out.fd,
-        encodeFileHeader({ ...header, generation, createdAt: wallClockMicros() }),
-        0,
-        FILE_HEADER_SIZE,
-        0,
+      return await backupFile(
+        {
+          path: this.path,
+          file,
+          header: this.#header,
+          log: this.#log,
+          ops: this.#ops,
+          warn: (message) => this.#logger(message),
+        },
+        path,
+        at,
       );
-      // On the threadpool: the sync of a copy of gigabytes took a second of the event loop.
-      await this.#ops.sync(out.fd);
-      publish(out.path, path);
-      named = true;
-      try {
-        syncPublished(path, out.fd);
-      } finally {
-        fs.closeSync(out.fd);
-      }
-      if (cut === log.end) {
-        // The copy is whole and in place: an index it cannot have is rebuilt by its first
-        // open, not a reason to report the backup failed (a retry would find the target).
-        const { index, nextOid } = log;
-        try {
-          saveIndex(path, { generation, coveredOffset: cut, lastTid, nextOid, index }, true);
-        } catch (error) {
-          this.#logger(`trove: ${path}: the backup's index could not be saved: ${error}`);
-        }
-      }
-      return { path, tid: lastTid, bytes: cut };
     } finally {
-      if (out !== undefined && !named) discardTemporary(out);
       file.release();
     }
   }
@@ -2093,189 +2021,3 @@ export class FileStorage extends Storage {
 }
 
 type ScannedProblem = Exclude<ReturnType<LogReader['readTransaction']>, ScannedTransaction>;
-
-/**
- * Whether the bytes of a file shorter than a header can be a header whose writing was cut
- * short: nothing, zeros (the file grew but the bytes did not reach the disk), or the start of
- * the magic. Anything else is someone else's file, never overwritten.
- */
-function isUnfinishedHeader(bytes: Uint8Array): boolean {
-  if (bytes.every((byte) => byte === 0)) return true;
-  const start = Math.min(bytes.length, FILE_MAGIC.length);
-  return FILE_MAGIC.subarray(0, start).equals(bytes.subarray(0, start));
-}
-
-/** Reads the file header, writing it first if the file is new. */
-async function openHeader(
-  file: string,
-  fd: number,
-  options: FileStorageOptions,
-  readOnly: boolean,
-): Promise<FileHeader> {
-  const read = () => {
-    const bytes = Buffer.alloc(FILE_HEADER_SIZE);
-    const n = readFully(fd, bytes, 0, FILE_HEADER_SIZE, 0);
-    return { bytes, n, size: fs.fstatSync(fd).size };
-  };
-  let { bytes, n, size } = read();
-  if (size < FILE_HEADER_SIZE && readOnly && isUnfinishedHeader(bytes.subarray(0, n))) {
-    // A database being created (or whose creation was cut short) is not there yet, as a
-    // missing file is not: a read-only open cannot finish it, and may retry.
-    throw new NotFoundError(
-      `no database at ${file} yet: its creation has not finished (a read-write open finishes it)`,
-    );
-  }
-  if (size < FILE_HEADER_SIZE && !readOnly && isUnfinishedHeader(bytes.subarray(0, n))) {
-    // A new file (or one whose creation was cut short before any data): write the header
-    // under the writer lock, so two processes creating it at once agree on one header.
-    const lock = new WriterLock(options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT, () => file);
-    // Not retired by the lock (release closes only a retired file): the caller owns `fd`.
-    const opened = new OpenFile(fd);
-    await lock.run(
-      () => opened,
-      async () => {
-        ({ bytes, n, size } = read());
-        if (size >= FILE_HEADER_SIZE) return; // another process created it meanwhile
-        const header = encodeFileHeader({
-          version: FORMAT_VERSION,
-          generation: randomBytes(8).readBigUInt64LE(0),
-          createdAt: wallClockMicros(),
-          historyHorizon: 0,
-        });
-        fs.ftruncateSync(fd, 0);
-        fs.writeSync(fd, header, 0, header.length, 0);
-        if (options.durability !== 'none') {
-          try {
-            fs.fsyncSync(fd);
-            syncDirectory(dirname(file));
-          } catch (error) {
-            // The header stays: another writer may have read it and be about to commit (cut
-            // back, the file with that commit would no longer be a database).
-            throw ioError('creating', file, error);
-          }
-        }
-        ({ bytes, n, size } = read());
-      },
-    );
-  }
-  if (n < FILE_HEADER_SIZE) {
-    throw new InvalidArgumentError(`${file} is not a trove database (it is empty or too short)`, {
-      argument: 'path',
-    });
-  }
-  const header = decodeFileHeader(bytes);
-  if (header === 'magic' || header === 'short') {
-    throw new InvalidArgumentError(`${file} is not a trove database`, { argument: 'path' });
-  }
-  if (header === 'version') {
-    throw new InvalidArgumentError(
-      `${file} was written in format version ${bytes.readUInt32LE(8)}; this trove reads version ${FORMAT_VERSION}`,
-      { argument: 'path' },
-    );
-  }
-  if (header === 'checksum') {
-    throw new CorruptionError(`the header of ${file} fails its checksum`, {
-      offset: 0,
-      path: file,
-    });
-  }
-  return header;
-}
-
-/**
- * The state of the log up to what the saved index covers, or, without a usable index, of
- * the whole log read from the start (`rebuilt`).
- */
-function loadState(
-  file: string,
-  fd: number,
-  header: FileHeader,
-  progress: boolean | undefined,
-): { state: ScanState; rebuilt: boolean } {
-  const size = fs.fstatSync(fd).size;
-  const saved = loadIndex(file, header.generation, size);
-  const reader = new LogReader(fd);
-  if (
-    saved !== undefined &&
-    saved.coveredOffset >= FILE_HEADER_SIZE &&
-    saved.coveredOffset <= size &&
-    endsTransaction(reader, saved.coveredOffset, saved.lastTid, size)
-  ) {
-    const state = {
-      index: saved.index,
-      end: saved.coveredOffset,
-      lastTid: saved.lastTid,
-      nextOid: saved.nextOid,
-    };
-    return { state, rebuilt: false };
-  }
-  // No usable index: rebuild it by reading the whole log.
-  const state: ScanState = { index: new OidIndex(), end: FILE_HEADER_SIZE, lastTid: 0, nextOid: 1 };
-  const index = state.index;
-  const bar = startProgress('trove: rebuilding the index', size, progress);
-  const onRecord = (oid: number, offset: number, tid: number) => {
-    index.set(oid, offset, tid);
-    if (oid >= state.nextOid) state.nextOid = oid + 1;
-  };
-  try {
-    for (;;) {
-      const tx = reader.readTransaction(state.end, size, onRecord);
-      if (!isTransaction(tx) || tx.status === TxStatus.moved) break;
-      applyToState(state, tx);
-      bar.update(state.end);
-    }
-    bar.finish();
-  } finally {
-    bar.stop();
-  }
-  return { state, rebuilt: true };
-}
-
-/**
- * True when a transaction with tid `lastTid` ends exactly at `offset`: its trailer's length
- * leads back to a header with a good checksum, the same length and that tid. (The body is
- * not read: the index file has its own checksum; this only ties it to this data file.)
- */
-function endsTransaction(reader: LogReader, offset: number, lastTid: Tid, size: number): boolean {
-  if (offset === FILE_HEADER_SIZE) return lastTid === 0;
-  return offset <= size && headerEndingAt(reader, offset)?.tid === lastTid;
-}
-
-/**
- * Where the transaction whose trailer ends at `end` starts, its length and tid, when its
- * header there has a good checksum and the same length (its body is not read).
- */
-function headerEndingAt(
-  reader: LogReader,
-  end: number,
-): { offset: number; length: number; tid: Tid; status: number; checksum: number } | undefined {
-  if (end < FILE_HEADER_SIZE + TX_HEADER_SIZE + TX_TRAILER_SIZE) return undefined;
-  const tail = reader.bytes(end - TX_TRAILER_SIZE, TX_TRAILER_SIZE);
-  if (tail.length < TX_TRAILER_SIZE) return undefined;
-  const checksum = tail.readUInt32LE(0);
-  const length = readU64(tail, 4);
-  const start = end - length;
-  if (start < FILE_HEADER_SIZE) return undefined;
-  const head = reader.bytes(start, TX_HEADER_SIZE);
-  const header = head.length < TX_HEADER_SIZE ? undefined : decodeTxHeader(head, 0);
-  if (header === undefined || header.length !== length) return undefined;
-  return { offset: start, length, tid: header.tid, status: header.status, checksum };
-}
-
-/**
- * Copies the first `length` bytes of `from` to `to`, in pieces, off the event loop. Writes go
- * through `ops` like the storage's others, so a test can hold a backup in the middle.
- */
-async function copyRange(ops: FileOps, from: number, to: number, length: number): Promise<void> {
-  const piece = Buffer.allocUnsafe(8 * 1024 * 1024);
-  const read = (position: number, size: number) =>
-    new Promise<number>((resolve, reject) => {
-      fs.read(from, piece, 0, size, position, (error, n) => (error ? reject(error) : resolve(n)));
-    });
-  for (let done = 0; done < length; ) {
-    const n = await read(done, Math.min(piece.length, length - done));
-    if (n === 0) throw new Error(`the data file ended at ${done} bytes while copying ${length}`);
-    await ops.write(to, piece.subarray(0, n), done);
-    done += n;
-  }
-}

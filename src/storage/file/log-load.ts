@@ -1,0 +1,109 @@
+/**
+ * What an open (or a handle reading its file again) knows of the log before it reads on:
+ * the state the saved index covers, or, without a usable one, the state of the whole log
+ * read from the start; and the transaction a given offset ends.
+ *
+ * @module
+ */
+
+import * as fs from 'node:fs';
+import { startProgress } from '../../util/progress.js';
+import type { Tid } from '../types.js';
+import {
+  decodeTxHeader,
+  FILE_HEADER_SIZE,
+  type FileHeader,
+  readU64,
+  TX_HEADER_SIZE,
+  TX_TRAILER_SIZE,
+  TxStatus,
+} from './format.js';
+import { loadIndex } from './index-file.js';
+import { isTransaction, LogReader } from './log-reader.js';
+import { OidIndex } from './oid-index.js';
+import { applyToState, type ScanState } from './scan-state.js';
+
+/**
+ * The state of the log up to what the saved index covers, or, without a usable index, of
+ * the whole log read from the start (`rebuilt`).
+ */
+export function loadState(
+  file: string,
+  fd: number,
+  header: FileHeader,
+  progress: boolean | undefined,
+): { state: ScanState; rebuilt: boolean } {
+  const size = fs.fstatSync(fd).size;
+  const saved = loadIndex(file, header.generation, size);
+  const reader = new LogReader(fd);
+  if (
+    saved !== undefined &&
+    saved.coveredOffset >= FILE_HEADER_SIZE &&
+    saved.coveredOffset <= size &&
+    endsTransaction(reader, saved.coveredOffset, saved.lastTid, size)
+  ) {
+    const state = {
+      index: saved.index,
+      end: saved.coveredOffset,
+      lastTid: saved.lastTid,
+      nextOid: saved.nextOid,
+    };
+    return { state, rebuilt: false };
+  }
+  // No usable index: rebuild it by reading the whole log.
+  const state: ScanState = { index: new OidIndex(), end: FILE_HEADER_SIZE, lastTid: 0, nextOid: 1 };
+  const index = state.index;
+  const bar = startProgress('trove: rebuilding the index', size, progress);
+  const onRecord = (oid: number, offset: number, tid: number) => {
+    index.set(oid, offset, tid);
+    if (oid >= state.nextOid) state.nextOid = oid + 1;
+  };
+  try {
+    for (;;) {
+      const tx = reader.readTransaction(state.end, size, onRecord);
+      if (!isTransaction(tx) || tx.status === TxStatus.moved) break;
+      applyToState(state, tx);
+      bar.update(state.end);
+    }
+    bar.finish();
+  } finally {
+    bar.stop();
+  }
+  return { state, rebuilt: true };
+}
+
+/**
+ * True when a transaction with tid `lastTid` ends exactly at `offset`: its trailer's length
+ * leads back to a header with a good checksum, the same length and that tid. (The body is
+ * not read: the index file has its own checksum; this only ties it to this data file.)
+ */
+export function endsTransaction(
+  reader: LogReader,
+  offset: number,
+  lastTid: Tid,
+  size: number,
+): boolean {
+  if (offset === FILE_HEADER_SIZE) return lastTid === 0;
+  return offset <= size && headerEndingAt(reader, offset)?.tid === lastTid;
+}
+
+/**
+ * Where the transaction whose trailer ends at `end` starts, its length and tid, when its
+ * header there has a good checksum and the same length (its body is not read).
+ */
+export function headerEndingAt(
+  reader: LogReader,
+  end: number,
+): { offset: number; length: number; tid: Tid; status: number; checksum: number } | undefined {
+  if (end < FILE_HEADER_SIZE + TX_HEADER_SIZE + TX_TRAILER_SIZE) return undefined;
+  const tail = reader.bytes(end - TX_TRAILER_SIZE, TX_TRAILER_SIZE);
+  if (tail.length < TX_TRAILER_SIZE) return undefined;
+  const checksum = tail.readUInt32LE(0);
+  const length = readU64(tail, 4);
+  const start = end - length;
+  if (start < FILE_HEADER_SIZE) return undefined;
+  const head = reader.bytes(start, TX_HEADER_SIZE);
+  const header = head.length < TX_HEADER_SIZE ? undefined : decodeTxHeader(head, 0);
+  if (header === undefined || header.length !== length) return undefined;
+  return { offset: start, length, tid: header.tid, status: header.status, checksum };
+}
