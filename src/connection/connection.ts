@@ -902,13 +902,27 @@ export class Connection implements Jar {
       meta.serial = tid;
       if (resolvesConflicts(meta)) this.#keepBase(meta, tid, entry.write.data);
       meta.size = entry.write.data.byteLength + OBJECT_OVERHEAD_BYTES;
-      if (entry.resolved !== undefined) this.#installResolved(entry);
+      let refused = false;
+      if (entry.resolved !== undefined) {
+        const writtenMeanwhile = meta.state === ObjectState.Changed;
+        try {
+          this.#installResolved(entry);
+        } catch {
+          // The commit is stored: the class refusing the merged state (a setter that throws)
+          // must not report it failed, which would have it stored again. The object reloads
+          // the stored state when next used, where such a refusal is reported; writes made
+          // to it during the commit are lost with its state, and the next commit says so.
+          refused = true;
+          if (writtenMeanwhile) this.#unmerged.add(meta);
+        }
+      }
       if (entry.staged !== undefined) {
         // The storage has taken the staged bytes; the content object is a ghost for good.
         delete (meta.target as { [STAGED]?: StagedBlob })[STAGED];
         meta.size = 0;
       }
       this.cache.resized(meta, previousSize);
+      if (refused) this.cache.unload(meta);
     }
     this.#readGuards.clear();
   }

@@ -257,3 +257,75 @@ describe('a write made while a commit is under way, when that commit resolved a 
     assert.equal(stored, accepted.at(-1) ?? 1);
   });
 });
+
+/** Whether Stock's setter refuses a negative count (as a validating class would). */
+let refuseNegative = false;
+
+/**
+ * A count kept through an accessor that validates what it is given; conflicts merge the
+ * changes of both sides, which may take it below zero.
+ */
+class Stock extends Persistent {
+  get units(): number {
+    return 0;
+  }
+  set units(value: number) {
+    if (refuseNegative && value < 0) throw new RangeError(`units cannot go below zero (${value})`);
+    Object.defineProperty(this, 'units', {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  }
+  static resolveConflict(
+    old: Record<string, unknown>,
+    committed: Record<string, unknown>,
+    mine: Record<string, unknown>,
+  ): Record<string, unknown> {
+    const delta = (key: string) => (mine[key] as number) - (old[key] as number);
+    return { ...committed, units: (committed.units as number) + delta('units') };
+  }
+}
+registerClass(Stock, 'writeDuringCommit.Stock');
+
+// Found by a hunt: the merged state was installed after the commit was stored, and a setter
+// that refused it rejected the commit (an application retrying it stored it twice).
+describe('a class that refuses the merged state a stored commit resolved to', () => {
+  const stock = () => {
+    const made = new Stock();
+    made.units = 1;
+    return made;
+  };
+  const takeOne = (s: Stock) => {
+    s.units -= 1;
+  };
+
+  it('the commit resolves; the object reloads the stored state', async () => {
+    refuseNegative = true;
+    try {
+      const { obj, stored } = await resolvedCommit(stock, takeOne, takeOne, () => {});
+      refuseNegative = false;
+      assert.equal((await stored()).units, -1, 'the commit stored the merge');
+      assert.equal(obj.units, -1, 'the object shows the stored state');
+    } finally {
+      refuseNegative = false;
+    }
+  });
+
+  it('a write made during the commit is not lost silently: the next commit fails with ConflictError', async () => {
+    refuseNegative = true;
+    try {
+      const { db, obj, stored } = await resolvedCommit(stock, takeOne, takeOne, (s) => {
+        (s as Stock & { note?: string }).note = 'during';
+      });
+      refuseNegative = false;
+      await assert.rejects(db.commit(), { code: 'TROVE_CONFLICT' });
+      assert.equal((obj as Stock & { note?: string }).note, undefined);
+      const after = (await stored()) as Stock & { note?: string };
+      assert.deepEqual([after.units, after.note], [-1, undefined]);
+    } finally {
+      refuseNegative = false;
+    }
+  });
+});
