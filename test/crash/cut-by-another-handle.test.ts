@@ -96,6 +96,85 @@ describe('the last transaction of a handle, cut off by another handle', () => {
   // the file reached the loaded end, which preallocated space always does. The writer cut
   // the commit back and wrote the next one in its place: the handle kept the failed commit
   // and looked for the next transaction in the middle of another.
+  // Found by a hunt: a pack copied the log as its handle had read it, a commit included whose
+  // sync then failed; the writer cut it back and wrote the next commit in its place. The pack
+  // copied nothing more (the log now ended where it had copied to) and swapped in a file with
+  // the refused commit, and, keeping history, without the acknowledged one.
+  for (const keepHistory of [false, true]) {
+    it(`a pack${keepHistory ? ' keeping history' : ''} during a commit that is cut back stops with BusyError; nothing refused is stored, nothing acknowledged lost`, async () => {
+      const path = join(dir.path, `pack-cut-${keepHistory}.trove`);
+      const decode = (data: Uint8Array) => new TextDecoder().decode(data);
+      const setup = await openFileStorage(path, { logger: quiet });
+      const [a, b] = (await setup.newOids(2)) as [number, number];
+      await commit(setup, [put(0, 'root', 0, [a, b]), put(a, 'a0', 0), put(b, 'b0', 0)]);
+      await setup.close();
+
+      const syncStarted = deferred();
+      const syncGate = deferred();
+      const failing = syncFailingOnce(async () => {
+        syncStarted.resolve();
+        await syncGate.promise;
+      });
+      const writer = await openFileStorage(path, { fileOps: failing.ops, logger: quiet });
+      // The packer's copy waits once it is writing the refused commit's record.
+      const copying = deferred();
+      const copyGate = deferred();
+      let held = false;
+      const packerOps: FileOps = {
+        ...real,
+        write: async (fd, buffer, position) => {
+          if (!held && Buffer.from(buffer).includes('a2')) {
+            held = true;
+            copying.resolve();
+            await copyGate.promise;
+          }
+          return real.write(fd, buffer, position);
+        },
+      };
+      const packer = await openFileStorage(path, { fileOps: packerOps, logger: quiet });
+      try {
+        const a1 = await commit(writer, [put(a, 'a1', writer.load(a).tid)]);
+        failing.arm();
+        const refused = commit(writer, [put(a, 'a2', a1)]);
+        refused.catch(() => undefined);
+        await syncStarted.promise;
+        const packing = packer.pack(keepHistory ? { keepHistorySince: 1 } : undefined);
+        packing.catch(() => undefined);
+        await copying.promise; // the pack read the commit whose sync is under way
+        syncGate.resolve();
+        await expectRejects(() => refused, 'TROVE_IO');
+        const b2 = await commit(writer, [put(b, 'b2', writer.load(b).tid)]);
+        copyGate.resolve();
+        await expectRejects(() => packing, 'TROVE_BUSY');
+        await writer.close();
+        await packer.close();
+        const reader = await openFileStorage(path, { readOnly: true, logger: quiet });
+        try {
+          assert.equal(decode(reader.load(a).data), 'a1', 'the refused commit is not stored');
+          assert.equal(reader.load(b).tid, b2);
+          assert.equal(decode(reader.load(b).data), 'b2', 'the acknowledged commit is kept');
+          assert.deepEqual(await reader.integrityCheck(), { ok: true, failures: [] });
+        } finally {
+          await reader.close();
+        }
+        // A pack tried again works.
+        const again = await openFileStorage(path, { logger: quiet });
+        try {
+          await again.pack(keepHistory ? { keepHistorySince: 1 } : undefined);
+          assert.equal(decode(again.load(b).data), 'b2');
+          assert.equal(decode(again.load(a).data), 'a1');
+        } finally {
+          await again.close();
+        }
+      } finally {
+        copyGate.resolve();
+        syncGate.resolve();
+        await writer.close();
+        await packer.close();
+      }
+    });
+  }
+
   it('a handle opened during a failed commit sees the commit that replaced it', async () => {
     const path = join(dir.path, 'opened-during.trove');
     let opened: FileStorage | undefined;

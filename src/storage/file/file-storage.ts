@@ -1726,6 +1726,7 @@ export class FileStorage extends Storage {
       header: () => this.#header,
       log: () => this.#log,
       poll: () => this.#poll(),
+      loads: () => this.#loads,
       withLock: (fn) => this.#withLock(fn),
       revisionAt: (oid, tid) => this.#revisionBefore(oid, tid + 1)?.offset,
       warn: (message) => this.#logger(message),

@@ -62,6 +62,11 @@ export interface PackHost {
   log(): ScanState;
   /** Reads what other writers appended. */
   poll(): void;
+  /**
+   * How many times the handle has loaded the log: it loads it again when a commit it had
+   * read was cut back (its writer's sync failed), and what was read before may be gone.
+   */
+  loads(): number;
   /** Runs `fn` holding the writer lock, the log read to its end. */
   withLock<T>(fn: () => Promise<T>): Promise<T>;
   /** Offset of the revision of `oid` current at `tid` (tid <= `tid`), if it existed. */
@@ -196,6 +201,18 @@ async function copyAndSwap(
   await nextImmediate();
   const newFd = temp.fd;
   const start = host.log();
+  const loads = host.loads();
+  // What the pack copies from the old file is what the handle had read; if the handle loads
+  // the log again meanwhile, some of that was cut back (a commit whose sync failed, maybe
+  // rewritten in place by another since): copied on, it would store a refused commit and
+  // leave out the one that took its place.
+  const checkLogKept = (): void => {
+    if (host.loads() !== loads) {
+      throw new BusyError(
+        `the log of ${host.path} was cut back while the pack copied it (a commit failed); the pack stopped, try it again`,
+      );
+    }
+  };
   const snapshot = start.lastTid;
   const snapshotEnd = start.end;
   const cut =
@@ -395,6 +412,7 @@ async function copyAndSwap(
   for (let round = 0; round < MAX_UNLOCKED_ROUNDS; round++) {
     await nextImmediate();
     host.poll();
+    checkLogKept();
     const end = host.log().end;
     if (end - copied < FINAL_TAIL_BYTES) break;
     await copyTail(copied, end);
@@ -405,6 +423,7 @@ async function copyAndSwap(
   // Writers of other processes kept waiting go first: the swap holds the lock a while.
   await yieldToWaitingWriters(oldFd, YIELD_LIMIT_MS);
   await host.withLock(async () => {
+    checkLogKept();
     const log = host.log();
     await copyTail(copied, log.end);
     // The new file ends with the oid high-water mark, at the last tid (a pack is not a
