@@ -763,6 +763,12 @@ function toChunks(source: unknown): BlobChunks {
     return { chunks, release: () => undefined };
   }
   if (source instanceof ReadableStream) {
+    if (source.locked) {
+      throw new InvalidArgumentError(
+        'source is a readable stream that something else reads (it has a reader): release its reader first',
+        { argument: 'source' },
+      );
+    }
     // Through a reader of its own, which release can cancel while a read waits.
     const reader = source.getReader() as ReadableStreamDefaultReader<unknown>;
     const chunks = (async function* () {

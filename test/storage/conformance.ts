@@ -1464,6 +1464,30 @@ function argumentTests(test: Register): void {
     }
     for (const oid of removed) storage.load(oid);
   });
+
+  unchanged(
+    'stageBlob refuses what is not a blob source, or a stream another reader holds',
+    async (storage) => {
+      const locked = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new Uint8Array([1, 2, 3]));
+          controller.close();
+        },
+      });
+      const reader = locked.getReader();
+      for (const source of [locked, 'text', 5, null, {}]) {
+        await expectRejects(
+          () => storage.stageBlob(source as never),
+          'TROVE_INVALID_ARGUMENT',
+          `stageBlob(${String(source)})`,
+        );
+      }
+      // The reader that holds the stream still reads it all: nothing took a chunk.
+      const first = await reader.read();
+      assert.deepEqual(first.value, new Uint8Array([1, 2, 3]));
+      assert.equal((await reader.read()).done, true);
+    },
+  );
 }
 
 function persistenceTests(test: Register): void {
