@@ -146,7 +146,7 @@ describe('the saved index is a cache', () => {
     const count = Math.ceil(2 ** 32 / 1024) + 1;
     const header = Buffer.alloc(64);
     header.write('TROVEIDX', 0, 'latin1');
-    header.writeUInt32LE(2, 8);
+    header.writeUInt32LE(3, 8);
     // The data file's own generation (its header's u64 at 16): the count decides.
     header.writeBigUInt64LE(readFileSync(path).readBigUInt64LE(16), 16);
     header.writeBigUInt64LE(64n, 24);

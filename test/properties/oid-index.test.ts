@@ -106,7 +106,14 @@ describe('the oid index, in pages', () => {
           const { index, model } = build(sets);
           // A log long enough to hold a record for each page.
           const coveredOffset = 2 ** 40;
-          const saved = { generation, coveredOffset, lastTid: 77, nextOid: 12, index };
+          const saved = {
+            generation,
+            coveredOffset,
+            lastTid: 77,
+            lastChecksum: 0xfedcba98,
+            nextOid: 12,
+            index,
+          };
           indexFile.saveIndex(path, saved, false);
           const pages = [...index.pages()].length;
           assert.equal(pages, index.pageCount);
@@ -117,7 +124,14 @@ describe('the oid index, in pages', () => {
           assert.ok(loaded !== undefined);
           assert.deepEqual(
             { ...loaded, index: undefined },
-            { generation, coveredOffset, lastTid: 77, nextOid: 12, index: undefined },
+            {
+              generation,
+              coveredOffset,
+              lastTid: 77,
+              lastChecksum: 0xfedcba98,
+              nextOid: 12,
+              index: undefined,
+            },
           );
           assertAgrees(loaded.index, model);
           // The loaded index goes on taking records, in its pages and in new ones.

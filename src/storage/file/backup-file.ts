@@ -37,6 +37,8 @@ export interface BackupSource {
    * index is saved for the copy only if its end is still the cut.
    */
   readonly log: ScanState;
+  /** The stored checksum of the transaction ending the log as the storage read it. */
+  readonly lastChecksum: number;
   /** The storage's file operations (a test can hold a backup in the middle of its writes). */
   readonly ops: FileOps;
   readonly warn: (message: string) => void;
@@ -70,6 +72,7 @@ export async function backupFile(
     const reader = new LogReader(file.fd);
     let cut = FILE_HEADER_SIZE;
     let lastTid = 0;
+    let lastChecksum = 0;
     let yielded = cut;
     while (cut < end) {
       const tx = reader.readTransaction(cut, end, ignoreRecord);
@@ -82,6 +85,7 @@ export async function backupFile(
       if (past && tx.tid > at) break;
       cut += tx.length;
       lastTid = Math.max(lastTid, tx.tid);
+      lastChecksum = tx.checksum;
       // The check reads synchronously: the event loop gets a turn between stretches.
       if (cut - yielded >= BACKUP_CHECK_STRETCH) {
         yielded = cut;
@@ -108,12 +112,18 @@ export async function backupFile(
     } finally {
       fs.closeSync(out.fd);
     }
-    if (cut === log.end) {
+    // The storage's index covers what it read: only if the copy ends in that same last
+    // transaction (not one written in its place since) is it the copy's index too.
+    if (cut === log.end && lastChecksum === source.lastChecksum) {
       // The copy is whole and in place: an index it cannot have is rebuilt by its first
       // open, not a reason to report the backup failed (a retry would find the target).
       const { index, nextOid } = log;
       try {
-        saveIndex(path, { generation, coveredOffset: cut, lastTid, nextOid, index }, true);
+        saveIndex(
+          path,
+          { generation, coveredOffset: cut, lastTid, lastChecksum, nextOid, index },
+          true,
+        );
       } catch (error) {
         source.warn(`trove: ${path}: the backup's index could not be saved: ${error}`);
       }

@@ -1757,6 +1757,7 @@ export class FileStorage extends Storage {
           file,
           header: this.#header,
           log: this.#log,
+          lastChecksum: this.#lastChecksum,
           ops: this.#ops,
           warn: (message) => this.#logger(message),
         },
@@ -1849,6 +1850,18 @@ export class FileStorage extends Storage {
     if (this.#reads === reads) this.#unsyncedFrom = undefined;
   }
 
+  /**
+   * The stored checksum of the transaction ending the log as this handle read it (0 if none),
+   * for an index of it: the file may hold another transaction there by now (one this handle
+   * read was cut back), which the index must not be taken to cover.
+   */
+  get #lastChecksum(): number {
+    const last = this.#lastApplied;
+    return last !== undefined && last.offset + last.length === this.#log.end
+      ? (last.storedChecksum ?? last.checksum)
+      : 0;
+  }
+
   #saveIndex(): void {
     try {
       saveIndex(
@@ -1857,6 +1870,7 @@ export class FileStorage extends Storage {
           generation: this.#header.generation,
           coveredOffset: this.#log.end,
           lastTid: this.#log.lastTid,
+          lastChecksum: this.#lastChecksum,
           nextOid: this.#log.nextOid,
           index: this.#log.index,
         },
@@ -1883,7 +1897,7 @@ export class FileStorage extends Storage {
     const saved = savedCoverage(this.path);
     if (saved === undefined || saved.generation !== this.#header.generation) return true;
     const end = this.#log.end;
-    if (!endsTransaction(this.#reader, saved.coveredOffset, saved.lastTid, end)) return true;
+    if (!endsTransaction(this.#reader, saved, end)) return true;
     const tail = end - saved.coveredOffset;
     return tail > Math.max(INDEX_TAIL_BYTES, savedSize(this.#log.index) / 4);
   }

@@ -2,8 +2,8 @@
  * The index checkpoint (`app.trove.index`): the newest-revision index saved with the data
  * file offset it covers, so that an open reads it and scans only the log after that offset.
  *
- * Layout (little-endian): magic `TROVEIDX`, u32 version (2), u32 reserved, u64 data-file
- * generation, u64 covered offset, u64 last tid, u64 oid high-water mark, u64 page count n,
+ * Layout (little-endian): magic `TROVEIDX`, u32 version (3), u32 the stored checksum of the
+ * transaction ending at the covered offset (0 if none), u64 data-file generation, u64 covered offset, u64 last tid, u64 oid high-water mark, u64 page count n,
  * u32 CRC32C of the header's first 56 bytes, u32 CRC32C of what follows it; then n u32
  * page numbers, ascending, and n pages, each PAGE_OIDS f64 offsets and PAGE_OIDS f64 tids
  * (slot j of page number p is oid p * PAGE_OIDS + j; offset 0 means no record). A page
@@ -25,9 +25,10 @@ import { OidIndex, PAGE_OIDS } from './oid-index.js';
 import { createTemporary, discardTemporary, type TemporaryFile } from './temporary-files.js';
 
 const MAGIC = Buffer.from('TROVEIDX', 'latin1');
-// Version 1 held an entry for every oid up to the largest: an index of it is ignored, and
-// rebuilt by a scan, as one of another format.
-const VERSION = 2;
+// Version 1 held an entry for every oid up to the largest; version 2 did not record the last
+// covered transaction's checksum. An index of either is ignored, and rebuilt by a scan, as
+// one of another format.
+const VERSION = 3;
 const HEADER_SIZE = 64;
 const PAGE_BYTES = PAGE_OIDS * 16;
 /** Pages the largest oid needs. */
@@ -53,6 +54,12 @@ export interface SavedIndex {
   /** The data file offset up to which the index is complete (a transaction boundary). */
   readonly coveredOffset: number;
   readonly lastTid: number;
+  /**
+   * The stored checksum of the transaction that ends at the covered offset, as the index's
+   * writer read it (0 if none): a transaction written in the same place after that one was
+   * cut back (its sync failed), as long and with the same tid, is told from it by this.
+   */
+  readonly lastChecksum: number;
   readonly nextOid: number;
   readonly index: OidIndex;
 }
@@ -92,6 +99,7 @@ export function prepareIndex(dataPath: string, saved: SavedIndex, sync: boolean)
   const header = Buffer.alloc(HEADER_SIZE);
   MAGIC.copy(header, 0);
   header.writeUInt32LE(VERSION, 8);
+  header.writeUInt32LE(saved.lastChecksum, 12);
   header.writeBigUInt64LE(saved.generation, 16);
   writeU64(header, 24, saved.coveredOffset);
   writeU64(header, 32, saved.lastTid);
@@ -167,7 +175,7 @@ function withIndexFile<T>(dataPath: string, read: (fd: number) => T | undefined)
  */
 export function savedCoverage(
   dataPath: string,
-): Pick<SavedIndex, 'generation' | 'coveredOffset' | 'lastTid'> | undefined {
+): Pick<SavedIndex, 'generation' | 'coveredOffset' | 'lastTid' | 'lastChecksum'> | undefined {
   return withIndexFile(dataPath, (fd) => {
     const header = readHeader(fd);
     if (header === undefined) return undefined;
@@ -175,6 +183,7 @@ export function savedCoverage(
       generation: header.readBigUInt64LE(16),
       coveredOffset: readU64(header, 24),
       lastTid: readU64(header, 32),
+      lastChecksum: header.readUInt32LE(12),
     };
   });
 }
@@ -226,6 +235,7 @@ export function loadIndex(
       generation: header.readBigUInt64LE(16),
       coveredOffset,
       lastTid: readU64(header, 32),
+      lastChecksum: header.readUInt32LE(12),
       nextOid: readU64(header, 40),
       index,
     };

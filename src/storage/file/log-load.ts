@@ -18,7 +18,7 @@ import {
   TX_TRAILER_SIZE,
   TxStatus,
 } from './format.js';
-import { loadIndex } from './index-file.js';
+import { loadIndex, type SavedIndex } from './index-file.js';
 import { isTransaction, LogReader } from './log-reader.js';
 import { OidIndex } from './oid-index.js';
 import { applyToState, type ScanState } from './scan-state.js';
@@ -40,7 +40,7 @@ export function loadState(
     saved !== undefined &&
     saved.coveredOffset >= FILE_HEADER_SIZE &&
     saved.coveredOffset <= size &&
-    endsTransaction(reader, saved.coveredOffset, saved.lastTid, size)
+    endsTransaction(reader, saved, size)
   ) {
     const state = {
       index: saved.index,
@@ -73,18 +73,21 @@ export function loadState(
 }
 
 /**
- * True when a transaction with tid `lastTid` ends exactly at `offset`: its trailer's length
- * leads back to a header with a good checksum, the same length and that tid. (The body is
- * not read: the index file has its own checksum; this only ties it to this data file.)
+ * True when the transaction an index covers to ends exactly at its covered offset, within a
+ * file of `size` bytes: the trailer there leads back to a header with a good checksum and
+ * the same length, and the transaction has the index's last tid and stored checksum. (The
+ * body is not read: the index file has its own checksum; this only ties it to this log.)
  */
 export function endsTransaction(
   reader: LogReader,
-  offset: number,
-  lastTid: Tid,
+  saved: Pick<SavedIndex, 'coveredOffset' | 'lastTid' | 'lastChecksum'>,
   size: number,
 ): boolean {
+  const { coveredOffset: offset, lastTid, lastChecksum } = saved;
   if (offset === FILE_HEADER_SIZE) return lastTid === 0;
-  return offset <= size && headerEndingAt(reader, offset)?.tid === lastTid;
+  if (offset > size) return false;
+  const last = headerEndingAt(reader, offset);
+  return last?.tid === lastTid && last.checksum === lastChecksum;
 }
 
 /**

@@ -62,6 +62,8 @@ export async function writeLogFile(
       lastTid: 0,
       nextOid: 1,
     };
+    /** The checksum of the last transaction written, for the copy's index. */
+    let lastChecksum = 0;
     for await (const transaction of transactions) {
       const tx = await writeStreamedTransaction(nodeFileOps, fd, state.end, {
         tid: transaction.tid,
@@ -81,6 +83,7 @@ export async function writeLogFile(
         })),
       });
       applyToState(state, tx);
+      lastChecksum = tx.checksum;
     }
     if (sync) fs.fsyncSync(fd);
     publish(temporary.path, path);
@@ -97,6 +100,7 @@ export async function writeLogFile(
           generation,
           coveredOffset: state.end,
           lastTid: state.lastTid,
+          lastChecksum,
           nextOid: state.nextOid,
           index: state.index,
         },

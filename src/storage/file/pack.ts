@@ -299,6 +299,8 @@ async function copyAndSwap(
     nextOid: start.nextOid,
   };
   let written = 0;
+  /** The checksum of the last transaction written to the new file, for its index. */
+  let lastChecksum = 0;
   const writeTx = async (tid: Tid, status: number, meta: TxMeta, records: StreamedRecord[]) => {
     const tx = await writeStreamedTransaction(host.ops, newFd, state.end, {
       tid,
@@ -307,6 +309,7 @@ async function copyAndSwap(
       records,
     });
     applyToState(state, tx);
+    lastChecksum = tx.checksum;
     written += records.length;
   };
   const copy = (raw: RawRecord): StreamedRecord => ({
@@ -448,6 +451,7 @@ async function copyAndSwap(
         generation,
         coveredOffset: state.end,
         lastTid: state.lastTid,
+        lastChecksum,
         nextOid: state.nextOid,
         index: state.index,
       },
