@@ -424,6 +424,18 @@ export class Connection implements Jar {
     this.#snapshot = this.storage.lastTid();
   }
 
+  /**
+   * Starts the next transaction when sync() could not (reading what others committed failed):
+   * every object not changed is dropped, as its state may be older than the storage's last
+   * tid, which becomes the snapshot; they load afresh when next used. (Kept, they would be
+   * served with a snapshot either too old for this connection's own commits, or too new for
+   * them.) A changed object's commit is checked against every newer write, as always.
+   */
+  syncWithoutChanges(): void {
+    this.cache.unloadAll();
+    this.#snapshot = this.storage.lastTid();
+  }
+
   /** Discards the current transaction's changes: changed objects reload their committed state. */
   abort(): void {
     for (const meta of this.#changed) {
@@ -554,7 +566,9 @@ export class Connection implements Jar {
             // Another transaction staged it meanwhile (one new blob set in two at once): its
             // content is the blob's; this copy goes. (Settled again, the blob lost the
             // content the other had stored.)
-            await this.storage.discardBlob(staged);
+            // (A copy that cannot be removed now is no reason to fail the commit: see
+            // Storage.commit.)
+            await this.storage.discardBlob(staged).catch(() => undefined);
             continue;
           }
           const content = new BlobContent();

@@ -316,14 +316,20 @@ export class Database {
    * A failure to read what others committed meanwhile (a transient I/O error) must not take
    * the place of the commit's own outcome: a stored commit reported failed would be stored
    * again, and a conflict reported as an I/O error would leave the commits waiting behind it
-   * to resolve as if they had stored the changes it discarded. The connection then goes on
-   * with the snapshot it had, and the next commit() or abort() tries again; a stale object it
-   * changes meanwhile fails that commit with a conflict, as the storage checks every write.
+   * to resolve as if they had stored the changes it discarded. The connection then starts
+   * over from the storage's last tid, every unchanged object loaded afresh when next used
+   * (where a lasting I/O error is reported); the next commit() or abort() reads on as usual.
    */
   #syncDefault(): void {
     try {
       this.#default.sync();
-    } catch {}
+    } catch {
+      try {
+        this.#default.syncWithoutChanges();
+      } catch {
+        // Closed meanwhile: nothing to start.
+      }
+    }
   }
 
   /**

@@ -12,6 +12,8 @@ import cliProgress from 'cli-progress';
 export interface Progress {
   /** Reports how much of the total is done. */
   update(done: number): void;
+  /** Sets the total, once the work knows it better. */
+  setTotal(total: number): void;
   /** Shows the work complete, then removes the display. */
   finish(): void;
   /**
@@ -21,7 +23,7 @@ export interface Progress {
   stop(): void;
 }
 
-const silent: Progress = { update() {}, finish() {}, stop() {} };
+const silent: Progress = { update() {}, setTotal() {}, finish() {}, stop() {} };
 
 /** Minimum time between redraws. */
 const REDRAW_MS = 100;
@@ -53,6 +55,11 @@ export function startProgress(
       if (stopped || now - last < REDRAW_MS) return;
       last = now;
       bar.update(Math.min(done, total));
+    },
+    setTotal(newTotal) {
+      if (stopped || newTotal <= 0) return;
+      total = newTotal;
+      bar.setTotal(total);
     },
     finish() {
       if (!stopped) bar.update(total);

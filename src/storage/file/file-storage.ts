@@ -205,7 +205,6 @@ const CHECKPOINT_SYNC_ATTEMPTS = 3;
  * few milliseconds (see #indexWorthSaving).
  */
 const INDEX_TAIL_BYTES = 1024 * 1024;
-/** The refs of a record that has none (shared: records are never changed once read). */
 /** @internal The keys of {@link FileStorageOptions}, for the entry points that take them. */
 export const FILE_STORAGE_OPTION_KEYS: OptionKeys<FileStorageOptions> = {
   readOnly: true,

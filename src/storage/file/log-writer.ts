@@ -151,7 +151,8 @@ export function publish(temporary: string, path: string): void {
   try {
     fs.rmSync(temporary, { force: true });
   } catch {
-    // The copy is whole and named: a second name left is no reason to report it failed. The
-    // next backup to this path removes it (see removeStaleFiles), as a killed one's.
+    // The copy is whole and named: a second name left is no reason to report it failed. It
+    // is a link to the same bytes (it takes no room), left as a backup killed just after
+    // naming its copy leaves one, for the next backup to this path to remove.
   }
 }

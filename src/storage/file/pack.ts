@@ -215,6 +215,7 @@ async function copyAndSwap(
   };
   const snapshot = start.lastTid;
   const snapshotEnd = start.end;
+  bar.setTotal(snapshotEnd * 2);
   const cut =
     keepHistorySince === undefined
       ? snapshot

@@ -14,6 +14,7 @@ import { readFully } from './log-reader.js';
 
 /** Bytes read at once for a record not in the cache (most records fit). */
 const LOAD_READ = 4096;
+/** The refs of a record that has none (shared: records are never changed once read). */
 const NO_REFS: readonly Oid[] = Object.freeze([]);
 
 /** A record as read: its header's fields, its references and its data. */

@@ -234,7 +234,6 @@ export function copyTornTail(
   while (fs.existsSync(`${path}.torn-${n}`)) n++;
   const aside = `${path}.torn-${n}`;
   const out = fs.openSync(aside, 'wx');
-  let whole = false;
   try {
     const buffer = Buffer.allocUnsafe(1024 * 1024);
     for (let at = offset; at < end; ) {
@@ -248,19 +247,17 @@ export function copyTornTail(
       // Its name too, before the tail is cut from the data file.
       syncDirectory(dirname(path));
     }
-    whole = true;
-  } finally {
+  } catch (error) {
+    // The copy's failure is the one to report (ENOSPC says how much room it needs): a partial
+    // copy that cannot be closed or removed either stays, and nothing is cut anyway.
     try {
       fs.closeSync(out);
-    } finally {
-      if (!whole) {
-        // The copy's failure is the one to report (ENOSPC says how much room it needs): a
-        // partial copy that cannot be removed either stays, and nothing is cut anyway.
-        try {
-          fs.rmSync(aside, { force: true });
-        } catch {}
-      }
-    }
+    } catch {}
+    try {
+      fs.rmSync(aside, { force: true });
+    } catch {}
+    throw error;
   }
+  fs.closeSync(out);
   return aside;
 }
