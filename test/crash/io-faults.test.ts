@@ -600,4 +600,43 @@ describe('a directory sync that fails', () => {
       await again.close();
     }
   });
+
+  // Found by a hunt: an open whose sync of the directory failed when it made the file was
+  // refused, but left the header; the next open found it and never synced the directory,
+  // yet acknowledged durable commits whose file's name might not survive a power loss.
+  it("a handle syncs its file's directory before its first durable commit", async () => {
+    const path = join(dir.path, 'first-commit.trove');
+    await withDirectorySyncFailing('EIO', async () => {
+      assertIOError(await rejection(() => open(path, { logger: quiet })), 'EIO');
+      // The header is there now; the open's first commit (the root's) syncs the directory
+      // first, and fails with it, with nothing written.
+      assertIOError(await rejection(() => open(path, { logger: quiet })), 'EIO');
+    });
+    const nodeFs = createRequire(import.meta.url)('node:fs') as typeof fs;
+    const fsyncSync = nodeFs.fsyncSync;
+    let directorySyncs = 0;
+    nodeFs.fsyncSync = (fd: number) => {
+      if (fs.fstatSync(fd).isDirectory()) directorySyncs++;
+      fsyncSync(fd);
+    };
+    syncBuiltinESMExports();
+    let db: Database | undefined;
+    try {
+      db = await open(path, { logger: quiet });
+      assert.equal(directorySyncs, 1, 'the directory was synced for the first commit');
+      db.root.set('n', 3);
+      await db.commit();
+      assert.equal(directorySyncs, 1, 'and only then');
+    } finally {
+      nodeFs.fsyncSync = fsyncSync;
+      syncBuiltinESMExports();
+      await closeQuietly(db);
+    }
+    const again = await open(path, { readOnly: true, logger: quiet });
+    try {
+      assert.equal(again.root.get('n'), 3);
+    } finally {
+      await again.close();
+    }
+  });
 });

@@ -19,7 +19,7 @@
  */
 
 import * as fs from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import fsx from 'fs-native-extensions';
 import {
@@ -105,6 +105,7 @@ import { copyTornTail, endOfData, judge } from './recovery.js';
 import { applyToState, type ScanState } from './scan-state.js';
 import { StagedBlobs } from './staged-blobs.js';
 import { type StreamedRecord, writeStreamedTransaction } from './streamed-transaction.js';
+import { syncDirectory } from './sync-directory.js';
 import { type SyncOn, SyncPlacement } from './sync-placement.js';
 import { OPEN_KINDS, removeStaleFiles } from './temporary-files.js';
 import { TidMarks } from './tid-marks.js';
@@ -349,6 +350,13 @@ export class FileStorage extends Storage {
    * had read or written when its last sync began (0 until then).
    */
   #durableTo = 0;
+  /**
+   * Whether this handle synced the directory of its file, as it does before its first
+   * durable commit to a file: a commit is durable only if the file's name is too, and the
+   * file may have been made by a handle whose sync of it failed (its open refused, and the
+   * header left for another to use), or that synced nothing (durability `none`).
+   */
+  #directorySynced = false;
   /** Counts the loads of the log (#unsyncedAtLoad). */
   #loads = 0;
   /** Counts the transactions applied and the loads: whether this handle read anything. */
@@ -924,6 +932,7 @@ export class FileStorage extends Storage {
   #switchTo(file: OpenFile, header: FileHeader, state: ScanState): OpenFile {
     const old = this.#file;
     this.#file = file;
+    if (file !== old) this.#directorySynced = false;
     this.#reader = new LogReader(file.fd);
     this.#records = new RecordReader(file.fd, this.path, this.#blockCacheBytes);
     this.#header = header;
@@ -1324,6 +1333,14 @@ export class FileStorage extends Storage {
             this.#unsyncedFrom = undefined;
             this.#loadedFrom = undefined;
             this.#followedFrom = undefined;
+          }
+          if (this.durability === 'full' && !this.#directorySynced) {
+            try {
+              syncDirectory(dirname(this.path));
+            } catch (error) {
+              throw ioError('syncing the directory of', this.path, error);
+            }
+            this.#directorySynced = true;
           }
           let offset = groupStart;
           // Commits without a sync say where the bytes not yet durable before them begin, as
