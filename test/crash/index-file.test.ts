@@ -8,6 +8,7 @@ import {
   commits,
   type Dump,
   dump,
+  flipBit,
   indexEntry,
   quiet,
   tempDir,
@@ -191,4 +192,50 @@ describe('the index file is a cache: a bad one is rebuilt and the data is the sa
       }
     }
   });
+});
+
+// Since the index records the checksum of the last transaction it covers, a stored checksum
+// damaged while the file was closed made the index look like another file's: the open read
+// the whole log instead, took the last commit for a torn tail and cut it off.
+describe('the stored checksum of the last transaction, damaged while the file was closed', () => {
+  const dir = tempDir();
+  after(() => dir.remove());
+
+  for (const readOnly of [false, true]) {
+    it(`${readOnly ? 'a read-only open' : 'an open'} uses the index and keeps the commit${readOnly ? '' : '; its next commit rewrites the checksum'}`, async () => {
+      const path = join(dir.path, `damaged-checksum-${readOnly}.trove`);
+      await fill(path, 5, 'checksum');
+      const last = commits(path).at(-1)!;
+      // The first byte of its trailer's checksum.
+      flipBit(path, last.offset + last.length - 12, 3);
+      const damaged = fs.readFileSync(path);
+      const logged: string[] = [];
+      const db = await open(path, { readOnly, logger: (message) => logged.push(message) });
+      try {
+        assert.equal(db.root.get('last'), 4, 'the last commit is there');
+        if (!readOnly) {
+          db.root.set('after', 'a commit after it');
+          await db.commit();
+        }
+        assert.ok(logged.length > 0, 'the damage was reported');
+      } finally {
+        await db.close();
+      }
+      // Without the index, the whole log is read: intact (repaired), or refused as damaged in
+      // the middle, never cut short without a word.
+      fs.rmSync(`${path}.index`);
+      if (readOnly) {
+        assert.ok(fs.readFileSync(path).equals(damaged), 'a read-only open changed nothing');
+        return;
+      }
+      const again = await open(path, { readOnly: true, logger: quiet });
+      try {
+        assert.equal(again.root.get('last'), 4);
+        assert.equal(again.root.get('after'), 'a commit after it');
+        assert.deepEqual(await again.integrityCheck(), { ok: true, failures: [] });
+      } finally {
+        await again.close();
+      }
+    });
+  }
 });

@@ -160,6 +160,20 @@ export interface FileStorageOptions {
   clock?: (() => number) | undefined;
 }
 
+/** Where the last transaction a handle applied is, to notice it being cut off (#tailIntact). */
+interface AppliedTransaction {
+  offset: number;
+  length: number;
+  tid: Tid;
+  status: number;
+  /** Its checksum, as its bytes sum. */
+  checksum: number;
+  /** The start of its group, once known (see #reload). */
+  group?: number;
+  /** A damaged stored checksum found to cover the bytes applied (see #tailIntact). */
+  storedChecksum?: number;
+}
+
 /** A commit waiting for its group. */
 interface PendingCommit {
   readonly request: CommitRequest;
@@ -285,18 +299,7 @@ export class FileStorage extends Storage {
    * Where the last transaction this handle applied is, to notice it being cut off; with the
    * start of its group (see #reload), once known.
    */
-  #lastApplied:
-    | {
-        offset: number;
-        length: number;
-        tid: Tid;
-        status: number;
-        checksum: number;
-        group?: number;
-        /** A damaged stored checksum found to cover the bytes applied (see #tailIntact). */
-        storedChecksum?: number;
-      }
-    | undefined;
+  #lastApplied: AppliedTransaction | undefined;
   /** Where a damaged stored checksum of a transaction still in place is to be rewritten. */
   #checksumToRepair: { offset: number; checksum: number } | undefined;
   /** Where iterations from a tid start in the current file's log. */
@@ -375,6 +378,7 @@ export class FileStorage extends Storage {
     fd: number,
     header: FileHeader,
     state: ScanState,
+    lastChecksum: number | undefined,
   ) {
     super(options.readOnly === true);
     this.path = path;
@@ -394,8 +398,7 @@ export class FileStorage extends Storage {
     this.#header = header;
     this.#log = state;
     this.#tidMarks = new TidMarks(state.end, state.lastTid);
-    // What the tail check compares against until this handle applies a transaction itself.
-    this.#lastApplied = headerEndingAt(this.#reader, state.end);
+    this.#lastApplied = this.#loadedTail(state.end, lastChecksum);
     this.#unsyncedAtLoad();
     this.#recent = new RecentTransactions(state.lastTid);
   }
@@ -503,8 +506,8 @@ export class FileStorage extends Storage {
         },
         readOnly,
       );
-      const { state, rebuilt } = loadState(file, fd, header, opts.progress);
-      storage = new FileStorage(file, opts, fd, header, state);
+      const { state, rebuilt, lastChecksum } = loadState(file, fd, header, opts.progress);
+      storage = new FileStorage(file, opts, fd, header, state, lastChecksum);
       storage.#indexRebuilt = rebuilt;
       if (!readOnly) {
         for (const stale of removeStaleFiles(file, OPEN_KINDS))
@@ -784,8 +787,13 @@ export class FileStorage extends Storage {
       `trove: ${this.path}: the end of the log was rewritten by a failed commit; reading it again`,
     );
     for (let attempt = 1; ; attempt++) {
-      const { state, rebuilt } = loadState(this.path, this.#fd, this.#header, this.#progress);
-      this.#switchTo(this.#file, this.#header, state);
+      const { state, rebuilt, lastChecksum } = loadState(
+        this.path,
+        this.#fd,
+        this.#header,
+        this.#progress,
+      );
+      this.#switchTo(this.#file, this.#header, state, lastChecksum);
       this.#indexRebuilt = rebuilt;
       this.#recent.forget(state.lastTid);
       this.invalidateCaches();
@@ -914,10 +922,10 @@ export class FileStorage extends Storage {
         fs.closeSync(fd);
         return false;
       }
-      const { state, rebuilt } = loadState(this.path, fd, header, this.#progress);
+      const { state, rebuilt, lastChecksum } = loadState(this.path, fd, header, this.#progress);
       this.#indexRebuilt = rebuilt;
       // The old file may still be locked by this handle: it is closed once that is over.
-      this.#replaced.push(this.#switchTo(new OpenFile(fd), header, state));
+      this.#replaced.push(this.#switchTo(new OpenFile(fd), header, state, lastChecksum));
       // The pack removed objects this handle's connections may hold: they reload everything.
       this.#recent.forget(state.lastTid);
       this.invalidateCaches();
@@ -928,8 +936,20 @@ export class FileStorage extends Storage {
     }
   }
 
+  /**
+   * What the tail check compares against until this handle applies a transaction itself: the
+   * transaction ending the log loaded up to `end`. With the checksum the index recorded for
+   * it (`lastChecksum`), when its stored one was found damaged by the load: the first look
+   * at the log's end finds the bytes intact, and has a writer rewrite it (see #tailIntact).
+   */
+  #loadedTail(end: number, lastChecksum: number | undefined): AppliedTransaction | undefined {
+    const last = headerEndingAt(this.#reader, end);
+    if (last !== undefined && lastChecksum !== undefined) last.checksum = lastChecksum;
+    return last;
+  }
+
   /** Makes `file` the data file; returns the old one (to retire, unless it is the same). */
-  #switchTo(file: OpenFile, header: FileHeader, state: ScanState): OpenFile {
+  #switchTo(file: OpenFile, header: FileHeader, state: ScanState, lastChecksum?: number): OpenFile {
     const old = this.#file;
     this.#file = file;
     if (file !== old) this.#directorySynced = false;
@@ -938,8 +958,7 @@ export class FileStorage extends Storage {
     this.#header = header;
     this.#log = { ...state, nextOid: Math.max(state.nextOid, this.#log.nextOid) };
     this.#tidMarks = new TidMarks(state.end, state.lastTid);
-    // What the tail check compares against until this handle applies a transaction itself.
-    this.#lastApplied = headerEndingAt(this.#reader, state.end);
+    this.#lastApplied = this.#loadedTail(state.end, lastChecksum);
     this.#tailChecked = false;
     this.#unsyncedAtLoad();
     return old;

@@ -19,9 +19,21 @@ import {
   TxStatus,
 } from './format.js';
 import { loadIndex, type SavedIndex } from './index-file.js';
-import { isTransaction, LogReader } from './log-reader.js';
+import { crc32cOfFile, isTransaction, LogReader } from './log-reader.js';
 import { OidIndex } from './oid-index.js';
 import { applyToState, type ScanState } from './scan-state.js';
+
+/** What loadState found. */
+export interface LoadedLog {
+  readonly state: ScanState;
+  /** Whether there was no usable index, and the whole log was read. */
+  readonly rebuilt: boolean;
+  /**
+   * The checksum the index recorded for the transaction ending at its covered offset (when
+   * it was used): the stored one may be damaged (see endsWithDamagedChecksum).
+   */
+  readonly lastChecksum: number | undefined;
+}
 
 /**
  * The state of the log up to what the saved index covers, or, without a usable index, of
@@ -32,7 +44,7 @@ export function loadState(
   fd: number,
   header: FileHeader,
   progress: boolean | undefined,
-): { state: ScanState; rebuilt: boolean } {
+): LoadedLog {
   const size = fs.fstatSync(fd).size;
   const saved = loadIndex(file, header.generation, size);
   const reader = new LogReader(fd);
@@ -40,7 +52,7 @@ export function loadState(
     saved !== undefined &&
     saved.coveredOffset >= FILE_HEADER_SIZE &&
     saved.coveredOffset <= size &&
-    endsTransaction(reader, saved, size)
+    (endsTransaction(reader, saved, size) || endsWithDamagedChecksum(reader, fd, saved))
   ) {
     const state = {
       index: saved.index,
@@ -48,7 +60,7 @@ export function loadState(
       lastTid: saved.lastTid,
       nextOid: saved.nextOid,
     };
-    return { state, rebuilt: false };
+    return { state, rebuilt: false, lastChecksum: saved.lastChecksum };
   }
   // No usable index: rebuild it by reading the whole log.
   const state: ScanState = { index: new OidIndex(), end: FILE_HEADER_SIZE, lastTid: 0, nextOid: 1 };
@@ -69,7 +81,20 @@ export function loadState(
   } finally {
     bar.stop();
   }
-  return { state, rebuilt: true };
+  return { state, rebuilt: true, lastChecksum: undefined };
+}
+
+/**
+ * True when the transaction ending at an index's covered offset is the one it covers, with
+ * its stored checksum damaged since (a bit flipped while the file was closed): it has the
+ * tid the index recorded, and its bytes sum to the checksum the index recorded. (Read
+ * whole, but only when the stored checksum is not the recorded one.) Without the index, an
+ * open would take it for a torn tail and cut it off.
+ */
+function endsWithDamagedChecksum(reader: LogReader, fd: number, saved: SavedIndex): boolean {
+  const last = headerEndingAt(reader, saved.coveredOffset);
+  if (last?.tid !== saved.lastTid) return false;
+  return crc32cOfFile(fd, last.offset, last.length - TX_TRAILER_SIZE) === saved.lastChecksum;
 }
 
 /**
