@@ -227,6 +227,77 @@ describe('the last transaction of a handle, cut off by another handle', () => {
     }
   });
 
+  // Found in review: a commit the packer's handle had read was cut back while the pack copied
+  // the log after its snapshot, nothing written in its place yet: the pack found no valid
+  // transaction there and stopped with CorruptionError, which says the file is damaged.
+  it('a pack copying the tail when a commit it read is cut back stops with BusyError, not CorruptionError', async () => {
+    const path = join(dir.path, 'pack-cut-tail.trove');
+    const setup = await openFileStorage(path, { logger: quiet });
+    const [b, c] = (await setup.newOids(2)) as [number, number];
+    await commit(setup, [put(0, 'root', 0, [b, c]), put(b, 'b0', 0), put(c, 'c0', 0)]);
+    await setup.close();
+
+    const syncStarted = deferred();
+    const syncGate = deferred();
+    const failing = syncFailingOnce(async () => {
+      syncStarted.resolve();
+      await syncGate.promise;
+    });
+    const writer = await openFileStorage(path, { fileOps: failing.ops, logger: quiet });
+    const gates = { base: deferred(), tail: deferred() };
+    const held = { base: deferred(), tail: deferred() };
+    const holding = { base: false, tail: false };
+    const packerOps: FileOps = {
+      ...real,
+      write: async (fd, buffer, position) => {
+        const bytes = Buffer.from(buffer);
+        for (const [phase, mark] of [
+          ['base', 'b0'],
+          ['tail', 'TAIL-MARK'],
+        ] as const) {
+          if (!holding[phase] && bytes.includes(mark)) {
+            holding[phase] = true;
+            held[phase].resolve();
+            await gates[phase].promise;
+          }
+        }
+        return real.write(fd, buffer, position);
+      },
+    };
+    const packer = await openFileStorage(path, { fileOps: packerOps, logger: quiet });
+    try {
+      const packing = packer.pack();
+      packing.catch(() => undefined);
+      await held.base.promise; // the pack has its snapshot
+      // More than the pack copies under the lock: it copies this in a round before.
+      const large = `TAIL-MARK${'x'.repeat(1_200_000)}`;
+      await commit(writer, [put(b, large, writer.load(b).tid)]);
+      failing.arm();
+      const refused = commit(writer, [put(c, 'refused', writer.load(c).tid)]);
+      refused.catch(() => undefined);
+      await syncStarted.promise;
+      gates.base.resolve();
+      await held.tail.promise; // the pack read both, and copies the first
+      syncGate.resolve();
+      await expectRejects(() => refused, 'TROVE_IO');
+      gates.tail.resolve();
+      await expectRejects(() => packing, 'TROVE_BUSY');
+    } finally {
+      gates.base.resolve();
+      gates.tail.resolve();
+      syncGate.resolve();
+      await writer.close();
+      await packer.close();
+    }
+    const reader = await openFileStorage(path, { readOnly: true, logger: quiet });
+    try {
+      assert.equal(new TextDecoder().decode(reader.load(c).data), 'c0');
+      assert.deepEqual(await reader.integrityCheck(), { ok: true, failures: [] });
+    } finally {
+      await reader.close();
+    }
+  });
+
   it('a handle opened during a failed commit sees the commit that replaced it', async () => {
     const path = join(dir.path, 'opened-during.trove');
     let opened: FileStorage | undefined;

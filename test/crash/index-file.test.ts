@@ -238,4 +238,39 @@ describe('the stored checksum of the last transaction, damaged while the file wa
       }
     });
   }
+
+  // Found in review: a handle that found the damage saved an index before any writer had
+  // rewritten the checksum, recording the damaged one; the next handle took the index as
+  // matching, never saw the damage, and committed after it: without the index, the file
+  // was refused.
+  it('an index saved before a writer rewrote it: the next writer still rewrites it', async () => {
+    const path = join(dir.path, 'damaged-then-checkpoint.trove');
+    await fill(path, 5, 'checkpoint');
+    // Its process may die without closing it (a close would rewrite the checksum itself).
+    const first = await open(path, { logger: quiet });
+    try {
+      const last = commits(path).at(-1)!;
+      flipBit(path, last.offset + last.length - 12, 3);
+      // Reads the log's end (finds the damage) and saves an index; rewrites nothing.
+      await first.checkpoint();
+      const second = await open(path, { logger: quiet });
+      try {
+        second.root.set('after', 'a commit after it');
+        await second.commit();
+      } finally {
+        await second.close();
+      }
+      fs.rmSync(`${path}.index`);
+      const again = await open(path, { readOnly: true, logger: quiet });
+      try {
+        assert.equal(again.root.get('last'), 4);
+        assert.equal(again.root.get('after'), 'a commit after it');
+        assert.deepEqual(await again.integrityCheck(), { ok: true, failures: [] });
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await first.close();
+    }
+  });
 });

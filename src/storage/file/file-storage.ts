@@ -1886,15 +1886,15 @@ export class FileStorage extends Storage {
   }
 
   /**
-   * The stored checksum of the transaction ending the log as this handle read it (0 if none),
-   * for an index of it: the file may hold another transaction there by now (one this handle
-   * read was cut back), which the index must not be taken to cover.
+   * The checksum of the transaction ending the log as this handle read it (0 if none), for an
+   * index of it: the file may hold another transaction there by now (one this handle read was
+   * cut back), which the index must not be taken to cover. What its bytes sum to, never a
+   * damaged stored one not yet rewritten: an index recording that would match it, and no
+   * handle loading the index would see the damage to have it rewritten.
    */
   get #lastChecksum(): number {
     const last = this.#lastApplied;
-    return last !== undefined && last.offset + last.length === this.#log.end
-      ? (last.storedChecksum ?? last.checksum)
-      : 0;
+    return last !== undefined && last.offset + last.length === this.#log.end ? last.checksum : 0;
   }
 
   #saveIndex(): void {

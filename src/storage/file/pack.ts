@@ -213,6 +213,27 @@ async function copyAndSwap(
       );
     }
   };
+  /**
+   * Before damage found in the old file is reported: it may be a commit the handle had read,
+   * cut back since (the handle reads the log again at its next look, and checkLogKept tells).
+   */
+  const damageOrCutBack = (): void => {
+    try {
+      host.poll();
+    } catch {
+      return; // (The handle found damage itself: the pack's error says where.)
+    }
+    checkLogKept();
+  };
+  /** readRaw of the old file; see damageOrCutBack. */
+  const readOld = (offset: number): RawRecord => {
+    try {
+      return readRaw(oldFd, offset, host.path);
+    } catch (error) {
+      damageOrCutBack();
+      throw error;
+    }
+  };
   const snapshot = start.lastTid;
   const snapshotEnd = start.end;
   bar.setTotal(snapshotEnd * 2);
@@ -329,7 +350,7 @@ async function copyAndSwap(
     await turn();
     const offset = host.revisionAt(oid, cut);
     if (offset === undefined) continue; // created after the cut: comes with its transaction
-    const record = copy(readRaw(oldFd, offset, host.path));
+    const record = copy(readOld(offset));
     batch.push(record);
     batchBytes += 'bytes' in record.source ? record.source.bytes.byteLength : SMALL_RECORD;
     if (batchBytes >= BATCH_BYTES || batch.length >= BATCH_RECORDS) {
@@ -349,6 +370,7 @@ async function copyAndSwap(
     await turn();
     const tx = reader.readTransaction(offset, snapshotEnd);
     if (!isTransaction(tx)) {
+      damageOrCutBack();
       throw new CorruptionError(
         `the transaction at offset ${offset} fails its checks; pack stopped`,
         {
@@ -362,7 +384,7 @@ async function copyAndSwap(
     if (tx.tid <= cut || tx.records.length === 0) continue;
     const records = tx.records
       .filter((record) => reachable.has(record.oid))
-      .map((record) => copy(readRaw(oldFd, record.offset, host.path)));
+      .map((record) => copy(readOld(record.offset)));
     if (records.length > 0) await writeTx(tx.tid, tx.status, keptMeta(tx.meta), records);
     bar.update(snapshotEnd + offset);
   }
@@ -374,6 +396,7 @@ async function copyAndSwap(
     for (let offset = from; offset < to; ) {
       const tx = tail.readTransaction(offset, to);
       if (!isTransaction(tx)) {
+        damageOrCutBack();
         throw new CorruptionError(
           `the transaction at offset ${offset} fails its checks; pack stopped`,
           {
@@ -384,7 +407,7 @@ async function copyAndSwap(
       }
       offset += tx.length;
       if (tx.records.length === 0) continue;
-      const records = tx.records.map((record) => readRaw(oldFd, record.offset, host.path));
+      const records = tx.records.map((record) => readOld(record.offset));
       await rescue(records);
       await writeTx(tx.tid, tx.status, keptMeta(tx.meta), records.map(copy));
     }
@@ -401,7 +424,7 @@ async function copyAndSwap(
       seen.add(oid);
       const offset = host.revisionAt(oid, snapshot);
       if (offset === undefined) continue;
-      const raw = readRaw(oldFd, offset, host.path);
+      const raw = readOld(offset);
       missing.push(raw);
       for (const ref of raw.refs) queue.push(ref);
     }
