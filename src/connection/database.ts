@@ -487,7 +487,10 @@ export class Database {
    * transactions still running fail with ClosedError, and the storage is closed once no
    * other open database uses it, after the commits, packs, backups and checkpoints under
    * way finish and an integrity check under way has stopped (it rejects with ClosedError);
-   * a file storage then saves its index, so the next open is fast. Idempotent.
+   * a file storage then saves its index, so the next open is fast. A commit of the default
+   * connection still reading a blob's source is waited for too (a source that never ends
+   * keeps it waiting, until the application destroys it); a transaction's is stopped, and
+   * fails with ClosedError. Idempotent.
    */
   close(): Promise<void> {
     if (this.#closing === undefined) {

@@ -317,9 +317,16 @@ export class MemoryStorage extends Storage {
 
   readonly #blobs = new WeakMap<StagedBlob, Uint8Array>();
 
-  protected async _stageBlob(chunks: AsyncIterable<Uint8Array>): Promise<StagedBlob> {
+  protected async _stageBlob(
+    chunks: AsyncIterable<Uint8Array>,
+    stopped: AbortSignal,
+  ): Promise<StagedBlob> {
     const parts: Uint8Array[] = [];
-    for await (const chunk of chunks) parts.push(Uint8Array.from(chunk));
+    for await (const chunk of chunks) {
+      // Closed meanwhile: the rest of a source that goes on is not kept.
+      if (stopped.aborted) break;
+      parts.push(Uint8Array.from(chunk));
+    }
     const bytes = Buffer.concat(parts);
     const staged: StagedBlob = { size: bytes.byteLength };
     this.#blobs.set(staged, bytes);

@@ -303,6 +303,11 @@ export abstract class Storage {
   readonly #running = new Set<Promise<unknown>>();
   /** Blobs staged and not yet stored or discarded. */
   readonly #staged = new Set<StagedBlob>();
+  /**
+   * What stops each staging under way: close() does, as it ends readers, rather than wait
+   * for a source that may be slow or never end (an upload), or leave it writing a file.
+   */
+  readonly #stagings = new Set<() => void>();
   #cacheEpoch = 0;
 
   /**
@@ -424,16 +429,28 @@ export abstract class Storage {
   ): Promise<StagedBlob> {
     this.checkWritable();
     const { chunks, release } = toChunks(source);
+    const controller = new AbortController();
+    const stop = () => {
+      controller.abort();
+      try {
+        release();
+      } catch {}
+    };
+    this.#stagings.add(stop);
     let staged: StagedBlob;
     try {
-      staged = await this._stageBlob(chunks);
+      staged = await this._stageBlob(chunks, controller.signal);
     } catch (error) {
       // The staging's failure is the one to report: a source whose own destroy() throws
       // (an application's) must not take its place.
       try {
         release();
       } catch {}
+      // Stopped by close(): ClosedError, whatever the source said as it was stopped.
+      this.checkOpen();
       throw error;
+    } finally {
+      this.#stagings.delete(stop);
     }
     if (this.#closed) {
       // close() has discarded the staged blobs already, or is doing so: this one too.
@@ -627,10 +644,16 @@ export abstract class Storage {
     return this._stats();
   }
 
-  /** Releases the storage's resources; later calls fail with ClosedError. Idempotent. */
+  /**
+   * Releases the storage's resources; later calls fail with ClosedError. Waits for queued
+   * commits, packs, backups and checkpoints; ends readers and blob stagings under way (a
+   * staging fails with ClosedError, its source released: a Node stream is destroyed, a web
+   * stream cancelled, and a source that cannot be stopped is asked for no more). Idempotent.
+   */
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
+    for (const stop of this.#stagings) stop();
     this.#closing = (async () => {
       try {
         // Their failures are theirs to report, to whoever awaits them.
@@ -722,8 +745,14 @@ export abstract class Storage {
     return { path, tid: lastTid, bytes };
   }
 
-  /** @internal */
-  protected abstract _stageBlob(chunks: AsyncIterable<Uint8Array>): Promise<StagedBlob>;
+  /**
+   * @internal Stages `chunks`. `stopped` is aborted when the storage closes: the staging then
+   * ends as soon as it can (its source is released too), leaving nothing behind.
+   */
+  protected abstract _stageBlob(
+    chunks: AsyncIterable<Uint8Array>,
+    stopped: AbortSignal,
+  ): Promise<StagedBlob>;
   /** @internal */
   protected abstract _discardBlob(blob: StagedBlob): Promise<void>;
   /** @internal */

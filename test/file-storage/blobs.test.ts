@@ -643,6 +643,68 @@ describe('blobs, on a file and in memory', () => {
       assert.ok(read < 3 * MiB);
     });
 
+    // Found by a hunt: close() neither stopped nor waited for a staging under way. A slow
+    // source went on being written to a file of the closed storage for seconds, and a stalled
+    // one kept its file and descriptor for good.
+    // (A timeout: a staging that close() does not stop would otherwise hang the run.)
+    it(`a staging under way when the storage closes ends with ClosedError, its source released, nothing left (${kind})`, {
+      timeout: 30_000,
+    }, async (t) => {
+      const { dir, db } = await openKind(t, kind);
+      // A stream that gives one chunk, then nothing more (an upload that stalls).
+      let reads = 0;
+      let firstTaken!: () => void;
+      const taken = new Promise<void>((resolve) => {
+        firstTaken = resolve;
+      });
+      const stream = new Readable({
+        read() {
+          if (reads++ === 0) this.push(Buffer.alloc(1000, 1));
+          else firstTaken();
+        },
+      });
+      const staging = db.storage.stageBlob(stream);
+      staging.catch(() => undefined);
+      await taken;
+      await db.close();
+      assert.equal(stream.destroyed, true, 'the source was released');
+      await assert.rejects(staging, { code: 'TROVE_CLOSED' });
+      assert.deepEqual(stagedFiles(dir.dir), []);
+    });
+
+    it(`a staging of a source that cannot be released leaves nothing once the storage closes (${kind})`, {
+      timeout: 30_000,
+    }, async (t) => {
+      const { dir, db } = await openKind(t, kind);
+      let firstTaken!: () => void;
+      const taken = new Promise<void>((resolve) => {
+        firstTaken = resolve;
+      });
+      let resume!: () => void;
+      const stalled = new Promise<void>((resolve) => {
+        resume = resolve;
+      });
+      let after = 0;
+      // An async generator: nothing can stop it while it waits.
+      async function* source() {
+        yield Buffer.alloc(1000, 1);
+        firstTaken();
+        await stalled;
+        yield Buffer.alloc(1000, 2);
+        after++;
+        yield Buffer.alloc(1000, 3);
+      }
+      const staging = db.storage.stageBlob(source());
+      staging.catch(() => undefined);
+      await taken;
+      await db.close();
+      assert.deepEqual(stagedFiles(dir.dir), [], 'its file went with the close');
+      resume();
+      await assert.rejects(staging, { code: 'TROVE_CLOSED' });
+      assert.equal(after, 0, 'no chunk was asked for after the close');
+      assert.deepEqual(stagedFiles(dir.dir), []);
+    });
+
     it(`sources that are no bytes are refused with InvalidArgumentError (${kind})`, async (t) => {
       const { db } = await openKind(t, kind);
       // Strings: text decoded by some encoding, whose UTF-8 would be other bytes.

@@ -1674,8 +1674,11 @@ export class FileStorage extends Storage {
 
   // ---- blobs -----------------------------------------------------------------------------------
 
-  protected _stageBlob(chunks: AsyncIterable<Uint8Array>): Promise<StagedBlob> {
-    return this.#staged.stage(chunks);
+  protected _stageBlob(
+    chunks: AsyncIterable<Uint8Array>,
+    stopped: AbortSignal,
+  ): Promise<StagedBlob> {
+    return this.#staged.stage(chunks, stopped);
   }
 
   protected _discardBlob(blob: StagedBlob): Promise<void> {

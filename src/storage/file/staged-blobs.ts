@@ -10,7 +10,7 @@
  */
 
 import * as fs from 'node:fs';
-import { TroveError } from '../../errors.js';
+import { ClosedError, TroveError } from '../../errors.js';
 import type { StagedBlob } from '../types.js';
 import { ioError, writeFullyLater } from './file-ops.js';
 import {
@@ -43,8 +43,12 @@ export class StagedBlobs {
     this.#dataPath = dataPath;
   }
 
-  /** Writes `chunks` to a new staged file. */
-  async stage(chunks: AsyncIterable<Uint8Array>): Promise<StagedBlob> {
+  /**
+   * Writes `chunks` to a new staged file. When `stopped` is aborted (the storage closes), the
+   * file goes at once, or after a write under way, and the staging fails with ClosedError
+   * when its source next gives a chunk (or ends): a source that never does cannot keep it.
+   */
+  async stage(chunks: AsyncIterable<Uint8Array>, stopped: AbortSignal): Promise<StagedBlob> {
     // The source is asked for its first chunk before anything is awaited: a stream already
     // flowing would otherwise pour its data out unheard, and none be stored.
     const source = chunks[Symbol.asyncIterator]();
@@ -67,24 +71,43 @@ export class StagedBlobs {
     }
     let size = 0;
     let writing = false;
+    let discarded = false;
+    const discard = () => {
+      if (discarded) return;
+      discarded = true;
+      discardTemporary(file);
+    };
+    // A write under way finishes first (its descriptor must not be closed under it): the
+    // loop discards the file after it.
+    const stop = () => {
+      if (!writing) discard();
+    };
+    stopped.addEventListener('abort', stop);
+    const closed = () => new ClosedError('the storage was closed while a blob was being staged');
     try {
+      if (stopped.aborted) throw closed();
       for (let step = await next; step.done !== true; step = await next) {
+        if (stopped.aborted) throw closed();
         const chunk = step.value;
         writing = true;
         await writeFullyLater(file.fd, chunk, size);
         writing = false;
+        if (stopped.aborted) throw closed();
         size += chunk.byteLength;
         next = source.next();
       }
+      if (stopped.aborted) throw closed();
     } catch (error) {
       // The file first: a source whose return never settles must not keep it.
-      discardTemporary(file);
+      discard();
       await source.return?.()?.catch(() => undefined);
       // The source's own failure (an upload cut off) is the application's, passed on as it
       // is; only the system's refusal to write is an I/O error of the storage.
       throw writing && !(error instanceof TroveError)
         ? ioError('staging a blob for', this.#dataPath, error)
         : error;
+    } finally {
+      stopped.removeEventListener('abort', stop);
     }
     fs.closeSync(file.fd);
     const staged: StagedBlob = { size };
