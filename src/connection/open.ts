@@ -34,7 +34,9 @@ export interface OpenStorageOptions extends DatabaseOptions {
 }
 
 /** Options of `open(path)`: the database handle's and the file storage's. */
-export interface OpenFileOptions extends DatabaseOptions, Omit<FileStorageOptions, 'fileOps'> {
+export interface OpenFileOptions
+  extends DatabaseOptions,
+    Omit<FileStorageOptions, 'fileOps' | 'clock'> {
   /**
    * Open a read-only view of the database as it was at this tid or time (everything
    * committed at or before it). Implies `readOnly` (`readOnly: false` with it is refused).
@@ -42,8 +44,8 @@ export interface OpenFileOptions extends DatabaseOptions, Omit<FileStorageOption
   at?: Tid | Date | undefined;
 }
 
-// fileOps, FileStorage's test seam, is not an option of open(path).
-const { fileOps: _fileOps, ...FILE_OPTION_KEYS } = FILE_STORAGE_OPTION_KEYS;
+// fileOps and clock, FileStorage's test seams, are no options of open(path).
+const { fileOps: _fileOps, clock: _clock, ...FILE_OPTION_KEYS } = FILE_STORAGE_OPTION_KEYS;
 const OPEN_FILE_OPTION_KEYS: OptionKeys<OpenFileOptions> = {
   ...DATABASE_OPTION_KEYS,
   ...FILE_OPTION_KEYS,

@@ -243,6 +243,17 @@ describe('open() refusals', () => {
     const path = dir.file();
     await assert.rejects(open(path, { readonly: true } as never), invalid('options.readonly'));
     await assert.rejects(open(path, { fileOps: {} } as never), invalid('options.fileOps'));
+    // Found by an audit: a clock that is no function was taken by open(path), and the open's
+    // first commit then failed outside any promise (the process exited).
+    await assert.rejects(open(path, { clock: 'x' } as never), invalid('options.clock'));
+    // FileStorage's test seams, checked where they are taken.
+    await assert.rejects(FileStorage.open(path, { clock: 'x' } as never), invalid('options.clock'));
+    for (const fileOps of [5, null, {}, { write() {}, sync() {} }]) {
+      await assert.rejects(
+        FileStorage.open(path, { fileOps } as never),
+        invalid('options.fileOps'),
+      );
+    }
     assert.deepEqual(readdirSync(dir.dir), [], 'nothing was created');
     await assert.rejects(
       FileStorage.open(path, { durabilty: 'full' } as never),

@@ -244,6 +244,7 @@ const NEAR_LOOK = PEEK_SIZE;
 
 /** The trove storage on one local file. */
 export class FileStorage extends Storage {
+  /** What kind of storage this is: 'file'. */
   readonly kind = 'file';
   /** The data file's absolute path, symlinks resolved (the file a pack replaces). */
   readonly path: string;
@@ -420,12 +421,24 @@ export class FileStorage extends Storage {
     expectOptionalBoolean(opts.progress, 'options.progress');
     if (opts.readCacheBytes !== undefined)
       expectNonNegativeInteger(opts.readCacheBytes, 'options.readCacheBytes');
-    if (opts.logger !== undefined && typeof opts.logger !== 'function') {
+    for (const key of ['logger', 'clock'] as const) {
+      if (opts[key] !== undefined && typeof opts[key] !== 'function') {
+        throw new InvalidArgumentError(
+          `options.${key} must be a function, got ${describe(opts[key])}`,
+          { argument: `options.${key}` },
+        );
+      }
+    }
+    const ops = opts.fileOps as Partial<Record<keyof FileOps, unknown>> | undefined;
+    if (
+      ops !== undefined &&
+      (typeof ops !== 'object' ||
+        ops === null ||
+        !(['write', 'sync', 'truncate'] as const).every((name) => typeof ops[name] === 'function'))
+    ) {
       throw new InvalidArgumentError(
-        `options.logger must be a function, got ${describe(opts.logger)}`,
-        {
-          argument: 'options.logger',
-        },
+        `options.fileOps must have the functions write, sync and truncate, got ${describe(ops)}`,
+        { argument: 'options.fileOps' },
       );
     }
 
@@ -1277,8 +1290,17 @@ export class FileStorage extends Storage {
         // nearly twice the commits a second). A lone writer (last group of one) does not
         // wait, nor does a group that queued while the last one was written: its writers
         // are all in it.
-        if (this.#lastGroupSize > 1 && this.#heldAcks === undefined) await nextImmediate();
-        if (this.#commitTurn.isUp()) await afterTimers();
+        try {
+          if (this.#lastGroupSize > 1 && this.#heldAcks === undefined) await nextImmediate();
+          if (this.#commitTurn.isUp()) await afterTimers();
+        } catch (error) {
+          // (A clock that throws, a test's.) The commits waiting fail, rather than never
+          // settle.
+          const waiting = this.#queue;
+          this.#queue = [];
+          this.#fail(waiting, error);
+          continue;
+        }
         const group = this.#queue;
         this.#queue = [];
         try {
