@@ -477,6 +477,14 @@ export class Connection implements Jar {
     if (meta === undefined) meta = this.#loadNew(oid);
     else if (meta.state === ObjectState.Ghost) this.activate(meta);
     else this.cache.counters.hits++;
+    // As the storage refuses to load it: one this connection holds (staged by its commit)
+    // is not for the application either (stored elsewhere, it would be a second, broken
+    // reference to the content).
+    if (meta.classKnown && classOf(meta) === BlobContent) {
+      throw new InvalidArgumentError(`object ${oid} is blob content; read it through its Blob`, {
+        argument: 'oid',
+      });
+    }
     meta.access = ++this.clock;
     return meta.proxy;
   }

@@ -71,7 +71,16 @@ export class Counter extends Persistent {
 
 /** Adds `change` to the counter's value (a function: `#private` members fail on proxies). */
 function add(counter: Counter, change: number, by: number): number {
-  const next = counter.value + change;
+  const current: unknown = counter.value;
+  // An assignment is not checked (`value` is a plain attribute): what it left is named here,
+  // not taken for a bad `by`.
+  if (typeof current !== 'number' || !Number.isFinite(current)) {
+    throw new InvalidArgumentError(
+      `the counter's value is ${describe(current)}, not a finite number: assign it one first`,
+      { argument: 'value' },
+    );
+  }
+  const next = current + change;
   // Infinity would be stored, and concurrent changes would merge it into NaN.
   if (!Number.isFinite(next)) {
     throw new InvalidArgumentError(

@@ -6,6 +6,7 @@
  */
 
 import { registerClass } from '../codec/class-registry.js';
+import { expectOptionalIterable } from '../util/validate.js';
 import {
   adopt,
   applyInPlace,
@@ -39,16 +40,15 @@ interface ListTarget<T> {
  */
 // biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the Array methods are installed on the prototype below
 export class PersistentList<T = any> extends Persistent {
+  /** @internal The items, kept under a symbol of trove's own. */
   declare [ITEMS]: T[];
 
   /** A list holding `items`, like `Array.from(items)`. */
   constructor(items?: Iterable<T> | null) {
     super();
     const meta = (this as unknown as { [META]: ObjectMeta })[META];
-    this[ITEMS] =
-      items === undefined || items === null
-        ? []
-        : Array.from(items, (item) => adopt(meta, item) as T);
+    const given = expectOptionalIterable<T>(items, 'items');
+    this[ITEMS] = given === undefined ? [] : Array.from(given, (item) => adopt(meta, item) as T);
   }
 
   /** The number of items; setting it truncates or extends the list, as for an array. */

@@ -6,7 +6,7 @@
 
 import { registerClass } from '../codec/class-registry.js';
 import { InvalidArgumentError } from '../errors.js';
-import { describe, expectFunction } from '../util/validate.js';
+import { describe, expectFunction, expectOptionalIterable } from '../util/validate.js';
 import { adopt, unwrapArgument } from './change-tracking.js';
 import { META, type ObjectMeta } from './object-meta.js';
 import {
@@ -40,15 +40,17 @@ interface MapTarget<K, V> {
  * transactions that change different keys both commit (a key-by-key three-way merge).
  */
 export class PersistentMap<K = any, V = any> extends Persistent implements Map<K, V> {
+  /** @internal The items, kept under a symbol of trove's own. */
   declare [ITEMS]: Map<K, V>;
 
   /** A map holding `entries`, like `new Map(entries)`. */
   constructor(entries?: Iterable<readonly [K, V]> | null) {
     super();
     const items = new Map<K, V>();
-    if (entries !== undefined && entries !== null) {
+    const given = expectOptionalIterable<readonly [K, V]>(entries, 'entries');
+    if (given !== undefined) {
       const meta = (this as unknown as { [META]: ObjectMeta })[META];
-      for (const entry of entries) {
+      for (const entry of given) {
         // As a Map: an entry is an object (a string 'ab' is not [a, b]).
         if (typeof entry !== 'object' || entry === null) {
           throw new InvalidArgumentError(

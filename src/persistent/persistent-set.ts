@@ -6,7 +6,7 @@
 
 import { registerClass } from '../codec/class-registry.js';
 import { InvalidArgumentError } from '../errors.js';
-import { describe, expectFunction } from '../util/validate.js';
+import { describe, expectFunction, expectOptionalIterable } from '../util/validate.js';
 import { adopt, unwrapArgument } from './change-tracking.js';
 import { META, type ObjectMeta } from './object-meta.js';
 import {
@@ -79,15 +79,17 @@ function* iterate<T>(iterator: Iterator<T>): Generator<T> {
  * commit (a three-way merge).
  */
 export class PersistentSet<T = any> extends Persistent implements Set<T> {
+  /** @internal The items, kept under a symbol of trove's own. */
   declare [ITEMS]: Set<T>;
 
   /** A set holding `values`, like `new Set(values)`. */
   constructor(values?: Iterable<T> | null) {
     super();
     const items = new Set<T>();
-    if (values !== undefined && values !== null) {
+    const given = expectOptionalIterable<T>(values, 'values');
+    if (given !== undefined) {
       const meta = (this as unknown as { [META]: ObjectMeta })[META];
-      for (const value of values) items.add(adopt(meta, value) as T);
+      for (const value of given) items.add(adopt(meta, value) as T);
     }
     this[ITEMS] = items;
   }

@@ -69,6 +69,22 @@ export function expectFunction<T extends Function>(value: unknown, argument: str
   return value as T;
 }
 
+/**
+ * An iterable (what `for...of` takes), or undefined or null for none: a collection made
+ * from anything else is refused, where a `Map` or `Set` would throw a TypeError and an
+ * array-like would be taken by `Array.from` for its length.
+ */
+export function expectOptionalIterable<T>(
+  value: unknown,
+  argument: string,
+): Iterable<T> | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof (value as { [Symbol.iterator]?: unknown })[Symbol.iterator] !== 'function') {
+    fail(argument, 'iterable', value);
+  }
+  return value as Iterable<T>;
+}
+
 /** A non-empty string. */
 export function expectNonEmptyString(value: unknown, argument: string): string {
   if (typeof value !== 'string' || value.length === 0) fail(argument, 'a non-empty string', value);

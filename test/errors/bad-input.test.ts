@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { runInNewContext } from 'node:vm';
 import {
+  Blob,
   ClosedError,
   ConflictError,
   CorruptionError,
@@ -264,6 +265,22 @@ describe('bad input', () => {
       await assertUnchanged();
     });
 
+    // Found by an audit: the content of a blob the connection had just staged and stored
+    // was handed out by getObject (the storage refuses to load it, but it was cached).
+    it("getObject of a blob's content is refused, also where the connection holds it", async () => {
+      const db = await open({ storage: new MemoryStorage() });
+      db.root.set('blob', Blob.from(new Uint8Array([1, 2, 3])));
+      await db.commit();
+      const content = oidOf(db.root.get('blob'))! + 1;
+      assert.throws(() => db.storage.load(content), invalid({ argument: 'oid' }), 'its content');
+      assert.throws(() => db.getObject(content), invalid({ argument: 'oid' }));
+      await db.read((tx) => {
+        assert.throws(() => tx.getObject(content), invalid({ argument: 'oid' }));
+      });
+      assert.deepEqual([...(await db.root.get('blob').bytes())], [1, 2, 3]);
+      await db.close();
+    });
+
     it('registerClass and @persistent with wrong arguments', () => {
       class Fine extends Persistent {}
       assert.throws(() => registerClass('Fine' as any, 'badInput.X'), invalid({ argument: 'cls' }));
@@ -370,6 +387,29 @@ describe('bad input', () => {
       assert.throws(() => counter.increment('2' as any), invalid({ argument: 'by' }));
       assert.throws(() => counter.increment(Number.POSITIVE_INFINITY), invalid({ argument: 'by' }));
       assert.equal(counter.value, 0);
+      // An assignment is a plain attribute's (not checked): an increment after it names the
+      // value, not `by` (found by an audit).
+      for (const bad of ['abc', Number.NaN, Number.POSITIVE_INFINITY, undefined]) {
+        counter.value = bad as any;
+        assert.throws(() => counter.increment(), invalid({ argument: 'value' }), String(bad));
+        assert.throws(() => counter.decrement(2), invalid({ argument: 'value' }), String(bad));
+      }
+    });
+
+    // Found by an audit: a Map or Set made from something not iterable threw the engine's
+    // TypeError, and a list took anything for an empty list (or an array-like for its length).
+    it('collections made from something that is not iterable', () => {
+      for (const bad of [5, {}, { length: 2 }, { length: 2 ** 32 }, true, () => {}]) {
+        assert.throws(() => new PersistentMap(bad as any), invalid({ argument: 'entries' }));
+        assert.throws(() => new PersistentSet(bad as any), invalid({ argument: 'values' }));
+        assert.throws(() => new PersistentList(bad as any), invalid({ argument: 'items' }));
+      }
+      for (const none of [undefined, null]) {
+        assert.equal(new PersistentMap(none).size, 0);
+        assert.equal(new PersistentSet(none).size, 0);
+        assert.equal(new PersistentList(none).length, 0);
+      }
+      assert.deepEqual([...new PersistentList('ab')], ['a', 'b'], 'a string is iterable');
     });
 
     it('storing a function fails the commit with the path to it; nothing is written', async () => {
