@@ -260,6 +260,9 @@ function adoptValue(owner: ObjectMeta, value: unknown, copies: Copies, depth: nu
   if (!isObject(value)) return value;
   const raw = rawByView.get(value);
   if (raw === undefined) {
+    if (!Object.isExtensible(value) && viewKind(value) === ViewKind.Plain) {
+      return thawed(owner, value, copies, depth);
+    }
     // A new container may hold views itself (`a.summary = { tags: b.tags }`): they are
     // adopted too, in place, or the two objects would share the nested value.
     adoptWithin(owner, value, copies, depth);
@@ -271,6 +274,35 @@ function adoptValue(owner: ObjectMeta, value: unknown, copies: Copies, depth: nu
   if (handler.meta === owner) return raw;
   copies.made ??= new Map();
   return copyValue(raw, copies.made, depth);
+}
+
+/**
+ * A copy, thawed, of a frozen, sealed or non-extensible object or array given to be stored
+ * (one copy for each such value in one adopt call, so sharing inside it is kept). Stored
+ * as it is, a view of it could not hand out views of its members, nor take writes (the
+ * proxy's invariants forbid both); and a stored value loads thawed anyway.
+ */
+function thawed(owner: ObjectMeta, value: object, copies: Copies, depth: number): object {
+  copies.made ??= new Map();
+  const done = copies.made.get(value);
+  if (done !== undefined) return done as object;
+  let copy: object;
+  if (Array.isArray(value)) {
+    copy = value.slice();
+  } else {
+    copy = Object.create(Object.getPrototypeOf(value)) as object;
+    for (const key of Reflect.ownKeys(value)) {
+      const descriptor = Reflect.getOwnPropertyDescriptor(value, key)!;
+      Reflect.defineProperty(copy, key, {
+        ...descriptor,
+        ...('value' in descriptor ? { writable: true } : {}),
+        configurable: true,
+      });
+    }
+  }
+  copies.made.set(value, copy);
+  adoptWithin(owner, copy, copies, depth);
+  return copy;
 }
 
 /** Adopts (see adopt) the views inside a plain container, replacing them in place. */

@@ -285,6 +285,36 @@ describe('Persistent objects', () => {
     assert.deepEqual(Object.getOwnPropertyDescriptor(obj.meta, 'fixed')!.value, { a: 1 });
   });
 
+  // Found by an audit: a value frozen before it was stored was taken as it was, and then a
+  // read of a nested value, or any write, threw the engine's TypeError (a proxy's invariants).
+  it('a value frozen, sealed or made non-extensible before it is stored is stored thawed', async () => {
+    const db = await open({ storage: new MemoryStorage() });
+    const shared = Object.freeze({ s: 1 });
+    const given = {
+      frozen: Object.freeze({ n: Object.freeze({ b: 2 }), shared, again: shared }),
+      list: Object.freeze([1, Object.freeze([2])]),
+      sealed: Object.seal({ x: 1 }),
+      closed: Object.preventExtensions({ y: 1 }),
+    };
+    for (const [key, value] of Object.entries(given)) db.root.set(key, value);
+    const frozen = db.root.get('frozen');
+    assert.equal(frozen.n.b, 2);
+    assert.equal(frozen.shared, frozen.again, 'sharing inside the value is kept');
+    frozen.n.b = 3;
+    db.root.get('list')[1].push(3);
+    db.root.get('sealed').more = true;
+    db.root.get('closed').more = true;
+    assert.ok(Object.isFrozen(given.frozen.n), 'what was given is left as it was');
+    await db.commit();
+    const again = await open({ storage: db.storage });
+    assert.deepEqual(JSON.parse(JSON.stringify(Object.fromEntries(again.root))), {
+      frozen: { n: { b: 3 }, shared: { s: 1 }, again: { s: 1 } },
+      list: [1, [2, 3]],
+      sealed: { x: 1, more: true },
+      closed: { y: 1, more: true },
+    });
+  });
+
   it('tracks mutations of nested Dates', async () => {
     await assertTracked(
       (n) => {
