@@ -33,6 +33,7 @@ export class TroveError extends Error {
   /** A stable machine-readable code, for example `TROVE_CONFLICT`. */
   readonly code: ErrorCodeValue;
 
+  /** An error with a stable `code` and a `message`; `options.cause` is what caused it. */
   constructor(code: ErrorCodeValue, message: string, options?: TroveErrorOptions) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
@@ -41,11 +42,12 @@ export class TroveError extends Error {
   }
 }
 
-/** A requested object, document or record does not exist. */
+/** A requested object, record or blob content does not exist. */
 export class NotFoundError extends TroveError {
   /** Always `TROVE_NOT_FOUND`: typed as it, so that a check of `code` narrows. */
   declare readonly code: typeof ErrorCode.notFound;
 
+  /** An error saying `message`; `options.cause` is the error that caused it, if any. */
   constructor(message: string, options?: TroveErrorOptions) {
     super(ErrorCode.notFound, message, options);
   }
@@ -82,6 +84,7 @@ export class ConflictError extends TroveError {
   /** The class name of the conflicting object, if known. */
   readonly className: string | undefined;
 
+  /** A conflict saying `message`, about the object and change `details` name. */
   constructor(message: string, details: ConflictDetails = {}) {
     super(ErrorCode.conflict, message, details);
     this.oid = details.oid;
@@ -95,6 +98,7 @@ export class BusyError extends TroveError {
   /** Always `TROVE_BUSY`: typed as it, so that a check of `code` narrows. */
   declare readonly code: typeof ErrorCode.busy;
 
+  /** An error saying `message`; `options.cause` is the error that caused it, if any. */
   constructor(message: string, options?: TroveErrorOptions) {
     super(ErrorCode.busy, message, options);
   }
@@ -121,6 +125,7 @@ export class CorruptionError extends TroveError {
   /** The damaged file, if known. */
   readonly path: string | undefined;
 
+  /** Damage saying `message`, found where `details` says (offset and file). */
   constructor(message: string, details: CorruptionDetails = {}) {
     super(ErrorCode.corruption, message, details);
     this.offset = details.offset;
@@ -154,6 +159,7 @@ export class IntegrityError extends TroveError {
   /** Every problem found. */
   readonly failures: readonly IntegrityFailure[];
 
+  /** A failed integrity check saying `message`, with every failure it found. */
   constructor(message: string, failures: readonly IntegrityFailure[], options?: TroveErrorOptions) {
     super(ErrorCode.integrity, message, options);
     this.failures = failures;
@@ -182,6 +188,7 @@ export class InvalidArgumentError extends TroveError {
   /** The path to a value that cannot be stored, if the error is about one. */
   readonly path: string | undefined;
 
+  /** A refusal saying `message`, of the argument (and the path in it) `details` name. */
   constructor(message: string, details: InvalidArgumentDetails = {}) {
     super(ErrorCode.invalidArgument, message, details);
     this.argument = details.argument;
@@ -194,6 +201,7 @@ export class ClosedError extends TroveError {
   /** Always `TROVE_CLOSED`: typed as it, so that a check of `code` narrows. */
   declare readonly code: typeof ErrorCode.closed;
 
+  /** An error saying `message`; `options.cause` is the error that caused it, if any. */
   constructor(message: string, options?: TroveErrorOptions) {
     super(ErrorCode.closed, message, options);
   }
@@ -204,6 +212,7 @@ export class ReadOnlyError extends TroveError {
   /** Always `TROVE_READ_ONLY`: typed as it, so that a check of `code` narrows. */
   declare readonly code: typeof ErrorCode.readOnly;
 
+  /** An error saying `message`; `options.cause` is the error that caused it, if any. */
   constructor(message: string, options?: TroveErrorOptions) {
     super(ErrorCode.readOnly, message, options);
   }
@@ -221,6 +230,7 @@ export class StorageIOError extends TroveError {
   /** The system error code, for example `ENOSPC`, if there was one. */
   readonly systemCode: string | undefined;
 
+  /** An error saying `message`; `options.cause` is the error that caused it, if any. */
   constructor(message: string, options?: TroveErrorOptions) {
     super(ErrorCode.io, message, options);
     const cause = options?.cause as { code?: unknown } | undefined;

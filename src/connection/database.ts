@@ -124,8 +124,13 @@ export interface DatabaseStats {
     /** Bytes of loaded state held now. */
     readonly bytes: number;
   };
-  /** Connections: in use by a transaction, and idle in the pool. */
-  readonly connections: { readonly active: number; readonly idle: number };
+  /** Connections. */
+  readonly connections: {
+    /** In use by a transaction (or by the default connection's work) now. */
+    readonly active: number;
+    /** Idle in the pool, kept for the next transactions. */
+    readonly idle: number;
+  };
   /** The storage's counters. */
   readonly storage: StorageStats;
 }

@@ -14,7 +14,10 @@ import { describe } from '../util/validate.js';
 import { Persistent } from './persistent.js';
 
 /** A class whose instances are persistent objects: Persistent or a subclass of it. */
-export type PersistentClass = AnyClass & { readonly prototype: Persistent };
+export type PersistentClass = AnyClass & {
+  /** A persistent object: the class's instances inherit from it. */
+  readonly prototype: Persistent;
+};
 
 /**
  * Registers the decorated class, which must extend {@link Persistent}, under the stable

@@ -401,6 +401,10 @@ export class Persistent {
    */
   declare readonly [Persistent.persistentBrand]: true;
 
+  /**
+   * A new persistent object, not stored yet: it is stored by the first commit of a
+   * transaction that reaches it from the root (or from another stored object).
+   */
   constructor() {
     if (reviving !== undefined && new.target === reviving.cls) {
       // Loading by the constructor (constructOnLoad): the object exists already. Returned

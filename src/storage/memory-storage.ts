@@ -67,6 +67,7 @@ const COMMIT_MS_PER_TURN = 10;
 
 /** The storage contract held in memory. Nothing survives the process. */
 export class MemoryStorage extends Storage {
+  /** What kind of storage this is: 'memory'. */
   readonly kind = 'memory';
   /** Every kept revision of each object, oldest first. */
   readonly #revisions = new Map<Oid, StoredRecord[]>();
@@ -83,6 +84,7 @@ export class MemoryStorage extends Storage {
   #horizon: Tid = 0;
   readonly #commitTurn = new TurnBudget(COMMIT_MS_PER_TURN);
 
+  /** An empty storage in memory (InvalidArgumentError for an options key it does not know). */
   constructor(options?: MemoryStorageOptions) {
     const opts = expectOptions<MemoryStorageOptions>(options, 'options', { readOnly: true });
     super(expectOptionalBoolean(opts.readOnly, 'options.readOnly') === true);

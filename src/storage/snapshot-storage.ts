@@ -39,6 +39,7 @@ export interface SnapshotStorageOptions {
 
 /** A read-only view of `inner` as of `tid`: later commits are invisible, nothing changes. */
 export class SnapshotStorage extends Storage {
+  /** What kind of storage this is: 'snapshot'. */
   readonly kind = 'snapshot';
   readonly #inner: Storage;
   readonly #tid: Tid;
@@ -163,6 +164,7 @@ export class SnapshotStorage extends Storage {
     }
   }
 
+  /** Closes the view; the storage it views too, when made with `closeInner`. */
   override close(): Promise<void> {
     const closing = super.close();
     // Begun at once, not once this view's operations are done (close waits for them): an
