@@ -88,6 +88,54 @@ async function withFs<T>(
   }
 }
 
+/** A readSync that fails (EIO) once `fault.armed` is set, once; `fault.hits` counts it. */
+const readSyncFailingOnce =
+  (fault: { armed: boolean; hits: number }) =>
+  (readSync: AnyFunction) =>
+  (...args: unknown[]) => {
+    if (!fault.armed) return readSync(...args);
+    fault.armed = false;
+    fault.hits++;
+    throw systemError('EIO', 'read');
+  };
+
+/**
+ * File operations whose syncs, once `commit` runs through `failingResync`, make the next read
+ * of a file fail (EIO), once: after a durable commit, that is its connection's resync.
+ */
+function readFailingAfterSync() {
+  const fault = { arming: false, armed: false, hits: 0 };
+  const ops: FileOps = {
+    write: (fd, buffer, position) => real.write(fd, buffer, position),
+    truncate: (fd, length) => real.truncate(fd, length),
+    sync: async (fd, onCallingThread) => {
+      await real.sync(fd, onCallingThread);
+      if (fault.arming) [fault.arming, fault.armed] = [false, true];
+    },
+  };
+  const failingResync = <T>(commit: () => Promise<T>): Promise<T> =>
+    withFs(
+      {
+        readSync: readSyncFailingOnce(fault),
+      },
+      () => {
+        fault.arming = true;
+        return commit();
+      },
+    );
+  return { ops, fault, failingResync };
+}
+
+/** Runs `check` on the database at `path` opened read-only, and closes it. */
+async function reopened(path: string, check: (db: Database) => Promise<void>): Promise<void> {
+  const db = await open(path, { readOnly: true, logger: quiet });
+  try {
+    await check(db);
+  } finally {
+    await db.close();
+  }
+}
+
 /** Opens the database at `path` and closes it: what a rejected open would have left open. */
 async function openAndClose(path: string, options: { durability?: 'none' } = {}) {
   const db = await open(path, { ...options, logger: quiet });
@@ -205,22 +253,16 @@ describe('an error in the cleanup after a failure never replaces the failure', (
           () => db.backup(target),
         );
         assert.ok(removals > 0, 'the fault was hit');
-        const copy = await open(target, { readOnly: true, logger: quiet });
-        try {
+        await reopened(target, async (copy) => {
           assert.equal(copy.root.get('k'), 'v');
           assert.deepEqual(await copy.integrityCheck(), { ok: true, failures: [] });
-        } finally {
-          await copy.close();
-        }
+        });
         // Nothing of the backup stays in the way of the next.
         const second = newPath(`copy-b2-${kind}`);
         await db.backup(second);
-        const copy2 = await open(second, { readOnly: true, logger: quiet });
-        try {
+        await reopened(second, async (copy2) => {
           assert.equal(copy2.root.get('k'), 'v');
-        } finally {
-          await copy2.close();
-        }
+        });
       } finally {
         await closeQuietly(db);
       }
@@ -256,15 +298,12 @@ describe('an error in the cleanup after a failure never replaces the failure', (
         });
       }
       await db.close();
-      const again = await open(path, { readOnly: true, logger: quiet });
-      try {
+      await reopened(path, async (again) => {
         assert.equal(Buffer.from(await again.root.get('photo').bytes()).toString(), 'hello blob');
         assert.equal(again.root.get('m0').get('name'), 'm0');
         assert.equal(again.root.get('m1').get('name'), 'm1');
         assert.deepEqual(await again.integrityCheck(), { ok: true, failures: [] });
-      } finally {
-        await again.close();
-      }
+      });
     } finally {
       nodeFs.promises.rm = rm;
       await closeQuietly(db);
@@ -353,14 +392,7 @@ describe('an error in the cleanup after a failure never replaces the failure', (
       });
       const [first, second] = await withFs(
         {
-          readSync:
-            (readSync) =>
-            (...args: unknown[]) => {
-              if (!fault.armed) return readSync(...args);
-              fault.armed = false;
-              fault.hits++;
-              throw systemError('EIO', 'read');
-            },
+          readSync: readSyncFailingOnce(fault),
         },
         async () => {
           cell.value = 1;
@@ -377,13 +409,10 @@ describe('an error in the cleanup after a failure never replaces the failure', (
       assert.equal(second.status, 'rejected', 'the second commit rejects');
       assertConflict((second as PromiseRejectedResult).reason);
       await db.close();
-      const again = await open(path, { readOnly: true, logger: quiet });
-      try {
+      await reopened(path, async (again) => {
         assert.equal(again.root.get('other'), undefined);
         assert.equal(again.root.get('cell').value, 100);
-      } finally {
-        await again.close();
-      }
+      });
     } finally {
       await closeQuietly(db);
     }
@@ -391,16 +420,7 @@ describe('an error in the cleanup after a failure never replaces the failure', (
 
   // (Database.commit: sync() after a commit that succeeded).
   it('db.commit: the resync after a successful commit fails once (EIO): the commit resolves with its tid', async () => {
-    const fault = { arming: false, armed: false, hits: 0 };
-    const ops: FileOps = {
-      write: (fd, buffer, position) => real.write(fd, buffer, position),
-      truncate: (fd, length) => real.truncate(fd, length),
-      sync: async (fd, onCallingThread) => {
-        await real.sync(fd, onCallingThread);
-        // The commit is durable now: the next read of the file fails, once.
-        if (fault.arming) [fault.arming, fault.armed] = [false, true];
-      },
-    };
+    const { ops, fault, failingResync } = readFailingAfterSync();
     const path = newPath('resync');
     const storage = await openFileStorage(path, { fileOps: ops, logger: quiet });
     const db = await open({ storage });
@@ -408,36 +428,18 @@ describe('an error in the cleanup after a failure never replaces the failure', (
       db.root.set('warm-up', new PersistentMap());
       await db.commit();
       const before = db.storage.lastTid();
-      const tid = await withFs(
-        {
-          readSync:
-            (readSync) =>
-            (...args: unknown[]) => {
-              if (!fault.armed) return readSync(...args);
-              fault.armed = false;
-              fault.hits++;
-              throw systemError('EIO', 'read');
-            },
-        },
-        async () => {
-          db.root.set('k', 'committed');
-          fault.arming = true;
-          return await db.commit();
-        },
-      );
+      db.root.set('k', 'committed');
+      const tid = await failingResync(() => db.commit());
       assert.equal(fault.hits, 1, 'the read error was hit');
       assert.equal(typeof tid, 'number');
       assert.ok(tid > before, 'the tid of a new transaction');
       db.root.set('k2', 'committed after');
       assert.ok((await db.commit()) > tid);
       await db.close();
-      const again = await open(path, { readOnly: true, logger: quiet });
-      try {
+      await reopened(path, async (again) => {
         assert.equal(again.root.get('k'), 'committed');
         assert.equal(again.root.get('k2'), 'committed after');
-      } finally {
-        await again.close();
-      }
+      });
     } finally {
       await closeQuietly(db);
     }
@@ -447,15 +449,7 @@ describe('an error in the cleanup after a failure never replaces the failure', (
   // went on with its snapshot from before its own commit: objects it dropped reloaded as
   // they were before that commit, and one the commit made was not found.
   it('db.commit: after the resync fails, the default connection serves what its commit stored', async () => {
-    const fault = { arming: false, armed: false, hits: 0 };
-    const ops: FileOps = {
-      write: (fd, buffer, position) => real.write(fd, buffer, position),
-      truncate: (fd, length) => real.truncate(fd, length),
-      sync: async (fd, onCallingThread) => {
-        await real.sync(fd, onCallingThread);
-        if (fault.arming) [fault.arming, fault.armed] = [false, true];
-      },
-    };
+    const { ops, fault, failingResync } = readFailingAfterSync();
     const storage = await openFileStorage(newPath('resync-view'), { fileOps: ops, logger: quiet });
     // A small cache, so the resync has objects to drop.
     const db = await open({ storage, cacheSize: 10 });
@@ -463,24 +457,9 @@ describe('an error in the cleanup after a failure never replaces the failure', (
     try {
       for (let i = 0; i < count; i++) db.root.set(`m${i}`, new PersistentMap([['v', 0]]));
       await db.commit();
-      const tid = await withFs(
-        {
-          readSync:
-            (readSync) =>
-            (...args: unknown[]) => {
-              if (!fault.armed) return readSync(...args);
-              fault.armed = false;
-              fault.hits++;
-              throw systemError('EIO', 'read');
-            },
-        },
-        async () => {
-          for (let i = 0; i < count; i++) db.root.get(`m${i}`).set('v', 1);
-          db.root.set('made', new PersistentMap([['v', 'new']]));
-          fault.arming = true;
-          return await db.commit();
-        },
-      );
+      for (let i = 0; i < count; i++) db.root.get(`m${i}`).set('v', 1);
+      db.root.set('made', new PersistentMap([['v', 'new']]));
+      const tid = await failingResync(() => db.commit());
       assert.equal(fault.hits, 1, 'the read error was hit');
       const values = Array.from({ length: count }, (_, i) => db.root.get(`m${i}`).get('v'));
       assert.deepEqual(values, Array(count).fill(1), 'every object as the commit stored it');
@@ -537,14 +516,11 @@ describe('an error in the cleanup after a failure never replaces the failure', (
       db.root.set('after', 'committed after the failed pack');
       await db.commit();
       await db.close();
-      const again = await open(path, { readOnly: true, logger: quiet });
-      try {
+      await reopened(path, async (again) => {
         for (let i = 1; i < 20; i++) assert.equal(again.root.get(`k${i}`).get('i'), i);
         assert.equal(again.root.get('after'), 'committed after the failed pack');
         assert.deepEqual(await again.integrityCheck(), { ok: true, failures: [] });
-      } finally {
-        await again.close();
-      }
+      });
     } finally {
       armed = false;
       await closeQuietly(db);

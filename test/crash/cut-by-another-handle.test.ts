@@ -48,6 +48,33 @@ function syncFailingOnce(meanwhile: () => Promise<void>): { ops: FileOps; arm: (
   return { ops, arm: () => (armed = true) };
 }
 
+/** syncFailingOnce whose failing sync, once `started`, waits for `release()`. */
+function heldSyncFailingOnce() {
+  const started = deferred();
+  const gate = deferred();
+  const failing = syncFailingOnce(async () => {
+    started.resolve();
+    await gate.promise;
+  });
+  return { ...failing, started: started.promise, release: () => gate.resolve() };
+}
+
+/** Makes a database at `path` whose root refers to two objects, `'<x>0'` each; their oids. */
+async function twoObjects(path: string, names: [string, string]): Promise<[number, number]> {
+  const setup = await openFileStorage(path, { logger: quiet });
+  try {
+    const [x, y] = (await setup.newOids(2)) as [number, number];
+    await commit(setup, [
+      put(0, 'root', 0, [x, y]),
+      put(x, `${names[0]}0`, 0),
+      put(y, `${names[1]}0`, 0),
+    ]);
+    return [x, y];
+  } finally {
+    await setup.close();
+  }
+}
+
 describe('the last transaction of a handle, cut off by another handle', () => {
   const dir = tempDir('trove-cut-');
   after(() => dir.remove());
@@ -104,17 +131,8 @@ describe('the last transaction of a handle, cut off by another handle', () => {
     it(`a pack${keepHistory ? ' keeping history' : ''} during a commit that is cut back stops with BusyError; nothing refused is stored, nothing acknowledged lost`, async () => {
       const path = join(dir.path, `pack-cut-${keepHistory}.trove`);
       const decode = (data: Uint8Array) => new TextDecoder().decode(data);
-      const setup = await openFileStorage(path, { logger: quiet });
-      const [a, b] = (await setup.newOids(2)) as [number, number];
-      await commit(setup, [put(0, 'root', 0, [a, b]), put(a, 'a0', 0), put(b, 'b0', 0)]);
-      await setup.close();
-
-      const syncStarted = deferred();
-      const syncGate = deferred();
-      const failing = syncFailingOnce(async () => {
-        syncStarted.resolve();
-        await syncGate.promise;
-      });
+      const [a, b] = await twoObjects(path, ['a', 'b']);
+      const failing = heldSyncFailingOnce();
       const writer = await openFileStorage(path, { fileOps: failing.ops, logger: quiet });
       // The packer's copy waits once it is writing the refused commit's record.
       const copying = deferred();
@@ -137,11 +155,11 @@ describe('the last transaction of a handle, cut off by another handle', () => {
         failing.arm();
         const refused = commit(writer, [put(a, 'a2', a1)]);
         refused.catch(() => undefined);
-        await syncStarted.promise;
+        await failing.started;
         const packing = packer.pack(keepHistory ? { keepHistorySince: 1 } : undefined);
         packing.catch(() => undefined);
         await copying.promise; // the pack read the commit whose sync is under way
-        syncGate.resolve();
+        failing.release();
         await expectRejects(() => refused, 'TROVE_IO');
         const b2 = await commit(writer, [put(b, 'b2', writer.load(b).tid)]);
         copyGate.resolve();
@@ -168,7 +186,7 @@ describe('the last transaction of a handle, cut off by another handle', () => {
         }
       } finally {
         copyGate.resolve();
-        syncGate.resolve();
+        failing.release();
         await writer.close();
         await packer.close();
       }
@@ -182,10 +200,7 @@ describe('the last transaction of a handle, cut off by another handle', () => {
   it('an index saved by another handle over a commit later cut back is not used for the commit written in its place', async () => {
     const path = join(dir.path, 'index-over-cut.trove');
     const decode = (data: Uint8Array) => new TextDecoder().decode(data);
-    const setup = await openFileStorage(path, { logger: quiet });
-    const [a, b] = (await setup.newOids(2)) as [number, number];
-    await commit(setup, [put(0, 'root', 0, [a, b]), put(a, 'a0', 0), put(b, 'b0', 0)]);
-    await setup.close();
+    const [a, b] = await twoObjects(path, ['a', 'b']);
 
     let cut: ReturnType<typeof commits>[number] | undefined;
     let other: FileStorage | undefined;
@@ -232,17 +247,8 @@ describe('the last transaction of a handle, cut off by another handle', () => {
   // transaction there and stopped with CorruptionError, which says the file is damaged.
   it('a pack copying the tail when a commit it read is cut back stops with BusyError, not CorruptionError', async () => {
     const path = join(dir.path, 'pack-cut-tail.trove');
-    const setup = await openFileStorage(path, { logger: quiet });
-    const [b, c] = (await setup.newOids(2)) as [number, number];
-    await commit(setup, [put(0, 'root', 0, [b, c]), put(b, 'b0', 0), put(c, 'c0', 0)]);
-    await setup.close();
-
-    const syncStarted = deferred();
-    const syncGate = deferred();
-    const failing = syncFailingOnce(async () => {
-      syncStarted.resolve();
-      await syncGate.promise;
-    });
+    const [b, c] = await twoObjects(path, ['b', 'c']);
+    const failing = heldSyncFailingOnce();
     const writer = await openFileStorage(path, { fileOps: failing.ops, logger: quiet });
     const gates = { base: deferred(), tail: deferred() };
     const held = { base: deferred(), tail: deferred() };
@@ -275,17 +281,17 @@ describe('the last transaction of a handle, cut off by another handle', () => {
       failing.arm();
       const refused = commit(writer, [put(c, 'refused', writer.load(c).tid)]);
       refused.catch(() => undefined);
-      await syncStarted.promise;
+      await failing.started;
       gates.base.resolve();
       await held.tail.promise; // the pack read both, and copies the first
-      syncGate.resolve();
+      failing.release();
       await expectRejects(() => refused, 'TROVE_IO');
       gates.tail.resolve();
       await expectRejects(() => packing, 'TROVE_BUSY');
     } finally {
       gates.base.resolve();
       gates.tail.resolve();
-      syncGate.resolve();
+      failing.release();
       await writer.close();
       await packer.close();
     }

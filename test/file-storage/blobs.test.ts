@@ -536,7 +536,10 @@ describe('blobs in a file', () => {
     await assertBlobs(db, { blob: small });
   });
 
-  it('a 1 GiB blob from a stream is stored and read back with RSS growing by less than 64 MiB', async (t) => {
+  // The bound is an eighth of the blob: held whole, it would grow by the blob's size. It was
+  // 64 MiB, with 47 to 53 grown alone, and up to 71 when the machine was busy (collections
+  // come later there): a failure that said nothing about streaming.
+  it('a 1 GiB blob from a stream is stored and read back with RSS growing by less than 128 MiB', async (t) => {
     const dir = scratch(t);
     const chunks = 1024;
     // The blob is on disk twice at the peak (its staged copy and the data file).
@@ -557,7 +560,7 @@ describe('blobs in a file', () => {
     assert.equal(result.size, chunks * MiB);
     assert.equal(result.read, chunks * MiB);
     assert.equal(result.hashOut, result.hashIn);
-    assert.ok(growth < 64 * MiB, `RSS grew by ${growth / MiB} MiB`);
+    assert.ok(growth < 128 * MiB, `RSS grew by ${growth / MiB} MiB`);
   });
 });
 
