@@ -86,11 +86,13 @@ export function noteWrite(meta: ObjectMeta): void {
  * The value to store in `owner` for `value`: raw values as they are; a view of a value of
  * the same owner, its raw value (sharing inside one object is kept); a view of a value of
  * another object, a copy, because a nested value belongs to one object's record and sharing
- * it would let a change through one object show in the other without being stored.
+ * it would let a change through one object show in the other without being stored; a frozen
+ * (sealed, non-extensible) object or array, a thawed copy (see thawed), unless it is a `key`
+ * of a Map or an element of a Set, which must stay the object it is looked up by.
  */
-export function adopt(owner: ObjectMeta, value: unknown): unknown {
+export function adopt(owner: ObjectMeta, value: unknown, key = false): unknown {
   if (typeof value !== 'object' || value === null) return value;
-  return adoptValue(owner, value, {}, 1);
+  return adoptValue(owner, value, {}, 1, !key);
 }
 
 /**
@@ -256,12 +258,21 @@ interface Copies {
  * As adopt; one copy of each value met, so sharing inside a value is kept. `depth` is how
  * deep `value` is in the value adopted (1 for that value).
  */
-function adoptValue(owner: ObjectMeta, value: unknown, copies: Copies, depth: number): unknown {
+function adoptValue(
+  owner: ObjectMeta,
+  value: unknown,
+  copies: Copies,
+  depth: number,
+  thaw = true,
+): unknown {
   if (!isObject(value)) return value;
   const raw = rawByView.get(value);
   if (raw === undefined) {
     if (!Object.isExtensible(value) && viewKind(value) === ViewKind.Plain) {
-      return thawed(owner, value, copies, depth);
+      // A key of a Map or an element of a Set stays as it is, nothing in it adopted (it
+      // cannot take a replacement): a copy would not be found by the object the
+      // application looks it up with.
+      return thaw ? thawed(owner, value, copies, depth) : value;
     }
     // A new container may hold views itself (`a.summary = { tags: b.tags }`): they are
     // adopted too, in place, or the two objects would share the nested value.
@@ -283,27 +294,37 @@ function adoptValue(owner: ObjectMeta, value: unknown, copies: Copies, depth: nu
  * proxy's invariants forbid both); and a stored value loads thawed anyway.
  */
 function thawed(owner: ObjectMeta, value: object, copies: Copies, depth: number): object {
+  // One copy for the object's state: given again (`box.a = f; box.b = f`), it is shared
+  // there, as a value not frozen is.
+  const earlier = thawedCopies.get(value);
+  if (earlier?.owner === owner && earlier.generation === owner.generation) return earlier.copy;
   copies.made ??= new Map();
   const done = copies.made.get(value);
   if (done !== undefined) return done as object;
-  let copy: object;
-  if (Array.isArray(value)) {
-    copy = value.slice();
-  } else {
-    copy = Object.create(Object.getPrototypeOf(value)) as object;
-    for (const key of Reflect.ownKeys(value)) {
-      const descriptor = Reflect.getOwnPropertyDescriptor(value, key)!;
-      Reflect.defineProperty(copy, key, {
-        ...descriptor,
-        ...('value' in descriptor ? { writable: true } : {}),
-        configurable: true,
-      });
-    }
+  // Not `slice()`: it follows a `constructor` the array may have of its own.
+  const copy: object = Array.isArray(value)
+    ? new Array(value.length)
+    : (Object.create(Object.getPrototypeOf(value)) as object);
+  for (const key of Reflect.ownKeys(value)) {
+    if (Array.isArray(value) && key === 'length') continue;
+    const descriptor = Reflect.getOwnPropertyDescriptor(value, key)!;
+    Reflect.defineProperty(copy, key, {
+      ...descriptor,
+      ...('value' in descriptor ? { writable: true } : {}),
+      configurable: true,
+    });
   }
   copies.made.set(value, copy);
+  thawedCopies.set(value, { owner, generation: owner.generation, copy });
   adoptWithin(owner, copy, copies, depth);
   return copy;
 }
+
+/** The copy thawed (see thawed) of each frozen value, for the object state it went into. */
+const thawedCopies = new WeakMap<
+  object,
+  { readonly owner: ObjectMeta; readonly generation: number; readonly copy: object }
+>();
 
 /** Adopts (see adopt) the views inside a plain container, replacing them in place. */
 function adoptWithin(owner: ObjectMeta, container: object, copies: Copies, depth: number): void {
@@ -349,6 +370,7 @@ function walkAdopting(
   depth: number,
 ): void {
   const adoptItem = (item: unknown): unknown => adoptValue(owner, item, copies, depth + 1);
+  const adoptKey = (item: unknown): unknown => adoptValue(owner, item, copies, depth + 1, false);
   const isArray = Array.isArray(container);
   if (isArray) {
     const array = container as unknown[];
@@ -360,7 +382,7 @@ function walkAdopting(
   } else if (kind === ViewKind.Map) {
     const map = container as Map<unknown, unknown>;
     const entries = [...map];
-    const adopted = entries.map(([key, item]) => [adoptItem(key), adoptItem(item)] as const);
+    const adopted = entries.map(([key, item]) => [adoptKey(key), adoptItem(item)] as const);
     if (adopted.some(([key, item], i) => key !== entries[i]![0] || item !== entries[i]![1])) {
       // Rebuilt, not patched: the entries keep their order.
       map.clear();
@@ -369,7 +391,7 @@ function walkAdopting(
   } else if (kind === ViewKind.Set) {
     const set = container as Set<unknown>;
     const items = [...set];
-    const adopted = items.map(adoptItem);
+    const adopted = items.map(adoptKey);
     if (adopted.some((item, i) => item !== items[i])) {
       // Rebuilt, not patched: the elements keep their order.
       set.clear();
@@ -704,9 +726,10 @@ class MethodViewHandler extends ViewHandler implements ProxyHandler<object> {
     if (typeof key === 'string' && MUTATORS[this.kind]!.has(key)) {
       return (...args: unknown[]) => {
         this.write();
+        // The first argument of `set` and `add` is a key, or an element: kept as it is.
         const result = fn.apply(
           target,
-          args.map((arg) => adopt(meta, arg)),
+          args.map((arg, i) => adopt(meta, arg, i === 0)),
         );
         // `map.set(...)` and `set.add(...)` return the collection: the view, so a write
         // chained on it (`.set(a, 1).set(b, 2)`) is seen too.

@@ -59,7 +59,7 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
           );
         }
         const [key, value] = entry;
-        items.set(adopt(meta, key) as K, adopt(meta, value) as V);
+        items.set(adopt(meta, key, true) as K, adopt(meta, value) as V);
       }
     }
     this[ITEMS] = items;
@@ -87,7 +87,7 @@ export class PersistentMap<K = any, V = any> extends Persistent implements Map<K
   /** Stores `value` under `key`. */
   set(key: K, value: V): this {
     const target = writeTarget<MapTarget<K, V>>(this);
-    target[ITEMS].set(adopt(target[META], key) as K, adopt(target[META], value) as V);
+    target[ITEMS].set(adopt(target[META], key, true) as K, adopt(target[META], value) as V);
     return this;
   }
 

@@ -89,7 +89,7 @@ export class PersistentSet<T = any> extends Persistent implements Set<T> {
     const given = expectOptionalIterable<T>(values, 'values');
     if (given !== undefined) {
       const meta = (this as unknown as { [META]: ObjectMeta })[META];
-      for (const value of given) items.add(adopt(meta, value) as T);
+      for (const value of given) items.add(adopt(meta, value, true) as T);
     }
     this[ITEMS] = items;
   }
@@ -111,7 +111,7 @@ export class PersistentSet<T = any> extends Persistent implements Set<T> {
   add(value: T): this {
     if (!this.has(value)) {
       const target = writeTarget<SetTarget<T>>(this);
-      target[ITEMS].add(adopt(target[META], value) as T);
+      target[ITEMS].add(adopt(target[META], value, true) as T);
     }
     return this;
   }

@@ -17,6 +17,8 @@ import {
   oidOf,
   open,
   Persistent,
+  PersistentMap,
+  PersistentSet,
   persistent,
   registerClass,
 } from 'trove';
@@ -305,14 +307,42 @@ describe('Persistent objects', () => {
     db.root.get('sealed').more = true;
     db.root.get('closed').more = true;
     assert.ok(Object.isFrozen(given.frozen.n), 'what was given is left as it was');
+    // (Found in review.) Given again, it is shared in the state, as a value not frozen is.
+    db.root.set('twice', { a: shared, b: shared });
+    db.root.get('frozen').third = shared;
+    const twice = db.root.get('twice');
+    assert.equal(twice.a, twice.b);
+    // Keys of a Map and elements of a Set stay the objects they are looked up by.
+    const map = new PersistentMap([[shared, 'by key']]);
+    const set = new PersistentSet<object>([shared]);
+    const nested = { lookup: new Map([[shared, 'nested']]) };
+    db.root.set('map', map);
+    db.root.set('set', set);
+    db.root.set('nested', nested);
+    set.add(given.list);
+    assert.deepEqual(
+      [
+        map.get(shared),
+        set.has(shared),
+        set.has(given.list),
+        db.root.get('nested').lookup.get(shared),
+      ],
+      ['by key', true, true, 'nested'],
+    );
     await db.commit();
     const again = await open({ storage: db.storage });
-    assert.deepEqual(JSON.parse(JSON.stringify(Object.fromEntries(again.root))), {
-      frozen: { n: { b: 3 }, shared: { s: 1 }, again: { s: 1 } },
+    const stored = Object.fromEntries(
+      ['frozen', 'list', 'sealed', 'closed', 'twice'].map((key) => [key, again.root.get(key)]),
+    );
+    assert.deepEqual(JSON.parse(JSON.stringify(stored)), {
+      frozen: { n: { b: 3 }, shared: { s: 1 }, again: { s: 1 }, third: { s: 1 } },
       list: [1, [2, 3]],
       sealed: { x: 1, more: true },
       closed: { y: 1, more: true },
+      twice: { a: { s: 1 }, b: { s: 1 } },
     });
+    assert.equal(again.root.get('twice').a, again.root.get('twice').b, 'shared when it loads');
+    assert.equal(again.root.get('map').size, 1);
   });
 
   it('tracks mutations of nested Dates', async () => {
