@@ -494,8 +494,8 @@ export class Database {
    * way finish and an integrity check under way has stopped (it rejects with ClosedError);
    * a file storage then saves its index, so the next open is fast. A commit of the default
    * connection still reading a blob's source is waited for too (a source that never ends
-   * keeps it waiting, until the application destroys it); a transaction's is stopped, and
-   * fails with ClosedError. Idempotent.
+   * keeps it waiting, until the application destroys it); a transaction's is stopped when
+   * the storage closes with it (it fails with ClosedError). Idempotent.
    */
   close(): Promise<void> {
     if (this.#closing === undefined) {

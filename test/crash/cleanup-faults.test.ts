@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
   Blob,
@@ -27,6 +27,7 @@ import {
 } from 'trove';
 import {
   closeQuietly,
+  deferred,
   type FileOps,
   fileOps,
   openFileStorage,
@@ -469,6 +470,83 @@ describe('an error in the cleanup after a failure never replaces the failure', (
     } finally {
       await closeQuietly(db);
     }
+  });
+
+  // Found in review: when the turn check threw (a test's clock) with nothing awaited yet,
+  // the run of commits ended before it was noted as running, and no later commit was ever
+  // written.
+  it('a clock that throws fails the commits waiting; later commits are written', {
+    timeout: 30_000,
+  }, async () => {
+    let broken = false;
+    const clockError = Object.assign(new Error('the clock broke'), { code: 'CLOCK' });
+    const storage = await openFileStorage(newPath('clock'), {
+      durability: 'none',
+      logger: quiet,
+      clock: () => {
+        if (broken) throw clockError;
+        return performance.now();
+      },
+    });
+    const db = await open({ storage });
+    try {
+      db.root.set('n', 1);
+      await db.commit();
+      broken = true;
+      db.root.set('n', 2);
+      await assert.rejects(db.commit(), { code: 'CLOCK' });
+      broken = false;
+      db.root.set('n', 3);
+      await db.commit();
+      await db.close();
+      await reopened(storage.path, async (again) => {
+        assert.equal(again.root.get('n'), 3);
+      });
+    } finally {
+      broken = false;
+      await closeQuietly(db);
+    }
+  });
+
+  // Found in review: close() left a staging stopped during a write to discard its file after
+  // the write, and resolved first: the file and its descriptor stayed after it.
+  it('close() waits for a staging it stopped during a write to let go of its file', async () => {
+    const path = newPath('stage-write');
+    const storage = await openFileStorage(path, { logger: quiet });
+    const writeHeld = deferred();
+    const writeGate = deferred();
+    let held = false;
+    await withFs(
+      {
+        write:
+          (write) =>
+          (fd: number, ...rest: unknown[]) => {
+            if (held || !pathOf(fd).includes('.blob-')) return write(fd, ...rest);
+            held = true;
+            writeHeld.resolve();
+            void writeGate.promise.then(() => write(fd, ...rest));
+          },
+      },
+      async () => {
+        const staging = storage.stageBlob(Buffer.alloc(1000, 1));
+        staging.catch(() => undefined);
+        await writeHeld.promise;
+        let closed = false;
+        const closing = storage.close().then(() => {
+          closed = true;
+        });
+        // (Pacing: a close() that did not wait would be over by then, on a machine not busy.)
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        assert.equal(closed, false, 'close() waits for the write under way');
+        writeGate.resolve();
+        await closing;
+        const staged = fs
+          .readdirSync(dirname(path))
+          .filter((name) => name.startsWith(`${basename(path)}.blob-`) && /-\d+$/.test(name));
+        assert.deepEqual(staged, [], 'no staged file after close()');
+        await assert.rejects(staging, { code: 'TROVE_CLOSED' });
+      },
+    );
   });
 
   // (pack's copyAndSwap: undoing the marker after its write failed).

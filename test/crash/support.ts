@@ -46,10 +46,13 @@ export function tempDir(prefix = 'trove-crash-'): { path: string; remove: () => 
   return { path, remove: () => fs.rmSync(path, { recursive: true, force: true }) };
 }
 
-/** Opens a FileStorage with internal options (`fileOps`), which the public types omit. */
+/**
+ * Opens a FileStorage with internal options (`fileOps`, `clock`), which the public types
+ * omit.
+ */
 export function openFileStorage(
   path: string,
-  options: FileStorageOptions & { fileOps?: FileOps },
+  options: FileStorageOptions & { fileOps?: FileOps; clock?: () => number },
 ): Promise<FileStorage> {
   return (FileStorage.open as (path: string, options: object) => Promise<FileStorage>)(
     path,

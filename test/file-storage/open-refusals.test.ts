@@ -248,7 +248,8 @@ describe('open() refusals', () => {
     await assert.rejects(open(path, { clock: 'x' } as never), invalid('options.clock'));
     // FileStorage's test seams, checked where they are taken.
     await assert.rejects(FileStorage.open(path, { clock: 'x' } as never), invalid('options.clock'));
-    for (const fileOps of [5, null, {}, { write() {}, sync() {} }]) {
+    const ops = { write() {}, sync() {}, truncate() {} };
+    for (const fileOps of [5, null, {}, { write() {}, sync() {} }, { ...ops, writeNow: 5 }]) {
       await assert.rejects(
         FileStorage.open(path, { fileOps } as never),
         invalid('options.fileOps'),

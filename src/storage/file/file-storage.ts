@@ -434,10 +434,15 @@ export class FileStorage extends Storage {
       ops !== undefined &&
       (typeof ops !== 'object' ||
         ops === null ||
-        !(['write', 'sync', 'truncate'] as const).every((name) => typeof ops[name] === 'function'))
+        !(['write', 'sync', 'truncate'] as const).every(
+          (name) => typeof ops[name] === 'function',
+        ) ||
+        !(['writeNow', 'truncateNow'] as const).every(
+          (name) => ops[name] === undefined || typeof ops[name] === 'function',
+        ))
     ) {
       throw new InvalidArgumentError(
-        `options.fileOps must have the functions write, sync and truncate, got ${describe(ops)}`,
+        `options.fileOps must have the functions write, sync and truncate (and writeNow and truncateNow, if any), got ${describe(ops)}`,
         { argument: 'options.fileOps' },
       );
     }
@@ -1299,6 +1304,9 @@ export class FileStorage extends Storage {
           const waiting = this.#queue;
           this.#queue = [];
           this.#fail(waiting, error);
+          // Never done before _commit has taken this run as #flushing: done synchronously,
+          // it would clear #flushing first, and no later commit would start another.
+          await null;
           continue;
         }
         const group = this.#queue;
@@ -2090,7 +2098,7 @@ export class FileStorage extends Storage {
       }
     } finally {
       this.#file.retire();
-      this.#staged.close();
+      await this.#staged.close();
     }
   }
 }

@@ -38,6 +38,8 @@ export class StagedBlobs {
   /** The owner file, made and locked at the first staging, removed at close. */
   #owner: TemporaryFile | undefined;
   #staged = 0;
+  /** Files of stagings stopped during a write, gone once it is done (see close). */
+  readonly #going = new Set<Promise<void>>();
 
   constructor(dataPath: string) {
     this.#dataPath = dataPath;
@@ -72,15 +74,25 @@ export class StagedBlobs {
     let size = 0;
     let writing = false;
     let discarded = false;
+    let gone: (() => void) | undefined;
     const discard = () => {
       if (discarded) return;
       discarded = true;
       discardTemporary(file);
+      gone?.();
     };
     // A write under way finishes first (its descriptor must not be closed under it): the
-    // loop discards the file after it.
+    // loop discards the file after it, and close() waits for that.
     const stop = () => {
-      if (!writing) discard();
+      if (!writing) {
+        discard();
+        return;
+      }
+      const going = new Promise<void>((resolve) => {
+        gone = resolve;
+      });
+      this.#going.add(going);
+      void going.then(() => this.#going.delete(going));
     };
     stopped.addEventListener('abort', stop);
     const closed = () => new ClosedError('the storage was closed while a blob was being staged');
@@ -161,10 +173,12 @@ export class StagedBlobs {
   }
 
   /**
-   * Gives up the owner file at close: the staged blobs are discarded next (Storage.close),
-   * and an open meanwhile removes their files.
+   * Gives up the owner file at close, once the files of stagings stopped during a write are
+   * gone: the staged blobs are discarded next (Storage.close), and an open meanwhile removes
+   * their files.
    */
-  close(): void {
+  async close(): Promise<void> {
+    await Promise.all(this.#going);
     if (this.#owner !== undefined) discardTemporary(this.#owner);
     this.#owner = undefined;
   }
