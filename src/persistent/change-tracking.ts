@@ -289,7 +289,7 @@ function adoptValue(
 
 /**
  * A copy, thawed, of a frozen, sealed or non-extensible object or array given to be stored
- * (one copy for each such value in one adopt call, so sharing inside it is kept). Stored
+ * (one copy of each such value for an object's state, so sharing inside it is kept). Stored
  * as it is, a view of it could not hand out views of its members, nor take writes (the
  * proxy's invariants forbid both); and a stored value loads thawed anyway.
  */
@@ -298,9 +298,6 @@ function thawed(owner: ObjectMeta, value: object, copies: Copies, depth: number)
   // there, as a value not frozen is.
   const earlier = thawedCopies.get(value);
   if (earlier?.owner === owner && earlier.generation === owner.generation) return earlier.copy;
-  copies.made ??= new Map();
-  const done = copies.made.get(value);
-  if (done !== undefined) return done as object;
   // Not `slice()`: it follows a `constructor` the array may have of its own.
   const copy: object = Array.isArray(value)
     ? new Array(value.length)
@@ -314,9 +311,15 @@ function thawed(owner: ObjectMeta, value: object, copies: Copies, depth: number)
       configurable: true,
     });
   }
-  copies.made.set(value, copy);
+  // Noted before the walk, so a cycle back to it ends there.
   thawedCopies.set(value, { owner, generation: owner.generation, copy });
-  adoptWithin(owner, copy, copies, depth);
+  try {
+    adoptWithin(owner, copy, copies, depth);
+  } catch (error) {
+    // Refused (too deep, say): not stored, so not the copy to give out next time.
+    thawedCopies.delete(value);
+    throw error;
+  }
   return copy;
 }
 

@@ -30,7 +30,7 @@ export interface LoadedLog {
   readonly rebuilt: boolean;
   /**
    * The checksum the index recorded for the transaction ending at its covered offset (when
-   * it was used): the stored one may be damaged (see endsWithDamagedChecksum).
+   * it was used): the stored one may be damaged (see endsTransaction).
    */
   readonly lastChecksum: number | undefined;
 }
@@ -52,7 +52,7 @@ export function loadState(
     saved !== undefined &&
     saved.coveredOffset >= FILE_HEADER_SIZE &&
     saved.coveredOffset <= size &&
-    (endsTransaction(reader, saved, size) || endsWithDamagedChecksum(reader, fd, saved))
+    endsTransaction(reader, saved, size, fd)
   ) {
     const state = {
       index: saved.index,
@@ -85,34 +85,32 @@ export function loadState(
 }
 
 /**
- * True when the transaction ending at an index's covered offset is the one it covers, with
- * its stored checksum damaged since (a bit flipped while the file was closed): it has the
- * tid the index recorded, and its bytes sum to the checksum the index recorded. (Read
- * whole, but only when the stored checksum is not the recorded one.) Without the index, an
- * open would take it for a torn tail and cut it off.
- */
-function endsWithDamagedChecksum(reader: LogReader, fd: number, saved: SavedIndex): boolean {
-  const last = headerEndingAt(reader, saved.coveredOffset);
-  if (last?.tid !== saved.lastTid) return false;
-  return crc32cOfFile(fd, last.offset, last.length - TX_TRAILER_SIZE) === saved.lastChecksum;
-}
-
-/**
  * True when the transaction an index covers to ends exactly at its covered offset, within a
  * file of `size` bytes: the trailer there leads back to a header with a good checksum and
  * the same length, and the transaction has the index's last tid and stored checksum. (The
  * body is not read: the index file has its own checksum; this only ties it to this log.)
+ *
+ * With `fd`, one whose stored checksum differs is taken too when its bytes sum to the
+ * recorded one: it is the transaction the index covers, its stored checksum damaged since
+ * (a bit flipped while the file was closed), which a writer rewrites. (Read whole, but only
+ * then.) Without the index, an open would take it for a torn tail and cut it off.
  */
 export function endsTransaction(
   reader: LogReader,
   saved: Pick<SavedIndex, 'coveredOffset' | 'lastTid' | 'lastChecksum'>,
   size: number,
+  fd?: number,
 ): boolean {
   const { coveredOffset: offset, lastTid, lastChecksum } = saved;
   if (offset === FILE_HEADER_SIZE) return lastTid === 0;
   if (offset > size) return false;
   const last = headerEndingAt(reader, offset);
-  return last?.tid === lastTid && last.checksum === lastChecksum;
+  if (last?.tid !== lastTid) return false;
+  if (last.checksum === lastChecksum) return true;
+  return (
+    fd !== undefined &&
+    crc32cOfFile(fd, last.offset, last.length - TX_TRAILER_SIZE) === lastChecksum
+  );
 }
 
 /**
